@@ -1,0 +1,204 @@
+"""The building blocks every aggregate is written with: events, aggregates, decisions, timers,
+projections and the declarations of client-callable functions.
+
+The shape of a command (STYLE.md point 1): the engine hands a handler a `Decision` holding the
+aggregate's current state, `now` and the caller; the handler checks its rules and calls
+`decision.emit(EventType, ...)`, which stamps the event (stream, next version, time) and folds it
+into `decision.state` at once, so later rules in the same command see it. If the handler raises,
+the engine throws the whole decision away: nothing was written and no state changed.
+
+Nothing here does I/O, reads a clock or draws randomness: time and fresh tokens come in through
+the `Decision`, supplied by the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import attrs
+
+from domain.identity import Identity
+
+S = TypeVar("S")
+A = TypeVar("A")
+E = TypeVar("E", bound="Event")
+
+#: Every event type by its journal name, filled in as event classes are defined.
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """A fact that happened to one stream. Immutable, journaled, replayed by `evolve`.
+
+    `stream` is the aggregate's key (`"event/ev_..."`), `version` its 1-based position in that
+    stream, `at` milliseconds since the Unix epoch (UTC) when the command was decided.
+    Subclasses are registered under their class name, which is the journal's `type` column;
+    bump `schema` when a subclass's fields change incompatibly.
+    """
+
+    schema: ClassVar[int] = 1
+
+    stream: str
+    version: int
+    at: int
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__name__
+        known = EVENT_TYPES.get(name)
+        # attrs re-creates slotted classes: the final class replaces its draft of one qualname.
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise TypeError(f"two event types named {name}")
+        EVENT_TYPES[name] = cls
+
+    def timer_changes(self) -> Iterable[TimerChange]:
+        """Durable timers this event arms or disarms on its own stream (none by default)."""
+        return ()
+
+
+@attrs.frozen(kw_only=True)
+class TimerChange:
+    """Arm (`due_at` set) or disarm (`due_at` None) the timer `key` of the event's stream.
+
+    When an armed timer falls due the engine runs the aggregate's `on_timer(decision, key)` as
+    a command; timers survive restarts because they are derived from the journal.
+    """
+
+    key: str
+    due_at: int | None
+
+
+class Decision(Generic[S]):
+    """One command's decision in progress: current state, emitted events, `now`, the caller."""
+
+    __slots__ = ("_evolve", "_tokens", "events", "identity", "now", "state", "stream", "version")
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        state: S,
+        version: int,
+        now: int,
+        identity: Identity,
+        evolve: Callable[[S, Event], S],
+        tokens: Callable[[], str],
+    ) -> None:
+        self.stream = stream
+        self.state = state
+        self.version = version
+        self.now = now
+        self.identity = identity
+        self.events: list[Event] = []
+        self._evolve = evolve
+        self._tokens = tokens
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.stream.partition("/")[2]
+
+    def new_token(self) -> str:
+        """A fresh random token from the engine, for building ids (see domain.ids)."""
+        return self._tokens()
+
+    def emit(self, event_type: type[E], **fields: Any) -> E:
+        """Record `event_type(**fields)` as the stream's next event and fold it into `state`."""
+        self.version += 1
+        event = event_type(stream=self.stream, version=self.version, at=self.now, **fields)
+        self.state = self._evolve(self.state, event)
+        self.events.append(event)
+        return event
+
+
+@attrs.frozen(kw_only=True)
+class Aggregate(Generic[S]):
+    """A kind of actor-owned state: how it starts, how events change it, how timers act on it.
+
+    `initial` is the state of a stream with no events; `evolve(state, event)` must be pure and
+    total over the aggregate's own event types; `on_timer(decision, key)` handles a due timer
+    (it must tolerate timers that are no longer relevant by emitting nothing).
+    """
+
+    kind: str
+    id_prefix: str
+    state_type: type[S]
+    initial: S
+    evolve: Callable[[S, Event], S]
+    on_timer: Callable[[Decision[S], str], None] | None = None
+    check_invariants: Callable[[S], None] | None = None
+
+    def stream_of(self, aggregate_id: str) -> str:
+        return f"{self.kind}/{aggregate_id}"
+
+
+@attrs.frozen(kw_only=True)
+class Projection(Generic[S]):
+    """A read model folded from every committed event, for queries that span aggregates.
+
+    `apply(state, event)` returns the next state; `keys(event)` names the keys of the projection
+    that the event may change, so that only subscriptions reading those keys are re-evaluated.
+    """
+
+    name: str
+    state_type: type[S]
+    initial: S
+    apply: Callable[[S, Event], S]
+    keys: Callable[[Event], Iterable[str]]
+    #: The event types `apply` reacts to; empty means every type. Recovery decodes only these.
+    event_types: tuple[type[Event], ...] = ()
+
+
+class View(Protocol):
+    """What a query may read: committed aggregate states and projection entries at one cut.
+
+    Every read is recorded, so a subscription is re-evaluated exactly when something it read
+    changes.
+    """
+
+    def aggregate(self, aggregate: Aggregate[S], aggregate_id: str) -> S | None:
+        """The committed state, or None if the stream has no events."""
+        ...
+
+    def projection(self, projection: Projection[S], key: str) -> S:
+        """The whole projection state, registering a dependency on `key` only."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class MutationSpec(Generic[A, S]):
+    """A client-callable mutation: decoded args go to one aggregate's handler.
+
+    `route(args)` names the aggregate id; `None` as the route means the mutation creates a new
+    aggregate, whose fresh id the engine makes. `handle(decision, args)` returns the reply.
+    """
+
+    name: str
+    args_type: type[A]
+    aggregate: Aggregate[S]
+    route: Callable[[A], str] | None
+    handle: Callable[[Decision[S], A], Any]
+
+
+@attrs.frozen(kw_only=True)
+class QuerySpec(Generic[A]):
+    """A client-callable query: a pure function of what it reads through the `View`."""
+
+    name: str
+    args_type: type[A]
+    evaluate: Callable[[View, A, Identity], Any]
+
+
+@attrs.frozen(kw_only=True)
+class Module:
+    """One domain area's declarations, as the engine registers them."""
+
+    aggregates: tuple[Aggregate[Any], ...]
+    projections: tuple[Projection[Any], ...]
+    mutations: tuple[MutationSpec[Any, Any], ...]
+    queries: tuple[QuerySpec[Any], ...]
+
+
+def by_name(specs: Iterable[MutationSpec[Any, Any] | QuerySpec[Any]]) -> Mapping[str, Any]:
+    return {spec.name: spec for spec in specs}

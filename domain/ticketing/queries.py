@@ -1,0 +1,123 @@
+"""The ticketing queries: pure functions of what they read through the View (no clock).
+
+Reads marked "anyone" in FUNCTIONS.md (events:get, events:list, events:getEventAvailability)
+work without identity and across organizations: the marketplace is public. A malformed event id
+reads nothing and is treated as a missing event.
+"""
+
+from __future__ import annotations
+
+from domain.errors import NotFound
+from domain.identity import Identity, require_cap, require_org, require_user
+from domain.ids import is_root_id
+from domain.model import View
+from domain.ticketing.aggregate import EVENT_QUEUE
+from domain.ticketing.args import EventIdArgs, EventUserArgs, NoArgs, UserArgs
+from domain.ticketing.positions import held_ticket
+from domain.ticketing.projections import CATALOG_KEY, EVENT_CATALOG, USER_TICKETS
+from domain.ticketing.state import EventInfo, EventQueueState
+from domain.ticketing.wire import Doc, availability_doc, entry_doc, event_doc, ticket_doc
+
+
+def read_event(view: View, event_id: str) -> EventQueueState | None:
+    """The committed state of an existing event, else None (nothing is read for a bad id)."""
+    if not is_root_id(event_id, "ev"):
+        return None
+    state = view.aggregate(EVENT_QUEUE, event_id)
+    if state is None or state.event is None:
+        return None
+    return state
+
+
+def get_event(view: View, args: EventIdArgs, identity: Identity) -> Doc | None:
+    """events:get -> the event (cancelled ones too), or null."""
+    state = read_event(view, args.event_id)
+    return None if state is None else event_doc(_info(state))
+
+
+def list_events(view: View, args: NoArgs, identity: Identity) -> list[Doc]:
+    """events:list -> every event not cancelled, soonest `eventDate` first (ties by id)."""
+    catalog = view.projection(EVENT_CATALOG, CATALOG_KEY)
+    ordered = sorted(catalog.events.values(), key=lambda info: (info.event_date, info.id))
+    return [event_doc(info) for info in ordered]
+
+
+def get_event_availability(view: View, args: EventIdArgs, identity: Identity) -> Doc:
+    """events:getEventAvailability -> {isSoldOut, totalTickets, purchasedCount, activeOffers,
+    remainingTickets}; NotFound for a missing event (as seed 002 throws)."""
+    state = read_event(view, args.event_id)
+    if state is None:
+        raise NotFound("Event not found.")
+    return availability_doc(state)
+
+
+def get_user_tickets(view: View, args: UserArgs, identity: Identity) -> list[Doc]:
+    """events:getUserTickets -> the user's tickets (every status), each with its `event`,
+    oldest purchase first. Only the user (or admin) may ask."""
+    require_user(identity, args.user_id)
+    index = view.projection(USER_TICKETS, args.user_id)
+    found: list[Doc] = []
+    for event_id in index.of(args.user_id):
+        state = read_event(view, event_id)
+        if state is None:
+            continue
+        event = event_doc(_info(state))
+        for tid in state.tickets_by_user.get(args.user_id, ()):
+            found.append({**ticket_doc(event_id, state.tickets[tid]), "event": event})
+    found.sort(key=lambda doc: doc["purchasedAt"])
+    return found
+
+
+def get_queue_position(view: View, args: EventUserArgs, identity: Identity) -> Doc | None:
+    """waitingList:getQueuePosition -> the user's latest entry that is not expired, with its
+    `position` (1 = next; seed 002's people ahead + 1), or null.
+
+    The user, admin, or an `events:manage` holder of the event's organization may ask; for
+    another organization's manager the answer is null, exactly as for a missing event.
+    """
+    require_user(identity, args.user_id, or_cap="events:manage")
+    state = read_event(view, args.event_id)
+    if state is None:
+        return None
+    acting_for_other = not identity.is_admin and identity.subject != args.user_id
+    if acting_for_other and identity.org_id != _info(state).org_id:
+        return None
+    for wid in reversed(state.entries_by_user.get(args.user_id, ())):
+        entry = state.entries[wid]
+        if entry.status != "expired":
+            return entry_doc(state, entry)
+    return None
+
+
+def get_user_ticket_for_event(view: View, args: EventUserArgs, identity: Identity) -> Doc | None:
+    """tickets:getUserTicketForEvent -> the user's valid or used ticket for the event, else
+    their latest ticket there (refunded or cancelled), else null."""
+    require_user(identity, args.user_id)
+    state = read_event(view, args.event_id)
+    if state is None:
+        return None
+    ticket = held_ticket(state, args.user_id)
+    if ticket is None:
+        mine = state.tickets_by_user.get(args.user_id, ())
+        if not mine:
+            return None
+        ticket = state.tickets[mine[-1]]
+    return ticket_doc(_info(state).id, ticket)
+
+
+def list_tickets_for_event(view: View, args: EventIdArgs, identity: Identity) -> list[Doc]:
+    """tickets:listForEvent -> every ticket of the event in purchase order. Needs
+    `events:manage` in the event's organization."""
+    require_cap(identity, "events:manage")
+    state = read_event(view, args.event_id)
+    if state is None:
+        raise NotFound("Event not found.")
+    info = _info(state)
+    require_org(identity, info.org_id, "Event")
+    ordered = sorted(state.tickets.values(), key=lambda t: t.number)
+    return [ticket_doc(info.id, t) for t in ordered]
+
+
+def _info(state: EventQueueState) -> EventInfo:
+    assert state.event is not None
+    return state.event

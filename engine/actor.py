@@ -1,0 +1,199 @@
+"""Actors: one trio task per aggregate, handling its commands one at a time.
+
+An actor owns two states of its aggregate:
+- the *working* state, ahead of the disk, which decides the next command (pipelining: the actor
+  does not wait for the fsync of one command before deciding the next);
+- the *committed* state, exactly the journal up to the last durable batch, the only state
+  queries read.
+
+A command is decided synchronously (`Decision` + the domain handler) and its events handed to the
+group commit; the command's `Reply` resolves only once the batch holding those events is durable.
+A handler that raises leaves no trace: the working state is untouched and nothing is submitted.
+
+The mailbox is bounded: when it is full, `offer` raises `Overloaded` at once instead of queueing
+without limit or dropping the command silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from domain.errors import Internal, Overloaded, TurnstileError
+from domain.identity import Identity
+from domain.model import Aggregate, Decision, Event
+
+log = logging.getLogger("turnstile.actor")
+
+RequestKey = tuple[str, int]
+
+
+class Reply:
+    """The outcome of one command, resolved exactly once; any number of tasks may wait on it."""
+
+    __slots__ = ("_done", "error", "ts", "value")
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self.value: Any = None
+        self.ts = 0
+        self.error: TurnstileError | None = None
+
+    @property
+    def is_done(self) -> bool:
+        return self._done.is_set()
+
+    def resolve(self, value: Any, ts: int) -> None:
+        self.value, self.ts = value, ts
+        self._done.set()
+
+    def fail(self, error: TurnstileError) -> None:
+        self.error = error
+        self._done.set()
+
+    async def wait(self) -> tuple[Any, int]:
+        await self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value, self.ts
+
+
+@attrs.define(slots=True)
+class Command:
+    handle: Callable[[Decision[Any], Any], Any]
+    args: Any
+    identity: Identity
+    reply: Reply
+    request: RequestKey | None = None
+
+
+@attrs.define(slots=True)
+class Submission:
+    """One decided command on its way to the journal."""
+
+    actor: Actor
+    events: tuple[Event, ...]
+    state: Any
+    version: int
+    value: Any
+    reply: Reply
+    request: RequestKey | None
+    decided_at: int
+    ts: int = 0
+
+
+class ActorHost(Protocol):
+    def now_ms(self) -> int: ...
+    def new_token(self) -> str: ...
+    def submit(self, submission: Submission) -> None: ...
+    @property
+    def checks_invariants(self) -> bool: ...
+
+
+class Actor:
+    __slots__ = (
+        "_receive",
+        "_send",
+        "aggregate",
+        "committed_state",
+        "committed_version",
+        "host",
+        "in_flight",
+        "last_used",
+        "stream",
+        "working_state",
+        "working_version",
+    )
+
+    def __init__(
+        self,
+        *,
+        host: ActorHost,
+        aggregate: Aggregate[Any],
+        stream: str,
+        state: Any,
+        version: int,
+        mailbox_size: int,
+    ) -> None:
+        self.host = host
+        self.aggregate = aggregate
+        self.stream = stream
+        self.working_state = self.committed_state = state
+        self.working_version = self.committed_version = version
+        self.in_flight = 0
+        self.last_used = 0.0
+        self._send, self._receive = trio.open_memory_channel[Command](mailbox_size)
+
+    @property
+    def is_idle(self) -> bool:
+        """Nothing queued and nothing on its way to disk: safe to drop from memory."""
+        return self.in_flight == 0 and self._send.statistics().current_buffer_used == 0
+
+    def offer(self, command: Command) -> None:
+        """Queue the command, or raise `Overloaded` at once if the mailbox is full.
+
+        Raises `trio.ClosedResourceError` if the actor was passivated meanwhile (the caller
+        then looks the actor up again)."""
+        try:
+            self._send.send_nowait(command)
+        except trio.WouldBlock:
+            raise Overloaded(
+                "Too many commands are waiting for this record; retry shortly.",
+                stream=self.stream,
+            ) from None
+
+    def close(self) -> None:
+        self._send.close()
+
+    def reset_to_committed(self) -> None:
+        """Forget the working state (its batch failed): decide again from the journal's state."""
+        self.working_state = self.committed_state
+        self.working_version = self.committed_version
+        self.in_flight = 0
+
+    async def run(self) -> None:
+        async with self._receive:
+            async for command in self._receive:
+                self.decide(command)
+
+    def decide(self, command: Command) -> None:
+        host = self.host
+        decision = Decision(
+            stream=self.stream,
+            state=self.working_state,
+            version=self.working_version,
+            now=host.now_ms(),
+            identity=command.identity,
+            evolve=self.aggregate.evolve,
+            tokens=host.new_token,
+        )
+        try:
+            value = command.handle(decision, command.args)
+            if host.checks_invariants and self.aggregate.check_invariants is not None:
+                self.aggregate.check_invariants(decision.state)
+        except TurnstileError as error:
+            command.reply.fail(error)
+            return
+        except Exception:
+            log.exception("command on %s failed unexpectedly; nothing was written", self.stream)
+            command.reply.fail(Internal("The server failed to handle this command."))
+            return
+        self.working_state = decision.state
+        self.working_version = decision.version
+        self.in_flight += 1
+        host.submit(
+            Submission(
+                actor=self,
+                events=tuple(decision.events),
+                state=decision.state,
+                version=decision.version,
+                value=value,
+                reply=command.reply,
+                request=command.request,
+                decided_at=decision.now,
+            )
+        )

@@ -1,0 +1,537 @@
+"""The engine: actors, journal, read models, timers and live queries in one trio process.
+
+Open it with `open_engine(data_dir)` (an async context manager). On entry it recovers: newest
+valid snapshot + journal tail rebuild the read models and the armed timers (overdue timers fire
+at once); aggregate states are loaded lazily, on first use, from the snapshot and the stream's
+own journal rows. On exit it stops taking commands, lets every decided command reach the disk,
+answers them, and closes the journal.
+
+Guarantees (ARCHITECTURE.md's invariants):
+1. `mutation()` returns only after the command's events are durable; its `ts` is their sequence
+   number.
+2. `query()` and every subscription value are computed on committed states only, all at one
+   journal position `ts` (the event loop runs one task at a time and a batch's effects are
+   applied without a checkpoint in between).
+3. A rejected command (bad args, broken rule, not allowed, overloaded) writes nothing and
+   changes no state.
+4. A repeated `(session_id, request_id)` returns the original result and `ts`, durably.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from domain.errors import Internal, NotFound, Overloaded, TurnstileError
+from domain.identity import ADMIN, ANONYMOUS, Identity
+from domain.ids import is_root_id, root_id
+from domain.model import Aggregate, Decision, Module
+from engine import codec
+from engine.actor import Actor, Command, Reply, RequestKey, Submission
+from engine.clock import Clock
+from engine.group_commit import GroupCommit
+from engine.journal import DamagedRow, Journal, scan, verify
+from engine.readmodels import ReadModels
+from engine.registry import Registry
+from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
+from engine.timers import TimerService
+from snapshots import Snapshot, SnapshotInfo, build_snapshot, load_stream, newest_valid
+from snapshots.store import snapshot_dir
+
+log = logging.getLogger("turnstile.engine")
+T = TypeVar("T")
+
+SYSTEM = ADMIN
+
+
+@attrs.frozen(kw_only=True)
+class EngineConfig:
+    #: SQLite `synchronous`: FULL survives power loss; NORMAL only process crashes.
+    synchronous: str = "FULL"
+    #: Commands that may wait in one actor's mailbox before `Overloaded` is answered.
+    mailbox_size: int = 4_096
+    #: Actors kept in memory at most; idle ones beyond are passivated, least recently used first.
+    max_resident_actors: int = 20_000
+    #: Actors unused this long are passivated by the housekeeping sweep.
+    idle_seconds: float = 300.0
+    #: Write a snapshot after this many events since the last one (0: never automatically).
+    snapshot_every: int = 200_000
+    #: Snapshots kept on disk.
+    snapshots_kept: int = 2
+    #: Run each aggregate's invariant check after every command (tests turn this on).
+    check_invariants: bool = False
+    #: Largest number of commands in one journal transaction.
+    max_batch: int = 4_096
+    #: Run disk work (commits, snapshots, recovery) in worker threads, so the event loop keeps
+    #: deciding commands meanwhile. Tests turn it off: under trio's autojump `MockClock` a
+    #: thread at work looks like idleness and would let virtual time leap during a commit.
+    offload_io: bool = True
+
+
+@attrs.frozen
+class Outcome:
+    """A function's result and the journal position `ts` it reflects (mutations: where its
+    events were committed)."""
+
+    value: Any
+    ts: int
+
+
+@attrs.frozen
+class RecoveryReport:
+    snapshot_seq: int
+    journal_seq: int
+    events_folded: int
+    seconds: float
+
+
+class LiveQuery:
+    """The updates of one subscription, as an async iterator of `(ts, value)`."""
+
+    def __init__(self, sub: Subscription) -> None:
+        self._sub = sub
+
+    def __aiter__(self) -> LiveQuery:
+        return self
+
+    async def __anext__(self) -> tuple[int, Any]:
+        ts, result = await self._sub.next()
+        if result.error is not None:
+            raise result.error
+        return ts, result.value
+
+
+class Engine:
+    """Use through `open_engine`. All methods run on the engine's trio event loop."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        modules: Iterable[Module],
+        clock: Clock,
+        config: EngineConfig,
+        nursery: trio.Nursery,
+    ) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.registry = Registry(modules)
+        self.clock = clock
+        self._nursery = nursery
+        self.journal = Journal.open(data_dir, synchronous=config.synchronous)
+        self.read_models = ReadModels(self.registry.projections.values())
+        self._snapshot: Snapshot | None = None
+        self._actors: OrderedDict[str, Actor] = OrderedDict()
+        self._requests: dict[RequestKey, Reply] = {}
+        self._commit = GroupCommit(
+            self.journal,
+            run_io=self.run_io,
+            on_committed=self._on_committed,
+            on_failed=self._on_failed,
+            max_batch=config.max_batch,
+        )
+        self.committed_seq = self._commit.last_seq
+        self._timers = TimerService(clock, self.read_models.timers)
+        self.subscriptions = Subscriptions(self._view)
+        self._closing = False
+        self._events_since_snapshot = 0
+        self._snapshot_running = False
+        self.recovery: RecoveryReport | None = None
+        self.stats = {"passivated": 0, "activated": 0, "snapshots": 0, "write_failures": 0}
+
+    # -- public API -----------------------------------------------------------------------
+
+    @property
+    def checks_invariants(self) -> bool:
+        return self.config.check_invariants
+
+    async def mutation(
+        self,
+        name: str,
+        args: Any,
+        identity: Identity = ANONYMOUS,
+        *,
+        session_id: str | None = None,
+        request_id: int | None = None,
+    ) -> Outcome:
+        """Run a mutation by name; return once its events are durable.
+
+        With `session_id` and `request_id`, a repeat of an executed request returns the
+        original result and `ts` without executing again (also after a restart); a repeat of a
+        request still in flight waits for it. Raises a `TurnstileError` on refusal."""
+        spec = self.registry.mutation(name)
+        request: RequestKey | None = None
+        if session_id is not None and request_id is not None:
+            request = (session_id, request_id)
+            running = self._requests.get(request)
+            if running is not None:
+                value, ts = await running.wait()
+                return Outcome(value, ts)
+            record = self.journal.lookup_request(session_id, request_id)
+            if record is not None:
+                return Outcome(codec.loads(record.result), record.seq)
+        parsed = codec.decode_args(args, spec.args_type)
+        aggregate = spec.aggregate
+        if spec.route is None:
+            aggregate_id = root_id(aggregate.id_prefix, self.new_token())
+        else:
+            aggregate_id = spec.route(parsed)
+            if not is_root_id(aggregate_id, aggregate.id_prefix):
+                raise NotFound(f"No {aggregate.kind} with id {aggregate_id!r}.")
+        reply = Reply()
+        self._offer(aggregate, aggregate.stream_of(aggregate_id), Command(spec.handle, parsed, identity, reply, request))
+        if request is not None:
+            self._requests[request] = reply
+        try:
+            value, ts = await reply.wait()
+        finally:
+            if request is not None and self._requests.get(request) is reply:
+                del self._requests[request]
+        return Outcome(value, ts)
+
+    async def query(self, name: str, args: Any, identity: Identity = ANONYMOUS) -> Outcome:
+        """Evaluate a query on committed state; `ts` is the journal position it reflects."""
+        spec = self.registry.query(name)
+        parsed = codec.decode_args(args, spec.args_type)
+        result = self.evaluate(spec, parsed, identity)
+        if result.error is not None:
+            raise result.error
+        return Outcome(result.value, self.committed_seq)
+
+    def evaluate(self, spec: Any, parsed: Any, identity: Identity) -> Result:
+        from engine.subscriptions import evaluate
+
+        return evaluate(spec, parsed, identity, self._view())
+
+    @asynccontextmanager
+    async def subscribe(
+        self, name: str, args: Any, identity: Identity = ANONYMOUS
+    ) -> AsyncIterator[AsyncIterator[tuple[int, Any]]]:
+        """A live query: yields an async iterator of `(ts, value)`, first the current value,
+        then each changed value (coalesced if the consumer is slow). A failing evaluation
+        raises its `TurnstileError` from the iterator; iterating again waits for the next."""
+        spec = self.registry.query(name)
+        parsed = codec.decode_args(args, spec.args_type)
+        sub = Subscription(spec, parsed, identity, (spec.name, codec.dumps(args), identity))
+        self.subscriptions.add(sub, self.committed_seq)
+
+        try:
+            yield LiveQuery(sub)
+        finally:
+            self.subscriptions.remove(sub)
+
+    async def snapshot_now(self) -> SnapshotInfo | None:
+        """Write a snapshot of everything committed so far (in a worker thread)."""
+        await self._commit.drained()
+        return await self._write_snapshot()
+
+    async def wait_idle(self) -> None:
+        """Wait until every command decided so far is committed (or failed)."""
+        await self._commit.drained()
+
+    def resident_actors(self) -> int:
+        return len(self._actors)
+
+    def committed_state(self, aggregate: Aggregate[Any], aggregate_id: str) -> Any:
+        """The committed state of one aggregate (its `initial` if it has no events)."""
+        actor = self._resident(aggregate, aggregate.stream_of(aggregate_id))
+        return actor.committed_state
+
+    async def run_io(self, work: Callable[[], T]) -> T:
+        """Run blocking disk work: in a worker thread, or inline if `offload_io` is off."""
+        if self.config.offload_io:
+            return await trio.to_thread.run_sync(work)
+        await trio.lowlevel.checkpoint()
+        return work()
+
+    # -- ActorHost ------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    def new_token(self) -> str:
+        return base64.b32encode(os.urandom(10)).decode("ascii").lower()
+
+    def submit(self, submission: Submission) -> None:
+        self._commit.submit(submission)
+
+    # -- actors ---------------------------------------------------------------------------
+
+    def _offer(self, aggregate: Aggregate[Any], stream: str, command: Command) -> None:
+        if self._closing:
+            raise Overloaded("The server is shutting down; retry on the next connection.")
+        for _ in range(3):
+            actor = self._resident(aggregate, stream)
+            try:
+                actor.offer(command)
+                return
+            except trio.ClosedResourceError:
+                continue  # passivated between lookup and send: look it up again
+        raise Internal("Could not reach the record's actor.")
+
+    def _resident(self, aggregate: Aggregate[Any], stream: str) -> Actor:
+        actor = self._actors.get(stream)
+        if actor is not None:
+            self._actors.move_to_end(stream)
+            actor.last_used = trio.current_time()
+            return actor
+        try:
+            state, version = load_stream(
+                self._snapshot, aggregate, stream, lambda v: self.journal.read_stream(stream, v)
+            )
+        except DamagedRow as exc:
+            log.error("cannot load %s: %s", stream, exc)
+            raise Internal("A stored record is damaged; the operator has been told.") from None
+        actor = Actor(
+            host=self,
+            aggregate=aggregate,
+            stream=stream,
+            state=state,
+            version=version,
+            mailbox_size=self.config.mailbox_size,
+        )
+        actor.last_used = trio.current_time()
+        self._actors[stream] = actor
+        self.stats["activated"] += 1
+        self._nursery.start_soon(actor.run)
+        if len(self._actors) > self.config.max_resident_actors:
+            self._passivate_lru()
+        return actor
+
+    def _read_committed(self, aggregate: Aggregate[Any], aggregate_id: str) -> Any:
+        if not is_root_id(aggregate_id, aggregate.id_prefix):
+            return None
+        stream = aggregate.stream_of(aggregate_id)
+        actor = self._actors.get(stream)
+        if actor is None:
+            if not self.journal.read_stream_exists(stream):
+                return None
+            actor = self._resident(aggregate, stream)
+        return actor.committed_state if actor.committed_version else None
+
+    def _view(self) -> RecordingView:
+        return RecordingView(self._read_committed, self.read_models.states)
+
+    def _passivate(self, stream: str) -> None:
+        actor = self._actors.pop(stream)
+        actor.close()
+        self.stats["passivated"] += 1
+
+    def _passivate_lru(self) -> None:
+        excess = len(self._actors) - self.config.max_resident_actors
+        scanned = 0
+        for stream in list(self._actors)[: excess + 256]:
+            if excess <= 0:
+                break
+            scanned += 1
+            if self._actors[stream].is_idle:
+                self._passivate(stream)
+                excess -= 1
+
+    def _passivate_idle(self) -> None:
+        cutoff = trio.current_time() - self.config.idle_seconds
+        for stream in list(self._actors):
+            actor = self._actors[stream]
+            if actor.last_used > cutoff:
+                break  # ordered by last use: the rest are fresher
+            if actor.is_idle:
+                self._passivate(stream)
+
+    # -- commit pipeline ------------------------------------------------------------------
+
+    def _on_committed(self, batch: list[Submission], last_seq: int) -> None:
+        touched: set[ReadKey] = set()
+        models = self.read_models
+        timers = self._timers
+        events = 0
+        for submission in batch:
+            actor = submission.actor
+            actor.committed_state = submission.state
+            actor.committed_version = submission.version
+            actor.in_flight -= 1
+            if submission.events:
+                touched.add(("a", actor.stream))
+                for event in submission.events:
+                    models.apply(event, touched)
+                    for change in event.timer_changes():
+                        if change.due_at is not None:
+                            timers.armed(event.stream, change.key, change.due_at)
+                events += len(submission.events)
+        self.committed_seq = last_seq
+        self.subscriptions.on_commit(touched, last_seq)
+        for submission in batch:
+            submission.reply.resolve(submission.value, submission.ts)
+        self._events_since_snapshot += events
+        if (
+            self.config.snapshot_every
+            and self._events_since_snapshot >= self.config.snapshot_every
+            and not self._snapshot_running
+        ):
+            self._nursery.start_soon(self._write_snapshot)
+
+    def _on_failed(self, failed: list[Submission], error: BaseException) -> None:
+        self.stats["write_failures"] += 1
+        refused = Overloaded(
+            "The journal could not save this change, so nothing was changed; retry shortly.",
+            reason=type(error).__name__,
+        )
+        for submission in failed:
+            submission.actor.reset_to_committed()
+        for submission in failed:
+            submission.reply.fail(refused)
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _fire_timer(self, stream: str, key: str) -> None:
+        self._nursery.start_soon(self._run_timer, stream, key)
+
+    async def _run_timer(self, stream: str, key: str) -> None:
+        aggregate = self.registry.aggregate_of(stream)
+        on_timer = aggregate.on_timer
+        if on_timer is None:
+            self._timers.done((stream, key), retry=False)
+            return
+
+        def handle(decision: Decision[Any], timer_key: str) -> None:
+            on_timer(decision, timer_key)
+
+        reply = Reply()
+        retry = False
+        try:
+            self._offer(aggregate, stream, Command(handle, key, SYSTEM, reply))
+            await reply.wait()
+        except Overloaded:
+            retry = not self._closing
+        except TurnstileError as exc:
+            log.error("timer %s on %s failed: %s", key, stream, exc)
+        self._timers.done((stream, key), retry=retry)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    async def _write_snapshot(self) -> SnapshotInfo | None:
+        if self._snapshot_running:
+            return None
+        self._snapshot_running = True
+        self._events_since_snapshot = 0
+        try:
+            info = await self.run_io(
+                lambda: build_snapshot(self.data_dir, self.registry, keep=self.config.snapshots_kept)
+            )
+            if info is not None:
+                fresh = await self.run_io(lambda: Snapshot.open(info.path))
+                old, self._snapshot = self._snapshot, fresh
+                if old is not None:
+                    old.close()
+                self.stats["snapshots"] += 1
+                log.info("snapshot at seq %d in %.2fs", info.seq, info.seconds)
+            return info
+        except Exception:
+            log.exception("snapshot failed; the journal still holds everything")
+            return None
+        finally:
+            self._snapshot_running = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        started = time.perf_counter()
+        journal_seq = self.journal.last_seq()
+
+        def rebuild() -> tuple[Snapshot | None, ReadModels, int]:
+            snapshot = newest_valid(snapshot_dir(self.data_dir), at_most_seq=journal_seq)
+            models = ReadModels(self.registry.projections.values())
+            if snapshot is not None:
+                models.load(snapshot.read_models())
+            folded = 0
+            for row in scan(
+                self.journal.path,
+                after_seq=snapshot.seq if snapshot else 0,
+                until_seq=journal_seq,
+                types=models.interesting_types(),
+            ):
+                verify(row)
+                models.apply(codec.decode_event(row.type, row.stream, row.version, row.at, row.payload))
+                folded += 1
+            return snapshot, models, folded
+
+        snapshot, models, folded = await self.run_io(rebuild)
+        self._snapshot = snapshot
+        self.read_models = models
+        self._timers.rearm(models.timers)
+        self.committed_seq = journal_seq
+        self.recovery = RecoveryReport(
+            snapshot_seq=snapshot.seq if snapshot else 0,
+            journal_seq=journal_seq,
+            events_folded=folded,
+            seconds=time.perf_counter() - started,
+        )
+        log.info("recovered to seq %d (%s)", journal_seq, self.recovery)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await trio.sleep(max(1.0, self.config.idle_seconds / 4))
+            self._passivate_idle()
+
+    async def _close(self) -> None:
+        self._closing = True
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(30):
+                await self._commit.drained()
+        for actor in self._actors.values():
+            actor.close()
+        self._actors.clear()
+        if self._snapshot is not None:
+            self._snapshot.close()
+        self.journal.close()
+
+
+@asynccontextmanager
+async def open_engine(
+    data_dir: str | os.PathLike[str],
+    *,
+    modules: Iterable[Module] | None = None,
+    clock: Clock | None = None,
+    config: EngineConfig | None = None,
+) -> AsyncIterator[Engine]:
+    """Recover the engine of `data_dir` and run it for the duration of the block.
+
+    Leaving the block answers every command already decided (after its commit) and closes the
+    journal; commands offered after that are refused with `Overloaded`."""
+    if modules is None:
+        from domain.catalog import MODULES
+
+        modules = MODULES
+    async with trio.open_nursery() as nursery:
+        engine = Engine(
+            Path(data_dir),
+            modules=modules,
+            clock=clock or Clock(),
+            config=config or EngineConfig(),
+            nursery=nursery,
+        )
+        try:
+            await engine._recover()
+            nursery.start_soon(engine._commit.run)
+            nursery.start_soon(engine._timers.run, engine._fire_timer)
+            nursery.start_soon(engine._housekeeping)
+            yield engine
+        finally:
+            await engine._close()
+            nursery.cancel_scope.cancel()
+
+
+def tune_gc() -> None:
+    """Long-lived servers hold many small objects; fewer young-generation collections help
+    throughput (MEASURED.md: ~2x on actor round trips)."""
+    gc.set_threshold(50_000, 20, 20)

@@ -1,0 +1,124 @@
+"""Group commit: many actors' submissions, one transaction, one fsync.
+
+Submissions queue in memory in the order actors decided them (so each stream's versions reach
+the journal in order). One task takes everything queued, numbers the events with consecutive
+sequence numbers, and appends them in one transaction in a worker thread; while that fsync runs,
+the actors keep deciding and the next batch fills up. After the commit:
+
+- `on_committed(batch, last_seq)` runs on the event loop: committed states, read models,
+  subscriptions and replies move forward together (one consistent cut at `last_seq`);
+- if the append raised, nothing of the batch is on disk: `on_failed(submissions, error)` gets
+  the batch *and* everything queued behind it (decided on top of the failed working states), and
+  numbering restarts after the last durable sequence number.
+
+A submission's `ts` is the sequence number of its last event, or, for a command that emitted
+nothing, the last sequence number durable when its batch committed (never less than any state it
+could have read).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from engine import codec
+from engine.actor import Submission
+from engine.journal import Batch, Journal, RequestRecord, Row, checksum
+
+log = logging.getLogger("turnstile.commit")
+
+
+class GroupCommit:
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        run_io: Callable[[Callable[[], None]], Awaitable[None]],
+        on_committed: Callable[[list[Submission], int], None],
+        on_failed: Callable[[list[Submission], BaseException], None],
+        max_batch: int = 4_096,
+    ) -> None:
+        self._journal = journal
+        self._run_io = run_io
+        self._on_committed = on_committed
+        self._on_failed = on_failed
+        self._max_batch = max_batch
+        self._queue: list[Submission] = []
+        self._wakeup = trio.Event()
+        self._idle = trio.Event()
+        self._idle.set()
+        self.last_seq = journal.last_seq()
+        self.batches = 0
+        self.rows_written = 0
+
+    def submit(self, submission: Submission) -> None:
+        self._queue.append(submission)
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        self._wakeup.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def drained(self) -> None:
+        """Wait until everything submitted so far is committed or failed."""
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                continue
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[Submission]) -> None:
+        rows: list[Row] = []
+        requests: list[RequestRecord] = []
+        seq = self.last_seq
+        try:
+            for submission in batch:
+                for event in submission.events:
+                    seq += 1
+                    payload = codec.encode_event(event)
+                    rows.append(
+                        Row(
+                            seq,
+                            event.stream,
+                            event.version,
+                            type(event).__name__,
+                            type(event).schema,
+                            payload,
+                            event.at,
+                            checksum(payload),
+                        )
+                    )
+                submission.ts = seq
+                if submission.request is not None:
+                    session_id, request_id = submission.request
+                    requests.append(
+                        RequestRecord(
+                            session_id,
+                            request_id,
+                            codec.dumps(submission.value),
+                            seq,
+                            submission.decided_at,
+                        )
+                    )
+            batch_rows = Batch(rows=rows, requests=requests)
+            await self._run_io(lambda: self._journal.append(batch_rows))
+        except Exception as error:
+            log.error("journal append failed, %d commands refused: %r", len(batch), error)
+            failed = batch + self._queue
+            self._queue = []
+            self._on_failed(failed, error)
+            return
+        self.last_seq = seq
+        self.batches += 1
+        self.rows_written += len(rows)
+        self._on_committed(batch, seq)

@@ -1,0 +1,234 @@
+"""The durable journal: one SQLite database (WAL) holding every event and every idempotency
+record.
+
+Guarantees:
+- `append(batch)` writes all rows of a batch in one transaction; when it returns, the batch is
+  durable (with `synchronous=FULL`, also across power loss). If it raises, nothing of the batch
+  is in the journal.
+- Rows are `(seq, stream, version, type, schema, payload, at, crc)`; `seq` is the global,
+  gap-free sequence number (the `ts` of the wire), `(stream, version)` is unique, `crc` is the
+  CRC-32 of the payload so a damaged row is detected on read rather than trusted.
+- The idempotency record `(session_id, request_id) -> result, seq, at` is written in the same
+  transaction as the events of its mutation.
+
+One `Journal` holds two connections: the writer (used by one thread at a time: the group
+commit moves `append` to a worker thread) and a reader for the event loop's point reads (a
+stream's events on activation, an idempotency lookup). WAL lets both proceed at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import attrs
+import sqlite_utils
+
+FORMAT_VERSION = 1
+JOURNAL_FILE = "journal.db"
+
+
+class Row(NamedTuple):
+    seq: int
+    stream: str
+    version: int
+    type: str
+    schema: int
+    payload: bytes
+    at: int
+    crc: int
+
+
+class RequestRecord(NamedTuple):
+    session_id: str
+    request_id: int
+    result: bytes
+    seq: int
+    at: int
+
+
+@attrs.frozen(kw_only=True)
+class Batch:
+    """What one transaction writes: event rows (already numbered) and idempotency records."""
+
+    rows: Sequence[Row]
+    requests: Sequence[RequestRecord]
+
+
+class DamagedRow(Exception):
+    """A journal row failed its checksum or could not be read."""
+
+    def __init__(self, seq: int, stream: str, reason: str) -> None:
+        super().__init__(f"journal row seq={seq} stream={stream}: {reason}")
+        self.seq = seq
+        self.stream = stream
+
+
+def checksum(payload: bytes) -> int:
+    return zlib.crc32(payload)
+
+
+def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    db = sqlite_utils.Database(conn)
+    if "events" not in db.table_names():
+        db["events"].create(
+            {
+                "seq": int,
+                "stream": str,
+                "version": int,
+                "type": str,
+                "schema": int,
+                "payload": bytes,
+                "at": int,
+                "crc": int,
+            },
+            pk="seq",
+            not_null={"stream", "version", "type", "schema", "payload", "at", "crc"},
+        )
+        db["events"].create_index(["stream", "version"], unique=True)
+    if "requests" not in db.table_names():
+        db["requests"].create(
+            {"session_id": str, "request_id": int, "result": bytes, "seq": int, "at": int},
+            pk=("session_id", "request_id"),
+            not_null={"result", "seq", "at"},
+        )
+    if "meta" not in db.table_names():
+        db["meta"].create({"key": str, "value": str}, pk="key")
+        db["meta"].insert({"key": "format", "value": str(FORMAT_VERSION)})
+    found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    if found is None or int(found[0]) != FORMAT_VERSION:
+        raise RuntimeError(f"journal format {found} is not {FORMAT_VERSION}")
+
+
+class Journal:
+    """The journal of one data dir. Open with `Journal.open(data_dir)`; close when done."""
+
+    def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection):
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+
+    @classmethod
+    def open(cls, data_dir: Path, *, synchronous: str = "FULL") -> Journal:
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, EXTRA or NORMAL, not {synchronous}")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / JOURNAL_FILE
+        writer = _connect(path, synchronous=synchronous)
+        create_schema(writer)
+        reader = _connect(path, synchronous=synchronous)
+        return cls(path, writer, reader)
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+    # -- writing (one thread at a time) -------------------------------------------------
+
+    def append(self, batch: Batch) -> None:
+        """Write the batch in one transaction and make it durable, or write nothing and raise."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if batch.rows:
+                conn.executemany(
+                    "INSERT INTO events (seq, stream, version, type, schema, payload, at, crc)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    batch.rows,
+                )
+            if batch.requests:
+                conn.executemany(
+                    "INSERT INTO requests (session_id, request_id, result, seq, at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    batch.requests,
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- reading (event loop) -----------------------------------------------------------
+
+    def last_seq(self) -> int:
+        row = self._reader.execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def read_stream(self, stream: str, after_version: int = 0) -> list[Row]:
+        """The stream's rows after `after_version`, in version order, checksums verified."""
+        rows = self._reader.execute(
+            "SELECT seq, stream, version, type, schema, payload, at, crc FROM events"
+            " WHERE stream = ? AND version > ? ORDER BY version",
+            (stream, after_version),
+        ).fetchall()
+        out = [Row(*r) for r in rows]
+        for row in out:
+            verify(row)
+        return out
+
+    def read_stream_exists(self, stream: str) -> bool:
+        found = self._reader.execute(
+            "SELECT 1 FROM events WHERE stream = ? LIMIT 1", (stream,)
+        ).fetchone()
+        return found is not None
+
+    def lookup_request(self, session_id: str, request_id: int) -> RequestRecord | None:
+        found = self._reader.execute(
+            "SELECT session_id, request_id, result, seq, at FROM requests"
+            " WHERE session_id = ? AND request_id = ?",
+            (session_id, request_id),
+        ).fetchone()
+        return RequestRecord(*found) if found else None
+
+
+def verify(row: Row) -> None:
+    if checksum(row.payload) != row.crc:
+        raise DamagedRow(row.seq, row.stream, "payload checksum mismatch")
+
+
+def scan(
+    path: Path,
+    *,
+    after_seq: int = 0,
+    until_seq: int | None = None,
+    types: Sequence[str] | None = None,
+    chunk: int = 20_000,
+) -> Iterator[Row]:
+    """Every row with `after_seq < seq <= until_seq` in seq order, on a private read-only
+    connection (safe from any thread). `types` limits the rows to those event types."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA query_only=1")
+        filters = ["seq > ?"]
+        params: list[object] = []
+        if until_seq is not None:
+            filters.append("seq <= ?")
+            params.append(until_seq)
+        if types is not None:
+            filters.append(f"type IN ({', '.join('?' for _ in types)})")
+            params.extend(types)
+        sql = (
+            "SELECT seq, stream, version, type, schema, payload, at, crc FROM events"
+            f" WHERE {' AND '.join(filters)} ORDER BY seq LIMIT {chunk}"
+        )
+        cursor = after_seq
+        while True:
+            rows = conn.execute(sql, [cursor, *params]).fetchall()
+            if not rows:
+                return
+            for raw in rows:
+                yield Row(*raw)
+            cursor = rows[-1][0]
+    finally:
+        conn.close()

@@ -1,0 +1,90 @@
+"""Read models folded from the whole journal: the domain's projections and the durable timers.
+
+The live engine applies every committed event here (in commit order); recovery and the
+snapshot builder fold the journal through the same code, so all three agree by construction.
+Timers are the armed `(stream, key) -> due_at` set that events declare through
+`Event.timer_changes()`; being derived from the journal, they survive any restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from domain.model import EVENT_TYPES, Event, Projection
+from engine import codec
+
+TimerKey = tuple[str, str]
+
+
+def timer_event_types() -> set[str]:
+    """Names of the event types that may arm or disarm timers."""
+    return {
+        name
+        for name, cls in EVENT_TYPES.items()
+        if cls.timer_changes is not Event.timer_changes
+    }
+
+
+class ReadModels:
+    """Projection states by name plus the armed timers. Mutated in place by `apply`."""
+
+    def __init__(self, projections: Iterable[Projection[Any]]) -> None:
+        self.projections = {p.name: p for p in projections}
+        self.states: dict[str, Any] = {name: p.initial for name, p in self.projections.items()}
+        self.timers: dict[TimerKey, int] = {}
+        self._routes: dict[type[Event], list[Projection[Any]]] = {}
+
+    def _projections_for(self, event_type: type[Event]) -> list[Projection[Any]]:
+        found = self._routes.get(event_type)
+        if found is None:
+            found = [
+                p
+                for p in self.projections.values()
+                if not p.event_types or issubclass(event_type, p.event_types)
+            ]
+            self._routes[event_type] = found
+        return found
+
+    def interesting_types(self) -> list[str] | None:
+        """The event types that change anything here (None: all of them)."""
+        names = timer_event_types()
+        for projection in self.projections.values():
+            if not projection.event_types:
+                return None
+            names.update(t.__name__ for t in projection.event_types)
+        return sorted(names)
+
+    def apply(self, event: Event, touched: set[tuple[str, ...]] | None = None) -> None:
+        for projection in self._projections_for(type(event)):
+            name = projection.name
+            self.states[name] = projection.apply(self.states[name], event)
+            if touched is not None:
+                for key in projection.keys(event):
+                    touched.add(("p", name, key))
+        for change in event.timer_changes():
+            key = (event.stream, change.key)
+            if change.due_at is None:
+                self.timers.pop(key, None)
+            else:
+                self.timers[key] = change.due_at
+
+    # -- snapshot form --------------------------------------------------------------
+
+    def encode(self) -> dict[str, bytes]:
+        out = {
+            name: codec.encode_value(self.states[name], p.state_type)
+            for name, p in self.projections.items()
+        }
+        out["_timers"] = codec.dumps(
+            [[stream, key, due] for (stream, key), due in sorted(self.timers.items())]
+        )
+        return out
+
+    def load(self, encoded: dict[str, bytes]) -> None:
+        for name, projection in self.projections.items():
+            if name in encoded:
+                self.states[name] = codec.decode_value(encoded[name], projection.state_type)
+        self.timers = {
+            (stream, key): int(due) for stream, key, due in codec.loads(encoded.get("_timers", b"[]"))
+        }
