@@ -190,9 +190,7 @@ def _first_error(exc: BaseException, owner: Any, prefix: str = "") -> tuple[str,
                     segment = camel(name)
                 elif index is not None:
                     segment = f"[{index}]"
-            child_prefix = (
-                prefix + segment if segment.startswith("[") else _join(prefix, segment)
-            )
+            child_prefix = prefix + segment if segment.startswith("[") else _join(prefix, segment)
             return _first_error(sub, None, child_prefix)
     if isinstance(exc, KeyError):
         return prefix, "is required"

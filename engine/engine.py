@@ -190,7 +190,11 @@ class Engine:
             if not is_root_id(aggregate_id, aggregate.id_prefix):
                 raise NotFound(f"No {aggregate.kind} with id {aggregate_id!r}.")
         reply = Reply()
-        self._offer(aggregate, aggregate.stream_of(aggregate_id), Command(spec.handle, parsed, identity, reply, request))
+        self._offer(
+            aggregate,
+            aggregate.stream_of(aggregate_id),
+            Command(spec.handle, parsed, identity, reply, request),
+        )
         if request is not None:
             self._requests[request] = reply
         try:
@@ -330,11 +334,9 @@ class Engine:
 
     def _passivate_lru(self) -> None:
         excess = len(self._actors) - self.config.max_resident_actors
-        scanned = 0
         for stream in list(self._actors)[: excess + 256]:
             if excess <= 0:
                 break
-            scanned += 1
             if self._actors[stream].is_idle:
                 self._passivate(stream)
                 excess -= 1
@@ -426,7 +428,9 @@ class Engine:
         self._events_since_snapshot = 0
         try:
             info = await self.run_io(
-                lambda: build_snapshot(self.data_dir, self.registry, keep=self.config.snapshots_kept)
+                lambda: build_snapshot(
+                    self.data_dir, self.registry, keep=self.config.snapshots_kept
+                )
             )
             if info is not None:
                 fresh = await self.run_io(lambda: Snapshot.open(info.path))
@@ -461,7 +465,9 @@ class Engine:
                 types=models.interesting_types(),
             ):
                 verify(row)
-                models.apply(codec.decode_event(row.type, row.stream, row.version, row.at, row.payload))
+                models.apply(
+                    codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
+                )
                 folded += 1
             return snapshot, models, folded
 

@@ -82,7 +82,7 @@ def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
 def create_schema(conn: sqlite3.Connection) -> None:
     db = sqlite_utils.Database(conn)
     if "events" not in db.table_names():
-        db["events"].create(
+        db.table("events").create(
             {
                 "seq": int,
                 "stream": str,
@@ -96,16 +96,16 @@ def create_schema(conn: sqlite3.Connection) -> None:
             pk="seq",
             not_null={"stream", "version", "type", "schema", "payload", "at", "crc"},
         )
-        db["events"].create_index(["stream", "version"], unique=True)
+        db.table("events").create_index(["stream", "version"], unique=True)
     if "requests" not in db.table_names():
-        db["requests"].create(
+        db.table("requests").create(
             {"session_id": str, "request_id": int, "result": bytes, "seq": int, "at": int},
             pk=("session_id", "request_id"),
             not_null={"result", "seq", "at"},
         )
     if "meta" not in db.table_names():
-        db["meta"].create({"key": str, "value": str}, pk="key")
-        db["meta"].insert({"key": "format", "value": str(FORMAT_VERSION)})
+        db.table("meta").create({"key": str, "value": str}, pk="key")
+        db.table("meta").insert({"key": "format", "value": str(FORMAT_VERSION)})
     found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
     if found is None or int(found[0]) != FORMAT_VERSION:
         raise RuntimeError(f"journal format {found} is not {FORMAT_VERSION}")

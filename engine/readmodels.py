@@ -20,9 +20,7 @@ TimerKey = tuple[str, str]
 def timer_event_types() -> set[str]:
     """Names of the event types that may arm or disarm timers."""
     return {
-        name
-        for name, cls in EVENT_TYPES.items()
-        if cls.timer_changes is not Event.timer_changes
+        name for name, cls in EVENT_TYPES.items() if cls.timer_changes is not Event.timer_changes
     }
 
 
@@ -63,11 +61,11 @@ class ReadModels:
                 for key in projection.keys(event):
                     touched.add(("p", name, key))
         for change in event.timer_changes():
-            key = (event.stream, change.key)
+            timer = (event.stream, change.key)
             if change.due_at is None:
-                self.timers.pop(key, None)
+                self.timers.pop(timer, None)
             else:
-                self.timers[key] = change.due_at
+                self.timers[timer] = change.due_at
 
     # -- snapshot form --------------------------------------------------------------
 
@@ -86,5 +84,6 @@ class ReadModels:
             if name in encoded:
                 self.states[name] = codec.decode_value(encoded[name], projection.state_type)
         self.timers = {
-            (stream, key): int(due) for stream, key, due in codec.loads(encoded.get("_timers", b"[]"))
+            (stream, key): int(due)
+            for stream, key, due in codec.loads(encoded.get("_timers", b"[]"))
         }

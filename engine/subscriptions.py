@@ -54,14 +54,12 @@ class Result:
         self.value = value
         self.error = error
         self.reads = reads
-        self.encoded = (
-            orjson.dumps(value) if error is None else orjson.dumps(error.data())
-        ) + (b"E" if error is not None else b"")
+        self.encoded = (orjson.dumps(value) if error is None else orjson.dumps(error.data())) + (
+            b"E" if error is not None else b""
+        )
 
 
-def evaluate(
-    spec: QuerySpec[Any], args: Any, identity: Identity, view: RecordingView
-) -> Result:
+def evaluate(spec: QuerySpec[Any], args: Any, identity: Identity, view: RecordingView) -> Result:
     try:
         return Result(spec.evaluate(view, args, identity), None, view.reads)
     except TurnstileError as error:

@@ -55,14 +55,20 @@ class SnapshotInfo:
     seconds: float
 
 
-def fold_stream(aggregate: Aggregate[Any], state: Any, version: int, rows: list[Row]) -> tuple[Any, int]:
+def fold_stream(
+    aggregate: Aggregate[Any], state: Any, version: int, rows: list[Row]
+) -> tuple[Any, int]:
     """Apply a stream's rows (in version order, checksums verified) to `state` at `version`."""
     evolve = aggregate.evolve
     for row in rows:
         verify(row)
         if row.version != version + 1:
-            raise StreamGap(f"{row.stream}: version {row.version} follows {version} (seq {row.seq})")
-        state = evolve(state, codec.decode_event(row.type, row.stream, row.version, row.at, row.payload))
+            raise StreamGap(
+                f"{row.stream}: version {row.version} follows {version} (seq {row.seq})"
+            )
+        state = evolve(
+            state, codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
+        )
         version = row.version
     return state, version
 
@@ -150,8 +156,12 @@ def _build(data_dir: Path, registry: Registry, *, keep: int, use_base: bool) -> 
     return SnapshotInfo(until, final, len(cache), folded, time.perf_counter() - started)
 
 
-def _base_state(conn: sqlite3.Connection, aggregate: Aggregate[Any], stream: str) -> tuple[Any, int]:
-    found = conn.execute("SELECT version, payload, crc FROM states WHERE stream = ?", (stream,)).fetchone()
+def _base_state(
+    conn: sqlite3.Connection, aggregate: Aggregate[Any], stream: str
+) -> tuple[Any, int]:
+    found = conn.execute(
+        "SELECT version, payload, crc FROM states WHERE stream = ?", (stream,)
+    ).fetchone()
     if found is None:
         return aggregate.initial, 0
     version, payload, crc = found

@@ -51,7 +51,9 @@ class EngineHarness:
         self._stopped = trio.Event()
         self.data_dir = data_dir
         self.modules = None if modules is None else tuple(modules)
-        self.config = config or EngineConfig(check_invariants=True, snapshot_every=0, offload_io=False)
+        self.config = config or EngineConfig(
+            check_invariants=True, snapshot_every=0, offload_io=False
+        )
         self._epoch_ms = epoch_ms
         self._clock: Clock | None = None
         self.engine: Engine
@@ -61,25 +63,28 @@ class EngineHarness:
         later stop or restart it)."""
         if self._clock is None:
             self._clock = Clock(self._epoch_ms)
-        self._stop = trio.Event()
+        self._stop = stop = trio.Event()
         self._stopped = trio.Event()
-        self.engine = await self._nursery.start(self._host)
+        self.engine = await self._nursery.start(self._host, stop)
         return self.engine
 
-    async def _host(self, task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _host(
+        self, stop: trio.Event, task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         try:
             async with open_engine(
                 self.data_dir, modules=self.modules, clock=self._clock, config=self.config
             ) as engine:
                 task_status.started(engine)
-                await self._stop.wait()
+                await stop.wait()
         finally:
             self._stopped.set()
 
     async def stop(self) -> None:
         """Close the engine cleanly: every decided command is committed and answered."""
-        if self._stop is not None and not self._stop.is_set():
-            self._stop.set()
+        stop = self._stop
+        if stop is not None and not stop.is_set():
+            stop.set()
             await self._stopped.wait()
 
     async def restart(self) -> Engine:
@@ -102,7 +107,9 @@ class EngineHarness:
         await self.engine.wait_idle()
         await trio.testing.wait_all_tasks_blocked()
 
-    async def mutation(self, name: str, args: dict[str, Any], identity: Identity = ADMIN, **kw: Any) -> Any:
+    async def mutation(
+        self, name: str, args: dict[str, Any], identity: Identity = ADMIN, **kw: Any
+    ) -> Any:
         return (await self.engine.mutation(name, args, identity, **kw)).value
 
     async def query(self, name: str, args: dict[str, Any], identity: Identity = ADMIN) -> Any:

@@ -179,10 +179,34 @@ COUNTERS = Module(
     aggregates=(COUNTER,),
     projections=(TOTALS,),
     mutations=(
-        MutationSpec(name="counters:create", args_type=CreateArgs, aggregate=COUNTER, route=None, handle=create),
-        MutationSpec(name="counters:add", args_type=AddArgs, aggregate=COUNTER, route=lambda a: a.counter_id, handle=add),
-        MutationSpec(name="counters:broken", args_type=AddArgs, aggregate=COUNTER, route=lambda a: a.counter_id, handle=add_twice_then_fail),
-        MutationSpec(name="counters:setAlarm", args_type=AlarmArgs, aggregate=COUNTER, route=lambda a: a.counter_id, handle=set_alarm),
+        MutationSpec(
+            name="counters:create",
+            args_type=CreateArgs,
+            aggregate=COUNTER,
+            route=None,
+            handle=create,
+        ),
+        MutationSpec(
+            name="counters:add",
+            args_type=AddArgs,
+            aggregate=COUNTER,
+            route=lambda a: a.counter_id,
+            handle=add,
+        ),
+        MutationSpec(
+            name="counters:broken",
+            args_type=AddArgs,
+            aggregate=COUNTER,
+            route=lambda a: a.counter_id,
+            handle=add_twice_then_fail,
+        ),
+        MutationSpec(
+            name="counters:setAlarm",
+            args_type=AlarmArgs,
+            aggregate=COUNTER,
+            route=lambda a: a.counter_id,
+            handle=set_alarm,
+        ),
     ),
     queries=(
         QuerySpec(name="counters:get", args_type=GetArgs, evaluate=get),

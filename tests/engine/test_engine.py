@@ -34,7 +34,9 @@ async def h(tmp_path: Path) -> AsyncIterator[EngineHarness]:
         yield harness
 
 
-async def test_mutation_is_durable_and_numbered(h: EngineHarness, autojump_clock: trio.testing.MockClock) -> None:
+async def test_mutation_is_durable_and_numbered(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
     created = await h.outcome("counters:create", {"label": "a"})
     assert created.ts == 1
     added = await h.outcome("counters:add", {"counterId": created.value, "amount": 5})
@@ -44,7 +46,9 @@ async def test_mutation_is_durable_and_numbered(h: EngineHarness, autojump_clock
     assert len(journal_rows(h.data_dir)) == 2
 
 
-async def test_rejected_command_leaves_no_trace(h: EngineHarness, autojump_clock: trio.testing.MockClock) -> None:
+async def test_rejected_command_leaves_no_trace(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
     cid = await h.mutation("counters:create", {"label": "a"})
     await h.mutation("counters:add", {"counterId": cid, "amount": 3})
     before = journal_rows(h.data_dir)
@@ -65,7 +69,9 @@ async def test_rejected_command_leaves_no_trace(h: EngineHarness, autojump_clock
     assert (await h.outcome("counters:add", {"counterId": cid, "amount": 1})).ts == 3
 
 
-async def test_repeated_request_returns_original_result_across_restart(h: EngineHarness, autojump_clock: trio.testing.MockClock) -> None:
+async def test_repeated_request_returns_original_result_across_restart(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
     cid = await h.mutation("counters:create", {"label": "a"})
     first = await h.engine.mutation(
         "counters:add", {"counterId": cid, "amount": 2}, h.admin, session_id="s1", request_id=7
@@ -82,7 +88,9 @@ async def test_repeated_request_returns_original_result_across_restart(h: Engine
     assert await h.query("counters:get", {"counterId": cid}) == {"total": 2, "rang": 0}
 
 
-async def test_concurrent_repeats_of_one_request_execute_once(h: EngineHarness, autojump_clock: trio.testing.MockClock) -> None:
+async def test_concurrent_repeats_of_one_request_execute_once(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
     cid = await h.mutation("counters:create", {"label": "a"})
     results = []
 
@@ -108,7 +116,9 @@ async def test_full_mailbox_answers_overloaded(tmp_path: Path, autojump_clock: o
 
         async def add() -> None:
             try:
-                outcomes.append((await h.outcome("counters:add", {"counterId": cid, "amount": 1})).value)
+                outcomes.append(
+                    (await h.outcome("counters:add", {"counterId": cid, "amount": 1})).value
+                )
             except Overloaded as exc:
                 outcomes.append(exc.code)
 
@@ -117,12 +127,19 @@ async def test_full_mailbox_answers_overloaded(tmp_path: Path, autojump_clock: o
                 nursery.start_soon(add)
         accepted = [o for o in outcomes if o != "Overloaded"]
         assert "Overloaded" in outcomes
-        assert await h.query("counters:get", {"counterId": cid}) == {"total": len(accepted), "rang": 0}
+        assert await h.query("counters:get", {"counterId": cid}) == {
+            "total": len(accepted),
+            "rang": 0,
+        }
 
 
-async def test_passivated_actors_come_back_with_their_state(tmp_path: Path, autojump_clock: object) -> None:
+async def test_passivated_actors_come_back_with_their_state(
+    tmp_path: Path, autojump_clock: object
+) -> None:
     async with open_harness(
-        tmp_path / "d", modules=(COUNTERS,), config=EngineConfig(max_resident_actors=10, offload_io=False)
+        tmp_path / "d",
+        modules=(COUNTERS,),
+        config=EngineConfig(max_resident_actors=10, offload_io=False),
     ) as h:
         ids = [await h.mutation("counters:create", {"label": str(i)}) for i in range(50)]
         for i, cid in enumerate(ids):
@@ -134,7 +151,9 @@ async def test_passivated_actors_come_back_with_their_state(tmp_path: Path, auto
         assert h.engine.stats["passivated"] >= 40
 
 
-async def test_timer_fires_exactly_on_time_and_survives_restart(h: EngineHarness, autojump_clock: trio.testing.MockClock) -> None:
+async def test_timer_fires_exactly_on_time_and_survives_restart(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
     cid = await h.mutation("counters:create", {"label": "a"})
     due = await h.mutation("counters:setAlarm", {"counterId": cid, "inMinutes": 30})
     await h.advance(minutes=29, seconds=59)
@@ -153,7 +172,9 @@ async def test_timer_fires_exactly_on_time_and_survives_restart(h: EngineHarness
     assert (await h.query("counters:get", {"counterId": cid}))["rang"] == 2
 
 
-async def test_subscription_sees_each_commit_at_its_ts(h: EngineHarness, autojump_clock: trio.testing.MockClock) -> None:
+async def test_subscription_sees_each_commit_at_its_ts(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
     cid = await h.mutation("counters:create", {"label": "a"})
     async with h.engine.subscribe("counters:get", {"counterId": cid}, h.admin) as updates:
         ts, value = await updates.__anext__()
@@ -194,7 +215,9 @@ async def test_failed_commit_refuses_and_recovers(
     assert await h.query("counters:get", {"counterId": cid}) == {"total": 2, "rang": 0}
 
 
-async def test_snapshot_plus_tail_equals_full_replay(h: EngineHarness, autojump_clock: trio.testing.MockClock) -> None:
+async def test_snapshot_plus_tail_equals_full_replay(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
     ids = [await h.mutation("counters:create", {"label": str(i)}) for i in range(5)]
     for i, cid in enumerate(ids):
         await h.mutation("counters:add", {"counterId": cid, "amount": i + 1})
@@ -215,7 +238,9 @@ async def test_snapshot_plus_tail_equals_full_replay(h: EngineHarness, autojump_
     assert await h.query("counters:total", {}) == 65
 
 
-async def test_damaged_snapshot_is_skipped(h: EngineHarness, autojump_clock: trio.testing.MockClock) -> None:
+async def test_damaged_snapshot_is_skipped(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
     cid = await h.mutation("counters:create", {"label": "a"})
     await h.mutation("counters:add", {"counterId": cid, "amount": 3})
     info = await h.engine.snapshot_now()
