@@ -14,11 +14,14 @@ the `Decision`, supplied by the engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
 from domain.identity import Identity
+
+if TYPE_CHECKING:
+    from domain.ratelimit import RateLimit
 
 S = TypeVar("S")
 A = TypeVar("A")
@@ -172,6 +175,7 @@ class MutationSpec(Generic[A, S]):
 
     `route(args)` names the aggregate id; `None` as the route means the mutation creates a new
     aggregate, whose fresh id the engine makes. `handle(decision, args)` returns the reply.
+    `rate_limit` (a `domain.ratelimit.RateLimit`) is taken, durably, before the handler runs.
     """
 
     name: str
@@ -179,6 +183,7 @@ class MutationSpec(Generic[A, S]):
     aggregate: Aggregate[S]
     route: Callable[[A], str] | None
     handle: Callable[[Decision[S], A], Any]
+    rate_limit: RateLimit | None = None
 
 
 @attrs.frozen(kw_only=True)

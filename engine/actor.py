@@ -26,6 +26,7 @@ import trio
 from domain.errors import Internal, Overloaded, TurnstileError
 from domain.identity import Identity
 from domain.model import Aggregate, Decision, Event
+from domain.ratelimit import RateLimit, take
 
 log = logging.getLogger("turnstile.actor")
 
@@ -69,11 +70,15 @@ class Command:
     identity: Identity
     reply: Reply
     request: RequestKey | None = None
+    rate_limit: RateLimit | None = None
 
 
 @attrs.define(slots=True)
 class Submission:
-    """One decided command on its way to the journal."""
+    """One decided command on its way to the journal.
+
+    `companion` is a second actor's part of the same command (a rate limiter's take): it is
+    written in the same transaction, before the main events, so both land or neither does."""
 
     actor: Actor
     events: tuple[Event, ...]
@@ -84,10 +89,12 @@ class Submission:
     request: RequestKey | None
     decided_at: int
     ts: int = 0
+    companion: Submission | None = None
 
 
 class ActorHost(Protocol):
     def now_ms(self) -> int: ...
+    def limiter(self, limit: RateLimit, args: Any, identity: Identity) -> Actor: ...
     def new_token(self) -> str: ...
     def submit(self, submission: Submission) -> None: ...
     @property
@@ -160,18 +167,36 @@ class Actor:
             async for command in self._receive:
                 self.decide(command)
 
-    def decide(self, command: Command) -> None:
-        host = self.host
-        decision = Decision(
+    def _decision(self, identity: Identity, now: int) -> Decision[Any]:
+        return Decision(
             stream=self.stream,
             state=self.working_state,
             version=self.working_version,
-            now=host.now_ms(),
-            identity=command.identity,
+            now=now,
+            identity=identity,
             evolve=self.aggregate.evolve,
-            tokens=host.new_token,
+            tokens=self.host.new_token,
         )
+
+    def _accept(self, decision: Decision[Any]) -> None:
+        self.working_state = decision.state
+        self.working_version = decision.version
+        self.in_flight += 1
+
+    def decide(self, command: Command) -> None:
+        """Decide one command. A rate-limited command takes its unit from the limiter actor
+        within the same synchronous step (no checkpoint: nothing can interleave), and only if
+        the command itself is accepted too; so a refused command never spends a unit."""
+        host = self.host
+        now = host.now_ms()
+        decision = self._decision(command.identity, now)
+        limiter: Actor | None = None
+        taken: Decision[Any] | None = None
         try:
+            if command.rate_limit is not None:
+                limiter = host.limiter(command.rate_limit, command.args, command.identity)
+                taken = limiter._decision(command.identity, now)
+                take(taken, command.rate_limit)
             value = command.handle(decision, command.args)
             if host.checks_invariants and self.aggregate.check_invariants is not None:
                 self.aggregate.check_invariants(decision.state)
@@ -182,9 +207,20 @@ class Actor:
             log.exception("command on %s failed unexpectedly; nothing was written", self.stream)
             command.reply.fail(Internal("The server failed to handle this command."))
             return
-        self.working_state = decision.state
-        self.working_version = decision.version
-        self.in_flight += 1
+        companion = None
+        if limiter is not None and taken is not None:
+            limiter._accept(taken)
+            companion = Submission(
+                actor=limiter,
+                events=tuple(taken.events),
+                state=taken.state,
+                version=taken.version,
+                value=None,
+                reply=command.reply,
+                request=None,
+                decided_at=now,
+            )
+        self._accept(decision)
         host.submit(
             Submission(
                 actor=self,
@@ -194,6 +230,7 @@ class Actor:
                 value=value,
                 reply=command.reply,
                 request=command.request,
-                decided_at=decision.now,
+                decided_at=now,
+                companion=companion,
             )
         )

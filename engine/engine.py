@@ -37,6 +37,7 @@ from domain.errors import Internal, NotFound, Overloaded, TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
 from domain.model import Aggregate, Decision, Module
+from domain.ratelimit import RATE_LIMITER, RateLimit, limiter_id
 from engine import codec
 from engine.actor import Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
@@ -53,6 +54,9 @@ log = logging.getLogger("turnstile.engine")
 T = TypeVar("T")
 
 SYSTEM = ADMIN
+
+#: What the engine itself keeps in the journal, beside the domain modules.
+ENGINE_MODULE = Module(aggregates=(RATE_LIMITER,), projections=(), mutations=(), queries=())
 
 
 @attrs.frozen(kw_only=True)
@@ -96,6 +100,18 @@ class RecoveryReport:
     seconds: float
 
 
+def _with_companions(batch: list[Submission]) -> list[Submission]:
+    """Each submission preceded by its companion (written first, committed together)."""
+    if not any(s.companion is not None for s in batch):
+        return batch
+    out: list[Submission] = []
+    for submission in batch:
+        if submission.companion is not None:
+            out.append(submission.companion)
+        out.append(submission)
+    return out
+
+
 class LiveQuery:
     """The updates of one subscription, as an async iterator of `(ts, value)`."""
 
@@ -126,7 +142,7 @@ class Engine:
     ) -> None:
         self.data_dir = data_dir
         self.config = config
-        self.registry = Registry(modules)
+        self.registry = Registry((*modules, ENGINE_MODULE))
         self.clock = clock
         self._nursery = nursery
         self.journal = Journal.open(data_dir, synchronous=config.synchronous)
@@ -193,7 +209,7 @@ class Engine:
         self._offer(
             aggregate,
             aggregate.stream_of(aggregate_id),
-            Command(spec.handle, parsed, identity, reply, request),
+            Command(spec.handle, parsed, identity, reply, request, spec.rate_limit),
         )
         if request is not None:
             self._requests[request] = reply
@@ -269,6 +285,11 @@ class Engine:
 
     def submit(self, submission: Submission) -> None:
         self._commit.submit(submission)
+
+    def limiter(self, limit: RateLimit, args: Any, identity: Identity) -> Actor:
+        """The resident limiter actor for this command's key (the key function may refuse)."""
+        stream = RATE_LIMITER.stream_of(limiter_id(limit.name, limit.key(args, identity)))
+        return self._resident(RATE_LIMITER, stream)
 
     # -- actors ---------------------------------------------------------------------------
 
@@ -357,7 +378,7 @@ class Engine:
         models = self.read_models
         timers = self._timers
         events = 0
-        for submission in batch:
+        for submission in _with_companions(batch):
             actor = submission.actor
             actor.committed_state = submission.state
             actor.committed_version = submission.version
@@ -388,7 +409,7 @@ class Engine:
             "The journal could not save this change, so nothing was changed; retry shortly.",
             reason=type(error).__name__,
         )
-        for submission in failed:
+        for submission in _with_companions(failed):
             submission.actor.reset_to_committed()
         for submission in failed:
             submission.reply.fail(refused)

@@ -83,7 +83,10 @@ class GroupCommit:
         seq = self.last_seq
         try:
             for submission in batch:
-                for event in submission.events:
+                events = submission.events
+                if submission.companion is not None:
+                    events = submission.companion.events + events
+                for event in events:
                     seq += 1
                     payload = codec.encode_event(event)
                     rows.append(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.identity import Identity, require_user
 from domain.model import Module, MutationSpec, QuerySpec
+from domain.ratelimit import FixedWindow, RateLimit
 from domain.ticketing import commands, live_queue, queries
 from domain.ticketing.aggregate import EVENT_QUEUE
 from domain.ticketing.args import (
@@ -21,6 +23,20 @@ from domain.ticketing.args import (
 from domain.ticketing.projections import EVENT_CATALOG, USER_QUEUE, USER_TICKETS
 
 _route_event = commands.route_event
+
+def _join_limit_key(args: EventUserArgs, identity: Identity) -> str:
+    # Authorize before counting: nobody may spend another user's joins.
+    require_user(identity, args.user_id)
+    return args.user_id
+
+
+#: Seed 002: at most 3 waiting-list joins per user per 30 minutes (fixed window).
+QUEUE_JOIN_LIMIT = RateLimit(
+    name="queueJoin",
+    policy=FixedWindow(rate=3, period_ms=30 * 60 * 1000),
+    key=lambda args, identity: _join_limit_key(args, identity),
+    message="You've joined the waiting list too many times. Please wait before trying again.",
+)
 
 MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
     MutationSpec(
@@ -50,6 +66,7 @@ MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
         aggregate=EVENT_QUEUE,
         route=_route_event,
         handle=commands.join_waiting_list,
+        rate_limit=QUEUE_JOIN_LIMIT,
     ),
     MutationSpec(
         name="events:purchaseTicket",

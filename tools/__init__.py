@@ -1,0 +1,1 @@
+"""Developer tools: the engine benchmark (`python -m tools.bench`)."""
