@@ -97,12 +97,14 @@ class ActorHost(Protocol):
     def limiter(self, limit: RateLimit, args: Any, identity: Identity) -> Actor: ...
     def new_token(self) -> str: ...
     def submit(self, submission: Submission) -> None: ...
+    def start_actor(self, actor: Actor) -> None: ...
     @property
     def checks_invariants(self) -> bool: ...
 
 
 class Actor:
     __slots__ = (
+        "_mailbox_size",
         "_receive",
         "_send",
         "aggregate",
@@ -111,6 +113,7 @@ class Actor:
         "host",
         "in_flight",
         "last_used",
+        "started",
         "stream",
         "working_state",
         "working_version",
@@ -133,18 +136,30 @@ class Actor:
         self.working_version = self.committed_version = version
         self.in_flight = 0
         self.last_used = 0.0
-        self._send, self._receive = trio.open_memory_channel[Command](mailbox_size)
+        self.started = False
+        self._mailbox_size = mailbox_size
+        # The mailbox and task are made on the first command (many actors only serve reads).
+        self._send: trio.MemorySendChannel[Command] | None = None
+        self._receive: trio.MemoryReceiveChannel[Command] | None = None
 
     @property
     def is_idle(self) -> bool:
         """Nothing queued and nothing on its way to disk: safe to drop from memory."""
-        return self.in_flight == 0 and self._send.statistics().current_buffer_used == 0
+        if self.in_flight:
+            return False
+        return self._send is None or self._send.statistics().current_buffer_used == 0
 
     def offer(self, command: Command) -> None:
         """Queue the command, or raise `Overloaded` at once if the mailbox is full.
 
         Raises `trio.ClosedResourceError` if the actor was passivated meanwhile (the caller
         then looks the actor up again)."""
+        if self._send is None:
+            if self.started:  # closed before it ever got a mailbox
+                raise trio.ClosedResourceError
+            self._send, self._receive = trio.open_memory_channel[Command](self._mailbox_size)
+            self.started = True
+            self.host.start_actor(self)
         try:
             self._send.send_nowait(command)
         except trio.WouldBlock:
@@ -154,7 +169,9 @@ class Actor:
             ) from None
 
     def close(self) -> None:
-        self._send.close()
+        self.started = True
+        if self._send is not None:
+            self._send.close()
 
     def reset_to_committed(self) -> None:
         """Forget the working state (its batch failed): decide again from the journal's state."""
@@ -163,8 +180,10 @@ class Actor:
         self.in_flight = 0
 
     async def run(self) -> None:
-        async with self._receive:
-            async for command in self._receive:
+        receive = self._receive
+        assert receive is not None
+        async with receive:
+            async for command in receive:
                 self.decide(command)
 
     def _decision(self, identity: Identity, now: int) -> Decision[Any]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import itertools
 import logging
 import os
 import time
@@ -286,6 +287,11 @@ class Engine:
     def submit(self, submission: Submission) -> None:
         self._commit.submit(submission)
 
+    def start_actor(self, actor: Actor) -> None:
+        """Give an actor its task, on its first command (actors only read, or only used as a
+        rate limiter inside another actor's step, never need one)."""
+        self._nursery.start_soon(actor.run)
+
     def limiter(self, limit: RateLimit, args: Any, identity: Identity) -> Actor:
         """The resident limiter actor for this command's key (the key function may refuse)."""
         stream = RATE_LIMITER.stream_of(limiter_id(limit.name, limit.key(args, identity)))
@@ -329,7 +335,6 @@ class Engine:
         actor.last_used = trio.current_time()
         self._actors[stream] = actor
         self.stats["activated"] += 1
-        self._nursery.start_soon(actor.run)
         if len(self._actors) > self.config.max_resident_actors:
             self._passivate_lru()
         return actor
@@ -355,7 +360,9 @@ class Engine:
 
     def _passivate_lru(self) -> None:
         excess = len(self._actors) - self.config.max_resident_actors
-        for stream in list(self._actors)[: excess + 256]:
+        # Least recently used first; look at a bounded number of candidates per call.
+        candidates = list(itertools.islice(iter(self._actors), excess + 256))
+        for stream in candidates:
             if excess <= 0:
                 break
             if self._actors[stream].is_idle:

@@ -29,7 +29,7 @@ import immutables
 
 from domain.errors import Conflict
 from domain.ids import child_id
-from domain.model import Event
+from domain.model import Event, replace
 from domain.ticketing.events import (
     EventCancelled,
     EventCreated,
@@ -151,7 +151,9 @@ class QueueEntry:
     called_at: int | None = None
 
 
-@attrs.frozen(kw_only=True)
+# Not slotted: `replace` copies a dict-backed instance in one step, and this state is copied on
+# every event of a hot event.
+@attrs.frozen(kw_only=True, slots=False)
 class EventQueueState:
     """Everything one event-queue actor owns. `event` is None until `EventCreated`."""
 
@@ -244,13 +246,13 @@ def event_info_of(e: EventCreated) -> EventInfo:
 
 
 def _created(state: EventQueueState, e: EventCreated) -> EventQueueState:
-    return attrs.evolve(state, event=event_info_of(e))
+    return replace(state, event=event_info_of(e))
 
 
 def apply_update(info: EventInfo, e: EventUpdated) -> EventInfo:
     """`info` with the fields `e` changed (shared with the catalog projection)."""
     changes = {name: value for name in _UPDATABLE if (value := getattr(e, name)) is not None}
-    return attrs.evolve(info, **changes)
+    return replace(info, **changes)
 
 
 _UPDATABLE = (
@@ -267,27 +269,27 @@ _UPDATABLE = (
 
 def _updated(state: EventQueueState, e: EventUpdated) -> EventQueueState:
     assert state.event is not None
-    return attrs.evolve(state, event=apply_update(state.event, e))
+    return replace(state, event=apply_update(state.event, e))
 
 
 def _cancelled(state: EventQueueState, e: EventCancelled) -> EventQueueState:
     assert state.event is not None
     with state.tickets.mutate() as tickets:
         for tid in e.refunded_ticket_ids:
-            tickets[tid] = attrs.evolve(tickets[tid], status="refunded")
+            tickets[tid] = replace(tickets[tid], status="refunded")
         new_tickets = tickets.finish()
     with state.entries.mutate() as entries:
         for wid in (*e.withdrawn_offer_ids, *e.expired_waiting_ids):
-            entries[wid] = attrs.evolve(entries[wid], status="expired")
+            entries[wid] = replace(entries[wid], status="expired")
         new_entries = entries.finish()
     with state.queue.mutate() as queue:
         for user_id in e.cancelled_queue_user_ids:
             qid = state.queue_entry_by_user[user_id]
-            queue[qid] = attrs.evolve(queue[qid], status="cancelled")
+            queue[qid] = replace(queue[qid], status="cancelled")
         new_queue = queue.finish()
-    return attrs.evolve(
+    return replace(
         state,
-        event=attrs.evolve(state.event, is_cancelled=True),
+        event=replace(state.event, is_cancelled=True),
         tickets=new_tickets,
         purchased_count=state.purchased_count - len(e.refunded_ticket_ids),
         entries=new_entries,
@@ -305,7 +307,7 @@ def _joined(state: EventQueueState, e: WaitingListJoined) -> EventQueueState:
         id=e.waiting_list_id, user_id=e.user_id, number=e.number, status="waiting", joined_at=e.at
     )
     mine = state.entries_by_user.get(e.user_id, ())
-    return attrs.evolve(
+    return replace(
         state,
         entries=state.entries.set(entry.id, entry),
         entries_by_user=state.entries_by_user.set(e.user_id, (*mine, entry.id)),
@@ -315,8 +317,8 @@ def _joined(state: EventQueueState, e: WaitingListJoined) -> EventQueueState:
 
 def _offered(state: EventQueueState, e: OfferMade) -> EventQueueState:
     entry = state.entries[e.waiting_list_id]
-    offered = attrs.evolve(entry, status="offered", offer_expires_at=e.offer_expires_at)
-    return attrs.evolve(
+    offered = replace(entry, status="offered", offer_expires_at=e.offer_expires_at)
+    return replace(
         state,
         entries=state.entries.set(entry.id, offered),
         live_offers=state.live_offers.set(entry.id, entry.number),
@@ -345,9 +347,9 @@ def _without_offer(
 
 def _offer_ended(state: EventQueueState, e: OfferExpired | OfferReleased) -> EventQueueState:
     entry = state.entries[e.waiting_list_id]
-    return attrs.evolve(
+    return replace(
         state,
-        entries=state.entries.set(entry.id, attrs.evolve(entry, status="expired")),
+        entries=state.entries.set(entry.id, replace(entry, status="expired")),
         live_offers=state.live_offers.delete(entry.id),
         offer_blocks=_without_offer(state.offer_blocks, entry.number),
     )
@@ -366,14 +368,14 @@ def _purchased(state: EventQueueState, e: TicketPurchased) -> EventQueueState:
         amount=e.amount,
     )
     mine = state.tickets_by_user.get(e.user_id, ())
-    return attrs.evolve(
+    return replace(
         state,
         tickets=state.tickets.set(ticket.id, ticket),
         tickets_by_user=state.tickets_by_user.set(e.user_id, (*mine, ticket.id)),
         ticket_by_payment_intent=state.ticket_by_payment_intent.set(e.payment_intent_id, ticket.id),
         ticket_count=state.ticket_count + 1,
         purchased_count=state.purchased_count + 1,
-        entries=state.entries.set(entry.id, attrs.evolve(entry, status="purchased")),
+        entries=state.entries.set(entry.id, replace(entry, status="purchased")),
         live_offers=state.live_offers.delete(entry.id),
         offer_blocks=_without_offer(state.offer_blocks, entry.number),
     )
@@ -381,16 +383,16 @@ def _purchased(state: EventQueueState, e: TicketPurchased) -> EventQueueState:
 
 def _checked_in(state: EventQueueState, e: TicketCheckedIn) -> EventQueueState:
     ticket = state.tickets[e.ticket_id]
-    return attrs.evolve(
-        state, tickets=state.tickets.set(ticket.id, attrs.evolve(ticket, status="used"))
+    return replace(
+        state, tickets=state.tickets.set(ticket.id, replace(ticket, status="used"))
     )
 
 
 def _refunded(state: EventQueueState, e: TicketRefunded) -> EventQueueState:
     ticket = state.tickets[e.ticket_id]
-    return attrs.evolve(
+    return replace(
         state,
-        tickets=state.tickets.set(ticket.id, attrs.evolve(ticket, status="refunded")),
+        tickets=state.tickets.set(ticket.id, replace(ticket, status="refunded")),
         purchased_count=state.purchased_count - 1,
     )
 
@@ -399,7 +401,7 @@ def _queue_joined(state: EventQueueState, e: QueueJoined) -> EventQueueState:
     entry = QueueEntry(
         id=e.queue_entry_id, user_id=e.user_id, number=e.number, status="waiting", joined_at=e.at
     )
-    return attrs.evolve(
+    return replace(
         state,
         queue=state.queue.set(entry.id, entry),
         queue_entry_by_user=state.queue_entry_by_user.set(e.user_id, entry.id),
@@ -424,18 +426,18 @@ def _stop_waiting(state: EventQueueState, number: int) -> dict[str, Any]:
 
 def _queue_left(state: EventQueueState, e: QueueLeft) -> EventQueueState:
     entry = state.queue[e.queue_entry_id]
-    return attrs.evolve(
+    return replace(
         state,
-        queue=state.queue.set(entry.id, attrs.evolve(entry, status="cancelled")),
+        queue=state.queue.set(entry.id, replace(entry, status="cancelled")),
         **_stop_waiting(state, entry.number),
     )
 
 
 def _queue_called(state: EventQueueState, e: QueueEntryCalled) -> EventQueueState:
     entry = state.queue[e.queue_entry_id]
-    return attrs.evolve(
+    return replace(
         state,
-        queue=state.queue.set(entry.id, attrs.evolve(entry, status="called", called_at=e.at)),
+        queue=state.queue.set(entry.id, replace(entry, status="called", called_at=e.at)),
         last_called_at=e.at,
         **_stop_waiting(state, entry.number),
     )
@@ -443,8 +445,8 @@ def _queue_called(state: EventQueueState, e: QueueEntryCalled) -> EventQueueStat
 
 def _queue_completed(state: EventQueueState, e: QueueEntryCompleted) -> EventQueueState:
     entry = state.queue[e.queue_entry_id]
-    return attrs.evolve(
-        state, queue=state.queue.set(entry.id, attrs.evolve(entry, status="completed"))
+    return replace(
+        state, queue=state.queue.set(entry.id, replace(entry, status="completed"))
     )
 
 
