@@ -168,6 +168,21 @@ class Actor:
                 stream=self.stream,
             ) from None
 
+    @property
+    def has_queued(self) -> bool:
+        return self._send is not None and self._send.statistics().current_buffer_used > 0
+
+    def refuse_queued(self, error: TurnstileError) -> None:
+        """Answer every command still in the mailbox with `error` (at shutdown)."""
+        if self._receive is None:
+            return
+        while True:
+            try:
+                command = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            command.reply.fail(error)
+
     def close(self) -> None:
         self.started = True
         if self._send is not None:

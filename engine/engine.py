@@ -518,13 +518,20 @@ class Engine:
             self._passivate_idle()
 
     async def _close(self) -> None:
+        """Refuse new commands, let every queued one be decided and committed (and answered),
+        then close. Bounded: whatever is still undecided after 30 s is refused."""
         self._closing = True
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(30):
-                await self._commit.drained()
-        for actor in self._actors.values():
-            actor.close()
+        actors = list(self._actors.values())
         self._actors.clear()
+        for actor in actors:
+            actor.close()  # mailboxes still deliver what they hold, then end
+        with trio.CancelScope(shield=True), trio.move_on_after(30):
+            while any(actor.has_queued for actor in actors) or self._commit.queued:
+                await trio.sleep(0)
+                await self._commit.drained()
+            await self._commit.drained()
+        for actor in actors:
+            actor.refuse_queued(Overloaded("The server shut down before handling this command."))
         if self._snapshot is not None:
             self._snapshot.close()
         self.journal.close()

@@ -253,3 +253,26 @@ async def test_damaged_snapshot_is_skipped(
     await h.start()
     assert h.engine.recovery is not None and h.engine.recovery.snapshot_seq == 0
     assert await h.query("counters:get", {"counterId": cid}) == {"total": 3, "rang": 0}
+
+
+async def test_close_answers_every_command_in_flight(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    cid = await h.mutation("counters:create", {"label": "a"})
+    answers: list[object] = []
+
+    async def add() -> None:
+        try:
+            answers.append((await h.outcome("counters:add", {"counterId": cid, "amount": 1})).ts)
+        except Overloaded:
+            answers.append("Overloaded")
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(200):
+            nursery.start_soon(add)
+        await trio.sleep(0)
+        await h.stop()
+    assert len(answers) == 200
+    acknowledged = [a for a in answers if a != "Overloaded"]
+    await h.start()
+    assert (await h.query("counters:get", {"counterId": cid}))["total"] == len(acknowledged)
