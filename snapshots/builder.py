@@ -103,7 +103,9 @@ def _build(data_dir: Path, registry: Registry, *, keep: int, use_base: bool) -> 
         return None
     final = directory / file_name(until)
     tmp = final.with_suffix(".db.tmp")
-    tmp.unlink(missing_ok=True)
+    # Leftovers of builds killed mid-way (one engine builds at a time): never finished, never read.
+    for stale in directory.glob("*.db.tmp"):
+        stale.unlink(missing_ok=True)
     models = ReadModels(registry.projections.values())
     if base is not None:
         models.load(base.read_models())

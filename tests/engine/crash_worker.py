@@ -10,9 +10,9 @@ refunds and check-ins over them until killed (or for `MAX_SECONDS` at most).
 Each mutation carries a unique `(session_id, request_id)`: session `crash-SEED`, request ids
 counting from 1. Once `engine.mutation` returns (the events are durable), one JSON line
 `{name, args, identity, session, request, value, ts}` is written to stdout and flushed before
-anything else happens: the test holds the engine to every line it reads. A refusal the random
-workload provokes (`Conflict`) is expected and not written; any other refusal is reported on
-stderr, which the test expects to stay empty.
+anything else happens: the test holds the engine to every line it reads. The refusals a random
+workload provokes (`Conflict`, `RateLimited`) are expected and not written; any other refusal is
+reported on stderr, which the test expects to stay empty.
 """
 
 from __future__ import annotations
