@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import attrs
 import trio
+import trio.lowlevel
 
 from domain.errors import Internal, NotFound, Overloaded, TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
@@ -527,7 +528,7 @@ class Engine:
             actor.close()  # mailboxes still deliver what they hold, then end
         with trio.CancelScope(shield=True), trio.move_on_after(30):
             while any(actor.has_queued for actor in actors) or self._commit.queued:
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
                 await self._commit.drained()
             await self._commit.drained()
         for actor in actors:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from domain.errors import Conflict, InvalidArgs, NotFound, Overloaded
@@ -270,7 +271,7 @@ async def test_close_answers_every_command_in_flight(
     async with trio.open_nursery() as nursery:
         for _ in range(200):
             nursery.start_soon(add)
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         await h.stop()
     assert len(answers) == 200
     acknowledged = [a for a in answers if a != "Overloaded"]
