@@ -114,6 +114,25 @@ def _with_companions(batch: list[Submission]) -> list[Submission]:
     return out
 
 
+class PendingMutation:
+    """A mutation handed to its actor; `await outcome()` for its durable result."""
+
+    __slots__ = ("_engine", "_reply", "_request")
+
+    def __init__(self, engine: Engine, reply: Reply, request: RequestKey | None) -> None:
+        self._engine = engine
+        self._reply = reply
+        self._request = request
+
+    async def outcome(self) -> Outcome:
+        try:
+            value, ts = await self._reply.wait()
+        finally:
+            if self._request is not None:
+                self._engine._forget_request(self._request, self._reply)
+        return Outcome(value, ts)
+
+
 class LiveQuery:
     """The updates of one subscription, as an async iterator of `(ts, value)`."""
 
@@ -163,6 +182,7 @@ class Engine:
         self._timers = TimerService(clock, self.read_models.timers)
         self.subscriptions = Subscriptions(self._view)
         self._closing = False
+        self._seq_advanced = trio.Event()
         self._events_since_snapshot = 0
         self._snapshot_running = False
         self.recovery: RecoveryReport | None = None
@@ -188,17 +208,35 @@ class Engine:
         With `session_id` and `request_id`, a repeat of an executed request returns the
         original result and `ts` without executing again (also after a restart); a repeat of a
         request still in flight waits for it. Raises a `TurnstileError` on refusal."""
+        pending = self.begin_mutation(
+            name, args, identity, session_id=session_id, request_id=request_id
+        )
+        return await pending.outcome()
+
+    def begin_mutation(
+        self,
+        name: str,
+        args: Any,
+        identity: Identity = ANONYMOUS,
+        *,
+        session_id: str | None = None,
+        request_id: int | None = None,
+    ) -> PendingMutation:
+        """The synchronous half of `mutation`: validate, de-duplicate and hand the command to
+        its actor's mailbox before returning, so that mutations begun in order reach each actor
+        in that order (a sync session relies on this). Refusals known at once raise here."""
         spec = self.registry.mutation(name)
         request: RequestKey | None = None
         if session_id is not None and request_id is not None:
             request = (session_id, request_id)
             running = self._requests.get(request)
             if running is not None:
-                value, ts = await running.wait()
-                return Outcome(value, ts)
+                return PendingMutation(self, running, None)
             record = self.journal.lookup_request(session_id, request_id)
             if record is not None:
-                return Outcome(codec.loads(record.result), record.seq)
+                done = Reply()
+                done.resolve(codec.loads(record.result), record.seq)
+                return PendingMutation(self, done, None)
         parsed = codec.decode_args(args, spec.args_type)
         aggregate = spec.aggregate
         if spec.route is None:
@@ -208,19 +246,20 @@ class Engine:
             if not is_root_id(aggregate_id, aggregate.id_prefix):
                 raise NotFound(f"No {aggregate.kind} with id {aggregate_id!r}.")
         reply = Reply()
-        self._offer(
-            aggregate,
-            aggregate.stream_of(aggregate_id),
-            Command(spec.handle, parsed, identity, reply, request, spec.rate_limit),
-        )
+        command = Command(spec.handle, parsed, identity, reply, request, spec.rate_limit)
+        self._offer(aggregate, aggregate.stream_of(aggregate_id), command)
         if request is not None:
             self._requests[request] = reply
-        try:
-            value, ts = await reply.wait()
-        finally:
-            if request is not None and self._requests.get(request) is reply:
-                del self._requests[request]
-        return Outcome(value, ts)
+        return PendingMutation(self, reply, request)
+
+    def _forget_request(self, request: RequestKey, reply: Reply) -> None:
+        if self._requests.get(request) is reply:
+            del self._requests[request]
+
+    async def wait_for_seq(self, seq: int) -> None:
+        """Wait until the journal position `seq` is committed (and applied everywhere)."""
+        while self.committed_seq < seq:
+            await self._seq_advanced.wait()
 
     async def query(self, name: str, args: Any, identity: Identity = ANONYMOUS) -> Outcome:
         """Evaluate a query on committed state; `ts` is the journal position it reflects."""
@@ -401,6 +440,8 @@ class Engine:
                 events += len(submission.events)
         self.committed_seq = last_seq
         self.subscriptions.on_commit(touched, last_seq)
+        self._seq_advanced.set()
+        self._seq_advanced = trio.Event()
         for submission in batch:
             submission.reply.resolve(submission.value, submission.ts)
         self._events_since_snapshot += events

@@ -74,9 +74,27 @@ def evaluate(spec: QuerySpec[Any], args: Any, identity: Identity, view: Recordin
 class Subscription:
     """One live query. `pending` holds the newest undelivered `(ts, result)` only."""
 
-    __slots__ = ("_wake", "args", "closed", "group", "identity", "last", "pending", "reads", "spec")
+    __slots__ = (
+        "_wake",
+        "args",
+        "closed",
+        "group",
+        "identity",
+        "last",
+        "on_change",
+        "pending",
+        "reads",
+        "spec",
+    )
 
-    def __init__(self, spec: QuerySpec[Any], args: Any, identity: Identity, group: Hashable):
+    def __init__(
+        self,
+        spec: QuerySpec[Any],
+        args: Any,
+        identity: Identity,
+        group: Hashable,
+        on_change: Callable[[], None] | None = None,
+    ):
         self.spec = spec
         self.args = args
         self.identity = identity
@@ -85,6 +103,7 @@ class Subscription:
         self.last: bytes | None = None
         self.pending: tuple[int, Result] | None = None
         self.closed = False
+        self.on_change = on_change
         self._wake = trio.Event()
 
     def offer(self, ts: int, result: Result) -> None:
@@ -93,6 +112,13 @@ class Subscription:
         self.last = result.encoded
         self.pending = (ts, result)
         self._wake.set()
+        if self.on_change is not None:
+            self.on_change()
+
+    def take(self) -> tuple[int, Result] | None:
+        """The pending update, if any, removing it (for consumers that poll on `on_change`)."""
+        pending, self.pending = self.pending, None
+        return pending
 
     async def next(self) -> tuple[int, Result]:
         while self.pending is None:
