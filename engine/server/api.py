@@ -1,0 +1,223 @@
+"""The HTTP routes: health, metrics, and Convex's function API as `ConvexHttpClient` calls it.
+
+Transport-free: `handle(ctx, request, draining)` maps one complete request to one response;
+`engine.server.http` does the bytes. Status codes follow what the Convex client expects:
+200 `{"status": "success", "value"}` for a result, 560 `{"status": "error", "errorMessage",
+"errorData"}` for a function that failed (any `TurnstileError`, and any unexpected exception as
+`Internal`, without a traceback), 401 with the same body for a credential that is not valid,
+400 with the same body for a body that is not a function call at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import attrs
+import orjson
+
+from domain.errors import Internal, InvalidArgs, NotFound, TurnstileError
+from domain.identity import ANONYMOUS, Identity
+from engine.server.auth import Authenticator, AuthFailed
+from engine.server.context import ServerContext
+from engine.server.metrics import CONTENT_TYPE, UNKNOWN_FUNCTION
+from engine.server.values import convex_to_json, json_to_convex
+
+log = logging.getLogger("turnstile.server")
+
+#: Convex's status for "the function ran and failed" (ConvexHttpClient's STATUS_CODE_UDF_FAILED).
+STATUS_FUNCTION_FAILED = 560
+JSON = b"application/json"
+SYNC_PATH = re.compile(r"^/api/[^/]+/sync$")
+FUNCTION_KINDS = {"/api/query": "query", "/api/mutation": "mutation", "/api/action": "action"}
+ROUTE_METHODS: dict[str, bytes] = {"/health": b"GET", "/metrics": b"GET"} | {
+    path: b"POST" for path in FUNCTION_KINDS
+}
+CORS_HEADERS: list[tuple[bytes, bytes]] = [(b"access-control-allow-origin", b"*")]
+PREFLIGHT_MAX_AGE = b"86400"
+DEFAULT_ALLOWED_HEADERS = b"content-type, authorization, convex-client"
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    method: bytes
+    #: The path without the query string.
+    path: str
+    headers: dict[bytes, bytes]
+    body: bytes = b""
+
+
+@attrs.frozen
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: bytes = JSON
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    def header_list(self, *, close: bool) -> list[tuple[bytes, bytes]]:
+        headers = [*CORS_HEADERS, *self.headers]
+        if self.status != 204:
+            headers.append((b"content-length", str(len(self.body)).encode()))
+        if self.body:
+            headers.append((b"content-type", self.content_type))
+        if close:
+            headers.append((b"connection", b"close"))
+        return headers
+
+
+def json_response(status: int, body: Any) -> Response:
+    return Response(status, orjson.dumps(body))
+
+
+def error_response(status: int, error: TurnstileError) -> Response:
+    return json_response(
+        status,
+        {
+            "status": "error",
+            "errorMessage": error.message,
+            "errorData": error.data(),
+            "logLines": [],
+        },
+    )
+
+
+def route_label(path: str) -> str:
+    """A bounded metrics label for a path."""
+    if path in ROUTE_METHODS:
+        return path
+    return "/api/sync" if SYNC_PATH.match(path) else "other"
+
+
+async def handle(ctx: ServerContext, request: Request, *, draining: bool = False) -> Response:
+    """Answer one request. Never raises an `Exception` (cancellation passes through)."""
+    try:
+        response = await _route(ctx, request, draining)
+    except Exception:
+        log.exception("unexpected failure answering %s %s", request.method, request.path)
+        response = error_response(
+            STATUS_FUNCTION_FAILED, Internal("The server failed to answer this request.")
+        )
+    ctx.metrics.http_requests.labels(route_label(request.path), str(response.status)).inc()
+    return response
+
+
+async def _route(ctx: ServerContext, request: Request, draining: bool) -> Response:
+    if request.method == b"OPTIONS":
+        return _preflight(request)
+    expected = ROUTE_METHODS.get(request.path)
+    if expected is None:
+        if SYNC_PATH.match(request.path):
+            return json_response(426, {"status": "error", "errorMessage": "Use a WebSocket."})
+        return json_response(404, {"status": "error", "errorMessage": "Not found."})
+    if request.method != expected:
+        return Response(
+            405,
+            orjson.dumps({"status": "error", "errorMessage": "Method not allowed."}),
+            headers=((b"allow", expected + b", OPTIONS"),),
+        )
+    if request.path == "/health":
+        return _health(ctx, draining)
+    if request.path == "/metrics":
+        return Response(200, ctx.metrics.render(), content_type=CONTENT_TYPE.encode())
+    return await call_function(ctx, FUNCTION_KINDS[request.path], request)
+
+
+def _preflight(request: Request) -> Response:
+    asked = request.headers.get(b"access-control-request-headers") or DEFAULT_ALLOWED_HEADERS
+    return Response(
+        204,
+        headers=(
+            (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+            (b"access-control-allow-headers", asked),
+            (b"access-control-max-age", PREFLIGHT_MAX_AGE),
+        ),
+    )
+
+
+def _health(ctx: ServerContext, draining: bool) -> Response:
+    if ctx.engine.recovery is None:
+        return json_response(503, {"status": "recovering"})
+    if draining:
+        return json_response(503, {"status": "stopping"})
+    return json_response(200, {"status": "ok", "journalSeq": ctx.engine.committed_seq})
+
+
+def identify(authenticator: Authenticator, authorization: bytes | None) -> Identity:
+    """The caller named by an `Authorization` header; none is `ANONYMOUS`. Raises `AuthFailed`."""
+    if not authorization:
+        return ANONYMOUS
+    try:
+        scheme, _, credential = authorization.decode("ascii").partition(" ")
+    except UnicodeDecodeError:
+        raise AuthFailed("The Authorization header is not valid.") from None
+    credential = credential.strip()
+    if scheme == "Convex" and credential:
+        return authenticator.admin(credential)
+    if scheme == "Bearer" and credential:
+        return authenticator.user(credential)
+    raise AuthFailed("The Authorization header must be 'Convex <admin key>' or 'Bearer <token>'.")
+
+
+def parse_call(body: bytes) -> tuple[str, Any]:
+    """The function path and its args object, still in Convex's JSON encoding. Raises
+    `InvalidArgs` when the body is not a function call at all (answered 400); faults of the
+    args themselves are the function's to report (560)."""
+    try:
+        call = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidArgs("The request body is not valid JSON.", path="") from None
+    if not isinstance(call, dict):
+        raise InvalidArgs("The request body must be a JSON object.", path="")
+    path = call.get("path")
+    if not isinstance(path, str) or not path:
+        raise InvalidArgs("The request needs the function's path.", path="path")
+    if call.get("format", "convex_encoded_json") not in ("convex_encoded_json", "json"):
+        raise InvalidArgs("format must be 'convex_encoded_json'.", path="format")
+    args = call.get("args", {})
+    if isinstance(args, list):
+        if len(args) != 1:
+            raise InvalidArgs("args must hold exactly one arguments object.", path="args")
+        args = args[0]
+    if not isinstance(args, dict):
+        raise InvalidArgs("The arguments must be an object.", path="args")
+    return path, args
+
+
+async def call_function(ctx: ServerContext, kind: str, request: Request) -> Response:
+    started = time.perf_counter()
+    label = UNKNOWN_FUNCTION
+    outcome = "Internal"
+    try:
+        try:
+            path, raw_args = parse_call(request.body)
+        except InvalidArgs as error:
+            outcome = "BadRequest"
+            return error_response(400, error)
+        try:
+            identity = identify(ctx.authenticator, request.headers.get(b"authorization"))
+        except AuthFailed as error:
+            outcome = error.code
+            return error_response(401, error)
+        try:
+            engine = ctx.engine
+            if kind == "query":
+                label = engine.registry.query(path).name
+                result = await engine.query(path, json_to_convex(raw_args), identity)
+            elif kind == "mutation":
+                label = engine.registry.mutation(path).name
+                result = await engine.mutation(path, json_to_convex(raw_args), identity)
+            else:
+                raise NotFound(f"Could not find public function for '{path}'.", function=path)
+            body = {"status": "success", "value": convex_to_json(result.value), "logLines": []}
+        except TurnstileError as error:
+            outcome = error.code
+            return error_response(STATUS_FUNCTION_FAILED, error)
+        outcome = "success"
+        return json_response(200, body)
+    finally:
+        ctx.metrics.observe_call(label, kind, "http", outcome, time.perf_counter() - started)
+
+
+__all__ = ["Request", "Response", "handle", "identify", "parse_call"]

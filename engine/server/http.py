@@ -1,0 +1,334 @@
+"""The one TCP listener: HTTP/1.1 (h11) and the WebSocket upgrade, on one port.
+
+Each connection is a loop of request cycles (keep-alive). Limits that keep one client from
+holding the server: a request head of at most `max_head_bytes` (431), a body of at most
+`max_body_bytes` (413), `idle_timeout` between requests, `read_timeout` from a request's first
+byte to its last, `write_timeout` for each response. None of them bounds a function's own run.
+
+`GET /api/<version>/sync` with `Upgrade: websocket` leaves the HTTP loop: the head already read
+is replayed to trio-websocket, which finishes the handshake, and the connection becomes a sync
+session (`engine.server.websocket`).
+
+Shutdown (`stop` set): the listener closes at once; idle keep-alive connections and WebSocket
+sessions are closed; requests in flight get `drain_seconds` to be answered (with
+`Connection: close`), then whatever is left is cancelled. `serve` returns after that.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from typing import TYPE_CHECKING, cast
+
+import h11
+import trio
+
+from engine.server import api
+from engine.server.auth import Authenticator
+from engine.server.context import ServerConfig, ServerContext
+from engine.server.metrics import Metrics
+from engine.server.streams import PrefixedStream
+from engine.server.websocket import serve_sync
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
+log = logging.getLogger("turnstile.server")
+
+RECEIVE_BYTES = 64 * 1024
+#: After answering a request whose body was not read, keep discarding input this long (and at
+#: most this much) before closing, so the client reads the answer instead of a reset.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 2 * 1024 * 1024
+
+
+class _Closed(Exception):
+    """The connection is over (peer gone, protocol error answered, or a timeout)."""
+
+
+def _reason(status: int) -> bytes:
+    if status == api.STATUS_FUNCTION_FAILED:
+        return b"Function Failed"
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+class HttpServer:
+    """The connections of one listener, and the drain on shutdown."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.draining = False
+        self.connections: set[Connection] = set()
+
+    async def handle_stream(self, stream: trio.SocketStream) -> None:
+        connection = Connection(self, stream)
+        self.connections.add(connection)
+        self.ctx.metrics.open_connections.inc()
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            self.ctx.metrics.open_connections.dec()
+            await trio.aclose_forcefully(stream)
+
+    def drain(self) -> None:
+        self.draining = True
+        for connection in list(self.connections):
+            connection.drain()
+
+
+class Connection:
+    """One TCP connection's request cycles."""
+
+    def __init__(self, server: HttpServer, stream: trio.SocketStream) -> None:
+        self.server = server
+        self.ctx = server.ctx
+        self.config = server.ctx.config
+        self.stream = stream
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_head_bytes)
+        #: The bytes of the current request's head as received, for a WebSocket hand-off.
+        self.raw = bytearray()
+        self.recording = True
+        self.idle_scope: trio.CancelScope | None = None
+        self.session_scope: trio.CancelScope | None = None
+
+    def drain(self) -> None:
+        """Close now if idle or a WebSocket session; a request being handled is let finish."""
+        if self.idle_scope is not None:
+            self.idle_scope.cancel()
+        if self.session_scope is not None:
+            self.session_scope.cancel()
+
+    async def run(self) -> None:
+        try:
+            while await self._cycle():
+                self.h11.start_next_cycle()
+        except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("connection failed")
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        if self.recording:
+            # Never hold more than one byte beyond the head limit before the head is parsed:
+            # h11 refuses an incomplete head only once its buffer exceeds the limit, so a
+            # larger read could deliver (and let h11 accept) an oversized head in one piece.
+            room = self.config.max_head_bytes + 1 - len(self.raw)
+            data = await self.stream.receive_some(max(room, 1))
+            self.raw += data
+        else:
+            data = await self.stream.receive_some(RECEIVE_BYTES)
+        self.h11.receive_data(data)  # b"" is the peer's EOF
+
+    async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                await self._receive()
+                continue
+            return cast("h11.Event | type[h11.PAUSED]", event)
+
+    async def _wait_for_request(self) -> bool:
+        """Wait (at most `idle_timeout`, less if draining) for the next request's first byte."""
+        pending, closed = self.h11.trailing_data
+        self.raw = bytearray(pending)
+        self.recording = True
+        if pending or closed:
+            return True
+        if self.server.draining:
+            return False
+        with trio.move_on_after(self.config.idle_timeout) as scope:
+            self.idle_scope = scope
+            try:
+                await self._receive()
+            finally:
+                self.idle_scope = None
+        return not scope.cancelled_caught
+
+    async def _read_head(self) -> h11.Request:
+        try:
+            event = await self._next_event()
+        except h11.RemoteProtocolError as exc:
+            await self._refuse(exc.error_status_hint, str(exc))
+            raise _Closed from None
+        if not isinstance(event, h11.Request):
+            raise _Closed  # the peer closed (h11.ConnectionClosed)
+        self.recording = False
+        return event
+
+    async def _read_body(self) -> bytes | None:
+        """The whole body; None if it exceeds `max_body_bytes`."""
+        if self.h11.they_are_waiting_for_100_continue:
+            await self._send(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                event = await self._next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._refuse(exc.error_status_hint, str(exc))
+                raise _Closed from None
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > self.config.max_body_bytes:
+                    return None
+                chunks.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(chunks)
+            else:
+                raise _Closed
+
+    # -- one cycle ------------------------------------------------------------------------
+
+    async def _cycle(self) -> bool:
+        """Read, answer and report whether the connection may carry another request."""
+        if not await self._wait_for_request():
+            return False
+        deadline = trio.current_time() + self.config.read_timeout
+        with trio.move_on_at(deadline) as reading_head:
+            head = await self._read_head()
+        if reading_head.cancelled_caught:
+            return False  # the head did not arrive in time: close without a word
+        headers = {name: value for name, value in head.headers}  # names come lower-cased
+        path = head.target.partition(b"?")[0].decode("ascii", "replace")
+        if b"websocket" in headers.get(b"upgrade", b"").lower() and head.method == b"GET":
+            await self._upgrade(headers, path)
+            return False
+        declared = headers.get(b"content-length")
+        if declared is not None and int(declared) > self.config.max_body_bytes:
+            await self._refuse(413, "The request body is larger than the server accepts.")
+            return False
+        body: bytes | None = b""
+        with trio.move_on_at(deadline) as reading:
+            body = await self._read_body()
+        if reading.cancelled_caught:
+            await self._refuse(408, "The request did not arrive in time.")
+            return False
+        if body is None:
+            await self._refuse(413, "The request body is larger than the server accepts.")
+            return False
+        request = api.Request(method=head.method, path=path, headers=headers, body=body)
+        response = await api.handle(self.ctx, request, draining=self.server.draining)
+        await self._respond(response, close=self.server.draining)
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+    async def _upgrade(self, headers: dict[bytes, bytes], path: str) -> None:
+        if not api.SYNC_PATH.match(path):
+            await self._refuse(404, "Not found.")
+            return
+        if not headers.get(b"sec-websocket-key") or headers.get(b"sec-websocket-version") != b"13":
+            await self._refuse(400, "Not a valid WebSocket handshake.")
+            return
+        stream = PrefixedStream(bytes(self.raw), self.stream)
+        with trio.CancelScope() as scope:
+            self.session_scope = scope
+            if self.server.draining:
+                scope.cancel()
+            await serve_sync(self.ctx, stream)
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def _send(self, data: bytes | None) -> None:
+        if not data:
+            return
+        with trio.move_on_after(self.config.write_timeout) as scope:
+            await self.stream.send_all(data)
+        if scope.cancelled_caught:
+            raise _Closed
+
+    async def _respond(self, response: api.Response, *, close: bool) -> None:
+        status = response.status
+        start = h11.Response(
+            status_code=status, headers=response.header_list(close=close), reason=_reason(status)
+        )
+        out = bytearray(self.h11.send(start) or b"")
+        if response.body:
+            out += self.h11.send(h11.Data(data=response.body)) or b""
+        out += self.h11.send(h11.EndOfMessage()) or b""
+        await self._send(bytes(out))
+
+    async def _refuse(self, status: int, message: str) -> None:
+        """Answer with an error and close (lingering, so that unread input does not turn
+        into a reset before the client has read the answer)."""
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        if self.h11.their_state is h11.IDLE:
+            return  # no request head yet: nothing an HTTP answer could refer to
+        body = {"status": "error", "errorMessage": message}
+        response = api.json_response(status, body)
+        self.ctx.metrics.http_requests.labels("other", str(status)).inc()
+        try:
+            await self._respond(response, close=True)
+        except h11.LocalProtocolError:
+            return
+        await self._linger()
+
+    async def _linger(self) -> None:
+        with trio.move_on_after(LINGER_SECONDS):
+            try:
+                await self.stream.send_eof()
+                received = 0
+                while received < LINGER_BYTES:
+                    data = await self.stream.receive_some(RECEIVE_BYTES)
+                    if not data:
+                        break
+                    received += len(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+
+async def serve(
+    engine: Engine,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3210,
+    authenticator: Authenticator,
+    config: ServerConfig | None = None,
+    metrics: Metrics | None = None,
+    stop: trio.Event | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve HTTP and WebSocket on `host:port` (port 0: a free one) for a recovered `engine`.
+
+    Reports the bound port through `task_status.started(port)` once connections are accepted.
+    Runs until cancelled (abrupt) or until `stop` is set (graceful: see the module docstring),
+    then returns. The engine stays open; the caller closes it afterwards."""
+    ctx = ServerContext(
+        engine=engine,
+        authenticator=authenticator,
+        metrics=metrics or Metrics(),
+        config=config or ServerConfig(),
+    )
+    ctx.metrics.bind_engine(engine)
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound: int = listeners[0].socket.getsockname()[1]
+    server = HttpServer(ctx)
+    async with trio.open_nursery() as connections:
+        accepting = trio.CancelScope()
+
+        async def accept(task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:
+            with accepting:
+                await trio.serve_listeners(
+                    server.handle_stream,
+                    listeners,
+                    handler_nursery=connections,
+                    task_status=task_status,
+                )
+
+        await connections.start(accept)
+        task_status.started(bound)
+        if stop is None:
+            await trio.sleep_forever()
+        else:
+            await stop.wait()
+        accepting.cancel()  # serve_listeners closes the listeners as it leaves
+        server.drain()
+        connections.cancel_scope.deadline = trio.current_time() + ctx.config.drain_seconds
+
+
+__all__ = ["HttpServer", "serve"]

@@ -1,0 +1,80 @@
+"""The server's Prometheus metrics, in a private registry (never the process-global one).
+
+Function names are labels only when the catalogue knows them (`observe_call` is given the
+name only after lookup succeeded, else `"<unknown>"`), so a client cannot grow the label set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
+UNKNOWN_FUNCTION = "<unknown>"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """Counters and gauges of one server. `render()` is the `/metrics` body."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.function_calls = Counter(
+            "turnstile_function_calls",
+            "Functions called, by name, kind, transport and outcome code ('success' or an "
+            "error code).",
+            ["function", "kind", "transport", "outcome"],
+            registry=self.registry,
+        )
+        self.function_seconds = Histogram(
+            "turnstile_function_seconds",
+            "Time from a function call's arrival to its answer (mutations: until durable).",
+            ["kind", "transport"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "turnstile_http_requests",
+            "HTTP requests answered, by route and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.journal_seq = Gauge(
+            "turnstile_journal_seq", "The last committed journal sequence number.",
+            registry=self.registry,
+        )
+        self.resident_actors = Gauge(
+            "turnstile_resident_actors", "Aggregate actors held in memory.",
+            registry=self.registry,
+        )
+        #: Open WebSocket sync sessions (the server counts them around each session).
+        self.ws_sessions = Gauge(
+            "turnstile_websocket_sessions", "Open WebSocket sync sessions.",
+            registry=self.registry,
+        )
+        self.open_connections = Gauge(
+            "turnstile_open_connections", "Open TCP connections (HTTP and WebSocket).",
+            registry=self.registry,
+        )
+
+    def bind_engine(self, engine: Engine) -> None:
+        """Read the engine's gauges at scrape time."""
+        self.journal_seq.set_function(lambda: float(engine.committed_seq))
+        self.resident_actors.set_function(lambda: float(engine.resident_actors()))
+
+    def observe_call(
+        self, function: str, kind: str, transport: str, outcome: str, seconds: float
+    ) -> None:
+        """Count one function call. `function` must be a catalogue name or `UNKNOWN_FUNCTION`."""
+        self.function_calls.labels(function, kind, transport, outcome).inc()
+        self.function_seconds.labels(kind, transport).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+__all__ = ["CONTENT_TYPE", "UNKNOWN_FUNCTION", "Metrics"]

@@ -1,0 +1,293 @@
+"""A trio client for Turnstile's (Convex's) sync protocol.
+
+    async with open_client("http://127.0.0.1:3210", token=jwt) as client:
+        availability = await client.query("events:getEventAvailability", {"eventId": eid})
+        joined = await client.mutation("events:joinWaitingList", {"eventId": eid, "userId": me})
+        async with client.subscribe("events:getEventAvailability", {"eventId": eid}) as live:
+            async for value in live:
+                ...
+
+Guarantees, as Convex's own client gives them:
+- `mutation()` returns after the server has committed it *and* this client has applied a
+  Transition reaching its `ts`, so a subscription read afterwards already shows the write.
+- The connection is re-opened by itself after a drop (backoff up to 2 s); every live query is
+  re-subscribed and every mutation still in flight is re-sent with its original request id, which
+  the server answers from its durable record instead of executing it twice.
+- A refused function raises `FunctionError` carrying the server's `errorData` (`code`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import trio
+import trio_websocket
+
+from engine.server.values import convex_to_json, json_to_convex
+from engine.sync.protocol import decode_ts
+
+log = logging.getLogger("turnstile.client")
+
+
+class FunctionError(Exception):
+    """A query or mutation the server refused; `data` is its `errorData`."""
+
+    def __init__(self, message: str, data: dict[str, Any] | None) -> None:
+        super().__init__(message)
+        self.data = data or {}
+        self.code = self.data.get("code", "Internal")
+
+
+class _Mutation:
+    def __init__(self, request_id: int, message: dict[str, Any]) -> None:
+        self.request_id = request_id
+        self.message = message
+        self.done = trio.Event()
+        self.result: Any = None
+        self.error: FunctionError | None = None
+        self.ts: int | None = None  # committed at; resolved once a Transition reaches it
+
+
+class _Query:
+    def __init__(self, query_id: int, name: str, args: dict[str, Any]) -> None:
+        self.query_id = query_id
+        self.name = name
+        self.args = args
+        self.value: Any = None
+        self.error: FunctionError | None = None
+        self.has_value = False
+        self.changed = trio.Event()
+
+
+class Client:
+    """Use through `open_client`. Safe to use from many tasks at once."""
+
+    def __init__(self, url: str, *, token: str | None, admin_key: str | None) -> None:
+        base = url.rstrip("/")
+        if base.startswith("http"):
+            base = "ws" + base[4:]
+        self._ws_url = f"{base}/api/1.0/sync"
+        self._token = token
+        self._admin_key = admin_key
+        self._session_id = str(uuid.uuid4())
+        self._connections = 0
+        self._ws: trio_websocket.WebSocketConnection | None = None
+        self._connected = trio.Event()
+        self._next_request = 0
+        self._next_query = 0
+        self._query_set_version = 0
+        self._identity_version = 0
+        self._ts = 0
+        self._queries: dict[int, _Query] = {}
+        self._mutations: dict[int, _Mutation] = {}
+        self._send_lock = trio.Lock()
+        self.reconnects = 0
+
+    # -- public -------------------------------------------------------------------------
+
+    async def mutation(self, name: str, args: dict[str, Any]) -> Any:
+        request_id = self._next_request
+        self._next_request += 1
+        pending = _Mutation(
+            request_id,
+            {
+                "type": "Mutation",
+                "requestId": request_id,
+                "udfPath": name,
+                "args": [convex_to_json(args)],
+            },
+        )
+        self._mutations[request_id] = pending
+        try:
+            await self._send_if_connected(pending.message)
+            await pending.done.wait()
+        finally:
+            self._mutations.pop(request_id, None)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    async def query(self, name: str, args: dict[str, Any]) -> Any:
+        async with self.subscribe(name, args) as live:
+            async for value in live:
+                return value
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def subscribe(self, name: str, args: dict[str, Any]) -> AsyncIterator[AsyncIterator[Any]]:
+        """Live values of a query: the current one first, then each change (newest only)."""
+        query = _Query(self._next_query, name, args)
+        self._next_query += 1
+        self._queries[query.query_id] = query
+        await self._send_if_connected(self._modify([self._add(query)]))
+        try:
+            yield self._values(query)
+        finally:
+            self._queries.pop(query.query_id, None)
+            with trio.CancelScope(shield=True):
+                remove = {"type": "Remove", "queryId": query.query_id}
+                await self._send_if_connected(self._modify([remove]))
+
+    # -- internals ----------------------------------------------------------------------
+
+    async def _values(self, query: _Query) -> AsyncIterator[Any]:
+        while True:
+            while not query.has_value:
+                await query.changed.wait()
+            query.has_value = False
+            query.changed = trio.Event()
+            if query.error is not None:
+                raise query.error
+            yield query.value
+
+    def _add(self, query: _Query) -> dict[str, Any]:
+        return {
+            "type": "Add",
+            "queryId": query.query_id,
+            "udfPath": query.name,
+            "args": [convex_to_json(query.args)],
+        }
+
+    def _modify(self, changes: list[dict[str, Any]]) -> dict[str, Any]:
+        base = self._query_set_version
+        self._query_set_version += 1
+        return {
+            "type": "ModifyQuerySet",
+            "baseVersion": base,
+            "newVersion": base + 1,
+            "modifications": changes,
+        }
+
+    async def _send_if_connected(self, message: dict[str, Any]) -> None:
+        """Send now if connected; otherwise the reconnect replays the state it belongs to."""
+        ws = self._ws
+        if ws is None:
+            return
+        try:
+            async with self._send_lock:
+                await ws.send_message(orjson.dumps(message).decode())
+        except trio_websocket.ConnectionClosed:
+            pass
+
+    async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        delay = 0.05
+        started = False
+        while True:
+            try:
+                async with trio_websocket.open_websocket_url(
+                    self._ws_url, max_message_size=16 * 1024 * 1024
+                ) as ws:
+                    await self._handshake(ws)
+                    if not started:
+                        started = True
+                        task_status.started()
+                    delay = 0.05
+                    await self._read(ws)
+            except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError) as exc:
+                log.info("connection lost (%r); reconnecting", exc)
+            finally:
+                self._ws = None
+            self.reconnects += 1
+            await trio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _handshake(self, ws: trio_websocket.WebSocketConnection) -> None:
+        """Connect, authenticate, replay the query set from version 0, re-send in-flight
+        mutations: all before anything else can be sent on this connection."""
+        async with self._send_lock:
+            self._query_set_version = 0
+            self._identity_version = 0
+            self._ts = 0
+            messages: list[dict[str, Any]] = [
+                {
+                    "type": "Connect",
+                    "sessionId": self._session_id,
+                    "connectionCount": self._connections,
+                    "lastCloseReason": None,
+                    "clientTs": int(trio.current_time() * 1000),
+                }
+            ]
+            self._connections += 1
+            if self._admin_key is not None or self._token is not None:
+                messages.append(
+                    {
+                        "type": "Authenticate",
+                        "tokenType": "Admin" if self._admin_key is not None else "User",
+                        "value": self._admin_key if self._admin_key is not None else self._token,
+                        "baseVersion": 0,
+                    }
+                )
+                self._identity_version = 1
+            if self._queries:
+                messages.append(self._modify([self._add(q) for q in self._queries.values()]))
+            messages.extend(m.message for m in self._mutations.values() if not m.done.is_set())
+            for message in messages:
+                await ws.send_message(orjson.dumps(message).decode())
+            self._ws = ws
+
+    async def _read(self, ws: trio_websocket.WebSocketConnection) -> None:
+        while True:
+            message = orjson.loads(await ws.get_message())
+            kind = message.get("type")
+            if kind == "Transition":
+                self._transition(message)
+            elif kind == "MutationResponse":
+                self._mutation_response(message)
+            elif kind == "AuthError":
+                error = message.get("error", "authentication failed")
+                raise FunctionError(error, {"code": "Unauthenticated"})
+            elif kind == "FatalError":
+                raise FunctionError(message.get("error", "fatal error"), {"code": "Internal"})
+
+    def _transition(self, message: dict[str, Any]) -> None:
+        start_ts = decode_ts(message["startVersion"]["ts"])
+        if start_ts != self._ts and start_ts != 0:
+            log.warning("transition starts at %d, client is at %d", start_ts, self._ts)
+        for change in message["modifications"]:
+            query = self._queries.get(change["queryId"])
+            if query is None:
+                continue
+            if change["type"] == "QueryUpdated":
+                query.value, query.error = json_to_convex(change["value"]), None
+            elif change["type"] == "QueryFailed":
+                query.error = FunctionError(change["errorMessage"], change.get("errorData"))
+            else:
+                continue
+            query.has_value = True
+            query.changed.set()
+        self._ts = decode_ts(message["endVersion"]["ts"])
+        for pending in self._mutations.values():
+            if pending.ts is not None and pending.ts <= self._ts:
+                pending.done.set()
+
+    def _mutation_response(self, message: dict[str, Any]) -> None:
+        pending = self._mutations.get(message["requestId"])
+        if pending is None:
+            return
+        if message["success"]:
+            pending.result = json_to_convex(message["result"])
+            pending.ts = decode_ts(message["ts"])
+            if pending.ts <= self._ts:
+                pending.done.set()
+        else:
+            pending.error = FunctionError(message["result"], message.get("errorData"))
+            pending.done.set()
+
+
+@asynccontextmanager
+async def open_client(
+    url: str, *, token: str | None = None, admin_key: str | None = None
+) -> AsyncIterator[Client]:
+    """A connected client for the duration of the block (it reconnects by itself)."""
+    client = Client(url, token=token, admin_key=admin_key)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(client._run)
+        try:
+            yield client
+        finally:
+            nursery.cancel_scope.cancel()

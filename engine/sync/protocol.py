@@ -1,0 +1,120 @@
+"""The sync protocol's message shapes and their checks (Convex's `protocol.ts`).
+
+Client -> server: Connect, ModifyQuerySet, Mutation, Action, Authenticate, Event.
+Server -> client: Transition, MutationResponse, ActionResponse, AuthError, FatalError, Ping.
+
+Parsing is strict: a message that is not an object of a known type with fields of the right
+types is a `ProtocolViolation`, which the session answers with FatalError and a close.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import attrs
+import orjson
+
+
+class ProtocolViolation(Exception):
+    """The client broke the protocol; the session ends with FatalError."""
+
+
+@attrs.frozen
+class StateVersion:
+    query_set: int
+    ts: int
+    identity: int
+
+    def wire(self) -> dict[str, Any]:
+        return {"querySet": self.query_set, "ts": encode_ts(self.ts), "identity": self.identity}
+
+
+INITIAL_VERSION = StateVersion(query_set=0, ts=0, identity=0)
+
+
+def encode_ts(ts: int) -> str:
+    """A u64 as Convex sends it: base64 of its 8 little-endian bytes."""
+    return base64.b64encode(ts.to_bytes(8, "little")).decode("ascii")
+
+
+def decode_ts(encoded: str) -> int:
+    raw = base64.b64decode(encoded, validate=True)
+    if len(raw) != 8:
+        raise ValueError("a timestamp is 8 bytes")
+    return int.from_bytes(raw, "little")
+
+
+def parse(data: str | bytes) -> dict[str, Any]:
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ProtocolViolation("The message is not valid JSON.") from None
+    if not isinstance(message, dict):
+        raise ProtocolViolation("A message must be a JSON object.")
+    kind = message.get("type")
+    checks = _FIELDS.get(kind) if isinstance(kind, str) else None
+    if checks is None:
+        raise ProtocolViolation(f"Unknown message type {kind!r}.")
+    for name, types, required in checks:
+        if name not in message or message[name] is None:
+            if required:
+                raise ProtocolViolation(f"{kind} needs the field {name!r}.")
+            continue
+        value = message[name]
+        if isinstance(value, bool) and bool not in types:
+            raise ProtocolViolation(f"{kind}.{name} has the wrong type.")
+        if not isinstance(value, types):
+            raise ProtocolViolation(f"{kind}.{name} has the wrong type.")
+        if int in types and isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise ProtocolViolation(f"{kind}.{name} must not be negative.")
+    return message
+
+
+_FIELDS: dict[str, tuple[tuple[str, tuple[type, ...], bool], ...]] = {
+    "Connect": (
+        ("sessionId", (str,), True),
+        ("connectionCount", (int,), True),
+        ("lastCloseReason", (str,), False),
+        ("maxObservedTimestamp", (str,), False),
+        ("clientTs", (int, float), False),
+    ),
+    "ModifyQuerySet": (
+        ("baseVersion", (int,), True),
+        ("newVersion", (int,), True),
+        ("modifications", (list,), True),
+    ),
+    "Mutation": (
+        ("requestId", (int,), True),
+        ("udfPath", (str,), True),
+        ("args", (list,), True),
+        ("componentPath", (str,), False),
+    ),
+    "Action": (
+        ("requestId", (int,), True),
+        ("udfPath", (str,), True),
+        ("args", (list,), True),
+        ("componentPath", (str,), False),
+    ),
+    "Authenticate": (
+        ("tokenType", (str,), True),
+        ("baseVersion", (int,), True),
+        ("value", (str,), False),
+    ),
+    "Event": (("eventType", (str,), True),),
+}
+
+
+def single_args(args: list[Any]) -> Any:
+    """Function args travel as a one-element array holding the args object."""
+    if len(args) != 1:
+        raise ProtocolViolation("Function args must be an array of exactly one object.")
+    return args[0]
+
+
+def ping() -> bytes:
+    return b'{"type":"Ping"}'
+
+
+def fatal(message: str) -> str:
+    return orjson.dumps({"type": "FatalError", "error": message}).decode()

@@ -1,0 +1,407 @@
+"""One client's sync session: the server half of Convex's `BaseConvexClient`.
+
+Plan (ARCHITECTURE.md "One consistent cut", "Fan-out"):
+- A *reader* task parses each client message in order. Query-set changes and authentication
+  change the session's target version; mutations are handed to their actors synchronously
+  (`Engine.begin_mutation`), so one client's mutations reach each actor in the order sent.
+- A *writer* task, woken by any change, sends the finished MutationResponses, then at most one
+  Transition built from the session's current state without awaiting in between, so every
+  result in it is at one journal position `ts = engine.committed_seq`, which is at or past every
+  response just sent (read-your-writes: Convex's client resolves a mutation on the first
+  Transition after its response that reaches its `ts`).
+- Each query holds one pending result (the newest), so a client that reads slowly gets fewer,
+  newer Transitions and the session's memory stays bounded; unchanged results are not re-sent.
+- A Ping every 15 s keeps the client's inactivity timer quiet.
+
+Versions: the session mirrors the client's `{querySet, ts, identity}`. Every Transition starts
+at the version the last one ended at; `ModifyQuerySet.baseVersion` and
+`Authenticate.baseVersion` must match the session's, or the session ends with FatalError.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import orjson
+import trio
+import trio_websocket
+
+from domain.errors import NotFound, TurnstileError
+from domain.identity import ANONYMOUS, Identity
+from engine import codec
+from engine.engine import PendingMutation
+from engine.subscriptions import Result, Subscription
+from engine.sync.protocol import (
+    INITIAL_VERSION,
+    ProtocolViolation,
+    StateVersion,
+    encode_ts,
+    fatal,
+    parse,
+    ping,
+    single_args,
+)
+
+if TYPE_CHECKING:
+    from engine.server.context import ServerContext
+
+log = logging.getLogger("turnstile.sync")
+
+PING_SECONDS = 15.0
+#: Mutation responses a client may leave unread before the session is ended.
+MAX_UNSENT_RESPONSES = 10_000
+
+
+@attrs.define
+class LiveQuery:
+    query_id: int
+    udf_path: str
+    args: Any
+    sub: Subscription | None = None
+    #: A failure found when the query was added (bad name or args), not yet sent.
+    error: TurnstileError | None = None
+
+
+@attrs.define
+class Response:
+    """A finished mutation's answer; `ts` is where it committed (0 for a refusal)."""
+
+    message: dict[str, Any]
+    ts: int
+
+
+class SyncSession:
+    def __init__(self, ws: trio_websocket.WebSocketConnection, server: ServerContext) -> None:
+        self.ws = ws
+        self.server = server
+        self.engine = server.engine
+        self.session_id: str | None = None
+        self.identity: Identity = ANONYMOUS
+        self.identity_version = 0
+        self.query_set_version = 0
+        self.sent = INITIAL_VERSION
+        self.queries: dict[int, LiveQuery] = {}
+        self.removed: list[int] = []
+        self.responses: list[Response] = []
+        self.ping_due = False
+        self.closing: str | None = None
+        self._wake = trio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer)
+                nursery.start_soon(self._pinger)
+                self._nursery = nursery
+                try:
+                    await self._reader()
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            for query in self.queries.values():
+                self._drop(query)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _fail(self, message: str) -> None:
+        """End the session with FatalError (the client shows it and stops)."""
+        with trio.move_on_after(5):
+            try:
+                await self.ws.send_message(fatal(message))
+                await self.ws.aclose(code=1011, reason=message[:120])
+            except trio_websocket.ConnectionClosed:
+                pass
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        while True:
+            try:
+                data = await self.ws.get_message()
+            except trio_websocket.ConnectionClosed:
+                return
+            try:
+                message = parse(data)
+                if self.session_id is None and message["type"] != "Connect":
+                    raise ProtocolViolation("The first message must be Connect.")
+                await self._handle(message)
+            except ProtocolViolation as violation:
+                log.info("session %s: protocol violation: %s", self.session_id, violation)
+                await self._fail(str(violation))
+                return
+            if self.closing is not None:
+                return
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "Connect":
+            self.session_id = message["sessionId"]
+        elif kind == "ModifyQuerySet":
+            self._modify_query_set(message)
+        elif kind == "Mutation":
+            self._mutation(message)
+        elif kind == "Action":
+            self._action(message)
+        elif kind == "Authenticate":
+            await self._authenticate(message)
+        # "Event" is client telemetry: nothing to do.
+
+    def _modify_query_set(self, message: dict[str, Any]) -> None:
+        if message["baseVersion"] != self.query_set_version:
+            raise ProtocolViolation(
+                f"ModifyQuerySet baseVersion {message['baseVersion']} does not match the"
+                f" session's query set version {self.query_set_version}."
+            )
+        if message["newVersion"] <= message["baseVersion"]:
+            raise ProtocolViolation("ModifyQuerySet newVersion must be above baseVersion.")
+        for change in message["modifications"]:
+            if not isinstance(change, dict) or not isinstance(change.get("queryId"), int):
+                raise ProtocolViolation("A query set modification needs a queryId.")
+            query_id = change["queryId"]
+            if change.get("type") == "Add":
+                path, args = change.get("udfPath"), change.get("args")
+                if not isinstance(path, str) or not isinstance(args, list):
+                    raise ProtocolViolation("Add needs udfPath and args.")
+                if query_id in self.queries:
+                    raise ProtocolViolation(f"Query {query_id} is already in the set.")
+                query = LiveQuery(query_id, path, single_args(args))
+                self.queries[query_id] = query
+                self._subscribe(query)
+            elif change.get("type") == "Remove":
+                found = self.queries.pop(query_id, None)
+                if found is None:
+                    raise ProtocolViolation(f"Query {query_id} is not in the set.")
+                self._drop(found)
+                self.removed.append(query_id)
+            else:
+                raise ProtocolViolation("A modification is Add or Remove.")
+        self.query_set_version = message["newVersion"]
+        self.wake()
+
+    def _subscribe(self, query: LiveQuery) -> None:
+        from engine.server.values import json_to_convex
+
+        try:
+            spec = self.engine.registry.query(query.udf_path)
+            raw = json_to_convex(query.args)
+            parsed = codec.decode_args(raw, spec.args_type)
+        except TurnstileError as error:
+            query.error = error
+            return
+        group = (spec.name, codec.dumps(query.args), self.identity)
+        query.sub = Subscription(spec, parsed, self.identity, group, on_change=self.wake)
+        self.engine.subscriptions.add(query.sub, self.engine.committed_seq)
+
+    def _drop(self, query: LiveQuery) -> None:
+        if query.sub is not None:
+            self.engine.subscriptions.remove(query.sub)
+            query.sub = None
+
+    def _mutation(self, message: dict[str, Any]) -> None:
+        from engine.server.values import json_to_convex
+
+        request_id = message["requestId"]
+        try:
+            args = json_to_convex(single_args(message["args"]))
+            pending = self.engine.begin_mutation(
+                message["udfPath"],
+                args,
+                self.identity,
+                session_id=self.session_id,
+                request_id=request_id,
+            )
+        except TurnstileError as error:
+            self._respond_error("MutationResponse", request_id, error)
+            return
+        self._nursery.start_soon(self._await_mutation, request_id, pending)
+
+    async def _await_mutation(self, request_id: int, pending: PendingMutation) -> None:
+        from engine.server.values import convex_to_json
+
+        try:
+            outcome = await pending.outcome()
+        except TurnstileError as error:
+            self._respond_error("MutationResponse", request_id, error)
+            return
+        message = {
+            "type": "MutationResponse",
+            "requestId": request_id,
+            "success": True,
+            "result": convex_to_json(outcome.value),
+            "ts": encode_ts(outcome.ts),
+            "logLines": [],
+        }
+        self._queue_response(Response(message, outcome.ts))
+
+    def _action(self, message: dict[str, Any]) -> None:
+        error = NotFound(
+            f"Could not find public function for '{message['udfPath']}'.",
+            function=message["udfPath"],
+        )
+        self._respond_error("ActionResponse", message["requestId"], error)
+
+    def _respond_error(self, kind: str, request_id: int, error: TurnstileError) -> None:
+        message = {
+            "type": kind,
+            "requestId": request_id,
+            "success": False,
+            "result": error.message,
+            "logLines": [],
+            "errorData": error.data(),
+        }
+        self._queue_response(Response(message, 0))
+
+    def _queue_response(self, response: Response) -> None:
+        self.responses.append(response)
+        if len(self.responses) > MAX_UNSENT_RESPONSES:
+            self.closing = "The client is not reading its responses."
+        self.wake()
+
+    async def _authenticate(self, message: dict[str, Any]) -> None:
+        from engine.server.auth import AuthFailed
+
+        base = message["baseVersion"]
+        if base != self.identity_version:
+            raise ProtocolViolation(
+                f"Authenticate baseVersion {base} does not match the session's identity"
+                f" version {self.identity_version}."
+            )
+        token_type = message["tokenType"]
+        value = message.get("value")
+        try:
+            if token_type == "None":
+                identity = ANONYMOUS
+            elif token_type not in ("Admin", "User") or not isinstance(value, str):
+                raise ProtocolViolation("Authenticate needs tokenType Admin, User or None.")
+            elif token_type == "Admin":
+                identity = self.server.authenticator.admin(value)
+            else:
+                identity = self.server.authenticator.user(value)
+        except AuthFailed as failure:
+            error = {
+                "type": "AuthError",
+                "error": str(failure),
+                "baseVersion": base,
+                "authUpdateAttempted": True,
+            }
+            with trio.move_on_after(5):
+                try:
+                    await self.ws.send_message(orjson.dumps(error).decode())
+                    await self.ws.aclose(code=1000, reason="AuthError")
+                except trio_websocket.ConnectionClosed:
+                    pass
+            self.closing = "AuthError"
+            return
+        self.identity = identity
+        self.identity_version = base + 1
+        # Results depend on who asks: re-evaluate every query for the new identity.
+        for query in self.queries.values():
+            self._drop(query)
+            query.error = None
+            self._subscribe(query)
+        self.wake()
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def _pinger(self) -> None:
+        while True:
+            await trio.sleep(PING_SECONDS)
+            self.ping_due = True
+            self.wake()
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                for frame in self._frames():
+                    await self.ws.send_message(frame)
+                if self.closing is not None:
+                    await self._fail(self.closing)
+                    return
+        except trio_websocket.ConnectionClosed:
+            return
+
+    def _frames(self) -> list[str]:
+        """Everything due now, computed without a checkpoint: one consistent cut."""
+        from engine.server.values import convex_to_json
+
+        frames: list[str] = []
+        target = StateVersion(
+            query_set=self.query_set_version,
+            ts=self.engine.committed_seq,
+            identity=self.identity_version,
+        )
+        modifications: list[dict[str, Any]] = [
+            {"type": "QueryRemoved", "queryId": query_id} for query_id in self.removed
+        ]
+        self.removed = []
+        for query in self.queries.values():
+            if query.error is not None:
+                modifications.append(_failed(query.query_id, query.error))
+                query.error = None
+            elif query.sub is not None:
+                update = query.sub.take()
+                if update is not None:
+                    modifications.append(_updated(query.query_id, update[1], convex_to_json))
+        # Responses first: Convex's client resolves a completed mutation on the next Transition
+        # that reaches its ts, so that Transition must follow the response.
+        answered = bool(self.responses)
+        for response in self.responses:
+            frames.append(orjson.dumps(response.message).decode())
+        self.responses = []
+        if (
+            modifications
+            or answered
+            or target.query_set != self.sent.query_set
+            or target.identity != self.sent.identity
+        ):
+            transition = {
+                "type": "Transition",
+                "startVersion": self.sent.wire(),
+                "endVersion": target.wire(),
+                "modifications": modifications,
+            }
+            frames.append(orjson.dumps(transition).decode())
+            self.sent = target
+        if self.ping_due:
+            self.ping_due = False
+            if not frames:
+                frames.append(ping().decode())
+        return frames
+
+
+def _updated(query_id: int, result: Result, encode: Any) -> dict[str, Any]:
+    if result.error is not None:
+        return _failed(query_id, result.error)
+    return {
+        "type": "QueryUpdated",
+        "queryId": query_id,
+        "value": encode(result.value),
+        "logLines": [],
+        "journal": None,
+    }
+
+
+def _failed(query_id: int, error: TurnstileError) -> dict[str, Any]:
+    return {
+        "type": "QueryFailed",
+        "queryId": query_id,
+        "errorMessage": error.message,
+        "logLines": [],
+        "errorData": error.data(),
+        "journal": None,
+    }
+
+
+async def run_sync_session(ws: trio_websocket.WebSocketConnection, server: ServerContext) -> None:
+    """Serve one WebSocket connection until it closes (the server's entry point)."""
+    await SyncSession(ws, server).run()
+
+
+__all__ = ["SyncSession", "run_sync_session"]

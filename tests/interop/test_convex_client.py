@@ -1,0 +1,84 @@
+"""The unmodified `convex` npm client against a live `turnstile serve` (CONTRACT.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+ADMIN_KEY = "interop-admin-key"
+JWT_SECRET = "interop-jwt-secret-of-enough-length"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or not (HERE / "node_modules" / "convex").exists(),
+    reason="needs node and `npm ci --prefix tests/interop` (./dev test does both)",
+)
+
+
+class Server:
+    def __init__(self, data_dir: Path) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "tools.cli", "serve", "--port", "0",
+                "--data-dir", str(data_dir), "--admin-key", ADMIN_KEY, "--jwt-secret", JWT_SECRET,
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("listening on "):
+                self.url = line.split()[-1].strip()
+                break
+        else:
+            raise AssertionError(f"server did not start: {self.process.stderr.read()}")  # type: ignore[union-attr]
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.communicate(timeout=30)  # also closes the pipes
+        return self.process.returncode
+
+
+def user_token(sub: str) -> str:
+    from engine.server.auth import mint_token
+
+    return mint_token(JWT_SECRET, sub, ttl_seconds=600)
+
+
+def run_scenario(server: Server, user: str, scenario: str) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        ["node", str(HERE / "scenario.mjs"), server.url, ADMIN_KEY, user_token(user), user, scenario],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    steps = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, (steps, done.stderr)
+    return steps
+
+
+def test_convex_client_subscribes_mutates_and_reads_its_writes(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data")
+    try:
+        steps = {step["step"]: step for step in run_scenario(server, "ann", "basic")}
+    finally:
+        assert server.stop() == 0
+    assert steps["subscribed"]["value"]["remainingTickets"] == 2
+    assert steps["joined"]["joined"]["status"] == "offered"
+    assert steps["joined"]["seenAfterJoin"]["activeOffers"] == 1  # read-your-writes
+    assert steps["purchased"]["seenAfterPurchase"]["purchasedCount"] == 1
+    refused = steps["refused"]["refused"]
+    assert refused is not None and refused["data"]["code"] == "Forbidden"
+    assert steps["http-query"]["value"]["purchasedCount"] == 1

@@ -1,0 +1,157 @@
+"""The `turnstile` command (CONTRACT.md, "Command line").
+
+    turnstile serve [--host 127.0.0.1] [--port 3210] [--data-dir ./data]
+                    [--admin-key K] [--jwt-secret S] [--demo]
+    turnstile token --jwt-secret S --sub USER [--org ORG] [--cap CAP ...] [--ttl SECONDS]
+
+`serve` recovers the engine, then prints exactly `listening on http://HOST:PORT` (the bound port,
+also when `--port 0` picked it) and serves. SIGINT or SIGTERM stops it cleanly: the listener
+closes, requests in flight are answered (bounded), the engine commits what it has decided and
+closes; the exit status is then 0. A second signal cuts the drain short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from domain.identity import ADMIN, CAPABILITIES
+from engine import Engine, open_engine, tune_gc
+from engine.server import Authenticator, mint_token, serve
+
+DEMO_ORG = "org_demo"
+DEV_USER = "dev-user"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="turnstile", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="recover, then serve HTTP and WebSocket on one port")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3210, help="0 picks a free port")
+    serve.add_argument("--data-dir", type=Path, default=Path("./data"))
+    serve.add_argument("--admin-key", default=os.environ.get("TURNSTILE_ADMIN_KEY"))
+    serve.add_argument("--jwt-secret", default=os.environ.get("TURNSTILE_JWT_SECRET"))
+    serve.add_argument("--demo", action="store_true", help="load demo data on an empty journal")
+    serve.add_argument("--log-level", default="INFO")
+
+    token = commands.add_parser("token", help="print a user token (HS256 JWT)")
+    token.add_argument("--jwt-secret", default=os.environ.get("TURNSTILE_JWT_SECRET"))
+    token.add_argument("--sub", required=True, help="the user id")
+    token.add_argument("--org", help="the user's organization")
+    token.add_argument(
+        "--cap", action="append", default=[], choices=sorted(CAPABILITIES), help="repeatable"
+    )
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "token":
+        return _token(parser, args)
+    return _serve(parser, args)
+
+
+def _token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if not args.jwt_secret:
+        parser.error("token needs --jwt-secret (or TURNSTILE_JWT_SECRET)")
+    try:
+        print(mint_token(args.jwt_secret, args.sub, args.org, args.cap, args.ttl))
+    except ValueError as exc:
+        parser.error(str(exc))
+    return 0
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    admin_key = args.admin_key or secrets.token_urlsafe(24)
+    jwt_secret = args.jwt_secret or secrets.token_urlsafe(48)
+    try:
+        authenticator = Authenticator(admin_key, jwt_secret)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not args.admin_key:
+        print(f"dev admin key: {admin_key}")
+    if not args.jwt_secret:
+        print(f"dev jwt secret: {jwt_secret}")
+        token = mint_token(jwt_secret, DEV_USER, ttl_seconds=7 * 24 * 3600)
+        print(f"dev user token (sub={DEV_USER}, 7 days): {token}")
+    sys.stdout.flush()
+    trio.run(_run, args, authenticator)
+    return 0
+
+
+async def _run(args: argparse.Namespace, authenticator: Authenticator) -> None:
+    tune_gc()
+    stop = trio.Event()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_engine(args.data_dir) as engine:
+            if args.demo:
+                await _load_demo(engine)
+            async with trio.open_nursery() as nursery:
+
+                async def run_server(task_status: trio.TaskStatus[int]) -> None:
+                    await serve(
+                        engine,
+                        host=args.host,
+                        port=args.port,
+                        authenticator=authenticator,
+                        stop=stop,
+                        task_status=task_status,
+                    )
+                    nursery.cancel_scope.cancel()
+
+                async def watch_signals() -> None:
+                    async for signum in signals:
+                        if stop.is_set():
+                            logging.warning("second %s: stopping now", signal.Signals(signum).name)
+                            nursery.cancel_scope.cancel()
+                            return
+                        logging.info("%s: stopping", signal.Signals(signum).name)
+                        stop.set()
+
+                port = await nursery.start(run_server)
+                nursery.start_soon(watch_signals)
+                print(f"listening on http://{args.host}:{port}", flush=True)
+
+
+async def _load_demo(engine: Engine) -> None:
+    """On an empty journal only: one demo event in organization `org_demo`."""
+    if engine.committed_seq != 0:
+        print("demo: the journal is not empty; nothing loaded")
+        return
+    month_ms = 30 * 24 * 3600 * 1000
+    outcome = await engine.mutation(
+        "events:create",
+        {
+            "name": "Turnstile Launch Night",
+            "description": "A demo event: join the waiting list and buy a ticket.",
+            "location": "The Hall",
+            "eventDate": int(time.time() * 1000) + month_ms,
+            "price": 2500,
+            "totalTickets": 100,
+            "orgId": DEMO_ORG,
+        },
+        ADMIN,
+    )
+    print(f"demo: created event {outcome.value} in {DEMO_ORG}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
