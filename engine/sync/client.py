@@ -19,6 +19,7 @@ Guarantees, as Convex's own client gives them:
 from __future__ import annotations
 
 import logging
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +33,9 @@ from engine.server.values import convex_to_json, json_to_convex
 from engine.sync.protocol import decode_ts
 
 log = logging.getLogger("turnstile.client")
+
+
+_CONNECTION_LOST = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError)
 
 
 class FunctionError(Exception):
@@ -64,14 +68,36 @@ class _Query:
         self.changed = trio.Event()
 
 
+class _Values:
+    """The values of one live query, newest first-come: an async iterator."""
+
+    def __init__(self, query: _Query) -> None:
+        self._query = query
+
+    def __aiter__(self) -> _Values:
+        return self
+
+    async def __anext__(self) -> Any:
+        query = self._query
+        while not query.has_value:
+            await query.changed.wait()
+        query.has_value = False
+        query.changed = trio.Event()
+        if query.error is not None:
+            raise query.error
+        return query.value
+
+
 class Client:
     """Use through `open_client`. Safe to use from many tasks at once."""
 
     def __init__(self, url: str, *, token: str | None, admin_key: str | None) -> None:
-        base = url.rstrip("/")
-        if base.startswith("http"):
-            base = "ws" + base[4:]
-        self._ws_url = f"{base}/api/1.0/sync"
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "ws") or parsed.hostname is None:
+            raise ValueError(f"expected an http:// URL, not {url!r}")
+        self._host = parsed.hostname
+        self._port = parsed.port or 80
+        self._resource = parsed.path.rstrip("/") + "/api/1.0/sync"
         self._token = token
         self._admin_key = admin_key
         self._session_id = str(uuid.uuid4())
@@ -126,7 +152,7 @@ class Client:
         self._queries[query.query_id] = query
         await self._send_if_connected(self._modify([self._add(query)]))
         try:
-            yield self._values(query)
+            yield _Values(query)
         finally:
             self._queries.pop(query.query_id, None)
             with trio.CancelScope(shield=True):
@@ -134,16 +160,6 @@ class Client:
                 await self._send_if_connected(self._modify([remove]))
 
     # -- internals ----------------------------------------------------------------------
-
-    async def _values(self, query: _Query) -> AsyncIterator[Any]:
-        while True:
-            while not query.has_value:
-                await query.changed.wait()
-            query.has_value = False
-            query.changed = trio.Event()
-            if query.error is not None:
-                raise query.error
-            yield query.value
 
     def _add(self, query: _Query) -> dict[str, Any]:
         return {
@@ -178,20 +194,37 @@ class Client:
         delay = 0.05
         started = False
         while True:
+            stream: trio.SocketStream | None = None
             try:
-                async with trio_websocket.open_websocket_url(
-                    self._ws_url, max_message_size=16 * 1024 * 1024
-                ) as ws:
-                    await self._handshake(ws)
-                    if not started:
-                        started = True
-                        task_status.started()
-                    delay = 0.05
-                    await self._read(ws)
-            except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError) as exc:
-                log.info("connection lost (%r); reconnecting", exc)
+                # We own the TCP stream and close it ourselves: trio-websocket leaves it open
+                # when the server closes first (MEASURED.md).
+                stream = await trio.open_tcp_stream(self._host, self._port)
+                async with trio.open_nursery() as nursery:
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery,
+                        stream,
+                        self._host,
+                        self._resource,
+                        max_message_size=16 * 1024 * 1024,
+                    )
+                    try:
+                        await self._handshake(ws)
+                        if not started:
+                            started = True
+                            task_status.started()
+                        delay = 0.05
+                        await self._read(ws)
+                    finally:
+                        self._ws = None
+                        with trio.CancelScope(shield=True), trio.move_on_after(1):
+                            await ws.aclose()
+            except* _CONNECTION_LOST as lost:
+                log.info("connection lost (%r); reconnecting", lost.exceptions[0])
             finally:
                 self._ws = None
+                if stream is not None:
+                    with trio.CancelScope(shield=True):
+                        await stream.aclose()
             self.reconnects += 1
             await trio.sleep(delay)
             delay = min(delay * 2, 2.0)
