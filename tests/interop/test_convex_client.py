@@ -28,8 +28,18 @@ class Server:
     def __init__(self, data_dir: Path) -> None:
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "tools.cli", "serve", "--port", "0",
-                "--data-dir", str(data_dir), "--admin-key", ADMIN_KEY, "--jwt-secret", JWT_SECRET,
+                sys.executable,
+                "-m",
+                "tools.cli",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                "--admin-key",
+                ADMIN_KEY,
+                "--jwt-secret",
+                JWT_SECRET,
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -59,7 +69,15 @@ def user_token(sub: str) -> str:
 
 def run_scenario(server: Server, user: str, scenario: str) -> list[dict[str, Any]]:
     done = subprocess.run(
-        ["node", str(HERE / "scenario.mjs"), server.url, ADMIN_KEY, user_token(user), user, scenario],
+        [
+            "node",
+            str(HERE / "scenario.mjs"),
+            server.url,
+            ADMIN_KEY,
+            user_token(user),
+            user,
+            scenario,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
