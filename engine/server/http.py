@@ -224,12 +224,10 @@ class Connection:
         if not headers.get(b"sec-websocket-key") or headers.get(b"sec-websocket-version") != b"13":
             await self._refuse(400, "Not a valid WebSocket handshake.")
             return
-        stream = PrefixedStream(bytes(self.raw), self.stream)
-        with trio.CancelScope() as scope:
-            self.session_scope = scope
-            if self.server.draining:
-                scope.cancel()
-            await serve_sync(self.ctx, stream)
+        self.session_scope = trio.CancelScope()
+        if self.server.draining:
+            self.session_scope.cancel()
+        await serve_sync(self.ctx, PrefixedStream(bytes(self.raw), self.stream), self.session_scope)
 
     # -- writing --------------------------------------------------------------------------
 

@@ -22,9 +22,12 @@ GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
 
 
-async def serve_sync(ctx: ServerContext, stream: trio.abc.Stream) -> None:
+async def serve_sync(
+    ctx: ServerContext, stream: trio.abc.Stream, session_scope: trio.CancelScope
+) -> None:
     """Complete the WebSocket handshake on `stream` and run a sync session until it ends.
-    If cancelled (shutdown), the client gets a close frame with code 1001."""
+    Cancelling `session_scope` (shutdown) ends the session only: the connection's reader
+    stays up, so the client's reply to our close frame (code 1001) is read."""
     from engine.sync.session import run_sync_session
 
     config = ctx.config
@@ -41,10 +44,12 @@ async def serve_sync(ctx: ServerContext, stream: trio.abc.Stream) -> None:
             nursery.cancel_scope.cancel()
             return
         ctx.metrics.ws_sessions.inc()
-        code, reason = GOING_AWAY, "The server is shutting down."
+        code, reason = 1000, ""
         try:
-            await run_sync_session(ws, ctx)
-            code, reason = 1000, ""
+            with session_scope:
+                await run_sync_session(ws, ctx)
+            if session_scope.cancelled_caught:
+                code, reason = GOING_AWAY, "The server is shutting down."
         except trio_websocket.ConnectionClosed:
             code, reason = 1000, ""
         except Exception:

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from domain.identity import ADMIN, Identity
-from engine.server.auth import AuthFailed, Authenticator, mint_token
+from engine.server.auth import Authenticator, AuthFailed, mint_token
 
 SECRET = "auth-test-secret-that-is-at-least-32-bytes"
 auth = Authenticator("the-admin-key", SECRET)

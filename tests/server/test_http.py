@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import orjson
@@ -95,7 +96,8 @@ async def test_mutation_and_query_succeed_as_convex_http_client_expects(live: Li
 
 async def test_convex_encoded_integer_args_are_decoded(live: LiveServer) -> None:
     price = {"$integer": base64.b64encode((2500).to_bytes(8, "little", signed=True)).decode()}
-    reply = await call(live.port, "mutation", "events:create", {**EVENT, "price": price}, live.admin)
+    args = {**EVENT, "price": price}
+    reply = await call(live.port, "mutation", "events:create", args, live.admin)
     assert reply.status == 200, reply.body
     event = await call(live.port, "query", "events:get", {"eventId": reply.json()["value"]})
     assert event.json()["value"]["price"] == 2500
@@ -231,7 +233,13 @@ async def test_routes_methods_and_preflight(live: LiveServer) -> None:
 async def test_malformed_bodies_are_400(live: LiveServer) -> None:
     client = await HttpClient.connect(live.port)
     try:
-        for body in (b"{not json", b"[1, 2]", b'{"args": [{}]}', b'{"path": "events:list", "args": [1]}'):
+        for body in (
+            b"{not json",
+            b"[1, 2]",
+            b'{"args": [{}]}',
+            b'{"path": "events:list", "args": [1]}',
+            b'{"path": "events:list", "args": [{}, {}]}',
+        ):
             reply = await client.request("POST", "/api/query", body)
             assert reply.status == 400
             assert error_of(reply)["code"] == "InvalidArgs"
@@ -272,7 +280,8 @@ async def test_oversized_chunked_body_is_413(live: LiveServer) -> None:
 
 async def test_oversized_head_is_refused(live: LiveServer) -> None:
     stream = await trio.open_tcp_stream("127.0.0.1", live.port)
-    await stream.send_all(b"GET /health HTTP/1.1\r\nhost: x\r\nx-pad: " + b"a" * 40_000 + b"\r\n\r\n")
+    padding = b"x-pad: " + b"a" * 40_000 + b"\r\n"
+    await stream.send_all(b"GET /health HTTP/1.1\r\nhost: x\r\n" + padding + b"\r\n")
     answer = await read_until_closed(stream)
     await stream.aclose()
     assert answer.startswith(b"HTTP/1.1 431 ")
@@ -332,3 +341,16 @@ async def test_shutdown_answers_requests_in_flight_and_stops_accepting(
     assert replies[0].headers[b"connection"] == b"close"
     with trio.fail_after(10):
         await live.stopped.wait()
+
+
+async def test_pipelined_requests_are_answered_in_order(live: LiveServer) -> None:
+    stream = await trio.open_tcp_stream("127.0.0.1", live.port)
+    await stream.send_all(
+        b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n"
+        b"GET /nope HTTP/1.1\r\nhost: x\r\n\r\n"
+        b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    answer = await read_until_closed(stream)
+    await stream.aclose()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+    assert statuses == [b"200", b"404", b"200"]

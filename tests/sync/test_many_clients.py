@@ -1,0 +1,140 @@
+"""Many live subscribers over real WebSockets while many users join (issue: live sync).
+
+Every client checks what Convex's client checks (each Transition starts exactly at the version
+the previous one ended at, `ts` never goes back) and must converge to the final value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+import trio_websocket
+
+from domain.identity import ADMIN
+from engine import EngineConfig, open_engine
+from engine.server.auth import Authenticator
+from engine.server.http import serve
+from engine.sync.protocol import decode_ts
+
+CLIENTS = int(os.environ.get("TURNSTILE_MANY_CLIENTS", "1000"))
+JOINS = int(os.environ.get("TURNSTILE_MANY_JOINS", "1000"))
+TICKETS = 300
+
+
+async def subscriber(
+    port: int, event_id: str, final: dict[str, Any], ready: trio.Semaphore, report: list[int]
+) -> None:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await trio_websocket.wrap_client_stream(
+                nursery, stream, "127.0.0.1", "/api/1.0/sync"
+            )
+            await ws.send_message(
+                orjson.dumps(
+                    {"type": "Connect", "sessionId": os.urandom(8).hex(), "connectionCount": 0}
+                ).decode()
+            )
+            await ws.send_message(
+                orjson.dumps(
+                    {
+                        "type": "ModifyQuerySet",
+                        "baseVersion": 0,
+                        "newVersion": 1,
+                        "modifications": [
+                            {
+                                "type": "Add",
+                                "queryId": 0,
+                                "udfPath": "events:getEventAvailability",
+                                "args": [{"eventId": event_id}],
+                            }
+                        ],
+                    }
+                ).decode()
+            )
+            version = {"querySet": 0, "identity": 0, "ts": 0}
+            value = None
+            transitions = 0
+            ready.release()
+            while value != final:
+                message = orjson.loads(await ws.get_message())
+                if message["type"] != "Transition":
+                    continue
+                start = dict(message["startVersion"], ts=decode_ts(message["startVersion"]["ts"]))
+                assert start == version, f"chain broken: {start} after {version}"
+                end = dict(message["endVersion"], ts=decode_ts(message["endVersion"]["ts"]))
+                assert end["ts"] >= version["ts"]
+                version = end
+                transitions += 1
+                for change in message["modifications"]:
+                    if change["type"] == "QueryUpdated":
+                        value = change["value"]
+            report.append(transitions)
+            await ws.aclose()
+    finally:
+        await stream.aclose()
+
+
+async def test_thousand_subscribers_converge_while_thousand_users_join(tmp_path: Path) -> None:
+    async with open_engine(tmp_path / "data", config=EngineConfig()) as engine:
+        event_id = (
+            await engine.mutation(
+                "events:create",
+                {
+                    "name": "Rush",
+                    "description": "",
+                    "location": "Arena",
+                    "eventDate": 1_900_000_000_000,
+                    "price": 100,
+                    "totalTickets": TICKETS,
+                    "orgId": "org_a",
+                },
+                ADMIN,
+            )
+        ).value
+        final = {
+            "isSoldOut": True,
+            "totalTickets": TICKETS,
+            "purchasedCount": 0,
+            "activeOffers": TICKETS,
+            "remainingTickets": 0,
+        }
+        stop = trio.Event()
+        report: list[int] = []
+        with trio.fail_after(240):
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(
+                    lambda task_status: serve(
+                        engine,
+                        port=0,
+                        authenticator=Authenticator(admin_key="k", jwt_secret="x" * 32),
+                        stop=stop,
+                        task_status=task_status,
+                    )
+                )
+                ready = trio.Semaphore(0, max_value=CLIENTS)
+                async with trio.open_nursery() as clients:
+                    for _ in range(CLIENTS):
+                        clients.start_soon(subscriber, port, event_id, final, ready, report)
+                    for _ in range(CLIENTS):
+                        await ready.acquire()
+
+                    async def join(first: int) -> None:
+                        for i in range(first, JOINS, 20):
+                            await engine.mutation(
+                                "events:joinWaitingList",
+                                {"eventId": event_id, "userId": f"user{i}"},
+                                ADMIN,
+                            )
+
+                    async with trio.open_nursery() as joiners:
+                        for first in range(20):
+                            joiners.start_soon(join, first)
+                stop.set()
+        assert len(report) == CLIENTS
+        # Coalescing: nobody needed one Transition per join.
+        assert max(report) < JOINS

@@ -1,0 +1,1264 @@
+"""The engine benchmark: `python -m tools.bench [--quick] [--write-doc]` (`./dev bench` runs it).
+
+Every figure comes from one run on this machine, and every throughput claim is a ratio against a
+baseline measured in the same run (raw sqlite3 `executemany` of the journal's own rows). Each case
+runs in its own subprocess, so one case's heap, GC state and page cache do not leak into the next,
+and the peak RSS of a case is that subprocess's `ru_maxrss`.
+
+Cases (see docs/benchmarks.md for what each one means):
+
+- `baseline`   raw sqlite3: rows like the engine's, 1,000 per transaction, WAL, synchronous=FULL
+               (run three times, spread over the run; ratios use the median);
+- `many`       1. durable `events:joinWaitingList` commands/s spread over 1,000 events, many
+               concurrent clients, and 3. their call-to-durable-ack latency under that load;
+- `light`      latency of the same command with 1 and 64 clients (the unloaded floor);
+- `hot`        2. commands/s on one hot event, 10,000 users joining (100 seats, most wait);
+- `recovery`   4. recovery of a 1,000,000-event journal without and with a snapshot, plus the
+               time to activate (lazily load) one hot stream and ordinary streams;
+- `memory`     5. peak RSS with 100,000 events touched (created + one join each).
+
+Nothing here asserts on time: it measures and prints. `--quick` runs small sizes (a smoke test,
+well under 30 s); the full run takes a few minutes. `--cprofile DIR` also writes a cProfile of
+the event-loop thread for the `many` and `hot` cases (`DIR/<case>.prof`, and a text summary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "benchmarks.md"
+
+AIM_MANY = 50_000
+AIM_HOT = 20_000
+AIM_RECOVERY = 300_000
+
+JOIN = "events:joinWaitingList"
+CREATE = "events:create"
+
+
+@attrs.frozen(kw_only=True)
+class Sizes:
+    baseline_batches: int  # of 1,000 rows
+    many_events: int
+    many_clients: int
+    many_warmup_s: float
+    many_seconds: float
+    light_clients: tuple[int, ...]
+    light_seconds: float
+    hot_users: int
+    hot_clients: int
+    hot_rounds: int
+    hot_tickets: int
+    rec_streams: int  # ordinary events (10 seats) with rec_joins joins each
+    rec_joins: int
+    rec_hot_joins: int  # plus one hot event (100 seats) with this many joins
+    rec_sample_streams: int
+    mem_events: int
+    mem_clients: int
+
+
+FULL = Sizes(
+    baseline_batches=300,
+    many_events=1_000,
+    many_clients=2_000,
+    many_warmup_s=2.0,
+    many_seconds=12.0,
+    light_clients=(1, 64),
+    light_seconds=3.0,
+    hot_users=10_000,
+    hot_clients=2_000,
+    hot_rounds=5,
+    hot_tickets=100,
+    rec_streams=9_704,  # x 101 rows, + 19,899 of the hot event = 1,000,003 journal rows
+    rec_joins=45,
+    rec_hot_joins=9_899,  # the hot event's stream: 10,000 events
+    rec_sample_streams=200,
+    mem_events=100_000,
+    mem_clients=2_000,
+)
+
+QUICK = Sizes(
+    baseline_batches=30,
+    many_events=100,
+    many_clients=200,
+    many_warmup_s=0.5,
+    many_seconds=2.0,
+    light_clients=(1, 64),
+    light_seconds=0.7,
+    hot_users=2_000,
+    hot_clients=500,
+    hot_rounds=1,
+    hot_tickets=100,
+    rec_streams=480,
+    rec_joins=45,
+    rec_hot_joins=899,
+    rec_sample_streams=20,
+    mem_events=5_000,
+    mem_clients=500,
+)
+
+#: The order the parent runs the cases in: the baseline is measured next to the throughput cases.
+PLAN = (
+    ("baseline", "baseline"),
+    ("baseline-no-index", "baseline-no-index"),
+    ("many", "many"),
+    ("baseline", "baseline"),
+    ("hot", "hot"),
+    ("baseline", "baseline"),
+    ("light", "light"),
+    ("recovery", "recovery"),
+    ("memory", "memory"),
+)
+
+
+# -- small helpers ----------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def maxrss_mib() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending list (p in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+@contextmanager
+def temp_data_dir(tag: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"turnstile-bench-{tag}-", dir="/tmp"))
+    try:
+        yield path / "data"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def event_args(i: int, total_tickets: int) -> dict[str, Any]:
+    return {
+        "name": f"Benchmark concert #{i}",
+        "description": "An evening of loud music, benchmarked. Doors open an hour before.",
+        "location": "Hall 3, 12 Example Street, Springfield",
+        "eventDate": 1_800_000_000_000 + i * 86_400_000,
+        "price": 4_500,
+        "totalTickets": total_tickets,
+        "orgId": "org1",
+    }
+
+
+async def create_events(engine: Any, count: int, total_tickets: int, clients: int) -> list[str]:
+    import trio
+
+    from domain.identity import ADMIN
+
+    ids: list[str] = [""] * count
+    next_index = iter(range(count))
+
+    async def creator() -> None:
+        for i in next_index:
+            outcome = await engine.mutation(CREATE, event_args(i, total_tickets), ADMIN)
+            ids[i] = outcome.value
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(min(clients, count)):
+            nursery.start_soon(creator)
+    return ids
+
+
+def commit_stats(engine: Any) -> tuple[int, int]:
+    return engine._commit.batches, engine._commit.rows_written
+
+
+def config_line(engine: Any) -> str:
+    c = engine.config
+    return (
+        f"synchronous={c.synchronous}, offload_io={c.offload_io}, max_batch={c.max_batch}, "
+        f"snapshot_every={c.snapshot_every}, gc threshold={gc.get_threshold()}"
+    )
+
+
+# -- case 6: the baseline -------------------------------------------------------------------
+
+
+class Synth:
+    """Real domain events of a join workload, shaped exactly as the engine journals them: every
+    join is `RateLimitTaken` on the user's limiter stream (written first, same transaction),
+    `WaitingListJoined`, and `OfferMade` while the event has free seats; versions consistent
+    per stream; payloads from the engine's codec."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.seq = 0
+        self.limiter_versions: dict[str, int] = {}
+
+    def row(self, event: Any) -> Any:
+        from engine import codec
+        from engine.journal import Row, checksum
+
+        self.seq += 1
+        # A copy: each retained orjson.dumps result pins ~4 KiB of heap (measured here: 100,000
+        # small results kept = 390 MiB RSS; copies = 12 MiB), and the baseline keeps 300k rows.
+        payload = bytes(memoryview(codec.encode_event(event)))
+        return Row(
+            self.seq,
+            event.stream,
+            event.version,
+            type(event).__name__,
+            type(event).schema,
+            payload,
+            event.at,
+            checksum(payload),
+        )
+
+    def create(self, index: int, event_id: str, tickets: int) -> SynthEvent:
+        return SynthEvent(index, event_id, tickets)
+
+    def created(self, ev: SynthEvent) -> list[Any]:
+        from domain.ticketing.events import EventCreated
+
+        args = event_args(ev.index, ev.tickets)
+        ev.version = 1
+        return [
+            EventCreated(
+                stream=ev.stream,
+                version=1,
+                at=self.at,
+                name=args["name"],
+                description=args["description"],
+                location=args["location"],
+                event_date=args["eventDate"],
+                price=args["price"],
+                total_tickets=ev.tickets,
+                org_id="org1",
+                location_id=None,
+                user_id=None,
+                average_service_minutes=5,
+            )
+        ]
+
+    def join(self, ev: SynthEvent, user: str) -> list[Any]:
+        from domain.ids import child_id
+        from domain.ratelimit import RATE_LIMITER, RateLimitTaken, limiter_id
+        from domain.ticketing.events import OfferMade, WaitingListJoined
+        from domain.ticketing.module import QUEUE_JOIN_LIMIT
+        from domain.ticketing.state import OFFER_DURATION_MS
+
+        limiter = RATE_LIMITER.stream_of(limiter_id(QUEUE_JOIN_LIMIT.name, user))
+        taken = self.limiter_versions.get(limiter, 0) + 1
+        self.limiter_versions[limiter] = taken
+        n = ev.joins
+        ev.joins += 1
+        wid = child_id("wl", ev.event_id, n)
+        ev.version += 1
+        out: list[Any] = [
+            RateLimitTaken(
+                stream=limiter,
+                version=taken,
+                at=self.at,
+                window_start=self.at,
+                count=taken,
+                milli_tokens=0,
+            )
+        ]
+        out.append(
+            WaitingListJoined(
+                stream=ev.stream,
+                version=ev.version,
+                at=self.at,
+                waiting_list_id=wid,
+                user_id=user,
+                number=n,
+            )
+        )
+        if n < ev.tickets:
+            ev.version += 1
+            out.append(
+                OfferMade(
+                    stream=ev.stream,
+                    version=ev.version,
+                    at=self.at,
+                    waiting_list_id=wid,
+                    user_id=user,
+                    offer_expires_at=self.at + OFFER_DURATION_MS,
+                )
+            )
+        return out
+
+
+class SynthEvent:
+    def __init__(self, index: int, event_id: str, tickets: int) -> None:
+        self.index = index
+        self.event_id = event_id
+        self.stream = f"event/{event_id}"
+        self.tickets = tickets
+        self.version = 0
+        self.joins = 0
+
+
+def new_event_id(rng: random.Random) -> str:
+    return f"ev_{rng.getrandbits(80):020x}"[:19]
+
+
+def realistic_rows(count: int, streams: int, tickets: int, seed: int) -> list[Any]:
+    """`count` journal rows of the join workload of case 1: joins of fresh users on random events
+    among `streams` (created before, not included), `tickets` seats each."""
+    rng = random.Random(seed)
+    synth = Synth(int(time.time() * 1000))
+    events = [synth.create(i, new_event_id(rng), tickets) for i in range(streams)]
+    for ev in events:
+        synth.created(ev)  # versions only: these rows are not part of the baseline
+    synth.seq = streams
+    rows: list[Any] = []
+    while len(rows) < count:
+        ev = events[rng.randrange(streams)]
+        joined = synth.join(ev, f"u{len(rows)}")
+        rows.extend(synth.row(e) for e in joined)
+    return rows[:count]
+
+
+def case_baseline(sizes: Sizes, *, stream_index: bool = True) -> dict[str, Any]:
+    """Raw sqlite3 inserts of case-1-shaped rows; `stream_index=False` drops the journal's
+    unique (stream, version) index, to show what it costs."""
+    from engine.journal import create_schema
+
+    batch = 1_000
+    warm = 3
+    rows = realistic_rows((sizes.baseline_batches + warm) * batch, 1_000, 100, seed=6)
+    row_bytes = statistics.fmean(len(r[1]) + len(r[3]) + len(r[5]) + 8 * 5 for r in rows[:10_000])
+    payload_bytes = statistics.fmean(len(r[5]) for r in rows[:10_000])
+    times: list[float] = []
+    with temp_data_dir("baseline") as data_dir:
+        data_dir.mkdir(parents=True)
+        conn = sqlite3.connect(data_dir / "journal.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        create_schema(conn)
+        if not stream_index:
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+                " AND sql IS NOT NULL"
+            ).fetchall():
+                conn.execute(f"DROP INDEX {name}")
+        sql = (
+            "INSERT INTO events (seq, stream, version, type, schema, payload, at, crc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        for b in range(warm + sizes.baseline_batches):
+            t0 = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(sql, rows[b * batch : (b + 1) * batch])
+            conn.execute("COMMIT")
+            times.append(time.perf_counter() - t0)
+        conn.close()
+    times = times[warm:]
+    elapsed = sum(times)
+    tenth = max(1, len(times) // 10)
+    inserted = sizes.baseline_batches * batch
+    return {
+        "rows": inserted,
+        "seconds": elapsed,
+        "rows_per_s": inserted / elapsed,
+        "first_tenth_rows_per_s": tenth * batch / sum(times[:tenth]),
+        "last_tenth_rows_per_s": tenth * batch / sum(times[-tenth:]),
+        "row_bytes": row_bytes,
+        "payload_bytes": payload_bytes,
+        "stream_index": stream_index,
+    }
+
+
+# -- cases 1 and 3: many events, many clients -------------------------------------------------
+
+
+class Load:
+    """Closed-loop clients joining random events, each join for a user never seen before."""
+
+    def __init__(self, engine: Any, event_ids: list[str], clients: int, tag: str = "u") -> None:
+        self.engine = engine
+        self.tag = tag
+        self.event_ids = event_ids
+        self.clients = clients
+        self.stop = False
+        self.window: tuple[float, float] | None = None  # (start, end) perf_counter
+        self.acked = 0
+        self.latencies: list[float] = []
+        self.outcomes: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+    async def client(self, index: int) -> None:
+        import trio
+
+        from domain.errors import Overloaded, TurnstileError
+        from domain.identity import Identity
+
+        rng = random.Random(index)
+        events = self.event_ids
+        mutation = self.engine.mutation
+        perf = time.perf_counter
+        n = 0
+        while not self.stop:
+            user = f"{self.tag}{index}-{n}"
+            n += 1
+            args = {"eventId": events[rng.randrange(len(events))], "userId": user}
+            t0 = perf()
+            try:
+                outcome = await mutation(JOIN, args, Identity(subject=user))
+            except Overloaded:
+                self.errors["Overloaded"] += 1
+                await trio.sleep(0.005)
+                continue
+            except TurnstileError as exc:
+                self.errors[type(exc).__name__] += 1
+                continue
+            t1 = perf()
+            window = self.window
+            if window is not None and window[0] <= t0 and t1 <= window[1]:
+                self.acked += 1
+                self.latencies.append(t1 - t0)
+                self.outcomes[outcome.value["status"]] += 1
+
+    async def measure(self, warmup: float, seconds: float) -> dict[str, Any]:
+        """Run the clients; measure `seconds` after `warmup`. Counts only commands started and
+        acknowledged (durable) inside the window."""
+        import trio
+
+        engine = self.engine
+        result: dict[str, Any] = {}
+        async with trio.open_nursery() as nursery:
+            for i in range(self.clients):
+                nursery.start_soon(self.client, i)
+            await trio.sleep(warmup)
+            batches0, rows0 = commit_stats(engine)
+            cpu0, loop0 = time.process_time(), time.thread_time()
+            start = time.perf_counter()
+            self.window = (start, start + seconds + 3600)
+            await trio.sleep(seconds)
+            end = time.perf_counter()
+            self.window = (start, end)
+            cpu1, loop1 = time.process_time(), time.thread_time()
+            batches1, rows1 = commit_stats(engine)
+            self.stop = True
+        elapsed = end - start
+        lat = sorted(self.latencies)
+        batches = batches1 - batches0
+        rows = rows1 - rows0
+        result.update(
+            clients=self.clients,
+            seconds=elapsed,
+            acked=self.acked,
+            cmds_per_s=self.acked / elapsed,
+            rows_per_s=rows / elapsed,
+            batches=batches,
+            rows_per_batch=rows / batches if batches else 0.0,
+            batches_per_s=batches / elapsed,
+            cpu_us_per_cmd=(cpu1 - cpu0) / max(1, self.acked) * 1e6,
+            loop_us_per_cmd=(loop1 - loop0) / max(1, self.acked) * 1e6,
+            loop_busy=(loop1 - loop0) / elapsed,
+            p50_ms=percentile(lat, 50) * 1e3,
+            p90_ms=percentile(lat, 90) * 1e3,
+            p99_ms=percentile(lat, 99) * 1e3,
+            max_ms=(lat[-1] if lat else float("nan")) * 1e3,
+            outcomes=dict(self.outcomes),
+            errors=dict(self.errors),
+        )
+        return result
+
+
+async def run_many(sizes: Sizes) -> dict[str, Any]:
+    from engine import EngineConfig, open_engine
+
+    with temp_data_dir("many") as data_dir:
+        config = EngineConfig(synchronous="FULL", snapshot_every=0)
+        async with open_engine(data_dir, config=config) as engine:
+            started = time.perf_counter()
+            ids = await create_events(engine, sizes.many_events, 100, sizes.many_clients)
+            create_s = time.perf_counter() - started
+            log(f"many: {len(ids)} events created in {create_s:.2f}s; {config_line(engine)}")
+            load = Load(engine, ids, sizes.many_clients)
+            result = await load.measure(sizes.many_warmup_s, sizes.many_seconds)
+            result["events"] = len(ids)
+            result["config"] = config_line(engine)
+            await engine.wait_idle()
+        result["journal_rows"], result["avg_payload_bytes"] = journal_shape(data_dir)
+    return result
+
+
+def journal_shape(data_dir: Path) -> tuple[int, float]:
+    conn = sqlite3.connect(data_dir / "journal.db")
+    try:
+        count, avg = conn.execute("SELECT count(*), avg(length(payload)) FROM events").fetchone()
+        return int(count), float(avg or 0)
+    finally:
+        conn.close()
+
+
+async def run_light(sizes: Sizes) -> dict[str, Any]:
+    from engine import EngineConfig, open_engine
+
+    out: dict[str, Any] = {}
+    with temp_data_dir("light") as data_dir:
+        config = EngineConfig(synchronous="FULL", snapshot_every=0)
+        async with open_engine(data_dir, config=config) as engine:
+            ids = await create_events(engine, 100, 100, 50)
+            for clients in sizes.light_clients:
+                load = Load(engine, ids, clients, tag=f"c{clients}-")
+                out[str(clients)] = await load.measure(0.3, sizes.light_seconds)
+                await engine.wait_idle()
+    return {"by_clients": out}
+
+
+# -- case 2: one hot event ------------------------------------------------------------------
+
+
+async def hot_round(engine: Any, sizes: Sizes, round_no: int) -> dict[str, Any]:
+    """One fresh event with `hot_tickets` seats; `hot_users` users join it through `hot_clients`
+    client tasks; timed from the first call to the last acknowledgement."""
+    import trio
+
+    from domain.errors import Overloaded, TurnstileError
+    from domain.identity import ADMIN, Identity
+
+    created = await engine.mutation(CREATE, event_args(round_no, sizes.hot_tickets), ADMIN)
+    event_id = created.value
+    users = iter(range(sizes.hot_users))
+    outcomes: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+
+    async def client() -> None:
+        perf = time.perf_counter
+        for u in users:
+            user = f"h{round_no}-{u}"
+            args = {"eventId": event_id, "userId": user}
+            while True:
+                t0 = perf()
+                try:
+                    outcome = await engine.mutation(JOIN, args, Identity(subject=user))
+                except Overloaded:
+                    errors["Overloaded (retried)"] += 1
+                    await trio.sleep(0.005)
+                    continue
+                except TurnstileError as exc:
+                    errors[type(exc).__name__] += 1
+                    break
+                latencies.append(perf() - t0)
+                outcomes[outcome.value["status"]] += 1
+                break
+
+    await engine.wait_idle()
+    batches0, rows0 = commit_stats(engine)
+    cpu0, loop0 = time.process_time(), time.thread_time()
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(sizes.hot_clients):
+            nursery.start_soon(client)
+    elapsed = time.perf_counter() - started
+    cpu1, loop1 = time.process_time(), time.thread_time()
+    batches1, rows1 = commit_stats(engine)
+    acked = sum(outcomes.values())
+    batches = batches1 - batches0
+    lat = sorted(latencies)
+    log(f"hot round {round_no}: {acked / elapsed:,.0f} cmds/s, {dict(outcomes)} {dict(errors)}")
+    return {
+        "acked": acked,
+        "seconds": elapsed,
+        "cmds_per_s": acked / elapsed,
+        "rows": rows1 - rows0,
+        "batches": batches,
+        "rows_per_batch": (rows1 - rows0) / batches if batches else 0.0,
+        "cpu_us_per_cmd": (cpu1 - cpu0) / max(1, acked) * 1e6,
+        "loop_us_per_cmd": (loop1 - loop0) / max(1, acked) * 1e6,
+        "p50_ms": percentile(lat, 50) * 1e3,
+        "p99_ms": percentile(lat, 99) * 1e3,
+        "outcomes": dict(outcomes),
+        "errors": dict(errors),
+    }
+
+
+async def run_hot(sizes: Sizes) -> dict[str, Any]:
+    from engine import EngineConfig, open_engine
+
+    rounds: list[dict[str, Any]] = []
+    with temp_data_dir("hot") as data_dir:
+        config = EngineConfig(synchronous="FULL", snapshot_every=0)
+        async with open_engine(data_dir, config=config) as engine:
+            for r in range(sizes.hot_rounds):
+                rounds.append(await hot_round(engine, sizes, r))
+            config_text = config_line(engine)
+    rates = [x["cmds_per_s"] for x in rounds]
+    return {
+        "users": sizes.hot_users,
+        "clients": sizes.hot_clients,
+        "tickets": sizes.hot_tickets,
+        "rounds": rounds,
+        "cmds_per_s": statistics.median(rates),
+        "cmds_per_s_min": min(rates),
+        "cmds_per_s_max": max(rates),
+        "config": config_text,
+    }
+
+
+# -- case 4: recovery ------------------------------------------------------------------------
+
+
+def generate_journal(data_dir: Path, sizes: Sizes) -> dict[str, Any]:
+    """Write a journal straight through `Journal.append` (synchronous=NORMAL: only the reading
+    is timed): `rec_streams` events with 10 seats and `rec_joins` joins each, plus one hot event
+    with 100 seats and `rec_hot_joins` joins; every join as the engine journals it (limiter take,
+    join, offer while seats remain). Users join up to 3 different events (the join limit allows
+    3 per 30 minutes), the hot event's users only it. Streams are interleaved: creations first,
+    then rounds in which each ordinary event takes one join and the hot event its share."""
+    from engine.journal import Batch, Journal
+
+    rng = random.Random(4)
+    started = time.perf_counter()
+    # `at` is now: the offers must not expire during the benchmark (they would fire on recovery).
+    synth = Synth(int(time.time() * 1000))
+    ordinary = [synth.create(i, new_event_id(rng), 10) for i in range(sizes.rec_streams)]
+    hot = synth.create(sizes.rec_streams, new_event_id(rng), 100)
+    journal = Journal.open(data_dir, synchronous="NORMAL")
+    rows: list[Any] = []
+
+    def emit(events: list[Any]) -> None:
+        nonlocal rows
+        rows.extend(synth.row(e) for e in events)
+        if len(rows) >= 20_000:
+            journal.append(Batch(rows=rows, requests=()))
+            rows = []
+
+    everyone = [*ordinary, hot]
+    rng.shuffle(everyone)
+    for ev in everyone:
+        emit(synth.created(ev))
+    hot_per_round = -(-sizes.rec_hot_joins // sizes.rec_joins)
+    hot_user = 0
+    for r in range(sizes.rec_joins):
+        rng.shuffle(ordinary)
+        hot_at = rng.randrange(len(ordinary))
+        for i, ev in enumerate(ordinary):
+            # Within a round every event is different, so a user's 3 joins are 3 events.
+            emit(synth.join(ev, f"user_{r}_{i // 3}"))
+            if i == hot_at:
+                for _ in range(min(hot_per_round, sizes.rec_hot_joins - hot.joins)):
+                    emit(synth.join(hot, f"hot_{hot_user}"))
+                    hot_user += 1
+    if rows:
+        journal.append(Batch(rows=rows, requests=()))
+    journal.close()
+    return {
+        "events": synth.seq,
+        "event_streams": len(everyone),
+        "limiter_streams": len(synth.limiter_versions),
+        "hot_id": hot.event_id,
+        "hot_events": hot.version,
+        "ordinary_events": ordinary[0].version,
+        "ordinary_ids": [ev.event_id for ev in ordinary],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+async def time_recovery(
+    data_dir: Path, hot_id: str, sample: list[str], events: int
+) -> dict[str, Any]:
+    from domain.ticketing.aggregate import EVENT_QUEUE
+    from engine import EngineConfig, open_engine
+
+    config = EngineConfig(snapshot_every=0)
+    gc.collect()
+    started = time.perf_counter()
+    async with open_engine(data_dir, config=config) as engine:
+        entered = time.perf_counter() - started
+        report = engine.recovery
+        assert report is not None
+        t0 = time.perf_counter()
+        hot = engine.committed_state(EVENT_QUEUE, hot_id)
+        hot_s = time.perf_counter() - t0
+        times = []
+        for event_id in sample:
+            t0 = time.perf_counter()
+            engine.committed_state(EVENT_QUEUE, event_id)
+            times.append(time.perf_counter() - t0)
+        # Not timed: the loaded state must be the real thing.
+        EVENT_QUEUE.check_invariants(hot)  # type: ignore[misc]
+        hot_entries = len(hot.entries)
+        timers = len(engine.read_models.timers)
+    return {
+        "enter_s": entered,
+        "recovery_s": report.seconds,
+        "events_folded": report.events_folded,
+        "snapshot_seq": report.snapshot_seq,
+        "events_per_s": events / report.seconds,
+        "events_per_s_wall": events / entered,
+        "armed_timers": timers,
+        "hot_activate_ms": hot_s * 1e3,
+        "hot_entries": hot_entries,
+        "stream_activate_ms_median": statistics.median(times) * 1e3,
+        "stream_activate_ms_mean": statistics.fmean(times) * 1e3,
+    }
+
+
+def engine_registry() -> Any:
+    """The registry an engine with the default modules builds (domain + the engine's own)."""
+    from domain.catalog import MODULES
+    from engine import Registry
+
+    try:
+        from engine.engine import ENGINE_MODULE
+    except ImportError:  # an engine without aggregates of its own
+        return Registry(MODULES)
+    return Registry((*MODULES, ENGINE_MODULE))
+
+
+def case_recovery(sizes: Sizes) -> dict[str, Any]:
+    import trio
+
+    from snapshots import build_snapshot
+
+    with temp_data_dir("recovery") as data_dir:
+        log("recovery: generating the journal")
+        gen = generate_journal(data_dir, sizes)
+        events = gen["events"]
+        log(f"recovery: {events:,} events in {gen['seconds']:.1f}s; recovering without snapshot")
+        sample = random.Random(7).sample(gen["ordinary_ids"], sizes.rec_sample_streams)
+        size_mib = (data_dir / "journal.db").stat().st_size / 2**20
+        plain = trio.run(time_recovery, data_dir, gen["hot_id"], sample, events)
+        log("recovery: building the snapshot")
+        gc.collect()
+        t0 = time.perf_counter()
+        info = build_snapshot(data_dir, engine_registry())
+        build_s = time.perf_counter() - t0
+        assert info is not None
+        snap_mib = info.path.stat().st_size / 2**20
+        log(f"recovery: snapshot built in {build_s:.1f}s; recovering with it")
+        snap = trio.run(time_recovery, data_dir, gen["hot_id"], sample, events)
+    return {
+        "events": events,
+        "hot_events": gen["hot_events"],
+        "ordinary_events": gen["ordinary_events"],
+        "event_streams": gen["event_streams"],
+        "limiter_streams": gen["limiter_streams"],
+        "generate_s": gen["seconds"],
+        "journal_mib": size_mib,
+        "plain": plain,
+        "snapshot_build_s": build_s,
+        "snapshot_events_per_s": info.events_folded / build_s,
+        "snapshot_streams": info.streams_written,
+        "snapshot_mib": snap_mib,
+        "with_snapshot": snap,
+    }
+
+
+# -- case 5: memory -------------------------------------------------------------------------
+
+
+async def run_memory(sizes: Sizes) -> dict[str, Any]:
+    import trio
+
+    from domain.identity import ADMIN, Identity
+    from engine import EngineConfig, open_engine
+
+    gc.collect()
+    before = rss_mib()
+    with temp_data_dir("memory") as data_dir:
+        config = EngineConfig(synchronous="FULL", snapshot_every=0)
+        async with open_engine(data_dir, config=config) as engine:
+            todo = iter(range(sizes.mem_events))
+            statuses: Counter[str] = Counter()
+
+            async def client() -> None:
+                for i in todo:
+                    created = await engine.mutation(CREATE, event_args(i, 100), ADMIN)
+                    user = f"m{i}"
+                    joined = await engine.mutation(
+                        JOIN, {"eventId": created.value, "userId": user}, Identity(subject=user)
+                    )
+                    statuses[joined.value["status"]] += 1
+
+            started = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for _ in range(sizes.mem_clients):
+                    nursery.start_soon(client)
+            elapsed = time.perf_counter() - started
+            await engine.wait_idle()
+            resident = engine.resident_actors()
+            stats = dict(engine.stats)
+            max_resident = engine.config.max_resident_actors
+            end_rss = rss_mib()
+    peak = maxrss_mib()
+    return {
+        "events": sizes.mem_events,
+        "commands": 2 * sizes.mem_events,
+        "seconds": elapsed,
+        "cmds_per_s": 2 * sizes.mem_events / elapsed,
+        "rss_before_mib": before,
+        "rss_end_mib": end_rss,
+        "peak_rss_mib": peak,
+        "kib_per_event": (peak - before) * 1024 / sizes.mem_events,
+        "resident_actors": resident,
+        "max_resident_actors": max_resident,
+        "passivated": stats["passivated"],
+        "activated": stats["activated"],
+        "statuses": dict(statuses),
+    }
+
+
+# -- the child side ---------------------------------------------------------------------------
+
+
+def run_case(case: str, sizes: Sizes, profile_dir: Path | None) -> dict[str, Any]:
+    import trio
+
+    from engine import tune_gc
+
+    if case == "baseline":
+        return case_baseline(sizes)
+    if case == "baseline-no-index":
+        return case_baseline(sizes, stream_index=False)
+    if case == "recovery":
+        tune_gc()
+        return case_recovery(sizes)
+    runners: dict[str, Callable[[Sizes], Any]] = {
+        "many": run_many,
+        "light": run_light,
+        "hot": run_hot,
+        "memory": run_memory,
+    }
+    tune_gc()  # as a server would run (engine.tune_gc)
+    if profile_dir is not None and case in ("many", "hot"):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        result: dict[str, Any] = trio.run(runners[case], sizes)
+        profiler.disable()
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(profile_dir / f"{case}.prof")
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(40)
+        (profile_dir / f"{case}.txt").write_text(text.getvalue())
+        log(f"cProfile of {case} written to {profile_dir}/{case}.prof (commands: see JSON)")
+        return result
+    return trio.run(runners[case], sizes)
+
+
+def child_main(case: str, quick: bool, out: Path, profile_dir: Path | None) -> None:
+    sizes = QUICK if quick else FULL
+    started = time.perf_counter()
+    result = run_case(case, sizes, profile_dir)
+    result["case_wall_s"] = time.perf_counter() - started
+    result["maxrss_mib"] = maxrss_mib()
+    out.write_text(json.dumps(result))
+
+
+# -- the parent side: run everything, print the table ------------------------------------------
+
+
+def run_child(case: str, quick: bool, profile_dir: Path | None) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        out = Path(handle.name)
+    try:
+        command = [sys.executable, "-m", "tools.bench", "--child", case, "--out", str(out)]
+        if quick:
+            command.append("--quick")
+        if profile_dir is not None:
+            command += ["--cprofile", str(profile_dir)]
+        subprocess.run(command, cwd=REPO, check=True)
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import trio
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        except OSError:
+            return ""
+        return done.stdout.rstrip("\n") if done.returncode == 0 else ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:]]
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "dirty": [p for p in dirty if not p.startswith(("tools/", "docs/"))],
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "sqlite": sqlite3.sqlite_version,
+        "trio": trio.__version__,
+        "platform": platform.platform(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def fmt_int(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def verdict(value: float, aim: float) -> str:
+    return "met" if value >= aim else f"MISSED ({value / aim:.0%} of aim)"
+
+
+def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, str]]:
+    base = res["baseline"]
+    base_rate = statistics.median(b["rows_per_s"] for b in base)
+    base_runs = ", ".join(fmt_int(b["rows_per_s"]) for b in base)
+    many, hot, light = res["many"], res["hot"], res["light"]
+    rec, mem = res["recovery"], res["memory"]
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(what: str, value: str, aim: str = "", note: str = "") -> None:
+        rows.append((what, value, aim, note))
+
+    add(
+        "6. baseline: sqlite3 executemany, 1,000 rows/txn, WAL, FULL",
+        f"{fmt_int(base_rate)} rows/s",
+        "",
+        f"median of 3 runs ({base_runs}); rows {base[0]['row_bytes']:.0f} B, "
+        f"payload {base[0]['payload_bytes']:.0f} B",
+    )
+    grow = statistics.median(b["first_tenth_rows_per_s"] for b in base)
+    shrink = statistics.median(b["last_tenth_rows_per_s"] for b in base)
+    add(
+        f"   baseline over its first / last tenth ({base[0]['rows'] // 10:,} rows)",
+        f"{fmt_int(grow)} / {fmt_int(shrink)} rows/s",
+        "",
+        "the journal slows as it grows: inserts scatter over the (stream, version) index",
+    )
+    bare = res["baseline_no_index"]
+    add(
+        "   diagnostic: the same without the (stream, version) index",
+        f"{fmt_int(bare['rows_per_s'])} rows/s",
+        "",
+        f"first / last tenth {fmt_int(bare['first_tenth_rows_per_s'])} / "
+        f"{fmt_int(bare['last_tenth_rows_per_s'])}; one run; not the journal's schema",
+    )
+    add(
+        f"1. durable joins over {many['events']:,} events, {many['clients']:,} clients",
+        f"{fmt_int(many['cmds_per_s'])} cmds/s",
+        f">= {AIM_MANY:,}",
+        f"{verdict(many['cmds_per_s'], AIM_MANY)}; {many['cmds_per_s'] / base_rate:.3f}x baseline",
+    )
+    add(
+        "   journal rows/s during case 1",
+        f"{fmt_int(many['rows_per_s'])} rows/s",
+        "",
+        f"{many['rows_per_s'] / base_rate:.3f}x baseline; "
+        f"{many['rows_per_batch']:,.0f} rows/batch, {many['batches_per_s']:,.1f} commits/s",
+    )
+    add(
+        "   CPU per command, case 1 (event loop / whole process)",
+        f"{many['loop_us_per_cmd']:,.0f} / {many['cpu_us_per_cmd']:,.0f} us",
+        "",
+        f"event loop busy {many['loop_busy']:.0%} of wall time",
+    )
+    add(
+        f"2. one hot event, {hot['users']:,} users join ({hot['tickets']} seats)",
+        f"{fmt_int(hot['cmds_per_s'])} cmds/s",
+        f">= {AIM_HOT:,}",
+        f"{verdict(hot['cmds_per_s'], AIM_HOT)}; {hot['cmds_per_s'] / base_rate:.3f}x baseline; "
+        f"median of {len(hot['rounds'])} rounds "
+        f"({fmt_int(hot['cmds_per_s_min'])}-{fmt_int(hot['cmds_per_s_max'])}), "
+        f"{hot['clients']:,} clients",
+    )
+    hot_rpb = statistics.median(r["rows_per_batch"] for r in hot["rounds"])
+    hot_loop = statistics.median(r["loop_us_per_cmd"] for r in hot["rounds"])
+    add(
+        "   case 2: rows/batch, event-loop CPU per command",
+        f"{hot_rpb:,.0f} rows, {hot_loop:,.0f} us",
+    )
+    add(
+        "3. latency call -> durable ack, under case 1 load",
+        f"p50 {many['p50_ms']:,.1f} ms, p99 {many['p99_ms']:,.1f} ms",
+        "",
+        f"{many['clients']:,} closed-loop clients (queueing: ~clients / throughput); "
+        f"max {many['max_ms']:,.0f} ms",
+    )
+    hot_p50 = statistics.median(r["p50_ms"] for r in hot["rounds"])
+    hot_p99 = statistics.median(r["p99_ms"] for r in hot["rounds"])
+    add(
+        "   latency under case 2 load (one hot event)",
+        f"p50 {hot_p50:,.1f} ms, p99 {hot_p99:,.1f} ms",
+        "",
+        f"{hot['clients']:,} clients",
+    )
+    for clients, lr in light["by_clients"].items():
+        add(
+            f"   latency with {clients} client(s), same command",
+            f"p50 {lr['p50_ms']:,.1f} ms, p99 {lr['p99_ms']:,.1f} ms",
+            "",
+            f"{fmt_int(lr['cmds_per_s'])} cmds/s, {lr['rows_per_batch']:,.1f} rows/batch",
+        )
+    plain, snap = rec["plain"], rec["with_snapshot"]
+    add(
+        f"4. recovery of {rec['events']:,} events, no snapshot",
+        f"{plain['recovery_s']:,.2f} s = {fmt_int(plain['events_per_s'])} events/s",
+        f">= {AIM_RECOVERY:,}",
+        f"{verdict(plain['events_per_s'], AIM_RECOVERY)}; {rec['event_streams']:,} event + "
+        f"{rec['limiter_streams']:,} limiter streams; {plain['events_folded']:,} decoded "
+        f"(read-model types), {plain['armed_timers']:,} timers re-armed; "
+        f"open_engine entry {plain['enter_s']:,.2f} s",
+    )
+    add(
+        "   snapshot build (build_snapshot, all streams folded)",
+        f"{rec['snapshot_build_s']:,.2f} s = {fmt_int(rec['snapshot_events_per_s'])} events/s",
+        "",
+        f"{rec['snapshot_streams']:,} streams, {rec['snapshot_mib']:,.0f} MiB "
+        f"(journal {rec['journal_mib']:,.0f} MiB)",
+    )
+    add(
+        f"   recovery of {rec['events']:,} events, with that snapshot",
+        f"{snap['recovery_s']:,.2f} s = {fmt_int(snap['events_per_s'])} events/s",
+        f">= {AIM_RECOVERY:,}",
+        f"{verdict(snap['events_per_s'], AIM_RECOVERY)}; tail {snap['events_folded']:,} events; "
+        f"open_engine entry {snap['enter_s']:,.2f} s",
+    )
+    add(
+        f"   activate hot stream ({rec['hot_events']:,} events), no snapshot / snapshot",
+        f"{plain['hot_activate_ms']:,.0f} / {snap['hot_activate_ms']:,.0f} ms",
+        "",
+        f"{plain['hot_entries']:,} waiting-list entries; first use after recovery",
+    )
+    add(
+        f"   activate a {rec['ordinary_events']}-event stream, no snapshot / snapshot",
+        f"{plain['stream_activate_ms_median']:,.2f} / {snap['stream_activate_ms_median']:,.2f} ms",
+        "",
+        f"median of {sizes.rec_sample_streams} streams",
+    )
+    add(
+        f"5. peak RSS, {mem['events']:,} events created + 1 join each",
+        f"{mem['peak_rss_mib']:,.0f} MiB",
+        "",
+        f"{mem['rss_before_mib']:,.0f} MiB before the engine, {mem['rss_end_mib']:,.0f} MiB at the "
+        f"end; {mem['kib_per_event']:,.1f} KiB per event touched",
+    )
+    add(
+        "   resident actors at the end",
+        f"{mem['resident_actors']:,}",
+        "",
+        f"max_resident_actors={mem['max_resident_actors']:,}; {mem['passivated']:,} passivated; "
+        f"{fmt_int(mem['cmds_per_s'])} cmds/s while filling",
+    )
+    return rows
+
+
+def render_table(rows: list[tuple[str, str, str, str]]) -> str:
+    header = ("measure", "measured", "aim", "notes")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    lines = []
+    for r in [header, (*("-" * w for w in widths), "-----"), *rows]:
+        lines.append(
+            f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def anomalies(res: dict[str, Any]) -> list[str]:
+    out = []
+    many = res["many"]
+    if many["errors"]:
+        out.append(f"case 1 refusals: {many['errors']}")
+    for i, r in enumerate(res["hot"]["rounds"]):
+        if r["errors"]:
+            out.append(f"case 2 round {i} refusals: {r['errors']}")
+    for clients, lr in res["light"]["by_clients"].items():
+        if lr["errors"]:
+            out.append(f"light load ({clients} clients) refusals: {lr['errors']}")
+    return out
+
+
+DOC_NOTES = """\
+## What each line measures
+
+All cases run `events:joinWaitingList` / `events:create` through `Engine.mutation` in-process (no
+WebSocket), each case in its own subprocess, with `engine.tune_gc()` applied as a server would,
+`synchronous=FULL` and the default `EngineConfig` except `snapshot_every=0` (automatic snapshots
+are measured separately in case 4 instead of landing at a random point of a throughput window).
+Only acknowledged commands count, i.e. commands whose events were durable (committed and fsynced)
+when `mutation()` returned; each join is for a user never seen before, so none is refused.
+
+1. Many events: `--quick` shrinks it; the full run creates 1,000 events (100 seats each), then
+   2,000 closed-loop client tasks each join a random event as a fresh user. After a warm-up, the
+   window counts commands started and acknowledged inside it. "Rows/s" is what reached the
+   journal: a join writes `RateLimitTaken` (the per-user join limit, on the user's limiter
+   stream), `WaitingListJoined`, and `OfferMade` while seats remain (most joins here). "CPU per
+   command": `time.thread_time()` of the event-loop thread and `time.process_time()` of the
+   process (event loop + commit thread) over the window, divided by the commands acknowledged.
+2. One hot event: a fresh event with 100 seats, 10,000 users joining through 2,000 client tasks
+   (the actor's mailbox holds 4,096); timed from the first call to the last acknowledgement;
+   several rounds on fresh events, median reported.
+3. Latency: `perf_counter` from the call to the return of `mutation()` for the commands of case 1
+   (so under its load: with closed-loop clients it is about clients / throughput, mostly
+   queueing), plus the same command with 1 and 64 clients to show the unloaded floor.
+4. Recovery: a journal written straight through `Journal.append` with real, codec-encoded
+   domain events shaped as the engine journals them: 9,704 events (10 seats, 45 joins: 56
+   events per stream) and one hot event (100 seats, 9,899 joins: 10,000 events in its stream);
+   each join is `RateLimitTaken` on the user's limiter stream + `WaitingListJoined` (+
+   `OfferMade` while seats remain); users join up to 3 events (the limit allows 3 per 30
+   minutes); creations first, then joins interleaved over the streams. Then `open_engine` is
+   timed: `engine.recovery.seconds` (what the events/s figure uses; it covers scanning the
+   journal, folding the read models and re-arming the offer timers) and the wall time of
+   entering the context. Recovery folds only the event types the read models and timers
+   need (decoded count shown); aggregate states load lazily, so "activate" is the first use of a
+   stream after recovery (`load_stream`: snapshot row + journal rows after it). The journal file
+   was just written, so it is in the page cache: these are warm-cache figures.
+5. Memory: `ru_maxrss` of the subprocess that creates N events and joins each once (2,000
+   clients), with the default `max_resident_actors`.
+6. Baseline: the journal's ceiling: raw `sqlite3` `executemany` of rows shaped like case 1's
+   (same schema via `engine.journal.create_schema`, payloads from the engine's codec), 1,000 per
+   `BEGIN IMMEDIATE`..`COMMIT`, WAL, `synchronous=FULL`, 300,000 rows (about what case 1
+   writes); run three times spread over the run (before case 1, between cases 1 and 2, after
+   case 2) and the median used for the ratios. Its rate falls as the file grows, because rows
+   of many streams scatter over the unique (stream, version) index, so each commit dirties many
+   index pages; the diagnostic line drops that index (not the journal's schema) to show it.
+   Ratios compare commands/s (case 1: ~3 rows per command) and rows/s against rows/s.
+
+The machine is shared and noisy: runs differ by 10-30 %; compare ratios within one run, not
+absolute figures across runs.
+"""
+
+
+def write_doc(
+    table: str, info: dict[str, Any], command: str, total_s: float, notes: list[str], quick: bool
+) -> None:
+    lines = [
+        "# Engine benchmark",
+        "",
+        "Generated by `python -m tools.bench --write-doc` (`./dev bench --write-doc`); do not edit",
+        "by hand, re-run it.",
+        "",
+        f"- command: `{command}`"
+        + (" (quick sizes: a smoke test, not a measurement)" if quick else ""),
+        f"- date: {info['date']}; whole run {total_s:,.0f} s",
+        f"- machine: {info['cpus']} CPUs ({info['cpus_usable']} usable), {info['cpu_model']}; "
+        f"load average at start {info['loadavg_start'][0]:.2f}, at end "
+        f"{info['loadavg_end'][0]:.2f}",
+        f"- software: {info['python']}, SQLite {info['sqlite']}, trio {info['trio']}; "
+        f"{info['platform']}",
+        f"- code: commit {info['commit']}"
+        + (
+            f" plus uncommitted changes to {', '.join(info['dirty'])}"
+            if info["dirty"]
+            else " (clean work tree)"
+        ),
+        "",
+        "```",
+        table,
+        "```",
+        "",
+    ]
+    if notes:
+        lines += ["Anomalies in this run:", ""] + [f"- {n}" for n in notes] + [""]
+    lines.append(DOC_NOTES)
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text("\n".join(lines))
+
+
+def parent_main(args: argparse.Namespace) -> None:
+    sizes = QUICK if args.quick else FULL
+    info = machine()
+    started = time.perf_counter()
+    results: dict[str, Any] = {"baseline": []}
+    for label, case in PLAN:
+        log(f"case {label} ...")
+        t0 = time.perf_counter()
+        out = run_child(case, args.quick, args.cprofile)
+        log(f"case {label} done in {time.perf_counter() - t0:.1f}s")
+        if case == "baseline":
+            results["baseline"].append(out)
+        elif case == "baseline-no-index":
+            results["baseline_no_index"] = out
+        else:
+            results[case] = out
+    total = time.perf_counter() - started
+    info["loadavg_end"] = os.getloadavg()
+    table = render_table(build_table(results, sizes))
+    notes = anomalies(results)
+    print()
+    print(
+        f"Turnstile engine benchmark, {info['date']}: {info['cpus']} CPUs, {info['python']}, "
+        f"SQLite {info['sqlite']}; {'quick' if args.quick else 'full'} sizes; {total:,.0f} s"
+    )
+    print(f"code: commit {info['commit']}; uncommitted: {', '.join(info['dirty']) or 'none'}")
+    print(
+        f"load average at start {info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}"
+    )
+    print()
+    print(table)
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "results": results}, indent=1))
+    if args.write_doc:
+        command = "python -m tools.bench " + " ".join(sys.argv[1:])
+        write_doc(table, info, command.strip(), total, notes, args.quick)
+        print(f"\nwrote {DOC.relative_to(REPO)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.bench", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test, < 30 s)")
+    parser.add_argument("--write-doc", action="store_true", help=f"also write {DOC.name}")
+    parser.add_argument("--json", type=Path, help="also write every raw figure to this file")
+    parser.add_argument(
+        "--cprofile", type=Path, help="write cProfile output of the many/hot cases to this dir"
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_main(args.child, args.quick, args.out, args.cprofile)
+    else:
+        parent_main(args)
+
+
+if __name__ == "__main__":
+    main()
