@@ -200,6 +200,14 @@ class Actor:
         async with receive:
             async for command in receive:
                 self.decide(command)
+                # Decide everything already queued before yielding: a hot actor then costs one
+                # scheduler pass per burst, not one per command.
+                while True:
+                    try:
+                        command = receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    self.decide(command)
 
     def _decision(self, identity: Identity, now: int) -> Decision[Any]:
         return Decision(

@@ -399,8 +399,10 @@ class Engine:
         self.stats["passivated"] += 1
 
     def _passivate_lru(self) -> None:
-        excess = len(self._actors) - self.config.max_resident_actors
-        # Least recently used first; look at a bounded number of candidates per call.
+        """Passivate idle actors, least recently used first, down to 95% of the cap (in one
+        sweep, so the cost is paid once per many activations)."""
+        target = int(self.config.max_resident_actors * 0.95)
+        excess = len(self._actors) - target
         candidates = list(itertools.islice(iter(self._actors), excess + 256))
         for stream in candidates:
             if excess <= 0:

@@ -58,6 +58,24 @@ class Batch:
     requests: Sequence[RequestRecord]
 
 
+#: SQLite allows 32,766 bound values per statement; 8 per row.
+_ROWS_PER_INSERT = 4_000
+_INSERT_SQL: dict[int, str] = {}
+
+
+def _insert_sql(count: int) -> str:
+    sql = _INSERT_SQL.get(count)
+    if sql is None:
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * count)
+        sql = (
+            "INSERT INTO events (seq, stream, version, type, schema, payload, at, crc)"
+            f" VALUES {values}"
+        )
+        if len(_INSERT_SQL) < 512:
+            _INSERT_SQL[count] = sql
+    return sql
+
+
 class DamagedRow(Exception):
     """A journal row failed its checksum or could not be read."""
 
@@ -141,12 +159,12 @@ class Journal:
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if batch.rows:
-                conn.executemany(
-                    "INSERT INTO events (seq, stream, version, type, schema, payload, at, crc)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    batch.rows,
-                )
+            # Multi-row INSERTs, not executemany: executemany gives up the interpreter lock
+            # around every row and, with the event loop busy, waits to get it back each time.
+            rows = batch.rows
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
             if batch.requests:
                 conn.executemany(
                     "INSERT INTO requests (session_id, request_id, result, seq, at)"
