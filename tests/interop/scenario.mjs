@@ -54,7 +54,34 @@ async function basic() {
   await client.close();
 }
 
-const scenarios = { basic };
+// The test kills the server with SIGKILL right after "sent" and restarts it on the same port:
+// the client must reconnect by itself and the mutation in flight must take effect once.
+async function reconnect() {
+  const http = new ConvexHttpClient(url);
+  http.setAdminAuth(adminKey);
+  const eventId = await http.mutation(fn("events:create"), {
+    name: "Reconnect gig", description: "", location: "Hall", orgId: "org_interop",
+    eventDate: 1_900_000_000_000, price: 2500, totalTickets: 5,
+  });
+  const client = new ConvexClient(url, { webSocketConstructor: WebSocket, unsavedChangesWarning: false });
+  client.setAuth(async () => userToken);
+  let latest = null;
+  await new Promise((resolve) => {
+    client.onUpdate(fn("events:getEventAvailability"), { eventId }, (value) => {
+      latest = value;
+      resolve();
+    });
+  });
+  const inFlight = client.mutation(fn("events:joinWaitingList"), { eventId, userId });
+  say({ step: "sent", eventId });
+  const joined = await inFlight;
+  say({ step: "joined", joined, seenAfterJoin: latest });
+  const viaHttp = await http.query(fn("events:getEventAvailability"), { eventId });
+  say({ step: "after", value: viaHttp });
+  await client.close();
+}
+
+const scenarios = { basic, reconnect };
 try {
   await scenarios[scenario]();
   say({ step: "done" });

@@ -6,8 +6,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 
 class Server:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, port: int = 0) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -33,7 +35,7 @@ class Server:
                 "tools.cli",
                 "serve",
                 "--port",
-                "0",
+                str(port),
                 "--data-dir",
                 str(data_dir),
                 "--admin-key",
@@ -100,3 +102,66 @@ def test_convex_client_subscribes_mutates_and_reads_its_writes(tmp_path: Path) -
     refused = steps["refused"]["refused"]
     assert refused is not None and refused["data"]["code"] == "Forbidden"
     assert steps["http-query"]["value"]["purchasedCount"] == 1
+
+
+def restart(data_dir: Path, port: int) -> Server:
+    """Start again on the same port (the old socket may linger a moment after SIGKILL)."""
+    for attempt in range(10):
+        try:
+            return Server(data_dir, port)
+        except AssertionError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_convex_client_survives_sigkill_and_runs_the_in_flight_mutation_once(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    server = Server(tmp_path / "data", port)
+    node = subprocess.Popen(
+        [
+            "node",
+            str(HERE / "scenario.mjs"),
+            server.url,
+            ADMIN_KEY,
+            user_token("ann"),
+            "ann",
+            "reconnect",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    steps: dict[str, Any] = {}
+    try:
+        assert node.stdout is not None
+        for line in node.stdout:
+            if not line.startswith("{"):
+                continue  # the convex client's own log lines
+            step = json.loads(line)
+            steps[step["step"]] = step
+            if step["step"] == "sent":
+                server.process.kill()  # SIGKILL: no goodbye to anyone
+                server.process.communicate(timeout=30)
+                server = restart(tmp_path / "data", port)
+            if step["step"] in ("done", "error"):
+                break
+        node.communicate(timeout=60)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.communicate()
+        assert server.stop() == 0
+    assert "error" not in steps, steps
+    assert steps["joined"]["joined"]["status"] == "offered"  # not a Conflict from a 2nd run
+    assert steps["joined"]["seenAfterJoin"]["activeOffers"] == 1
+    assert steps["after"]["value"]["activeOffers"] == 1  # executed exactly once
