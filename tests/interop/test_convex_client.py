@@ -55,7 +55,8 @@ class Server:
                 self.url = line.split()[-1].strip()
                 break
         else:
-            raise AssertionError(f"server did not start: {self.process.stderr.read()}")  # type: ignore[union-attr]
+            _, errors = self.process.communicate(timeout=30)  # also closes the pipes
+            raise AssertionError(f"server did not start: {errors}")
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
