@@ -48,7 +48,7 @@ class RecordingView(View):
 class Result:
     """One evaluation: a value (with its encoding) or an error."""
 
-    __slots__ = ("encoded", "error", "reads", "value")
+    __slots__ = ("_wire", "encoded", "error", "reads", "value")
 
     def __init__(self, value: Any, error: TurnstileError | None, reads: set[ReadKey]) -> None:
         self.value = value
@@ -57,6 +57,13 @@ class Result:
         self.encoded = (orjson.dumps(value) if error is None else orjson.dumps(error.data())) + (
             b"E" if error is not None else b""
         )
+        self._wire: orjson.Fragment | None = None
+
+    def wire(self, encode: Callable[[Any], Any]) -> orjson.Fragment:
+        """The value in its wire encoding, encoded once however many sessions send it."""
+        if self._wire is None:
+            self._wire = orjson.Fragment(orjson.dumps(encode(self.value)))
+        return self._wire
 
 
 def evaluate(spec: QuerySpec[Any], args: Any, identity: Identity, view: RecordingView) -> Result:

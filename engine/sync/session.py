@@ -382,7 +382,7 @@ def _updated(query_id: int, result: Result, encode: Any) -> dict[str, Any]:
     return {
         "type": "QueryUpdated",
         "queryId": query_id,
-        "value": encode(result.value),
+        "value": result.wire(encode),
         "logLines": [],
         "journal": None,
     }

@@ -1,0 +1,494 @@
+"""Fan-out benchmark of the sync protocol: `python -m tools.fanout_bench [--quick]`.
+
+One run prints one table. For N subscribers (100, 1,000; `--quick`: 100, 300) held by a child
+process (so the server and the clients run on different cores), each a raw trio-websocket
+connection subscribed to `events:getEventAvailability` on one event:
+
+- a writer in the server process issues `events:joinWaitingList` (ADMIN, distinct userIds) at a
+  steady pace; the child stamps every Transition's arrival (`time.time()`), the writer stamps
+  every commit (`time.time()` when `engine.mutation` returned, with its `ts`);
+- updates/s: Transitions carrying a QueryUpdated, over all clients, per second (first to last
+  arrival); latency: for each (commit, client) pair, the first Transition at or past the
+  commit's ts, arrival minus commit time (both processes read the same machine clock);
+- baseline: a bare trio-websocket server on the same N clients broadcasting a pre-made message as
+  long as a measured Transition, in one loop (deliveries/s, counted by the child the same way);
+- end-to-end mutations/s: 100 `open_client` clients in the child, each sending joins in a
+  closed loop over WebSocket.
+
+Nothing asserts on time. Servers listen on 127.0.0.1 only; every phase is bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from bisect import bisect_left
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+import trio.lowlevel
+import trio_websocket
+
+HOST = "127.0.0.1"
+JOIN = "events:joinWaitingList"
+LAT_SAMPLE_CLIENTS = 200  # latency pairs use at most this many clients (every k-th)
+
+
+# -- child: the subscribers -------------------------------------------------------------------
+
+
+def _connect_msgs(event_id: str) -> list[str]:
+    return [
+        orjson.dumps(
+            {"type": "Connect", "sessionId": os.urandom(8).hex(), "connectionCount": 0}
+        ).decode(),
+        orjson.dumps(
+            {
+                "type": "ModifyQuerySet",
+                "baseVersion": 0,
+                "newVersion": 1,
+                "modifications": [
+                    {
+                        "type": "Add",
+                        "queryId": 0,
+                        "udfPath": "events:getEventAvailability",
+                        "args": [{"eventId": event_id}],
+                    }
+                ],
+            }
+        ).decode(),
+    ]
+
+
+async def _child_subscribers(
+    port: int, n: int, event_id: str | None, out: Path, stop_cmd: trio.Event
+) -> None:
+    """Open n connections; record (arrival, ts, has_update, size) per message until told to stop."""
+    records: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]
+    sizes: list[int] = []
+    ready = trio.Semaphore(0, max_value=n)
+    from engine.sync.protocol import decode_ts
+
+    async def one(i: int) -> None:
+        stream = await trio.open_tcp_stream(HOST, port)
+        try:
+            async with trio.open_nursery() as nursery:
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery, stream, HOST, "/api/1.0/sync", message_queue_size=1 << 16
+                )
+                mine = records[i]
+                if event_id is not None:
+                    for m in _connect_msgs(event_id):
+                        await ws.send_message(m)
+                    # the initial Transition carries the first value
+                    while True:
+                        msg = orjson.loads(await ws.get_message())
+                        if msg["type"] == "Transition":
+                            break
+                ready.release()
+                while True:
+                    try:
+                        data = await ws.get_message()
+                    except trio_websocket.ConnectionClosed:
+                        return
+                    now = time.time()
+                    if event_id is None:
+                        mine.append((now, 0, 1))
+                        continue
+                    msg = orjson.loads(data)
+                    if msg["type"] != "Transition":
+                        continue
+                    upd = any(m["type"] == "QueryUpdated" for m in msg["modifications"])
+                    mine.append((now, decode_ts(msg["endVersion"]["ts"]), int(upd)))
+                    if upd and len(sizes) < 100:
+                        sizes.append(len(data))
+        finally:
+            await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+            nursery.start_soon(one, i)
+            if i % 50 == 49:
+                await trio.lowlevel.checkpoint()
+        with trio.fail_after(60):
+            for _ in range(n):
+                await ready.acquire()
+        print("READY", flush=True)
+        await stop_cmd.wait()
+        nursery.cancel_scope.cancel()
+    out.write_bytes(orjson.dumps({"records": records, "sizes": sizes}))
+
+
+async def _child_mutators(
+    port: int, clients: int, event_id: str, seconds: float, out: Path
+) -> None:
+    from engine.sync.client import open_client
+
+    done = [0]
+    print("READY", flush=True)
+
+    async def loop(c: int) -> None:
+        async with open_client(f"http://{HOST}:{port}", admin_key="k") as client:
+            k = 0
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                await client.mutation(JOIN, {"eventId": event_id, "userId": f"e2e{c}_{k}"})
+                k += 1
+                done[0] += 1
+
+    t0 = time.monotonic()
+    with trio.fail_after(seconds + 60):
+        async with trio.open_nursery() as nursery:
+            for c in range(clients):
+                nursery.start_soon(loop, c)
+    out.write_bytes(orjson.dumps({"mutations": done[0], "seconds": time.monotonic() - t0}))
+
+
+async def _child_main(args: argparse.Namespace) -> None:
+    stop_cmd = trio.Event()
+    out = Path(args.out)
+
+    async def watch_stdin() -> None:
+        await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+        stop_cmd.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_stdin)
+        if args.child == "mut":
+            await _child_mutators(args.port, args.n, args.event, args.seconds, out)
+        else:
+            event = None if args.child == "raw" else args.event
+            await _child_subscribers(args.port, args.n, event, out, stop_cmd)
+        nursery.cancel_scope.cancel()
+
+
+# -- parent ------------------------------------------------------------------------------------
+
+
+class Child:
+    """A subscriber/mutator child process speaking a line protocol on stdin/stdout."""
+
+    def __init__(self, kind: str, port: int, n: int, event: str | None, seconds: float = 0) -> None:
+        fd, name = tempfile.mkstemp(prefix="fanout_", suffix=".json")
+        os.close(fd)
+        self.out = Path(name)
+        cmd = [
+            sys.executable,
+            "-m",
+            "tools.fanout_bench",
+            "--child",
+            kind,
+            "--port",
+            str(port),
+            "--n",
+            str(n),
+            "--out",
+            name,
+            "--seconds",
+            str(seconds),
+        ]
+        if event:
+            cmd += ["--event", event]
+        self.proc: trio.Process | None = None
+        self.cmd = cmd
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        self.proc = await trio.lowlevel.open_process(
+            self.cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=str(Path(__file__).resolve().parent.parent),
+        )
+        buf = b""
+        with trio.fail_after(90):
+            while b"READY" not in buf:
+                chunk = await self.proc.stdout.receive_some()
+                if not chunk:
+                    raise RuntimeError(f"child exited early: {self.cmd}")
+                buf += chunk
+
+    async def finish(self, timeout: float = 120) -> dict[str, Any]:
+        assert self.proc is not None
+        try:
+            await self.proc.stdin.send_all(b"STOP\n")
+        except trio.BrokenResourceError:
+            pass
+        with trio.fail_after(timeout):
+            await self.proc.wait()
+        data = orjson.loads(self.out.read_bytes())
+        self.out.unlink()
+        return data
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+
+def _rate(records: list[list[tuple[float, int, int]]]) -> tuple[int, float]:
+    times = [r[0] for rec in records for r in rec if r[2]]
+    if len(times) < 2:
+        return len(times), 0.0
+    return len(times), len(times) / (max(times) - min(times))
+
+
+def _latencies(
+    records: list[list[tuple[float, int, int]]], commits: list[tuple[float, int]]
+) -> list[float]:
+    commits = sorted(commits, key=lambda c: c[1])
+    step = max(1, len(records) // LAT_SAMPLE_CLIENTS)
+    out: list[float] = []
+    for rec in records[::step]:
+        rec = [r for r in rec if r[2]]
+        ts_list = [r[1] for r in rec]
+        # ts is non-decreasing along one client's Transitions
+        for when, ts in commits:
+            j = bisect_left(ts_list, ts)
+            if j < len(rec):
+                out.append(rec[j][0] - when)
+    return out
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * len(values)))]
+
+
+async def _fanout(engine: Any, port: int, n: int, seconds: float, pace: float) -> dict[str, Any]:
+    from domain.identity import ADMIN
+
+    event_id = (
+        await engine.mutation(
+            "events:create",
+            {
+                "name": f"Fan{n}",
+                "description": "",
+                "location": "Arena",
+                "eventDate": 1_900_000_000_000,
+                "price": 100,
+                "totalTickets": 10_000_000,
+                "orgId": "org_a",
+            },
+            ADMIN,
+        )
+    ).value
+    child = Child("sub", port, n, event_id)
+    commits: list[tuple[float, int]] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            await child.start(nursery)
+            await trio.sleep(0.5)
+
+            async def join(i: int) -> None:
+                outcome = await engine.mutation(
+                    JOIN, {"eventId": event_id, "userId": f"u{n}_{i}"}, ADMIN
+                )
+                commits.append((time.time(), outcome.ts))
+
+            with trio.fail_after(seconds + 30):
+                async with trio.open_nursery() as writers:
+                    start = trio.current_time()
+                    wall_start = time.time()
+                    i = 0
+                    total = int(seconds * pace)
+                    while i < total:
+                        # catch up if the loop was busy: the pace is kept on average
+                        due = min(total, int((trio.current_time() - start) * pace) + 1)
+                        while i < due:
+                            writers.start_soon(join, i)
+                            i += 1
+                        await trio.sleep_until(start + i / pace)
+            await trio.sleep(1.0)  # let the last Transitions arrive
+            data = await child.finish()
+    finally:
+        child.kill()
+    count, rate = _rate(data["records"])
+    lat = _latencies(data["records"], commits)
+    size = int(statistics.median(data["sizes"])) if data["sizes"] else 300
+    return {
+        "updates": count,
+        "rate": rate,
+        "commits": len(commits),
+        "commit_rate": len(commits) / max(max(c[0] for c in commits) - wall_start, seconds),
+        "p50": _pct(lat, 0.5),
+        "p99": _pct(lat, 0.99),
+        "size": size,
+        "per_client": count / n,
+    }
+
+
+async def _baseline(n: int, seconds: float, size: int) -> dict[str, Any]:
+    """A bare trio-websocket server: accept n clients, broadcast one message in one loop."""
+    message = "x" * size
+    conns: list[trio_websocket.WebSocketConnection] = []
+    all_in = trio.Event()
+    done = trio.Event()
+
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        conns.append(ws)
+        if len(conns) == n:
+            all_in.set()
+        await done.wait()
+
+    child: Child | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                lambda task_status: trio_websocket.serve_websocket(
+                    handler, HOST, 0, ssl_context=None, task_status=task_status
+                )
+            )
+            port = server.port
+            child = Child("raw", port, n, None)
+            await child.start(nursery)
+            with trio.fail_after(30):
+                await all_in.wait()
+            end = trio.current_time() + seconds
+            sent = 0
+            with trio.fail_after(seconds + 30):
+                while trio.current_time() < end:
+                    for ws in conns:
+                        await ws.send_message(message)
+                    sent += len(conns)
+            await trio.sleep(1.0)
+            data = await child.finish()
+            done.set()
+            nursery.cancel_scope.cancel()
+    finally:
+        if child is not None:
+            child.kill()
+    count, rate = _rate(data["records"])
+    return {"deliveries": count, "rate": rate, "sent": sent}
+
+
+async def _e2e(port: int, engine: Any, clients: int, seconds: float) -> dict[str, Any]:
+    from domain.identity import ADMIN
+
+    event_id = (
+        await engine.mutation(
+            "events:create",
+            {
+                "name": "E2E",
+                "description": "",
+                "location": "Arena",
+                "eventDate": 1_900_000_000_000,
+                "price": 100,
+                "totalTickets": 10_000_000,
+                "orgId": "org_a",
+            },
+            ADMIN,
+        )
+    ).value
+    child = Child("mut", port, clients, event_id, seconds)
+    try:
+        async with trio.open_nursery() as nursery:
+            await child.start(nursery)
+            with trio.fail_after(seconds + 90):
+                await child.proc.wait()
+        data = orjson.loads(child.out.read_bytes())
+        child.out.unlink()
+    finally:
+        child.kill()
+    return {"mutations": data["mutations"], "rate": data["mutations"] / data["seconds"]}
+
+
+async def _parent(quick: bool) -> list[dict[str, Any]]:
+    from engine import EngineConfig, open_engine
+    from engine.server.auth import Authenticator
+    from engine.server.http import serve
+
+    sizes = (100, 300) if quick else (100, 1000)
+    seconds = 2.0 if quick else 5.0
+    pace = float(os.environ.get("FANOUT_PACE", "500"))
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="fanout_") as tmp:
+        async with open_engine(Path(tmp) / "data", config=EngineConfig()) as engine:
+            stop = trio.Event()
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(
+                    lambda task_status: serve(
+                        engine,
+                        host=HOST,
+                        port=0,
+                        authenticator=Authenticator(admin_key="k", jwt_secret="x" * 32),
+                        stop=stop,
+                        task_status=task_status,
+                    )
+                )
+                for n in sizes:
+                    fan = await _fanout(engine, port, n, seconds, pace)
+                    base = await _baseline(n, seconds, fan["size"])
+                    rows.append({"n": n, "fan": fan, "base": base, "pace": pace})
+                    print(
+                        f"  N={n}: fan-out {fan['rate']:,.0f}/s, baseline {base['rate']:,.0f}/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                e2e = await _e2e(port, engine, 100, seconds)
+                rows.append({"e2e": e2e})
+                stop.set()
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], quick: bool) -> str:
+    lines = [
+        "| subscribers | joins committed/s (paced at) | updates delivered/s | per client | "
+        "p50 commit->delivery | p99 | baseline broadcast deliveries/s (frame bytes) | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    e2e = None
+    for row in rows:
+        if "e2e" in row:
+            e2e = row["e2e"]
+            continue
+        f, b = row["fan"], row["base"]
+        ratio = f["rate"] / b["rate"] if b["rate"] else float("nan")
+        lines.append(
+            f"| {row['n']:,} | {f['commit_rate']:,.0f} ({row['pace']:,.0f}) | {f['rate']:,.0f} | "
+            f"{f['per_client']:,.0f} | {f['p50'] * 1e3:.1f} ms | {f['p99'] * 1e3:.1f} ms | "
+            f"{b['rate']:,.0f} ({f['size']}) | {ratio:.2f} |"
+        )
+    if e2e:
+        lines.append("")
+        lines.append(
+            f"End-to-end over WebSocket, 100 `open_client` clients, closed loop of joins: "
+            f"{e2e['rate']:,.0f} mutations/s ({e2e['mutations']:,} in the run)."
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", choices=("sub", "raw", "mut"))
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--n", type=int)
+    parser.add_argument("--event")
+    parser.add_argument("--out")
+    parser.add_argument("--seconds", type=float, default=0)
+    args = parser.parse_args()
+    if args.child:
+        trio.run(_child_main, args)
+        return
+    t0 = time.monotonic()
+    rows = trio.run(_parent, args.quick)
+    print(
+        f"Fan-out (sync protocol), {'quick' if args.quick else 'full'} run, "
+        f"cpus={os.cpu_count()}, {time.monotonic() - t0:.0f} s"
+    )
+    print(_table(rows, args.quick))
+    print(json.dumps(rows), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
