@@ -46,24 +46,12 @@ LAT_SAMPLE_CLIENTS = 200  # latency pairs use at most this many clients (every k
 
 
 def _connect_msgs(event_id: str) -> list[str]:
+    from engine.sync.protocol import connect_message, subscribe_message
+
     return [
+        orjson.dumps(connect_message(os.urandom(8).hex())).decode(),
         orjson.dumps(
-            {"type": "Connect", "sessionId": os.urandom(8).hex(), "connectionCount": 0}
-        ).decode(),
-        orjson.dumps(
-            {
-                "type": "ModifyQuerySet",
-                "baseVersion": 0,
-                "newVersion": 1,
-                "modifications": [
-                    {
-                        "type": "Add",
-                        "queryId": 0,
-                        "udfPath": "events:getEventAvailability",
-                        "args": [{"eventId": event_id}],
-                    }
-                ],
-            }
+            subscribe_message(0, "events:getEventAvailability", {"eventId": event_id})
         ).decode(),
     ]
 

@@ -118,3 +118,22 @@ def ping() -> bytes:
 
 def fatal(message: str) -> str:
     return orjson.dumps({"type": "FatalError", "error": message}).decode()
+
+
+def connect_message(session_id: str, connection_count: int = 0) -> dict[str, Any]:
+    """A client's Connect (clients, tests and the benchmarks build it here)."""
+    return {"type": "Connect", "sessionId": session_id, "connectionCount": connection_count}
+
+
+def subscribe_message(
+    query_id: int, udf_path: str, args: dict[str, Any], base_version: int = 0
+) -> dict[str, Any]:
+    """A client's ModifyQuerySet adding one query, from `base_version` to the next."""
+    return {
+        "type": "ModifyQuerySet",
+        "baseVersion": base_version,
+        "newVersion": base_version + 1,
+        "modifications": [
+            {"type": "Add", "queryId": query_id, "udfPath": udf_path, "args": [args]}
+        ],
+    }

@@ -18,7 +18,7 @@ from domain.identity import ADMIN
 from engine import EngineConfig, open_engine
 from engine.server.auth import Authenticator
 from engine.server.http import serve
-from engine.sync.protocol import decode_ts
+from engine.sync.protocol import connect_message, decode_ts, subscribe_message
 
 CLIENTS = int(os.environ.get("TURNSTILE_MANY_CLIENTS", "1000"))
 JOINS = int(os.environ.get("TURNSTILE_MANY_JOINS", "1000"))
@@ -34,26 +34,10 @@ async def subscriber(
             ws = await trio_websocket.wrap_client_stream(
                 nursery, stream, "127.0.0.1", "/api/1.0/sync"
             )
+            await ws.send_message(orjson.dumps(connect_message(os.urandom(8).hex())).decode())
             await ws.send_message(
                 orjson.dumps(
-                    {"type": "Connect", "sessionId": os.urandom(8).hex(), "connectionCount": 0}
-                ).decode()
-            )
-            await ws.send_message(
-                orjson.dumps(
-                    {
-                        "type": "ModifyQuerySet",
-                        "baseVersion": 0,
-                        "newVersion": 1,
-                        "modifications": [
-                            {
-                                "type": "Add",
-                                "queryId": 0,
-                                "udfPath": "events:getEventAvailability",
-                                "args": [{"eventId": event_id}],
-                            }
-                        ],
-                    }
+                    subscribe_message(0, "events:getEventAvailability", {"eventId": event_id})
                 ).decode()
             )
             version = {"querySet": 0, "identity": 0, "ts": 0}

@@ -37,9 +37,7 @@ async def open_session(
 ) -> FakeWebSocket:
     ws = FakeWebSocket()
     nursery.start_soon(run_sync_session, ws, StubServer(h.engine))
-    await ws.send(
-        {"type": "Connect", "sessionId": session_id, "connectionCount": 0, "clientTs": 0}
-    )
+    await ws.send({"type": "Connect", "sessionId": session_id, "connectionCount": 0, "clientTs": 0})
     return ws
 
 

@@ -13,26 +13,15 @@ from domain.identity import ADMIN
 from engine import EngineConfig, open_engine
 from engine.server.auth import Authenticator
 from engine.server.http import serve
+from engine.sync.protocol import connect_message, subscribe_message
 
 JOINS = 400
 
 
 async def subscribe(ws: trio_websocket.WebSocketConnection, event_id: str, session: str) -> None:
     for message in (
-        {"type": "Connect", "sessionId": session, "connectionCount": 0},
-        {
-            "type": "ModifyQuerySet",
-            "baseVersion": 0,
-            "newVersion": 1,
-            "modifications": [
-                {
-                    "type": "Add",
-                    "queryId": 0,
-                    "udfPath": "events:getEventAvailability",
-                    "args": [{"eventId": event_id}],
-                }
-            ],
-        },
+        connect_message(session),
+        subscribe_message(0, "events:getEventAvailability", {"eventId": event_id}),
     ):
         await ws.send_message(orjson.dumps(message).decode())
 
