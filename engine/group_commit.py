@@ -25,7 +25,7 @@ import trio
 
 from engine import codec
 from engine.actor import Submission
-from engine.journal import Batch, Journal, RequestRecord, Row, checksum
+from engine.journal import Batch, Journal, RequestRecord, Row, row_of
 
 log = logging.getLogger("turnstile.commit")
 
@@ -88,19 +88,7 @@ class GroupCommit:
                     events = submission.companion.events + events
                 for event in events:
                     seq += 1
-                    payload = codec.encode_event(event)
-                    rows.append(
-                        Row(
-                            seq,
-                            event.stream,
-                            event.version,
-                            type(event).__name__,
-                            type(event).schema,
-                            payload,
-                            event.at,
-                            checksum(payload),
-                        )
-                    )
+                    rows.append(row_of(seq, event))
                 submission.ts = seq
                 if submission.request is not None:
                     session_id, request_id = submission.request

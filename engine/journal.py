@@ -27,6 +27,9 @@ from typing import NamedTuple
 import attrs
 import sqlite_utils
 
+from domain.model import Event
+from engine import codec
+
 FORMAT_VERSION = 1
 JOURNAL_FILE = "journal.db"
 
@@ -87,6 +90,21 @@ class DamagedRow(Exception):
 
 def checksum(payload: bytes) -> int:
     return zlib.crc32(payload)
+
+
+def row_of(seq: int, event: Event) -> Row:
+    """The journal row of `event` at sequence number `seq` (payload encoded, checksummed)."""
+    payload = codec.encode_event(event)
+    return Row(
+        seq,
+        event.stream,
+        event.version,
+        type(event).__name__,
+        type(event).schema,
+        payload,
+        event.at,
+        checksum(payload),
+    )
 
 
 def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:

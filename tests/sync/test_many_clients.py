@@ -16,9 +16,8 @@ import trio_websocket
 
 from domain.identity import ADMIN
 from engine import EngineConfig, open_engine
-from engine.server.auth import Authenticator
-from engine.server.http import serve
 from engine.sync.protocol import connect_message, decode_ts, subscribe_message
+from tests.sync.live import create_rush, start_server
 
 CLIENTS = int(os.environ.get("TURNSTILE_MANY_CLIENTS", "1000"))
 JOINS = int(os.environ.get("TURNSTILE_MANY_JOINS", "1000"))
@@ -65,21 +64,7 @@ async def subscriber(
 
 async def test_thousand_subscribers_converge_while_thousand_users_join(tmp_path: Path) -> None:
     async with open_engine(tmp_path / "data", config=EngineConfig()) as engine:
-        event_id = (
-            await engine.mutation(
-                "events:create",
-                {
-                    "name": "Rush",
-                    "description": "",
-                    "location": "Arena",
-                    "eventDate": 1_900_000_000_000,
-                    "price": 100,
-                    "totalTickets": TICKETS,
-                    "orgId": "org_a",
-                },
-                ADMIN,
-            )
-        ).value
+        event_id = await create_rush(engine, TICKETS)
         final = {
             "isSoldOut": True,
             "totalTickets": TICKETS,
@@ -91,15 +76,7 @@ async def test_thousand_subscribers_converge_while_thousand_users_join(tmp_path:
         report: list[int] = []
         with trio.fail_after(240):
             async with trio.open_nursery() as nursery:
-                port = await nursery.start(
-                    lambda task_status: serve(
-                        engine,
-                        port=0,
-                        authenticator=Authenticator(admin_key="k", jwt_secret="x" * 32),
-                        stop=stop,
-                        task_status=task_status,
-                    )
-                )
+                port = await start_server(nursery, engine, stop)
                 ready = trio.Semaphore(0, max_value=CLIENTS)
                 async with trio.open_nursery() as clients:
                     for _ in range(CLIENTS):

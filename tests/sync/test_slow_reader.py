@@ -11,9 +11,8 @@ import trio_websocket
 
 from domain.identity import ADMIN
 from engine import EngineConfig, open_engine
-from engine.server.auth import Authenticator
-from engine.server.http import serve
 from engine.sync.protocol import connect_message, subscribe_message
+from tests.sync.live import create_rush, start_server
 
 JOINS = 400
 
@@ -42,32 +41,10 @@ async def read_until(ws: trio_websocket.WebSocketConnection, want: int) -> int:
 
 async def test_a_client_that_stops_reading_holds_nobody_up(tmp_path: Path) -> None:
     async with open_engine(tmp_path / "data", config=EngineConfig()) as engine:
-        event_id = (
-            await engine.mutation(
-                "events:create",
-                {
-                    "name": "Rush",
-                    "description": "",
-                    "location": "Arena",
-                    "eventDate": 1_900_000_000_000,
-                    "price": 100,
-                    "totalTickets": JOINS,
-                    "orgId": "org_a",
-                },
-                ADMIN,
-            )
-        ).value
+        event_id = await create_rush(engine, JOINS)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(
-                lambda task_status: serve(
-                    engine,
-                    port=0,
-                    authenticator=Authenticator(admin_key="k", jwt_secret="x" * 32),
-                    stop=stop,
-                    task_status=task_status,
-                )
-            )
+            port = await start_server(nursery, engine, stop)
             slow_stream = await trio.open_tcp_stream("127.0.0.1", port)
             good_stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with trio.open_nursery() as clients:
