@@ -357,13 +357,20 @@ class Engine:
             self._actors.move_to_end(stream)
             actor.last_used = trio.current_time()
             return actor
+        state, version = self._load(aggregate, stream)
+        return self._activate(aggregate, stream, state, version)
+
+    def _load(self, aggregate: Aggregate[Any], stream: str) -> tuple[Any, int]:
+        """A stream's committed state from disk: its snapshot row plus its later journal rows."""
         try:
-            state, version = load_stream(
+            return load_stream(
                 self._snapshot, aggregate, stream, lambda v: self.journal.read_stream(stream, v)
             )
         except DamagedRow as exc:
             log.error("cannot load %s: %s", stream, exc)
             raise Internal("A stored record is damaged; the operator has been told.") from None
+
+    def _activate(self, aggregate: Aggregate[Any], stream: str, state: Any, version: int) -> Actor:
         actor = Actor(
             host=self,
             aggregate=aggregate,
@@ -384,11 +391,14 @@ class Engine:
             return None
         stream = aggregate.stream_of(aggregate_id)
         actor = self._actors.get(stream)
-        if actor is None:
-            if not self.journal.read_stream_exists(stream):
-                return None
-            actor = self._resident(aggregate, stream)
-        return actor.committed_state if actor.committed_version else None
+        if actor is not None:
+            self._actors.move_to_end(stream)
+            actor.last_used = trio.current_time()
+            return actor.committed_state if actor.committed_version else None
+        state, version = self._load(aggregate, stream)  # one read, whether or not it exists
+        if version == 0:
+            return None  # no such record: nothing to keep in memory
+        return self._activate(aggregate, stream, state, version).committed_state
 
     def _view(self) -> RecordingView:
         return RecordingView(self._read_committed, self.read_models.states)

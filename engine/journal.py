@@ -213,12 +213,6 @@ class Journal:
             verify(row)
         return out
 
-    def read_stream_exists(self, stream: str) -> bool:
-        found = self._reader.execute(
-            "SELECT 1 FROM events WHERE stream = ? LIMIT 1", (stream,)
-        ).fetchone()
-        return found is not None
-
     def lookup_request(self, session_id: str, request_id: int) -> RequestRecord | None:
         found = self._reader.execute(
             "SELECT session_id, request_id, result, seq, at FROM requests"
