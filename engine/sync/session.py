@@ -332,11 +332,6 @@ class SyncSession:
         from engine.server.values import convex_to_json
 
         frames: list[str] = []
-        target = StateVersion(
-            query_set=self.query_set_version,
-            ts=self.engine.committed_seq,
-            identity=self.identity_version,
-        )
         modifications: list[dict[str, Any]] = [
             {"type": "QueryRemoved", "queryId": query_id} for query_id in self.removed
         ]
@@ -355,9 +350,18 @@ class SyncSession:
         for response in self.responses:
             frames.append(orjson.dumps(response.message).decode())
         self.responses = []
+        # `ts` moves only with results or answers. A Transition that merely acknowledges a new
+        # identity or query set keeps the old `ts`: after a reconnect Convex's client resolves
+        # a mutation completed on the old connection at the first Transition reaching its ts,
+        # and its re-subscribed queries (sent just after Authenticate) must be in that one.
+        moves = bool(modifications) or answered
+        target = StateVersion(
+            query_set=self.query_set_version,
+            ts=self.engine.committed_seq if moves else self.sent.ts,
+            identity=self.identity_version,
+        )
         if (
-            modifications
-            or answered
+            moves
             or target.query_set != self.sent.query_set
             or target.identity != self.sent.identity
         ):

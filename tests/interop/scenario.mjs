@@ -76,8 +76,10 @@ async function reconnect() {
   say({ step: "sent", eventId });
   const joined = await inFlight;
   say({ step: "joined", joined, seenAfterJoin: latest });
-  const viaHttp = await http.query(fn("events:getEventAvailability"), { eventId });
-  say({ step: "after", value: viaHttp });
+  // Read back over the reconnected WebSocket: Node's fetch keeps the HTTP client's pooled
+  // connection to the killed server and may fail a POST on it once ("fetch failed").
+  const after = await client.query(fn("events:getEventAvailability"), { eventId });
+  say({ step: "after", value: after });
   await client.close();
 }
 

@@ -127,6 +127,29 @@ async def test_subscribe_mutate_and_read_your_writes(
         client.ws.disconnect()
 
 
+async def test_reconnect_transition_reaches_no_ts_before_the_query_results(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A reconnecting Convex client sends Connect, Authenticate, then its whole query set. The
+    Transition acknowledging the identity alone must not advance `ts`: the client would resolve
+    a mutation completed on its old connection there, before its queries show that write."""
+    event_id = await h.mutation("events:create", ORG_ARGS)
+    await h.mutation("events:joinWaitingList", {"eventId": event_id, "userId": "ann"})
+    async with trio.open_nursery() as nursery:
+        client = Client(await open_session(h, nursery, "again"))
+        await client.ws.send(
+            {"type": "Authenticate", "tokenType": "User", "value": "user:ann", "baseVersion": 0}
+        )
+        await client.until("Transition")
+        assert client.version["identity"] == 1
+        assert client.version["ts"] == 0
+        await client.ws.send(add_query(1, "events:getEventAvailability", {"eventId": event_id}, 0))
+        await client.until("Transition")
+        assert client.version["ts"] == h.engine.committed_seq
+        assert client.results[1]["activeOffers"] == 1
+        client.ws.disconnect()
+
+
 async def test_failures_are_answered_not_fatal(
     h: EngineHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
