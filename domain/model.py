@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 S = TypeVar("S")
 A = TypeVar("A")
+T = TypeVar("T")
 E = TypeVar("E", bound="Event")
 
 #: Every event type by its journal name, filled in as event classes are defined.
@@ -76,7 +77,17 @@ class TimerChange:
 class Decision(Generic[S]):
     """One command's decision in progress: current state, emitted events, `now`, the caller."""
 
-    __slots__ = ("_evolve", "_tokens", "events", "identity", "now", "state", "stream", "version")
+    __slots__ = (
+        "_co_decide",
+        "_evolve",
+        "_tokens",
+        "events",
+        "identity",
+        "now",
+        "state",
+        "stream",
+        "version",
+    )
 
     def __init__(
         self,
@@ -88,6 +99,7 @@ class Decision(Generic[S]):
         identity: Identity,
         evolve: Callable[[S, Event], S],
         tokens: Callable[[], str],
+        co_decide: Callable[[Aggregate[Any], str], Decision[Any]] | None = None,
     ) -> None:
         self.stream = stream
         self.state = state
@@ -97,6 +109,7 @@ class Decision(Generic[S]):
         self.events: list[Event] = []
         self._evolve = evolve
         self._tokens = tokens
+        self._co_decide = co_decide
 
     @property
     def aggregate_id(self) -> str:
@@ -105,6 +118,18 @@ class Decision(Generic[S]):
     def new_token(self) -> str:
         """A fresh random token from the engine, for building ids (see domain.ids)."""
         return self._tokens()
+
+    def co_decide(self, aggregate: Aggregate[T], aggregate_id: str) -> Decision[T]:
+        """A decision on another aggregate, taken within this command.
+
+        Its `state` is that aggregate's current (working) state, its initial state if the
+        stream has no events; `now` and `identity` are this command's. Events emitted on it are
+        committed in the same transaction as this command's own, or not at all: if the handler
+        raises, nothing of either is kept. Asking twice for one aggregate gives the same
+        decision. A malformed id raises `NotFound`."""
+        if self._co_decide is None:
+            raise RuntimeError("this decision cannot reach other aggregates")
+        return self._co_decide(aggregate, aggregate_id)
 
     def emit(self, event_type: type[E], **fields: Any) -> E:
         """Record `event_type(**fields)` as the stream's next event and fold it into `state`."""

@@ -77,8 +77,9 @@ class Command:
 class Submission:
     """One decided command on its way to the journal.
 
-    `companion` is a second actor's part of the same command (a rate limiter's take): it is
-    written in the same transaction, before the main events, so both land or neither does."""
+    `companions` are other actors' parts of the same command (a rate limiter's take, the
+    co-decisions of `Decision.co_decide`): they are written in the same transaction, before the
+    main events, so all land or none does."""
 
     actor: Actor
     events: tuple[Event, ...]
@@ -89,12 +90,13 @@ class Submission:
     request: RequestKey | None
     decided_at: int
     ts: int = 0
-    companion: Submission | None = None
+    companions: tuple[Submission, ...] = ()
 
 
 class ActorHost(Protocol):
     def now_ms(self) -> int: ...
     def limiter(self, limit: RateLimit, args: Any, identity: Identity) -> Actor: ...
+    def resident(self, aggregate: Aggregate[Any], aggregate_id: str) -> Actor: ...
     def new_token(self) -> str: ...
     def submit(self, submission: Submission) -> None: ...
     def start_actor(self, actor: Actor) -> None: ...
@@ -209,7 +211,12 @@ class Actor:
                         break
                     self.decide(command)
 
-    def _decision(self, identity: Identity, now: int) -> Decision[Any]:
+    def _decision(
+        self,
+        identity: Identity,
+        now: int,
+        co_decide: Callable[[Aggregate[Any], str], Decision[Any]] | None = None,
+    ) -> Decision[Any]:
         return Decision(
             stream=self.stream,
             state=self.working_state,
@@ -218,6 +225,7 @@ class Actor:
             identity=identity,
             evolve=self.aggregate.evolve,
             tokens=self.host.new_token,
+            co_decide=co_decide,
         )
 
     def _accept(self, decision: Decision[Any]) -> None:
@@ -226,22 +234,38 @@ class Actor:
         self.in_flight += 1
 
     def decide(self, command: Command) -> None:
-        """Decide one command. A rate-limited command takes its unit from the limiter actor
-        within the same synchronous step (no checkpoint: nothing can interleave), and only if
-        the command itself is accepted too; so a refused command never spends a unit."""
+        """Decide one command. A rate-limited command takes its unit from the limiter actor,
+        and a handler may decide on other aggregates (`Decision.co_decide`), all within the
+        same synchronous step (no checkpoint: nothing can interleave). The other actors' parts
+        are kept only if the command itself is accepted, so a refused command spends nothing
+        and changes nothing anywhere."""
         host = self.host
         now = host.now_ms()
-        decision = self._decision(command.identity, now)
-        limiter: Actor | None = None
-        taken: Decision[Any] | None = None
+        others: dict[str, tuple[Actor, Decision[Any]]] = {}
+
+        def co_decide(aggregate: Aggregate[Any], aggregate_id: str) -> Decision[Any]:
+            stream = aggregate.stream_of(aggregate_id)
+            if stream == self.stream:
+                raise ValueError("a command cannot co-decide on its own aggregate")
+            found = others.get(stream)
+            if found is None:
+                actor = host.resident(aggregate, aggregate_id)
+                found = others[stream] = (actor, actor._decision(command.identity, now))
+            return found[1]
+
+        decision = self._decision(command.identity, now, co_decide)
         try:
             if command.rate_limit is not None:
                 limiter = host.limiter(command.rate_limit, command.args, command.identity)
                 taken = limiter._decision(command.identity, now)
                 take(taken, command.rate_limit)
+                others[limiter.stream] = (limiter, taken)
             value = command.handle(decision, command.args)
-            if host.checks_invariants and self.aggregate.check_invariants is not None:
-                self.aggregate.check_invariants(decision.state)
+            if host.checks_invariants:
+                for actor, part in [(self, decision), *others.values()]:
+                    check = actor.aggregate.check_invariants
+                    if check is not None:
+                        check(part.state)
         except TurnstileError as error:
             command.reply.fail(error)
             return
@@ -249,18 +273,22 @@ class Actor:
             log.exception("command on %s failed unexpectedly; nothing was written", self.stream)
             command.reply.fail(Internal("The server failed to handle this command."))
             return
-        companion = None
-        if limiter is not None and taken is not None:
-            limiter._accept(taken)
-            companion = Submission(
-                actor=limiter,
-                events=tuple(taken.events),
-                state=taken.state,
-                version=taken.version,
-                value=None,
-                reply=command.reply,
-                request=None,
-                decided_at=now,
+        companions = []
+        for actor, part in others.values():
+            if not part.events:
+                continue  # only read: nothing to write or to hold back
+            actor._accept(part)
+            companions.append(
+                Submission(
+                    actor=actor,
+                    events=tuple(part.events),
+                    state=part.state,
+                    version=part.version,
+                    value=None,
+                    reply=command.reply,
+                    request=None,
+                    decided_at=now,
+                )
             )
         self._accept(decision)
         host.submit(
@@ -273,6 +301,6 @@ class Actor:
                 reply=command.reply,
                 request=command.request,
                 decided_at=now,
-                companion=companion,
+                companions=tuple(companions),
             )
         )

@@ -103,13 +103,12 @@ class RecoveryReport:
 
 
 def _with_companions(batch: list[Submission]) -> list[Submission]:
-    """Each submission preceded by its companion (written first, committed together)."""
-    if not any(s.companion is not None for s in batch):
+    """Each submission preceded by its companions (written first, committed together)."""
+    if not any(s.companions for s in batch):
         return batch
     out: list[Submission] = []
     for submission in batch:
-        if submission.companion is not None:
-            out.append(submission.companion)
+        out.extend(submission.companions)
         out.append(submission)
     return out
 
@@ -331,6 +330,12 @@ class Engine:
         """Give an actor its task, on its first command (actors only read, or only used as a
         rate limiter inside another actor's step, never need one)."""
         self._nursery.start_soon(actor.run)
+
+    def resident(self, aggregate: Aggregate[Any], aggregate_id: str) -> Actor:
+        """The resident actor of another aggregate, for a co-decision inside a command."""
+        if not is_root_id(aggregate_id, aggregate.id_prefix):
+            raise NotFound(f"No {aggregate.kind} with id {aggregate_id!r}.")
+        return self._resident(aggregate, aggregate.stream_of(aggregate_id))
 
     def limiter(self, limit: RateLimit, args: Any, identity: Identity) -> Actor:
         """The resident limiter actor for this command's key (the key function may refuse)."""

@@ -84,8 +84,8 @@ class GroupCommit:
         try:
             for submission in batch:
                 events = submission.events
-                if submission.companion is not None:
-                    events = submission.companion.events + events
+                for companion in reversed(submission.companions):
+                    events = companion.events + events
                 for event in events:
                     seq += 1
                     rows.append(row_of(seq, event))

@@ -99,6 +99,13 @@ class AddArgs:
 
 
 @attrs.frozen(kw_only=True)
+class TransferArgs:
+    counter_id: str
+    to_counter_id: str
+    amount: int
+
+
+@attrs.frozen(kw_only=True)
 class AlarmArgs:
     counter_id: str
     in_minutes: int
@@ -138,6 +145,19 @@ def add_twice_then_fail(d: Decision[Counter], args: AddArgs) -> int:
     """Emits, then refuses: the engine must throw the emitted events away."""
     d.emit(CounterAdded, amount=args.amount)
     raise Conflict("changed my mind")
+
+
+def transfer(d: Decision[Counter], args: TransferArgs) -> int:
+    """Moves `amount` to another counter in one command (a co-decision): both or neither."""
+    to = d.co_decide(COUNTER, args.to_counter_id)
+    if not to.state.exists:
+        raise NotFound("Target counter not found.")
+    to.emit(CounterAdded, amount=args.amount)  # emitted first: a refusal below must undo it
+    _existing(d)
+    if d.state.total < args.amount:
+        raise Conflict("Not enough in the counter.", total=d.state.total)
+    d.emit(CounterAdded, amount=-args.amount)
+    return d.state.total
 
 
 def set_alarm(d: Decision[Counter], args: AlarmArgs) -> int:
@@ -199,6 +219,13 @@ COUNTERS = Module(
             aggregate=COUNTER,
             route=lambda a: a.counter_id,
             handle=add_twice_then_fail,
+        ),
+        MutationSpec(
+            name="counters:transfer",
+            args_type=TransferArgs,
+            aggregate=COUNTER,
+            route=lambda a: a.counter_id,
+            handle=transfer,
         ),
         MutationSpec(
             name="counters:setAlarm",

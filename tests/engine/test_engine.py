@@ -70,6 +70,29 @@ async def test_rejected_command_leaves_no_trace(
     assert (await h.outcome("counters:add", {"counterId": cid, "amount": 1})).ts == 3
 
 
+async def test_co_decision_commits_both_aggregates_or_neither(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    a = await h.mutation("counters:create", {"label": "a"})
+    b = await h.mutation("counters:create", {"label": "b"})
+    await h.mutation("counters:add", {"counterId": a, "amount": 5})
+    before = journal_rows(h.data_dir)
+    with pytest.raises(Conflict):  # the target's part was emitted, then the source refused
+        await h.mutation("counters:transfer", {"counterId": a, "toCounterId": b, "amount": 9})
+    with pytest.raises(NotFound):
+        await h.mutation("counters:transfer", {"counterId": a, "toCounterId": "nope", "amount": 1})
+    assert journal_rows(h.data_dir) == before
+    assert h.engine.committed_state(COUNTER, b).total == 0
+    moved = await h.outcome("counters:transfer", {"counterId": a, "toCounterId": b, "amount": 2})
+    rows = journal_rows(h.data_dir)
+    assert len(rows) == len(before) + 2 and moved.ts == rows[-1][0]  # one commit, ts = the last
+    await h.restart()
+    assert await h.query("counters:get", {"counterId": a}) == {"total": 3, "rang": 0}
+    assert await h.query("counters:get", {"counterId": b}) == {"total": 2, "rang": 0}
+    # The target decides its own next command on top of the co-decided state.
+    assert await h.mutation("counters:add", {"counterId": b, "amount": -2}) == 0
+
+
 async def test_repeated_request_returns_original_result_across_restart(
     h: EngineHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
