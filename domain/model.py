@@ -22,6 +22,7 @@ from domain.identity import Identity
 
 if TYPE_CHECKING:
     from domain.ratelimit import RateLimit
+    from domain.scheduling import CronJob
 
 S = TypeVar("S")
 A = TypeVar("A")
@@ -228,6 +229,8 @@ class Module:
     projections: tuple[Projection[Any], ...]
     mutations: tuple[MutationSpec[Any, Any], ...]
     queries: tuple[QuerySpec[Any], ...]
+    #: Scheduled work (`domain.scheduling.CronJob`), run by the engine's scheduler.
+    jobs: tuple[CronJob, ...] = ()
 
 
 _FIELD_NAMES: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}

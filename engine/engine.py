@@ -38,8 +38,9 @@ import trio.lowlevel
 from domain.errors import Internal, NotFound, Overloaded, TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
-from domain.model import Aggregate, Decision, Module
+from domain.model import Aggregate, Decision, Module, View
 from domain.ratelimit import RATE_LIMITER, RateLimit, limiter_id
+from domain.scheduling import JOB
 from engine import codec
 from engine.actor import Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
@@ -47,6 +48,7 @@ from engine.group_commit import GroupCommit
 from engine.journal import DamagedRow, Journal, scan, verify
 from engine.readmodels import ReadModels
 from engine.registry import Registry
+from engine.scheduler import Scheduler
 from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
 from engine.timers import TimerService
 from snapshots import Snapshot, SnapshotInfo, build_snapshot, load_stream, newest_valid
@@ -54,11 +56,15 @@ from snapshots.store import snapshot_dir
 
 log = logging.getLogger("turnstile.engine")
 T = TypeVar("T")
+S = TypeVar("S")
+A = TypeVar("A")
 
 SYSTEM = ADMIN
 
 #: What the engine itself keeps in the journal, beside the domain modules.
-ENGINE_MODULE = Module(aggregates=(RATE_LIMITER,), projections=(), mutations=(), queries=())
+ENGINE_MODULE = Module(aggregates=(RATE_LIMITER, JOB), projections=(), mutations=(), queries=())
+#: How often overdue timers are swept up (FUNCTIONS.md: the expired-offer sweep, every minute).
+SWEEP_SECONDS = 60.0
 
 
 @attrs.frozen(kw_only=True)
@@ -179,6 +185,7 @@ class Engine:
         )
         self.committed_seq = self._commit.last_seq
         self._timers = TimerService(clock, self.read_models.timers)
+        self.scheduler = Scheduler(self, self.registry.jobs)
         self.subscriptions = Subscriptions(self._view)
         self._closing = False
         self._seq_advanced = trio.Event()
@@ -188,6 +195,10 @@ class Engine:
         self.stats = {"passivated": 0, "activated": 0, "snapshots": 0, "write_failures": 0}
 
     # -- public API -----------------------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     @property
     def checks_invariants(self) -> bool:
@@ -268,6 +279,25 @@ class Engine:
         if result.error is not None:
             raise result.error
         return Outcome(result.value, self.committed_seq)
+
+    def read_view(self) -> View:
+        """A view of committed state at `committed_seq` (valid until the next checkpoint)."""
+        return self._view()
+
+    async def run_internal(
+        self,
+        aggregate: Aggregate[S],
+        aggregate_id: str,
+        handle: Callable[[Decision[S], A], Any],
+        args: A,
+    ) -> Outcome:
+        """Run an engine-made command (no registered name; the system caller) on one
+        aggregate; return once it is durable. Raises the handler's `TurnstileError`."""
+        reply = Reply()
+        command = Command(handle, args, SYSTEM, reply)
+        self._offer(aggregate, aggregate.stream_of(aggregate_id), command)
+        value, ts = await reply.wait()
+        return Outcome(value, ts)
 
     def evaluate(self, spec: Any, parsed: Any, identity: Identity) -> Result:
         from engine.subscriptions import evaluate
@@ -486,6 +516,16 @@ class Engine:
         self._nursery.start_soon(self._run_timer, stream, key)
 
     async def _run_timer(self, stream: str, key: str) -> None:
+        if self.scheduler.owns(stream):
+            try:
+                finished = await self.scheduler.tick(stream)
+            except Overloaded:
+                finished = False
+            except TurnstileError as exc:
+                log.error("job %s failed: %s", stream, exc)
+                finished = True
+            self._timers.done((stream, key), retry=not finished and not self._closing)
+            return
         aggregate = self.registry.aggregate_of(stream)
         on_timer = aggregate.on_timer
         if on_timer is None:
@@ -576,6 +616,13 @@ class Engine:
             await trio.sleep(max(1.0, self.config.idle_seconds / 4))
             self._passivate_idle()
 
+    async def _sweep_timers(self) -> None:
+        while True:
+            await trio.sleep(SWEEP_SECONDS)
+            swept = self._timers.sweep()
+            if swept:
+                log.warning("timer sweep fired %d overdue timers", swept)
+
     async def _close(self) -> None:
         """Refuse new commands, let every queued one be decided and committed (and answered),
         then close. Bounded: whatever is still undecided after 30 s is refused."""
@@ -625,6 +672,8 @@ async def open_engine(
             nursery.start_soon(engine._commit.run)
             nursery.start_soon(engine._timers.run, engine._fire_timer)
             nursery.start_soon(engine._housekeeping)
+            nursery.start_soon(engine._sweep_timers)
+            await engine.scheduler.start()
             yield engine
         finally:
             await engine._close()

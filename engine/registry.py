@@ -11,6 +11,7 @@ from typing import Any
 
 from domain.errors import InvalidArgs, NotFound
 from domain.model import Aggregate, Module, MutationSpec, Projection, QuerySpec
+from domain.scheduling import CronJob
 
 
 class Registry:
@@ -19,6 +20,7 @@ class Registry:
         self.queries: dict[str, QuerySpec[Any]] = {}
         self.aggregates: dict[str, Aggregate[Any]] = {}
         self.projections: dict[str, Projection[Any]] = {}
+        self.jobs: dict[str, CronJob] = {}
         for module in modules:
             for aggregate in module.aggregates:
                 self._add(self.aggregates, aggregate.kind, aggregate)
@@ -30,6 +32,8 @@ class Registry:
             for query in module.queries:
                 self._check_name(query.name)
                 self._add(self.queries, query.name, query)
+            for job in module.jobs:
+                self._add(self.jobs, job.name, job)
 
     @staticmethod
     def _add(table: dict[str, Any], key: str, value: Any) -> None:

@@ -46,6 +46,21 @@ class TimerService:
         if retry and key in self._armed:
             self.armed(key[0], key[1], self._clock.now_ms() + RETRY_MS)
 
+    def sweep(self) -> int:
+        """Queue again every armed timer that is overdue and not firing (a safety net: a timer
+        whose firing was lost is fired now). Returns how many were queued."""
+        now = self._clock.now_ms()
+        overdue = [
+            (due, stream, key)
+            for (stream, key), due in self._armed.items()
+            if due <= now and (stream, key) not in self._firing
+        ]
+        for entry in overdue:
+            heapq.heappush(self._heap, entry)
+        if overdue:
+            self._wakeup.set()
+        return len(overdue)
+
     async def run(self, fire: Callable[[str, str], None]) -> None:
         while True:
             now = self._clock.now_ms()
