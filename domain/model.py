@@ -44,6 +44,9 @@ class Event:
     """
 
     schema: ClassVar[int] = 1
+    #: The fields that hold personal data: blanked in the journal once the stream is erased
+    #: (an `Erasure` event on it). Subclasses name theirs.
+    personal_fields: ClassVar[tuple[str, ...]] = ()
 
     stream: str
     version: int
@@ -61,6 +64,33 @@ class Event:
     def timer_changes(self) -> Iterable[TimerChange]:
         """Durable timers this event arms or disarms on its own stream (none by default)."""
         return ()
+
+    def redacted(self) -> Event:
+        """This event with its `personal_fields` blanked (text to "", collections emptied,
+        nested attrs values blanked field by field; numbers, flags and None kept), so that it
+        still decodes and replays, carrying no personal data."""
+        if not self.personal_fields:
+            return self
+        return replace(self, **{name: _blank(getattr(self, name)) for name in self.personal_fields})
+
+
+def _blank(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return ""
+    if attrs.has(type(value)):
+        return replace(
+            value, **{f.name: _blank(getattr(value, f.name)) for f in attrs.fields(type(value))}
+        )
+    return type(value)()  # tuples, lists, dicts, immutables.Map: empty
+
+
+@attrs.frozen(kw_only=True)
+class Erasure(Event):
+    """Base of the events that erase their stream's personal data (a right-to-erasure
+    request): once one is committed, the engine rewrites every earlier event of the stream
+    with `redacted()` payloads, and replaces every snapshot with one built afresh."""
 
 
 @attrs.frozen(kw_only=True)

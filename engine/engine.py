@@ -38,10 +38,10 @@ import trio.lowlevel
 from domain.errors import Internal, NotFound, Overloaded, TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
-from domain.model import Aggregate, Decision, Module, View
+from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, View
 from domain.ratelimit import RATE_LIMITER, RateLimit, limiter_id
 from domain.scheduling import JOB
-from engine import codec
+from engine import codec, erasure
 from engine.actor import Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
 from engine.group_commit import GroupCommit
@@ -190,9 +190,23 @@ class Engine:
         self._closing = False
         self._seq_advanced = trio.Event()
         self._events_since_snapshot = 0
-        self._snapshot_running = False
+        self._snapshot_lock = trio.Lock()
+        self._erasure_lock = trio.Lock()
+        self._erasure_types = sorted(
+            name
+            for name, cls in EVENT_TYPES.items()
+            if issubclass(cls, Erasure) and cls is not Erasure
+        )
+        self._erasures_running = 0
+        self._erasures_idle = trio.Event()
         self.recovery: RecoveryReport | None = None
-        self.stats = {"passivated": 0, "activated": 0, "snapshots": 0, "write_failures": 0}
+        self.stats = {
+            "passivated": 0,
+            "activated": 0,
+            "snapshots": 0,
+            "write_failures": 0,
+            "erasures": 0,
+        }
 
     # -- public API -----------------------------------------------------------------------
 
@@ -472,6 +486,7 @@ class Engine:
         models = self.read_models
         timers = self._timers
         events = 0
+        erasures: list[tuple[str, int]] = []
         for submission in _with_companions(batch):
             actor = submission.actor
             actor.committed_state = submission.state
@@ -484,7 +499,13 @@ class Engine:
                     for change in event.timer_changes():
                         if change.due_at is not None:
                             timers.armed(event.stream, change.key, change.due_at)
-                events += len(submission.events)
+                    if isinstance(event, Erasure):  # its seq: batches are numbered in order
+                        erasures.append((event.stream, self.committed_seq + events + 1))
+                    events += 1
+        for stream, seq in erasures:
+            self._erasures_running += 1
+            self._erasures_idle = trio.Event()
+            self._nursery.start_soon(self._erase_in_background, stream, seq)
         self.committed_seq = last_seq
         self.subscriptions.on_commit(touched, last_seq)
         self._seq_advanced.set()
@@ -495,7 +516,7 @@ class Engine:
         if (
             self.config.snapshot_every
             and self._events_since_snapshot >= self.config.snapshot_every
-            and not self._snapshot_running
+            and not self._snapshot_lock.locked()
         ):
             self._nursery.start_soon(self._write_snapshot)
 
@@ -548,30 +569,70 @@ class Engine:
 
     # -- snapshots ------------------------------------------------------------------------
 
-    async def _write_snapshot(self) -> SnapshotInfo | None:
-        if self._snapshot_running:
+    async def _write_snapshot(self, *, fresh: bool = False) -> SnapshotInfo | None:
+        """Build a snapshot in a worker thread. A periodic one is skipped while another build
+        runs; a `fresh` one (for an erasure) waits for it, then replaces every snapshot."""
+        if self._snapshot_lock.locked() and not fresh:
             return None
-        self._snapshot_running = True
-        self._events_since_snapshot = 0
-        try:
-            info = await self.run_io(
-                lambda: build_snapshot(
-                    self.data_dir, self.registry, keep=self.config.snapshots_kept
+        async with self._snapshot_lock:
+            self._events_since_snapshot = 0
+            try:
+                info = await self.run_io(
+                    lambda: build_snapshot(
+                        self.data_dir, self.registry, keep=self.config.snapshots_kept, fresh=fresh
+                    )
                 )
-            )
-            if info is not None:
-                fresh = await self.run_io(lambda: Snapshot.open(info.path))
-                old, self._snapshot = self._snapshot, fresh
-                if old is not None:
-                    old.close()
-                self.stats["snapshots"] += 1
-                log.info("snapshot at seq %d in %.2fs", info.seq, info.seconds)
-            return info
+                if info is not None:
+                    opened = await self.run_io(lambda: Snapshot.open(info.path))
+                    old, self._snapshot = self._snapshot, opened
+                    if old is not None:
+                        old.close()
+                    self.stats["snapshots"] += 1
+                    log.info("snapshot at seq %d in %.2fs", info.seq, info.seconds)
+                return info
+            except Exception:
+                if fresh:
+                    raise
+                log.exception("snapshot failed; the journal still holds everything")
+                return None
+
+    # -- erasure --------------------------------------------------------------------------
+
+    async def _erase(self, stream: str, seq: int) -> None:
+        """Scrub the personal data of `stream`'s events up to `seq` from the journal, replace
+        every snapshot by a fresh one, and record the erasure as done (engine/erasure.py)."""
+        path = self.journal.path
+        async with self._erasure_lock:
+            rewritten = await self.run_io(lambda: erasure.scrub_stream(path, stream, seq + 1))
+            await self._write_snapshot(fresh=True)
+            now = self.now_ms()
+            await self.run_io(lambda: erasure.mark_done(path, stream, seq, now))
+            self.stats["erasures"] += 1
+            log.info("erased personal data of %s (%d journal rows rewritten)", stream, rewritten)
+
+    async def _erase_in_background(self, stream: str, seq: int) -> None:
+        try:
+            await self._erase(stream, seq)
         except Exception:
-            log.exception("snapshot failed; the journal still holds everything")
-            return None
+            # Not lost: it is not recorded as done, so the next start does it again.
+            log.exception("erasure of %s failed; it will be redone at the next start", stream)
         finally:
-            self._snapshot_running = False
+            self._erasures_running -= 1
+            if not self._erasures_running:
+                self._erasures_idle.set()
+
+    async def wait_erasures(self) -> None:
+        """Wait until every erasure committed so far is complete in the files."""
+        while self._erasures_running:
+            await self._erasures_idle.wait()
+
+    async def _finish_erasures(self) -> None:
+        """At start: complete every erasure in the journal not yet recorded as done."""
+        path = self.journal.path
+        types = self._erasure_types
+        await self.run_io(lambda: erasure.prepare(path, types))
+        for stream, seq in await self.run_io(lambda: erasure.pending(path, types)):
+            await self._erase(stream, seq)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -673,6 +734,7 @@ async def open_engine(
             nursery.start_soon(engine._timers.run, engine._fire_timer)
             nursery.start_soon(engine._housekeeping)
             nursery.start_soon(engine._sweep_timers)
+            await engine._finish_erasures()
             await engine.scheduler.start()
             yield engine
         finally:

@@ -81,8 +81,15 @@ def journal_end(journal_path: Path) -> int:
         conn.close()
 
 
-def build_snapshot(data_dir: Path, registry: Registry, *, keep: int = 2) -> SnapshotInfo | None:
-    """Write a snapshot at the journal's current end; None if the newest one is already there."""
+def build_snapshot(
+    data_dir: Path, registry: Registry, *, keep: int = 2, fresh: bool = False
+) -> SnapshotInfo | None:
+    """Write a snapshot at the journal's current end; None if the newest one is already there.
+
+    `fresh` builds from the journal alone (no copy of an older snapshot, so no byte of one can
+    survive in it) and deletes every other snapshot file: what an erasure needs."""
+    if fresh:
+        return _build(data_dir, registry, keep=1, use_base=False)
     try:
         return _build(data_dir, registry, keep=keep, use_base=True)
     except DamagedSnapshot as exc:

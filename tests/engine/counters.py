@@ -12,6 +12,7 @@ from domain.identity import Identity
 from domain.model import (
     Aggregate,
     Decision,
+    Erasure,
     Event,
     Module,
     MutationSpec,
@@ -25,6 +26,7 @@ from domain.model import (
 @attrs.frozen(kw_only=True)
 class Counter:
     exists: bool = False
+    label: str = ""
     total: int = 0
     alarm_at: int | None = None
     rang: int = 0
@@ -32,7 +34,14 @@ class Counter:
 
 @attrs.frozen(kw_only=True)
 class CounterCreated(Event):
+    personal_fields = ("label",)
+
     label: str
+
+
+@attrs.frozen(kw_only=True)
+class CounterErased(Erasure):
+    """The label is personal data: erasing forgets it everywhere; the total stays."""
 
 
 @attrs.frozen(kw_only=True)
@@ -56,8 +65,10 @@ class AlarmRang(Event):
 
 def evolve(state: Counter, event: Event) -> Counter:
     match event:
-        case CounterCreated():
-            return attrs.evolve(state, exists=True)
+        case CounterCreated(label=label):
+            return attrs.evolve(state, exists=True, label=label)
+        case CounterErased():
+            return attrs.evolve(state, label="")
         case CounterAdded(amount=amount):
             return attrs.evolve(state, total=state.total + amount)
         case AlarmSet(due_at=due_at):
@@ -160,6 +171,11 @@ def transfer(d: Decision[Counter], args: TransferArgs) -> int:
     return d.state.total
 
 
+def erase(d: Decision[Counter], args: GetArgs) -> None:
+    _existing(d)
+    d.emit(CounterErased)
+
+
 def set_alarm(d: Decision[Counter], args: AlarmArgs) -> int:
     _existing(d)
     due = d.now + args.in_minutes * 60_000
@@ -226,6 +242,13 @@ COUNTERS = Module(
             aggregate=COUNTER,
             route=lambda a: a.counter_id,
             handle=transfer,
+        ),
+        MutationSpec(
+            name="counters:erase",
+            args_type=GetArgs,
+            aggregate=COUNTER,
+            route=lambda a: a.counter_id,
+            handle=erase,
         ),
         MutationSpec(
             name="counters:setAlarm",
