@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.model import Module
+from domain.notifications import NOTIFICATIONS
 from domain.ticketing import TICKETING
 
-MODULES: tuple[Module, ...] = (TICKETING,)
+MODULES: tuple[Module, ...] = (TICKETING, NOTIFICATIONS)
