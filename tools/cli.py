@@ -27,6 +27,7 @@ import trio
 from domain.identity import ADMIN, CAPABILITIES
 from engine import Engine, open_engine, tune_gc
 from engine.server import Authenticator, mint_token, serve
+from tools import replay
 
 DEMO_ORG = "org_demo"
 DEV_USER = "dev-user"
@@ -53,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
         "--cap", action="append", default=[], choices=sorted(CAPABILITIES), help="repeatable"
     )
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+
+    replay.add_arguments(
+        commands.add_parser("replay", help="verify, recover, inspect or export a journal")
+    )
     return parser
 
 
@@ -61,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "token":
         return _token(parser, args)
+    if args.command == "replay":
+        return replay.run(args)
     return _serve(parser, args)
 
 

@@ -1,0 +1,231 @@
+"""`turnstile replay DATA_DIR --until-seq N | --until-time T --into NEW_DIR`: point-in-time
+recovery into a new data dir that `turnstile serve` starts from.
+
+The copy holds the journal rows with seq <= N and the idempotency records with seq <= N
+(a record's seq is its command's last event, so every recorded command is whole), written
+through `engine.journal` into a fresh journal with the same schema. No snapshot is copied: the
+engine folds the read models from the journal on its first start.
+
+Guarantees:
+- the source is only read;
+- NEW_DIR must be absent or empty, and it is complete or untouched: the copy is built in a
+  sibling directory and renamed into place only once every row is written and fsynced;
+- every copied row passes the row checks (checksum, seq and version contiguity, decodable);
+  if one does not, nothing is left at NEW_DIR and the report names the row. (Invariants are
+  not re-checked: run `--verify` on NEW_DIR for that.)
+- `--until-time T` cuts before the first row decided after T, so it never splits a command
+  (a command's events share one decision time). `--until-seq N` may split one; the report
+  says when row N+1 was decided in the same millisecond as row N.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from engine.journal import Batch, Journal, RequestRecord, Row
+from tools.replay.checks import RowChecks, span
+from tools.replay.findings import Finding, Findings
+from tools.replay.progress import ProgressFactory, quiet
+from tools.replay.source import (
+    connect_ro,
+    journal_end,
+    journal_path,
+    load_registry,
+    row_at,
+    rows,
+)
+from tools.replay.times import format_time
+
+_ROWS_PER_BATCH = 4_000
+
+
+class RecoveryRefused(Exception):
+    """The copy cannot be made as asked (NEW_DIR not empty, a position past the end...)."""
+
+
+@attrs.frozen(kw_only=True)
+class RecoveryCopy:
+    source: Path
+    into: Path
+    until_seq: int
+    until_ms: int | None
+    rows: int
+    requests: int
+    streams: int
+    last_at: int | None
+    findings: tuple[Finding, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "source": str(self.source),
+            "into": str(self.into) if self.ok else None,
+            "untilSeq": self.until_seq,
+            "untilTime": None if self.until_ms is None else format_time(self.until_ms),
+            "rows": self.rows,
+            "requests": self.requests,
+            "streams": self.streams,
+            "lastAt": self.last_at,
+            "findings": [finding.as_json() for finding in self.findings],
+            "notes": list(self.notes),
+        }
+
+
+def copy_until(
+    data_dir: Path,
+    into: Path,
+    *,
+    until_seq: int | None = None,
+    until_ms: int | None = None,
+    progress: ProgressFactory = quiet,
+) -> RecoveryCopy:
+    """Copy the journal prefix up to `until_seq` (or up to the last row decided at or before
+    `until_ms`; the whole journal if neither) into `into`. Raises `RecoveryRefused` when it
+    cannot be done as asked; damaged rows give a report with findings and no copy."""
+    if until_seq is not None and until_ms is not None:
+        raise RecoveryRefused("give --until-seq or --until-time, not both")
+    source = journal_path(data_dir)
+    if into.exists() and (not into.is_dir() or any(into.iterdir())):
+        raise RecoveryRefused(f"{into} is not an empty directory")
+    conn = connect_ro(source)
+    try:
+        target = _target(conn, until_seq, until_ms)
+        into.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{into.name}.", suffix=".partial", dir=into.parent)
+        )
+        try:
+            report = _copy(conn, source, staging, into, target, until_ms, progress)
+            if report.ok:
+                _fsync(staging)
+                os.replace(staging, into)
+                _fsync(into.parent)
+            else:
+                shutil.rmtree(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return report
+    finally:
+        conn.close()
+
+
+def _target(conn: sqlite3.Connection, until_seq: int | None, until_ms: int | None) -> int:
+    end = journal_end(conn)
+    if until_seq is not None:
+        if until_seq < 0 or until_seq > end:
+            raise RecoveryRefused(f"--until-seq {until_seq}: the journal holds seq 1..{end}")
+        return until_seq
+    if until_ms is not None:
+        first_after = conn.execute("SELECT min(seq) FROM events WHERE at > ?", (until_ms,))
+        found = first_after.fetchone()[0]
+        return end if found is None else int(found) - 1
+    return end
+
+
+def _copy(
+    conn: sqlite3.Connection,
+    source: Path,
+    staging: Path,
+    into: Path,
+    target: int,
+    until_ms: int | None,
+    progress: ProgressFactory,
+) -> RecoveryCopy:
+    findings = Findings()
+    checks = RowChecks(load_registry(), findings)
+    notes: list[str] = []
+    copied = requests = 0
+    last_at: int | None = None
+    journal = Journal.open(staging)
+    try:
+        batch: list[Row] = []
+        with progress("copy", target) as bar:
+            for row in rows(conn, until_seq=target):
+                checks.check(row)
+                if findings:
+                    break
+                batch.append(row)
+                last_at = row.at
+                if len(batch) >= _ROWS_PER_BATCH:
+                    journal.append(Batch(rows=batch, requests=()))
+                    copied += len(batch)
+                    batch = []
+                    bar.update(row.seq)
+            if not findings and checks.last_seq < target:
+                findings.add(
+                    "seq-gap",
+                    f"seq {span(checks.last_seq + 1, target)} missing",
+                    seq=checks.last_seq + 1,
+                )
+            if not findings:
+                journal.append(Batch(rows=batch, requests=()))
+                copied += len(batch)
+                for chunk in _requests(conn, target):
+                    journal.append(Batch(rows=(), requests=chunk))
+                    requests += len(chunk)
+                bar.update(target)
+    finally:
+        journal.close()
+    if findings:
+        notes.append(f"nothing was written to {into}; choose a position before the damage")
+    elif until_ms is None:
+        after, at = row_at(conn, target + 1), row_at(conn, target)
+        if after is not None and at is not None and after.at == at.at:
+            notes.append(
+                f"row {target + 1} ({after.type} on {after.stream}) was decided in the same "
+                f"millisecond as row {target}: if both belong to one command, the copy holds "
+                "only part of it (--until-time never splits a command)"
+            )
+    return RecoveryCopy(
+        source=source,
+        into=into,
+        until_seq=target,
+        until_ms=until_ms,
+        rows=copied if not findings else 0,
+        requests=requests,
+        streams=len(checks.versions),
+        last_at=last_at,
+        findings=tuple(findings.items),
+        notes=tuple(notes),
+    )
+
+
+def _requests(
+    conn: sqlite3.Connection, until_seq: int, chunk: int = 5_000
+) -> Iterator[list[RequestRecord]]:
+    """The idempotency records with seq <= `until_seq`, a chunk at a time (keyset paging)."""
+    sql = (
+        "SELECT session_id, request_id, result, seq, at FROM requests"
+        " WHERE seq <= ? AND (session_id, request_id) > (?, ?)"
+        " ORDER BY session_id, request_id LIMIT ?"
+    )
+    after: tuple[str, int] = ("", -(2**63))
+    while True:
+        found = [RequestRecord(*r) for r in conn.execute(sql, (until_seq, *after, chunk))]
+        if found:
+            yield found
+        if len(found) < chunk:
+            return
+        after = (found[-1].session_id, found[-1].request_id)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
