@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from domain.customers import CUSTOMERS
 from domain.model import Module
 from domain.notifications import NOTIFICATIONS
 from domain.ticketing import TICKETING
+from domain.venue import VENUE
 
-MODULES: tuple[Module, ...] = (TICKETING, NOTIFICATIONS)
+MODULES: tuple[Module, ...] = (TICKETING, NOTIFICATIONS, CUSTOMERS, VENUE)

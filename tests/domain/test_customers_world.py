@@ -1,0 +1,188 @@
+"""A pure in-memory backend for the customer tests, and the callers and shortcuts they share.
+
+`CustomerWorld` is the domain harness's `World` plus co-decisions (`Decision.co_decide`) as the
+engine runs them: the other aggregates' parts are committed with the command's own events if
+the handler returns, and dropped with them if it raises. `react` runs a reaction of
+`domain.customers.reactions` inside a command of another module, the way an order or ticket
+handler will. The tests at the bottom hold the world itself to those rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from domain.customers import CLAIM, CUSTOMER, CUSTOMERS, CustomerState
+from domain.customers.claims import claim_id
+from domain.errors import Conflict, NotFound
+from domain.identity import ADMIN, Identity
+from domain.ids import is_root_id, root_id
+from domain.model import Aggregate, Decision, Event
+from engine.codec import decode_args, dumps, loads
+from tests.domain.harness import World
+
+ORG = "org_a"
+OTHER_ORG = "org_b"
+WRITER = Identity(
+    subject="u_staff", org_id=ORG, caps=frozenset({"customers:read", "customers:write"})
+)
+READER = Identity(subject="u_reader", org_id=ORG, caps=frozenset({"customers:read"}))
+RIVAL = Identity(subject="u_rival", org_id=OTHER_ORG, caps=frozenset({"*"}))
+NO_CAPS = Identity(subject="u_clerk", org_id=ORG)
+ANON = Identity()
+
+ANN: dict[str, Any] = {
+    "firstName": "Ann",
+    "lastName": "Lee",
+    "email": "ann@example.com",
+    "phone": "+44 20 7946 0001",
+}
+
+
+class CustomerWorld(World):
+    def __init__(self) -> None:
+        super().__init__(CUSTOMERS)
+
+    def _decision(self, aggregate: Aggregate[Any], aggregate_id: str, identity: Identity) -> Any:
+        stream = aggregate.stream_of(aggregate_id)
+        others: dict[str, tuple[Aggregate[Any], Decision[Any]]] = {}
+
+        def co_decide(other: Aggregate[Any], other_id: str) -> Decision[Any]:
+            if not is_root_id(other_id, other.id_prefix):
+                raise NotFound(f"No {other.kind} with id {other_id!r}.")
+            other_stream = other.stream_of(other_id)
+            if other_stream == stream:
+                raise ValueError("a command cannot co-decide on its own aggregate")
+            if other_stream not in others:
+                part = Decision(
+                    stream=other_stream,
+                    state=self.states.get(other_stream, other.initial),
+                    version=self.versions.get(other_stream, 0),
+                    now=self.now,
+                    identity=identity,
+                    evolve=other.evolve,
+                    tokens=self.tokens,
+                )
+                others[other_stream] = (other, part)
+            return others[other_stream][1]
+
+        decision = Decision(
+            stream=stream,
+            state=self.states.get(stream, aggregate.initial),
+            version=self.versions.get(stream, 0),
+            now=self.now,
+            identity=identity,
+            evolve=aggregate.evolve,
+            tokens=self.tokens,
+            co_decide=co_decide,
+        )
+        return decision, others
+
+    def _run(
+        self,
+        aggregate: Aggregate[Any],
+        aggregate_id: str,
+        identity: Identity,
+        handle: Callable[[Decision[Any]], Any],
+    ) -> Any:
+        decision, others = self._decision(aggregate, aggregate_id, identity)
+        reply = handle(decision)  # raises: nothing below runs, nothing is kept
+        for other, part in others.values():
+            self._commit(other, part.stream, part.events, part.state)
+        self._commit(aggregate, decision.stream, decision.events, decision.state)
+        return reply
+
+    def mutate(self, name: str, wire_args: dict[str, Any], identity: Identity = ADMIN) -> Any:
+        spec = self.mutations[name]
+        args = decode_args(wire_args, spec.args_type)
+        if spec.route is None:
+            aggregate_id = root_id(spec.aggregate.id_prefix, self.tokens())
+        else:
+            aggregate_id = spec.route(args)
+        reply = self._run(spec.aggregate, aggregate_id, identity, lambda d: spec.handle(d, args))
+        return loads(dumps(reply))
+
+    def react(
+        self,
+        customer_id: str,
+        reaction: Callable[[Decision[CustomerState]], None],
+        identity: Identity = ADMIN,
+    ) -> None:
+        """Run `reaction` on the customer inside a command of another aggregate (a claim
+        stream stands in for the order or ticket record that would carry it)."""
+
+        def handle(d: Decision[Any]) -> None:
+            reaction(d.co_decide(CUSTOMER, customer_id))
+
+        self._run(CLAIM, "cl_reactionsource", identity, handle)
+
+    # -- inspection -------------------------------------------------------------------------------
+
+    def customer(self, customer_id: str) -> CustomerState:
+        state = self.states[CUSTOMER.stream_of(customer_id)]
+        assert isinstance(state, CustomerState)
+        return state
+
+    def owner(self, org_id: str, field: str, value: str) -> str | None:
+        """Who holds the claim on a normalized value (None: nobody)."""
+        state = self.states.get(CLAIM.stream_of(claim_id(org_id, field, value)))
+        return None if state is None else state.owner  # type: ignore[no-any-return]
+
+    def claim_events(self) -> list[Event]:
+        return [e for e in self.journal if e.stream.startswith("claim/")]
+
+
+def create(world: CustomerWorld, caller: Identity = WRITER, **fields: Any) -> str:
+    customer_id = world.mutate("customers:create", {**ANN, **fields}, caller)
+    assert isinstance(customer_id, str)
+    return customer_id
+
+
+def get(world: CustomerWorld, customer_id: str, caller: Identity = READER) -> dict[str, Any]:
+    doc = world.query("customers:get", {"customerId": customer_id}, caller)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def refused(
+    world: CustomerWorld,
+    error: type[Exception],
+    name: str,
+    args: dict[str, Any],
+    caller: Identity = WRITER,
+) -> dict[str, Any]:
+    """Run a mutation that must fail with `error`, changing nothing; its errorData."""
+    journal, states = list(world.journal), dict(world.states)
+    projections = dict(world.projections)
+    with pytest.raises(error) as failure:
+        world.mutate(name, args, caller)
+    assert world.journal == journal
+    assert world.states == states
+    assert world.projections == projections
+    data = failure.value.data()  # type: ignore[attr-defined]
+    assert isinstance(data, dict)
+    return data
+
+
+# -- the world itself -----------------------------------------------------------------------------
+
+
+def test_a_co_decision_commits_with_its_command() -> None:
+    w = CustomerWorld()
+    customer_id = create(w)
+    assert w.owner(ORG, "email", "ann@example.com") == customer_id
+    assert [type(e).__name__ for e in w.claim_events()] == ["CustomerClaimTaken"] * 2
+    assert w.replay(CUSTOMER.stream_of(customer_id)) == w.customer(customer_id)
+
+
+def test_a_refused_command_keeps_none_of_its_co_decisions() -> None:
+    w = CustomerWorld()
+    create(w)
+    journal, states = list(w.journal), dict(w.states)
+    # The new email's claim is taken (emitted) before the phone's claim refuses.
+    with pytest.raises(Conflict):
+        create(w, email="other@example.com")
+    assert w.journal == journal
+    assert w.states == states
