@@ -46,6 +46,7 @@ class Fold:
         self.models_broken_at: int | None = None
         #: The command run in progress: (stream, at, seq of its last row).
         self._run: tuple[str, int, int] | None = None
+        self._last_seq = 0
 
     def apply(self, row: Row, event: Event | None) -> None:
         """Fold one row (`event` is its decoded event, None if the row is not trusted)."""
@@ -53,8 +54,12 @@ class Fold:
         if run is not None and (run[0] != row.stream or run[1] != row.at):
             self._check_run()
         self._run = (row.stream, row.at, row.seq)
-        if event is None and self.models_broken_at is None:
-            self.models_broken_at = row.seq
+        if self.models_broken_at is None:
+            if row.seq != self._last_seq + 1:
+                self.models_broken_at = self._last_seq + 1  # rows missing
+            elif event is None:
+                self.models_broken_at = row.seq
+        self._last_seq = row.seq
         fold = self.streams.get(row.stream)
         if fold is None:
             try:
@@ -117,3 +122,9 @@ class Fold:
 
     def broken_streams(self) -> dict[str, int]:
         return {s: f.broken_at for s, f in self.streams.items() if f.broken_at is not None}
+
+
+def some(names: list[str], shown: int = 5) -> str:
+    """`a, b, c` or `a, b, c, d, e and 7 more`."""
+    head = ", ".join(names[:shown])
+    return head if len(names) <= shown else f"{head} and {len(names) - shown} more"

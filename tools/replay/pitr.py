@@ -107,6 +107,7 @@ def copy_until(
         staging = Path(
             tempfile.mkdtemp(prefix=f".{into.name}.", suffix=".partial", dir=into.parent)
         )
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a data dir is not
         try:
             report = _copy(conn, source, staging, into, target, until_ms, progress)
             if report.ok:
@@ -221,6 +222,12 @@ def _requests(
         if len(found) < chunk:
             return
         after = (found[-1].session_id, found[-1].request_id)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync(path: Path) -> None:

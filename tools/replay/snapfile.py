@@ -20,7 +20,7 @@ from engine import codec
 from snapshots.store import DamagedSnapshot, Snapshot
 from tools.replay.diff import first_difference
 from tools.replay.findings import Findings
-from tools.replay.fold import Fold
+from tools.replay.fold import Fold, some
 from tools.replay.source import connect_ro
 
 _TIMERS = "_timers"
@@ -97,7 +97,7 @@ class SnapshotFile:
     ) -> None:
         name, seq = self.path.name, self.seq
         seen: set[str] = set()
-        skipped = 0
+        skipped: list[str] = []
         for stream, version, payload, crc in conn.execute(
             "SELECT stream, version, payload, crc FROM states ORDER BY stream"
         ):
@@ -117,7 +117,7 @@ class SnapshotFile:
                 )
                 continue
             if mine.broken_at is not None:
-                skipped += 1
+                skipped.append(stream)
                 continue
             if version != mine.version:
                 findings.add(
@@ -152,7 +152,7 @@ class SnapshotFile:
                     stream=stream,
                 )
         if skipped:
-            notes.append(f"{name}: {skipped} stream(s) not compared (damaged in the journal)")
+            notes.append(f"{name}: not compared, damaged in the journal: {some(skipped)}")
 
     def _compare_read_models(
         self, conn: sqlite3.Connection, fold: Fold, findings: Findings, notes: list[str]
@@ -160,7 +160,7 @@ class SnapshotFile:
         name, seq = self.path.name, self.seq
         if fold.models_broken_at is not None:
             notes.append(
-                f"{name}: read models not compared (journal rows skipped since seq "
+                f"{name}: read models not compared (journal rows missing or skipped from seq "
                 f"{fold.models_broken_at})"
             )
             return

@@ -27,7 +27,7 @@ import attrs
 from snapshots.store import list_files, snapshot_dir
 from tools.replay.checks import RowChecks, span
 from tools.replay.findings import Finding, Findings
-from tools.replay.fold import Fold
+from tools.replay.fold import Fold, some
 from tools.replay.progress import ProgressFactory, quiet
 from tools.replay.snapfile import SnapshotCheck, SnapshotFile
 from tools.replay.source import connect_ro, journal_end, journal_path, load_registry, rows
@@ -116,7 +116,8 @@ def verify(
         max(compared, key=lambda f: f.seq).check.newest_valid = True
     broken = fold.broken_streams()
     if broken:
-        notes.append(f"{len(broken)} stream(s) could not be rebuilt past a damaged row")
+        where = [f"{stream} (from seq {seq})" for stream, seq in broken.items()]
+        notes.append(f"not rebuilt past a damaged or missing row: {some(where)}")
     return VerifyReport(
         data_dir=data_dir,
         rows=checks.rows,
