@@ -3,6 +3,7 @@
     turnstile serve [--host 127.0.0.1] [--port 3210] [--data-dir ./data]
                     [--admin-key K] [--jwt-secret S] [--demo]
     turnstile token --jwt-secret S --sub USER [--org ORG] [--cap CAP ...] [--ttl SECONDS]
+    turnstile loadtest --url URL [--scenario onsale|booking|fanout|mixed] ...  (docs/loadtest.md)
 
 `serve` recovers the engine, then prints exactly `listening on http://HOST:PORT` (the bound port,
 also when `--port 0` picked it) and serves. SIGINT or SIGTERM stops it cleanly: the listener
@@ -27,7 +28,7 @@ import trio
 from domain.identity import ADMIN, CAPABILITIES
 from engine import Engine, open_engine, tune_gc
 from engine.server import Authenticator, mint_token, serve
-from tools import replay
+from tools import loadtest, replay
 
 DEMO_ORG = "org_demo"
 DEV_USER = "dev-user"
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         "--cap", action="append", default=[], choices=sorted(CAPABILITIES), help="repeatable"
     )
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    loadtest.add_parser(commands)
 
     replay.add_arguments(
         commands.add_parser("replay", help="verify, recover, inspect or export a journal")
@@ -66,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "token":
         return _token(parser, args)
+    if args.command == "loadtest":
+        return loadtest.main(parser, args)
     if args.command == "replay":
         return replay.run(args)
     return _serve(parser, args)
