@@ -1,5 +1,6 @@
 """A progress bar on stderr for long runs, drawn only when stderr is a terminal (so logs and
-scripts never see it), at most ten times a second, erased when done. No dependency."""
+scripts never see it), at most ten times a second (and once at 100%), erased when done. No
+dependency."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ class Progress:
         if not self.enabled:
             return
         now = self._clock()
-        if self._drawn_at is not None and now - self._drawn_at < self._interval:
+        finished = done >= self.total
+        if self._drawn_at is not None and now - self._drawn_at < self._interval and not finished:
             return
         self._drawn_at = now
         self._draw(now)
