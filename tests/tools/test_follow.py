@@ -1,5 +1,5 @@
 """`--export --follow` tails a journal that a running engine keeps writing, and stops cleanly
-on SIGTERM."""
+on SIGTERM; `--verify` checks a data dir while its engine runs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import trio
 
 from engine.testing import open_harness, user
 from tests.tools.scenario import ORGANIZER, Reference
-from tools.replay import ExportSummary, export_events
+from tools.replay import ExportSummary, export_events, verify
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -86,6 +86,11 @@ async def test_follow_picks_up_rows_a_running_engine_appends(tmp_path: Path) -> 
             )
         await seen(t.engine.committed_seq)
         stop.set()
+        # --verify reads a live data dir too: one consistent cut, the snapshot within it.
+        assert await t.engine.snapshot_now() is not None
+        report = verify(data_dir)
+        assert report.ok and report.last_seq == t.engine.committed_seq
+        assert [s.status for s in report.snapshots] == ["matches"]
     assert [line["seq"] for line in sink.lines] == list(range(1, t.engine.committed_seq + 1))
     assert [line["type"] for line in sink.lines][-2:] == ["RateLimitTaken", "WaitingListJoined"]
     assert sink.lines[-1]["payload"]["userId"] == "bob"

@@ -102,6 +102,7 @@ def copy_until(
         raise RecoveryRefused(f"{into} is not an empty directory")
     conn = connect_ro(source)
     try:
+        conn.execute("BEGIN")  # one consistent cut of rows and records, even from a live server
         target = _target(conn, until_seq, until_ms)
         into.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(

@@ -54,20 +54,34 @@ class SnapshotFile:
         self.seq = seq
         self.path = path
         self.check = SnapshotCheck(file=path.name, seq=seq)
+        self._conn: sqlite3.Connection | None = None
 
     def validate(self, findings: Findings) -> bool:
-        """True if the engine would trust the file; otherwise a `snapshot-damaged` finding."""
+        """True if the engine would trust the file; otherwise a `snapshot-damaged` finding.
+
+        A valid file stays open until `compare` or `close`, so a server that prunes old
+        snapshots meanwhile cannot take it away mid-check."""
         try:
+            self._conn = connect_ro(self.path)
+            self._conn.execute("SELECT count(*) FROM meta").fetchall()
             snapshot = Snapshot.open(self.path)
-        except DamagedSnapshot as exc:
-            self._damaged(findings, str(exc))
+        except (sqlite3.DatabaseError, DamagedSnapshot) as exc:
+            self.close()
+            message = str(exc) if isinstance(exc, DamagedSnapshot) else f"{self.path.name}: {exc}"
+            self._damaged(findings, message)
             return False
         meta_seq = snapshot.seq
         snapshot.close()
         if meta_seq != self.seq:
+            self.close()
             self._damaged(findings, f"{self.path.name}: its meta says seq {meta_seq}")
             return False
         return True
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _damaged(self, findings: Findings, message: str, stream: str | None = None) -> None:
         findings.add("snapshot-damaged", message, seq=self.seq, stream=stream)
@@ -77,15 +91,15 @@ class SnapshotFile:
     def compare(self, fold: Fold, findings: Findings, notes: list[str]) -> None:
         """Compare with `fold`, which must stand at exactly this snapshot's seq."""
         before = len(findings)
+        conn = self._conn
+        assert conn is not None, "compare() needs a validated file"
         try:
-            conn = connect_ro(self.path)
-            try:
-                self._compare_states(conn, fold, findings, notes)
-                self._compare_read_models(conn, fold, findings, notes)
-            finally:
-                conn.close()
+            self._compare_states(conn, fold, findings, notes)
+            self._compare_read_models(conn, fold, findings, notes)
         except sqlite3.DatabaseError as exc:
             self._damaged(findings, f"{self.path.name}: unreadable: {exc}")
+        finally:
+            self.close()
         if self.check.status == "unchecked":
             problems = len(findings) - before
             self.check.status = "differs" if problems else "matches"

@@ -98,6 +98,7 @@ def journal_stats(
     )
     conn = connect_ro(path)
     try:
+        conn.execute("BEGIN")  # every figure from one journal position
         events, payload, first_seq, last_seq, first_at, last_at, streams = conn.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0), min(seq), max(seq),"
             " min(at), max(at), count(DISTINCT stream) FROM events"

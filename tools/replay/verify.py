@@ -71,6 +71,9 @@ def verify(
     registry = load_registry()
     findings = Findings(limit)
     notes: list[str] = []
+    # Snapshots first, then the journal in one read transaction: on a live data dir every
+    # snapshot found is then within the journal read (a snapshot is never ahead of the journal
+    # it was built from), and the rows and idempotency records read are one consistent cut.
     files = [SnapshotFile(seq, file) for seq, file in list_files(snapshot_dir(data_dir))]
     pending = sorted((f for f in files if f.validate(findings)), key=lambda f: f.seq)
     compared: list[SnapshotFile] = []
@@ -80,8 +83,10 @@ def verify(
     try:
         conn = connect_ro(path)
         try:
-            with progress("verify", journal_end(conn)) as bar:
-                for row in rows(conn):
+            conn.execute("BEGIN")
+            end = journal_end(conn)
+            with progress("verify", end) as bar:
+                for row in rows(conn, until_seq=end):
                     while pending and pending[0].seq < row.seq:
                         compared.append(_compare(pending.pop(0), fold, findings, notes))
                     fold.apply(row, checks.check(row))
@@ -112,6 +117,7 @@ def verify(
             )
         else:
             snapshot.check.detail = "the journal could not be read up to its seq"
+        snapshot.close()
     if compared:  # the one the engine would start from
         max(compared, key=lambda f: f.seq).check.newest_valid = True
     broken = fold.broken_streams()
