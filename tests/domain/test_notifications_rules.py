@@ -191,7 +191,7 @@ def test_data_may_nest_32_levels_but_not_33() -> None:
     error = refused(w, {"type": "t", "userId": "ann", "data": nested(MAX_DATA_DEPTH + 1)})
     assert isinstance(error, InvalidArgs)
     assert error.data()["path"] == "data" + ".a" * MAX_DATA_DEPTH
-    in_a_list = {"xs": [[[]]]}  # data 1, xs 2, its arrays 3 and 4
+    in_a_list: dict[str, Any] = {"xs": [[[]]]}  # data 1, xs 2, its arrays 3 and 4
     w.mutate(EMIT, {"type": "t", "userId": "ann", "data": in_a_list}, ADMIN)
     deep_list: Any = []
     for _ in range(MAX_DATA_DEPTH - 1):
@@ -212,7 +212,7 @@ def test_data_keeps_every_json_value() -> None:
         "list": [1, "two", {"three": [3.0]}],
         "": "empty keys are allowed",
     }
-    emit(w, **data)
+    w.mutate(EMIT, {"type": "t", "userId": "ann", "data": data}, ADMIN)
     assert read(w)[0]["data"] == data
 
 
