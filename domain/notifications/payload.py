@@ -62,16 +62,19 @@ def check_data(data: Mapping[str, Any]) -> immutables.Map[str, Any]:
 
 
 def _copy(value: Any, path: str, depth: int) -> Any:
-    if value is None or isinstance(value, bool | str):
+    # Subclasses (an IntEnum, a str subclass) become their plain type, as replay would give.
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, int):
         if not _MIN_INT64 <= value <= _MAX_INT64:
             raise InvalidArgs(f"{path} does not fit in a 64-bit integer.", path=path)
-        return value
+        return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidArgs(f"{path} must be a finite number.", path=path)
-        return value
+        return float(value)
     if isinstance(value, Mapping | list | tuple) and depth > MAX_DATA_DEPTH:
         raise InvalidArgs(
             f"data is nested deeper than {MAX_DATA_DEPTH} levels.", path=path, limit=MAX_DATA_DEPTH

@@ -4,6 +4,7 @@ in-memory World (wire codec for args and replies, journal codec for every event)
 from __future__ import annotations
 
 import ast
+import enum
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +341,10 @@ def test_replaying_the_journal_gives_the_live_inbox() -> None:
 # -- notify, for other modules --------------------------------------------------------------------
 
 
+class Kind(enum.IntEnum):
+    REMINDER = 2
+
+
 def inbox_decision(who: str, state: InboxState = INBOX.initial, now: int = T0) -> Decision[Any]:
     return Decision(
         stream=stream(who),
@@ -354,13 +359,18 @@ def inbox_decision(who: str, state: InboxState = INBOX.initial, now: int = T0) -
 
 def test_notify_adds_a_private_copy_of_the_data_checking_no_identity() -> None:
     d = inbox_decision("ann")
-    data: dict[str, Any] = {"when": (1, 2), "where": immutables.Map({"room": [1]})}
+    data: dict[str, Any] = {
+        "when": (1, 2),
+        "where": immutables.Map({"room": [1]}),
+        "kind": Kind.REMINDER,
+    }
     nid = notify(d, type="booking.reminder", user_id="ann", data=data)
     data["where"] = "changed"
     (added,) = d.events
     assert isinstance(added, NotificationAdded) and added.notification_id == nid
     stored = d.state.notifications[nid].data
-    assert stored == immutables.Map({"when": [1, 2], "where": {"room": [1]}})
+    assert stored == immutables.Map({"when": [1, 2], "where": {"room": [1]}, "kind": 2})
+    assert type(stored["kind"]) is int  # as the journal gives it back
     check_invariants(d.state)
 
 
