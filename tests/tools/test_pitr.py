@@ -105,6 +105,10 @@ def test_refusals_leave_everything_as_it_was(
     assert not (tmp_path / "x").exists()
     with pytest.raises(RecoveryRefused):
         copy_until(reference.data_dir, tmp_path / "y", until_seq=2, until_ms=1)
+    inside = reference.data_dir / "recovered"
+    ran = replay(capsys, reference.data_dir, "--into", str(inside))
+    assert ran.status == 2 and "which is only ever read" in ran.err
+    assert not inside.exists()
 
     for wrong in (
         ["--verify", "--until-seq", "3"],

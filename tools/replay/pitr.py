@@ -8,8 +8,9 @@ engine folds the read models from the journal on its first start.
 
 Guarantees:
 - the source is only read;
-- NEW_DIR must be absent or empty, and it is complete or untouched: the copy is built in a
-  sibling directory and renamed into place only once every row is written and fsynced;
+- NEW_DIR must be absent or empty, and not inside DATA_DIR; it is then complete or untouched:
+  the copy is built in a sibling directory and renamed into place only once every row is
+  written and fsynced;
 - every copied row passes the row checks (checksum, seq and version contiguity, decodable);
   if one does not, nothing is left at NEW_DIR and the report names the row. (Invariants are
   not re-checked: run `--verify` on NEW_DIR for that.)
@@ -100,6 +101,8 @@ def copy_until(
     source = journal_path(data_dir)
     if into.exists() and (not into.is_dir() or any(into.iterdir())):
         raise RecoveryRefused(f"{into} is not an empty directory")
+    if into.resolve().is_relative_to(data_dir.resolve()):
+        raise RecoveryRefused(f"{into} is inside {data_dir}, which is only ever read")
     conn = connect_ro(source)
     try:
         conn.execute("BEGIN")  # one consistent cut of rows and records, even from a live server
