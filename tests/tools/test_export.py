@@ -49,6 +49,7 @@ def test_export_everything_as_json_lines(
         "lastSeq": reference.end_seq,
         "followed": False,
         "endedBy": "end",
+        "damaged": 0,
         "findings": [],
     }
     events = exported(out)
@@ -134,7 +135,7 @@ def test_a_damaged_row_is_reported_and_the_export_goes_on(
     out = tmp_path / "all.jsonl"
     status, summary = replay_json(capsys, data_dir, "--export", str(out))
     assert status == 1 and summary["ok"] is False
-    assert summary["exported"] == reference.end_seq - 1
+    assert (summary["exported"], summary["damaged"]) == (reference.end_seq - 1, 1)
     assert [(f["kind"], f["seq"], f["stream"]) for f in summary["findings"]] == [
         ("damaged-row", reference.cut_seq, stream)
     ]

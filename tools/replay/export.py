@@ -53,6 +53,8 @@ class ExportSummary:
     followed: bool
     #: "end" (journal's end reached), "stop" (signal) or "time" (follow_seconds ran out).
     ended_by: str
+    #: Rows not exported (damaged); the first 1,000 are listed in `findings`.
+    damaged: int
     findings: tuple[Finding, ...]
 
     @property
@@ -66,6 +68,7 @@ class ExportSummary:
             "lastSeq": self.last_seq,
             "followed": self.followed,
             "endedBy": self.ended_by,
+            "damaged": self.damaged,
             "findings": [finding.as_json() for finding in self.findings],
         }
 
@@ -172,5 +175,6 @@ def export_events(
         last_seq=cursor,
         followed=follow,
         ended_by=ended_by,
+        damaged=len(findings),
         findings=tuple(findings.items),
     )

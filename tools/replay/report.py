@@ -167,5 +167,5 @@ def render_export(summary: ExportSummary, destination: str) -> str:
     if summary.findings:
         out.append("damaged rows (not exported)")
         out.append(findings_table(summary.findings))
-        out.append(f"FAILED: {len(summary.findings):,} row(s) could not be exported")
+        out.append(f"FAILED: {summary.damaged:,} row(s) could not be exported")
     return "\n".join(out) + "\n"
