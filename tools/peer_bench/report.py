@@ -1,0 +1,210 @@
+"""The peer benchmark's table, and its section ("## Peers") of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "benchmarks.md"
+HEADING = "## Peers"
+
+#: Turnstile's durable commands/s over a contender's, per contender family.
+AIMS = {"postgres": 2.0, "eventsourcing": 5.0}
+
+
+@attrs.frozen(kw_only=True)
+class Line:
+    """One contender's rounds, summarized by the round with the median commands/s."""
+
+    key: str  # "turnstile", "postgres", "eventsourcing"
+    rounds: list[dict[str, Any]]
+
+    @property
+    def median(self) -> dict[str, Any]:
+        ordered = sorted(self.rounds, key=lambda r: r["cmds_per_s"])
+        return ordered[(len(ordered) - 1) // 2]
+
+    @property
+    def rate(self) -> float:
+        return float(statistics.median(r["cmds_per_s"] for r in self.rounds))
+
+    @property
+    def problems(self) -> list[str]:
+        return [p for r in self.rounds for p in r["problems"]]
+
+    @property
+    def complete(self) -> bool:
+        return all(r["complete"] for r in self.rounds)
+
+
+def render(lines: list[Line], skipped: dict[str, str]) -> tuple[str, list[str]]:
+    """The table and its notes (one per contender: durability, concurrency, checks)."""
+    ours = next((line for line in lines if line.key == "turnstile"), None)
+    header = ("contender", "commands/s", "p50", "p99", "ratio", "aim", "verdict")
+    rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
+    for line in lines:
+        m = line.median
+        rates = [r["cmds_per_s"] for r in line.rounds]
+        spread = f" (rounds {min(rates):,.0f}-{max(rates):,.0f})" if len(rates) > 1 else ""
+        ratio = aim = verdict = ""
+        if line.key != "turnstile" and ours is not None and line.rate > 0:
+            value = ours.rate / line.rate
+            ratio = f"{value:,.1f}x"
+            target = AIMS[line.key]
+            aim = f">= {target:g}x"
+            verdict = "met" if value >= target else f"MISSED ({value / target:.0%} of aim)"
+        if line.problems:
+            verdict = "INVALID: checks failed"
+        elif not line.complete:
+            verdict += " (incomplete: deadline)"
+        rows.append(
+            (
+                m["contender"],
+                f"{line.rate:,.0f}",
+                f"{m['p50_ms']:,.1f} ms",
+                f"{m['p99_ms']:,.1f} ms",
+                ratio,
+                aim,
+                verdict.strip(),
+            )
+        )
+        checks = (
+            "checks passed"
+            if not line.problems
+            else "CHECKS FAILED: " + "; ".join(line.problems[:5])
+        )
+        retries = f"; {m['retries']:,} retried transactions" if m["retries"] else ""
+        notes.append(
+            f"{m['contender']}: {m['durability']}; {m['concurrency']}; median of "
+            f"{len(rates)} round(s){spread}; {m['commands']:,} commands "
+            f"({m['joins']:,} joins + {m['purchases']:,} purchases) in {m['seconds']:,.1f} s"
+            f"{retries}; {checks}"
+        )
+    for family, target in AIMS.items():
+        candidates = [line for line in lines if line.key == family and not line.problems]
+        if ours is None or not candidates:
+            continue
+        best = max(candidates, key=lambda line: line.rate)
+        value = ours.rate / best.rate
+        notes.insert(
+            0,
+            f"aim >= {target:g}x {family}: {'met' if value >= target else 'MISSED'} "
+            f"({value:,.1f}x against its best row: {best.median['contender']})",
+        )
+    for key, reason in skipped.items():
+        rows.append((key, "skipped", "", "", "", "", reason))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    out = []
+    for i, r in enumerate([header, tuple("-" * w for w in widths), *rows]):
+        cells = [
+            c.ljust(widths[j]) if j in (0, 5, 6) else c.rjust(widths[j]) for j, c in enumerate(r)
+        ]
+        out.append("  ".join(cells).rstrip())
+        del i
+    return "\n".join(out), notes
+
+
+DOC_NOTES = """\
+What the table measures: the `onsale` workload (`tools/peer_bench/workload.py`), the same for
+every contender: one event with {tickets:,} tickets; {users:,} users each join its waiting list
+once; a join is offered a seat at once while seats remain, else it waits; every user offered a
+seat purchases it at once (a second command). Clients run closed loops (next user, join,
+purchase if offered). Commands/s counts joins + purchases, each counted only once acknowledged,
+and each contender acknowledges only what is committed and fsynced; time runs from the first
+call to the last acknowledgement. p50/p99: call to acknowledgement of every command. Every
+contender enforces the same rules in the same transaction as the command: the join rate limit
+(3 per user per 30 minutes, a per-user record), one open entry or ticket per user, a purchase
+only on the buyer's own live offer, idempotent per payment intent. After each round the
+contender's final state is read back from its store and checked against what the clients were
+told (`workload.check`): sold <= tickets and equal to its own counter, each user exactly one
+entry whose status is what they were told (offered then purchased, or waiting), no user or entry
+with two tickets, exactly min(tickets, users) offers. Contenders run one after another, each
+round of each in its own subprocess (rounds interleave the contenders), on a fresh store in a
+temporary directory, on the same machine; the ratio is Turnstile's median commands/s over the
+contender's.
+
+- Turnstile: the engine in-process through `Engine.mutation` (no WebSocket), as `tools.bench`
+  runs it (`engine.tune_gc()`, default `EngineConfig` except `snapshot_every=0`); the final state
+  is the event actor's committed state.
+- PostgreSQL: Debian's server started by the benchmark (`initdb` in a temporary directory,
+  `postgres -h 127.0.0.1` on a free port, deleted afterwards); tables `events` (with its seat
+  counters), `waiting_list`, `tickets`, `join_limits`; each command one READ COMMITTED
+  transaction from psycopg 3 (a handful of statements) that locks the event row with
+  `SELECT ... FOR UPDATE`, so commands on the hot event serialize on that lock and each holds it
+  through its commit's WAL flush. A row at fewer connections shows the same design where fewer
+  transactions queue on the lock (the aim's verdict is taken against the contender's best row).
+  `--pg-mode serializable` runs the same statements at SERIALIZABLE isolation without the lock,
+  retrying serialization failures; it is not in this table.
+- eventsourcing: the same aggregate logic on the library's SQLite module (see
+  `tools/peer_bench/eventsourcing_side.py`): an `EventQueue` aggregate and a per-user
+  `JoinLimiter` saved together in one transaction per command; one sequential client, the
+  repository's aggregate cache on without deep copies (its fastest configuration here).
+
+The machine is shared and noisy: figures move by 10-30 % between runs; compare the ratios within
+one run.
+"""
+
+
+def section(
+    table: str,
+    notes: list[str],
+    info: dict[str, Any],
+    versions: dict[str, str],
+    command: str,
+    sizes: Any,
+    total_s: float,
+    quick: bool,
+) -> str:
+    software = ", ".join(f"{k} {v}" for k, v in versions.items())
+    dirty = info["dirty"]
+    lines = [
+        HEADING,
+        "",
+        "Generated by `python -m tools.peer_bench --write-doc` (`./dev peers --write-doc`);",
+        "re-run it rather than editing this section.",
+        "",
+        f"- command: `{command}`"
+        + (" (quick sizes: a smoke test, not a measurement)" if quick else ""),
+        f"- date: {info['date']}; whole run {total_s:,.0f} s",
+        f"- machine: {info['cpus']} CPUs ({info['cpus_usable']} usable), {info['cpu_model']}; "
+        f"load average at start {info['loadavg_start'][0]:.2f}, at end "
+        f"{info['loadavg_end'][0]:.2f}",
+        f"- software: {software}; {info['platform']}",
+        f"- code: commit {info['commit']}"
+        + (f" plus uncommitted changes to {', '.join(dirty)}" if dirty else " (clean work tree)"),
+        f"- workload: {sizes.tickets:,} tickets, {sizes.users:,} users, {sizes.clients} "
+        f"concurrent clients where the contender uses them",
+        "",
+        "```",
+        table,
+        "```",
+        "",
+        *[f"- {n}" for n in notes],
+        "",
+        DOC_NOTES.format(tickets=sizes.tickets, users=sizes.users),
+    ]
+    return "\n".join(lines)
+
+
+def replace_section(doc: str, new_section: str) -> str:
+    """`doc` with its "## Peers" section (up to the next level-2 heading) replaced by
+    `new_section`, or `new_section` appended if there is none; other sections untouched."""
+    lines = doc.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
+    body = new_section.rstrip("\n").split("\n")
+    if start is None:
+        head = doc.rstrip("\n")
+        return (head + "\n\n" if head else "") + "\n".join(body) + "\n"
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    after = lines[end:]
+    joined = lines[:start] + body + (["", *after] if after else [])
+    return "\n".join(joined).rstrip("\n") + "\n"
+
+
+def write_doc(new_section: str, path: Path = DOC) -> None:
+    text = path.read_text() if path.exists() else ""
+    path.write_text(replace_section(text, new_section))
