@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
 #: The percentiles every report names.
 PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9)

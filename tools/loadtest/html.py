@@ -16,7 +16,7 @@ from typing import Any
 from tools.loadtest.histogram import LatencyHistogram
 
 WIDTH, HEIGHT = 760, 340
-LEFT, RIGHT, TOP, BOTTOM = 64, 20, 20, 44
+LEFT, RIGHT, TOP, BOTTOM = 64, 40, 20, 44
 #: The x axis of the percentile chart ends at 99.999%.
 TAIL_NINES = 5
 SERIES = (

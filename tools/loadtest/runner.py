@@ -31,7 +31,7 @@ from tools.loadtest.scenarios import (
     scenario_plan,
 )
 from tools.loadtest.scenarios.base import GRACE_SECONDS
-from tools.loadtest.users import MeasuredClient, open_measured_client
+from tools.loadtest.users import MeasuredClient, leaves, open_measured_client
 
 #: Seconds the read-back of acknowledged writes may take beyond `settle`.
 READ_BACK_SECONDS = 30.0
@@ -83,7 +83,11 @@ async def run_loadtest(config: LoadConfig, progress: TextIO | None = None) -> Ru
     recorder = Recorder()
     failure: str | None = None
     result: RunResult | None = None
-    try:
+    release = trio.Event()
+
+    async def hold_admin(task_status: trio.TaskStatus[MeasuredClient]) -> None:
+        # Held in a task of its own so that it closes together with the participants'
+        # connections (closing one takes a moment), not after them.
         async with open_measured_client(
             config.url,
             recorder,
@@ -91,18 +95,27 @@ async def run_loadtest(config: LoadConfig, progress: TextIO | None = None) -> Ru
             connect_timeout=config.connect_timeout,
             measured=False,
         ) as admin:
-            result = await _run(config, recorder, admin, progress)
+            task_status.started(admin)
+            await release.wait()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            admin = await nursery.start(hold_admin)
+            try:
+                result = await _run(config, recorder, admin, release, progress)
+            finally:
+                release.set()
     except* trio.TooSlowError:
         failure = f"could not connect to {config.url} within {config.connect_timeout:g} s"
     except* FunctionError as group:
-        error = group.exceptions[0]
+        error = leaves(group)[0]
         assert isinstance(error, FunctionError)
         if error.code == "Unauthenticated":
             failure = f"the server refused the admin key: {error}"
         else:
             failure = f"setting up the run failed ({error.code}): {error}"
     except* ScenarioUnavailable as group:
-        failure = f"cannot run {config.scenario}: {group.exceptions[0]}"
+        failure = f"cannot run {config.scenario}: {leaves(group)[0]}"
     if failure is not None:
         raise SetupFailed(failure)
     assert result is not None
@@ -110,11 +123,16 @@ async def run_loadtest(config: LoadConfig, progress: TextIO | None = None) -> Ru
 
 
 async def _run(
-    config: LoadConfig, recorder: Recorder, admin: MeasuredClient, progress: TextIO | None
+    config: LoadConfig,
+    recorder: Recorder,
+    admin: MeasuredClient,
+    release: trio.Event,
+    progress: TextIO | None,
 ) -> RunResult:
     run_id = secrets.token_hex(4)
     started_at_ms = int(time.time() * 1000)
-    context = RunContext(config, recorder, admin, run_id, random.Random(config.seed))
+    rng = random.Random(config.seed)
+    context = RunContext(config, recorder, admin, run_id, rng, release)
     phase = _Phase()
     scenarios: list[Scenario] = []
     skipped: dict[str, str] = {}
@@ -221,7 +239,7 @@ async def _verify(scenario: Scenario, config: LoadConfig) -> list[Check]:
         with trio.fail_after(limit):
             return await scenario.verify()
     except* FunctionError as group:
-        error = group.exceptions[0]
+        error = leaves(group)[0]
         assert isinstance(error, FunctionError)
         failed = f"a read-back was refused ({error.code}): {error}"
     except* trio.TooSlowError:

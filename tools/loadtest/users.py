@@ -140,6 +140,17 @@ class MeasuredClient(Client):
         super()._mutation_response(message)
 
 
+def leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    """The exceptions in `group` and its nested groups (nurseries nest them), in order."""
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found.extend(leaves(error))
+        else:
+            found.append(error)
+    return found
+
+
 @asynccontextmanager
 async def open_measured_client(
     url: str,
@@ -168,4 +179,4 @@ async def open_measured_client(
             nursery.cancel_scope.cancel()
 
 
-__all__ = ["MeasuredClient", "Reply", "open_measured_client"]
+__all__ = ["MeasuredClient", "Reply", "leaves", "open_measured_client"]

@@ -29,7 +29,7 @@ from engine.sync.client import FunctionError
 from tools.loadtest.checks import Check
 from tools.loadtest.config import LoadConfig
 from tools.loadtest.recorder import Recorder, Watch
-from tools.loadtest.users import MeasuredClient, open_measured_client
+from tools.loadtest.users import MeasuredClient, leaves, open_measured_client
 
 #: User tokens minted for simulated users outlive any bounded run.
 TOKEN_TTL_SECONDS = 6 * 3600
@@ -84,6 +84,7 @@ class RunContext:
         admin: MeasuredClient,
         run_id: str,
         rng: random.Random,
+        release: trio.Event,
     ) -> None:
         self.config = config
         self.recorder = recorder
@@ -93,7 +94,7 @@ class RunContext:
         #: Set when the load begins: every participant connected (or failed, or was late).
         self.start = trio.Event()
         #: Set when the checks are done: participants may disconnect.
-        self.release = trio.Event()
+        self.release = release
         self.load_deadline = math.inf
         self.all_arrived = trio.Event()
         self.all_done = trio.Event()
@@ -115,7 +116,7 @@ class RunContext:
         try:
             yield attendance
         except* FunctionError as group:
-            for error in group.exceptions:
+            for error in leaves(group):
                 assert isinstance(error, FunctionError)
                 self.recorder.failed(role, error.code, str(error))
         except* trio.TooSlowError:
