@@ -178,7 +178,10 @@ def _directory(analytics: DailyAnalytics, event: Event) -> DailyAnalytics:
         return replace(analytics, sites=analytics.sites.set(stream_id(event), site))
     if isinstance(event, LocationUpdated) and event.timezone is not None:
         location_id = stream_id(event)
-        site = replace(analytics.sites[location_id], timezone=event.timezone)
+        known = analytics.sites.get(location_id)
+        if known is None:
+            return analytics
+        site = replace(known, timezone=event.timezone)
         return replace(analytics, sites=analytics.sites.set(location_id, site))
     if isinstance(event, EventCreated):
         ticketed = analytics.ticketed.set(stream_id(event), TicketedEvent(org_id=event.org_id))

@@ -26,7 +26,7 @@ from domain.venue.hours import DAY_MS
 MAX_BOOKING_MS = 2 * DAY_MS
 
 
-@attrs.frozen(kw_only=True, order=False)
+@attrs.frozen(kw_only=True)
 class Slot:
     """One booking's hold on a resource: `[start, end)` in ms since the epoch."""
 
