@@ -16,7 +16,7 @@ from typing import Any
 from tools.loadtest.histogram import LatencyHistogram
 
 WIDTH, HEIGHT = 760, 340
-LEFT, RIGHT, TOP, BOTTOM = 64, 40, 20, 44
+LEFT, RIGHT, TOP, BOTTOM = 64, 40, 36, 44
 #: The x axis of the percentile chart ends at 99.999%.
 TAIL_NINES = 5
 SERIES = (
@@ -103,11 +103,12 @@ def latency_chart(latency: dict[str, Any]) -> str:
             f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}">'
             f"<title>{_e(label)}</title></polyline>"
         )
-        legend_y = TOP + 16 + 18 * index
+        # The legend sits above the plot, one entry after another, clear of the curves.
+        legend_x = LEFT + 190 * index
         parts.append(
-            f'<line x1="{LEFT + 12}" y1="{legend_y - 4}" x2="{LEFT + 36}" y2="{legend_y - 4}" '
+            f'<line x1="{legend_x}" y1="14" x2="{legend_x + 24}" y2="14" '
             f'stroke="{colour}" stroke-width="3"/>'
-            f'<text x="{LEFT + 42}" y="{legend_y}" font-size="12">{_e(label)}</text>'
+            f'<text x="{legend_x + 30}" y="18" font-size="12">{_e(label)}</text>'
         )
     if not curves:
         parts.append(
