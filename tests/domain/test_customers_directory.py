@@ -129,48 +129,70 @@ def test_cursor_pages_through_the_list() -> None:
     ]
 
 
-def test_paging_and_search_across_blocks_match_a_brute_force_scan() -> None:
+def test_paging_search_and_filters_across_blocks_match_a_brute_force_scan() -> None:
+    """Over several blocks, with archived, restored and moved customers, and filters both
+    common (searched through a block's text) and rare (each member checked)."""
     w = CustomerWorld()
     firsts = ["Ann", "Bob", "Cara", "Dev", "Ella", "Finn"]
-    created = []
+    rows: dict[str, dict[str, Any]] = {}
     for n in range(BLOCK * 2 + 37):
         first = firsts[n % len(firsts)]
-        extra = {"lifecycle": "active" if n % 3 else "lead"}
-        customer_id = w.mutate("customers:create", person(n, first, f"Nr{n}", **extra), WRITER)
+        row = {
+            "lifecycle": "active" if n % 3 else "lead",
+            "locationId": "lo_rare" if n % 10 == 0 else "lo_main",
+        }
+        customer_id = w.mutate("customers:create", person(n, first, f"Nr{n}", **row), WRITER)
         texts = (first.lower(), f"nr{n}", f"{first.lower()}.{n}@example.com")
-        created.append((customer_id, texts, extra["lifecycle"]))
-    for customer_id, *_ in created[5::7]:
+        rows[customer_id] = {**row, "texts": texts, "active": True}
+    ids = list(rows)
+    for customer_id in ids[1::13]:
+        change = {"lifecycle": "churned", "locationId": "lo_rare"}
+        w.mutate("customers:update", {"customerId": customer_id, **change}, WRITER)
+        rows[customer_id].update(change)
+    for customer_id in ids[5::7]:
         w.mutate("customers:archive", {"customerId": customer_id}, WRITER)
-    archived = {customer_id for customer_id, *_ in created[5::7]}
-    for search, lifecycle in [
-        (None, None),
-        ("nr1", None),
-        ("a", "lead"),
-        ("finn", "active"),
-        ("a.1", None),
-        ("zz", None),
+        rows[customer_id]["active"] = False
+    for customer_id in ids[5::21]:
+        w.mutate("customers:restore", {"customerId": customer_id}, WRITER)
+        rows[customer_id]["active"] = True
+    for search, lifecycle, location in [
+        (None, None, None),
+        ("nr1", None, None),
+        ("a", "lead", None),
+        ("finn", "active", None),
+        ("a.1", None, None),
+        ("zz", None, None),
+        (None, None, "lo_rare"),
+        ("nr", "churned", None),
+        ("e", "lead", "lo_rare"),
+        ("nr2", None, "lo_main"),
+        ("example", "churned", "lo_main"),
     ]:
         expected = [
             customer_id
-            for customer_id, texts, stage in created
-            if customer_id not in archived
-            and (lifecycle is None or stage == lifecycle)
-            and (search is None or any(search in text for text in texts))
+            for customer_id, row in rows.items()
+            if row["active"]
+            and (lifecycle is None or row["lifecycle"] == lifecycle)
+            and (location is None or row["locationId"] == location)
+            and (search is None or any(search in text for text in row["texts"]))
         ]
         seen: list[str] = []
         cursor = None
         while True:
             args: dict[str, Any] = {"limit": 17, "cursor": cursor}
-            if search is not None:
-                args["search"] = search
-            if lifecycle is not None:
-                args["lifecycle"] = lifecycle
+            for key, value in (
+                ("search", search),
+                ("lifecycle", lifecycle),
+                ("locationId", location),
+            ):
+                if value is not None:
+                    args[key] = value
             result = listing(w, **args)
             seen.extend(doc["_id"] for doc in result["page"])
             cursor = result["continueCursor"]
             if result["isDone"]:
                 break
-        assert seen == expected
+        assert seen == expected, (search, lifecycle, location)
 
 
 @pytest.mark.parametrize(
