@@ -1,5 +1,6 @@
 """`turnstile loadtest` as an operator runs it: a real server (`turnstile serve` on 127.0.0.1,
-a free port, a temporary data dir) and the harness as a subprocess, for a few seconds each.
+a free port, a temporary data dir) and the harness as subprocesses, about 3 s of load each,
+all started together against that one server.
 
 The report's own checks are read, and the server's state is also read back independently over
 the HTTP API, so a harness that claimed a sale it did not make would fail here.
