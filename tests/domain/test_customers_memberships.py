@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -407,13 +408,13 @@ def test_reactions_refuse_missing_and_foreign_customers_changing_nothing() -> No
         with pytest.raises(NotFound):
             w.react(
                 customer_id,
-                lambda d, o=org: record_order(d, order("or_1", "completed", 100, org=o)),
+                partial(record_order, facts=order("or_1", "completed", 100, org=org)),
             )
         with pytest.raises(NotFound):
             w.react(
                 customer_id,
-                lambda d, o=org: record_ticket_purchase(
-                    d, org_id=o, event_id="ev_1", ticket_id="tk_1", amount=1
+                partial(
+                    record_ticket_purchase, org_id=org, event_id="ev_1", ticket_id="tk_1", amount=1
                 ),
             )
     assert w.journal == journal

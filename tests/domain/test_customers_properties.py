@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import partial
 from math import floor
 from typing import Any
 
@@ -234,7 +235,7 @@ def test_clv_always_equals_a_recomputation_from_the_orders(
                 created_at=T0,
                 completed_at=w.now if status == "completed" else None,
             )
-            w.react(customer_id, lambda d, f=facts: record_order(d, f))
+            w.react(customer_id, partial(record_order, facts=facts))
             told[facts.order_id] = facts
         completed = [f.total for f in told.values() if f.status == "completed"]
         clv = sum(completed)

@@ -4,6 +4,7 @@ update, soft states, CLV, uniqueness claims and tenancy."""
 from __future__ import annotations
 
 import ast
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -566,7 +567,7 @@ def test_calculate_clv_counts_completed_orders_only() -> None:
         facts("or_3", "pending", 9999),
         facts("or_4", "cancelled", 500),
     ):
-        w.react(customer_id, lambda d, o=order: record_order(d, o))
+        w.react(customer_id, partial(record_order, facts=order))
     before = len(w.journal)
     figures = w.mutate("customers:calculateCLV", {"customerId": customer_id}, WRITER)
     assert figures == {"clv": 3001, "avgOrderValue": 1501, "orderCount": 2}

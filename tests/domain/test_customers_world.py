@@ -128,7 +128,7 @@ class CustomerWorld(World):
     def owner(self, org_id: str, field: str, value: str) -> str | None:
         """Who holds the claim on a normalized value (None: nobody)."""
         state = self.states.get(CLAIM.stream_of(claim_id(org_id, field, value)))
-        return None if state is None else state.owner  # type: ignore[no-any-return]
+        return None if state is None else state.owner
 
     def claim_events(self) -> list[Event]:
         return [e for e in self.journal if e.stream.startswith("claim/")]
