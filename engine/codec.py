@@ -20,6 +20,7 @@ import attrs
 import cattrs
 import immutables
 import orjson
+from cattrs.cols import homogenous_tuple_structure_factory, list_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import make_converter
@@ -69,6 +70,15 @@ def _is_map(tp: Any) -> bool:
     return typing.get_origin(tp) is immutables.Map or tp is immutables.Map
 
 
+def _is_sequence(tp: Any) -> bool:
+    """list[X] and homogeneous tuple[X, ...] (not fixed-size tuples)."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return True
+    args = typing.get_args(tp)
+    return origin is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
 def _make_converter(*, forbid_extra_keys: bool) -> cattrs.Converter:
     conv = make_converter(forbid_extra_keys=forbid_extra_keys)
     conv.register_structure_hook(int, _strict_int)
@@ -100,6 +110,22 @@ def _make_converter(*, forbid_extra_keys: bool) -> cattrs.Converter:
         return unstructure_map
 
     conv.register_structure_hook_factory(_is_map, structure_map_factory)
+
+    def strict_sequence_factory(tp: Any) -> Callable[[Any, Any], Any]:
+        # cattrs would take a string as a sequence of its characters ("ab" -> ("a", "b")).
+        origin = typing.get_origin(tp) or tp
+        base = (list_structure_factory if origin is list else homogenous_tuple_structure_factory)(
+            tp, conv
+        )
+
+        def structure_sequence(value: Any, target: Any) -> Any:
+            if not isinstance(value, list | tuple):
+                raise TypeError(f"expected an array, got {type(value).__name__}")
+            return base(value, target)
+
+        return structure_sequence
+
+    conv.register_structure_hook_factory(_is_sequence, strict_sequence_factory)
     conv.register_unstructure_hook_factory(_is_map, unstructure_map_factory)
 
     def camel_overrides(cls: type) -> dict[str, Any]:
