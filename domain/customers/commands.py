@@ -23,10 +23,11 @@ from domain.customers.args import (
     SoftStateArgs,
     UpdateCustomerArgs,
 )
-from domain.customers.claims import update_claims
+from domain.customers.claims import claims_of, release, update_claims
 from domain.customers.events import (
     CustomerClvCalculated,
     CustomerCreated,
+    CustomerErased,
     CustomerStateChanged,
     CustomerUpdated,
     MembershipEnrolled,
@@ -90,6 +91,12 @@ def existing(d: State, what: str = "Customer") -> CustomerState:
 
 
 def require_unlocked(state: CustomerState) -> None:
+    if state.soft_state == "erased":
+        raise Conflict(
+            "The customer's personal data was erased; the record cannot change.",
+            state="erased",
+            customerId=state.id,
+        )
     if state.soft_state in LOCKED_STATES:
         raise Conflict(
             f"The customer is {state.soft_state}; restore it before changing it.",
@@ -239,6 +246,23 @@ def suspend_customer(d: State, args: SoftStateArgs) -> None:
 def archive_customer(d: State, args: SoftStateArgs) -> None:
     """customers:archive: active or suspended -> archived (kept, not listed, not changeable)."""
     _move(d, args, "archived")
+
+
+def erase_customer(d: State, args: CustomerIdArgs) -> None:
+    """customers:erase (capability customers:erase): forget the customer's personal data
+    (FUNCTIONS.md, GDPR). In this command: the profile's personal fields, state-change reasons
+    and wallet passes go, and its email, phone and user-id claims are released (so the values
+    may be used again); orders, figures and points stay as anonymous facts. After it commits,
+    the engine blanks the personal fields of the customer's earlier journal rows and replaces
+    the snapshots (engine/erasure.py). Erasing an erased customer changes nothing."""
+    require_cap(d.identity, "customers:erase")
+    state = existing(d)
+    if state.soft_state == "erased":
+        return
+    require_soft_transition(state.soft_state, "erased", d.aggregate_id)
+    for _, claim in claims_of(_org(state), _profile(state)):
+        release(d, claim)
+    d.emit(CustomerErased, org_id=_org(state), by=actor_of(d.identity))
 
 
 def calculate_clv(d: State, args: CustomerIdArgs) -> Doc:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import attrs
 import immutables
 
-from domain.model import Event
+from domain.model import Erasure, Event
 
 #: A custom field's value: JSON scalars only, so a profile stays flat and cheap to copy.
 Scalar = str | int | float | bool | None
@@ -92,6 +92,18 @@ class CustomerStateChanged(Event):
     from_state: str
     to_state: str
     reason: str | None
+
+
+@attrs.frozen(kw_only=True)
+class CustomerErased(Erasure):
+    """The customer's personal data is erased (a right-to-erasure request): the profile's
+    personal fields, state-change reasons and wallet passes are forgotten, its uniqueness claims
+    released; ids, orders, figures and memberships' points stay, anonymous. Being an `Erasure`,
+    it also makes the engine blank the personal fields of this stream's earlier events in the
+    journal and rebuild the snapshots (engine/erasure.py)."""
+
+    org_id: str
+    by: str
 
 
 @attrs.frozen(kw_only=True)
@@ -186,6 +198,7 @@ CUSTOMER_EVENTS: tuple[type[Event], ...] = (
     CustomerCreated,
     CustomerUpdated,
     CustomerStateChanged,
+    CustomerErased,
     CustomerClvCalculated,
     CustomerOrderRecorded,
     CustomerTicketPurchaseRecorded,

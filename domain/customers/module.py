@@ -43,6 +43,7 @@ MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
     _on_customer("customers:restore", SoftStateArgs, commands.restore_customer),
     _on_customer("customers:suspend", SoftStateArgs, commands.suspend_customer),
     _on_customer("customers:archive", SoftStateArgs, commands.archive_customer),
+    _on_customer("customers:erase", CustomerIdArgs, commands.erase_customer),
     _on_customer("customers:calculateCLV", CustomerIdArgs, commands.calculate_clv),
     _on_customer("memberships:enroll", EnrollArgs, commands.enroll),
     MutationSpec(

@@ -80,6 +80,28 @@ class Profile:
     user_id: str | None = None
 
 
+def anonymized(profile: Profile) -> Profile:
+    """`profile` without its personal fields (type, lifecycle and location stay)."""
+    return Profile(
+        customer_type=profile.customer_type,
+        lifecycle=profile.lifecycle,
+        location_id=profile.location_id,
+    )
+
+
+def is_redacted(profile: Profile) -> bool:
+    """True for a profile folded from journal rows whose personal fields the engine blanked
+    after an erasure (text became ""; normalized live data never holds an empty string)."""
+    return "" in (
+        profile.first_name,
+        profile.last_name,
+        profile.email,
+        profile.phone,
+        profile.notes,
+        profile.user_id,
+    )
+
+
 def profile_of(event: CustomerCreated) -> Profile:
     """The profile a creation records (shared with the directory projection)."""
     return Profile(

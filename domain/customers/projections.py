@@ -34,11 +34,12 @@ import immutables
 from domain.customers.events import (
     CustomerClvCalculated,
     CustomerCreated,
+    CustomerErased,
     CustomerOrderRecorded,
     CustomerStateChanged,
     CustomerUpdated,
 )
-from domain.customers.profile import Profile, apply_update, profile_of
+from domain.customers.profile import Profile, anonymized, apply_update, profile_of
 from domain.customers.state import Figures
 from domain.model import Event, Projection, replace
 
@@ -297,6 +298,7 @@ Tracked = (
     CustomerCreated
     | CustomerUpdated
     | CustomerStateChanged
+    | CustomerErased
     | CustomerClvCalculated
     | CustomerOrderRecorded
 )
@@ -304,6 +306,7 @@ TRACKED: tuple[type[Event], ...] = (
     CustomerCreated,
     CustomerUpdated,
     CustomerStateChanged,
+    CustomerErased,
     CustomerClvCalculated,
     CustomerOrderRecorded,
 )
@@ -321,6 +324,10 @@ def _changed(summary: CustomerSummary, event: Tracked) -> CustomerSummary:
         return replace(summary, profile=profile, search_text=search_text(profile))
     if isinstance(event, CustomerStateChanged):
         return replace(summary, soft_state=event.to_state)
+    if isinstance(event, CustomerErased):
+        return replace(
+            summary, profile=anonymized(summary.profile), soft_state="erased", search_text=""
+        )
     if isinstance(event, CustomerClvCalculated | CustomerOrderRecorded):
         return replace(summary, figures=_figures(event))
     return summary

@@ -22,6 +22,7 @@ import immutables
 from domain.customers.events import (
     CustomerClvCalculated,
     CustomerCreated,
+    CustomerErased,
     CustomerOrderRecorded,
     CustomerStateChanged,
     CustomerTicketPurchaseRecorded,
@@ -30,22 +31,30 @@ from domain.customers.events import (
     MembershipPointsAdded,
     Scalar,
 )
-from domain.customers.profile import Profile, apply_update, changed_fields, profile_of
+from domain.customers.profile import (
+    Profile,
+    anonymized,
+    apply_update,
+    changed_fields,
+    profile_of,
+)
 from domain.errors import Conflict
 from domain.ids import child_id
 from domain.model import Event, replace
 
-SOFT_STATES: tuple[str, ...] = ("active", "deleted", "suspended", "archived")
+SOFT_STATES: tuple[str, ...] = ("active", "deleted", "suspended", "archived", "erased")
 
-#: soft state -> the soft states it may become (seed 004, "State Management").
+#: soft state -> the soft states it may become (seed 004, "State Management"); any state may
+#: be erased (GDPR), and an erased customer stays erased.
 SOFT_STATE_TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "active": frozenset({"deleted", "suspended", "archived"}),
-    "suspended": frozenset({"active", "deleted", "archived"}),
-    "archived": frozenset({"active", "deleted"}),
-    "deleted": frozenset({"active"}),
+    "active": frozenset({"deleted", "suspended", "archived", "erased"}),
+    "suspended": frozenset({"active", "deleted", "archived", "erased"}),
+    "archived": frozenset({"active", "deleted", "erased"}),
+    "deleted": frozenset({"active", "erased"}),
+    "erased": frozenset(),
 }
-#: Soft states in which the customer refuses changes until it is restored.
-LOCKED_STATES: frozenset[str] = frozenset({"deleted", "archived"})
+#: Soft states in which the customer refuses changes (until restored, where it can be).
+LOCKED_STATES: frozenset[str] = frozenset({"deleted", "archived", "erased"})
 
 #: The order status whose orders count towards the lifetime value.
 COMPLETED = "completed"
@@ -268,6 +277,23 @@ def _state_changed(state: CustomerState, e: CustomerStateChanged) -> Fold:
     return changed, _STATE_ACTIONS[e.to_state], {"from": e.from_state, "to": e.to_state}
 
 
+def _erased(state: CustomerState, e: CustomerErased) -> Fold:
+    assert state.profile is not None
+    step = StateChange(from_state=state.soft_state, to_state="erased", at=e.at, by=e.by)
+    history = tuple(replace(change, reason=None) for change in state.state_history)
+    memberships = immutables.Map(
+        {mid: replace(m, wallet_pass_id=None) for mid, m in state.memberships.items()}
+    )
+    changed = replace(
+        state,
+        profile=anonymized(state.profile),
+        soft_state="erased",
+        state_history=(*history, step),
+        memberships=memberships,
+    )
+    return changed, "customer.erased", {"from": state.soft_state, "to": "erased"}
+
+
 def _figures_metadata(figures: Figures) -> dict[str, Scalar]:
     return {
         "clv": figures.clv,
@@ -366,6 +392,7 @@ _FOLDS: dict[type[Event], Callable[[CustomerState, Any], Fold]] = {
     CustomerCreated: _created,
     CustomerUpdated: _updated,
     CustomerStateChanged: _state_changed,
+    CustomerErased: _erased,
     CustomerClvCalculated: _clv_calculated,
     CustomerOrderRecorded: _order_recorded,
     CustomerTicketPurchaseRecorded: _ticket_recorded,

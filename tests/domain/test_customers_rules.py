@@ -30,6 +30,7 @@ from tests.domain.harness import MINUTE, T0
 from tests.domain.test_customers_world import (
     ANN,
     ANON,
+    ERASER,
     NO_CAPS,
     ORG,
     OTHER_ORG,
@@ -465,6 +466,7 @@ COMMANDS = {
     "active": "customers:restore",
     "suspended": "customers:suspend",
     "archived": "customers:archive",
+    "erased": "customers:erase",
 }
 #: A way to bring a new (active) customer into each soft state.
 PATHS = {
@@ -472,6 +474,7 @@ PATHS = {
     "deleted": ["deleted"],
     "suspended": ["suspended"],
     "archived": ["archived"],
+    "erased": ["erased"],
 }
 
 
@@ -508,14 +511,17 @@ def test_soft_state_commands_follow_the_transition_table(start: str, target: str
     w = CustomerWorld()
     customer_id = create(w)
     for step in PATHS[start]:
-        w.mutate(COMMANDS[step], {"customerId": customer_id}, WRITER)
+        w.mutate(COMMANDS[step], {"customerId": customer_id}, ERASER)
     assert get(w, customer_id)["state"] == start
     if target in SOFT_STATE_TRANSITIONS[start]:
-        w.mutate(COMMANDS[target], {"customerId": customer_id}, WRITER)
+        w.mutate(COMMANDS[target], {"customerId": customer_id}, ERASER)
         history = get(w, customer_id)["stateHistory"]
         assert (history[-1]["from"], history[-1]["to"]) == (start, target)
+    elif start == target == "erased":
+        w.mutate(COMMANDS[target], {"customerId": customer_id}, ERASER)  # idempotent
+        assert get(w, customer_id)["state"] == "erased"
     else:
-        data = refused(w, Conflict, COMMANDS[target], {"customerId": customer_id})
+        data = refused(w, Conflict, COMMANDS[target], {"customerId": customer_id}, ERASER)
         assert data["state"] == start
 
 

@@ -29,6 +29,12 @@ WRITER = Identity(
     subject="u_staff", org_id=ORG, caps=frozenset({"customers:read", "customers:write"})
 )
 READER = Identity(subject="u_reader", org_id=ORG, caps=frozenset({"customers:read"}))
+#: A data-protection officer: may also erase.
+ERASER = Identity(
+    subject="u_dpo",
+    org_id=ORG,
+    caps=frozenset({"customers:read", "customers:write", "customers:erase"}),
+)
 RIVAL = Identity(subject="u_rival", org_id=OTHER_ORG, caps=frozenset({"*"}))
 NO_CAPS = Identity(subject="u_clerk", org_id=ORG)
 ANON = Identity()
