@@ -157,3 +157,49 @@ async def test_refused_joins_spend_no_rate_limit(
     open_events = [await create_event(t) for _ in range(3)]
     for event_id in open_events:
         assert (await join(t, event_id, "ann"))["status"] == "offered"
+
+
+async def test_a_purchase_reaches_the_buyers_customer_timeline_once(
+    turnstile: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A buyer who is a customer of the event's organization (by `userId`) gets the ticket on
+    their timeline in the purchase's own commit; a buyer who is no customer there does not."""
+    t = turnstile
+    crm = Identity(
+        subject="u_crm", org_id="org_a", caps=frozenset({"customers:read", "customers:write"})
+    )
+    customer = await t.mutation(
+        "customers:create",
+        {"firstName": "Ann", "email": "ann@example.com", "userId": "ann", "customerType": "new"},
+        crm,
+    )
+    event_id = await create_event(t, total=2)
+    for who in ("ann", "bob"):
+        joined = await join(t, event_id, who)
+        await t.mutation(
+            "events:purchaseTicket",
+            {
+                "eventId": event_id,
+                "userId": who,
+                "waitingListId": joined["waitingListId"],
+                "paymentInfo": {"paymentIntentId": f"pi_{who}", "amount": 2500},
+            },
+            user(who),
+        )
+    # The same payment again returns the same ticket and records nothing new.
+    again = await t.mutation(
+        "events:purchaseTicket",
+        {
+            "eventId": event_id,
+            "userId": "ann",
+            "waitingListId": "wl_x_0",
+            "paymentInfo": {"paymentIntentId": "pi_ann", "amount": 2500},
+        },
+        user("ann"),
+    )
+    assert again.startswith("tk_")
+    timeline = await t.query("activity:list", {"entityType": "customer", "entityId": customer}, crm)
+    purchases = [entry for entry in timeline if "ticket" in entry["action"]]
+    assert len(purchases) == 1
+    exported = await t.query("customers:exportData", {"customerId": customer}, crm)
+    assert [p["eventId"] for p in exported["ticketPurchases"]] == [event_id]

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from domain.customers.aggregate import CUSTOMER
+from domain.customers.claims import CLAIM, user_claim_id
+from domain.customers.reactions import record_ticket_purchase
 from domain.errors import Conflict, Forbidden, InvalidArgs, NotFound
 from domain.identity import (
     org_for_new_record,
@@ -315,7 +318,22 @@ def purchase_ticket(d: State, args: PurchaseTicketArgs) -> str:
         payment_intent_id=payment.payment_intent_id,
         amount=payment.amount,
     )
+    _tell_customer(d, info, args.user_id, tid, payment.amount)
     return tid
+
+
+def _tell_customer(d: State, info: EventInfo, user_id: str, tid: str, amount: int) -> None:
+    """A buyer who is a known customer of the event's organization (a customer record whose
+    `userId` is this user) gets the purchase on their timeline, in this same command."""
+    owner = d.co_decide(CLAIM, user_claim_id(info.org_id, user_id)).state.owner
+    if owner is not None:
+        record_ticket_purchase(
+            d.co_decide(CUSTOMER, owner),
+            org_id=info.org_id,
+            event_id=info.id,
+            ticket_id=tid,
+            amount=amount,
+        )
 
 
 def release_ticket(d: State, args: ReleaseTicketArgs) -> None:

@@ -18,8 +18,9 @@ from typing import Any
 
 import attrs
 
+from domain.errors import NotFound
 from domain.identity import ADMIN, Identity
-from domain.ids import root_id
+from domain.ids import is_root_id, root_id
 from domain.model import Aggregate, Decision, Event, Module, MutationSpec, Projection, QuerySpec
 from engine.codec import decode_args, decode_event, dumps, encode_event, loads
 
@@ -116,7 +117,7 @@ class World:
     def mutate(self, name: str, wire_args: dict[str, Any], identity: Identity = ADMIN) -> Any:
         """Decode, route, decide and commit one mutation; returns the reply as the wire sees it.
 
-        A handler (or route) that raises commits nothing.
+        A handler (or route) that raises commits nothing, on any aggregate it co-decided on.
         """
         spec = self.mutations[name]
         args = decode_args(wire_args, spec.args_type)
@@ -124,19 +125,56 @@ class World:
             aggregate_id = root_id(spec.aggregate.id_prefix, self.tokens())
         else:
             aggregate_id = spec.route(args)
-        stream = spec.aggregate.stream_of(aggregate_id)
-        decided = decide(
-            spec,
-            self.states.get(stream, spec.aggregate.initial),
-            aggregate_id=aggregate_id,
-            args=args,
+        reply = self.run(spec.aggregate, aggregate_id, identity, lambda d: spec.handle(d, args))
+        return loads(dumps(reply))
+
+    def run(
+        self,
+        aggregate: Aggregate[Any],
+        aggregate_id: str,
+        identity: Identity,
+        handle: Callable[[Decision[Any]], Any],
+    ) -> Any:
+        """Decide `handle` on one aggregate as the engine does, with `Decision.co_decide`
+        reaching others: every part is committed (co-decided ones first), or none if it
+        raises."""
+        stream = aggregate.stream_of(aggregate_id)
+        others: dict[str, tuple[Aggregate[Any], Decision[Any]]] = {}
+
+        def co_decide(other: Aggregate[Any], other_id: str) -> Decision[Any]:
+            if not is_root_id(other_id, other.id_prefix):
+                raise NotFound(f"No {other.kind} with id {other_id!r}.")
+            other_stream = other.stream_of(other_id)
+            if other_stream == stream:
+                raise ValueError("a command cannot co-decide on its own aggregate")
+            if other_stream not in others:
+                others[other_stream] = (other, self._decision(other, other_stream, identity))
+            return others[other_stream][1]
+
+        decision = self._decision(aggregate, stream, identity, co_decide)
+        reply = handle(decision)  # raises: nothing below runs, nothing is kept
+        for other, part in others.values():
+            self._commit(other, part.stream, part.events, part.state)
+        self._commit(aggregate, stream, decision.events, decision.state)
+        return reply
+
+    def _decision(
+        self,
+        aggregate: Aggregate[Any],
+        stream: str,
+        identity: Identity,
+        co_decide: Callable[[Aggregate[Any], str], Decision[Any]] | None = None,
+    ) -> Decision[Any]:
+        return Decision(
+            stream=stream,
+            state=self.states.get(stream, aggregate.initial),
             version=self.versions.get(stream, 0),
             now=self.now,
             identity=identity,
+            evolve=aggregate.evolve,
             tokens=self.tokens,
+            co_decide=co_decide,
         )
-        self._commit(spec.aggregate, stream, decided.events, decided.state)
-        return loads(dumps(decided.reply))
 
     def query(self, name: str, wire_args: dict[str, Any], identity: Identity = ADMIN) -> Any:
         spec = self.queries[name]

@@ -16,11 +16,9 @@ import pytest
 
 from domain.customers import CLAIM, CUSTOMER, CUSTOMERS, CustomerState
 from domain.customers.claims import claim_id
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict
 from domain.identity import ADMIN, Identity
-from domain.ids import is_root_id, root_id
-from domain.model import Aggregate, Decision, Event
-from engine.codec import decode_args, dumps, loads
+from domain.model import Decision, Event
 from tests.domain.harness import World
 
 ORG = "org_a"
@@ -51,65 +49,6 @@ class CustomerWorld(World):
     def __init__(self) -> None:
         super().__init__(CUSTOMERS)
 
-    def _decision(self, aggregate: Aggregate[Any], aggregate_id: str, identity: Identity) -> Any:
-        stream = aggregate.stream_of(aggregate_id)
-        others: dict[str, tuple[Aggregate[Any], Decision[Any]]] = {}
-
-        def co_decide(other: Aggregate[Any], other_id: str) -> Decision[Any]:
-            if not is_root_id(other_id, other.id_prefix):
-                raise NotFound(f"No {other.kind} with id {other_id!r}.")
-            other_stream = other.stream_of(other_id)
-            if other_stream == stream:
-                raise ValueError("a command cannot co-decide on its own aggregate")
-            if other_stream not in others:
-                part = Decision(
-                    stream=other_stream,
-                    state=self.states.get(other_stream, other.initial),
-                    version=self.versions.get(other_stream, 0),
-                    now=self.now,
-                    identity=identity,
-                    evolve=other.evolve,
-                    tokens=self.tokens,
-                )
-                others[other_stream] = (other, part)
-            return others[other_stream][1]
-
-        decision = Decision(
-            stream=stream,
-            state=self.states.get(stream, aggregate.initial),
-            version=self.versions.get(stream, 0),
-            now=self.now,
-            identity=identity,
-            evolve=aggregate.evolve,
-            tokens=self.tokens,
-            co_decide=co_decide,
-        )
-        return decision, others
-
-    def _run(
-        self,
-        aggregate: Aggregate[Any],
-        aggregate_id: str,
-        identity: Identity,
-        handle: Callable[[Decision[Any]], Any],
-    ) -> Any:
-        decision, others = self._decision(aggregate, aggregate_id, identity)
-        reply = handle(decision)  # raises: nothing below runs, nothing is kept
-        for other, part in others.values():
-            self._commit(other, part.stream, part.events, part.state)
-        self._commit(aggregate, decision.stream, decision.events, decision.state)
-        return reply
-
-    def mutate(self, name: str, wire_args: dict[str, Any], identity: Identity = ADMIN) -> Any:
-        spec = self.mutations[name]
-        args = decode_args(wire_args, spec.args_type)
-        if spec.route is None:
-            aggregate_id = root_id(spec.aggregate.id_prefix, self.tokens())
-        else:
-            aggregate_id = spec.route(args)
-        reply = self._run(spec.aggregate, aggregate_id, identity, lambda d: spec.handle(d, args))
-        return loads(dumps(reply))
-
     def react(
         self,
         customer_id: str,
@@ -122,7 +61,7 @@ class CustomerWorld(World):
         def handle(d: Decision[Any]) -> None:
             reaction(d.co_decide(CUSTOMER, customer_id))
 
-        self._run(CLAIM, "cl_reactionsource", identity, handle)
+        self.run(CLAIM, "cl_reactionsource", identity, handle)
 
     # -- inspection -------------------------------------------------------------------------------
 
