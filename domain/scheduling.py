@@ -23,7 +23,6 @@ from typing import Any
 
 import attrs
 
-from domain.identity import Identity
 from domain.model import Aggregate, Decision, Event, TimerChange, View
 
 TICK = "tick"
@@ -47,11 +46,14 @@ Schedule = Every | DailyAt
 @attrs.frozen(kw_only=True)
 class JobCommand:
     """One mutation a job runs at a tick; `key` identifies it within the tick (for example the
-    id of the record it acts on), so that a re-run of the tick does not repeat it."""
+    id of the record it acts on), so that a re-run of the tick does not repeat it. A command
+    whose own rule makes a repeat change nothing (a recalculation) may set `keyed=False` and
+    run without an idempotency record (which would otherwise be kept for every run)."""
 
     mutation: str
     args: dict[str, Any]
     key: str
+    keyed: bool = True
 
 
 @attrs.frozen(kw_only=True)
@@ -76,6 +78,8 @@ class JobState:
     last_tick: int = 0
     last_ran_at: int = 0
     runs: int = 0
+    #: Commands planned by the last run.
+    last_commands: int = 0
     #: Commands of the last run that were refused (their codes), for operators.
     last_refusals: tuple[str, ...] = ()
 
@@ -109,14 +113,17 @@ def evolve(state: JobState, event: Event) -> JobState:
                 last_tick=state.last_tick,
                 last_ran_at=state.last_ran_at,
                 runs=state.runs,
+                last_commands=state.last_commands,
+                last_refusals=state.last_refusals,
             )
-        case JobRan(tick=tick, next_due=next_due, refusals=refusals):
+        case JobRan(tick=tick, next_due=next_due, commands=commands, refusals=refusals):
             return JobState(
                 name=state.name,
                 next_due=next_due,
                 last_tick=tick,
                 last_ran_at=event.at,
                 runs=state.runs + 1,
+                last_commands=commands,
                 last_refusals=refusals,
             )
     raise TypeError(f"not a job event: {type(event).__name__}")
@@ -163,16 +170,3 @@ JOB: Aggregate[JobState] = Aggregate(
     evolve=evolve,
 )
 
-
-def job_status(view: View, job: CronJob, identity: Identity) -> dict[str, Any] | None:
-    state = view.aggregate(JOB, job_id(job.name))
-    if state is None:
-        return None
-    return {
-        "name": job.name,
-        "nextDue": state.next_due,
-        "lastTick": state.last_tick,
-        "lastRanAt": state.last_ran_at,
-        "runs": state.runs,
-        "lastRefusals": list(state.last_refusals),
-    }

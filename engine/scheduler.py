@@ -151,13 +151,16 @@ class Scheduler:
 
         for attempt in range(5):
             try:
-                await self._engine.mutation(
-                    command.mutation,
-                    command.args,
-                    SYSTEM,
-                    session_id=f"job:{job.name}",
-                    request_id=request_id(tick, command.key),
-                )
+                if command.keyed:
+                    await self._engine.mutation(
+                        command.mutation,
+                        command.args,
+                        SYSTEM,
+                        session_id=f"job:{job.name}",
+                        request_id=request_id(tick, command.key),
+                    )
+                else:
+                    await self._engine.mutation(command.mutation, command.args, SYSTEM)
                 return None
             except Overloaded as error:
                 if self._engine.closing:

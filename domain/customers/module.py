@@ -18,6 +18,7 @@ from domain.customers.args import (
     UpdateCustomerArgs,
 )
 from domain.customers.claims import CLAIM
+from domain.customers.jobs import CLV_RECALCULATION
 from domain.customers.projections import CUSTOMER_DIRECTORY
 from domain.model import Module, MutationSpec, QuerySpec
 
@@ -69,4 +70,5 @@ CUSTOMERS = Module(
     projections=(CUSTOMER_DIRECTORY,),
     mutations=MUTATIONS,
     queries=QUERIES,
+    jobs=(CLV_RECALCULATION,),
 )
