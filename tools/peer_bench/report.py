@@ -150,8 +150,10 @@ contender's.
 - eventsourcing: the same aggregate logic on the library's SQLite module (see
   `tools/peer_bench/eventsourcing_side.py`): an `EventQueue` aggregate and a per-user
   `JoinLimiter` saved together in one transaction per command; one sequential client, the
-  repository's aggregate cache on without deep copies (its fastest configuration here); the final
-  state is replayed from the file by a fresh application without a cache.
+  repository's aggregate cache on without deep copies (the library commits each save on its own,
+  one writer at a time, so threads would add deep copies and version conflicts, not overlapping
+  fsyncs; the module's docstring says more); the final state is replayed from the file by a
+  fresh application without a cache.
 
 The machine is shared with other work and noisy (see each contender's range over its rounds, and
 the load average above): compare ratios within one run, not absolute figures across runs.
