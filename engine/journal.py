@@ -201,6 +201,16 @@ class Journal:
         row = self._reader.execute("SELECT max(seq) FROM events").fetchone()
         return int(row[0] or 0)
 
+    def holds_records(self, *, ignoring_kinds: tuple[str, ...] = ()) -> bool:
+        """True if any event belongs to a stream whose kind is not in `ignoring_kinds` (the
+        engine's own bookkeeping, such as job schedules, does not make a journal hold data)."""
+        where = " AND ".join("stream NOT LIKE ?" for _ in ignoring_kinds) or "1"
+        row = self._reader.execute(
+            f"SELECT 1 FROM events WHERE {where} LIMIT 1",
+            [f"{kind}/%" for kind in ignoring_kinds],
+        ).fetchone()
+        return row is not None
+
     def read_stream(self, stream: str, after_version: int = 0) -> list[Row]:
         """The stream's rows after `after_version`, in version order, checksums verified."""
         rows = self._reader.execute(

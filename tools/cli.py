@@ -26,6 +26,7 @@ from pathlib import Path
 import trio
 
 from domain.identity import ADMIN, CAPABILITIES
+from domain.scheduling import JOB
 from engine import Engine, open_engine, tune_gc
 from engine.server import Authenticator, mint_token, serve
 from tools import loadtest, replay
@@ -143,25 +144,88 @@ async def _run(args: argparse.Namespace, authenticator: Authenticator) -> None:
 
 
 async def _load_demo(engine: Engine) -> None:
-    """On an empty journal only: one demo event in organization `org_demo`."""
-    if engine.committed_seq != 0:
+    """On an empty journal only, in organization `org_demo`: an event on sale, a location
+    with opening hours and two services, and three customers (one with a booking)."""
+    if engine.journal.holds_records(ignoring_kinds=(JOB.kind,)):
         print("demo: the journal is not empty; nothing loaded")
         return
+
+    async def run(name: str, args: dict[str, object]) -> object:
+        return (await engine.mutation(name, {**args, "orgId": DEMO_ORG}, ADMIN)).value
+
+    now_ms = int(time.time() * 1000)
     month_ms = 30 * 24 * 3600 * 1000
-    outcome = await engine.mutation(
+    event_id = await run(
         "events:create",
         {
             "name": "Turnstile Launch Night",
             "description": "A demo event: join the waiting list and buy a ticket.",
             "location": "The Hall",
-            "eventDate": int(time.time() * 1000) + month_ms,
+            "eventDate": now_ms + month_ms,
             "price": 2500,
             "totalTickets": 100,
-            "orgId": DEMO_ORG,
         },
-        ADMIN,
     )
-    print(f"demo: created event {outcome.value} in {DEMO_ORG}", flush=True)
+    weekday = {"open": "09:00", "close": "18:00"}
+    location_id = await run(
+        "locations:create",
+        {
+            "name": "Demo Studio",
+            "address": {
+                "line1": "1 Demo Street",
+                "city": "London",
+                "postalCode": "E1 1AA",
+                "country": "GB",
+            },
+            "timezone": "Europe/London",
+            "operatingHours": {
+                day: weekday for day in ("monday", "tuesday", "wednesday", "thursday", "friday")
+            }
+            | {"saturday": {"open": "10:00", "close": "16:00"}},
+            "settings": {},
+        },
+    )
+    for name, minutes, price, resource in (
+        ("Haircut", 45, 3500, "chair-1"),
+        ("Massage", 60, 6000, "room-1"),
+    ):
+        await engine.mutation(
+            "services:create",
+            {
+                "locationId": location_id,
+                "name": name,
+                "description": f"A demo {name.lower()}.",
+                "duration": minutes,
+                "price": price,
+                "isActive": True,
+                "resources": [resource],
+            },
+            ADMIN,
+        )
+    customers = []
+    for first, last, phone in (
+        ("Ada", "Lovelace", "020 7946 0101"),
+        ("Alan", "Turing", "020 7946 0102"),
+        ("Grace", "Hopper", "020 7946 0103"),
+    ):
+        customers.append(
+            await run(
+                "customers:create",
+                {
+                    "firstName": first,
+                    "lastName": last,
+                    "email": f"{first.lower()}@demo.example",
+                    "phone": phone,
+                    "lifecycle": "active",
+                    "locationId": location_id,
+                },
+            )
+        )
+    print(
+        f"demo: in {DEMO_ORG}: event {event_id}, location {location_id} with 2 services,"
+        f" {len(customers)} customers",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

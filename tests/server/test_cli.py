@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from domain.catalog import MODULES
 from domain.identity import Identity
 from engine.server.auth import Authenticator
 
@@ -66,10 +67,14 @@ def request(port: int, method: str, path: str, body: Any = None, auth: str = "")
         connection.close()
 
 
+JOBS = sum(len(module.jobs) for module in MODULES)
+
+
 def test_serve_prints_where_it_listens_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     with serving("--data-dir", data, "--admin-key", "k", "--jwt-secret", SECRET) as (p, port, _):
-        assert request(port, "GET", "/health") == (200, {"status": "ok", "journalSeq": 0})
+        # A fresh journal holds only the schedule of each cron job.
+        assert request(port, "GET", "/health") == (200, {"status": "ok", "journalSeq": JOBS})
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=30) == 0
 
@@ -80,17 +85,27 @@ def test_dev_keys_and_demo_data(tmp_path: Path) -> None:
         printed = dict(line.split(": ", 1) for line in lines if ": " in line)
         token = printed["dev user token (sub=dev-user, 7 days)"]
         assert printed["dev admin key"] and printed["dev jwt secret"]
-        assert request(port, "GET", "/health")[1]["journalSeq"] == 1
+        loaded = request(port, "GET", "/health")[1]["journalSeq"]
+        assert loaded > JOBS
         call = {"path": "events:list", "args": [{}], "format": "convex_encoded_json"}
         status, body = request(port, "POST", "/api/query", call, f"Bearer {token}")
         assert status == 200 and [e["orgId"] for e in body["value"]] == ["org_demo"]
         status, _ = request(port, "POST", "/api/query", call, f"Convex {printed['dev admin key']}")
         assert status == 200
+        listing = {
+            "path": "customers:list",
+            "args": [{"orgId": "org_demo"}],
+            "format": "convex_encoded_json",
+        }
+        status, body = request(
+            port, "POST", "/api/query", listing, f"Convex {printed['dev admin key']}"
+        )
+        assert status == 200 and len(body["value"]["page"]) == 3
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     # --demo loads nothing on a journal that is not empty
     with serving("--data-dir", data, "--demo") as (process, port, lines):
-        assert request(port, "GET", "/health")[1]["journalSeq"] == 1
+        assert request(port, "GET", "/health")[1]["journalSeq"] == loaded
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
 
