@@ -1,6 +1,7 @@
 """The venue functions end to end in-process, through the `turnstile` pytest fixture: live
-order listings and analytics, refusals that write nothing, and restarts (with and without a
-snapshot) that bring back every location, booking hold and read model."""
+order listings and analytics, refusals that write nothing, restarts (with and without a
+snapshot) that bring back every location, booking hold and read model, orders recorded on
+their customers, and booking reminders sent by the cron job on the virtual clock."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from engine.testing import EngineHarness, staff
 
 ORG = "org_a"
 MANAGER = staff("u_manager", ORG, "locations:manage", "orders:manage", "analytics:read")
+CRM = staff("u_crm", ORG, "customers:read", "customers:write")
 RIVAL = staff("u_rival", "org_b", "*")
-CUSTOMER = "cu_alice01"
+ALICE = {"firstName": "Alice", "email": "alice@example.com", "phone": "+44 20 7946 0101"}
 HOURS = {"open": "09:00", "close": "17:00"}
 
 
@@ -28,7 +30,8 @@ MONDAY = utc(2026, 1, 5)
 MONDAY_10 = utc(2026, 1, 5, 10)
 
 
-async def open_spa(t: EngineHarness) -> tuple[str, str]:
+async def open_spa(t: EngineHarness) -> tuple[str, str, str]:
+    """A location open Monday and Tuesday 09:00-17:00, its massage (room1) and a customer."""
     location_id = await t.mutation(
         "locations:create",
         {
@@ -53,12 +56,13 @@ async def open_spa(t: EngineHarness) -> tuple[str, str]:
         },
         MANAGER,
     )
-    return location_id, massage
+    customer_id = await t.mutation("customers:create", ALICE, CRM)
+    return location_id, massage, customer_id
 
 
-def booking(location_id: str, service_id: str, at: int) -> dict[str, Any]:
+def booking(location_id: str, service_id: str, at: int, customer_id: str) -> dict[str, Any]:
     return {
-        "customerId": CUSTOMER,
+        "customerId": customer_id,
         "locationId": location_id,
         "type": "booking",
         "items": [{"serviceId": service_id, "quantity": 1}],
@@ -66,8 +70,8 @@ def booking(location_id: str, service_id: str, at: int) -> dict[str, Any]:
     }
 
 
-async def everything(t: EngineHarness, location_id: str) -> dict[str, Any]:
-    """Every venue read of the location, as the manager sees it."""
+async def everything(t: EngineHarness, location_id: str, customer_id: str) -> dict[str, Any]:
+    """Every venue read of the location, and its customer, as the staff see them."""
     analytics = {
         metric: await t.query(
             "analytics:daily",
@@ -86,7 +90,10 @@ async def everything(t: EngineHarness, location_id: str) -> dict[str, Any]:
         "locations": await t.query("locations:list", {}, MANAGER),
         "services": await t.query("services:list", {"locationId": location_id}, MANAGER),
         "orders": await t.query("orders:listByLocation", {"locationId": location_id}, MANAGER),
-        "customer": await t.query("orders:listByCustomer", {"customerId": CUSTOMER}, MANAGER),
+        "customerOrders": await t.query(
+            "orders:listByCustomer", {"customerId": customer_id}, MANAGER
+        ),
+        "customer": await t.query("customers:get", {"customerId": customer_id}, CRM),
         "analytics": analytics,
     }
 
@@ -95,12 +102,14 @@ async def test_bookings_live_listing_refusals_and_restarts(
     turnstile: EngineHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
     t = turnstile
-    location_id, massage = await open_spa(t)
+    location_id, massage, customer_id = await open_spa(t)
     monday = {"locationId": location_id, "from": MONDAY, "to": MONDAY + 86_400_000 - 1}
     async with t.engine.subscribe("orders:listByLocation", monday, MANAGER) as live:
         ts, value = await live.__anext__()
         assert value == []
-        first = await t.outcome("orders:create", booking(location_id, massage, MONDAY_10), MANAGER)
+        first = await t.outcome(
+            "orders:create", booking(location_id, massage, MONDAY_10, customer_id), MANAGER
+        )
         ts, value = await live.__anext__()
         assert ts == first.ts
         assert [(o["_id"], o["status"], o["endsAt"]) for o in value] == [
@@ -111,7 +120,9 @@ async def test_bookings_live_listing_refusals_and_restarts(
         seq = t.engine.committed_seq
         with pytest.raises(Conflict) as clash:
             await t.mutation(
-                "orders:create", booking(location_id, massage, MONDAY_10 + 1_800_000), MANAGER
+                "orders:create",
+                booking(location_id, massage, MONDAY_10 + 1_800_000, customer_id),
+                MANAGER,
             )
         assert clash.value.data()["orderId"] == first.value
         assert t.engine.committed_seq == seq
@@ -121,7 +132,7 @@ async def test_bookings_live_listing_refusals_and_restarts(
         await t.mutation(
             "orders:create",
             {
-                "customerId": CUSTOMER,
+                "customerId": customer_id,
                 "locationId": location_id,
                 "type": "purchase",
                 "items": [{"name": "Oil", "quantity": 1, "price": 900}],
@@ -129,7 +140,9 @@ async def test_bookings_live_listing_refusals_and_restarts(
             MANAGER,
         )
         second = await t.outcome(
-            "orders:create", booking(location_id, massage, MONDAY_10 + 3_600_000), MANAGER
+            "orders:create",
+            booking(location_id, massage, MONDAY_10 + 3_600_000, customer_id),
+            MANAGER,
         )
         ts, value = await live.__anext__()
         assert ts == second.ts
@@ -148,37 +161,41 @@ async def test_bookings_live_listing_refusals_and_restarts(
         "orders:recordPayment", {"orderId": first.value, "amount": 2000}, MANAGER
     )
     assert paid == 2000
-    before = await everything(t, location_id)
+    before = await everything(t, location_id, customer_id)
     assert [o["status"] for o in before["orders"]] == ["pending", "confirmed", "cancelled"]
     assert sum(point["value"] for point in before["analytics"]["orders"]) == 3
 
     await t.restart()
-    assert await everything(t, location_id) == before
+    assert await everything(t, location_id, customer_id) == before
     # The booking index came back: the hold of the first booking stands, the cancelled
     # second one's is free, and numbering goes on.
     with pytest.raises(Conflict):
-        await t.mutation("orders:create", booking(location_id, massage, MONDAY_10), MANAGER)
+        await t.mutation(
+            "orders:create", booking(location_id, massage, MONDAY_10, customer_id), MANAGER
+        )
     third = await t.mutation(
-        "orders:create", booking(location_id, massage, MONDAY_10 + 3_600_000), MANAGER
+        "orders:create", booking(location_id, massage, MONDAY_10 + 3_600_000, customer_id), MANAGER
     )
     assert third.endswith("_3")
 
     await t.engine.snapshot_now()
     await t.mutation("orders:updateStatus", {"orderId": third, "status": "confirmed"}, MANAGER)
-    after_snapshot = await everything(t, location_id)
+    after_snapshot = await everything(t, location_id, customer_id)
     await t.restart()
-    assert await everything(t, location_id) == after_snapshot
+    assert await everything(t, location_id, customer_id) == after_snapshot
     with pytest.raises(NotFound):
         await t.query("orders:listByLocation", {"locationId": location_id}, RIVAL)
-    assert await t.query("orders:listByCustomer", {"customerId": CUSTOMER}, RIVAL) == []
+    assert await t.query("orders:listByCustomer", {"customerId": customer_id}, RIVAL) == []
 
 
 async def test_revenue_and_ticket_sales_update_live(
     turnstile: EngineHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
     t = turnstile
-    location_id, massage = await open_spa(t)
-    order_id = await t.mutation("orders:create", booking(location_id, massage, MONDAY_10), MANAGER)
+    location_id, massage, customer_id = await open_spa(t)
+    order_id = await t.mutation(
+        "orders:create", booking(location_id, massage, MONDAY_10, customer_id), MANAGER
+    )
     await t.mutation("orders:updateStatus", {"orderId": order_id, "status": "confirmed"}, MANAGER)
     today = {"locationId": location_id, "from": t.now_ms(), "to": t.now_ms()}
     async with t.engine.subscribe(

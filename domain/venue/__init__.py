@@ -1,10 +1,11 @@
-"""The venue CRM's locations, services, orders and daily analytics (seeds 000 and 004): one
-location actor per location, owning its services and orders.
+"""The venue CRM's locations, services, orders, daily analytics and booking reminders (seeds
+000 and 004): one location actor per location, owning its services and orders; every order
+belongs to a customer (`domain.customers`), which each order command tells of the order.
 
-`VENUE` declares the aggregate, the projections and every client-callable function;
-`check_invariants` is the aggregate's full invariant check; `order_facts` is what other
-aggregates may learn of an order; the event classes are the journal's vocabulary for the
-`location/lo_...` streams.
+`VENUE` declares the aggregate, the projections, every client-callable function and the
+booking-reminders job; `check_invariants` is the aggregate's full invariant check;
+`order_facts` is what an order's customer learns of it; the event classes are the journal's
+vocabulary for the `location/lo_...` streams.
 """
 
 from domain.venue.aggregate import LOCATION
@@ -15,11 +16,12 @@ from domain.venue.events import (
     LocationUpdated,
     OrderPaymentRecorded,
     OrderPlaced,
+    OrderReminderSent,
     OrderStatusChanged,
     ServiceCreated,
     ServiceUpdated,
 )
-from domain.venue.facts import OrderFacts, order_facts
+from domain.venue.facts import order_facts, tell_customer
 from domain.venue.invariants import check_invariants
 from domain.venue.module import MUTATIONS, QUERIES, VENUE
 from domain.venue.projections import (
@@ -29,7 +31,16 @@ from domain.venue.projections import (
     LocationDirectory,
     OrderRef,
 )
+from domain.venue.reminders import (
+    BOOKING_REMINDERS,
+    REMINDER_TYPE,
+    REMINDER_WINDOW_MS,
+    UPCOMING_BOOKINGS,
+    UpcomingBooking,
+    UpcomingBookings,
+)
 from domain.venue.state import (
+    OPEN_STATUSES,
     ORDER_STATUSES,
     ORDER_TRANSITIONS,
     ORDER_TYPES,
@@ -42,6 +53,7 @@ from domain.venue.state import (
 from domain.venue.values import Address, DayHours, OperatingHours, OrderLine
 
 __all__ = [
+    "BOOKING_REMINDERS",
     "CUSTOMER_ORDERS",
     "DAILY_ANALYTICS",
     "FEEDS",
@@ -50,10 +62,14 @@ __all__ = [
     "LOCATION_EVENTS",
     "METRICS",
     "MUTATIONS",
+    "OPEN_STATUSES",
     "ORDER_STATUSES",
     "ORDER_TRANSITIONS",
     "ORDER_TYPES",
     "QUERIES",
+    "REMINDER_TYPE",
+    "REMINDER_WINDOW_MS",
+    "UPCOMING_BOOKINGS",
     "VENUE",
     "Address",
     "CustomerOrders",
@@ -68,16 +84,19 @@ __all__ = [
     "LocationUpdated",
     "OperatingHours",
     "Order",
-    "OrderFacts",
     "OrderLine",
     "OrderPaymentRecorded",
     "OrderPlaced",
     "OrderRef",
+    "OrderReminderSent",
     "OrderStatusChanged",
     "Service",
     "ServiceCreated",
     "ServiceUpdated",
+    "UpcomingBooking",
+    "UpcomingBookings",
     "check_invariants",
     "evolve",
     "order_facts",
+    "tell_customer",
 ]

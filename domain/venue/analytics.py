@@ -5,16 +5,15 @@ How a figure gets there:
 
 - A `Feed` turns one event type into `Fact`s: "this location's `metric` grew by `amount` at
   `at`, under the dimension label `label`". The feeds below serve the order metrics from the
-  location streams and `ticketsSold` from the ticketing streams. A metric fed by another
-  module's event (say `newCustomers` from a customer's creation) is one more feed function
-  and one `Metric` row.
+  location streams, `ticketsSold` from the ticketing streams and `newCustomers` from the
+  customer streams; another metric is one more feed function and one `Metric` row.
 - The projection dates each fact by the local date, in the location's timezone as it stood
   when the fact happened, and adds it to that day's `DayTotal` (value and per-label breakdown).
 
 What it knows of the world, beside the totals: each location's organization and timezone
 (`sites`), and each ticketing event's organization and the location it names (`ticketed`,
-`linked`). A ticketing event counts towards a location only when both belong to the same
-organization, so nobody can feed another organization's figures.
+`linked`). A ticketing event, or a customer, counts towards a location only when both belong
+to the same organization, so nobody can feed another organization's figures.
 
 Keys are location ids, except for ticket sales: a `TicketPurchased` does not name a location,
 so its key is the ticketing event's id, and a `ticketsSold` query also reads the keys of the
@@ -29,6 +28,7 @@ from typing import Any
 import attrs
 import immutables
 
+from domain.customers import CustomerCreated
 from domain.errors import InvalidArgs, NotFound
 from domain.identity import Identity, require_cap, require_org
 from domain.ids import is_root_id
@@ -123,6 +123,7 @@ METRICS: dict[str, Metric] = {
         Metric(name="bookings"),
         Metric(name="orders", dimension="type"),
         Metric(name="ticketsSold", dimension="eventId", linked=True),
+        Metric(name="newCustomers"),
     )
 }
 
@@ -160,10 +161,23 @@ def _tickets_sold(analytics: DailyAnalytics, e: TicketPurchased) -> Iterable[Fac
         )
 
 
+def _new_customers(analytics: DailyAnalytics, e: CustomerCreated) -> Iterable[Fact]:
+    """`newCustomers`: customers created that day with `locationId` naming a location of
+    their own organization (a later change of the customer's location moves nothing)."""
+    site = analytics.sites.get(e.location_id) if e.location_id is not None else None
+    if e.location_id is not None and site is not None and site.org_id == e.org_id:
+        yield Fact(location_id=e.location_id, metric="newCustomers", at=e.at, amount=1)
+
+
+def _customer_location(e: CustomerCreated) -> Iterable[str]:
+    return (e.location_id,) if e.location_id is not None else ()
+
+
 FEEDS: tuple[Feed, ...] = (
     Feed(event_type=OrderPlaced, facts=_orders_placed, keys=_own_location),
     Feed(event_type=OrderStatusChanged, facts=_revenue, keys=_revenue_keys),
     Feed(event_type=TicketPurchased, facts=_tickets_sold, keys=_own_location),
+    Feed(event_type=CustomerCreated, facts=_new_customers, keys=_customer_location),
 )
 _FEEDS_BY_TYPE: dict[type[Event], Feed] = {feed.event_type: feed for feed in FEEDS}
 

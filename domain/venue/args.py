@@ -104,6 +104,13 @@ class UpdateOrderStatusArgs:
 
 
 @attrs.frozen(kw_only=True)
+class OrderIdArgs:
+    """`{orderId}`: orders:sendReminder."""
+
+    order_id: str
+
+
+@attrs.frozen(kw_only=True)
 class RecordPaymentArgs:
     order_id: str
     amount: int

@@ -118,6 +118,17 @@ class OrderPaymentRecorded(Event):
     paid_amount: int
 
 
+@attrs.frozen(kw_only=True)
+class OrderReminderSent(Event):
+    """The booking's reminder went to its customer's inbox (in the same transaction, as a
+    `NotificationAdded` there); a booking is reminded at most once. `scheduled_at` is the
+    start the reminder announced."""
+
+    order_id: str
+    customer_id: str
+    scheduled_at: int
+
+
 #: Every event type of the location stream, in the order a reader meets them.
 LOCATION_EVENTS: tuple[type[Event], ...] = (
     LocationCreated,
@@ -127,4 +138,5 @@ LOCATION_EVENTS: tuple[type[Event], ...] = (
     OrderPlaced,
     OrderStatusChanged,
     OrderPaymentRecorded,
+    OrderReminderSent,
 )

@@ -8,8 +8,9 @@ nothing. The rules:
    orders themselves, by sorting, independently of the booking index);
 2. every order's total is the sum of its lines, and 0 <= paidAmount <= total;
 3. the counters, child ids and lifecycle stamps agree with the records (`completedAt` exactly
-   on completed orders, `cancelledAt` on cancelled ones; a booking's interval is its
-   services' minutes and shorter than a day can be);
+   on completed orders, `cancelledAt` on cancelled ones, `remindedAt` only on bookings and
+   before their start; a booking's interval is its services' minutes and shorter than a day
+   can be);
 4. the booking index holds exactly the non-cancelled bookings' resources, sorted in their
    start-day buckets; the listing index holds every order once, under its listing day.
 """
@@ -88,9 +89,13 @@ def _check_order(order: Order) -> None:
     if not order.is_booking:
         if order.ends_at is not None or order.resources:
             raise AssertionError(f"order {order.id} is not a booking but holds resources")
+        if order.reminded_at is not None:
+            raise AssertionError(f"order {order.id} is not a booking but was reminded")
         return
     if order.scheduled_at is None or order.ends_at is None:
         raise AssertionError(f"booking {order.id} has no interval")
+    if order.reminded_at is not None and order.reminded_at >= order.scheduled_at:
+        raise AssertionError(f"booking {order.id} was reminded after it started")
     minutes = sum(line.duration * line.quantity for line in order.lines)
     if order.ends_at - order.scheduled_at != minutes * MINUTE_MS:
         raise AssertionError(f"booking {order.id} does not last its services' {minutes} minutes")

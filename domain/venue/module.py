@@ -1,11 +1,12 @@
-"""The venue module's declarations: each client-callable function under its Convex name."""
+"""The venue module's declarations: each client-callable function under its Convex name, the
+read models, and the booking-reminders job."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from domain.model import Module, MutationSpec, QuerySpec
-from domain.venue import analytics, locations, orders, queries
+from domain.venue import analytics, locations, orders, queries, reminders
 from domain.venue.aggregate import LOCATION
 from domain.venue.analytics import DAILY_ANALYTICS
 from domain.venue.args import (
@@ -17,12 +18,14 @@ from domain.venue.args import (
     ListLocationsArgs,
     ListOrdersByLocationArgs,
     LocationIdArgs,
+    OrderIdArgs,
     RecordPaymentArgs,
     UpdateLocationArgs,
     UpdateOrderStatusArgs,
     UpdateServiceArgs,
 )
 from domain.venue.projections import CUSTOMER_ORDERS, LOCATION_DIRECTORY
+from domain.venue.reminders import BOOKING_REMINDERS, UPCOMING_BOOKINGS
 
 MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
     MutationSpec(
@@ -74,6 +77,13 @@ MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
         route=locations.route_order,
         handle=orders.record_payment,
     ),
+    MutationSpec(
+        name=reminders.SEND_REMINDER,
+        args_type=OrderIdArgs,
+        aggregate=LOCATION,
+        route=locations.route_order,
+        handle=reminders.send_reminder,
+    ),
 )
 
 QUERIES: tuple[QuerySpec[Any], ...] = (
@@ -95,7 +105,8 @@ QUERIES: tuple[QuerySpec[Any], ...] = (
 
 VENUE = Module(
     aggregates=(LOCATION,),
-    projections=(LOCATION_DIRECTORY, CUSTOMER_ORDERS, DAILY_ANALYTICS),
+    projections=(LOCATION_DIRECTORY, CUSTOMER_ORDERS, DAILY_ANALYTICS, UPCOMING_BOOKINGS),
     mutations=MUTATIONS,
     queries=QUERIES,
+    jobs=(BOOKING_REMINDERS,),
 )

@@ -1,6 +1,14 @@
 """The order mutations (FUNCTIONS.md, "Venue CRM": orders:create, orders:updateStatus,
 orders:recordPayment), all needing `orders:manage` in the location's organization.
 
+Every order belongs to a customer of the location's organization, and each of these commands
+tells that customer the order as it then stands, in the same transaction
+(`domain.venue.facts.tell_customer`): the customer's order record, lifetime value and timeline
+follow the order exactly once, whatever crashes. A customer that is missing or of another
+organization is NotFound, exactly alike; a deleted, archived or erased customer takes no new
+order (Conflict: the customers module refuses changes to such a record until it is restored),
+while its existing orders still move on and are still recorded on it.
+
 A booking is placed only if its whole interval `[scheduledAt, scheduledAt + its services'
 minutes)` lies inside the opening hours of the local date it starts on (the location's
 timezone, on the wall clock: see `domain.venue.hours`), and none of the resources its services
@@ -11,6 +19,8 @@ one after the other by the location's actor can never both take a resource.
 
 from __future__ import annotations
 
+from domain.customers import CUSTOMER
+from domain.customers.state import LOCKED_STATES
 from domain.errors import Conflict, InvalidArgs, NotFound
 from domain.identity import require_cap
 from domain.ids import is_root_id
@@ -22,6 +32,7 @@ from domain.venue.args import (
 )
 from domain.venue.bookings import clash
 from domain.venue.events import OrderPaymentRecorded, OrderPlaced, OrderStatusChanged
+from domain.venue.facts import tell_customer
 from domain.venue.hours import MINUTE_MS, local_date, opening_window
 from domain.venue.locations import State, existing_location, require_text
 from domain.venue.state import (
@@ -43,17 +54,18 @@ MAX_TOTAL = 2**53 - 1
 def create_order(d: State, args: CreateOrderArgs) -> str:
     """orders:create -> orderId (`or_<core>_<n>`); the order starts `pending`.
 
-    `customerId` must be a customer id (NotFound otherwise; the customer record itself is not
-    read here). Each item has `quantity` >= 1; a service item (an active service of this
-    location) takes the service's name, price and duration unless it gives its own name or
-    price; a free item needs a name and a price. `total` = sum of price * quantity.
-    A purchase needs an item; a booking needs `scheduledAt` (not in the past) and a service
-    item, and is checked against the opening hours and the booked resources (Conflict).
+    `customerId` must name a customer of the location's organization (NotFound otherwise)
+    that is not deleted, archived or erased (Conflict with its `state`); the customer records
+    the new order in the same transaction. Each item has `quantity` >= 1; a service item (an
+    active service of this location) takes the service's name, price and duration unless it
+    gives its own name or price; a free item needs a name and a price. `total` = sum of
+    price * quantity. A purchase needs an item; a booking needs `scheduledAt` (not in the
+    past) and a service item, and is checked against the opening hours and the booked
+    resources (Conflict).
     """
     require_cap(d.identity, "orders:manage")
     info = existing_location(d)
-    if not is_root_id(args.customer_id, "cu"):
-        raise NotFound("Customer not found.")
+    require_ordering_customer(d, info, args.customer_id)
     if args.type not in ORDER_TYPES:
         raise InvalidArgs(f"type must be one of {', '.join(ORDER_TYPES)}.", path="type")
     if args.scheduled_at is not None and args.scheduled_at < 0:
@@ -83,7 +95,24 @@ def create_order(d: State, args: CreateOrderArgs) -> str:
         resources=resources,
         notes=args.notes,
     )
+    tell_customer(d, oid)
     return oid
+
+
+def require_ordering_customer(d: State, info: LocationInfo, customer_id: str) -> None:
+    """Refuse an order for anyone but a customer of the location's organization that may
+    still order (read through a co-decision: the customer's working state)."""
+    if not is_root_id(customer_id, "cu"):
+        raise NotFound("Customer not found.")
+    customer = d.co_decide(CUSTOMER, customer_id).state
+    if not customer.exists or customer.org_id != info.org_id:
+        raise NotFound("Customer not found.")
+    if customer.soft_state in LOCKED_STATES:
+        raise Conflict(
+            f"The customer is {customer.soft_state} and cannot place new orders.",
+            state=customer.soft_state,
+            customerId=customer_id,
+        )
 
 
 def _resolve(state: LocationState, item: OrderItemArgs, path: str) -> OrderLine:
@@ -169,7 +198,8 @@ def existing_order(d: State, oid: str) -> Order:
 def update_status(d: State, args: UpdateOrderStatusArgs) -> None:
     """orders:updateStatus: one step of `ORDER_TRANSITIONS` (pending -> confirmed ->
     completed; pending or confirmed -> cancelled); any other step is a Conflict. A cancelled
-    booking frees its resources at once."""
+    booking frees its resources at once; the customer records the new status (a completed
+    order counts towards its lifetime value from this commit on)."""
     require_cap(d.identity, "orders:manage")
     order = existing_order(d, args.order_id)
     if args.status not in ORDER_STATUSES:
@@ -184,6 +214,7 @@ def update_status(d: State, args: UpdateOrderStatusArgs) -> None:
         status=args.status,
         total=order.total,
     )
+    tell_customer(d, order.id)
 
 
 def record_payment(d: State, args: RecordPaymentArgs) -> int:
@@ -212,4 +243,5 @@ def record_payment(d: State, args: RecordPaymentArgs) -> int:
         amount=args.amount,
         paid_amount=paid,
     )
+    tell_customer(d, order.id)
     return paid

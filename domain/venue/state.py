@@ -32,6 +32,7 @@ from domain.venue.events import (
     LocationUpdated,
     OrderPaymentRecorded,
     OrderPlaced,
+    OrderReminderSent,
     OrderStatusChanged,
     ServiceCreated,
     ServiceUpdated,
@@ -41,6 +42,7 @@ from domain.venue.values import Address, OperatingHours, OrderLine
 
 __all__ = [
     "INITIAL",
+    "OPEN_STATUSES",
     "ORDER_STATUSES",
     "ORDER_TRANSITIONS",
     "ORDER_TYPES",
@@ -66,6 +68,8 @@ ORDER_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 ORDER_STATUSES: tuple[str, ...] = tuple(ORDER_TRANSITIONS)
+#: The statuses an order may still leave: it is still to happen (a booking still holds its time).
+OPEN_STATUSES: frozenset[str] = frozenset(s for s, then in ORDER_TRANSITIONS.items() if then)
 
 
 def _empty() -> immutables.Map[Any, Any]:
@@ -106,7 +110,8 @@ class Service:
 @attrs.frozen(kw_only=True)
 class Order:
     """One order. A booking (`type == "booking"`) holds `resources` over
-    `[scheduled_at, ends_at)` unless cancelled; other orders have `ends_at` None."""
+    `[scheduled_at, ends_at)` unless cancelled; other orders have `ends_at` None.
+    `reminded_at` is when the booking's reminder went to its customer (None: not yet)."""
 
     id: str
     number: int
@@ -124,6 +129,7 @@ class Order:
     updated_at: int
     completed_at: int | None = None
     cancelled_at: int | None = None
+    reminded_at: int | None = None
 
     @property
     def is_booking(self) -> bool:
@@ -301,6 +307,12 @@ def _payment_recorded(state: LocationState, e: OrderPaymentRecorded) -> Location
     return replace(state, orders=state.orders.set(order.id, paid))
 
 
+def _reminder_sent(state: LocationState, e: OrderReminderSent) -> LocationState:
+    order = state.orders[e.order_id]
+    reminded = replace(order, reminded_at=e.at, updated_at=e.at)
+    return replace(state, orders=state.orders.set(order.id, reminded))
+
+
 _FOLDS: dict[type[Event], Callable[[LocationState, Any], LocationState]] = {
     LocationCreated: _location_created,
     LocationUpdated: _location_updated,
@@ -309,4 +321,5 @@ _FOLDS: dict[type[Event], Callable[[LocationState, Any], LocationState]] = {
     OrderPlaced: _order_placed,
     OrderStatusChanged: _order_status_changed,
     OrderPaymentRecorded: _payment_recorded,
+    OrderReminderSent: _reminder_sent,
 }

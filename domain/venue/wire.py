@@ -74,7 +74,8 @@ def line_doc(line: OrderLine) -> Doc:
 
 
 def order_doc(location_id: str, order: Order) -> Doc:
-    """An order; `endsAt` and `resources` describe a booking's hold (null and [] otherwise)."""
+    """An order; `endsAt` and `resources` describe a booking's hold (null and [] otherwise),
+    `remindedAt` when its reminder went out (null: not yet, or not a booking)."""
     return {
         "_id": order.id,
         "_creationTime": order.created_at,
@@ -91,5 +92,6 @@ def order_doc(location_id: str, order: Order) -> Doc:
         "notes": order.notes,
         "completedAt": order.completed_at,
         "cancelledAt": order.cancelled_at,
+        "remindedAt": order.reminded_at,
         "updatedAt": order.updated_at,
     }

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from domain.customers import CustomerCreated
 from domain.errors import Forbidden, InvalidArgs, NotFound
 from domain.identity import ADMIN, Identity
 from domain.ticketing import TicketPurchased
@@ -17,9 +18,11 @@ from tests.domain.test_venue_support import (
     ANALYST,
     FRONT_DESK,
     MANAGER,
+    ORG,
     OTHER_ORG,
     RIVAL,
     book,
+    create_customer,
     create_location,
     create_service,
     new_world,
@@ -107,6 +110,45 @@ def test_a_timezone_change_dates_later_facts_in_the_new_zone() -> None:
     place(w, location_id)  # Jan 2 (18:00) in Los Angeles
     series = daily(w, location_id, "orders", utc(2026, 1, 2, 12), utc(2026, 1, 3, 12))
     assert values(series) == {"2026-01-02": 1, "2026-01-03": 1}
+
+
+def test_new_customers_count_customers_created_with_the_location_per_local_day() -> None:
+    w = new_world()
+    location_id = create_location(w, timezone="America/New_York")
+    annexe = create_location(w, name="Annexe")  # London
+    theirs = create_location(w, RIVAL, orgId=OTHER_ORG)
+
+    def newcomer(org: str, name: str, **extra: Any) -> str:
+        return create_customer(w, org, firstName=name, customerType="new", **extra)
+
+    w.now = utc(2026, 1, 3, 4, 59)  # 23:59 on Jan 2 in New York, 04:59 on Jan 3 in London
+    ann = newcomer(ORG, "Ann", locationId=location_id)
+    newcomer(ORG, "Ben", locationId=annexe)
+    newcomer(ORG, "Cat")  # no location
+    # Another organization's customer naming our location feeds nobody's figures.
+    newcomer(OTHER_ORG, "Dan", locationId=location_id)
+    w.now = utc(2026, 1, 3, 5)  # midnight Jan 3 in New York
+    for name in ("Eve", "Fay"):
+        newcomer(ORG, name, locationId=location_id)
+    # A customer counts where it was created: moving it later changes no figure.
+    w.mutate("customers:update", {"customerId": ann, "locationId": annexe}, ADMIN)
+    span = (utc(2026, 1, 2, 12), utc(2026, 1, 3, 12))
+    assert daily(w, location_id, "newCustomers", *span) == [
+        {"date": "2026-01-02", "value": 1, "dimensions": {}},
+        {"date": "2026-01-03", "value": 2, "dimensions": {}},
+    ]
+    assert values(daily(w, annexe, "newCustomers", *span)) == {"2026-01-02": 0, "2026-01-03": 1}
+    assert sum(values(daily(w, theirs, "newCustomers", *span, who=RIVAL)).values()) == 0
+    created = [e for e in w.journal if isinstance(e, CustomerCreated)]
+    assert [list(analytics_keys(e)) for e in created[-6:]] == [
+        [location_id],
+        [annexe],
+        [],
+        [location_id],
+        [location_id],
+        [location_id],
+    ]
+    assert w.replay_projections()[DAILY_ANALYTICS.name] == w.projections[DAILY_ANALYTICS.name]
 
 
 def test_tickets_sold_counts_events_created_at_the_location_by_its_org() -> None:

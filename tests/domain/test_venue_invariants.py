@@ -127,6 +127,23 @@ def test_counters_and_stamps_are_checked() -> None:
         check_invariants(stamped)
 
 
+def test_a_reminder_only_on_a_booking_and_before_its_start() -> None:
+    state = busy_state()
+    booking = state.orders[live_booking(state)]
+    assert booking.scheduled_at is not None
+    purchase = next(o for o in state.orders.values() if not o.is_booking)
+
+    def reminded(order_id: str, at: int) -> LocationState:
+        order = replace(state.orders[order_id], reminded_at=at)
+        return replace(state, orders=state.orders.set(order_id, order))
+
+    check_invariants(reminded(booking.id, booking.scheduled_at - 1))
+    with pytest.raises(AssertionError, match="after it started"):
+        check_invariants(reminded(booking.id, booking.scheduled_at))
+    with pytest.raises(AssertionError, match="not a booking but was reminded"):
+        check_invariants(reminded(purchase.id, purchase.created_at))
+
+
 def test_the_booking_index_must_hold_exactly_the_live_bookings() -> None:
     state = busy_state()
     with pytest.raises(AssertionError, match="booking index"):

@@ -70,7 +70,7 @@ def test_create_records_the_location_in_the_callers_org() -> None:
         "userId": "u_manager",
         "updatedAt": T0,
     }
-    assert [type(e) for e in w.journal] == [LocationCreated]
+    assert [type(e) for e in w.stream_events(f"location/{location_id}")] == [LocationCreated]
 
 
 def test_closed_days_may_be_null_or_absent_and_close_may_be_midnight() -> None:
@@ -228,8 +228,9 @@ def test_update_replaces_only_the_given_fields() -> None:
 def test_update_with_no_fields_emits_nothing() -> None:
     w = new_world()
     location_id = create_location(w)
+    journal = list(w.journal)
     w.mutate("locations:update", {"locationId": location_id}, MANAGER)
-    assert len(w.journal) == 1
+    assert w.journal == journal
 
 
 @pytest.mark.parametrize(
@@ -398,8 +399,9 @@ def test_update_service_replaces_the_given_fields() -> None:
         T0 + 5,
     )
     assert isinstance(w.journal[-1], ServiceUpdated)
+    journal = list(w.journal)
     w.mutate("services:update", {"serviceId": service_id}, MANAGER)
-    assert isinstance(w.journal[-1], ServiceUpdated) and len(w.journal) == 3
+    assert w.journal == journal
 
 
 def test_update_service_refusals() -> None:

@@ -1,5 +1,6 @@
-"""orders:* (FUNCTIONS.md "Venue CRM"), one behaviour per test. The location is in London,
-open 09:00-17:00 every day; T0 is Thursday 2026-01-01 00:00 UTC (London is on GMT then)."""
+"""orders:* (FUNCTIONS.md "Venue CRM"), one behaviour per test, and what each order command
+tells its customer. The location is in London, open 09:00-17:00 every day; T0 is Thursday
+2026-01-01 00:00 UTC (London is on GMT then)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from domain.customers import OrderFacts
 from domain.errors import Conflict, Forbidden, InvalidArgs, NotFound, TurnstileError
 from domain.identity import ADMIN, Identity
-from domain.venue import OrderFacts, order_facts
+from domain.venue import order_facts
 from tests.domain.harness import MINUTE, T0, World
 from tests.domain.test_venue_support import (
     ANALYST,
@@ -21,9 +23,11 @@ from tests.domain.test_venue_support import (
     OTHER_CUSTOMER,
     OTHER_ORG,
     RIVAL,
+    RIVAL_CUSTOMER,
     book,
     create_location,
     create_service,
+    customer_of,
     new_world,
     order_args,
     orders_at,
@@ -37,6 +41,7 @@ from tests.domain.test_venue_support import (
 MONDAY_10 = utc(2026, 1, 5, 10)
 HOUR = 60 * MINUTE
 LOCATION_STAFF = Identity(subject="u_ops", org_id=ORG, caps=frozenset({"locations:manage"}))
+CRM = Identity(subject="u_crm", org_id=ORG, caps=frozenset({"customers:read", "customers:write"}))
 
 
 def spa(w: World) -> tuple[str, str, str]:
@@ -94,6 +99,7 @@ def test_a_purchase_totals_its_lines_and_starts_pending() -> None:
         "notes": "Wrap it",
         "completedAt": None,
         "cancelledAt": None,
+        "remindedAt": None,
         "updatedAt": T0,
     }
 
@@ -572,15 +578,17 @@ def test_a_customers_orders_show_only_inside_the_callers_org() -> None:
     first = book(w, ours, MONDAY_10, massage)
     w.now += MINUTE
     second = place(w, annexe)
-    foreign = place(w, theirs, RIVAL)
+    foreign = place(w, theirs, RIVAL, customerId=RIVAL_CUSTOMER)
     place(w, ours, customerId=OTHER_CUSTOMER)
     mine = w.query("orders:listByCustomer", {"customerId": CUSTOMER}, MANAGER)
     assert [(d["_id"], d["locationId"]) for d in mine] == [(first, ours), (second, annexe)]
-    assert [
-        d["_id"] for d in w.query("orders:listByCustomer", {"customerId": CUSTOMER}, RIVAL)
-    ] == [foreign]
     everyone = w.query("orders:listByCustomer", {"customerId": CUSTOMER}, ADMIN)
-    assert [d["_id"] for d in everyone] == [first, second, foreign]
+    assert [d["_id"] for d in everyone] == [first, second]
+    # Each organization sees its own customers' orders only.
+    assert w.query("orders:listByCustomer", {"customerId": CUSTOMER}, RIVAL) == []
+    assert w.query("orders:listByCustomer", {"customerId": RIVAL_CUSTOMER}, MANAGER) == []
+    theirs_listed = w.query("orders:listByCustomer", {"customerId": RIVAL_CUSTOMER}, RIVAL)
+    assert [d["_id"] for d in theirs_listed] == [foreign]
     set_status(w, first, "confirmed")
     assert w.query("orders:listByCustomer", {"customerId": CUSTOMER}, MANAGER)[0]["status"] == (
         "confirmed"
@@ -599,6 +607,145 @@ def test_list_by_customer_refusals() -> None:
 # -- facts for other aggregates -------------------------------------------------------------------
 
 
+# -- the order's customer -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("customer", ["cu_nobody01", RIVAL_CUSTOMER])
+@pytest.mark.parametrize("who", [MANAGER, ADMIN])
+def test_only_a_customer_of_the_locations_org_may_order(customer: str, who: Identity) -> None:
+    """A missing customer and another organization's are refused alike, whoever asks (an
+    admin acts for the location's organization), and nothing is written anywhere."""
+    w = new_world()
+    location_id, massage, _ = spa(w)
+    for args in (
+        order_args(location_id, customerId=customer),
+        order_args(
+            location_id,
+            customerId=customer,
+            type="booking",
+            items=[{"serviceId": massage, "quantity": 1}],
+            scheduledAt=MONDAY_10,
+        ),
+    ):
+        data = refused(w, "orders:create", args, who, NotFound)
+        assert data == {"code": "NotFound", "message": "Customer not found."}
+    # The other way round too: another organization's location cannot take our customer.
+    theirs = create_location(w, RIVAL, orgId=OTHER_ORG)
+    refused(w, "orders:create", order_args(theirs), RIVAL, NotFound)
+
+
+def test_the_customer_records_each_order_and_its_lifetime_value() -> None:
+    w = new_world()
+    location_id, massage, _ = spa(w)
+    booked = book(w, location_id, MONDAY_10, massage)  # 5000
+    bought = place(w, location_id)  # 2500
+    dropped = place(w, location_id, items=[{"name": "Oil", "quantity": 1, "price": 900}])
+    figures = ("clv", "avgOrderValue", "orderCount")
+
+    def customer() -> dict[str, Any]:
+        doc = w.query("customers:get", {"customerId": CUSTOMER}, CRM)
+        assert isinstance(doc, dict)
+        return doc
+
+    assert [customer()[f] for f in figures] == [0, 0, 0]
+    for status in ("confirmed", "completed"):
+        set_status(w, booked, status)
+    assert [customer()[f] for f in figures] == [5000, 5000, 1]
+    w.now += MINUTE
+    for status in ("confirmed", "completed"):
+        set_status(w, bought, status)
+    set_status(w, dropped, "cancelled")  # a cancelled order is no value
+    assert [customer()[f] for f in figures] == [7500, 3750, 2]
+    assert w.mutate("orders:recordPayment", {"orderId": bought, "amount": 1000}, FRONT_DESK)
+
+    records = customer_of(w, CUSTOMER).orders
+    assert {oid: (r.status, r.total, r.paid_amount) for oid, r in records.items()} == {
+        booked: ("completed", 5000, 0),
+        bought: ("completed", 2500, 1000),
+        dropped: ("cancelled", 900, 0),
+    }
+    assert records[bought].completed_at == T0 + MINUTE
+    timeline = w.query(
+        "activity:list", {"entityType": "customer", "entityId": CUSTOMER, "limit": 9}, CRM
+    )
+    assert [(e["action"], e["metadata"].get("orderId"), e["by"]) for e in timeline] == [
+        ("order.updated", bought, "u_desk"),
+        ("order.cancelled", dropped, "u_manager"),
+        ("order.completed", bought, "u_manager"),
+        ("order.confirmed", bought, "u_manager"),
+        ("order.completed", booked, "u_manager"),
+        ("order.confirmed", booked, "u_manager"),
+        ("order.created", dropped, "u_manager"),
+        ("order.created", bought, "u_manager"),
+        ("order.created", booked, "u_manager"),
+    ]
+    # The recorded figures are those a recalculation finds: it has nothing to change.
+    journal = list(w.journal)
+    recalculated = w.mutate("customers:calculateCLV", {"customerId": CUSTOMER}, CRM)
+    assert recalculated == {"clv": 7500, "avgOrderValue": 3750, "orderCount": 2}
+    assert w.journal == journal
+    assert not customer_of(w, OTHER_CUSTOMER).orders
+
+
+def test_a_refused_order_command_leaves_the_customer_and_the_journal_as_they_were() -> None:
+    w = new_world()
+    location_id, massage, _ = spa(w)
+    first = book(w, location_id, MONDAY_10, massage)
+    before = customer_of(w, CUSTOMER)
+    journal = list(w.journal)
+    clash = order_args(
+        location_id,
+        type="booking",
+        items=[{"serviceId": massage, "quantity": 1}],
+        scheduledAt=MONDAY_10 + 30 * MINUTE,
+    )
+    refused(w, "orders:create", clash, MANAGER, Conflict)
+    refused(w, "orders:create", order_args(location_id, type="rental"), MANAGER, InvalidArgs)
+    refused(w, "orders:updateStatus", {"orderId": first, "status": "completed"}, MANAGER, Conflict)
+    refused(w, "orders:recordPayment", {"orderId": first, "amount": 5001}, MANAGER, Conflict)
+    refused(w, "orders:recordPayment", {"orderId": first, "amount": 1}, RIVAL, NotFound)
+    assert customer_of(w, CUSTOMER) == before
+    assert w.journal == journal
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ("customers:delete", "deleted"),
+        ("customers:archive", "archived"),
+        ("customers:suspend", None),
+    ],
+)
+def test_a_deleted_or_archived_customer_takes_no_new_order_but_its_orders_go_on(
+    change: str, refusal: str | None
+) -> None:
+    """A closed customer record (deleted, archived) refuses new orders, as a venue expects of
+    a customer it removed; a suspended one may still order. Either way the orders it already
+    has move on and are recorded on it."""
+    w = new_world()
+    location_id, massage, _ = spa(w)
+    order_id = book(w, location_id, MONDAY_10, massage)
+    w.mutate(change, {"customerId": CUSTOMER}, CRM)
+    if refusal is None:
+        place(w, location_id)
+    else:
+        data = refused(w, "orders:create", order_args(location_id), MANAGER, Conflict)
+        assert data == {
+            "code": "Conflict",
+            "message": f"The customer is {refusal} and cannot place new orders.",
+            "state": refusal,
+            "customerId": CUSTOMER,
+        }
+    for status in ("confirmed", "completed"):
+        set_status(w, order_id, status)
+    assert customer_of(w, CUSTOMER).orders[order_id].status == "completed"
+    assert customer_of(w, CUSTOMER).figures.clv == 5000
+    if refusal is not None:
+        w.mutate("customers:restore", {"customerId": CUSTOMER}, CRM)
+        place(w, location_id)
+    assert len(customer_of(w, CUSTOMER).orders) == 2
+
+
 def test_order_facts_describe_the_order_as_it_stands() -> None:
     w = new_world()
     location_id, massage, _ = spa(w)
@@ -607,11 +754,10 @@ def test_order_facts_describe_the_order_as_it_stands() -> None:
     w.now += MINUTE
     set_status(w, order_id, "completed")
     w.mutate("orders:recordPayment", {"orderId": order_id, "amount": 2000}, MANAGER)
-    assert order_facts(state_of(w, location_id), order_id) == OrderFacts(
+    facts = OrderFacts(
         order_id=order_id,
         location_id=location_id,
         org_id=ORG,
-        customer_id=CUSTOMER,
         type="booking",
         status="completed",
         total=5000,
@@ -620,5 +766,6 @@ def test_order_facts_describe_the_order_as_it_stands() -> None:
         created_at=T0,
         completed_at=T0 + MINUTE,
     )
+    assert order_facts(state_of(w, location_id), order_id) == (CUSTOMER, facts)
     with pytest.raises(KeyError):
         order_facts(state_of(w, location_id), "or_nothere1_0")

@@ -6,8 +6,9 @@ booking command is predicted by a brute-force model (scan the day in quarter-hou
 the opening and closing instants; compare with every live booking pairwise) and must be
 accepted exactly when the model says so. Whatever happens, no committed state ever holds a
 double booking or a booking outside the hours it was placed under, a refused command changes
-nothing, replay reproduces every state and projection, and `analytics:daily` equals a
-recomputation from the journal by a plain function.
+nothing, every order's customer records exactly what the location holds, replay reproduces
+every state and projection, and `analytics:daily` equals a recomputation from the journal by a
+plain function.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from domain.customers import CustomerCreated
 from domain.errors import Conflict, TurnstileError
 from domain.identity import Identity
 from domain.model import Event
@@ -38,9 +40,13 @@ from tests.domain.harness import MINUTE, World
 from tests.domain.test_venue_support import (
     CUSTOMER,
     MANAGER,
+    ORG,
+    OTHER_ORG,
     RIVAL,
+    create_customer,
     create_location,
     create_service,
+    customer_of,
     new_world,
     order_args,
     state_of,
@@ -110,6 +116,7 @@ ops = st.lists(
         booking(st.integers(32, 72)),
         st.tuples(st.sampled_from(["cancel", "confirm", "complete", "pay"]), st.integers(0, 30)),
         st.tuples(st.sampled_from(["purchase", "enquiry", "ticket"])),
+        st.tuples(st.just("customer"), st.sampled_from(["here", "nowhere", "rival"])),
         st.tuples(st.just("advance"), st.integers(0, 48)),
         st.tuples(st.just("rezone"), st.sampled_from(ZONES)),
         st.tuples(st.just("rehours"), hours),
@@ -255,6 +262,10 @@ def run(
             },
             me,
         )
+    elif kind == "customer":
+        org = OTHER_ORG if op[1] == "rival" else ORG
+        where = {} if op[1] == "nowhere" else {"locationId": location_id}
+        create_customer(w, org, firstName=f"N{len(w.journal)}", customerType="new", **where)
     elif kind == "advance":
         w.advance(op[1] * 15 * MINUTE)
     elif kind == "rezone":
@@ -299,6 +310,22 @@ def check_journal(w: World, location_id: str) -> None:
                 assert first.ends_at <= second.scheduled_at or second.ends_at <= first.scheduled_at
 
 
+def check_customers(w: World, location_id: str) -> None:
+    """Each order's customer records the order exactly as the location holds it, and knows no
+    order the location does not have."""
+    orders = state_of(w, location_id).orders
+    recorded = customer_of(w, CUSTOMER).orders
+    assert set(recorded) == set(orders)
+    for order in orders.values():
+        record = recorded[order.id]
+        assert (record.status, record.total, record.paid_amount, record.completed_at) == (
+            order.status,
+            order.total,
+            order.paid_amount,
+            order.completed_at,
+        )
+
+
 def recompute(journal: list[Event], location_id: str, metric: str) -> Counter[str]:
     """The daily series from the committed events by a plain fold (not the projection)."""
     timezone, org = "", ""
@@ -320,6 +347,8 @@ def recompute(journal: list[Event], location_id: str, metric: str) -> Counter[st
             event_at_location.add(stream_id)
         elif isinstance(e, TicketPurchased) and stream_id in event_at_location:
             facts = [("ticketsSold", 1)]
+        elif isinstance(e, CustomerCreated) and e.location_id == location_id and e.org_id == org:
+            facts = [("newCustomers", 1)]
         for name, amount in facts:
             if name == metric:
                 series[local(e.at, timezone).date().isoformat()] += amount
@@ -367,6 +396,7 @@ def test_random_bookings_never_double_book_or_leave_the_hours(
         except TurnstileError:
             assert (len(w.journal), w.states, w.projections) == before
         check_invariants(state_of(w, location_id))
+        check_customers(w, location_id)
     check_journal(w, location_id)
     assert intruder != event_id
 
@@ -380,7 +410,7 @@ def test_random_bookings_never_double_book_or_leave_the_hours(
 
     # A day either side: a fact is dated in the timezone of its time, the range in today's.
     start, end = w.journal[0].at - 24 * 60 * MINUTE, w.now + 24 * 60 * MINUTE
-    for metric in ("orders", "bookings", "revenue", "ticketsSold"):
+    for metric in ("orders", "bookings", "revenue", "ticketsSold", "newCustomers"):
         args = {"locationId": location_id, "metric": metric, "from": start, "to": end}
         series = w.query("analytics:daily", args, MANAGER)
         expected = recompute(w.journal, location_id, metric)

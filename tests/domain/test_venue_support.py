@@ -1,4 +1,11 @@
-"""Callers and shortcuts shared by the venue tests (plain functions, no tests of its own)."""
+"""Callers and shortcuts shared by the venue tests (plain functions, no tests of its own).
+
+`new_world()` is a whole backend in memory with co-decisions (the customers tests'
+`CustomerWorld`, serving the venue, ticketing, customers and notifications modules), holding
+two customers of `ORG` (`CUSTOMER`, `OTHER_CUSTOMER`) and one of `OTHER_ORG`
+(`RIVAL_CUSTOMER`), since every order belongs to a real customer of its location's
+organization.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from domain.customers import CUSTOMER as CUSTOMER_AGGREGATE
+from domain.customers import CUSTOMERS, CustomerState
 from domain.errors import TurnstileError
-from domain.identity import Identity
+from domain.identity import ADMIN, Identity
+from domain.notifications import NOTIFICATIONS
 from domain.ticketing import TICKETING
 from domain.venue import VENUE, LocationState
 from domain.venue.values import WEEKDAYS
-from tests.domain.harness import World
+from tests.domain.harness import World, token_counter
+from tests.domain.test_customers_world import CustomerWorld
 
 ORG = "org_a"
 OTHER_ORG = "org_b"
@@ -28,16 +39,52 @@ RIVAL = Identity(subject="u_rival", org_id=OTHER_ORG, caps=frozenset({"*"}))
 NO_CAPS = Identity(subject="u_clerk", org_id=ORG, caps=frozenset({"customers:read"}))
 LONER = Identity(subject="u_loner", caps=frozenset({"*"}))
 ANON = Identity()
-CUSTOMER = "cu_alice01"
-OTHER_CUSTOMER = "cu_bobby02"
+#: The customers every `new_world()` starts with (their ids drawn from tokens of their own, so
+#: the ids of everything else are as in a world without them).
+CUSTOMER = "cu_c0001"
+OTHER_CUSTOMER = "cu_c0002"
+RIVAL_CUSTOMER = "cu_c0003"
+ALICE = {"firstName": "Alice", "email": "alice@example.com", "phone": "+44 20 7946 0101"}
+BOB = {"firstName": "Bob", "email": "bob@example.com", "phone": "+44 20 7946 0102"}
+CARLA = {"firstName": "Carla", "email": "carla@example.com", "phone": "+1 212 555 0103"}
 
 NINE_TO_FIVE = {"open": "09:00", "close": "17:00"}
 EVERY_DAY = {day: NINE_TO_FIVE for day in WEEKDAYS}
 ADDRESS = {"line1": "1 High Street", "city": "London", "postalCode": "N1 1AA", "country": "GB"}
 
 
-def new_world() -> World:
-    return World(VENUE, TICKETING)
+class VenueWorld(CustomerWorld):
+    """`CustomerWorld` (co-decisions committed with their command, or dropped with it) over
+    every module an order touches."""
+
+    def __init__(self) -> None:
+        World.__init__(self, VENUE, TICKETING, CUSTOMERS, NOTIFICATIONS)
+
+
+def new_world() -> VenueWorld:
+    w = VenueWorld()
+    w.tokens = token_counter("c")
+    for expected, profile, org in (
+        (CUSTOMER, ALICE, ORG),
+        (OTHER_CUSTOMER, BOB, ORG),
+        (RIVAL_CUSTOMER, CARLA, OTHER_ORG),
+    ):
+        assert create_customer(w, org, **profile) == expected
+    w.tokens = token_counter()
+    return w
+
+
+def create_customer(w: World, org: str = ORG, **profile: Any) -> str:
+    """A customer of `org`, created by the backend (admin key, naming the organization)."""
+    customer_id = w.mutate("customers:create", {**profile, "orgId": org}, ADMIN)
+    assert isinstance(customer_id, str)
+    return customer_id
+
+
+def customer_of(w: World, customer_id: str) -> CustomerState:
+    state = w.states[CUSTOMER_AGGREGATE.stream_of(customer_id)]
+    assert isinstance(state, CustomerState)
+    return state
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
