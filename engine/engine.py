@@ -52,7 +52,7 @@ from engine.scheduler import Scheduler
 from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
 from engine.timers import TimerService
 from snapshots import Snapshot, SnapshotInfo, build_snapshot, load_stream, newest_valid
-from snapshots.store import snapshot_dir
+from snapshots.store import list_files, snapshot_dir
 
 log = logging.getLogger("turnstile.engine")
 T = TypeVar("T")
@@ -106,6 +106,20 @@ class RecoveryReport:
     journal_seq: int
     events_folded: int
     seconds: float
+
+
+def storage_fault(error: BaseException) -> str:
+    """A client-facing name for why the journal could not write: `diskFull`, `locked`,
+    `ioError` or `other` (the `fault` detail of the `Overloaded` refusal)."""
+    text = str(error).lower()
+    errno_ = getattr(error, "errno", None)
+    if errno_ == 28 or "full" in text:  # ENOSPC, SQLITE_FULL
+        return "diskFull"
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if errno_ == 5 or "i/o" in text or isinstance(error, OSError):
+        return "ioError"
+    return "other"
 
 
 def _with_companions(batch: list[Submission]) -> list[Submission]:
@@ -172,6 +186,24 @@ class Engine:
         self.clock = clock
         self._nursery = nursery
         self.journal = Journal.open(data_dir, synchronous=config.synchronous)
+        self.tail_repair = self.journal.repair_tail()
+        if self.tail_repair is not None:
+            log.error(
+                "journal tail damaged (%s): rows %d..%d (%d rows, %d request records) set aside"
+                " in the quarantine tables; recovering up to seq %d",
+                self.tail_repair.reason,
+                self.tail_repair.first_seq,
+                self.tail_repair.last_seq,
+                self.tail_repair.rows,
+                self.tail_repair.requests,
+                self.tail_repair.first_seq - 1,
+            )
+            # Snapshots at or past the damage hold what was set aside: never recover from them.
+            directory = snapshot_dir(data_dir)
+            for seq, path in list_files(directory):
+                if seq >= self.tail_repair.first_seq:
+                    (directory / "quarantine").mkdir(exist_ok=True)
+                    path.rename(directory / "quarantine" / path.name)
         self.read_models = ReadModels(self.registry.projections.values())
         self._snapshot: Snapshot | None = None
         self._actors: OrderedDict[str, Actor] = OrderedDict()
@@ -522,9 +554,11 @@ class Engine:
 
     def _on_failed(self, failed: list[Submission], error: BaseException) -> None:
         self.stats["write_failures"] += 1
+        fault = storage_fault(error)
         refused = Overloaded(
             "The journal could not save this change, so nothing was changed; retry shortly.",
             reason=type(error).__name__,
+            fault=fault,
         )
         for submission in _with_companions(failed):
             submission.actor.reset_to_committed()

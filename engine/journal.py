@@ -63,6 +63,8 @@ class Batch:
 
 #: SQLite allows 32,766 bound values per statement; 8 per row.
 _ROWS_PER_INSERT = 4_000
+#: Rows at the end of the journal checked at every start (`Journal.repair_tail`).
+TAIL_WINDOW = 10_000
 _INSERT_SQL: dict[int, str] = {}
 
 
@@ -147,6 +149,19 @@ def create_schema(conn: sqlite3.Connection) -> None:
         raise RuntimeError(f"journal format {found} is not {FORMAT_VERSION}")
 
 
+@attrs.frozen(kw_only=True)
+class TailRepair:
+    """What `Journal.repair_tail` set aside: rows from `first_seq` on (a damaged or missing
+    row there), moved to the `quarantine` table, and the idempotency records that pointed at
+    them (moved to `quarantine_requests`)."""
+
+    first_seq: int
+    last_seq: int
+    rows: int
+    requests: int
+    reason: str
+
+
 class Journal:
     """The journal of one data dir. Open with `Journal.open(data_dir)`; close when done."""
 
@@ -169,6 +184,60 @@ class Journal:
     def close(self) -> None:
         self._reader.close()
         self._writer.close()
+
+    def repair_tail(self, window: int = TAIL_WINDOW) -> TailRepair | None:
+        """Check the last `window` rows (checksums, and sequence numbers without a gap); if one
+        is damaged or missing, set it and every row after it aside, so the journal ends at the
+        last good commit, and return what was set aside (None if the tail is sound).
+
+        A torn write inside SQLite never reaches here (its WAL checksums drop an unfinished
+        commit); this catches what SQLite cannot see: a payload whose bytes changed on disk.
+        The rows are kept in `quarantine` for an operator, never silently dropped."""
+        conn = self._writer
+        end = self.last_seq()
+        start = max(1, end - window + 1)
+        expected = start
+        bad: tuple[int, str] | None = None
+        for raw in conn.execute(
+            "SELECT seq, stream, version, type, schema, payload, at, crc FROM events"
+            " WHERE seq >= ? ORDER BY seq",
+            (start,),
+        ):
+            row = Row(*raw)
+            if row.seq != expected:
+                bad = (expected, f"row {expected} is missing (next is {row.seq})")
+                break
+            if checksum(row.payload) != row.crc:
+                bad = (row.seq, f"row {row.seq} of {row.stream} fails its checksum")
+                break
+            expected += 1
+        if bad is None:
+            return None
+        first, reason = bad
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS quarantine AS SELECT * FROM events WHERE 0"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS quarantine_requests AS SELECT * FROM requests WHERE 0"
+            )
+            rows = conn.execute(
+                "INSERT INTO quarantine SELECT * FROM events WHERE seq >= ?", (first,)
+            ).rowcount
+            requests = conn.execute(
+                "INSERT INTO quarantine_requests SELECT * FROM requests WHERE seq >= ?", (first,)
+            ).rowcount
+            conn.execute("DELETE FROM events WHERE seq >= ?", (first,))
+            conn.execute("DELETE FROM requests WHERE seq >= ?", (first,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return TailRepair(
+            first_seq=first, last_seq=end, rows=rows, requests=requests, reason=reason
+        )
 
     # -- writing (one thread at a time) -------------------------------------------------
 
