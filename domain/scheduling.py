@@ -169,4 +169,3 @@ JOB: Aggregate[JobState] = Aggregate(
     initial=JobState(),
     evolve=evolve,
 )
-

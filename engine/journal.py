@@ -216,9 +216,7 @@ class Journal:
         first, reason = bad
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS quarantine AS SELECT * FROM events WHERE 0"
-            )
+            conn.execute("CREATE TABLE IF NOT EXISTS quarantine AS SELECT * FROM events WHERE 0")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS quarantine_requests AS SELECT * FROM requests WHERE 0"
             )

@@ -170,4 +170,3 @@ class Scheduler:
                 log.info("job %s: %s refused: %s", job.name, command.mutation, error.message)
                 return error.code
         return Overloaded.code
-
