@@ -34,6 +34,7 @@ import os
 import platform
 import pstats
 import random
+import re
 import resource
 import shutil
 import sqlite3
@@ -1187,7 +1188,20 @@ def write_doc(
         lines += ["Anomalies in this run:", ""] + [f"- {n}" for n in notes] + [""]
     lines.append(DOC_NOTES)
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text("\n".join(lines))
+    DOC.write_text("\n".join(lines) + _other_sections())
+
+
+def _other_sections() -> str:
+    """The sections other benchmarks write into the same page (fan-out, peers, customers):
+    kept as they are, after this benchmark's own part."""
+    if not DOC.exists():
+        return ""
+    text = DOC.read_text()
+    own = {"## What each line measures"}
+    for heading in re.finditer(r"^## .*$", text, flags=re.MULTILINE):
+        if heading.group(0).strip() not in own:
+            return "\n\n" + text[heading.start() :]
+    return ""
 
 
 def parent_main(args: argparse.Namespace) -> None:
