@@ -112,6 +112,7 @@ class Client:
         self._queries: dict[int, _Query] = {}
         self._mutations: dict[int, _Mutation] = {}
         self._send_lock = trio.Lock()
+        self._closing = False
         self.reconnects = 0
 
     # -- public -------------------------------------------------------------------------
@@ -219,12 +220,15 @@ class Client:
                         with trio.CancelScope(shield=True), trio.move_on_after(1):
                             await ws.aclose()
             except* _CONNECTION_LOST as lost:
-                log.info("connection lost (%r); reconnecting", lost.exceptions[0])
+                if not self._closing:
+                    log.info("connection lost (%r); reconnecting", lost.exceptions[0])
             finally:
                 self._ws = None
                 if stream is not None:
                     with trio.CancelScope(shield=True):
                         await stream.aclose()
+            if self._closing:
+                return
             self.reconnects += 1
             await trio.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -265,7 +269,15 @@ class Client:
 
     async def _read(self, ws: trio_websocket.WebSocketConnection) -> None:
         while True:
-            message = orjson.loads(await ws.get_message())
+            try:
+                data = await ws.get_message()
+            except trio_websocket.ConnectionClosed:
+                if self._closing:
+                    # `_close` is completing the close handshake, which needs this
+                    # connection's reader alive: wait here to be cancelled once it is done.
+                    await trio.sleep_forever()
+                raise
+            message = orjson.loads(data)
             kind = message.get("type")
             if kind == "Transition":
                 self._transition(message)
@@ -298,6 +310,15 @@ class Client:
             if pending.ts is not None and pending.ts <= self._ts:
                 pending.done.set()
 
+    async def _close(self) -> None:
+        """Close the connection politely (the close handshake while our reader still runs,
+        so the server's answer is read at once), and reconnect no more."""
+        self._closing = True
+        ws = self._ws
+        if ws is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await ws.aclose()
+
     def _mutation_response(self, message: dict[str, Any]) -> None:
         pending = self._mutations.get(message["requestId"])
         if pending is None:
@@ -323,4 +344,5 @@ async def open_client(
         try:
             yield client
         finally:
+            await client._close()
             nursery.cancel_scope.cancel()
