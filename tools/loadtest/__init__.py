@@ -11,13 +11,16 @@ See docs/loadtest.md for the scenarios and exactly what each figure measures.
 from tools.loadtest.command import add_parser, main
 from tools.loadtest.config import ConfigError, LoadConfig, check_loopback
 from tools.loadtest.html import render_html
+from tools.loadtest.recorder import Recorder, Sent
 from tools.loadtest.report import build_report, summary_text, write_report
 from tools.loadtest.runner import RunResult, SetupFailed, run_loadtest
 
 __all__ = [
     "ConfigError",
     "LoadConfig",
+    "Recorder",
     "RunResult",
+    "Sent",
     "SetupFailed",
     "add_parser",
     "build_report",

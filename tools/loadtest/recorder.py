@@ -45,6 +45,23 @@ class Watch:
 
 
 @attrs.frozen(kw_only=True)
+class Sent:
+    """One mutation a client of the run sent and how it ended: `acknowledged` (its reply
+    arrived: `value` and commit position `ts`), `refused` (`code`), or `unfinished` (cut short
+    before either). A mutation re-sent after a reconnect is still one `Sent`: the client re-sends
+    it under the same `(session_id, request_id)`."""
+
+    function: str
+    args: dict[str, Any]
+    session_id: str
+    request_id: int
+    outcome: str
+    value: Any = None
+    ts: int | None = None
+    code: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class Marker:
     """An acknowledged write that changes `topic`'s value for certain: `sent_at` is when the
     writer's connection `connection` sent it, `acked_at` when it read its MutationResponse
@@ -60,8 +77,11 @@ class Marker:
 class Recorder:
     """Shared by every simulated user of a run (one trio thread: no locks needed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_sent: bool = False) -> None:
         self.created_at = now()
+        #: Every mutation sent, set-up included, when the run keeps them (`keep_sent`): what a
+        #: chaos run holds the server's journal to.
+        self.sent: list[Sent] | None = [] if keep_sent else None
         self.round_trip = LatencyHistogram()
         self.by_function: dict[str, LatencyHistogram] = {}
         self.succeeded: Counter[str] = Counter()
@@ -107,6 +127,10 @@ class Recorder:
         self.errors[code] += 1
         self.errors_by_function.setdefault(function, Counter())[code] += 1
         self.error_examples.setdefault(code, f"{function}: {message}")
+
+    def log_sent(self, sent: Sent) -> None:
+        if self.sent is not None:
+            self.sent.append(sent)
 
     def mutation_unfinished(self, function: str) -> None:
         """Sent, but the run ended before it resolved (neither success nor error)."""
@@ -166,4 +190,4 @@ class Recorder:
         return sum(self.timeline.values())
 
 
-__all__ = ["Marker", "Recorder", "Watch", "now"]
+__all__ = ["Marker", "Recorder", "Sent", "Watch", "now"]

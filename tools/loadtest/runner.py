@@ -73,14 +73,18 @@ class _Phase:
         return self.name
 
 
-async def run_loadtest(config: LoadConfig, progress: TextIO | None = None) -> RunResult:
-    """Run `config` against its server; `progress` gets the live progress line.
+async def run_loadtest(
+    config: LoadConfig, progress: TextIO | None = None, *, recorder: Recorder | None = None
+) -> RunResult:
+    """Run `config` against its server; `progress` gets the live progress line. A `recorder`
+    given by the caller is the run's (so the caller can follow the run as it goes: its
+    `load_started`, its `sent` log).
 
     Raises `ConfigError` before sending anything if the config is unusable (a non-loopback URL
     among others), and `SetupFailed` if the run cannot start.
     """
     config.validate()
-    recorder = Recorder()
+    recorder = Recorder() if recorder is None else recorder
     failure: str | None = None
     result: RunResult | None = None
     release = trio.Event()

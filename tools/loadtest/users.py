@@ -7,16 +7,20 @@ by itself exactly as an app's client does. It adds, without changing behaviour:
 - `call(name, args)`: `mutation()` timed from just before it is sent to the moment it resolves
   (the server committed it *and* this connection applied a Transition reaching its `ts`, the
   moment a Convex app's `await mutation(...)` returns); the round trip or the error code goes to
-  the run's `Recorder`, and the reply carries when its MutationResponse was read and its `ts`;
+  the run's `Recorder` (and, when the recorder keeps that log, the mutation with its
+  `(session, request)` and outcome as a `Sent`), and the reply carries when its
+  MutationResponse was read and its `ts`;
 - `watch(topic, name, args)`: every QueryUpdated for that live query is stamped (read time and
   the Transition's journal position) into a `Watch`.
 
 It overrides the client's two message handlers (`_transition`, `_mutation_response`) and reads
-its request counter; the load test's own test runs it end to end, so a change there shows.
+its request counter and session id; the load test's own test runs it end to end, so a change
+there shows.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,7 +31,7 @@ import trio
 
 from engine.sync.client import Client, FunctionError
 from engine.sync.protocol import decode_ts
-from tools.loadtest.recorder import Recorder, Watch, now
+from tools.loadtest.recorder import Recorder, Sent, Watch, now
 
 
 @attrs.frozen(kw_only=True)
@@ -72,18 +76,26 @@ class MeasuredClient(Client):
         # Client.mutation takes this request id before its first checkpoint.
         request_id = self._next_request
         sent = now()
+        log = functools.partial(
+            Sent, function=name, args=args, session_id=self._session_id, request_id=request_id
+        )
         try:
             value = await self.mutation(name, args)
         except FunctionError as error:
             self.recorder.failed(name, error.code, str(error))
+            self.recorder.log_sent(log(outcome="refused", code=error.code))
             raise
         except trio.Cancelled:
             self.recorder.mutation_unfinished(name)
+            self.recorder.log_sent(log(outcome="unfinished"))
             raise
         finally:
             ack = self._acks.pop(request_id, None)
         resolved = now()
         self.recorder.mutation_succeeded(name, sent, resolved)
+        self.recorder.log_sent(
+            log(outcome="acknowledged", value=value, ts=None if ack is None else ack[1])
+        )
         if ack is None:
             return Reply(value=value, sent_at=sent, acked_at=None, ts=None)
         return Reply(value=value, sent_at=sent, acked_at=ack[0], ts=ack[1])
