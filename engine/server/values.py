@@ -6,7 +6,8 @@ double, 8 little-endian bytes: NaN, the infinities and -0.0, which JSON numbers 
 `{"$bytes": b64}`. Every other object key starting with `$` is reserved and refused.
 
 Decoding (`json_to_convex`) accepts what any Convex client sends and raises `InvalidArgs` naming
-the bad field's path otherwise. Encoding (`convex_to_json`) sends an `int` as a JSON number while
+the bad field's path otherwise (also for a plain integer outside 64 bits, which no field holds
+and the journal could not store). Encoding (`convex_to_json`) sends an `int` as a JSON number while
 a JavaScript number holds it exactly (|n| <= 2**53) and as `$integer` beyond; a value that Convex
 cannot represent at all (an int outside 64 bits, a non-string key, an unknown type) is a server
 bug and raises `Internal`.
@@ -18,7 +19,7 @@ import base64
 import binascii
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from domain.errors import Internal, InvalidArgs
@@ -34,8 +35,13 @@ MAX_DEPTH = 64
 def json_to_convex(value: Any) -> Any:
     """Decode a value parsed from JSON (`orjson.loads`) into Python: int, float, str, bool,
     None, bytes, list, dict. Raises `InvalidArgs` (with `path`) for a malformed or reserved
-    `$` object."""
-    return _decode(value, "", 0)
+    `$` object, nesting past `MAX_DEPTH`, or an integer outside 64 bits. Costs one pass over
+    the value: paths are only spelled out for a fault."""
+    try:
+        return _decode(value, 0)
+    except _Fault as fault:
+        path = fault.path()
+        raise InvalidArgs(fault.describe(path or "args"), path=path) from None
 
 
 def convex_to_json(value: Any) -> Any:
@@ -48,48 +54,110 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _b64(encoded: Any, path: str, what: str) -> bytes:
+class _Fault(Exception):
+    """A decoding fault on its way out; each enclosing array or object adds its index or key,
+    so the path is built only when there is a fault to report."""
+
+    def __init__(self, describe: Callable[[str], str]) -> None:
+        self.describe = describe
+        self.segments: list[int | str] = []
+
+    def path(self) -> str:
+        path = ""
+        for segment in reversed(self.segments):
+            path = f"{path}[{segment}]" if isinstance(segment, int) else _join(path, segment)
+        return path
+
+
+def _b64(encoded: Any, what: str) -> bytes:
     if not isinstance(encoded, str):
-        raise InvalidArgs(f"Malformed {what} at {path or 'args'}: not a string.", path=path)
+        raise _Fault(lambda at: f"Malformed {what} at {at}: not a string.")
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidArgs(f"Malformed {what} at {path or 'args'}: not base64.", path=path) from None
+        raise _Fault(lambda at: f"Malformed {what} at {at}: not base64.") from None
 
 
-def _decode(value: Any, path: str, depth: int) -> Any:
+def _integer(number: int) -> int:
+    # orjson reads JSON integers up to 2**64 - 1 as ints; beyond 64 signed bits no field holds
+    # them, the journal could not store them, and no result could carry them back.
+    if MIN_INT64 <= number <= MAX_INT64:
+        return number
+    raise _Fault(lambda at: f"The integer at {at} does not fit in 64 bits.")
+
+
+def _reserved_message(key: str) -> Callable[[str], str]:
+    return lambda at: f"Field name {key!r} is reserved: names starting with '$' are not allowed."
+
+
+def _decode(value: Any, depth: int) -> Any:
     if depth > MAX_DEPTH:
-        raise InvalidArgs(f"Value nested deeper than {MAX_DEPTH} levels.", path=path)
-    if value is None or isinstance(value, bool | int | float | str):
+        raise _Fault(lambda at: f"Value nested deeper than {MAX_DEPTH} levels.")
+    kind = type(value)
+    if kind is str or kind is bool or kind is float or value is None:
         return value
-    if isinstance(value, list):
-        return [_decode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
-    if not isinstance(value, dict):
-        raise InvalidArgs(f"Unexpected value of type {type(value).__name__}.", path=path)
+    if kind is int:
+        return _integer(value)
+    # Below the depth limit a scalar child decodes to itself: checked inline (no call, no
+    # path), as most of a large value is scalars.
+    shallow = depth < MAX_DEPTH
+    if kind is list:
+        items: list[Any] = []
+        for index, item in enumerate(value):
+            of = type(item)
+            if shallow and (
+                of is str
+                or of is float
+                or of is bool
+                or item is None
+                or (of is int and MIN_INT64 <= item <= MAX_INT64)
+            ):
+                items.append(item)
+                continue
+            try:
+                items.append(_decode(item, depth + 1))
+            except _Fault as fault:
+                fault.segments.append(index)
+                raise
+        return items
+    if kind is not dict:
+        raise _Fault(lambda at: f"Unexpected value of type {kind.__name__}.")
     if len(value) == 1:
         ((key, inner),) = value.items()
         if key == "$integer":
-            raw = _b64(inner, path, "$integer")
+            raw = _b64(inner, "$integer")
             if len(raw) != 8:
-                raise InvalidArgs(f"$integer at {path or 'args'} must be 8 bytes.", path=path)
+                raise _Fault(lambda at: f"$integer at {at} must be 8 bytes.")
             return int.from_bytes(raw, "little", signed=True)
         if key == "$float":
-            raw = _b64(inner, path, "$float")
+            raw = _b64(inner, "$float")
             if len(raw) != 8:
-                raise InvalidArgs(f"$float at {path or 'args'} must be 8 bytes.", path=path)
+                raise _Fault(lambda at: f"$float at {at} must be 8 bytes.")
             result: float = struct.unpack("<d", raw)[0]
             return result
         if key == "$bytes":
-            return _b64(inner, path, "$bytes")
+            return _b64(inner, "$bytes")
     out: dict[str, Any] = {}
     for key, inner in value.items():
-        child = _join(path, key)
         if key.startswith("$"):
-            raise InvalidArgs(
-                f"Field name {key!r} is reserved: names starting with '$' are not allowed.",
-                path=child,
-            )
-        out[key] = _decode(inner, child, depth + 1)
+            reserved = _Fault(_reserved_message(key))
+            reserved.segments.append(key)
+            raise reserved
+        of = type(inner)
+        if shallow and (
+            of is str
+            or of is float
+            or of is bool
+            or inner is None
+            or (of is int and MIN_INT64 <= inner <= MAX_INT64)
+        ):
+            out[key] = inner
+            continue
+        try:
+            out[key] = _decode(inner, depth + 1)
+        except _Fault as fault:
+            fault.segments.append(key)
+            raise
     return out
 
 
