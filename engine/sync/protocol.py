@@ -4,7 +4,8 @@ Client -> server: Connect, ModifyQuerySet, Mutation, Action, Authenticate, Event
 Server -> client: Transition, MutationResponse, ActionResponse, AuthError, FatalError, Ping.
 
 Parsing is strict: a message that is not an object of a known type with fields of the right
-types is a `ProtocolViolation`, which the session answers with FatalError and a close.
+types (integers from 0 to 2**53-1, a `sessionId` of at most 128 characters) is a
+`ProtocolViolation`, which the session answers with FatalError and a close.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from typing import Any
 
 import attrs
 import orjson
+
+#: Integers in client messages (ids, versions, counts) are JavaScript numbers in Convex's
+#: protocol: a larger one is no client's, and would not fit the journal's request records.
+MAX_PROTOCOL_INT = 2**53 - 1
+#: Longest `sessionId` accepted (Convex's client sends a 36-character UUID). Every executed
+#: mutation's idempotency record holds it, so its size is bounded.
+MAX_SESSION_ID_LENGTH = 128
 
 
 class ProtocolViolation(Exception):
@@ -66,9 +74,23 @@ def parse(data: str | bytes) -> dict[str, Any]:
             raise ProtocolViolation(f"{kind}.{name} has the wrong type.")
         if not isinstance(value, types):
             raise ProtocolViolation(f"{kind}.{name} has the wrong type.")
-        if int in types and isinstance(value, int) and not isinstance(value, bool) and value < 0:
-            raise ProtocolViolation(f"{kind}.{name} must not be negative.")
+        if int in types and isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise ProtocolViolation(f"{kind}.{name} must not be negative.")
+            if value > MAX_PROTOCOL_INT:
+                raise ProtocolViolation(f"{kind}.{name} is larger than {MAX_PROTOCOL_INT}.")
+    if kind == "Connect" and len(message["sessionId"]) > MAX_SESSION_ID_LENGTH:
+        raise ProtocolViolation(f"sessionId is longer than {MAX_SESSION_ID_LENGTH} characters.")
     return message
+
+
+def protocol_int(value: Any) -> bool:
+    """Whether `value` is an integer a client message may carry (not a bool, 0..2**53-1)."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_PROTOCOL_INT
+    )
 
 
 _FIELDS: dict[str, tuple[tuple[str, tuple[type, ...], bool], ...]] = {

@@ -41,6 +41,7 @@ from engine.sync.protocol import (
     fatal,
     parse,
     ping,
+    protocol_int,
     single_args,
 )
 
@@ -160,8 +161,8 @@ class SyncSession:
         if message["newVersion"] <= message["baseVersion"]:
             raise ProtocolViolation("ModifyQuerySet newVersion must be above baseVersion.")
         for change in message["modifications"]:
-            if not isinstance(change, dict) or not isinstance(change.get("queryId"), int):
-                raise ProtocolViolation("A query set modification needs a queryId.")
+            if not isinstance(change, dict) or not protocol_int(change.get("queryId")):
+                raise ProtocolViolation("A query set modification needs a queryId (0..2**53-1).")
             query_id = change["queryId"]
             if change.get("type") == "Add":
                 path, args = change.get("udfPath"), change.get("args")
@@ -206,8 +207,12 @@ class SyncSession:
         from engine.server.values import json_to_convex
 
         request_id = message["requestId"]
+        raw_args = single_args(message["args"])
         try:
-            args = json_to_convex(single_args(message["args"]))
+            # The function first, then its args: an unknown name is NotFound whatever the args,
+            # as over HTTP and for queries.
+            self.engine.registry.mutation(message["udfPath"])
+            args = json_to_convex(raw_args)
             pending = self.engine.begin_mutation(
                 message["udfPath"],
                 args,
@@ -225,6 +230,7 @@ class SyncSession:
 
         try:
             outcome = await pending.outcome()
+            result = convex_to_json(outcome.value)
         except TurnstileError as error:
             self._respond_error("MutationResponse", request_id, error)
             return
@@ -232,13 +238,14 @@ class SyncSession:
             "type": "MutationResponse",
             "requestId": request_id,
             "success": True,
-            "result": convex_to_json(outcome.value),
+            "result": result,
             "ts": encode_ts(outcome.ts),
             "logLines": [],
         }
         self._queue_response(Response(message, outcome.ts))
 
     def _action(self, message: dict[str, Any]) -> None:
+        single_args(message["args"])  # a malformed Action is refused as a malformed Mutation is
         error = NotFound(
             f"Could not find public function for '{message['udfPath']}'.",
             function=message["udfPath"],
@@ -383,10 +390,17 @@ class SyncSession:
 def _updated(query_id: int, result: Result, encode: Any) -> dict[str, Any]:
     if result.error is not None:
         return _failed(query_id, result.error)
+    try:
+        value = result.wire(encode)
+    except TurnstileError as error:
+        # A stored value the wire cannot carry fails this query, not the whole session (and
+        # not every other session subscribed to it).
+        log.error("a result of query %s cannot be sent: %s", query_id, error.message)
+        return _failed(query_id, error)
     return {
         "type": "QueryUpdated",
         "queryId": query_id,
-        "value": result.wire(encode),
+        "value": value,
         "logLines": [],
         "journal": None,
     }
