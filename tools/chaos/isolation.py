@@ -1,0 +1,652 @@
+"""Isolation: every function, called by every other party with the victim's ids, reaches nothing.
+
+    report = await run_isolation(engine, IsolationConfig(orgs=3, rounds=1, seed=7))
+    report.passed, report.calls, report.breaches
+
+On a fresh engine, `build_world` gives each organization staff (every capability, and two
+partial sets), two ticket buyers, and a record of every kind (tools.chaos.world). Then, for
+every function of the registry (its `Probe`, tools.chaos.probes: a function without one is a
+failure), every victim (an organization; for a user's functions, each buyer) and every party
+that is foreign to that victim, the function is called:
+
+- once with every id taken from the victim, and `rounds` times *mixed*: each id the victim or
+  the caller's own (at least one the victim's, where the caller has its own), so a caller's own
+  location with another organization's customer is tried as well as the plain theft;
+- a mutation must be refused; a refusal must carry a code a missing record or a missing right
+  gets (NotFound, Forbidden, Unauthenticated, or what the probe declares with its reason);
+- a query may answer, but its answer must hold no secret of the victim (an id or marker of
+  theirs that the caller did not send), and must equal the answer to the same call with the
+  victim's ids replaced by ids that exist nowhere ("exactly as if the record did not exist");
+- neither an error's message and data nor the journal may change: no row is appended by any
+  call (the engine's clock stands still, so no scheduled job writes in between).
+
+Controls keep the test honest: each query, called by the victim's own side, must answer (so its
+args are valid and a leak would have shown), and must name one of the victim's records where its
+probe says so; each mutation, called by the owner at the end, must not be refused as malformed.
+
+Then a sample of the same calls goes over HTTP to a live server on 127.0.0.1 with real HS256
+JWTs (the auth path), and forged tokens (wrong secret, expired, `alg: none`) claiming to be the
+victim are refused with 401 while the victim's real token is answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.client
+import json
+import random
+import secrets
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from domain.errors import TurnstileError
+from domain.identity import ADMIN, ANONYMOUS, Identity
+from engine import Engine
+from engine.journal import scan
+from engine.server import Authenticator, convex_to_json, mint_token, serve
+from tools.chaos.probes import ADMIN as ADMIN_SCOPE
+from tools.chaos.probes import (
+    ORG,
+    PROBES,
+    PUBLIC,
+    REFUSALS,
+    USER,
+    Probe,
+    missing_probes,
+)
+from tools.chaos.world import Buyer, Org, Party, World, build_world
+
+#: Breaches listed in full in a report (the rest are counted).
+LISTED = 50
+#: Query probes whose answers are figures, never record ids (so the owner's answer names none).
+FIGURES_ONLY = frozenset({"customers:typeStatistics", "analytics:daily"})
+JWT_TTL_SECONDS = 3600
+
+
+@attrs.frozen(kw_only=True)
+class IsolationConfig:
+    orgs: int = 3
+    #: Mixed calls per (function, victim, caller), besides the one with every id the victim's.
+    rounds: int = 1
+    seed: int = 0
+    #: Calls repeated over HTTP with real JWTs (0: no HTTP part).
+    http_sample: int = 60
+
+
+@attrs.define(kw_only=True)
+class IsolationReport:
+    config: IsolationConfig
+    parties: int = 0
+    #: Calls made in-process by a party foreign to the records named.
+    calls: int = 0
+    twins: int = 0
+    controls: int = 0
+    http_calls: int = 0
+    auth_checks: int = 0
+    by_function: Counter[str] = attrs.field(factory=Counter)
+    outcomes: Counter[str] = attrs.field(factory=Counter)
+    #: Foreign mutations accepted (a reference the function stores unread), by function and
+    #: whose ids they named.
+    accepted: Counter[str] = attrs.field(factory=Counter)
+    #: Refusals with a code a probe declares (besides NotFound, Forbidden, Unauthenticated).
+    declared: Counter[str] = attrs.field(factory=Counter)
+    missing: list[str] = attrs.field(factory=list)
+    breaches: list[str] = attrs.field(factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.missing and not self.breaches
+
+    def breach(self, text: str) -> None:
+        self.breaches.append(text)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "config": attrs.asdict(self.config),
+            "parties": self.parties,
+            "calls": self.calls,
+            "twins": self.twins,
+            "controls": self.controls,
+            "httpCalls": self.http_calls,
+            "authChecks": self.auth_checks,
+            "functions": len(self.by_function),
+            "byFunction": dict(sorted(self.by_function.items())),
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "accepted": dict(sorted(self.accepted.items())),
+            "declaredRefusals": dict(sorted(self.declared.items())),
+            "missingProbes": self.missing,
+            "breaches": len(self.breaches),
+            "breachExamples": self.breaches[:LISTED],
+        }
+
+
+@attrs.frozen(kw_only=True)
+class Answer:
+    """What a call came back with: a value, or a refusal's code and error data."""
+
+    value: Any = None
+    code: str | None = None
+    data: dict[str, Any] | None = None
+    #: The streams of the journal rows the call appended, one per row.
+    streams: tuple[str, ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        return self.code is not None
+
+    def text(self) -> str:
+        shown = self.data if self.refused else self.value
+        return orjson.dumps(shown, default=str, option=orjson.OPT_SORT_KEYS).decode()
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """One foreign call: who calls which function with what."""
+
+    probe: Probe
+    party: Party
+    victim_org: Org
+    victim_buyer: Buyer
+    args: dict[str, Any]
+    twin_args: dict[str, Any]
+    #: The victim's secrets the answer must not hold (the caller's own and what it sent
+    #: excluded).
+    secrets: frozenset[str]
+    #: The aggregate ids of the victim's streams, which no foreign call may write.
+    victim_streams: frozenset[str]
+    #: Whose id each kind named ("event=victim,location=own").
+    whose: str
+    label: str
+
+
+class Fakes:
+    """Stand-ins that exist nowhere for the victim's ids, of the same shape (prefix, length,
+    child suffix), the same for one value throughout."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._made: dict[str, str] = {}
+
+    def of(self, value: str) -> str:
+        if value not in self._made:
+            self._made[value] = self._fake(value)
+        return self._made[value]
+
+    def _fake(self, value: str) -> str:
+        alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+        prefix, sep, rest = value.partition("_")
+        if sep and prefix.isalpha() and len(prefix) <= 4 and rest:
+            core, csep, suffix = rest.partition("_")
+            if core.isalnum() and (not csep or suffix.isalnum()):
+                token = "".join(self._rng.choice(alphabet) for _ in core)
+                return f"{prefix}_{token}{csep}{suffix}"
+        return "ghost-" + "".join(self._rng.choice(alphabet) for _ in range(12))
+
+
+class Picker:
+    """The `Pick` handed to a probe's `build`: per kind, the victim's id (or its fake stand-in)
+    when `take_victim(kind)` or the caller has none of its own, else the caller's own."""
+
+    def __init__(
+        self,
+        victim: dict[str, str],
+        own: dict[str, str],
+        take_victim: Callable[[str], bool],
+        seed: int,
+        fakes: Fakes | None = None,
+    ) -> None:
+        # A twin (`fakes`) makes its own fresh texts, so that a value unique per organization
+        # (an email) does not collide with the first call's.
+        self._victim = victim
+        self._own = own
+        self._take_victim = take_victim
+        self._seed = seed
+        self._rng = random.Random(seed)
+        self._texts = 0
+        self._fakes = fakes
+        self.used: set[str] = set()
+        #: kind -> the victim's value, for each kind taken from the victim.
+        self.from_victim: dict[str, str] = {}
+        #: kind -> whose value it is ("victim" or "own").
+        self.whose: dict[str, str] = {}
+
+    def __call__(self, kind: str) -> str:
+        self.used.add(kind)
+        own = self._own.get(kind)
+        if own is None or self._take_victim(kind):
+            value = self._victim[kind]
+            self.from_victim[kind] = value
+            self.whose[kind] = "victim"
+            return value if self._fakes is None else self._fakes.of(value)
+        self.whose[kind] = "own"
+        return own
+
+    def text(self) -> str:
+        self._texts += 1
+        return f"{'t' if self._fakes else 'p'}{self._seed}x{self._texts}"
+
+    def choice(self, options: tuple[str, ...]) -> str:
+        return self._rng.choice(options)
+
+
+def _ids_of(org: Org | None, buyer: Buyer | None) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    if org is not None:
+        ids.update(
+            org=org.org_id,
+            event=org.event_id,
+            location=org.location_id,
+            service=org.service_id,
+            customer=org.customer_id,
+            membership=org.membership_id,
+            order=org.order_id,
+            ticket=org.ticket_id,
+        )
+    if buyer is not None:
+        ids.update(
+            user=buyer.user_id,
+            waitingList=buyer.waiting_list_id,
+            paymentIntent=buyer.payment_intent_id,
+        )
+    return ids
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _own_secrets(party: Party) -> frozenset[str]:
+    if party.buyer is not None:
+        return party.buyer.secrets
+    if party.home is not None and party.identity.org_id == party.home.org_id:
+        return party.home.secrets
+    return frozenset()
+
+
+def _victim_secrets(world: World, probe: Probe, org: Org, buyer: Buyer) -> frozenset[str]:
+    if probe.scope == USER:
+        return buyer.secrets
+    if probe.scope == PUBLIC:
+        everything = frozenset().union(*(o.secrets for o in world.orgs))
+        everything = everything.union(*(b.secrets for b in world.buyers()))
+        return everything - frozenset().union(*(o.public for o in world.orgs))
+    return org.secrets
+
+
+def _foreign(probe: Probe, party: Party, org: Org, buyer: Buyer) -> bool:
+    identity = party.identity
+    if identity.is_admin:
+        return False
+    if probe.scope == ORG:
+        return identity.org_id != org.org_id
+    if probe.scope == USER:
+        return identity.subject != buyer.user_id
+    return True  # ADMIN_SCOPE and PUBLIC: every party
+
+
+def _victims(probe: Probe, world: World, rng: random.Random) -> Iterator[tuple[Org, Buyer]]:
+    for org in world.orgs:
+        if probe.scope == USER:
+            for buyer in org.buyers:
+                yield org, buyer
+        else:
+            yield org, rng.choice(org.buyers)
+
+
+def plan_calls(world: World, probes: dict[str, Probe], config: IsolationConfig) -> Iterator[Plan]:
+    """Every foreign call of the run, in a fixed order for `config.seed`."""
+    rng = random.Random(config.seed)
+    fakes = Fakes(random.Random(config.seed + 1))
+    parties = world.parties()
+    for name in sorted(probes):
+        probe = probes[name]
+        for org, buyer in _victims(probe, world, rng):
+            victim = _ids_of(org, buyer)
+            secrets_of_victim = _victim_secrets(world, probe, org, buyer)
+            for party in parties:
+                if not _foreign(probe, party, org, buyer):
+                    continue
+                own = _ids_of(party.home, party.buyer)
+                for variant in range(1 + config.rounds):
+                    plan = _plan_one(probe, party, org, buyer, victim, own, variant, rng, fakes)
+                    if plan is None:
+                        continue
+                    scan = secrets_of_victim - _own_secrets(party) - set(_strings(plan.args))
+                    yield attrs.evolve(plan, secrets=scan)
+
+
+def _plan_one(
+    probe: Probe,
+    party: Party,
+    org: Org,
+    buyer: Buyer,
+    victim: dict[str, str],
+    own: dict[str, str],
+    variant: int,
+    rng: random.Random,
+    fakes: Fakes,
+) -> Plan | None:
+    seed = rng.randrange(2**40)
+    if variant == 0:
+        chosen: frozenset[str] | None = None
+    else:
+        # Learn the kinds the probe uses, then take at least one owned kind from the victim
+        # and each other kind from either side.
+        trial = Picker(victim, own, lambda _kind: True, seed)
+        probe.build(trial)
+        owned = sorted(
+            k for k in trial.used & probe.owned() if own.get(k) is not None and own[k] != victim[k]
+        )
+        if not owned:
+            return None  # the caller has nothing of its own here: variant 0 covers it
+        forced = rng.choice(owned)
+        chosen = frozenset({forced} | {k for k in trial.used if rng.random() < 0.5})
+    take_victim: Callable[[str], bool] = (
+        (lambda _kind: True) if chosen is None else chosen.__contains__
+    )
+    picker = Picker(victim, own, take_victim, seed)
+    args = probe.build(picker)
+    if probe.scope != PUBLIC and not picker.from_victim.keys() & probe.owned():
+        return None
+    if probe.manager_cap is not None and picker.whose.get("event") is not None:
+        event_org = org if picker.whose["event"] == "victim" else party.home
+        identity = party.identity
+        if (
+            event_org is not None
+            and identity.org_id == event_org.org_id
+            and identity.has_cap(probe.manager_cap)
+        ):
+            return None  # the event's own manager may ask: not foreign
+    twin_args = probe.build(Picker(victim, own, take_victim, seed, fakes))
+    whose = ",".join(f"{k}={v}" for k, v in sorted(picker.whose.items()))
+    victim_streams = buyer.secrets if probe.scope == USER else org.private | buyer.secrets
+    return Plan(
+        probe=probe,
+        party=party,
+        victim_org=org,
+        victim_buyer=buyer,
+        args=args,
+        twin_args=twin_args,
+        secrets=frozenset(),
+        victim_streams=victim_streams,
+        whose=whose,
+        label=f"{probe.name} by {party.label} on {org.org_id}/{buyer.user_id} [{whose}]",
+    )
+
+
+# -- calling --------------------------------------------------------------------------------------
+
+
+def appended(engine: Engine, before: int) -> tuple[str, ...]:
+    """The streams of the journal rows after seq `before`, one per row."""
+    if engine.journal.last_seq() == before:
+        return ()
+    return tuple(row.stream for row in scan(engine.journal.path, after_seq=before))
+
+
+async def call(engine: Engine, name: str, args: dict[str, Any], identity: Identity) -> Answer:
+    """Call `name` in-process as `identity`; the answer and the journal rows it appended."""
+    before = engine.journal.last_seq()
+    try:
+        if name in engine.registry.mutations:
+            value = (await engine.mutation(name, args, identity)).value
+        else:
+            value = (await engine.query(name, args, identity)).value
+        answer = Answer(value=value)
+    except TurnstileError as error:
+        answer = Answer(code=error.code, data=error.data())
+    return attrs.evolve(answer, streams=appended(engine, before))
+
+
+def judge(plan: Plan, answer: Answer, *, mutation: bool, via: str = "") -> list[str]:
+    """Every way `answer` breaks isolation (empty: none).
+
+    A refusal must carry an allowed code and write nothing. A query's answer must hold no
+    victim secret. A mutation may be accepted only where the victim's id is a reference the
+    function stores without reading it (then it must write none of the victim's streams, and
+    its twin decides whether it behaved as for an id that exists nowhere)."""
+    where = f"{plan.label}{via}"
+    found = []
+    if answer.refused:
+        allowed = REFUSALS | plan.probe.also_refused_with.keys()
+        if answer.code not in allowed:
+            found.append(f"{where}: refused with {answer.code}, not one of {sorted(allowed)}")
+        if answer.streams:
+            found.append(f"{where}: refused, yet the journal gained {len(answer.streams)} rows")
+    elif not mutation and answer.streams:
+        found.append(f"{where}: a query appended {len(answer.streams)} journal rows")
+    touched = sorted({s for s in answer.streams if s.partition("/")[2] in plan.victim_streams})
+    if touched:
+        found.append(f"{where}: wrote the victim's streams {touched[:5]}")
+    text = answer.text()
+    leaked = sorted(s for s in plan.secrets if s in text)
+    if leaked:
+        found.append(f"{where}: the answer holds the victim's {leaked[:5]}: {text[:300]}")
+    return found
+
+
+def twin_differs(plan: Plan, answer: Answer, twin: Answer) -> str | None:
+    """Why a query's answer to the victim's ids tells them apart from ids that exist nowhere:
+    another code, or another value."""
+    if answer.refused or twin.refused:
+        if answer.code == twin.code:
+            return None
+        return f"{plan.label}: {answer.code or 'answered'} for the victim's ids, " + (
+            f"{twin.code or 'answered'} for ids that exist nowhere"
+        )
+    if orjson.dumps(answer.value, default=str) == orjson.dumps(twin.value, default=str):
+        return None
+    return (
+        f"{plan.label}: answered {answer.text()[:150]} for the victim's ids but "
+        f"{twin.text()[:150]} for ids that exist nowhere"
+    )
+
+
+async def run_isolation(
+    engine: Engine,
+    config: IsolationConfig,
+    *,
+    probes: dict[str, Probe] | None = None,
+) -> IsolationReport:
+    """Run the isolation test on `engine` (fresh: its journal holds only the jobs' schedules).
+    The engine's clock must stand still during the run (a `trio.testing.MockClock` that does
+    not jump), so that no scheduled job writes while calls are judged by the rows they add."""
+    probes = PROBES if probes is None else probes
+    report = IsolationReport(config=config)
+    functions = [*engine.registry.mutations, *engine.registry.queries]
+    report.missing = missing_probes(functions)
+    probes = {name: probe for name, probe in probes.items() if name in functions}
+    world = await build_world(engine, config.orgs)
+    report.parties = len(world.parties())
+    await _owner_controls(engine, world, probes, report, queries=True)
+
+    # Queries first, on the world as built; then mutations (an accepted one changes the
+    # caller's own records, which later answers would show).
+    planned = list(plan_calls(world, probes, config))
+    planned.sort(key=lambda plan: plan.probe.name in engine.registry.mutations)
+    refused: list[Plan] = []
+    for plan in planned:
+        mutation = plan.probe.name in engine.registry.mutations
+        answer = await call(engine, plan.probe.name, plan.args, plan.party.identity)
+        report.calls += 1
+        report.by_function[plan.probe.name] += 1
+        outcome = answer.code or ("accepted" if mutation else "answered")
+        report.outcomes[outcome] += 1
+        if mutation and not answer.refused:
+            report.accepted[f"{plan.probe.name} [{plan.whose}]"] += 1
+        for problem in judge(plan, answer, mutation=mutation):
+            report.breach(problem)
+        if answer.code is not None and answer.code not in REFUSALS:
+            report.declared[f"{plan.probe.name} {answer.code}"] += 1
+        if not mutation and plan.probe.scope != PUBLIC:
+            twin = await call(engine, plan.probe.name, plan.twin_args, plan.party.identity)
+            report.twins += 1
+            differs = twin_differs(plan, answer, twin)
+            if differs is not None:
+                report.breach(differs)
+        if answer.refused or not mutation:
+            refused.append(plan)
+
+    if config.http_sample > 0:
+        rng = random.Random(config.seed + 2)
+        sample = rng.sample(refused, min(config.http_sample, len(refused)))
+        await _over_http(engine, world, sample, report)
+    await _owner_controls(engine, world, probes, report, queries=False)
+    return report
+
+
+async def _owner_controls(
+    engine: Engine,
+    world: World,
+    probes: dict[str, Probe],
+    report: IsolationReport,
+    *,
+    queries: bool,
+) -> None:
+    """Each probe called by the victim's own side with every id the victim's: a query must
+    answer (and name a victim record, unless its answer is figures only); a mutation must not be
+    refused as malformed. Mutations run after everything else: they change the world."""
+    org = world.orgs[0]
+    buyer = org.buyers[0]
+    victim = _ids_of(org, buyer)
+    for name in sorted(probes):
+        probe = probes[name]
+        if (name in engine.registry.queries) != queries:
+            continue
+        owner = {
+            ORG: org.staff()["boss"],
+            USER: buyer.identity,
+            ADMIN_SCOPE: ADMIN,
+            PUBLIC: ANONYMOUS,
+        }[probe.scope]
+        args = probe.build(Picker(victim, {}, lambda _kind: True, seed=report.controls))
+        answer = await call(engine, name, args, owner)
+        report.controls += 1
+        if queries:
+            owned = buyer.secrets if probe.scope == USER else org.secrets
+            named = {s for s in owned if s in answer.text()} - set(_strings(args))
+            if answer.refused:
+                report.breach(f"control: {name} by its owner was refused ({answer.code})")
+            elif not named and name not in FIGURES_ONLY and probe.scope != PUBLIC:
+                report.breach(
+                    f"control: {name} by its owner named none of their records, so a leak "
+                    f"through it would go unseen: {answer.text()[:200]}"
+                )
+        elif answer.code == "InvalidArgs":
+            report.breach(f"control: {name} by its owner was refused as malformed: {answer.data}")
+
+
+# -- over HTTP ------------------------------------------------------------------------------------
+
+
+def _http(port: int, path: str, body: dict[str, Any], token: str | None) -> tuple[int, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        headers = {"Content-Type": "application/json", "Connection": "close"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        connection.request("POST", path, json.dumps(body), headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def _token_for(secret: str, party: Party) -> str | None:
+    identity = party.identity
+    if identity.subject is None:
+        return None
+    return mint_token(secret, identity.subject, identity.org_id, identity.caps, JWT_TTL_SECONDS)
+
+
+def _unsigned_token(subject: str) -> str:
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'sub': subject, 'exp': 4102444800})}."
+
+
+async def _over_http(
+    engine: Engine, world: World, sample: list[Plan], report: IsolationReport
+) -> None:
+    """`sample` again through a live server with real JWTs; then forged tokens."""
+    jwt_secret = secrets.token_urlsafe(48)
+    authenticator = Authenticator(secrets.token_urlsafe(24), jwt_secret)
+    async with trio.open_nursery() as nursery:
+        port: int = await nursery.start(
+            functools.partial(serve, engine, host="127.0.0.1", port=0, authenticator=authenticator)
+        )
+
+        async def post(kind: str, name: str, args: dict[str, Any], token: str | None) -> Answer:
+            body = {"path": name, "args": [convex_to_json(args)], "format": "convex_encoded_json"}
+            before = engine.journal.last_seq()
+            status, reply = await trio.to_thread.run_sync(_http, port, f"/api/{kind}", body, token)
+            streams = appended(engine, before)
+            if status == 200 and reply.get("status") == "success":
+                return Answer(value=reply["value"], streams=streams)
+            data = reply.get("errorData") or {}
+            code = data.get("code", f"HTTP {status}")
+            if status not in (401, 560):
+                code = f"HTTP {status}"
+            return Answer(code=code, data=data, streams=streams)
+
+        for plan in sample:
+            name = plan.probe.name
+            mutation = name in engine.registry.mutations
+            kind = "mutation" if mutation else "query"
+            answer = await post(kind, name, plan.args, _token_for(jwt_secret, plan.party))
+            report.http_calls += 1
+            for problem in judge(plan, answer, mutation=mutation, via=" (HTTP)"):
+                report.breach(problem)
+
+        for buyer in world.buyers():
+            args = {"userId": buyer.user_id}
+            forged = {
+                "a token signed with another secret": mint_token(
+                    secrets.token_urlsafe(48), buyer.user_id
+                ),
+                "an expired token": mint_token(jwt_secret, buyer.user_id, ttl_seconds=-120),
+                "an unsigned token (alg none)": _unsigned_token(buyer.user_id),
+            }
+            for what, token in forged.items():
+                answer = await post("query", "events:getUserTickets", args, token)
+                report.auth_checks += 1
+                if answer.code != "Unauthenticated" or buyer.user_id in answer.text():
+                    report.breach(
+                        f"events:getUserTickets of {buyer.user_id} with {what}: "
+                        f"{answer.code or 'answered'} {answer.text()[:200]}"
+                    )
+            real = mint_token(jwt_secret, buyer.user_id)
+            answer = await post("query", "events:getUserTickets", args, real)
+            report.auth_checks += 1
+            if answer.refused:
+                report.breach(
+                    f"control: {buyer.user_id}'s own token was refused over HTTP ({answer.code})"
+                )
+        nursery.cancel_scope.cancel()
+
+
+__all__ = [
+    "Answer",
+    "IsolationConfig",
+    "IsolationReport",
+    "Plan",
+    "call",
+    "judge",
+    "plan_calls",
+    "run_isolation",
+]
