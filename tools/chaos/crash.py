@@ -243,10 +243,10 @@ class Killer:
         for index in range(self.config.kills):
             planned = load_start + share * (index + self.rng.uniform(*KILL_WINDOW))
             kill_at = max(planned, ready_at + MIN_UPTIME)
-            if kill_at >= deadline or self.recorder.load_ended is not None:
+            if kill_at >= deadline or self._load_over():
                 return
             await trio.sleep_until(kill_at)
-            if self.recorder.load_ended is not None:
+            if self._load_over():
                 return
             killed = trio.current_time()
             await self.server.kill()
@@ -254,6 +254,10 @@ class Killer:
             await self.server.wait_healthy()
             ready_at = trio.current_time()
             self.recovery_seconds.append(ready_at - killed)
+
+    def _load_over(self) -> bool:
+        """The load ended (its checks may be under way): no kill may land any more."""
+        return self.recorder.load_ended is not None
 
 
 async def run_chaos(config: ChaosConfig) -> ChaosReport:
