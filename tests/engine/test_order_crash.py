@@ -42,7 +42,7 @@ import trio
 from domain.customers import CUSTOMER, CustomerState
 from domain.errors import TurnstileError
 from domain.ids import owner_of
-from domain.venue import LOCATION, LocationState
+from domain.venue import LOCATION, LocationState, Order
 from engine import Engine, EngineConfig, open_engine
 from engine.journal import JOURNAL_FILE
 from snapshots import fold_stream
@@ -179,7 +179,7 @@ class Recovered:
             if s.startswith("customer/")
         }
 
-    def order(self, order_id: str) -> Any:
+    def order(self, order_id: str) -> Order | None:
         owner = owner_of(order_id, "or", "lo")
         return self.locations[f"location/{owner}"].orders.get(order_id)
 
@@ -256,14 +256,14 @@ def check_customers(world: Recovered) -> list[str]:
     """Every customer records exactly its orders as its locations hold them, and its figures
     count each completed order once."""
     problems: list[str] = []
-    held: dict[str, dict[str, Any]] = {stream: {} for stream in world.customers}
+    held: dict[str, dict[str, Order]] = {stream: {} for stream in world.customers}
     for location in world.locations.values():
         for order in location.orders.values():
-            customer = f"customer/{order.customer_id}"
-            if customer not in held:
+            owner = f"customer/{order.customer_id}"
+            if owner not in held:
                 problems.append(f"order {order.id} belongs to no customer in the journal")
                 continue
-            held[customer][order.id] = order
+            held[owner][order.id] = order
     for stream, customer in world.customers.items():
         orders = held[stream]
         if set(customer.orders) != set(orders):
@@ -271,11 +271,11 @@ def check_customers(world: Recovered) -> list[str]:
                 f"{stream} records {len(customer.orders)} orders; its locations hold {len(orders)}"
             )
         for order_id, record in customer.orders.items():
-            order = orders.get(order_id)
-            if order is None:
+            known = orders.get(order_id)
+            if known is None:
                 continue
             facts = (record.status, record.total, record.paid_amount, record.completed_at)
-            truth = (order.status, order.total, order.paid_amount, order.completed_at)
+            truth = (known.status, known.total, known.paid_amount, known.completed_at)
             if facts != truth:
                 problems.append(f"{stream} records {order_id} as {facts}, its location {truth}")
         completed = [o.total for o in orders.values() if o.status == "completed"]
