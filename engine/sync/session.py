@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("turnstile.sync")
 
 PING_SECONDS = 15.0
+#: Seconds a session that has ended still waits for its mutations in flight, so that their
+#: idempotency records are in place before a reconnected client re-sends them.
+MUTATION_GRACE_SECONDS = 10.0
 #: Mutation responses a client may leave unread before the session is ended.
 MAX_UNSENT_RESPONSES = 10_000
 
@@ -94,14 +97,22 @@ class SyncSession:
 
     async def run(self) -> None:
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer)
-                nursery.start_soon(self._pinger)
-                self._nursery = nursery
+            async with trio.open_nursery() as waiters:
+                self._waiters = waiters
                 try:
-                    await self._reader()
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._writer)
+                        nursery.start_soon(self._pinger)
+                        self._nursery = nursery
+                        try:
+                            await self._reader()
+                        finally:
+                            nursery.cancel_scope.cancel()
                 finally:
-                    nursery.cancel_scope.cancel()
+                    # Mutations in flight outlive the connection for a while: while one waits,
+                    # the engine knows its request id, so a reconnected client re-sending it
+                    # is given this execution's result instead of running it a second time.
+                    waiters.cancel_scope.deadline = trio.current_time() + MUTATION_GRACE_SECONDS
         finally:
             for query in self.queries.values():
                 self._drop(query)
@@ -223,7 +234,7 @@ class SyncSession:
         except TurnstileError as error:
             self._respond_error("MutationResponse", request_id, error)
             return
-        self._nursery.start_soon(self._await_mutation, request_id, pending)
+        self._waiters.start_soon(self._await_mutation, request_id, pending)
 
     async def _await_mutation(self, request_id: int, pending: PendingMutation) -> None:
         from engine.server.values import convex_to_json
