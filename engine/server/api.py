@@ -111,11 +111,13 @@ async def _route(ctx: ServerContext, request: Request, draining: bool) -> Respon
         if SYNC_PATH.match(request.path):
             return json_response(426, {"status": "error", "errorMessage": "Use a WebSocket."})
         return json_response(404, {"status": "error", "errorMessage": "Not found."})
-    if request.method != expected:
+    # HEAD is GET without the body (the HTTP layer leaves the body out).
+    if request.method != expected and not (request.method == b"HEAD" and expected == b"GET"):
+        allowed = expected + (b", HEAD, OPTIONS" if expected == b"GET" else b", OPTIONS")
         return Response(
             405,
             orjson.dumps({"status": "error", "errorMessage": "Method not allowed."}),
-            headers=((b"allow", expected + b", OPTIONS"),),
+            headers=((b"allow", allowed),),
         )
     if request.path == "/health":
         return _health(ctx, draining)

@@ -92,6 +92,8 @@ class Connection:
         #: The bytes of the current request's head as received, for a WebSocket hand-off.
         self.raw = bytearray()
         self.recording = True
+        #: The current request is HEAD: its answers carry no body (h11 refuses one).
+        self.head_only = False
         self.idle_scope: trio.CancelScope | None = None
         self.session_scope: trio.CancelScope | None = None
 
@@ -138,6 +140,7 @@ class Connection:
         pending, closed = self.h11.trailing_data
         self.raw = bytearray(pending)
         self.recording = True
+        self.head_only = False
         if pending or closed:
             return True
         if self.server.draining:
@@ -194,6 +197,7 @@ class Connection:
             head = await self._read_head()
         if reading_head.cancelled_caught:
             return False  # the head did not arrive in time: close without a word
+        self.head_only = head.method == b"HEAD"
         headers = {name: value for name, value in head.headers}  # names come lower-cased
         path = head.target.partition(b"?")[0].decode("ascii", "replace")
         if b"websocket" in headers.get(b"upgrade", b"").lower() and head.method == b"GET":
@@ -245,7 +249,7 @@ class Connection:
             status_code=status, headers=response.header_list(close=close), reason=_reason(status)
         )
         out = bytearray(self.h11.send(start) or b"")
-        if response.body:
+        if response.body and not self.head_only:
             out += self.h11.send(h11.Data(data=response.body)) or b""
         out += self.h11.send(h11.EndOfMessage()) or b""
         await self._send(bytes(out))
