@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from engine.server.auth import Authenticator
+from engine.server.limits import SessionLimits, SessionSlots
 from engine.server.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -30,8 +31,39 @@ class ServerConfig:
     write_timeout: float = 10.0
     #: Seconds in-flight requests get to finish after shutdown starts; then they are cut.
     drain_seconds: float = 10.0
-    #: WebSocket messages buffered per connection before the reader waits.
-    ws_queue_size: int = 64
+    #: WebSocket messages buffered per connection before the reader waits. Each may be up to
+    #: `max_body_bytes`, so this (plus the one being read) bounds what a client that sends
+    #: faster than its allowance makes the server hold: about 5 MiB at the defaults.
+    ws_queue_size: int = 4
+
+    # -- hostile clients and floods (docs/reliability.md) ------------------------------------
+    #: Open TCP connections at most; one more is closed at once, before a byte is read.
+    max_connections: int = 10_000
+    #: Seconds from accepting a connection until its first request head has arrived, and for
+    #: a WebSocket until the sync session's Connect has arrived; a slower client is cut off.
+    handshake_timeout: float = 10.0
+    #: Sync sessions one signed-in user (token subject) may hold at once; one more is ended
+    #: with FatalError (close 1008). The admin key is exempt; anonymous sessions count only
+    #: against `max_connections`.
+    max_sessions_per_identity: int = 64
+    #: A connection's sustained allowance of messages (sync messages or HTTP requests) per
+    #: second, and how many it may send at once above that. Beyond it the connection's reading
+    #: pauses, so TCP pushes back on the client: nothing it sent is dropped or refused.
+    max_messages_per_second: float = 200.0
+    message_burst: int = 1_000
+    #: The same allowance in bytes (sync messages and request bodies).
+    max_bytes_per_second: float = 2 * 1024 * 1024
+    byte_burst: int = 4 * 1024 * 1024
+    #: Live queries one sync session may hold; adding one more ends it with FatalError (1008).
+    max_queries_per_session: int = 1_000
+    #: Mutations of one sync session in flight at once; beyond, its reading pauses.
+    max_mutations_in_flight: int = 256
+    #: Seconds one frame to a sync client may take to be written. A client that reads nothing
+    #: for longer (its socket buffers full) is disconnected without a closing handshake.
+    send_timeout: float = 30.0
+    #: Seconds a sync session that has ended still waits for its mutations in flight, so their
+    #: idempotency records are in place before a reconnected client re-sends them.
+    mutation_grace: float = 10.0
 
 
 @attrs.define(kw_only=True)
@@ -42,6 +74,14 @@ class ServerContext:
     authenticator: Authenticator
     metrics: Metrics = attrs.field(factory=Metrics)
     config: ServerConfig = attrs.field(factory=ServerConfig)
+    #: Sync sessions held per signed-in user, shared by every connection of this server.
+    sessions: SessionSlots = attrs.field(
+        default=attrs.Factory(
+            lambda self: SessionSlots(self.config.max_sessions_per_identity), takes_self=True
+        )
+    )
+    #: Set only on the copy handed to one sync session: that session's limits.
+    limits: SessionLimits | None = None
 
 
 __all__ = ["ServerConfig", "ServerContext"]

@@ -1,9 +1,12 @@
 """The one TCP listener: HTTP/1.1 (h11) and the WebSocket upgrade, on one port.
 
 Each connection is a loop of request cycles (keep-alive). Limits that keep one client from
-holding the server: a request head of at most `max_head_bytes` (431), a body of at most
-`max_body_bytes` (413), `idle_timeout` between requests, `read_timeout` from a request's first
-byte to its last, `write_timeout` for each response. None of them bounds a function's own run.
+holding the server: at most `max_connections` open (one more is closed unread), the first
+request head within `handshake_timeout` of accepting, a request head of at most
+`max_head_bytes` (431), a body of at most `max_body_bytes` (413), `idle_timeout` between
+requests, `read_timeout` from a request's first byte to its last, `write_timeout` for each
+response, and the connection's message and byte allowance (`Throttle`: reading pauses while it
+is spent). None of them bounds a function's own run.
 
 `GET /api/<version>/sync` with `Upgrade: websocket` leaves the HTTP loop: the head already read
 is replayed to trio-websocket, which finishes the handshake, and the connection becomes a sync
@@ -26,6 +29,7 @@ import trio
 from engine.server import api
 from engine.server.auth import Authenticator
 from engine.server.context import ServerConfig, ServerContext
+from engine.server.limits import SessionLimits, Throttle
 from engine.server.metrics import Metrics
 from engine.server.streams import PrefixedStream
 from engine.server.websocket import serve_sync
@@ -64,6 +68,10 @@ class HttpServer:
         self.connections: set[Connection] = set()
 
     async def handle_stream(self, stream: trio.SocketStream) -> None:
+        if len(self.connections) >= self.ctx.config.max_connections:
+            self.ctx.metrics.limited.labels("connections").inc()
+            await trio.aclose_forcefully(stream)
+            return
         connection = Connection(self, stream)
         self.connections.add(connection)
         self.ctx.metrics.open_connections.inc()
@@ -89,6 +97,10 @@ class Connection:
         self.config = server.ctx.config
         self.stream = stream
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_head_bytes)
+        #: The first request's head must have arrived by then (and a sync session's Connect).
+        self.handshake_by = trio.current_time() + self.config.handshake_timeout
+        self.handshaking = True
+        self.throttle = Throttle.of(self.config, server.ctx.metrics)
         #: The bytes of the current request's head as received, for a WebSocket hand-off.
         self.raw = bytearray()
         self.recording = True
@@ -145,12 +157,18 @@ class Connection:
             return True
         if self.server.draining:
             return False
-        with trio.move_on_after(self.config.idle_timeout) as scope:
+        if self.handshaking:
+            deadline = self.handshake_by
+        else:
+            deadline = trio.current_time() + self.config.idle_timeout
+        with trio.move_on_at(deadline) as scope:
             self.idle_scope = scope
             try:
                 await self._receive()
             finally:
                 self.idle_scope = None
+        if scope.cancelled_caught and self.handshaking:
+            self.ctx.metrics.limited.labels("handshake").inc()
         return not scope.cancelled_caught
 
     async def _read_head(self) -> h11.Request:
@@ -193,9 +211,12 @@ class Connection:
         if not await self._wait_for_request():
             return False
         deadline = trio.current_time() + self.config.read_timeout
-        with trio.move_on_at(deadline) as reading_head:
+        head_by = min(deadline, self.handshake_by) if self.handshaking else deadline
+        with trio.move_on_at(head_by) as reading_head:
             head = await self._read_head()
         if reading_head.cancelled_caught:
+            if self.handshaking:
+                self.ctx.metrics.limited.labels("handshake").inc()
             return False  # the head did not arrive in time: close without a word
         self.head_only = head.method == b"HEAD"
         headers = {name: value for name, value in head.headers}  # names come lower-cased
@@ -203,6 +224,7 @@ class Connection:
         if b"websocket" in headers.get(b"upgrade", b"").lower() and head.method == b"GET":
             await self._upgrade(headers, path)
             return False
+        self.handshaking = False
         declared = headers.get(b"content-length")
         if declared is not None and int(declared) > self.config.max_body_bytes:
             await self._refuse(413, "The request body is larger than the server accepts.")
@@ -216,6 +238,7 @@ class Connection:
         if body is None:
             await self._refuse(413, "The request body is larger than the server accepts.")
             return False
+        await self.throttle.admit(len(body))
         request = api.Request(method=head.method, path=path, headers=headers, body=body)
         response = await api.handle(self.ctx, request, draining=self.server.draining)
         await self._respond(response, close=self.server.draining)
@@ -231,7 +254,22 @@ class Connection:
         self.session_scope = trio.CancelScope()
         if self.server.draining:
             self.session_scope.cancel()
-        await serve_sync(self.ctx, PrefixedStream(bytes(self.raw), self.stream), self.session_scope)
+        limits = SessionLimits(
+            config=self.config,
+            throttle=self.throttle,
+            slots=self.ctx.sessions,
+            # A session opened by the first request must say Connect within the handshake
+            # time; one opened later on a keep-alive connection gets the time afresh.
+            connect_by=(
+                self.handshake_by
+                if self.handshaking
+                else trio.current_time() + self.config.handshake_timeout
+            ),
+            metrics=self.ctx.metrics,
+        )
+        await serve_sync(
+            self.ctx, PrefixedStream(bytes(self.raw), self.stream), self.session_scope, limits
+        )
 
     # -- writing --------------------------------------------------------------------------
 

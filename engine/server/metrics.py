@@ -60,6 +60,19 @@ class Metrics:
             "turnstile_open_connections", "Open TCP connections (HTTP and WebSocket).",
             registry=self.registry,
         )
+        self.limited = Counter(
+            "turnstile_limited",
+            "Connections and sync sessions ended by a limit (ServerConfig), by limit: "
+            "connections, handshake, identity, queries, send_timeout.",
+            ["limit"],
+            registry=self.registry,
+        )
+        self.throttled = Counter(
+            "turnstile_throttled",
+            "Times a connection's reading paused because it spent its message or byte "
+            "allowance.",
+            registry=self.registry,
+        )
 
     def bind_engine(self, engine: Engine) -> None:
         """Read the engine's gauges at scrape time."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 
+import attrs
 import trio
 import trio_websocket
 
 from engine.server.context import ServerContext
+from engine.server.limits import SessionLimits
 
 log = logging.getLogger("turnstile.server")
 
@@ -23,12 +25,17 @@ INTERNAL_ERROR = 1011
 
 
 async def serve_sync(
-    ctx: ServerContext, stream: trio.abc.Stream, session_scope: trio.CancelScope
+    ctx: ServerContext,
+    stream: trio.abc.Stream,
+    session_scope: trio.CancelScope,
+    limits: SessionLimits | None = None,
 ) -> None:
     """Complete the WebSocket handshake on `stream` and run a sync session until it ends.
     Cancelling `session_scope` (shutdown) ends the session only: the connection's reader
-    stays up, so the client's reply to our close frame (code 1001) is read."""
-    from engine.sync.session import run_sync_session
+    stays up, so the client's reply to our close frame (code 1001) is read. A client that
+    stopped reading or never said Connect (`DropConnection`) is dropped without a closing
+    handshake."""
+    from engine.sync.session import DropConnection, run_sync_session
 
     config = ctx.config
     async with trio.open_nursery() as nursery:
@@ -45,20 +52,24 @@ async def serve_sync(
             return
         ctx.metrics.ws_sessions.inc()
         code, reason = 1000, ""
+        graceful = True
         try:
             with session_scope:
-                await run_sync_session(ws, ctx)
+                await run_sync_session(ws, attrs.evolve(ctx, limits=limits))
             if session_scope.cancelled_caught:
                 code, reason = GOING_AWAY, "The server is shutting down."
         except trio_websocket.ConnectionClosed:
             code, reason = 1000, ""
+        except DropConnection:
+            graceful = False
         except Exception:
             log.exception("sync session failed")
             code, reason = INTERNAL_ERROR, "Internal error."
         finally:
             ctx.metrics.ws_sessions.dec()
-            with trio.CancelScope(shield=True), trio.move_on_after(config.write_timeout):
-                await ws.aclose(code=code, reason=reason or None)
+            if graceful:
+                with trio.CancelScope(shield=True), trio.move_on_after(config.write_timeout):
+                    await ws.aclose(code=code, reason=reason or None)
             nursery.cancel_scope.cancel()  # the reader task, should the peer never answer
 
 

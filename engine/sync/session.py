@@ -13,6 +13,14 @@ Plan (ARCHITECTURE.md "One consistent cut", "Fan-out"):
   newer Transitions and the session's memory stays bounded; unchanged results are not re-sent.
 - A Ping every 15 s keeps the client's inactivity timer quiet.
 
+Limits (`SessionLimits`, numbers in `ServerConfig`): the client's Connect must arrive within the
+handshake time; its messages are admitted by its connection's `Throttle` (reading pauses while
+the allowance is spent); at most `max_mutations_in_flight` mutations run at once (reading waits)
+and `max_queries_per_session` queries are held; a signed-in user holds at most
+`max_sessions_per_identity` sessions; a frame that cannot be written within `send_timeout` means
+the client is not reading, and the connection is dropped. Going past a limit that is the
+client's doing ends the session with FatalError (close 1008).
+
 Versions: the session mirrors the client's `{querySet, ts, identity}`. Every Transition starts
 at the version the last one ended at; `ModifyQuerySet.baseVersion` and
 `Authenticate.baseVersion` must match the session's, or the session ends with FatalError.
@@ -21,6 +29,7 @@ at the version the last one ended at; `ModifyQuerySet.baseVersion` and
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -32,6 +41,7 @@ from domain.errors import NotFound, TurnstileError
 from domain.identity import ANONYMOUS, Identity
 from engine import codec
 from engine.engine import PendingMutation
+from engine.server.limits import SessionLimits
 from engine.subscriptions import Result, Subscription
 from engine.sync.protocol import (
     INITIAL_VERSION,
@@ -51,9 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("turnstile.sync")
 
 PING_SECONDS = 15.0
-#: Seconds a session that has ended still waits for its mutations in flight, so that their
-#: idempotency records are in place before a reconnected client re-sends them.
-MUTATION_GRACE_SECONDS = 10.0
+#: Close code for a session ended by a limit.
+POLICY_VIOLATION = 1008
 #: Mutation responses a client may leave unread before the session is ended.
 MAX_UNSENT_RESPONSES = 10_000
 
@@ -76,11 +85,38 @@ class Response:
     ts: int
 
 
+class DropConnection(Exception):
+    """End the connection without a closing handshake: the client is not reading (a close
+    frame would wait behind everything it left unread) or never said Connect."""
+
+
+class LimitReached(Exception):
+    """The client went past one of its session's limits; the session ends with FatalError."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class SyncSession:
-    def __init__(self, ws: trio_websocket.WebSocketConnection, server: ServerContext) -> None:
+    def __init__(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        server: ServerContext,
+        *,
+        limits: SessionLimits | None = None,
+    ) -> None:
         self.ws = ws
         self.server = server
         self.engine = server.engine
+        # The server hands each session a context carrying its limits; a stand-in server
+        # (tests) may carry none, and then the shipped limits apply.
+        self.limits = limits or getattr(server, "limits", None) or SessionLimits.defaults()
+        self._in_flight = trio.Semaphore(self.limits.config.max_mutations_in_flight)
+        #: The `SessionSlots` key this session holds (a signed-in user's subject), if any.
+        self.slot: str | None = None
+        #: Why the connection is to be dropped rather than closed (see `DropConnection`).
+        self.drop: str | None = None
         self.session_id: str | None = None
         self.identity: Identity = ANONYMOUS
         self.identity_version = 0
@@ -96,6 +132,8 @@ class SyncSession:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Serve until the client leaves or breaks the protocol. Raises `DropConnection` when
+        the client stopped reading or never said Connect."""
         try:
             async with trio.open_nursery() as waiters:
                 self._waiters = waiters
@@ -112,20 +150,27 @@ class SyncSession:
                     # Mutations in flight outlive the connection for a while: while one waits,
                     # the engine knows its request id, so a reconnected client re-sending it
                     # is given this execution's result instead of running it a second time.
-                    waiters.cancel_scope.deadline = trio.current_time() + MUTATION_GRACE_SECONDS
+                    waiters.cancel_scope.deadline = (
+                        trio.current_time() + self.limits.config.mutation_grace
+                    )
         finally:
             for query in self.queries.values():
                 self._drop(query)
+            if self.slot is not None:
+                self.limits.slots.release(self.slot)
+                self.slot = None
+        if self.drop is not None:
+            raise DropConnection(self.drop)
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def _fail(self, message: str) -> None:
+    async def _fail(self, message: str, code: int = 1011) -> None:
         """End the session with FatalError (the client shows it and stops)."""
         with trio.move_on_after(5):
             try:
                 await self.ws.send_message(fatal(message))
-                await self.ws.aclose(code=1011, reason=message[:120])
+                await self.ws.aclose(code=code, reason=message[:120])
             except trio_websocket.ConnectionClosed:
                 pass
 
@@ -133,10 +178,17 @@ class SyncSession:
 
     async def _reader(self) -> None:
         while True:
+            connect_by = self.limits.connect_by if self.session_id is None else math.inf
             try:
-                data = await self.ws.get_message()
+                with trio.move_on_at(connect_by) as waiting:
+                    data = await self.ws.get_message()
             except trio_websocket.ConnectionClosed:
                 return
+            if waiting.cancelled_caught:
+                self.limits.reached("handshake")
+                self.drop = "no Connect arrived in time"
+                return
+            await self.limits.throttle.admit(len(data))
             try:
                 message = parse(data)
                 if self.session_id is None and message["type"] != "Connect":
@@ -145,6 +197,11 @@ class SyncSession:
             except ProtocolViolation as violation:
                 log.info("session %s: protocol violation: %s", self.session_id, violation)
                 await self._fail(str(violation))
+                return
+            except LimitReached as limit:
+                log.info("session %s: %s", self.session_id, limit)
+                self.limits.reached(limit.limit)
+                await self._fail(str(limit), code=POLICY_VIOLATION)
                 return
             if self.closing is not None:
                 return
@@ -156,7 +213,13 @@ class SyncSession:
         elif kind == "ModifyQuerySet":
             self._modify_query_set(message)
         elif kind == "Mutation":
-            self._mutation(message)
+            await self._in_flight.acquire()  # past the limit, reading waits for one to finish
+            handed_over = False
+            try:
+                handed_over = self._mutation(message)
+            finally:
+                if not handed_over:
+                    self._in_flight.release()
         elif kind == "Action":
             self._action(message)
         elif kind == "Authenticate":
@@ -181,6 +244,12 @@ class SyncSession:
                     raise ProtocolViolation("Add needs udfPath and args.")
                 if query_id in self.queries:
                     raise ProtocolViolation(f"Query {query_id} is already in the set.")
+                if len(self.queries) >= self.limits.config.max_queries_per_session:
+                    raise LimitReached(
+                        "queries",
+                        "Too many live queries in one session (at most"
+                        f" {self.limits.config.max_queries_per_session}).",
+                    )
                 query = LiveQuery(query_id, path, single_args(args))
                 self.queries[query_id] = query
                 self._subscribe(query)
@@ -214,7 +283,9 @@ class SyncSession:
             self.engine.subscriptions.remove(query.sub)
             query.sub = None
 
-    def _mutation(self, message: dict[str, Any]) -> None:
+    def _mutation(self, message: dict[str, Any]) -> bool:
+        """Begin a Mutation; True if a task now awaits its outcome (and holds its in-flight
+        slot), False if it was answered at once."""
         from engine.server.values import json_to_convex
 
         request_id = message["requestId"]
@@ -233,8 +304,9 @@ class SyncSession:
             )
         except TurnstileError as error:
             self._respond_error("MutationResponse", request_id, error)
-            return
+            return False
         self._waiters.start_soon(self._await_mutation, request_id, pending)
+        return True
 
     async def _await_mutation(self, request_id: int, pending: PendingMutation) -> None:
         from engine.server.values import convex_to_json
@@ -245,6 +317,8 @@ class SyncSession:
         except TurnstileError as error:
             self._respond_error("MutationResponse", request_id, error)
             return
+        finally:
+            self._in_flight.release()
         message = {
             "type": "MutationResponse",
             "requestId": request_id,
@@ -315,6 +389,7 @@ class SyncSession:
                     pass
             self.closing = "AuthError"
             return
+        self._hold_slot(identity)
         self.identity = identity
         self.identity_version = base + 1
         # Results depend on who asks: re-evaluate every query for the new identity.
@@ -323,6 +398,21 @@ class SyncSession:
             query.error = None
             self._subscribe(query)
         self.wake()
+
+    def _hold_slot(self, identity: Identity) -> None:
+        """Count this session against its signed-in user's `max_sessions_per_identity`."""
+        key = identity.subject if not identity.is_admin else None
+        if key == self.slot:
+            return
+        if key is not None and not self.limits.slots.claim(key):
+            raise LimitReached(
+                "identity",
+                "Too many open sessions for this user (at most"
+                f" {self.limits.slots.per_key}); close one and retry.",
+            )
+        if self.slot is not None:
+            self.limits.slots.release(self.slot)
+        self.slot = key
 
     # -- writing --------------------------------------------------------------------------
 
@@ -338,7 +428,15 @@ class SyncSession:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 for frame in self._frames():
-                    await self.ws.send_message(frame)
+                    with trio.move_on_after(self.limits.config.send_timeout) as sending:
+                        await self.ws.send_message(frame)
+                    if sending.cancelled_caught:
+                        # The client's buffers stay full: it is not reading. What it missed is
+                        # lost with the connection; a reconnect replays its query set.
+                        self.drop = "the client read nothing in time"
+                        self.limits.reached("send_timeout")
+                        self._nursery.cancel_scope.cancel()
+                        return
                 if self.closing is not None:
                     await self._fail(self.closing)
                     return
@@ -428,9 +526,16 @@ def _failed(query_id: int, error: TurnstileError) -> dict[str, Any]:
     }
 
 
-async def run_sync_session(ws: trio_websocket.WebSocketConnection, server: ServerContext) -> None:
-    """Serve one WebSocket connection until it closes (the server's entry point)."""
-    await SyncSession(ws, server).run()
+async def run_sync_session(
+    ws: trio_websocket.WebSocketConnection,
+    server: ServerContext,
+    *,
+    limits: SessionLimits | None = None,
+) -> None:
+    """Serve one WebSocket connection until it closes (the server's entry point). Without
+    `limits`, the shipped `ServerConfig` limits apply with a throttle of its own. Raises
+    `DropConnection` when the connection is to be dropped without a closing handshake."""
+    await SyncSession(ws, server, limits=limits).run()
 
 
-__all__ = ["SyncSession", "run_sync_session"]
+__all__ = ["DropConnection", "LimitReached", "SyncSession", "run_sync_session"]

@@ -1,0 +1,137 @@
+"""Limits that keep one connection, or one user, from taking more than its share of the server.
+
+- `Throttle`: a connection's allowance of messages and bytes (token buckets). Reading pauses
+  while the allowance is spent, so TCP pushes back on a client that sends faster; nothing it
+  sent is dropped or refused, and a client within the allowance never waits.
+- `SessionSlots`: how many sync sessions each signed-in user holds at once.
+- `SessionLimits`: what one sync session is handed (its connection's throttle, the shared
+  slots, the deadline for its Connect, the configured bounds).
+
+The numbers live in `ServerConfig` (engine/server/context.py), with their defaults documented.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+if TYPE_CHECKING:
+    from engine.server.context import ServerConfig
+    from engine.server.metrics import Metrics
+
+
+class _Bucket:
+    """Tokens refilled at `rate` per second up to `burst`. A debit may overdraw the level;
+    the debt is the wait before the next debit is paid for."""
+
+    __slots__ = ("at", "burst", "level", "rate")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.level = burst
+        self.at = trio.current_time()
+
+    def debit(self, amount: float) -> float:
+        """Take `amount` (at most `burst`); return the seconds until the level is back at 0."""
+        now = trio.current_time()
+        self.level = min(self.burst, self.level + (now - self.at) * self.rate)
+        self.at = now
+        self.level -= min(amount, self.burst)
+        return 0.0 if self.level >= 0 else -self.level / self.rate
+
+
+class Throttle:
+    """One connection's allowance: `messages_per_second` sustained with `message_burst` at
+    once, and the same for bytes. `admit(size)` returns at once while both last; otherwise it
+    sleeps until they have refilled (a message larger than the byte burst costs the burst)."""
+
+    def __init__(
+        self,
+        messages_per_second: float,
+        message_burst: int,
+        bytes_per_second: float,
+        byte_burst: int,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._messages = _Bucket(messages_per_second, message_burst)
+        self._bytes = _Bucket(bytes_per_second, byte_burst)
+        self._metrics = metrics
+
+    @classmethod
+    def of(cls, config: ServerConfig, metrics: Metrics | None = None) -> Throttle:
+        return cls(
+            config.max_messages_per_second,
+            config.message_burst,
+            config.max_bytes_per_second,
+            config.byte_burst,
+            metrics,
+        )
+
+    async def admit(self, size: int) -> None:
+        wait = max(self._messages.debit(1), self._bytes.debit(size))
+        if wait > 0:
+            if self._metrics is not None:
+                self._metrics.throttled.inc()
+            await trio.sleep(wait)
+
+
+class SessionSlots:
+    """Open sync sessions per key (a signed-in user's subject), at most `per_key` each."""
+
+    def __init__(self, per_key: int) -> None:
+        self.per_key = per_key
+        self._held: dict[Hashable, int] = {}
+
+    def claim(self, key: Hashable) -> bool:
+        held = self._held.get(key, 0)
+        if held >= self.per_key:
+            return False
+        self._held[key] = held + 1
+        return True
+
+    def release(self, key: Hashable) -> None:
+        held = self._held.get(key, 0) - 1
+        if held > 0:
+            self._held[key] = held
+        else:
+            self._held.pop(key, None)
+
+    def held(self, key: Hashable) -> int:
+        return self._held.get(key, 0)
+
+
+@attrs.frozen(kw_only=True)
+class SessionLimits:
+    """What bounds one sync session (see `ServerConfig` for each number)."""
+
+    config: ServerConfig
+    throttle: Throttle
+    slots: SessionSlots
+    #: `trio.current_time()` by which the client's Connect must have arrived.
+    connect_by: float = math.inf
+    metrics: Metrics | None = None
+
+    @classmethod
+    def defaults(cls) -> SessionLimits:
+        """The shipped limits, for a session run outside a server (its own throttle and slots)."""
+        from engine.server.context import ServerConfig
+
+        config = ServerConfig()
+        return cls(
+            config=config,
+            throttle=Throttle.of(config),
+            slots=SessionSlots(config.max_sessions_per_identity),
+        )
+
+    def reached(self, limit: str) -> None:
+        """Count a connection or session ended by `limit`."""
+        if self.metrics is not None:
+            self.metrics.limited.labels(limit).inc()
+
+
+__all__ = ["SessionLimits", "SessionSlots", "Throttle"]
