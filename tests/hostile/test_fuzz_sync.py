@@ -1,0 +1,206 @@
+"""Hostile sync clients against a live server: the fuzzer's short form, then one regression
+test for each defect it found (docs/reliability.md, "Hostile clients").
+
+The long form: `python -m tools.hostile fuzz --transport sync --cases 20000`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import engine.server.values
+from domain.errors import Internal
+from domain.identity import ADMIN
+from engine.sync.protocol import decode_ts, subscribe_message
+from tests.hostile.conftest import EVENT, admin, closed, connect, mutation, until
+from tools.hostile.bystanders import Bystanders
+from tools.hostile.fuzz import fuzz
+from tools.hostile.target import Target
+from tools.hostile.wire import SyncPeer, open_ws
+
+#: Cases in the short form (a few seconds); the long form runs tens of thousands.
+FUZZ_CASES = 300
+
+
+async def test_hostile_sync_sessions_get_the_right_answers_and_bystanders_stay_correct(
+    target: Target,
+) -> None:
+    async with Bystanders(target, count=3) as crowd:
+        report = await fuzz(target, "sync", cases=FUZZ_CASES, bystanders=crowd)
+        assert report.cases >= FUZZ_CASES
+        assert report.bystander_rounds > FUZZ_CASES // 25
+        # The server is still whole: a new client is served as the first one was.
+        await crowd.round()
+    assert target.gauge("turnstile_websocket_sessions") == 0
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        mutation(2**63, "events:list", {}),
+        mutation(2**64 - 1, "events:list", {}),
+        mutation(2**53, "events:list", {}),
+        {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 2**53, "modifications": []},
+    ],
+    ids=["requestId 2**63", "requestId 2**64-1", "requestId 2**53", "newVersion 2**53"],
+)
+async def test_protocol_integers_beyond_javascript_numbers_are_a_fatal_error(
+    target: Target, message: dict[str, Any]
+) -> None:
+    # Found by the fuzzer: a requestId of 2**63 or more reached SQLite (OverflowError), and the
+    # session ended as an internal error (1011, a logged traceback) instead of FatalError.
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect())
+        await peer.send(message)
+        fatal = await until(peer, "FatalError")
+        assert "larger than" in fatal["error"]
+        await closed(peer)
+
+
+async def test_session_ids_are_bounded(target: Target) -> None:
+    # Found by the fuzzer: any sessionId was taken, and every executed mutation's idempotency
+    # record holds it (a 1 MiB id per record).
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect("s" * 129))
+        assert "sessionId" in (await until(peer, "FatalError"))["error"]
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect("s" * 128))
+        await peer.send(subscribe_message(0, "events:list", {}))
+        await until(peer, "Transition")
+
+
+@pytest.mark.parametrize("query_id", [True, -1, 2**60, "1", 1.5])
+async def test_query_ids_must_be_protocol_integers(target: Target, query_id: Any) -> None:
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect())
+        add = {"type": "Add", "queryId": query_id, "udfPath": "events:list", "args": [{}]}
+        await peer.send(
+            {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": [add]}
+        )
+        await until(peer, "FatalError")
+
+
+async def test_integers_beyond_64_bits_in_args_are_invalid_args(target: Target) -> None:
+    # Found by the fuzzer: {"price": 18446744073709551615} was committed (the journal holds an
+    # unsigned 64-bit number), and then every session subscribed to events:list ended with an
+    # internal error, because the value cannot be sent back.
+    before = target.engine.committed_seq
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect())
+        await peer.send(admin(target))
+        await peer.send(
+            '{"type":"Mutation","requestId":1,"udfPath":"events:create","args":[{"name":"x",'
+            '"description":"","location":"x","eventDate":1900000000000,"totalTickets":1,'
+            '"price":18446744073709551615,"orgId":"org_a"}]}'
+        )
+        answer = await until(peer, "MutationResponse")
+        assert answer["errorData"]["code"] == "InvalidArgs"
+        assert answer["errorData"]["path"] == "price"
+    assert target.engine.committed_seq == before
+
+
+async def test_a_result_the_wire_cannot_carry_fails_that_query_only(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the fuzzer (with the value above): a stored value that Convex's encoding cannot
+    # carry ended the whole session of everyone subscribed to it. Now that query fails alone.
+    encode = engine.server.values.convex_to_json
+
+    def refusing(value: Any) -> Any:
+        if "unsendable" in repr(value):
+            raise Internal("A result cannot be sent.")
+        return encode(value)
+
+    monkeypatch.setattr(engine.server.values, "convex_to_json", refusing)
+    kept = (await target.engine.mutation("events:create", EVENT, ADMIN)).value
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect())
+        await peer.send(subscribe_message(0, "events:list", {}))
+        await peer.send(subscribe_message(1, "events:get", {"eventId": kept}, base_version=1))
+        with trio.fail_after(10):
+            while len(peer.results) < 2:
+                await peer.next()
+        await target.engine.mutation("events:create", dict(EVENT, name="unsendable"), ADMIN)
+        await target.engine.mutation("events:update", {"eventId": kept, "name": "Renamed"}, ADMIN)
+        with trio.fail_after(10):
+            while peer.results[1][1]["name"] != "Renamed":
+                await peer.next()
+        refused = {"code": "Internal", "message": "A result cannot be sent."}
+        assert peer.results[0] == ("error", refused)
+    assert any("cannot be sent" in line for line in target.errors.take())
+
+
+async def test_an_unknown_mutation_is_not_found_whatever_its_args(target: Target) -> None:
+    # Found by the fuzzer: over the sync protocol a mutation's args were decoded before its name
+    # was looked up, so `nope:x` with a malformed `$integer` said InvalidArgs, while HTTP and
+    # queries say NotFound.
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect())
+        await peer.send(mutation(1, "nope:x", {"a": {"$integer": "AQ=="}}))
+        answer = await until(peer, "MutationResponse")
+        assert answer["errorData"]["code"] == "NotFound"
+
+
+@pytest.mark.parametrize("args", [[], [{}, {}]])
+async def test_a_malformed_action_is_a_fatal_error_as_a_malformed_mutation_is(
+    target: Target, args: list[Any]
+) -> None:
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect())
+        await peer.send({"type": "Action", "requestId": 1, "udfPath": "x:y", "args": args})
+        await until(peer, "FatalError")
+
+
+async def test_a_mutation_in_flight_when_its_connection_drops_runs_once_when_resent(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the fuzzer: when a session ended, its mutations in flight were cancelled and the
+    # engine forgot their request ids before they committed; the same (sessionId, requestId)
+    # re-sent meanwhile (what a reconnecting Convex client does) ran a second time, and the
+    # journal refused the duplicate idempotency record together with its whole batch.
+    gate = threading.Event()
+    reached = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    append = target.engine.journal.append
+
+    def held(batch: Any) -> Any:  # runs in the engine's I/O thread
+        token.run_sync_soon(reached.set)
+        gate.wait(20)
+        return append(batch)
+
+    monkeypatch.setattr(target.engine.journal, "append", held)
+    before = target.engine.committed_seq
+    create = mutation(7, "events:create", EVENT)
+    try:
+        async with open_ws(target.port) as ws:
+            peer = SyncPeer(ws)
+            for message in (connect("dropping"), admin(target), create):
+                await peer.send(message)
+            with trio.fail_after(10):
+                await reached.wait()  # the create is being committed
+        await trio.testing.wait_all_tasks_blocked(cushion=0.1)  # the server saw the drop
+        async with open_ws(target.port) as ws:
+            peer = SyncPeer(ws)
+            for message in (connect("dropping"), admin(target), create):
+                await peer.send(message)
+            await trio.testing.wait_all_tasks_blocked(cushion=0.1)
+            gate.set()
+            answer = await until(peer, "MutationResponse")
+    finally:
+        gate.set()
+    assert answer["success"], answer
+    assert target.engine.committed_seq == before + 1  # created exactly once
+    assert decode_ts(answer["ts"]) == before + 1

@@ -1,0 +1,1 @@
+"""Hostile clients and floods against a live Turnstile server (docs/reliability.md)."""

@@ -1,0 +1,111 @@
+"""The server under attack: a live in-process server on 127.0.0.1 (a free port) over an engine on
+a data dir, with every error the server logs captured, so that a hostile input that makes the
+server fail internally (a logged traceback) is found even when the client saw a tidy answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import attrs
+import trio
+
+from engine import Engine, EngineConfig, open_engine
+from engine.server import Authenticator, Metrics, ServerConfig, mint_token, serve
+
+ADMIN_KEY = "hostile-admin-key"
+JWT_SECRET = "hostile-jwt-secret-that-is-long-enough-for-hs256"
+
+
+class ErrorLog(logging.Handler):
+    """Keeps every record at ERROR or above, and every record carrying a traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR or record.exc_info:
+            self.records.append(record)
+
+    def take(self) -> list[str]:
+        """The captured records as text (with their tracebacks), and forget them."""
+        formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+        texts = [formatter.format(record) for record in self.records]
+        self.records.clear()
+        return texts
+
+
+@attrs.define
+class Target:
+    engine: Engine
+    port: int
+    metrics: Metrics
+    config: ServerConfig
+    errors: ErrorLog
+    stop: trio.Event
+
+    @property
+    def admin_key(self) -> str:
+        return ADMIN_KEY
+
+    def user_token(self, sub: str, org: str | None = None, caps: Sequence[str] = ()) -> str:
+        return mint_token(JWT_SECRET, sub, org, caps)
+
+    def gauge(self, name: str) -> float:
+        value = self.metrics.registry.get_sample_value(name)
+        return 0.0 if value is None else value
+
+    def assert_no_errors(self, context: str = "") -> None:
+        logged = self.errors.take()
+        if logged:
+            raise AssertionError(f"the server logged failures{context}:\n" + "\n".join(logged))
+
+
+@asynccontextmanager
+async def open_target(
+    data_dir: Path, config: ServerConfig | None = None, *, offload_io: bool = True
+) -> AsyncIterator[Target]:
+    """A live server for the block; on leaving, a graceful stop and a check that it stopped."""
+    config = config or ServerConfig()
+    errors = ErrorLog()
+    logger = logging.getLogger("turnstile")
+    logger.addHandler(errors)
+    try:
+        async with (
+            open_engine(data_dir, config=EngineConfig(offload_io=offload_io)) as engine,
+            trio.open_nursery() as nursery,
+        ):
+            metrics = Metrics()
+            stop = trio.Event()
+            stopped = trio.Event()
+
+            async def run(task_status: trio.TaskStatus[int]) -> None:
+                try:
+                    await serve(
+                        engine,
+                        host="127.0.0.1",
+                        port=0,
+                        authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
+                        config=config,
+                        metrics=metrics,
+                        stop=stop,
+                        task_status=task_status,
+                    )
+                finally:
+                    stopped.set()
+
+            port: int = await nursery.start(run)
+            try:
+                yield Target(engine, port, metrics, config, errors, stop)
+            finally:
+                stop.set()
+                with trio.fail_after(config.drain_seconds + 10):
+                    await stopped.wait()
+    finally:
+        logger.removeHandler(errors)
+
+
+__all__ = ["ADMIN_KEY", "JWT_SECRET", "ErrorLog", "Target", "open_target"]
