@@ -89,6 +89,9 @@ class EngineConfig:
     #: deciding commands meanwhile. Tests turn it off: under trio's autojump `MockClock` a
     #: thread at work looks like idleness and would let virtual time leap during a commit.
     offload_io: bool = True
+    #: Run the domain's cron jobs. An engine opened only to inspect or check a data dir turns
+    #: this off, so that nothing is written but what its caller asks for.
+    run_jobs: bool = True
 
 
 @attrs.frozen

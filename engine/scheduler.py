@@ -90,6 +90,8 @@ class Scheduler:
     async def start(self) -> None:
         """Schedule every job that has no valid next tick (first start, or a changed plan)."""
         engine = self._engine
+        if not engine.config.run_jobs:
+            return
         for job in self._jobs.values():
             state = engine.committed_state(JOB, job_id(job.name))
             due = 0 if state is None else state.next_due
@@ -103,6 +105,8 @@ class Scheduler:
     async def tick(self, stream: str) -> bool:
         """Run the job of `stream` for its due tick; False if it must be retried later."""
         engine = self._engine
+        if not engine.config.run_jobs:
+            return True  # not run, and not retried: this engine only inspects the data dir
         job = self._jobs.get(stream)
         if job is None:
             log.warning("timer for unknown job stream %s ignored", stream)

@@ -180,3 +180,19 @@ async def test_timer_sweep_fires_an_overdue_timer_whose_firing_was_lost(
         assert h.engine.committed_state(COUNTER, counter).rang == 0
         await h.advance(minutes=1)  # the minute's sweep finds it
         assert h.engine.committed_state(COUNTER, counter).rang == 1
+
+
+async def test_an_inspecting_engine_runs_no_job(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    recorder = Recorder("quarterly", Every(minutes=15))
+    data = tmp_path / "data"
+    async with open_harness(data, modules=(COUNTERS, recorder.module()), config=CONFIG) as h:
+        recorder.counter_id = await h.mutation("counters:create", {"label": "c"})
+        await h.stop()
+        await trio.sleep(3600)  # ticks fall due while it is down
+    quiet = EngineConfig(check_invariants=True, snapshot_every=0, offload_io=False, run_jobs=False)
+    async with open_harness(data, modules=(COUNTERS, recorder.module()), config=quiet) as h:
+        seq = h.engine.committed_seq
+        await h.advance(minutes=60)
+        assert h.engine.committed_seq == seq and recorder.planned_at == []
