@@ -36,7 +36,9 @@ class LiveServer:
 
 @pytest.fixture
 async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[LiveServer]:
-    async with open_engine(tmp_path / "data", config=EngineConfig(offload_io=True)) as engine:
+    # No cron jobs: these tests compare exact journal positions on the wall clock.
+    config = EngineConfig(offload_io=True, run_jobs=False)
+    async with open_engine(tmp_path / "data", config=config) as engine:
         metrics = Metrics()
         stop = trio.Event()
         stopped = trio.Event()
