@@ -49,11 +49,11 @@ from snapshots import fold_stream
 from tests.engine.order_crash_worker import STAFF
 
 REPO = Path(__file__).resolve().parents[2]
-RUNS = 12
+RUNS = 10
 #: Seconds from starting the child to killing it (its first acknowledgement comes after
 #: 0.6 to 0.9 s: imports, recovery, setup): a few kills land before or during the setup, most
 #: amid the completions.
-KILL_AFTER = (0.7, 1.6)
+KILL_AFTER = (0.7, 1.5)
 
 Ack = dict[str, Any]
 
