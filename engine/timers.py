@@ -17,6 +17,8 @@ from engine.clock import Clock
 from engine.readmodels import TimerKey
 
 RETRY_MS = 1_000
+#: How late a timer must be before the sweep fires it again.
+SWEEP_GRACE_MS = 5_000
 
 
 class TimerService:
@@ -47,13 +49,14 @@ class TimerService:
             self.armed(key[0], key[1], self._clock.now_ms() + RETRY_MS)
 
     def sweep(self) -> int:
-        """Queue again every armed timer that is overdue and not firing (a safety net: a timer
-        whose firing was lost is fired now). Returns how many were queued."""
-        now = self._clock.now_ms()
+        """Queue again every armed timer that is overdue by more than `SWEEP_GRACE_MS` and not
+        firing (a safety net: a timer whose firing was lost is fired now; one due this very
+        moment is left to the heap). Returns how many were queued."""
+        cutoff = self._clock.now_ms() - SWEEP_GRACE_MS
         overdue = [
             (due, stream, key)
             for (stream, key), due in self._armed.items()
-            if due <= now and (stream, key) not in self._firing
+            if due <= cutoff and (stream, key) not in self._firing
         ]
         for entry in overdue:
             heapq.heappush(self._heap, entry)

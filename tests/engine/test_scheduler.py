@@ -178,7 +178,7 @@ async def test_timer_sweep_fires_an_overdue_timer_whose_firing_was_lost(
         h.engine._timers._heap.clear()  # the firing is lost
         await h.advance(minutes=5, seconds=15)  # due at 5:30; the sweeps come at whole minutes
         assert h.engine.committed_state(COUNTER, counter).rang == 0
-        await h.advance(minutes=1)  # the minute's sweep finds it
+        await h.advance(minutes=1)  # the 6:00 sweep finds it 30 s late
         assert h.engine.committed_state(COUNTER, counter).rang == 1
 
 
