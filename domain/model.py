@@ -207,6 +207,13 @@ class Projection(Generic[S]):
     keys: Callable[[Event], Iterable[str]]
     #: The event types `apply` reacts to; empty means every type. Recovery decodes only these.
     event_types: tuple[type[Event], ...] = ()
+    #: Bump when `apply` or the state's shape changes: a snapshot holding another version of
+    #: the projection is not used for it, and it is folded again from the whole journal.
+    version: int = 1
+
+    @property
+    def snapshot_key(self) -> str:
+        return self.name if self.version == 1 else f"{self.name}@{self.version}"
 
 
 class View(Protocol):

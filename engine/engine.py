@@ -46,7 +46,7 @@ from engine.actor import Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
 from engine.group_commit import GroupCommit
 from engine.journal import DamagedRow, Journal, scan, verify
-from engine.readmodels import ReadModels
+from engine.readmodels import ReadModels, refold
 from engine.registry import Registry
 from engine.scheduler import Scheduler
 from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
@@ -680,9 +680,20 @@ class Engine:
         def rebuild() -> tuple[Snapshot | None, ReadModels, int]:
             snapshot = newest_valid(snapshot_dir(self.data_dir), at_most_seq=journal_seq)
             models = ReadModels(self.registry.projections.values())
-            if snapshot is not None:
-                models.load(snapshot.read_models())
             folded = 0
+            if snapshot is not None:
+                missing = models.load(snapshot.read_models())
+                if missing:  # new or changed projections: fold them over the snapshot's prefix
+                    log.info("read models %s not in the snapshot: folding them", sorted(missing))
+                    folded += refold(
+                        models,
+                        missing,
+                        scan(
+                            self.journal.path,
+                            until_seq=snapshot.seq,
+                            types=models.refold_types(missing),
+                        ),
+                    )
             for row in scan(
                 self.journal.path,
                 after_seq=snapshot.seq if snapshot else 0,

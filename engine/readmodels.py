@@ -13,6 +13,7 @@ from typing import Any
 
 from domain.model import EVENT_TYPES, Event, Projection
 from engine import codec
+from engine.journal import verify
 
 TimerKey = tuple[str, str]
 
@@ -53,6 +54,22 @@ class ReadModels:
             names.update(t.__name__ for t in projection.event_types)
         return sorted(names)
 
+    def refold_types(self, names: Iterable[str]) -> list[str] | None:
+        """The event types projections `names` react to (None: all of them)."""
+        types: set[str] = set()
+        for name in names:
+            projection = self.projections[name]
+            if not projection.event_types:
+                return None
+            types.update(t.__name__ for t in projection.event_types)
+        return sorted(types)
+
+    def apply_to(self, event: Event, names: set[str]) -> None:
+        """Apply `event` to the projections `names` only (a partial refold)."""
+        for projection in self._projections_for(type(event)):
+            if projection.name in names:
+                self.states[projection.name] = projection.apply(self.states[projection.name], event)
+
     def apply(self, event: Event, touched: set[tuple[str, ...]] | None = None) -> None:
         for projection in self._projections_for(type(event)):
             name = projection.name
@@ -71,7 +88,7 @@ class ReadModels:
 
     def encode(self) -> dict[str, bytes]:
         out = {
-            name: codec.encode_value(self.states[name], p.state_type)
+            p.snapshot_key: codec.encode_value(self.states[name], p.state_type)
             for name, p in self.projections.items()
         }
         out["_timers"] = codec.dumps(
@@ -79,11 +96,30 @@ class ReadModels:
         )
         return out
 
-    def load(self, encoded: dict[str, bytes]) -> None:
+    def load(self, encoded: dict[str, bytes]) -> set[str]:
+        """Load the snapshot form; returns the names of the projections it did not hold (new
+        ones, or another version): their caller must fold them from the whole journal."""
+        missing: set[str] = set()
         for name, projection in self.projections.items():
-            if name in encoded:
-                self.states[name] = codec.decode_value(encoded[name], projection.state_type)
+            payload = encoded.get(projection.snapshot_key)
+            if payload is None:
+                missing.add(name)
+            else:
+                self.states[name] = codec.decode_value(payload, projection.state_type)
         self.timers = {
             (stream, key): int(due)
             for stream, key, due in codec.loads(encoded.get("_timers", b"[]"))
         }
+        return missing
+
+
+def refold(models: ReadModels, missing: set[str], rows: Iterable[Any]) -> int:
+    """Fold journal `rows` (the prefix a snapshot covers) into the projections `missing` only;
+    the number of rows folded."""
+    folded = 0
+    for row in rows:
+        verify(row)
+        event = codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
+        models.apply_to(event, missing)
+        folded += 1
+    return folded

@@ -25,7 +25,7 @@ import attrs
 from domain.model import Aggregate
 from engine import codec
 from engine.journal import JOURNAL_FILE, Row, scan, verify
-from engine.readmodels import ReadModels
+from engine.readmodels import ReadModels, refold
 from engine.registry import Registry
 from snapshots.store import (
     FORMAT_VERSION,
@@ -115,9 +115,15 @@ def _build(data_dir: Path, registry: Registry, *, keep: int, use_base: bool) -> 
         stale.unlink(missing_ok=True)
     models = ReadModels(registry.projections.values())
     if base is not None:
-        models.load(base.read_models())
+        missing = models.load(base.read_models())
         base.close()
         shutil.copyfile(base.path, tmp)
+        if missing:  # new or changed projections: fold them over the base's prefix
+            refold(
+                models,
+                missing,
+                scan(journal_path, until_seq=base_seq, types=models.refold_types(missing)),
+            )
     conn = create_file(tmp)
     try:
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '0')")
