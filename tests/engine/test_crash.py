@@ -17,10 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,14 +32,13 @@ from engine import Engine, EngineConfig, open_engine
 from engine.journal import JOURNAL_FILE
 from snapshots import fold_stream
 from tests.engine.crash_worker import identity_of
+from tests.engine.sigkill import Ack, integrity, kill_runs
 
-REPO = Path(__file__).resolve().parents[2]
 RUNS = 20
 #: Seconds from starting the child to killing it (the child needs ~0.35 s to start: the
 #: earliest kills land during imports or recovery, the rest in the middle of the workload).
 KILL_AFTER = (0.3, 1.5)
 
-Ack = dict[str, Any]
 
 #: The type of the last event each acknowledged mutation can have written (its `ts` row).
 LAST_EVENT_TYPES = {
@@ -58,35 +54,10 @@ LAST_EVENT_TYPES = {
 def crash_runs(data_dir: Path, log_dir: Path, rng: random.Random) -> tuple[list[Ack], int]:
     """Start and SIGKILL the worker `RUNS` times on `data_dir`; return every line it
     acknowledged (a torn last line is dropped) and how many runs acknowledged anything."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    log_dir.mkdir(parents=True)
-    acks: list[Ack] = []
-    productive = 0
-    for seed in rng.sample(range(1, 10**9), RUNS):
-        out_path, err_path = log_dir / f"{seed}.out", log_dir / f"{seed}.err"
-        with out_path.open("wb") as out, err_path.open("wb") as err:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "tests.engine.crash_worker", str(data_dir), str(seed)],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=err,
-            )
-            try:
-                time.sleep(rng.uniform(*KILL_AFTER))
-                os.kill(worker.pid, signal.SIGKILL)
-            finally:
-                worker.kill()  # a no-op once killed; never leave a worker behind
-                worker.wait()
-        stderr = err_path.read_text()
-        assert worker.returncode == -signal.SIGKILL, (
-            f"worker {seed} ended by itself ({worker.returncode}):\n{stderr}"
-        )
-        assert not stderr, f"worker {seed} reported:\n{stderr}"
-        lines = out_path.read_text().split("\n")[:-1]  # the last piece is "" or torn
-        acks.extend(json.loads(line) for line in lines)
-        productive += bool(lines)
-    return acks, productive
+    runs = kill_runs(
+        "tests.engine.crash_worker", data_dir, log_dir, rng, runs=RUNS, kill_after=KILL_AFTER
+    )
+    return [ack for run in runs for ack in run], sum(bool(run) for run in runs)
 
 
 def journal_rows(data_dir: Path) -> dict[int, tuple[str, str]]:
@@ -96,14 +67,6 @@ def journal_rows(data_dir: Path) -> dict[int, tuple[str, str]]:
     finally:
         conn.close()
     return {seq: (stream, type_) for seq, stream, type_ in rows}
-
-
-def integrity(data_dir: Path) -> str:
-    conn = sqlite3.connect(data_dir / JOURNAL_FILE)
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def event_of(ack: Ack) -> str:

@@ -27,10 +27,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -47,8 +44,8 @@ from engine import Engine, EngineConfig, open_engine
 from engine.journal import JOURNAL_FILE
 from snapshots import fold_stream
 from tests.engine.order_crash_worker import STAFF
+from tests.engine.sigkill import integrity, kill_runs
 
-REPO = Path(__file__).resolve().parents[2]
 RUNS = 10
 #: Seconds from starting the child to killing it (its first acknowledgement comes after
 #: 0.6 to 0.9 s: imports, recovery, setup): a few kills land before or during the setup, most
@@ -80,36 +77,11 @@ class Row:
 def crash_runs(data_dir: Path, log_dir: Path, rng: random.Random) -> tuple[list[Ack], int]:
     """Start and SIGKILL the worker `RUNS` times on `data_dir`; return every line it
     acknowledged (a torn last line is dropped) and how many runs acknowledged a completion."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    log_dir.mkdir(parents=True)
-    acks: list[Ack] = []
-    completing = 0
-    for seed in rng.sample(range(1, 10**9), RUNS):
-        out_path, err_path = log_dir / f"{seed}.out", log_dir / f"{seed}.err"
-        with out_path.open("wb") as out, err_path.open("wb") as err:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "tests.engine.order_crash_worker", str(data_dir), str(seed)],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=err,
-            )
-            try:
-                time.sleep(rng.uniform(*KILL_AFTER))
-                os.kill(worker.pid, signal.SIGKILL)
-            finally:
-                worker.kill()  # a no-op once killed; never leave a worker behind
-                worker.wait()
-        stderr = err_path.read_text()
-        assert worker.returncode == -signal.SIGKILL, (
-            f"worker {seed} ended by itself ({worker.returncode}):\n{stderr}"
-        )
-        assert not stderr, f"worker {seed} reported:\n{stderr}"
-        lines = out_path.read_text().split("\n")[:-1]  # the last piece is "" or torn
-        run = [json.loads(line) for line in lines]
-        acks.extend(run)
-        completing += any(is_completion(ack) for ack in run)
-    return acks, completing
+    runs = kill_runs(
+        "tests.engine.order_crash_worker", data_dir, log_dir, rng, runs=RUNS, kill_after=KILL_AFTER
+    )
+    completing = sum(any(is_completion(ack) for ack in run) for run in runs)
+    return [ack for run in runs for ack in run], completing
 
 
 def is_completion(ack: Ack) -> bool:
@@ -125,14 +97,6 @@ def read_journal(data_dir: Path) -> dict[int, Row]:
     return {
         seq: Row(seq, stream, type_, json.loads(payload)) for seq, stream, type_, payload in rows
     }
-
-
-def integrity(data_dir: Path) -> str:
-    conn = sqlite3.connect(data_dir / JOURNAL_FILE)
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def order_of(ack: Ack) -> str:
