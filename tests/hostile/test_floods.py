@@ -139,11 +139,12 @@ async def test_memory_per_held_session_is_bounded_and_given_back(tmp_path: Path)
         gc.collect()
         tracemalloc.start()
         try:
-            held = await hold_sessions(target.port, sessions, crowd.event_id)
-            gc.collect()
-            holding = tracemalloc.get_traced_memory()[0]
-            await crowd.round()  # every held session is sent the change too
-            await held.aclose()
+            async with trio.open_nursery() as nursery:
+                held = await hold_sessions(nursery, target.port, sessions, crowd.event_id)
+                gc.collect()
+                holding = tracemalloc.get_traced_memory()[0]
+                await crowd.round()  # every held session is sent the change too
+                await held.aclose()
             await gauge_reaches(target, "turnstile_websocket_sessions", crowd.count + 1)
             gc.collect()
             released = tracemalloc.get_traced_memory()[0]

@@ -20,9 +20,8 @@ import orjson
 import trio
 import trio_websocket
 
-from domain.identity import ADMIN, ANONYMOUS
 from engine.sync.protocol import connect_message, decode_ts, subscribe_message
-from tools.hostile.target import Target
+from tools.hostile.target import Server
 from tools.hostile.wire import ServerMisbehaved, SyncPeer, open_ws
 
 QUERY = "events:getEventAvailability"
@@ -42,7 +41,7 @@ class Bystander:
 class Bystanders:
     """See the module doc: `async with Bystanders(target, 4) as crowd: await crowd.round()`."""
 
-    def __init__(self, target: Target, count: int = 3) -> None:
+    def __init__(self, target: Server, count: int = 3) -> None:
         self.target = target
         self.count = count
         self.event_id = ""
@@ -53,7 +52,7 @@ class Bystanders:
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Bystanders:
-        outcome = await self.target.engine.mutation(
+        event_id = await self.target.admin_mutation(
             "events:create",
             {
                 "name": "Bystanders' gig",
@@ -64,9 +63,8 @@ class Bystanders:
                 "totalTickets": 1_000_000,
                 "orgId": "org_bystanders",
             },
-            ADMIN,
         )
-        self.event_id = str(outcome.value)
+        self.event_id = str(event_id)
         nursery = await self._stack.enter_async_context(trio.open_nursery())
         self._nursery = nursery
         for i in range(self.count + 1):
@@ -127,8 +125,7 @@ class Bystanders:
                 for member in self.members:
                     member.changed = trio.Event()
                 self._check()
-                truth = (await self.target.engine.query(
-                    QUERY, {"eventId": self.event_id}, ANONYMOUS)).value
+                truth = await self.target.read(QUERY, {"eventId": self.event_id})
                 lagging = [m for m in self.members if m.peer.results.get(QUERY_ID) != ("ok", truth)]
                 if not lagging:
                     return dict(truth)

@@ -10,7 +10,7 @@ import os
 import socket
 import struct
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -86,21 +86,21 @@ async def churn(port: int, count: int, *, concurrency: int = 50, event_id: str =
 class HeldSessions:
     """Idle sync sessions kept open (each Connected and subscribed to one query)."""
 
-    stack: AsyncExitStack
     sockets: list[trio.SocketStream] = attrs.field(factory=list)
     sessions: list[trio_websocket.WebSocketConnection] = attrs.field(factory=list)
 
     async def aclose(self) -> None:
-        await self.stack.aclose()
+        """Drop them all (their reading tasks end with their sockets)."""
+        for stream in self.sockets:
+            await trio.aclose_forcefully(stream)
 
 
-async def hold_sessions(port: int, count: int, event_id: str, *, batch: int = 100) -> HeldSessions:
+async def hold_sessions(
+    nursery: trio.Nursery, port: int, count: int, event_id: str, *, batch: int = 100
+) -> HeldSessions:
     """Open `count` sync sessions, each subscribed to the event's availability and past its
-    first Transition; they stay open (and read) until `aclose()`."""
-    stack = AsyncExitStack()
-    nursery = await stack.enter_async_context(trio.open_nursery())
-    stack.callback(nursery.cancel_scope.cancel)
-    held = HeldSessions(stack)
+    first Transition; they stay open, read by tasks in `nursery`, until `aclose()`."""
+    held = HeldSessions()
 
     async def one() -> None:
         stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -115,16 +115,14 @@ async def hold_sessions(port: int, count: int, event_id: str, *, batch: int = 10
         await ws.get_message()
         nursery.start_soon(_keep_reading, ws)
 
-    for start in range(0, count, batch):
-        async with trio.open_nursery() as opening:
-            for _ in range(min(batch, count - start)):
-                opening.start_soon(one)
-
-    async def close_all() -> None:
-        for stream in held.sockets:
-            await trio.aclose_forcefully(stream)
-
-    stack.push_async_callback(close_all)
+    try:
+        for start in range(0, count, batch):
+            async with trio.open_nursery() as opening:
+                for _ in range(min(batch, count - start)):
+                    opening.start_soon(one)
+    except BaseException:
+        await held.aclose()
+        raise
     return held
 
 

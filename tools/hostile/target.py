@@ -8,10 +8,12 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 import trio
 
+from domain.identity import ADMIN, ANONYMOUS
 from engine import Engine, EngineConfig, open_engine
 from engine.server import Authenticator, Metrics, ServerConfig, mint_token, serve
 
@@ -38,6 +40,24 @@ class ErrorLog(logging.Handler):
         return texts
 
 
+class Server(Protocol):
+    """What the bystanders and the floods need of a server, in-process or not."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def admin_key(self) -> str: ...
+
+    def user_token(self, sub: str, org: str | None = None, caps: Sequence[str] = ()) -> str: ...
+
+    async def admin_mutation(self, name: str, args: Any) -> Any:
+        """Run a mutation as the admin; its value."""
+
+    async def read(self, name: str, args: Any) -> Any:
+        """What a query answers an anonymous caller now."""
+
+
 @attrs.define
 class Target:
     engine: Engine
@@ -53,6 +73,12 @@ class Target:
 
     def user_token(self, sub: str, org: str | None = None, caps: Sequence[str] = ()) -> str:
         return mint_token(JWT_SECRET, sub, org, caps)
+
+    async def admin_mutation(self, name: str, args: Any) -> Any:
+        return (await self.engine.mutation(name, args, ADMIN)).value
+
+    async def read(self, name: str, args: Any) -> Any:
+        return (await self.engine.query(name, args, ANONYMOUS)).value
 
     def gauge(self, name: str) -> float:
         value = self.metrics.registry.get_sample_value(name)
@@ -108,4 +134,4 @@ async def open_target(
         logger.removeHandler(errors)
 
 
-__all__ = ["ADMIN_KEY", "JWT_SECRET", "ErrorLog", "Target", "open_target"]
+__all__ = ["ADMIN_KEY", "JWT_SECRET", "ErrorLog", "Server", "Target", "open_target"]

@@ -181,6 +181,23 @@ async def exchange(port: int, data: bytes, *, eof: bool = True, within: float = 
         await trio.aclose_forcefully(stream)
 
 
+async def http_call(
+    port: int, kind: str, path: str, args: Any, authorization: str | None = None
+) -> Any:
+    """One function call as ConvexHttpClient makes it; its value, or `ServerMisbehaved` for
+    anything but a 200 success."""
+    body = orjson.dumps({"path": path, "format": "convex_encoded_json", "args": [args]})
+    auth = f"Authorization: {authorization}\r\n" if authorization else ""
+    head = (
+        f"POST /api/{kind} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json"
+        f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    (answer,) = parse_answers(await exchange(port, head + body, eof=False))
+    if answer.status != 200:
+        raise ServerMisbehaved(f"{path}: {answer.status} {answer.body[:300]!r}")
+    return answer.json()["value"]
+
+
 # -- a strict sync peer ------------------------------------------------------------------------
 
 
@@ -251,6 +268,7 @@ __all__ = [
     "check_no_leak",
     "exchange",
     "frame",
+    "http_call",
     "open_ws",
     "parse_answers",
     "raw_upgrade",
