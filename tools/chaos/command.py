@@ -151,6 +151,15 @@ def crash_summary(report: ChaosReport) -> str:
             f"  load test checks: {passed} of {len(report.load_checks)} passed; clients "
             f"reconnected {_n(report.load.recorder.reconnects)} times"
         )
+        errors = report.load_errors()["byFunction"]
+        if errors:
+            lines.append(
+                "  refusals and failures seen by the load's clients: "
+                + "; ".join(
+                    f"{function} " + ", ".join(f"{code} {n}" for code, n in sorted(codes.items()))
+                    for function, codes in sorted(errors.items())
+                )
+            )
     if report.verify is not None:
         journal = report.verify.get("journal", {})
         verdict = "clean" if report.verify_clean else "PROBLEMS"

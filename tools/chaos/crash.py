@@ -171,6 +171,18 @@ class ChaosReport:
             and self.verify_clean
         )
 
+    def load_errors(self) -> dict[str, Any]:
+        """What the load's clients were refused, by function and code, with an example each."""
+        if self.load is None:
+            return {}
+        recorder = self.load.recorder
+        return {
+            "byFunction": {
+                function: dict(codes) for function, codes in recorder.errors_by_function.items()
+            },
+            "examples": dict(recorder.error_examples),
+        }
+
     def recovery_percentile(self, p: float) -> float | None:
         return percentile(self.recovery_seconds, p)
 
@@ -192,6 +204,7 @@ class ChaosReport:
             "mutations": self.tally.to_json(),
             "loadChecks": [check.to_json() for check in self.load_checks],
             "loadReconnects": None if self.load is None else self.load.recorder.reconnects,
+            "loadErrors": self.load_errors(),
             "verify": {"exitStatus": self.verify_status, "report": self.verify},
             "stopStatus": self.stop_status,
         }

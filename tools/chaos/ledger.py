@@ -240,11 +240,32 @@ def account(data_dir: Path, sent: Sequence[Sent], tally: Tally) -> None:
 ReadBack = Callable[[Client, Sent, "Context"], Awaitable[str | None]]
 
 
-@attrs.frozen(kw_only=True)
 class Context:
-    """What a read-back needs beyond its own mutation: offers acknowledged as released."""
+    """What read-backs share: the offers acknowledged as released, and the answers of list
+    queries that many read-backs look into (one `orders:listByCustomer` per customer, however
+    many of the customer's orders are checked)."""
 
-    released: frozenset[str]
+    def __init__(self, client: Client, released: frozenset[str]) -> None:
+        self.client = client
+        self.released = released
+        self._answers: dict[tuple[str, bytes], Any] = {}
+        self._asking: dict[tuple[str, bytes], trio.Event] = {}
+
+    async def shared(self, name: str, args: dict[str, Any]) -> Any:
+        """`name(args)` read once for every read-back that asks (a refusal is not kept)."""
+        key = (name, orjson.dumps(args, option=orjson.OPT_SORT_KEYS))
+        while key not in self._answers:
+            asking = self._asking.get(key)
+            if asking is not None:
+                await asking.wait()
+                continue
+            self._asking[key] = asking = trio.Event()
+            try:
+                self._answers[key] = await self.client.query(name, args)
+            finally:
+                del self._asking[key]
+                asking.set()
+        return self._answers[key]
 
 
 def _missing(what: str, found: Any) -> str:
@@ -263,8 +284,8 @@ async def _location_created(client: Client, sent: Sent, _c: Context) -> str | No
     return None if ok else _missing(f"location {sent.value}", found)
 
 
-async def _service_created(client: Client, sent: Sent, _c: Context) -> str | None:
-    listed = await client.query("services:list", {"locationId": sent.args["locationId"]})
+async def _service_created(client: Client, sent: Sent, context: Context) -> str | None:
+    listed = await context.shared("services:list", {"locationId": sent.args["locationId"]})
     ok = any(s["_id"] == sent.value for s in listed)
     return None if ok else f"service {sent.value} is not in services:list of its location"
 
@@ -286,10 +307,9 @@ async def _purchased(client: Client, sent: Sent, _c: Context) -> str | None:
     return None if ok else _missing(f"ticket {sent.value}", ticket)
 
 
-async def _released(client: Client, sent: Sent, _c: Context) -> str | None:
+async def _released(client: Client, sent: Sent, context: Context) -> str | None:
     # The released entry is expired, which getQueuePosition never answers with.
-    event_id = sent.args["eventId"]
-    listed = await client.query("tickets:listForEvent", {"eventId": event_id})
+    listed = await context.shared("tickets:listForEvent", {"eventId": sent.args["eventId"]})
     if any(t["waitingListId"] == sent.args["waitingListId"] for t in listed):
         return f"released offer {sent.args['waitingListId']} was bought after all"
     return None
@@ -301,8 +321,9 @@ async def _customer_created(client: Client, sent: Sent, _c: Context) -> str | No
     return None if ok else _missing(f"customer {sent.value}", found)
 
 
-async def _order_created(client: Client, sent: Sent, _c: Context) -> str | None:
-    listed = await client.query("orders:listByCustomer", {"customerId": sent.args["customerId"]})
+async def _order_created(client: Client, sent: Sent, context: Context) -> str | None:
+    customer = {"customerId": sent.args["customerId"]}
+    listed = await context.shared("orders:listByCustomer", customer)
     ok = any(order["_id"] == sent.value for order in listed)
     return None if ok else f"order {sent.value} is not in orders:listByCustomer of its customer"
 
@@ -323,11 +344,12 @@ async def read_back(client: Client, sent: Sequence[Sent], tally: Tally) -> None:
     """Ask the server (as admin, through `client`) for every acknowledged mutation's record."""
     acknowledged = [s for s in sent if s.outcome == "acknowledged"]
     context = Context(
-        released=frozenset(
+        client,
+        frozenset(
             s.args["waitingListId"]
             for s in acknowledged
             if s.function == "waitingList:releaseTicket"
-        )
+        ),
     )
     for function in sorted({s.function for s in acknowledged} - set(READ_BACKS)):
         tally.problems.append(f"{function}: no read-back rule, so its records were not read back")
