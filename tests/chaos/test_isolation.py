@@ -1,8 +1,9 @@
 """Isolation, short form: every function of the registry, called by every party foreign to the
 ids it names (3 organizations, 16 parties, every id the victim's and one mixed round), refused
 or answered with nothing of theirs, and nothing written; a sample again over HTTP with real
-JWTs. Then the same machinery aimed at deliberately leaky functions, to show it catches each
-kind of leak, and at a function without a probe.
+JWTs. Then the same machinery aimed at deliberately leaky functions (data, existence through a
+query and through a mutation, a write), to show it catches each kind of leak, and at a function
+without a probe.
 
 The engine's clock stands still (`mock_clock`: a MockClock that never jumps), so no scheduled
 job writes while each call is judged by the journal rows it added. The long form is
@@ -20,6 +21,7 @@ from domain.catalog import MODULES
 from domain.customers import CUSTOMER
 from domain.customers.args import CustomerIdArgs, SoftStateArgs
 from domain.customers.commands import route_customer, suspend_customer
+from domain.errors import NotFound
 from domain.identity import ADMIN, Identity
 from domain.model import Decision, Module, MutationSpec, QuerySpec, View
 from engine.registry import Registry
@@ -73,6 +75,11 @@ def _whether_a_customer_exists(view: View, args: CustomerIdArgs, identity: Ident
     return view.aggregate(CUSTOMER, args.customer_id) is not None
 
 
+def _accept_if_it_exists(d: Decision[Any], args: CustomerIdArgs) -> None:
+    if d.state.profile is None:
+        raise NotFound("Customer not found.")
+
+
 def _suspend_as_admin(d: Decision[Any], args: SoftStateArgs) -> None:
     d.identity = ADMIN
     suspend_customer(d, args)
@@ -82,6 +89,13 @@ LEAKY = Module(
     aggregates=(),
     projections=(),
     mutations=(
+        MutationSpec(
+            name="leaky:acceptIfCustomerExists",
+            args_type=CustomerIdArgs,
+            aggregate=CUSTOMER,
+            route=route_customer,
+            handle=_accept_if_it_exists,
+        ),
         MutationSpec(
             name="leaky:suspendAnyCustomer",
             args_type=SoftStateArgs,
@@ -117,6 +131,7 @@ async def test_each_kind_of_leak_is_caught(
         **{name: probe for name, probe in PROBES.items() if name.startswith("customers:get")},
         "leaky:customerEmail": _customer_probe("leaky:customerEmail"),
         "leaky:customerExists": _customer_probe("leaky:customerExists"),
+        "leaky:acceptIfCustomerExists": _customer_probe("leaky:acceptIfCustomerExists"),
         "leaky:suspendAnyCustomer": Probe(
             name="leaky:suspendAnyCustomer",
             scope=ORG,
@@ -141,6 +156,14 @@ async def test_each_kind_of_leak_is_caught(
     # A write: accepted, on the victim's customer stream.
     assert "leaky:suspendAnyCustomer by anonymous on org_iso_a" in breaches
     assert "wrote the victim's streams ['customer/cu_" in breaches
+    # Existence through a mutation: accepted (writing nothing) for the victim's customer,
+    # NotFound for an id that exists nowhere.
+    assert any(
+        line.startswith("leaky:acceptIfCustomerExists by org_iso_b/boss on org_iso_a/")
+        and line.endswith("accepted for the victim's ids, NotFound for ids that exist nowhere: "
+                          "it read the victim's records")
+        for line in report.breaches
+    )  # fmt: skip
     # The honest function next to them: no breach of its own.
     assert "customers:get by" not in breaches
     # Over HTTP too, the sample being drawn from the same calls.

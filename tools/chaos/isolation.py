@@ -12,21 +12,29 @@ that is foreign to that victim, the function is called:
 - once with every id taken from the victim, and `rounds` times *mixed*: each id the victim or
   the caller's own (at least one the victim's, where the caller has its own), so a caller's own
   location with another organization's customer is tried as well as the plain theft;
-- a mutation must be refused; a refusal must carry a code a missing record or a missing right
-  gets (NotFound, Forbidden, Unauthenticated, or what the probe declares with its reason);
-- a query may answer, but its answer must hold no secret of the victim (an id or marker of
-  theirs that the caller did not send), and must equal the answer to the same call with the
-  victim's ids replaced by ids that exist nowhere ("exactly as if the record did not exist");
-- neither an error's message and data nor the journal may change: no row is appended by any
-  call (the engine's clock stands still, so no scheduled job writes in between).
+- a refusal must carry a code a missing record or a missing right gets (NotFound, Forbidden,
+  Unauthenticated, or what the probe declares with its reason) and add no journal row;
+- no answer, error message or error data may hold a secret of the victim (an id or marker of
+  theirs that the caller did not send);
+- a query must answer exactly as the same call with the victim's ids replaced by ids that
+  exist nowhere ("exactly as if the record did not exist");
+- a mutation may be accepted only where the victim's id is a reference the function stores
+  without reading it: it must write none of the victim's streams, and the same call with ids
+  that exist nowhere must not be refused as missing (`accepted` counts them, by whose ids were
+  named, for the report).
+
+Queries run first, on the world as built; mutations after. The engine's clock stands still
+(a MockClock that never jumps), so no scheduled job writes while calls are judged by the rows
+they add.
 
 Controls keep the test honest: each query, called by the victim's own side, must answer (so its
-args are valid and a leak would have shown), and must name one of the victim's records where its
-probe says so; each mutation, called by the owner at the end, must not be refused as malformed.
+args are valid and a leak would have shown), and must name one of the victim's records unless
+its answer is figures only; each mutation, called by the owner at the end, must not be refused
+as malformed.
 
-Then a sample of the same calls goes over HTTP to a live server on 127.0.0.1 with real HS256
-JWTs (the auth path), and forged tokens (wrong secret, expired, `alg: none`) claiming to be the
-victim are refused with 401 while the victim's real token is answered.
+Then a sample of the refused calls and the queries goes over HTTP to a live server on 127.0.0.1
+with real HS256 JWTs (the auth path), and forged tokens (wrong secret, expired, `alg: none`)
+claiming to be a buyer are refused with 401 while the buyer's real token is answered.
 """
 
 from __future__ import annotations
@@ -155,7 +163,12 @@ class Plan:
     victim_org: Org
     victim_buyer: Buyer
     args: dict[str, Any]
-    twin_args: dict[str, Any]
+    #: The args again with every victim value replaced by one that exists nowhere, but for
+    #: the values given (the caller's own: an event that is both theirs and the victim's, or a
+    #: reference an accepted call of theirs has stored).
+    twin: Callable[[frozenset[str]], dict[str, Any]]
+    #: The values taken from the victim.
+    victim_values: frozenset[str]
     #: The victim's secrets the answer must not hold (the caller's own and what it sent
     #: excluded).
     secrets: frozenset[str]
@@ -201,6 +214,7 @@ class Picker:
         take_victim: Callable[[str], bool],
         seed: int,
         fakes: Fakes | None = None,
+        keep: frozenset[str] = frozenset(),
     ) -> None:
         # A twin (`fakes`) makes its own fresh texts, so that a value unique per organization
         # (an email) does not collide with the first call's.
@@ -211,6 +225,7 @@ class Picker:
         self._rng = random.Random(seed)
         self._texts = 0
         self._fakes = fakes
+        self._keep = keep
         self.used: set[str] = set()
         #: kind -> the victim's value, for each kind taken from the victim.
         self.from_victim: dict[str, str] = {}
@@ -224,7 +239,9 @@ class Picker:
             value = self._victim[kind]
             self.from_victim[kind] = value
             self.whose[kind] = "victim"
-            return value if self._fakes is None else self._fakes.of(value)
+            if self._fakes is None or value in self._keep:
+                return value
+            return self._fakes.of(value)
         self.whose[kind] = "own"
         return own
 
@@ -354,7 +371,7 @@ def _plan_one(
         if not owned:
             return None  # the caller has nothing of its own here: variant 0 covers it
         forced = rng.choice(owned)
-        chosen = frozenset({forced} | {k for k in trial.used if rng.random() < 0.5})
+        chosen = frozenset({forced} | {k for k in sorted(trial.used) if rng.random() < 0.5})
     take_victim: Callable[[str], bool] = (
         (lambda _kind: True) if chosen is None else chosen.__contains__
     )
@@ -371,7 +388,12 @@ def _plan_one(
             and identity.has_cap(probe.manager_cap)
         ):
             return None  # the event's own manager may ask: not foreign
-    twin_args = probe.build(Picker(victim, own, take_victim, seed, fakes))
+
+    def twin(keep: frozenset[str]) -> dict[str, Any]:
+        return probe.build(
+            Picker(victim, own, take_victim, seed, fakes, keep | frozenset(own.values()))
+        )
+
     whose = ",".join(f"{k}={v}" for k, v in sorted(picker.whose.items()))
     victim_streams = buyer.secrets if probe.scope == USER else org.private | buyer.secrets
     return Plan(
@@ -380,7 +402,8 @@ def _plan_one(
         victim_org=org,
         victim_buyer=buyer,
         args=args,
-        twin_args=twin_args,
+        twin=twin,
+        victim_values=frozenset(picker.from_victim.values()),
         secrets=frozenset(),
         victim_streams=victim_streams,
         whose=whose,
@@ -456,6 +479,19 @@ def twin_differs(plan: Plan, answer: Answer, twin: Answer) -> str | None:
     )
 
 
+def accepted_differs(plan: Plan, twin: Answer) -> str | None:
+    """Why a mutation accepted with the victim's ids must have read the victim's records: the
+    same call with ids that exist nowhere is refused as a missing record or right would be. (A
+    twin refused otherwise, say Conflict because the first call used up the caller's own offer,
+    tells nothing either way; one accepted writes only the caller's own records.)"""
+    if twin.code in REFUSALS:
+        return (
+            f"{plan.label}: accepted for the victim's ids, {twin.code} for ids that exist "
+            "nowhere: it read the victim's records"
+        )
+    return None
+
+
 async def run_isolation(
     engine: Engine,
     config: IsolationConfig,
@@ -479,6 +515,8 @@ async def run_isolation(
     planned = list(plan_calls(world, probes, config))
     planned.sort(key=lambda plan: plan.probe.name in engine.registry.mutations)
     refused: list[Plan] = []
+    #: Per caller, the victim values its accepted mutations stored as references of its own.
+    adopted: dict[str, frozenset[str]] = {}
     for plan in planned:
         mutation = plan.probe.name in engine.registry.mutations
         answer = await call(engine, plan.probe.name, plan.args, plan.party.identity)
@@ -486,16 +524,20 @@ async def run_isolation(
         report.by_function[plan.probe.name] += 1
         outcome = answer.code or ("accepted" if mutation else "answered")
         report.outcomes[outcome] += 1
+        mine = adopted.get(plan.party.label, frozenset())
         if mutation and not answer.refused:
             report.accepted[f"{plan.probe.name} [{plan.whose}]"] += 1
+            adopted[plan.party.label] = mine | plan.victim_values
         for problem in judge(plan, answer, mutation=mutation):
             report.breach(problem)
         if answer.code is not None and answer.code not in REFUSALS:
             report.declared[f"{plan.probe.name} {answer.code}"] += 1
-        if not mutation and plan.probe.scope != PUBLIC:
-            twin = await call(engine, plan.probe.name, plan.twin_args, plan.party.identity)
+        if plan.probe.scope != PUBLIC and (not mutation or not answer.refused):
+            twin = await call(engine, plan.probe.name, plan.twin(mine), plan.party.identity)
             report.twins += 1
-            differs = twin_differs(plan, answer, twin)
+            differs = (
+                twin_differs(plan, answer, twin) if not mutation else accepted_differs(plan, twin)
+            )
             if differs is not None:
                 report.breach(differs)
         if answer.refused or not mutation:

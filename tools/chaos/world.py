@@ -45,8 +45,7 @@ class Buyer:
     waiting_list_id: str
     #: The buyer's ticket (the first buyer's; the second holds a live offer instead).
     ticket_id: str | None
-    #: The payment of the buyer's ticket (the second buyer's names the first's: theirs to see
-    #: in the event's ticket list, and a payment a purchase may name).
+    #: The payment of the buyer's ticket (the second buyer's: the one they are about to make).
     payment_intent_id: str
     queue_entry_id: str
     notification_id: str
@@ -236,8 +235,8 @@ async def _build_org(engine: Engine, index: int) -> Org:
         user_id = f"buyer-{org_id}-{n}"
         me = Identity(subject=user_id)
         joined = await run("events:joinWaitingList", {"eventId": event_id, "userId": user_id}, me)
-        # The second buyer has not paid yet: the payment they may name is the first's.
-        payment_intent_id = f"pi_{org_id}_1"
+        # The second buyer has not paid yet: theirs is the payment they are about to make.
+        payment_intent_id = f"pi_{org_id}_{n}"
         ticket_id = None
         if n == 1:
             ticket_id = await run(
