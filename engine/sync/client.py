@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import orjson
@@ -35,6 +35,8 @@ from engine.sync.protocol import decode_ts
 log = logging.getLogger("turnstile.client")
 
 
+#: Seconds the WebSocket opening handshake may take before the client gives up and reconnects.
+HANDSHAKE_SECONDS = 10.0
 _CONNECTION_LOST = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError)
 
 
@@ -55,6 +57,8 @@ class _Mutation:
         self.result: Any = None
         self.error: FunctionError | None = None
         self.ts: int | None = None  # committed at; resolved once a Transition reaches it
+        #: The connection (count) it was last sent on: sent at most once per connection.
+        self.sent_on = -1
 
 
 class _Query:
@@ -66,6 +70,8 @@ class _Query:
         self.error: FunctionError | None = None
         self.has_value = False
         self.changed = trio.Event()
+        #: The connection (count) whose query set holds it (-1: none yet).
+        self.sent_on = -1
 
 
 class _Values:
@@ -130,8 +136,15 @@ class Client:
             },
         )
         self._mutations[request_id] = pending
+
+        def message() -> dict[str, Any] | None:
+            if pending.sent_on == self._connections:
+                return None  # the reconnect's handshake sent it already
+            pending.sent_on = self._connections
+            return pending.message
+
         try:
-            await self._send_if_connected(pending.message)
+            await self._send_if_connected(message)
             await pending.done.wait()
         finally:
             self._mutations.pop(request_id, None)
@@ -151,14 +164,25 @@ class Client:
         query = _Query(self._next_query, name, args)
         self._next_query += 1
         self._queries[query.query_id] = query
-        await self._send_if_connected(self._modify([self._add(query)]))
+
+        def add() -> dict[str, Any] | None:
+            if query.sent_on == self._connections:
+                return None  # the reconnect's handshake replayed it already
+            query.sent_on = self._connections
+            return self._modify([self._add(query)])
+
+        def remove() -> dict[str, Any] | None:
+            if query.sent_on != self._connections:
+                return None  # not in this connection's query set
+            return self._modify([{"type": "Remove", "queryId": query.query_id}])
+
+        await self._send_if_connected(add)
         try:
             yield _Values(query)
         finally:
             self._queries.pop(query.query_id, None)
             with trio.CancelScope(shield=True):
-                remove = {"type": "Remove", "queryId": query.query_id}
-                await self._send_if_connected(self._modify([remove]))
+                await self._send_if_connected(remove)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -180,16 +204,20 @@ class Client:
             "modifications": changes,
         }
 
-    async def _send_if_connected(self, message: dict[str, Any]) -> None:
-        """Send now if connected; otherwise the reconnect replays the state it belongs to."""
-        ws = self._ws
-        if ws is None:
-            return
-        try:
-            async with self._send_lock:
+    async def _send_if_connected(self, build: Callable[[], dict[str, Any] | None]) -> None:
+        """Build and send a message if connected, all under the send lock, so it can neither
+        slip between a reconnect's replay and the connection becoming usable nor be sent
+        twice (`build` returns None when the replay already covered it). Disconnected, the
+        next handshake replays the state the message belongs to."""
+        async with self._send_lock:
+            ws = self._ws
+            if ws is None:
+                return
+            message = build()
+            if message is None:
+                return
+            with suppress(trio_websocket.ConnectionClosed):
                 await ws.send_message(orjson.dumps(message).decode())
-        except trio_websocket.ConnectionClosed:
-            pass
 
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         delay = 0.05
@@ -201,13 +229,19 @@ class Client:
                 # when the server closes first (MEASURED.md).
                 stream = await trio.open_tcp_stream(self._host, self._port)
                 async with trio.open_nursery() as nursery:
-                    ws = await trio_websocket.wrap_client_stream(
-                        nursery,
-                        stream,
-                        self._host,
-                        self._resource,
-                        max_message_size=16 * 1024 * 1024,
-                    )
+                    # trio-websocket waits forever if the connection drops before the server's
+                    # 101 answer (a server killed mid-handshake): bound it, then reconnect.
+                    with trio.move_on_after(HANDSHAKE_SECONDS) as opening:
+                        ws = await trio_websocket.wrap_client_stream(
+                            nursery,
+                            stream,
+                            self._host,
+                            self._resource,
+                            max_message_size=16 * 1024 * 1024,
+                        )
+                    if opening.cancelled_caught:
+                        nursery.cancel_scope.cancel()
+                        raise OSError("the WebSocket handshake did not complete")
                     try:
                         await self._handshake(ws)
                         if not started:
@@ -262,7 +296,12 @@ class Client:
                 self._identity_version = 1
             if self._queries:
                 messages.append(self._modify([self._add(q) for q in self._queries.values()]))
-            messages.extend(m.message for m in self._mutations.values() if not m.done.is_set())
+                for query in self._queries.values():
+                    query.sent_on = self._connections
+            for pending in self._mutations.values():
+                if not pending.done.is_set():
+                    messages.append(pending.message)
+                    pending.sent_on = self._connections
             for message in messages:
                 await ws.send_message(orjson.dumps(message).decode())
             self._ws = ws
