@@ -24,6 +24,7 @@ from engine.server.auth import Authenticator, AuthFailed
 from engine.server.context import ServerContext
 from engine.server.metrics import CONTENT_TYPE, UNKNOWN_FUNCTION
 from engine.server.values import convex_to_json, json_to_convex
+from engine.sync.protocol import MAX_UDF_PATH_LENGTH
 
 log = logging.getLogger("turnstile.server")
 
@@ -175,6 +176,10 @@ def parse_call(body: bytes) -> tuple[str, Any]:
     path = call.get("path")
     if not isinstance(path, str) or not path:
         raise InvalidArgs("The request needs the function's path.", path="path")
+    if len(path) > MAX_UDF_PATH_LENGTH:
+        raise InvalidArgs(
+            f"A function's path is at most {MAX_UDF_PATH_LENGTH} characters.", path="path"
+        )
     if call.get("format", "convex_encoded_json") not in ("convex_encoded_json", "json"):
         raise InvalidArgs("format must be 'convex_encoded_json'.", path="format")
     args = call.get("args", {})

@@ -4,8 +4,8 @@ Client -> server: Connect, ModifyQuerySet, Mutation, Action, Authenticate, Event
 Server -> client: Transition, MutationResponse, ActionResponse, AuthError, FatalError, Ping.
 
 Parsing is strict: a message that is not an object of a known type with fields of the right
-types (integers from 0 to 2**53-1, a `sessionId` of at most 128 characters) is a
-`ProtocolViolation`, which the session answers with FatalError and a close.
+types (integers from 0 to 2**53-1, a `sessionId` of at most 128 characters, function names of
+at most 1,024) is a `ProtocolViolation`, which the session answers with FatalError and a close.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ MAX_PROTOCOL_INT = 2**53 - 1
 #: Longest `sessionId` accepted (Convex's client sends a 36-character UUID). Every executed
 #: mutation's idempotency record holds it, so its size is bounded.
 MAX_SESSION_ID_LENGTH = 128
+#: Longest function name (`udfPath`) accepted, here and over HTTP. A failure names the function
+#: it was asked for, so an unbounded name came back several times over (a 600 KB name made a
+#: 1.8 MB answer).
+MAX_UDF_PATH_LENGTH = 1024
 
 
 class ProtocolViolation(Exception):
@@ -81,7 +85,20 @@ def parse(data: str | bytes) -> dict[str, Any]:
                 raise ProtocolViolation(f"{kind}.{name} is larger than {MAX_PROTOCOL_INT}.")
     if kind == "Connect" and len(message["sessionId"]) > MAX_SESSION_ID_LENGTH:
         raise ProtocolViolation(f"sessionId is longer than {MAX_SESSION_ID_LENGTH} characters.")
+    if kind in ("Mutation", "Action"):
+        check_udf_path(message["udfPath"])
     return message
+
+
+def check_udf_path(path: Any) -> str:
+    """A function name as a message may carry it; else `ProtocolViolation`."""
+    if not isinstance(path, str):
+        raise ProtocolViolation("A function name (udfPath) must be a string.")
+    if len(path) > MAX_UDF_PATH_LENGTH:
+        raise ProtocolViolation(
+            f"A function name (udfPath) is at most {MAX_UDF_PATH_LENGTH} characters."
+        )
+    return path
 
 
 def protocol_int(value: Any) -> bool:

@@ -47,6 +47,7 @@ from engine.sync.protocol import (
     INITIAL_VERSION,
     ProtocolViolation,
     StateVersion,
+    check_udf_path,
     encode_ts,
     fatal,
     parse,
@@ -242,6 +243,7 @@ class SyncSession:
                 path, args = change.get("udfPath"), change.get("args")
                 if not isinstance(path, str) or not isinstance(args, list):
                     raise ProtocolViolation("Add needs udfPath and args.")
+                check_udf_path(path)
                 if query_id in self.queries:
                     raise ProtocolViolation(f"Query {query_id} is already in the set.")
                 if len(self.queries) >= self.limits.config.max_queries_per_session:
