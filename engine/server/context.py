@@ -19,7 +19,8 @@ class ServerConfig:
     """Limits of the front door. The timeouts bound how long a slow or silent client can hold
     a connection; none of them limits how long a function may run."""
 
-    #: Largest HTTP request body and largest WebSocket message, in bytes.
+    #: Largest HTTP request body and largest WebSocket message, in bytes (trio-websocket counts
+    #: a text message in characters: up to four bytes each).
     max_body_bytes: int = 1024 * 1024
     #: Largest request head (request line + headers), in bytes (431 beyond).
     max_head_bytes: int = 16 * 1024

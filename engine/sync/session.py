@@ -148,6 +148,7 @@ class SyncSession:
                         finally:
                             nursery.cancel_scope.cancel()
                 finally:
+                    self._release()
                     # Mutations in flight outlive the connection for a while: while one waits,
                     # the engine knows its request id, so a reconnected client re-sending it
                     # is given this execution's result instead of running it a second time.
@@ -155,13 +156,18 @@ class SyncSession:
                         trio.current_time() + self.limits.config.mutation_grace
                     )
         finally:
-            for query in self.queries.values():
-                self._drop(query)
-            if self.slot is not None:
-                self.limits.slots.release(self.slot)
-                self.slot = None
+            self._release()
         if self.drop is not None:
             raise DropConnection(self.drop)
+
+    def _release(self) -> None:
+        """Give back what the connection held (its subscriptions and its user's slot) as soon
+        as it is over; idempotent."""
+        for query in self.queries.values():
+            self._drop(query)
+        if self.slot is not None:
+            self.limits.slots.release(self.slot)
+            self.slot = None
 
     def wake(self) -> None:
         self._wake.set()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from domain.identity import ADMIN
 from engine.server import ServerConfig
@@ -370,3 +371,40 @@ async def test_reading_pauses_while_a_session_has_its_most_mutations_in_flight(
         finally:
             gate.set()
         target.assert_no_errors()
+
+
+async def test_a_dropped_session_gives_its_users_slot_back_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the fuzzer (cases replayed in a row as one user): a session that ended with a
+    # mutation in flight kept its user's slot for as long as that mutation kept it alive (up to
+    # mutation_grace), so a user reconnecting at once was refused as over the limit.
+    config = ServerConfig(read_timeout=1.0, max_sessions_per_identity=1, drain_seconds=5.0)
+    async with open_target(tmp_path / "data", config) as target:
+        gate = threading.Event()
+        append = target.engine.journal.append
+
+        def held(batch: object) -> object:
+            gate.wait(20)
+            return append(batch)
+
+        event_id = (await target.engine.mutation("events:create", EVENT, ADMIN)).value
+        monkeypatch.setattr(target.engine.journal, "append", held)
+        try:
+            async with open_ws(target.port) as ws:
+                peer = SyncPeer(ws)
+                await peer.send(connect("first"))
+                await peer.send(user(target, "ann"))
+                await until(peer, "Transition")
+                await peer.send(mutation(1, "events:joinWaitingList",
+                                         {"eventId": event_id, "userId": "ann"}))
+                await trio.testing.wait_all_tasks_blocked(cushion=0.1)  # it waits at the gate
+            await trio.testing.wait_all_tasks_blocked(cushion=0.1)  # the server saw the close
+            assert target.gauge("turnstile_websocket_sessions") == 1  # kept for its mutation
+            async with open_ws(target.port) as ws:
+                peer = SyncPeer(ws)
+                await peer.send(connect("second"))
+                await peer.send(user(target, "ann"))
+                await until(peer, "Transition")  # not FatalError: the slot was given back
+        finally:
+            gate.set()

@@ -91,3 +91,18 @@ def test_a_wide_value_is_decoded_without_a_call_per_element(
     with pytest.raises(InvalidArgs) as refused:
         json_to_convex({"a": [0] * 5_000 + [{"b": [1, {"$x": 1}]}]})
     assert refused.value.data()["path"] == "a[5000].b[1].$x"
+
+
+async def test_function_paths_are_bounded_over_http(target: Target) -> None:
+    # The HTTP side of the bound on function names (see test_fuzz_sync.py).
+    for name, status in (("x:" + "y" * 1022, 560), ("x:" + "y" * 1023, 400)):
+        body = orjson.dumps({"path": name, "args": {}})
+        head = (
+            f"POST /api/query HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        (answer,) = parse_answers(await exchange(target.port, head + body))
+        assert answer.status == status
+        data = answer.json()["errorData"]
+        assert data["code"] == ("NotFound" if status == 560 else "InvalidArgs")
+        assert len(answer.body) < 4 * 1024

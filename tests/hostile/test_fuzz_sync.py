@@ -204,3 +204,30 @@ async def test_a_mutation_in_flight_when_its_connection_drops_runs_once_when_res
     assert answer["success"], answer
     assert target.engine.committed_seq == before + 1  # created exactly once
     assert decode_ts(answer["ts"]) == before + 1
+
+
+@pytest.mark.parametrize("kind", ["Mutation", "Action", "Add"])
+async def test_function_names_are_bounded(target: Target, kind: str) -> None:
+    # Found by the fuzzer: a failure names the function it was asked for, so a 600 KB name came
+    # back as a 1.8 MB answer (more than a client with a 1 MiB frame limit takes). Names are
+    # now at most 1,024 characters; a longer one is a malformed frame.
+    def message(name: str) -> dict[str, Any]:
+        if kind == "Add":
+            return subscribe_message(0, name, {})
+        return {"type": kind, "requestId": 1, "udfPath": name, "args": [{}]}
+
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect())
+        await peer.send(message("x:" + "y" * 1022))
+        if kind == "Add":
+            await until(peer, "Transition")
+            assert peer.results[0][1]["code"] == "NotFound"
+        else:
+            answer = await until(peer, f"{kind}Response")
+            assert answer["errorData"]["code"] == "NotFound"
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect())
+        await peer.send(message("x:" + "y" * 1023))
+        assert "at most 1024" in (await until(peer, "FatalError"))["error"]

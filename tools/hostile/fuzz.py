@@ -10,6 +10,7 @@ have logged a failure; every `rounds_every` cases the bystanders do one round (`
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ import trio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisWarning
 
 from engine.codec import camel
 from engine.engine import Engine
@@ -129,8 +131,16 @@ async def fuzz(
 
     if seed is not None:
         run = hypothesis_seed(seed)(run)
+
+    def run_quietly() -> None:
+        # Reporting a failing case with a huge value warns that its repr is large; under
+        # `-W error` that warning would replace the failure itself.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HypothesisWarning)
+            run()
+
     started = time.perf_counter()
-    await trio.to_thread.run_sync(run)
+    await trio.to_thread.run_sync(run_quietly)
     report.round_trips.append(await bystanders.round())
     report.bystander_rounds += 1
     report.seconds = time.perf_counter() - started

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from domain.identity import ADMIN, ANONYMOUS, Identity
 from tools.hostile.sync_cases import NEVER, Credentials, query_outcome, well_formed_creates
 from tools.hostile.target import Target
-from tools.hostile.values import Call, calls, convex_values
+from tools.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values
 from tools.hostile.wire import Answer, ServerMisbehaved, check_no_leak, exchange, parse_answers
 
 FUNCTION_ROUTES = {"/api/query": "query", "/api/mutation": "mutation", "/api/action": "action"}
@@ -182,7 +182,7 @@ def request_case(
             if draw(st.integers(0, 4)) == 0 and isinstance(call.args, dict):
                 wire["args"] = call.args  # ConvexHttpClient also accepts a bare object
             body = orjson.dumps(wire)
-            if not call.name:  # the body names no function: not a call at all
+            if not call.name or len(call.name) > MAX_FUNCTION_NAME:  # not a function's name
                 code, error_path, call = "InvalidArgs", "path", None
             elif not isinstance(call.args, dict):
                 code, error_path, call = "InvalidArgs", "args", None

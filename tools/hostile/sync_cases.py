@@ -40,7 +40,7 @@ from domain.identity import ADMIN, ANONYMOUS, Identity
 from engine.server.values import json_to_convex
 from engine.sync.protocol import decode_ts
 from tools.hostile.target import Target
-from tools.hostile.values import Call, calls, convex_values, keys
+from tools.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values, keys
 from tools.hostile.wire import ServerMisbehaved, SyncPeer, open_ws
 
 #: Protocol integers must be JavaScript-safe (Convex's ids and versions are JS numbers).
@@ -281,6 +281,10 @@ def sync_cases(
                 "modifications": modifications,
             }
             query_set = new_version
+            if any(len(call.name) > MAX_FUNCTION_NAME for _, call in adds):
+                steps.append(Step(_json(message), "ModifyQuerySet adding a too long name"))
+                ends = "fatal"
+                break
             steps.append(Step(_json(message), "ModifyQuerySet", adds=tuple(adds),
                               removes=tuple(removes)))
         elif kind in ("mutation", "action"):
@@ -294,6 +298,10 @@ def sync_cases(
             name = "Mutation" if kind == "mutation" else "Action"
             message = {"type": name, "requestId": request_id, "udfPath": call.name,
                        "args": [call.args]}
+            if len(call.name) > MAX_FUNCTION_NAME:
+                steps.append(Step(_json(message), f"{name} of a too long name"))
+                ends = "fatal"
+                break
             if kind == "mutation":
                 used_requests.append((request_id, call))
                 steps.append(Step(_json(message), "Mutation", mutation=(request_id, call)))
@@ -312,8 +320,8 @@ def sync_cases(
         step, ends = draw(bad_endings(query_set, identity_version, live, credentials))
         steps.append(step)
     for index, step in enumerate(steps):
-        raw = step.frame.encode() if isinstance(step.frame, str) else step.frame
-        if len(raw) > max_frame_bytes:
+        # trio-websocket measures a text message in characters and a binary one in bytes.
+        if len(step.frame) > max_frame_bytes:
             del steps[index + 1 :]
             ends = "too_big"
             break
@@ -493,7 +501,9 @@ def check_call(call: Call, code: str | None, data: Any) -> None:
 async def play_sync_case(target: Target, case: SyncCase, record: SyncRecord) -> None:
     """Play `case` on a fresh connection and check every answer (raises on a violation)."""
     with trio.fail_after(30):
-        async with open_ws(target.port) as ws:
+        # No client-side limit on message size (Convex's client has none): what is checked is
+        # what the server sends.
+        async with open_ws(target.port, max_message_size=64 * 2**20) as ws:
             peer = SyncPeer(ws)
             sent = 0
             try:

@@ -34,6 +34,9 @@ SAFE_INTEGER = 2**53
 #: integer field, is taken by the engine's codec as an integer it cannot store (a defect outside
 #: the server, left to the codec's owner; ENGINE_DEFECTS below reproduces it).
 LARGEST_FLOAT = 9.223372036854775e18
+#: Longest function name the server takes (engine.sync.protocol.MAX_UDF_PATH_LENGTH): a longer
+#: one is a malformed frame over the sync protocol and a 400 over HTTP.
+MAX_FUNCTION_NAME = 1024
 #: Numbers that reach an integer field as floats beyond 64 bits (see LARGEST_FLOAT).
 ENGINE_DEFECTS = ("1e300", "-1e19", "9.3e18", "123456789012345678901234567890")
 
@@ -282,6 +285,7 @@ def calls(functions: Mapping[str, Sequence[str]]) -> st.SearchStrategy[Call]:
 
 
 __all__ = [
+    "MAX_FUNCTION_NAME",
     "UNKNOWN",
     "Call",
     "broken_args",
