@@ -106,3 +106,29 @@ async def test_function_paths_are_bounded_over_http(target: Target) -> None:
         data = answer.json()["errorData"]
         assert data["code"] == ("NotFound" if status == 560 else "InvalidArgs")
         assert len(answer.body) < 4 * 1024
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/codec.py (_strict_int) takes an integral float of any size for an integer "
+    "field: 1e300 reaches the journal, which cannot store it and refuses the whole batch "
+    "(Overloaded); 9.3e18 is stored and can never be sent back. Not the server's to fix.",
+)
+@pytest.mark.parametrize("price", ["1e300", "9.3e18", "123456789012345678901234567890"])
+async def test_an_integral_float_beyond_64_bits_for_an_integer_field_is_invalid_args(
+    target: Target, price: str
+) -> None:
+    body = (
+        b'{"path":"events:create","args":{"name":"x","description":"","location":"x",'
+        b'"eventDate":1900000000000,"totalTickets":1,"orgId":"org_a","price":'
+        + price.encode()
+        + b"}}"
+    )
+    head = (
+        f"POST /api/mutation HTTP/1.1\r\nHost: x\r\nAuthorization: Convex {target.admin_key}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    (answer,) = parse_answers(await exchange(target.port, head + body))
+    target.errors.take()  # the journal's refusal is logged; the answer is what is checked
+    assert answer.status == 560
+    assert answer.json()["errorData"]["code"] == "InvalidArgs"
