@@ -38,12 +38,24 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+#: Integers the journal (SQLite, orjson) can hold: signed 64 bits.
+_INT64 = (-(2**63), 2**63 - 1)
+#: A JavaScript number is an integer exactly only up to 2**53 (Number.MAX_SAFE_INTEGER).
+_SAFE_FLOAT_INT = 2**53
+
+
 def _strict_int(value: Any, _: type) -> int:
+    """An integer, or a float that is exactly one (as JavaScript sends them). Out of range is
+    refused here, as bad args, never later by the journal (which would fail a whole batch)."""
     if isinstance(value, bool):
         raise TypeError("expected an integer, got a boolean")
     if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise TypeError("expected an integer within 64 bits")
         return value
     if isinstance(value, float) and value.is_integer():
+        if abs(value) > _SAFE_FLOAT_INT:
+            raise TypeError("expected an integer within 2**53 (a number larger is not exact)")
         return int(value)
     raise TypeError(f"expected an integer, got {type(value).__name__}")
 

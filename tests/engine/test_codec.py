@@ -41,3 +41,22 @@ def test_sequences_round_trip() -> None:
     order = codec.decode_args({"lines": [{"names": ["a", "b"], "counts": [1, 2]}]}, Order)
     assert order == Order(lines=(Line(names=("a", "b"), counts=[1, 2]),))
     assert codec.decode_value(codec.encode_value(order, Order), Order) == order
+
+
+@attrs.frozen(kw_only=True)
+class Price:
+    price: int
+
+
+@pytest.mark.parametrize(
+    "value", [1e300, 9.3e18, 2.0**53 + 2, 123456789012345678901234567890, -(2**64)]
+)
+def test_integers_the_journal_cannot_hold_are_invalid_args(value: float | int) -> None:
+    with pytest.raises(InvalidArgs) as refused:
+        codec.decode_args({"price": value}, Price)
+    assert refused.value.data()["path"] == "price"
+
+
+def test_integers_in_range_pass() -> None:
+    assert codec.decode_args({"price": 2.0**53}, Price).price == 2**53
+    assert codec.decode_args({"price": 2**63 - 1}, Price).price == 2**63 - 1

@@ -108,12 +108,6 @@ async def test_function_paths_are_bounded_over_http(target: Target) -> None:
         assert len(answer.body) < 4 * 1024
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/codec.py (_strict_int) takes an integral float of any size for an integer "
-    "field: 1e300 reaches the journal, which cannot store it and refuses the whole batch "
-    "(Overloaded); 9.3e18 is stored and can never be sent back. Not the server's to fix.",
-)
 @pytest.mark.parametrize("price", ["1e300", "9.3e18", "123456789012345678901234567890"])
 async def test_an_integral_float_beyond_64_bits_for_an_integer_field_is_invalid_args(
     target: Target, price: str
