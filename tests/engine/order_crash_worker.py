@@ -157,11 +157,14 @@ class Workload:
         args: dict[str, Any] = {"customerId": customer_id, "locationId": self.location_id}
         if rng.random() < 0.5:
             service_id = rng.choice(sorted(self.prices))
-            start = self.engine.now_ms() + rng.randint(2, 30) * DAY_MS
+            # A day 2-30 days ahead, at a minute between 00:00 and 21:59 UTC: the longest
+            # service (90 min) then ends that same day, whatever the wall clock says now.
+            day = self.engine.now_ms() // DAY_MS + rng.randint(2, 30)
+            start = day * DAY_MS + rng.randrange(22 * 60) * 60_000
             args |= {
                 "type": "booking",
                 "items": [{"serviceId": service_id, "quantity": 1}],
-                "scheduledAt": start - start % 60_000,
+                "scheduledAt": start,
             }
             total = self.prices[service_id]
         else:
