@@ -4,6 +4,7 @@ hostile-client and flood tests; docs/reliability.md holds the figures they print
     python -m tools.hostile fuzz --cases 20000 [--transport sync|http|both] [--seed N]
     python -m tools.hostile flood --connections 5000 [--slow 500] [--senders 20] [--readers 5]
     python -m tools.hostile serve --data-dir DIR [--set FIELD=VALUE ...]   (used by flood)
+    python -m tools.hostile load hold|churn|slow|fast|noread --port P --count N (used by flood)
 
 Hypothesis (a dev dependency) drives `fuzz`; psutil (also dev) measures `flood`.
 """
@@ -20,7 +21,14 @@ import attrs
 import trio
 
 from engine.server import ServerConfig
-from tools.hostile.runner import TRANSPORTS, default_seed, run_flood, run_fuzz, serve_standalone
+from tools.hostile.runner import (
+    TRANSPORTS,
+    default_seed,
+    run_flood,
+    run_fuzz,
+    run_load,
+    serve_standalone,
+)
 
 
 def _settings(pairs: Sequence[str]) -> dict[str, Any]:
@@ -50,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="the server a flood runs against")
     serve.add_argument("--data-dir", type=Path, required=True)
     serve.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    load = commands.add_parser("load", help="one flood, from its own process (used by flood)")
+    load.add_argument("kind", choices=["hold", "churn", "slow", "fast", "noread"])
+    load.add_argument("--port", type=int, required=True)
+    load.add_argument("--count", type=int, required=True)
+    load.add_argument("--event", default="")
+    load.add_argument("--messages", type=int, default=3_000)
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -57,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             trio.run(serve_standalone, args.data_dir, _settings(args.set))
         except* KeyboardInterrupt:  # how `flood` stops it
             pass
+        return 0
+    if args.command == "load":
+        trio.run(run_load, args.kind, args.port, args.count, args.event, args.messages)
         return 0
     if args.command == "fuzz":
         seed = default_seed() if args.seed is None else args.seed

@@ -12,6 +12,7 @@ that logged a failure ends the run with exit status 1.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import re
 import signal
@@ -25,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import orjson
 import trio
 
 from engine.server import ServerConfig
 from tools.hostile.bystanders import Bystanders, percentile
 from tools.hostile.flood import (
+    SenderReport,
     churn,
     fast_sender,
     hold_sessions,
@@ -198,12 +201,113 @@ async def _during(crowd: Bystanders, work: Any) -> tuple[float, list[float]]:
     return time.perf_counter() - started, rounds
 
 
+async def run_load(kind: str, port: int, count: int, event_id: str, messages: int) -> None:
+    """`python -m tools.hostile load`: one flood, from a process of its own, so that the
+    bystanders' round trips measure the server and not a busy client process. Reports on
+    stdout, one JSON object a line; `hold` and `noread` keep their connections until stdin
+    closes."""
+
+    def say(**report: Any) -> None:
+        print(orjson.dumps(report).decode(), flush=True)
+
+    async def until_stdin_closes() -> None:
+        stdin = trio.lowlevel.FdStream(os.dup(0))
+        async with stdin:
+            while await stdin.receive_some(4096):
+                pass
+
+    if kind == "hold":
+        async with trio.open_nursery() as nursery:
+            held = await hold_sessions(nursery, port, count, event_id)
+            say(held=len(held.sessions))
+            await until_stdin_closes()
+            await held.aclose()
+    elif kind == "churn":
+        started = time.perf_counter()
+        await churn(port, count, concurrency=100, event_id=event_id)
+        say(churned=count, seconds=time.perf_counter() - started)
+    elif kind == "slow":
+        kinds = ("silent", "trickle", "no-connect")
+        lasted: list[float] = []
+
+        async def one(kind: str) -> None:
+            lasted.append(await slow_handshake(port, kind))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(count):
+                nursery.start_soon(one, kinds[i % len(kinds)])
+        say(closed=len(lasted), longest=max(lasted))
+    elif kind == "fast":
+        reports: list[SenderReport] = []
+
+        async def send() -> None:
+            reports.append(await fast_sender(port, messages=messages))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(send)
+        say(reports=[attrs.asdict(report) for report in reports])
+    elif kind == "noread":
+        async with AsyncExitStack() as stack:
+            for _ in range(count):
+                await stack.enter_async_context(never_reading(port, ADMIN_KEY))
+            say(reading="stopped")
+            await until_stdin_closes()
+    else:
+        raise ValueError(f"no load {kind!r}")
+
+
+@attrs.define
+class Load:
+    """A `load` process: its JSON reports, and `finish()` (close its stdin, wait for it)."""
+
+    process: trio.Process
+    buffer: bytes = b""
+
+    async def report(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        while b"\n" not in self.buffer:
+            data = await self.process.stdout.receive_some(65536)
+            if not data:
+                raise RuntimeError(f"the load process ended: {self.buffer!r}")
+            self.buffer += data
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        report: dict[str, Any] = orjson.loads(line)
+        return report
+
+    async def finish(self) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.aclose()
+        with trio.move_on_after(120) as waiting:
+            await self.process.wait()
+        if waiting.cancelled_caught:
+            self.process.kill()
+
+
+@asynccontextmanager
+async def open_load(kind: str, port: int, count: int, **options: Any) -> AsyncIterator[Load]:
+    command = [sys.executable, "-m", "tools.hostile", "load", kind, "--port", str(port),
+               "--count", str(count)]
+    for name, value in options.items():
+        command += [f"--{name}", str(value)]
+    process = await trio.lowlevel.open_process(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO
+    )
+    load = Load(process)
+    try:
+        yield load
+    finally:
+        if process.returncode is None:
+            await load.finish()
+
+
 async def run_flood(connections: int, slow: int, senders: int, readers: int) -> list[str]:
-    """Every flood against one server process; returns the report's lines."""
+    """Every flood against one server process, each from a `load` process of its own, while
+    the bystanders (in this process) do rounds; returns the report's lines."""
     defaults = ServerConfig()
     lines = [
         f"Flood of {connections:,} connections against `python -m tools.hostile serve`"
-        " (shipped ServerConfig defaults):",
+        " (shipped ServerConfig defaults); each flood from a process of its own:",
         "",
         "| phase | what | seconds | bystander rounds | p50 ms | p99 ms | server RSS MiB |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -212,72 +316,58 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
         async with (
             open_remote(Path(data) / "data", {}) as server,
             Bystanders(server, count=3) as crowd,
-            trio.open_nursery() as holding_tasks,
         ):
-            phases: list[Phase] = []
 
             def record(name: str, detail: str, seconds: float, rounds: list[float]) -> None:
-                phase = Phase(name, detail, seconds, rounds, server.rss() / MIB)
-                phases.append(phase)
-                lines.append(phase.row())
+                lines.append(Phase(name, detail, seconds, rounds, server.rss() / MIB).row())
                 print(lines[-1], flush=True)
 
             for line in lines:
                 print(line, flush=True)
-            idle: list[float] = []
             started = time.perf_counter()
-            for _ in range(200):
-                idle.append(await crowd.round())
+            idle = [await crowd.round() for _ in range(200)]
             record("quiet", "bystanders alone", time.perf_counter() - started, idle)
 
-            # Held: idle subscribed sessions; the server's memory per connection.
+            # Held: idle sessions, each subscribed to a quiet event; memory per connection.
+            quiet = await server.admin_mutation("events:create", {
+                "name": "Quiet", "description": "", "location": "Hall", "price": 1,
+                "eventDate": 1_900_000_000_000, "totalTickets": 10, "orgId": "org_quiet"})
             before = server.rss()
-            held_sessions = None
-
-            async def hold() -> None:
-                nonlocal held_sessions
-                held_sessions = await hold_sessions(
-                    holding_tasks, server.port, connections, crowd.event_id
-                )
-
-            seconds, rounds = await _during(crowd, hold)
-            await server.metric_reaches("turnstile_websocket_sessions", connections + 4)
-            holding = server.rss()
+            async with open_load("hold", server.port, connections, event=quiet) as held:
+                seconds, rounds = await _during(crowd, held.report)
+                await server.metric_reaches("turnstile_websocket_sessions", connections + 4)
+                holding = server.rss()
+                record("open", f"{connections:,} sessions opened, each Connected and subscribed",
+                       seconds, rounds)
+                started = time.perf_counter()
+                held_rounds = [await crowd.round() for _ in range(200)]
+                record("held", f"{connections:,} sessions held",
+                       time.perf_counter() - started, held_rounds)
             per_connection = (holding - before) / connections
-            record("open", f"{connections:,} sessions opened and subscribed", seconds, rounds)
-            started = time.perf_counter()
-            held_rounds = [await crowd.round() for _ in range(100)]
-            record("held", f"{connections:,} sessions held; each join fans out to all",
-                   time.perf_counter() - started, held_rounds)
-            assert held_sessions is not None
-            await held_sessions.aclose()
             await server.metric_reaches("turnstile_websocket_sessions", 4)
             after_close = server.rss()
 
-            # Churn: opened and dropped, every kind in turn.
-            seconds, rounds = await _during(
-                crowd, lambda: churn(server.port, connections, concurrency=100,
-                                     event_id=crowd.event_id)
-            )
+            async def churning() -> None:
+                async with open_load("churn", server.port, connections,
+                                     event=crowd.event_id) as load:
+                    await load.report()
+
+            seconds, rounds = await _during(crowd, churning)
             # The bystanders' 4, and the connection asking for /metrics.
             await server.metric_reaches("turnstile_open_connections", 5)
-            record("churn", f"{connections:,} connections opened and dropped", seconds, rounds)
+            record("churn", f"{connections:,} connections opened and dropped (every kind in"
+                   " turn: TCP only, half a request head, a request, an upgrade, a session)",
+                   seconds, rounds)
 
-            # Slow handshakes: silent, trickling, upgraded but never saying Connect.
-            kinds = ("silent", "trickle", "no-connect")
-            lasted: list[float] = []
+            longest: list[float] = []
 
             async def slow_ones() -> None:
-                async def one(kind: str) -> None:
-                    lasted.append(await slow_handshake(server.port, kind))
-
-                async with trio.open_nursery() as nursery:
-                    for i in range(slow):
-                        nursery.start_soon(one, kinds[i % 3])
+                async with open_load("slow", server.port, slow) as load:
+                    longest.append((await load.report())["longest"])
 
             seconds, rounds = await _during(crowd, slow_ones)
-            record("slow", f"{slow:,} slow handshakes, all cut after at most"
-                   f" {max(lasted):.1f} s (limit {defaults.handshake_timeout:.0f} s)",
+            record("slow", f"{slow:,} slow handshakes (silent, trickling, no Connect), all cut"
+                   f" after at most {longest[0]:.1f} s (limit {defaults.handshake_timeout:.0f} s)",
                    seconds, rounds)
 
             # Clients that never read, subscribed to a large result that keeps changing.
@@ -285,22 +375,16 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
                    "eventDate": 1_900_000_000_000, "price": 1, "totalTickets": 10,
                    "orgId": "org_big"}
             ids = [await server.admin_mutation("events:create", big) for _ in range(50)]
-
-            dropped_before = await server.metric(
-                "turnstile_limited_total", 'limit="send_timeout"'
-            )
+            dropped_before = await server.metric("turnstile_limited_total",
+                                                 'limit="send_timeout"')
 
             async def never_read() -> None:
-                async with AsyncExitStack() as stack:
-                    for _ in range(readers):
-                        await stack.enter_async_context(
-                            never_reading(server.port, server.admin_key)
-                        )
+                async with open_load("noread", server.port, readers) as load:
+                    await load.report()
                     # Keep changing what they subscribed to until the server dropped them.
                     for round_ in itertools.count():
-                        dropped = await server.metric(
-                            "turnstile_limited_total", 'limit="send_timeout"'
-                        )
+                        dropped = await server.metric("turnstile_limited_total",
+                                                      'limit="send_timeout"')
                         if dropped >= dropped_before + readers:
                             return
                         await server.admin_mutation(
@@ -310,34 +394,35 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
                         await trio.sleep(0.05)
 
             seconds, rounds = await _during(crowd, never_read)
-            dropped = await server.metric("turnstile_limited_total", 'limit="send_timeout"')
-            dropped -= dropped_before
-            record("no-read", f"{readers} clients that never read, {dropped:.0f} dropped"
-                   f" (send timeout {defaults.send_timeout:.0f} s)", seconds, rounds)
+            record("no-read", f"{readers} clients that never read, subscribed to a 1 MiB"
+                   f" result that keeps changing: all dropped after the send timeout"
+                   f" ({defaults.send_timeout:.0f} s)", seconds, rounds)
 
             # Clients that send as fast as they can.
-            reports = []
             peak = server.rss()
+            sent: list[dict[str, Any]] = []
 
             async def fast() -> None:
-                nonlocal peak
-
-                async def one() -> None:
-                    reports.append(await fast_sender(server.port, messages=3_000))
-
-                async with trio.open_nursery() as nursery:
-                    for _ in range(senders):
-                        nursery.start_soon(one)
-                    while len(reports) < senders:
+                async def sample() -> None:
+                    nonlocal peak
+                    while True:
                         peak = max(peak, server.rss())
                         await trio.sleep(0.1)
+
+                async with (
+                    open_load("fast", server.port, senders, messages=3_000) as load,
+                    trio.open_nursery() as nursery,
+                ):
+                    nursery.start_soon(sample)
+                    sent.extend((await load.report())["reports"])
+                    nursery.cancel_scope.cancel()
 
             seconds, rounds = await _during(crowd, fast)
             burst = defaults.message_burst
             sustained = max(
-                (r.answered - burst) / r.seconds
-                for r in reports
-                if r.seconds and r.answered > burst
+                (r["answered"] - burst) / r["seconds"]
+                for r in sent
+                if r["seconds"] and r["answered"] > burst
             )
             record("fast", f"{senders} clients sending 3,000 messages each as fast as they can:"
                    f" read {burst:,} at once, then at most {sustained:.0f}/s each (allowance"
@@ -346,12 +431,12 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
             final = server.rss()
             summary = [
                 "",
-                f"- connections held: {connections:,} sync sessions at once (each Connected"
-                " and subscribed), with the bystanders' mutations and subscriptions correct",
-                f"- server memory per held connection: {per_connection / 1024:.1f} KiB"
-                f" (RSS {before / MIB:.0f} -> {holding / MIB:.0f} MiB; after closing them"
-                f" {after_close / MIB:.0f} MiB; at the end {final / MIB:.0f} MiB; peak under"
-                f" the fast senders {peak / MIB:.0f} MiB)",
+                f"- connections held: {connections:,} sync sessions at once (each Connected and"
+                " subscribed), the bystanders' mutations and subscriptions correct throughout",
+                f"- server memory per held connection: {per_connection / 1024:.1f} KiB (RSS"
+                f" {before / MIB:.0f} -> {holding / MIB:.0f} MiB); after closing them"
+                f" {after_close / MIB:.0f} MiB (kept by the allocator, reused: the floods after"
+                f" it end at {final / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB)",
             ]
             for line in summary:
                 print(line, flush=True)
@@ -363,4 +448,12 @@ def default_seed() -> int:
     return random.SystemRandom().randrange(2**32)
 
 
-__all__ = ["TRANSPORTS", "open_remote", "run_flood", "run_fuzz", "serve_standalone"]
+__all__ = [
+    "TRANSPORTS",
+    "open_load",
+    "open_remote",
+    "run_flood",
+    "run_fuzz",
+    "run_load",
+    "serve_standalone",
+]
