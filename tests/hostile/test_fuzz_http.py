@@ -112,6 +112,8 @@ async def test_function_paths_are_bounded_over_http(target: Target) -> None:
 async def test_an_integral_float_beyond_64_bits_for_an_integer_field_is_invalid_args(
     target: Target, price: str
 ) -> None:
+    # Found by the fuzzer's hostile numbers, fixed in engine/codec.py: 1e300 for a price reached
+    # the journal, which could not store it and refused its whole batch (Overloaded for all).
     body = (
         b'{"path":"events:create","args":{"name":"x","description":"","location":"x",'
         b'"eventDate":1900000000000,"totalTickets":1,"orgId":"org_a","price":'
@@ -123,6 +125,6 @@ async def test_an_integral_float_beyond_64_bits_for_an_integer_field_is_invalid_
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     (answer,) = parse_answers(await exchange(target.port, head + body))
-    target.errors.take()  # the journal's refusal is logged; the answer is what is checked
     assert answer.status == 560
     assert answer.json()["errorData"]["code"] == "InvalidArgs"
+    assert answer.json()["errorData"]["path"] == "price"
