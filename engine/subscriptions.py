@@ -1,12 +1,17 @@
 """Live queries: re-evaluated on committed state whenever something they read changes.
 
 A query reads through a `RecordingView`, which notes every aggregate stream and projection key
-it touched; the subscription is indexed under those keys. After each committed batch the engine
-passes the keys the batch touched and its sequence number N; every subscription indexed under
-one of them is re-evaluated (once per distinct function, args and caller), and if its encoded
-result differs from the last one delivered, the subscription's single pending slot is replaced
-by `(N, value)`. A slow consumer therefore sees fewer, newer values and never an unbounded queue,
-and every value it sees was computed on exactly the journal prefix up to its `ts`.
+it touched. Subscriptions to the same function, args and caller form one *group*: the group is
+evaluated once and indexed under the keys it read. After each committed batch the engine
+passes the keys the batch touched and its sequence number N; every group indexed under one of
+them is re-evaluated, and if its encoded result differs from the last one, each member's single
+pending slot is replaced by `(N, value)`. A slow consumer therefore sees fewer, newer values and
+never an unbounded queue, and every value it sees was computed on exactly the journal prefix up
+to its `ts`.
+
+A subscription that joins a group takes the group's current result without an evaluation: the
+group is re-evaluated at every commit that touches what it read, so its result is the current
+one. A thousand clients opening the same page cost one evaluation, not a thousand.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class RecordingView(View):
 class Result:
     """One evaluation: a value (with its encoding) or an error."""
 
-    __slots__ = ("_wire", "encoded", "error", "reads", "value")
+    __slots__ = ("_wire", "encoded", "encodings", "error", "reads", "value")
 
     def __init__(self, value: Any, error: TurnstileError | None, reads: set[ReadKey]) -> None:
         self.value = value
@@ -58,6 +63,9 @@ class Result:
             b"E" if error is not None else b""
         )
         self._wire: orjson.Fragment | None = None
+        #: Messages built from this result, keyed as their builder likes (the sync session keeps
+        #: whole Transitions here, so sessions at the same versions share one encoding).
+        self.encodings: dict[Hashable, bytes] = {}
 
     def wire(self, encode: Callable[[Any], Any]) -> orjson.Fragment:
         """The value in its wire encoding, encoded once however many sessions send it."""
@@ -82,7 +90,7 @@ class Subscription:
     """One live query. `pending` holds the newest undelivered `(ts, result)` only."""
 
     __slots__ = (
-        "_wake",
+        "_waiter",
         "args",
         "closed",
         "group",
@@ -90,7 +98,6 @@ class Subscription:
         "last",
         "on_change",
         "pending",
-        "reads",
         "spec",
     )
 
@@ -105,20 +112,22 @@ class Subscription:
         self.spec = spec
         self.args = args
         self.identity = identity
+        #: Subscriptions with equal `group` keys share evaluations (same function, args, caller).
         self.group = group
-        self.reads: set[ReadKey] = set()
         self.last: bytes | None = None
         self.pending: tuple[int, Result] | None = None
         self.closed = False
         self.on_change = on_change
-        self._wake = trio.Event()
+        self._waiter: trio.Event | None = None
 
     def offer(self, ts: int, result: Result) -> None:
         if result.encoded == self.last:
             return
         self.last = result.encoded
         self.pending = (ts, result)
-        self._wake.set()
+        if self._waiter is not None:
+            self._waiter.set()
+            self._waiter = None
         if self.on_change is not None:
             self.on_change()
 
@@ -129,56 +138,84 @@ class Subscription:
 
     async def next(self) -> tuple[int, Result]:
         while self.pending is None:
-            await self._wake.wait()
-            self._wake = trio.Event()
+            self._waiter = trio.Event()
+            await self._waiter.wait()
         pending, self.pending = self.pending, None
         return pending
+
+
+class _Group:
+    """Subscriptions that share evaluations, the keys their query read, and its last result."""
+
+    __slots__ = ("key", "members", "reads", "result")
+
+    def __init__(self, key: Hashable, result: Result) -> None:
+        self.key = key
+        self.members: set[Subscription] = set()
+        self.reads: set[ReadKey] = set()
+        self.result = result
 
 
 class Subscriptions:
     def __init__(self, make_view: Callable[[], RecordingView]) -> None:
         self._make_view = make_view
-        self._index: dict[ReadKey, set[Subscription]] = {}
+        self._groups: dict[Hashable, _Group] = {}
+        self._index: dict[ReadKey, set[_Group]] = {}
         self.count = 0
 
     def add(self, sub: Subscription, ts: int) -> None:
-        result = evaluate(sub.spec, sub.args, sub.identity, self._make_view())
-        self._reindex(sub, result.reads)
+        """Start `sub` at the committed state `ts`: its first value is pending at once."""
+        group = self._groups.get(sub.group)
+        if group is None:
+            result = evaluate(sub.spec, sub.args, sub.identity, self._make_view())
+            group = self._groups[sub.group] = _Group(sub.group, result)
+            self._reindex(group, result.reads)
+        group.members.add(sub)
         self.count += 1
-        sub.offer(ts, result)
+        sub.offer(ts, group.result)
 
     def remove(self, sub: Subscription) -> None:
         if sub.closed:
             return
         sub.closed = True
         self.count -= 1
-        self._reindex(sub, set())
+        group = self._groups.get(sub.group)
+        if group is None:
+            return
+        group.members.discard(sub)
+        if not group.members:
+            del self._groups[sub.group]
+            self._reindex(group, set())
 
-    def _reindex(self, sub: Subscription, reads: set[ReadKey]) -> None:
-        for key in sub.reads - reads:
+    @property
+    def groups(self) -> int:
+        """Distinct (function, args, caller) evaluated on each relevant commit."""
+        return len(self._groups)
+
+    def _reindex(self, group: _Group, reads: set[ReadKey]) -> None:
+        for key in group.reads - reads:
             bucket = self._index.get(key)
             if bucket is not None:
-                bucket.discard(sub)
+                bucket.discard(group)
                 if not bucket:
                     del self._index[key]
-        for key in reads - sub.reads:
-            self._index.setdefault(key, set()).add(sub)
-        sub.reads = reads
+        for key in reads - group.reads:
+            self._index.setdefault(key, set()).add(group)
+        group.reads = reads
 
     def on_commit(self, touched: set[ReadKey], ts: int) -> None:
-        affected: set[Subscription] = set()
+        affected: set[_Group] = set()
         for key in touched:
             bucket = self._index.get(key)
             if bucket:
                 affected.update(bucket)
-        if not affected:
-            return
-        results: dict[Hashable, Result] = {}
-        for sub in affected:
-            result = results.get(sub.group)
-            if result is None:
-                result = evaluate(sub.spec, sub.args, sub.identity, self._make_view())
-                results[sub.group] = result
-            if result.reads != sub.reads:
-                self._reindex(sub, result.reads)
-            sub.offer(ts, result)
+        for group in affected:
+            some = next(iter(group.members))
+            result = evaluate(some.spec, some.args, some.identity, self._make_view())
+            if result.reads != group.reads:
+                self._reindex(group, result.reads)
+            if result.encoded == group.result.encoded:
+                continue  # unchanged: keep the old result (and what was encoded from it)
+            group.result = result
+            for sub in group.members:
+                sub.offer(ts, result)

@@ -1,8 +1,9 @@
 """Fan-out benchmark of the sync protocol: `python -m tools.fanout_bench [--quick]`.
 
 One run prints one table. For N subscribers (100, 1,000; `--quick`: 100, 300) held by a child
-process (so the server and the clients run on different cores), each a raw trio-websocket
-connection subscribed to `events:getEventAvailability` on one event:
+process (so the server and the clients run on different cores), each a raw WebSocket connection
+read by one `selectors` loop (fast enough that the child is not what is measured), subscribed
+to `events:getEventAvailability` on one event:
 
 - a writer in the server process issues `events:joinWaitingList` (ADMIN, distinct userIds) at a
   steady pace; the child stamps every Transition's arrival (`time.time()`), the writer stamps
@@ -21,8 +22,11 @@ Nothing asserts on time. Servers listen on 127.0.0.1 only; every phase is bounde
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
+import selectors
+import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +47,11 @@ LAT_SAMPLE_CLIENTS = 200  # latency pairs use at most this many clients (every k
 
 
 # -- child: the subscribers -------------------------------------------------------------------
+#
+# One process stands in for N browsers, so it must read faster than the server writes, or the
+# benchmark measures the child. It is a plain `selectors` loop over raw sockets with the least
+# WebSocket a client needs (RFC 6455: upgrade, masked frames out, unmasked frames in); the
+# baseline's clients are the same loop, so both servers are measured against the same reader.
 
 
 def _connect_msgs(event_id: str) -> list[str]:
@@ -56,63 +65,150 @@ def _connect_msgs(event_id: str) -> list[str]:
     ]
 
 
-async def _child_subscribers(
-    port: int, n: int, event_id: str | None, out: Path, stop_cmd: trio.Event
-) -> None:
-    """Open n connections; record (arrival, ts, has_update, size) per message until told to stop."""
-    records: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]
-    sizes: list[int] = []
-    ready = trio.Semaphore(0, max_value=n)
-    from engine.sync.protocol import decode_ts
+class _RawClient:
+    """One subscriber: frames parsed from its socket; Transitions noted as they arrive."""
 
-    async def one(i: int) -> None:
-        stream = await trio.open_tcp_stream(HOST, port)
-        try:
-            async with trio.open_nursery() as nursery:
-                ws = await trio_websocket.wrap_client_stream(
-                    nursery, stream, HOST, "/api/1.0/sync", message_queue_size=1 << 16
-                )
-                mine = records[i]
-                if event_id is not None:
-                    for m in _connect_msgs(event_id):
-                        await ws.send_message(m)
-                    # the initial Transition carries the first value
-                    while True:
-                        msg = orjson.loads(await ws.get_message())
-                        if msg["type"] == "Transition":
-                            break
-                ready.release()
-                while True:
-                    try:
-                        data = await ws.get_message()
-                    except trio_websocket.ConnectionClosed:
-                        return
-                    now = time.time()
-                    if event_id is None:
-                        mine.append((now, 0, 1))
-                        continue
-                    msg = orjson.loads(data)
-                    if msg["type"] != "Transition":
-                        continue
-                    upd = any(m["type"] == "QueryUpdated" for m in msg["modifications"])
-                    mine.append((now, decode_ts(msg["endVersion"]["ts"]), int(upd)))
-                    if upd and len(sizes) < 100:
-                        sizes.append(len(data))
-        finally:
-            await stream.aclose()
+    def __init__(self, sock: socket.socket, keep: bool) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.keep = keep  # keep every (arrival, ts, has_update) (latency sample) or count only
+        self.records: list[tuple[float, int, int]] = []
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.sizes: list[int] = []  # a few Transitions' sizes, for the baseline's message
 
-    async with trio.open_nursery() as nursery:
-        for i in range(n):
-            nursery.start_soon(one, i)
-            if i % 50 == 49:
-                await trio.lowlevel.checkpoint()
-        with trio.fail_after(60):
-            for _ in range(n):
-                await ready.acquire()
-        print("READY", flush=True)
-        await stop_cmd.wait()
-        nursery.cancel_scope.cancel()
-    out.write_bytes(orjson.dumps({"records": records, "sizes": sizes}))
+    def frames(self) -> list[bytes]:
+        out: list[bytes] = []
+        buf = self.buffer
+        while len(buf) >= 2:
+            size = buf[1] & 0x7F
+            head = 2
+            if size == 126:
+                if len(buf) < 4:
+                    break
+                size = int.from_bytes(buf[2:4], "big")
+                head = 4
+            elif size == 127:
+                if len(buf) < 10:
+                    break
+                size = int.from_bytes(buf[2:10], "big")
+                head = 10
+            if len(buf) < head + size:
+                break
+            if buf[0] & 0x0F == 0x8:
+                raise EOFError("the server closed the connection")
+            out.append(bytes(buf[head : head + size]))
+            del buf[: head + size]
+        return out
+
+    def note(self, now: float, payload: bytes, subscribed: bool) -> None:
+        from engine.sync.protocol import decode_ts
+
+        if not subscribed:
+            has_update, ts = 1, 0
+        else:
+            msg = orjson.loads(payload)
+            if msg["type"] != "Transition":
+                return
+            has_update = int(any(m["type"] == "QueryUpdated" for m in msg["modifications"]))
+            ts = decode_ts(msg["endVersion"]["ts"])
+        if self.keep:
+            self.records.append((now, ts, has_update))
+        if has_update:
+            if subscribed and len(self.sizes) < 5:
+                self.sizes.append(len(payload))
+            if not self.count:
+                self.first = now
+            self.count += 1
+            self.last = now
+
+
+def _masked(payload: bytes) -> bytes:
+    """A client's text frame (clients must mask; the key may as well be zero)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, 0x80 | size))
+    else:
+        head = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+def _open_raw(port: int, event_id: str | None, keep: bool) -> _RawClient:
+    sock = socket.create_connection((HOST, port), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /api/1.0/sync HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    client = _RawClient(sock, keep)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise EOFError("the server closed the connection during the handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"upgrade refused: {head[:80]!r}")
+    client.buffer += head.split(b"\r\n\r\n", 1)[1]
+    if event_id is not None:
+        for message in _connect_msgs(event_id):
+            sock.sendall(_masked(message.encode()))
+        # the first Transition carries the first value
+        while not any(b'"Transition"' in frame for frame in client.frames()):
+            client.buffer += sock.recv(65536)
+    sock.setblocking(False)
+    return client
+
+
+def _child_subscribers(port: int, n: int, event_id: str | None, out: Path) -> None:
+    """Open n connections, then read them all until a line arrives on stdin; write what each
+    saw (every Transition of the latency sample, counts for the rest) to `out`."""
+    step = max(1, n // LAT_SAMPLE_CLIENTS)
+    clients = [_open_raw(port, event_id, keep=i % step == 0) for i in range(n)]
+    selector = selectors.DefaultSelector()
+    for client in clients:
+        selector.register(client.sock, selectors.EVENT_READ, client)
+    selector.register(sys.stdin.fileno(), selectors.EVENT_READ, None)
+    print("READY", flush=True)
+    subscribed = event_id is not None
+    running = True
+    while running:
+        for key, _ in selector.select():
+            client = key.data
+            if client is None:
+                running = False
+                break
+            try:
+                data = client.sock.recv(1 << 18)
+            except BlockingIOError:
+                continue
+            now = time.time()
+            if not data:
+                selector.unregister(client.sock)
+                continue
+            client.buffer += data
+            try:
+                frames = client.frames()
+            except EOFError:
+                selector.unregister(client.sock)
+                continue
+            for frame in frames:
+                client.note(now, frame, subscribed)
+    sizes = [size for client in clients for size in client.sizes]
+    for client in clients:
+        client.sock.close()
+    out.write_bytes(
+        orjson.dumps(
+            {
+                "records": [c.records for c in clients if c.keep],
+                "counts": [(c.count, c.first, c.last) for c in clients],
+                "sizes": sizes,
+            }
+        )
+    )
 
 
 async def _child_mutators(
@@ -141,21 +237,8 @@ async def _child_mutators(
 
 
 async def _child_main(args: argparse.Namespace) -> None:
-    stop_cmd = trio.Event()
     out = Path(args.out)
-
-    async def watch_stdin() -> None:
-        await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
-        stop_cmd.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch_stdin)
-        if args.child == "mut":
-            await _child_mutators(args.port, args.n, args.event, args.seconds, out)
-        else:
-            event = None if args.child == "raw" else args.event
-            await _child_subscribers(args.port, args.n, event, out, stop_cmd)
-        nursery.cancel_scope.cancel()
+    await _child_mutators(args.port, args.n, args.event, args.seconds, out)
 
 
 # -- parent ------------------------------------------------------------------------------------
@@ -220,20 +303,23 @@ class Child:
             self.proc.kill()
 
 
-def _rate(records: list[list[tuple[float, int, int]]]) -> tuple[int, float]:
-    times = [r[0] for rec in records for r in rec if r[2]]
-    if len(times) < 2:
-        return len(times), 0.0
-    return len(times), len(times) / (max(times) - min(times))
+def _rate(counts: list[tuple[int, float, float]]) -> tuple[int, float]:
+    """Updates over all clients, per second from the first arrival to the last."""
+    seen = [c for c in counts if c[0]]
+    total = sum(c[0] for c in seen)
+    if total < 2:
+        return total, 0.0
+    return total, total / (max(c[2] for c in seen) - min(c[1] for c in seen))
 
 
 def _latencies(
     records: list[list[tuple[float, int, int]]], commits: list[tuple[float, int]]
 ) -> list[float]:
+    """For each (commit, sampled client): the first Transition with an update at or past the
+    commit's ts, arrival minus commit time."""
     commits = sorted(commits, key=lambda c: c[1])
-    step = max(1, len(records) // LAT_SAMPLE_CLIENTS)
     out: list[float] = []
-    for rec in records[::step]:
+    for rec in records:
         rec = [r for r in rec if r[2]]
         ts_list = [r[1] for r in rec]
         # ts is non-decreasing along one client's Transitions
@@ -299,7 +385,7 @@ async def _fanout(engine: Any, port: int, n: int, seconds: float, pace: float) -
             data = await child.finish()
     finally:
         child.kill()
-    count, rate = _rate(data["records"])
+    count, rate = _rate(data["counts"])
     lat = _latencies(data["records"], commits)
     size = int(statistics.median(data["sizes"])) if data["sizes"] else 300
     return {
@@ -355,7 +441,7 @@ async def _baseline(n: int, seconds: float, size: int) -> dict[str, Any]:
     finally:
         if child is not None:
             child.kill()
-    count, rate = _rate(data["records"])
+    count, rate = _rate(data["counts"])
     return {"deliveries": count, "rate": rate, "sent": sent}
 
 
@@ -465,8 +551,12 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--seconds", type=float, default=0)
     args = parser.parse_args()
-    if args.child:
+    if args.child == "mut":
         trio.run(_child_main, args)
+        return
+    if args.child:
+        event = None if args.child == "raw" else args.event
+        _child_subscribers(args.port, args.n, event, Path(args.out))
         return
     t0 = time.monotonic()
     rows = trio.run(_parent, args.quick)

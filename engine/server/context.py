@@ -9,6 +9,7 @@ import attrs
 from engine.server.auth import Authenticator
 from engine.server.limits import SessionLimits, SessionSlots
 from engine.server.metrics import Metrics
+from engine.sync.fanout import Fanout
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -81,6 +82,8 @@ class ServerContext:
             lambda self: SessionSlots(self.config.max_sessions_per_identity), takes_self=True
         )
     )
+    #: The one loop that writes every sync session's frames (`serve` runs it).
+    fanout: Fanout = attrs.field(factory=Fanout)
     #: Set only on the copy handed to one sync session: that session's limits.
     limits: SessionLimits | None = None
 

@@ -348,27 +348,31 @@ async def serve(
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound: int = listeners[0].socket.getsockname()[1]
     server = HttpServer(ctx)
-    async with trio.open_nursery() as connections:
-        accepting = trio.CancelScope()
+    async with trio.open_nursery() as writers:
+        writers.start_soon(ctx.fanout.run)
+        async with trio.open_nursery() as connections:
+            accepting = trio.CancelScope()
 
-        async def accept(task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:
-            with accepting:
-                await trio.serve_listeners(
-                    server.handle_stream,
-                    listeners,
-                    handler_nursery=connections,
-                    task_status=task_status,
-                )
+            async def accept(task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:
+                with accepting:
+                    await trio.serve_listeners(
+                        server.handle_stream,
+                        listeners,
+                        handler_nursery=connections,
+                        task_status=task_status,
+                    )
 
-        await connections.start(accept)
-        task_status.started(bound)
-        if stop is None:
-            await trio.sleep_forever()
-        else:
-            await stop.wait()
-        accepting.cancel()  # serve_listeners closes the listeners as it leaves
-        server.drain()
-        connections.cancel_scope.deadline = trio.current_time() + ctx.config.drain_seconds
+            await connections.start(accept)
+            task_status.started(bound)
+            if stop is None:
+                await trio.sleep_forever()
+            else:
+                await stop.wait()
+            accepting.cancel()  # serve_listeners closes the listeners as it leaves
+            server.drain()
+            connections.cancel_scope.deadline = trio.current_time() + ctx.config.drain_seconds
+        # The connections are over (their nursery has exited): nothing is left to write.
+        writers.cancel_scope.cancel()
 
 
 __all__ = ["HttpServer", "serve"]

@@ -1,9 +1,11 @@
 """A connection that asked for `/api/<version>/sync` becomes one sync session.
 
 The HTTP layer has already read the upgrade request; it hands over a stream that replays those
-bytes, and trio-websocket parses them again and completes the handshake. Messages are limited
-to `max_body_bytes` (a larger frame closes the connection with 1009). The session itself is
-`engine.sync.session.run_sync_session`; an exception from it ends that connection only.
+bytes, and trio-websocket parses them again and completes the handshake. Everything sent goes
+through one `Outbox` over that stream, which the session also writes its frames to directly.
+Messages are limited to `max_body_bytes` (a larger frame closes the connection with 1009). The
+session itself is `engine.sync.session.run_sync_session`; an exception from it ends that
+connection only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import trio_websocket
 
 from engine.server.context import ServerContext
 from engine.server.limits import SessionLimits
+from engine.server.outbox import Outbox
 
 log = logging.getLogger("turnstile.server")
 
@@ -40,9 +43,10 @@ async def serve_sync(
     config = ctx.config
     async with trio.open_nursery() as nursery:
         with trio.move_on_after(config.write_timeout) as handshake:
+            outbox = Outbox(stream)
             request = await trio_websocket.wrap_server_stream(
                 nursery,
-                stream,
+                outbox,
                 message_queue_size=config.ws_queue_size,
                 max_message_size=config.max_body_bytes,
             )
@@ -55,7 +59,7 @@ async def serve_sync(
         graceful = True
         try:
             with session_scope:
-                await run_sync_session(ws, attrs.evolve(ctx, limits=limits))
+                await run_sync_session(ws, attrs.evolve(ctx, limits=limits), outbox=outbox)
             if session_scope.cancelled_caught:
                 code, reason = GOING_AWAY, "The server is shutting down."
         except trio_websocket.ConnectionClosed:

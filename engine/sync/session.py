@@ -4,20 +4,24 @@ Plan (ARCHITECTURE.md "One consistent cut", "Fan-out"):
 - A *reader* task parses each client message in order. Query-set changes and authentication
   change the session's target version; mutations are handed to their actors synchronously
   (`Engine.begin_mutation`), so one client's mutations reach each actor in the order sent.
-- A *writer* task, woken by any change, sends the finished MutationResponses, then at most one
-  Transition built from the session's current state without awaiting in between, so every
-  result in it is at one journal position `ts = engine.committed_seq`, which is at or past every
-  response just sent (read-your-writes: Convex's client resolves a mutation on the first
-  Transition after its response that reaches its `ts`).
-- Each query holds one pending result (the newest), so a client that reads slowly gets fewer,
-  newer Transitions and the session's memory stays bounded; unchanged results are not re-sent.
+- Writing is the server's one fan-out loop (`engine/sync/fanout.py`): any change marks the
+  session due, and the loop calls `flush()`, which builds the finished MutationResponses, then
+  at most one Transition, from the session's current state without awaiting in between, so
+  every result in it is at one journal position `ts = engine.committed_seq`, which is at or past
+  every response just sent (read-your-writes: Convex's client resolves a mutation on the first
+  Transition after its response that reaches its `ts`). The frames go to the connection's
+  `Outbox` (`engine/server/outbox.py`) without a wait.
+- While the socket holds unsent bytes, `flush()` writes nothing more; the session's *keeper*
+  task drains the socket and marks the session due again. Each query holds one pending result
+  (the newest), so a client that reads slowly gets fewer, newer Transitions and the session's
+  memory stays bounded; unchanged results are not re-sent.
 - A Ping every 15 s keeps the client's inactivity timer quiet.
 
 Limits (`SessionLimits`, numbers in `ServerConfig`): the client's Connect must arrive within the
 handshake time; its messages are admitted by its connection's `Throttle` (reading pauses while
 the allowance is spent); at most `max_mutations_in_flight` mutations run at once (reading waits)
 and `max_queries_per_session` queries are held; a signed-in user holds at most
-`max_sessions_per_identity` sessions; a frame that cannot be written within `send_timeout` means
+`max_sessions_per_identity` sessions; frames that cannot be written within `send_timeout` mean
 the client is not reading, and the connection is dropped. Going past a limit that is the
 client's doing ends the session with FatalError (close 1008).
 
@@ -42,7 +46,9 @@ from domain.identity import ANONYMOUS, Identity
 from engine import codec
 from engine.engine import PendingMutation
 from engine.server.limits import SessionLimits
+from engine.server.outbox import MessageOutbox, Sender
 from engine.subscriptions import Result, Subscription
+from engine.sync.fanout import Fanout
 from engine.sync.protocol import (
     INITIAL_VERSION,
     ProtocolViolation,
@@ -66,6 +72,8 @@ PING_SECONDS = 15.0
 POLICY_VIOLATION = 1008
 #: Mutation responses a client may leave unread before the session is ended.
 MAX_UNSENT_RESPONSES = 10_000
+#: Distinct Transitions kept on one query result for other sessions to reuse.
+MAX_SHARED_TRANSITIONS = 64
 
 
 @attrs.define
@@ -106,9 +114,17 @@ class SyncSession:
         server: ServerContext,
         *,
         limits: SessionLimits | None = None,
+        outbox: Sender | None = None,
     ) -> None:
         self.ws = ws
         self.server = server
+        #: Where frames are written: the connection's `Outbox`, or its `send_message`.
+        self.outbox: Sender = outbox if outbox is not None else MessageOutbox(ws)
+        # The server's one fan-out loop; a stand-in server (tests) has none, and then the
+        # session runs a loop of its own.
+        shared: Fanout | None = getattr(server, "fanout", None)
+        self._own_fanout = shared is None
+        self.fanout: Fanout = shared if shared is not None else Fanout()
         self.engine = server.engine
         # The server hands each session a context carrying its limits; a stand-in server
         # (tests) may carry none, and then the shipped limits apply.
@@ -128,7 +144,10 @@ class SyncSession:
         self.responses: list[Response] = []
         self.ping_due = False
         self.closing: str | None = None
-        self._wake = trio.Event()
+        #: Set when the session is over: nothing is flushed any more.
+        self.over = False
+        #: Wakes the keeper: unsent bytes to drain, or a session to end.
+        self._attention = trio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -140,7 +159,9 @@ class SyncSession:
                 self._waiters = waiters
                 try:
                     async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._writer)
+                        if self._own_fanout:
+                            nursery.start_soon(self.fanout.run)
+                        nursery.start_soon(self._keeper)
                         nursery.start_soon(self._pinger)
                         self._nursery = nursery
                         try:
@@ -163,22 +184,28 @@ class SyncSession:
     def _release(self) -> None:
         """Give back what the connection held (its subscriptions and its user's slot) as soon
         as it is over; idempotent."""
+        self.over = True
+        self.fanout.forget(self)
         for query in self.queries.values():
             self._drop(query)
         if self.slot is not None:
             self.limits.slots.release(self.slot)
             self.slot = None
 
-    def wake(self) -> None:
-        self._wake.set()
+    def wake(self, *, urgent: bool = False) -> None:
+        """Something is due to be sent: the fan-out loop will `flush()` this session."""
+        if not self.over:
+            self.fanout.mark(self, urgent=urgent)
 
     async def _fail(self, message: str, code: int = 1011) -> None:
-        """End the session with FatalError (the client shows it and stops)."""
+        """End the session with FatalError (the client shows it and stops), after what was
+        already written."""
         with trio.move_on_after(5):
             try:
+                await self.outbox.drain()
                 await self.ws.send_message(fatal(message))
                 await self.ws.aclose(code=code, reason=message[:120])
-            except trio_websocket.ConnectionClosed:
+            except (trio_websocket.ConnectionClosed, trio.BrokenResourceError):
                 pass
 
     # -- reading --------------------------------------------------------------------------
@@ -360,7 +387,8 @@ class SyncSession:
         self.responses.append(response)
         if len(self.responses) > MAX_UNSENT_RESPONSES:
             self.closing = "The client is not reading its responses."
-        self.wake()
+        # The client waits on this answer: write it before the fan-out of other changes.
+        self.wake(urgent=True)
 
     async def _authenticate(self, message: dict[str, Any]) -> None:
         from engine.server.auth import AuthFailed
@@ -391,9 +419,10 @@ class SyncSession:
             }
             with trio.move_on_after(5):
                 try:
+                    await self.outbox.drain()
                     await self.ws.send_message(orjson.dumps(error).decode())
                     await self.ws.aclose(code=1000, reason="AuthError")
-                except trio_websocket.ConnectionClosed:
+                except (trio_websocket.ConnectionClosed, trio.BrokenResourceError):
                     pass
             self.closing = "AuthError"
             return
@@ -430,55 +459,73 @@ class SyncSession:
             self.ping_due = True
             self.wake()
 
-    async def _writer(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                for frame in self._frames():
-                    with trio.move_on_after(self.limits.config.send_timeout) as sending:
-                        await self.ws.send_message(frame)
-                    if sending.cancelled_caught:
-                        # The client's buffers stay full: it is not reading. What it missed is
-                        # lost with the connection; a reconnect replays its query set.
-                        self.drop = "the client read nothing in time"
-                        self.limits.reached("send_timeout")
+    async def _keeper(self) -> None:
+        """Drain what the socket did not take at once (then mark the session due again: its
+        changes were held back meanwhile), and end the session when it is to end."""
+        while True:
+            await self._attention.wait()
+            self._attention = trio.Event()
+            if self.outbox.pending or self.outbox.broken:
+                with trio.move_on_after(self.limits.config.send_timeout) as sending:
+                    try:
+                        await self.outbox.drain()
+                    except trio.BrokenResourceError:
                         self._nursery.cancel_scope.cancel()
                         return
-                if self.closing is not None:
-                    await self._fail(self.closing)
+                if sending.cancelled_caught:
+                    # The client's buffers stay full: it is not reading. What it missed is
+                    # lost with the connection; a reconnect replays its query set.
+                    self.drop = "the client read nothing in time"
+                    self.limits.reached("send_timeout")
+                    self._nursery.cancel_scope.cancel()
                     return
-        except trio_websocket.ConnectionClosed:
+                self.wake()
+            if self.closing is not None:
+                await self._fail(self.closing)
+                self._nursery.cancel_scope.cancel()
+                return
+
+    def flush(self) -> None:
+        """Write everything due now, without waiting (called by the fan-out loop)."""
+        if self.over or self.outbox.pending or self.outbox.broken or self.ws.closed is not None:
             return
+        frames = self._frames()
+        if frames:
+            self.outbox.write_texts(frames)
+        if self.outbox.pending or self.outbox.broken or self.closing is not None:
+            self._attention.set()
 
-    def _frames(self) -> list[str]:
+    def abandon(self, reason: str) -> None:
+        self.closing = reason
+        self._attention.set()
+
+    def _frames(self) -> list[bytes]:
         """Everything due now, computed without a checkpoint: one consistent cut."""
-        from engine.server.values import convex_to_json
-
-        frames: list[str] = []
-        modifications: list[dict[str, Any]] = [
+        frames: list[bytes] = []
+        # Modifications in order: built ones, or (query id, result) for a QueryUpdated.
+        entries: list[dict[str, Any] | tuple[int, Result]] = [
             {"type": "QueryRemoved", "queryId": query_id} for query_id in self.removed
         ]
         self.removed = []
         for query in self.queries.values():
             if query.error is not None:
-                modifications.append(_failed(query.query_id, query.error))
+                entries.append(_failed(query.query_id, query.error))
                 query.error = None
             elif query.sub is not None:
                 update = query.sub.take()
                 if update is not None:
-                    modifications.append(_updated(query.query_id, update[1], convex_to_json))
+                    entries.append((query.query_id, update[1]))
         # Responses first: Convex's client resolves a completed mutation on the next Transition
         # that reaches its ts, so that Transition must follow the response.
         answered = bool(self.responses)
         for response in self.responses:
-            frames.append(orjson.dumps(response.message).decode())
+            frames.append(orjson.dumps(response.message))
         self.responses = []
         # `ts` moves only with results or answers. A Transition that merely acknowledges a new
         # identity or query set keeps the old `ts`: after a reconnect Convex's client resolves
         # a mutation completed on the old connection at the first Transition reaching its ts,
         # and its re-subscribed queries (sent just after Authenticate) must be in that one.
-        moves = bool(modifications) or answered
+        moves = bool(entries) or answered
         target = StateVersion(
             query_set=self.query_set_version,
             ts=self.engine.committed_seq if moves else self.sent.ts,
@@ -489,19 +536,48 @@ class SyncSession:
             or target.query_set != self.sent.query_set
             or target.identity != self.sent.identity
         ):
-            transition = {
-                "type": "Transition",
-                "startVersion": self.sent.wire(),
-                "endVersion": target.wire(),
-                "modifications": modifications,
-            }
-            frames.append(orjson.dumps(transition).decode())
+            if len(entries) == 1 and isinstance(entries[0], tuple):
+                frames.append(self._one_update(*entries[0], target))
+            else:
+                frames.append(self._transition(entries, target))
             self.sent = target
         if self.ping_due:
             self.ping_due = False
             if not frames:
-                frames.append(ping().decode())
+                frames.append(ping())
         return frames
+
+
+    def _transition(
+        self, entries: list[dict[str, Any] | tuple[int, Result]], target: StateVersion
+    ) -> bytes:
+        from engine.server.values import convex_to_json
+
+        modifications = [
+            entry if isinstance(entry, dict) else _updated(*entry, convex_to_json)
+            for entry in entries
+        ]
+        transition = {
+            "type": "Transition",
+            "startVersion": self.sent.wire(),
+            "endVersion": target.wire(),
+            "modifications": modifications,
+        }
+        return orjson.dumps(transition)
+
+    def _one_update(self, query_id: int, result: Result, target: StateVersion) -> bytes:
+        """A Transition carrying one QueryUpdated: the common case of a fan-out. Sessions at
+        the same versions with the same query id get the same bytes, so they are built once
+        per result and kept on it."""
+        sent = self.sent
+        key = (query_id, sent.query_set, sent.ts, sent.identity, target.query_set, target.ts,
+               target.identity)
+        frame = result.encodings.get(key)
+        if frame is None:
+            frame = self._transition([(query_id, result)], target)
+            if len(result.encodings) < MAX_SHARED_TRANSITIONS:
+                result.encodings[key] = frame
+        return frame
 
 
 def _updated(query_id: int, result: Result, encode: Any) -> dict[str, Any]:
@@ -539,11 +615,13 @@ async def run_sync_session(
     server: ServerContext,
     *,
     limits: SessionLimits | None = None,
+    outbox: Sender | None = None,
 ) -> None:
     """Serve one WebSocket connection until it closes (the server's entry point). Without
-    `limits`, the shipped `ServerConfig` limits apply with a throttle of its own. Raises
+    `limits`, the shipped `ServerConfig` limits apply with a throttle of its own; without
+    `outbox` (the `Outbox` under `ws`), frames go through `ws.send_message`. Raises
     `DropConnection` when the connection is to be dropped without a closing handshake."""
-    await SyncSession(ws, server, limits=limits).run()
+    await SyncSession(ws, server, limits=limits, outbox=outbox).run()
 
 
 __all__ = ["DropConnection", "LimitReached", "SyncSession", "run_sync_session"]

@@ -43,7 +43,9 @@ def echo(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Replace the sync session by an echo; records the sessions-open gauge it saw."""
     seen: list[int] = []
 
-    async def run_sync_session(ws: trio_websocket.WebSocketConnection, server: Any) -> None:
+    async def run_sync_session(
+        ws: trio_websocket.WebSocketConnection, server: Any, *, outbox: Any
+    ) -> None:
         assert isinstance(server, ServerContext)
         seen.append(int(server.metrics.ws_sessions._value.get()))
         while True:

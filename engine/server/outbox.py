@@ -1,0 +1,217 @@
+"""What a sync session sends, written without a task or a yield per frame.
+
+Plan (ARCHITECTURE.md "Fan-out"; MEASURED.md: trio-websocket yields on every send, and one loop
+sending to all clients is about twice as fast as one writer task per client):
+- `Outbox` sits between the WebSocket library and the connection's TCP stream. Every byte either
+  side sends goes through one buffer in order, so frames never interleave.
+- `write_texts(payloads)` is synchronous: it encodes each payload as one unmasked text frame
+  (RFC 6455 5.2; the server negotiates no extension, so the encoding is fixed) and, if nothing is
+  waiting ahead of it, hands them straight to the socket with one non-blocking `write`. What the
+  socket does not take stays buffered; `drain()` writes it when the socket can take more.
+- The library's own frames (handshake, pong, close) arrive through `send_all`, which appends to
+  the same buffer and waits for it to drain.
+- `MessageOutbox` is the same interface over any WebSocket-like object (`send_message`), for a
+  connection that is not a plain socket (tests, or a stream without a file descriptor).
+
+Neither guarantees delivery: bytes the socket accepted can still be lost with the connection.
+A connection that fails a write is `broken`, and everything buffered for it is dropped.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from typing import Any, Protocol
+
+import trio
+import trio.lowlevel
+
+#: A write goes to the socket directly only up to this size; the kernel takes less anyway.
+_MAX_WRITE = 1 << 20
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One final, unmasked text frame (server to client) carrying `payload` (UTF-8)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, size))
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + payload
+
+
+class Sender(Protocol):
+    """What a sync session writes through."""
+
+    @property
+    def pending(self) -> bool:
+        """Something written is not yet handed to the connection."""
+
+    @property
+    def broken(self) -> bool:
+        """The connection failed a write; nothing more will be sent."""
+
+    def write_texts(self, payloads: list[bytes]) -> None:
+        """Queue text messages, in order, and send what can be sent without waiting."""
+
+    async def drain(self) -> None:
+        """Wait until everything queued is handed to the connection. Raises
+        `trio.BrokenResourceError` if the connection fails first."""
+
+
+def _socket_of(stream: Any) -> Any:
+    """The trio socket under `stream` (through `transport_stream` wrappers), if there is one."""
+    while stream is not None:
+        if isinstance(stream, trio.SocketStream):
+            return stream.socket
+        stream = getattr(stream, "transport_stream", None)
+    return None
+
+
+class Outbox(trio.abc.Stream):
+    """A stream wrapper with one ordered send buffer; see the module docstring."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.transport_stream = stream
+        self._socket = _socket_of(stream)
+        self._buffer = bytearray()
+        self._drain_lock = trio.Lock()
+        self._broken = False
+        self._closed = False
+        #: Bytes handed to the connection so far.
+        self.written = 0
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._buffer)
+
+    @property
+    def broken(self) -> bool:
+        return self._broken or self._closed
+
+    # -- synchronous writing ---------------------------------------------------------------
+
+    def write_texts(self, payloads: list[bytes]) -> None:
+        if self.broken or not payloads:
+            return
+        self._append(b"".join(text_frame(payload) for payload in payloads))
+
+    def _append(self, data: bytes | bytearray | memoryview) -> None:
+        waiting = bool(self._buffer)
+        self._buffer += data
+        if not waiting:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hand the socket as much of the buffer as it takes now, without blocking."""
+        if self._socket is None:
+            return
+        while self._buffer and not self.broken:
+            fd = self._socket.fileno()
+            if fd < 0:  # closed under us: never write to a number that may be reused
+                self._fail()
+                return
+            try:
+                sent = os.write(fd, memoryview(self._buffer)[:_MAX_WRITE])
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            except OSError as error:
+                if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    return
+                self._fail()
+                return
+            del self._buffer[:sent]
+            self.written += sent
+
+    def _fail(self) -> None:
+        self._broken = True
+        self._buffer.clear()
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        async with self._drain_lock:
+            while self._buffer and not self.broken:
+                if self._socket is None:
+                    chunk = bytes(self._buffer)
+                    self._buffer.clear()
+                    try:
+                        await self.transport_stream.send_all(chunk)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        self._fail()
+                        break
+                    self.written += len(chunk)
+                else:
+                    await trio.lowlevel.wait_writable(self._socket)
+                    self._flush()
+            if self.broken:
+                raise trio.BrokenResourceError("the connection failed a write")
+        await trio.lowlevel.checkpoint()
+
+    # -- the stream interface (the WebSocket library's side) --------------------------------
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the stream is closed")
+        if self._broken:
+            raise trio.BrokenResourceError("the connection failed a write")
+        self._append(data)
+        await self.drain()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.drain()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.transport_stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._buffer.clear()
+        await self.transport_stream.aclose()
+
+
+class MessageOutbox:
+    """The `Sender` interface over a WebSocket-like object's `send_message`; each drain sends
+    the queued messages one by one."""
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+        self._queue: list[str] = []
+        self._broken = False
+        self._drain_lock = trio.Lock()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queue)
+
+    @property
+    def broken(self) -> bool:
+        return self._broken
+
+    def write_texts(self, payloads: list[bytes]) -> None:
+        if not self._broken:
+            self._queue.extend(payload.decode() for payload in payloads)
+
+    async def drain(self) -> None:
+        import trio_websocket
+
+        async with self._drain_lock:
+            while self._queue and not self._broken:
+                try:
+                    await self._ws.send_message(self._queue[0])
+                except trio_websocket.ConnectionClosed:
+                    self._broken = True
+                    self._queue.clear()
+                    break
+                del self._queue[0]
+            if self._broken:
+                raise trio.BrokenResourceError("the connection is closed")
+        await trio.lowlevel.checkpoint()
+
+
+__all__ = ["MessageOutbox", "Outbox", "Sender", "text_frame"]
