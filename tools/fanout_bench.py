@@ -22,11 +22,8 @@ Nothing asserts on time. Servers listen on 127.0.0.1 only; every phase is bounde
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import selectors
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +38,8 @@ import trio
 import trio.lowlevel
 import trio_websocket
 
+from tools.rawws import open_raw, read_until, subscribe_to_event
+
 HOST = "127.0.0.1"
 JOIN = "events:joinWaitingList"
 LAT_SAMPLE_CLIENTS = 200  # latency pairs use at most this many clients (every k-th)
@@ -54,53 +53,16 @@ LAT_SAMPLE_CLIENTS = 200  # latency pairs use at most this many clients (every k
 # baseline's clients are the same loop, so both servers are measured against the same reader.
 
 
-def _connect_msgs(event_id: str) -> list[str]:
-    from engine.sync.protocol import connect_message, subscribe_message
+class _Subscriber:
+    """What one subscriber saw: every Transition if it is in the latency sample, else counts."""
 
-    return [
-        orjson.dumps(connect_message(os.urandom(8).hex())).decode(),
-        orjson.dumps(
-            subscribe_message(0, "events:getEventAvailability", {"eventId": event_id})
-        ).decode(),
-    ]
-
-
-class _RawClient:
-    """One subscriber: frames parsed from its socket; Transitions noted as they arrive."""
-
-    def __init__(self, sock: socket.socket, keep: bool) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
-        self.keep = keep  # keep every (arrival, ts, has_update) (latency sample) or count only
-        self.records: list[tuple[float, int, int]] = []
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.records: list[tuple[float, int, int]] = []  # (arrival, ts, has_update)
         self.count = 0
         self.first = 0.0
         self.last = 0.0
         self.sizes: list[int] = []  # a few Transitions' sizes, for the baseline's message
-
-    def frames(self) -> list[bytes]:
-        out: list[bytes] = []
-        buf = self.buffer
-        while len(buf) >= 2:
-            size = buf[1] & 0x7F
-            head = 2
-            if size == 126:
-                if len(buf) < 4:
-                    break
-                size = int.from_bytes(buf[2:4], "big")
-                head = 4
-            elif size == 127:
-                if len(buf) < 10:
-                    break
-                size = int.from_bytes(buf[2:10], "big")
-                head = 10
-            if len(buf) < head + size:
-                break
-            if buf[0] & 0x0F == 0x8:
-                raise EOFError("the server closed the connection")
-            out.append(bytes(buf[head : head + size]))
-            del buf[: head + size]
-        return out
 
     def note(self, now: float, payload: bytes, subscribed: bool) -> None:
         from engine.sync.protocol import decode_ts
@@ -124,82 +86,27 @@ class _RawClient:
             self.last = now
 
 
-def _masked(payload: bytes) -> bytes:
-    """A client's text frame (clients must mask; the key may as well be zero)."""
-    size = len(payload)
-    if size < 126:
-        head = bytes((0x81, 0x80 | size))
-    else:
-        head = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
-    return head + b"\0\0\0\0" + payload
-
-
-def _open_raw(port: int, event_id: str | None, keep: bool) -> _RawClient:
-    sock = socket.create_connection((HOST, port), timeout=30)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET /api/1.0/sync HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    client = _RawClient(sock, keep)
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise EOFError("the server closed the connection during the handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise RuntimeError(f"upgrade refused: {head[:80]!r}")
-    client.buffer += head.split(b"\r\n\r\n", 1)[1]
-    if event_id is not None:
-        for message in _connect_msgs(event_id):
-            sock.sendall(_masked(message.encode()))
-        # the first Transition carries the first value
-        while not any(b'"Transition"' in frame for frame in client.frames()):
-            client.buffer += sock.recv(65536)
-    sock.setblocking(False)
-    return client
-
-
 def _child_subscribers(port: int, n: int, event_id: str | None, out: Path) -> None:
     """Open n connections, then read them all until a line arrives on stdin; write what each
     saw (every Transition of the latency sample, counts for the rest) to `out`."""
     step = max(1, n // LAT_SAMPLE_CLIENTS)
-    clients = [_open_raw(port, event_id, keep=i % step == 0) for i in range(n)]
-    selector = selectors.DefaultSelector()
-    for client in clients:
-        selector.register(client.sock, selectors.EVENT_READ, client)
-    selector.register(sys.stdin.fileno(), selectors.EVENT_READ, None)
-    print("READY", flush=True)
+    conns = [
+        open_raw(port, subscribe_to_event(event_id) if event_id is not None else [])
+        for _ in range(n)
+    ]
+    seen = {id(conn): _Subscriber(keep=i % step == 0) for i, conn in enumerate(conns)}
     subscribed = event_id is not None
-    running = True
-    while running:
-        for key, _ in selector.select():
-            client = key.data
-            if client is None:
-                running = False
-                break
-            try:
-                data = client.sock.recv(1 << 18)
-            except BlockingIOError:
-                continue
-            now = time.time()
-            if not data:
-                selector.unregister(client.sock)
-                continue
-            client.buffer += data
-            try:
-                frames = client.frames()
-            except EOFError:
-                selector.unregister(client.sock)
-                continue
-            for frame in frames:
-                client.note(now, frame, subscribed)
+    print("READY", flush=True)
+    read_until(
+        conns,
+        sys.stdin.fileno(),
+        lambda conn, now, frame: seen[id(conn)].note(now, frame, subscribed),
+        time.time,
+    )
+    clients = list(seen.values())
     sizes = [size for client in clients for size in client.sizes]
-    for client in clients:
-        client.sock.close()
+    for conn in conns:
+        conn.sock.close()
     out.write_bytes(
         orjson.dumps(
             {

@@ -63,11 +63,15 @@ class Sender(Protocol):
 
 
 def _socket_of(stream: Any) -> Any:
-    """The trio socket under `stream` (through `transport_stream` wrappers), if there is one."""
-    while stream is not None:
-        if isinstance(stream, trio.SocketStream):
-            return stream.socket
-        stream = getattr(stream, "transport_stream", None)
+    """The trio socket `stream` writes to unchanged, if there is one: a `SocketStream`, or one
+    seen through `PrefixedStream`s (which pass sends straight on). Any other wrapper (TLS, for
+    one) transforms what it sends, so its socket must not be written to directly."""
+    from engine.server.streams import PrefixedStream
+
+    while isinstance(stream, PrefixedStream):
+        stream = stream.transport_stream
+    if isinstance(stream, trio.SocketStream):
+        return stream.socket
     return None
 
 
@@ -137,20 +141,27 @@ class Outbox(trio.abc.Stream):
     async def drain(self) -> None:
         async with self._drain_lock:
             while self._buffer and not self.broken:
-                if self._socket is None:
-                    chunk = bytes(self._buffer)
-                    self._buffer.clear()
-                    try:
-                        await self.transport_stream.send_all(chunk)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        self._fail()
-                        break
-                    self.written += len(chunk)
-                else:
-                    await trio.lowlevel.wait_writable(self._socket)
-                    self._flush()
+                try:
+                    if self._socket is None:
+                        chunk = bytes(self._buffer)
+                        # A send_all that is cancelled part way leaves the stream in an
+                        # unknown state: the connection is broken then, not quietly short.
+                        try:
+                            await self.transport_stream.send_all(chunk)
+                        except trio.Cancelled:
+                            self._fail()
+                            raise
+                        del self._buffer[: len(chunk)]
+                        self.written += len(chunk)
+                    else:
+                        await trio.lowlevel.wait_writable(self._socket)
+                        self._flush()
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self._fail()  # closed under us (the socket's fd is gone) or failed
             if self.broken:
-                raise trio.BrokenResourceError("the connection failed a write")
+                raise trio.BrokenResourceError(
+                    "the stream is closed" if self._closed else "the connection failed a write"
+                )
         await trio.lowlevel.checkpoint()
 
     # -- the stream interface (the WebSocket library's side) --------------------------------

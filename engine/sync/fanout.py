@@ -9,9 +9,11 @@ Plan (ARCHITECTURE.md "Fan-out"; MEASURED.md: one loop sending to all beats a ta
   cut, no await inside) and hands them to its `Outbox` without waiting. A session whose socket is
   full is skipped by its own `flush()`; its keeper task drains it and marks it due again, so a
   slow reader holds nobody up and gets fewer, newer Transitions.
-- Every `batch` flushes the loop yields, so commits, readers and the answers to other clients'
-  mutations run between batches: a fan-out to thousands of sessions is spread over many short
-  turns of the event loop instead of thousands of tasks woken at once.
+- After `slice_seconds` of flushing the loop yields, so commits, readers and the answers to
+  other clients' mutations run between slices: a fan-out to thousands of sessions is spread
+  over many short turns of the event loop instead of thousands of tasks woken at once. A task
+  that needs a few turns (a mutation goes reader -> actor -> journal -> reply) waits about one
+  slice per turn, however many sessions are due.
 
 A `flush()` that raises is logged and that session is told to end (`abandon()`); the loop and the
 other sessions go on.
@@ -20,6 +22,8 @@ other sessions go on.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -27,8 +31,8 @@ import trio.lowlevel
 
 log = logging.getLogger("turnstile.sync")
 
-#: Sessions flushed between two yields of the fan-out loop.
-BATCH = 32
+#: Seconds the fan-out loop flushes before it lets other tasks run.
+SLICE_SECONDS = 0.0005
 
 
 class Flushable(Protocol):
@@ -42,8 +46,14 @@ class Flushable(Protocol):
 class Fanout:
     """See the module docstring. Run `run()` in a task for as long as sessions use it."""
 
-    def __init__(self, *, batch: int = BATCH) -> None:
-        self.batch = batch
+    def __init__(
+        self,
+        *,
+        slice_seconds: float = SLICE_SECONDS,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.slice_seconds = slice_seconds
+        self._clock = clock
         self._due: dict[Flushable, None] = {}
         self._urgent: dict[Flushable, None] = {}
         self._wake = trio.Event()
@@ -65,13 +75,14 @@ class Fanout:
 
     @property
     def waiting(self) -> int:
-        return len(self._due) + len(self._urgent)
+        """Sessions marked and not yet flushed."""
+        return len(self._due.keys() | self._urgent.keys())
 
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            done = 0
+            yield_at = self._clock() + self.slice_seconds
             while self._urgent or self._due:
                 queue = self._urgent if self._urgent else self._due
                 session = next(iter(queue))
@@ -83,9 +94,9 @@ class Fanout:
                     log.exception("writing to a sync session failed")
                     session.abandon("The server failed to write this session's updates.")
                 self.flushes += 1
-                done += 1
-                if done % self.batch == 0:
+                if self._clock() >= yield_at:
                     await trio.lowlevel.checkpoint()
+                    yield_at = self._clock() + self.slice_seconds
 
 
-__all__ = ["BATCH", "Fanout", "Flushable"]
+__all__ = ["SLICE_SECONDS", "Fanout", "Flushable"]

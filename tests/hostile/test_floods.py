@@ -10,7 +10,9 @@ The long form: `python -m tools.hostile flood --connections 5000` (docs/reliabil
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import os
 import threading
 import tracemalloc
 from collections import Counter
@@ -18,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 import trio
 import trio.testing
@@ -37,6 +40,7 @@ from tools.hostile.flood import (
 )
 from tools.hostile.target import Target, open_target
 from tools.hostile.wire import SyncPeer, open_ws
+from tools.rawws import RawClient, open_raw, read_until, subscribe_to_event
 
 CONFIG = ServerConfig(read_timeout=1.0, drain_seconds=5.0)
 #: Connections opened and dropped per churn in the short form (the long form: thousands).
@@ -156,6 +160,52 @@ async def test_memory_per_held_session_is_bounded_and_given_back(tmp_path: Path)
         # Both ends live in this process: this bounds a server session and its client together.
         assert holding / sessions < 200 * 1024, holding / sessions
         assert released < holding / 5  # given back
+        target.assert_no_errors()
+
+
+async def test_sessions_watching_the_bystanders_event_each_end_on_its_last_value(
+    tmp_path: Path,
+) -> None:
+    """Hundreds of sessions subscribed to the event the bystanders keep changing: every join
+    is fanned out to all of them by one loop. The bystanders' rounds keep passing, and every
+    watcher's last Transition shows what the engine answers at the end."""
+    watchers = 300
+    async with open_target(tmp_path / "data", CONFIG) as target, Bystanders(target) as crowd:
+        clients = await trio.to_thread.run_sync(
+            lambda: [
+                open_raw(target.port, subscribe_to_event(crowd.event_id)) for _ in range(watchers)
+            ]
+        )
+        shown: dict[int, object] = {}
+
+        def note(client: RawClient, _arrival: float, payload: bytes) -> None:
+            message = orjson.loads(payload)
+            if message["type"] == "Transition":
+                for change in message["modifications"]:
+                    if change["type"] == "QueryUpdated":
+                        shown[id(client)] = change["value"]
+
+        stop_reading, stop = os.pipe()
+        try:
+            async with trio.open_nursery() as nursery:
+                reading = functools.partial(read_until, clients, stop_reading, note)
+                nursery.start_soon(trio.to_thread.run_sync, reading)
+                try:
+                    for _ in range(30):
+                        await crowd.round()
+                    truth = await crowd.converge()
+                    await eventually(
+                        lambda: all(shown.get(id(client)) == truth for client in clients),
+                        "every watcher shows the final availability",
+                    )
+                finally:
+                    os.write(stop, b"x")  # the reading thread cannot be cancelled otherwise
+        finally:
+            os.close(stop)
+            os.close(stop_reading)
+            for client in clients:
+                client.sock.close()
+        assert all(client.open for client in clients)  # nobody was dropped
         target.assert_no_errors()
 
 

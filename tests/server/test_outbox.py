@@ -396,6 +396,34 @@ async def test_without_a_socket_drain_ends_when_the_peer_has_it() -> None:
     assert not outbox.pending and outbox.written == len(expected)
 
 
+async def test_without_a_socket_a_cancelled_drain_breaks_the_outbox() -> None:
+    """A send cancelled part way leaves the stream in an unknown state: the outbox is broken
+    from then on, rather than going on as if the cancelled frames had been sent."""
+    server, _client = trio.testing.lockstep_stream_pair()  # send_all waits for a reader
+    outbox = Outbox(server)
+    outbox.write_texts([b"first"])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outbox.drain)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert outbox.broken
+    outbox.write_texts([b"second"])
+    with pytest.raises(trio.BrokenResourceError):
+        await outbox.drain()
+
+
+async def test_a_stream_that_transforms_what_it_sends_is_never_bypassed() -> None:
+    """Under TLS the socket carries ciphertext: frames must go through the TLS stream, not
+    straight to its socket."""
+    import ssl
+
+    async with tcp_pair() as (plain, _peer):
+        tls = trio.SSLStream(plain.transport_stream, ssl.create_default_context())
+        outbox = Outbox(tls)
+        outbox.write_texts([b"secret"])
+        assert outbox.pending and outbox.written == 0  # buffered for drain(), not on the wire
+
+
 # -- MessageOutbox --------------------------------------------------------------------------
 
 

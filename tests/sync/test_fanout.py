@@ -3,8 +3,8 @@
 Fake sessions record their flushes in one shared log. The loop runs in a nursery; the tests
 check the order it flushes in (urgent first, then due in the order marked), that a session is
 flushed once however often it was marked, that a forgotten one is not, that the loop yields
-to other tasks every `batch` flushes and only then, and that a failing `flush()` ends only its
-own session.
+to other tasks after every `slice_seconds` of flushing and only then (on a clock that each
+flush advances by one), and that a failing `flush()` ends only its own session.
 """
 
 from __future__ import annotations
@@ -136,10 +136,10 @@ async def test_the_loop_waits_for_marks_and_flushes_what_arrives_later() -> None
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3])
-async def test_the_loop_yields_every_batch_flushes_and_only_then(batch: int) -> None:
-    """A task that counts its own turns stamps each flush with the count: flushes in one batch
-    share a stamp (no yield inside a batch), and stamps grow across batches (another task
-    ran in between)."""
+async def test_the_loop_yields_after_each_slice_and_only_then(batch: int) -> None:
+    """Each flush takes one tick of the loop's clock, and a slice is `batch` ticks. A task that
+    counts its own turns stamps each flush with the count: flushes in one slice share a stamp
+    (no yield inside a slice), and stamps grow across slices (another task ran in between)."""
     total = 4 * batch
     turns = 0
     stamps: list[int] = []
@@ -157,7 +157,7 @@ async def test_the_loop_yields_every_batch_flushes_and_only_then(batch: int) -> 
             turns += 1
             await trio.lowlevel.checkpoint()
 
-    fanout = Fanout(batch=batch)
+    fanout = Fanout(slice_seconds=batch, clock=lambda: len(stamps))
     for i in range(total):
         fanout.mark(Stamping(str(i), []))
     async with trio.open_nursery() as nursery:
@@ -173,7 +173,7 @@ async def test_the_loop_yields_every_batch_flushes_and_only_then(batch: int) -> 
     assert fanout.flushes == total
 
 
-async def test_without_a_batch_boundary_no_other_task_runs_mid_fanout() -> None:
+async def test_within_one_slice_no_other_task_runs_mid_fanout() -> None:
     turns = 0
     stamps: list[int] = []
 
@@ -187,7 +187,7 @@ async def test_without_a_batch_boundary_no_other_task_runs_mid_fanout() -> None:
             turns += 1
             await trio.lowlevel.checkpoint()
 
-    fanout = Fanout(batch=1000)
+    fanout = Fanout(slice_seconds=1000, clock=lambda: len(stamps))
     for i in range(200):
         fanout.mark(Stamping(str(i), []))
     async with trio.open_nursery() as nursery:

@@ -4,7 +4,8 @@ hostile-client and flood tests; docs/reliability.md holds the figures they print
     python -m tools.hostile fuzz --cases 20000 [--transport sync|http|both] [--seed N]
     python -m tools.hostile flood --connections 5000 [--slow 500] [--senders 20] [--readers 5]
     python -m tools.hostile serve --data-dir DIR [--set FIELD=VALUE ...]   (used by flood)
-    python -m tools.hostile load hold|churn|slow|fast|noread --port P --count N (used by flood)
+    python -m tools.hostile load hold|watch|churn|slow|fast|noread --port P --count N
+        (used by flood)
 
 Hypothesis (a dev dependency) drives `fuzz`; psutil (also dev) measures `flood`.
 """
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--data-dir", type=Path, required=True)
     serve.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     load = commands.add_parser("load", help="one flood, from its own process (used by flood)")
-    load.add_argument("kind", choices=["hold", "churn", "slow", "fast", "noread"])
+    load.add_argument("kind", choices=["hold", "watch", "churn", "slow", "fast", "noread"])
     load.add_argument("--port", type=int, required=True)
     load.add_argument("--count", type=int, required=True)
     load.add_argument("--event", default="")

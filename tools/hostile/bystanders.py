@@ -48,6 +48,8 @@ class Bystanders:
         self.members: list[Bystander] = []
         self.office: Bystander | None = None
         self.rounds = 0
+        #: Per round: seconds from sending the join until every bystander showed its result.
+        self.seen: list[float] = []
         self._request_ids = itertools.count(1)
         self._stack = AsyncExitStack()
 
@@ -137,7 +139,8 @@ class Bystanders:
 
     async def round(self) -> float:
         """One join by the box office, then convergence. Returns the join's round-trip time
-        (from sending the mutation to applying a Transition at its ts), in seconds."""
+        (from sending the mutation to applying a Transition at its ts), in seconds; `seen`
+        gets the time until every bystander showed it."""
         assert self.office is not None
         self._check()
         self.rounds += 1
@@ -166,6 +169,7 @@ class Bystanders:
         elapsed = trio.current_time() - started
         self.office.latencies.append(elapsed)
         await self.converge()
+        self.seen.append(trio.current_time() - started)
         return elapsed
 
 

@@ -43,6 +43,7 @@ from tools.hostile.flood import (
 from tools.hostile.fuzz import TRANSPORTS, FuzzReport, fuzz
 from tools.hostile.target import ADMIN_KEY, JWT_SECRET, open_target
 from tools.hostile.wire import exchange, http_call, parse_answers
+from tools.rawws import open_raw, read_until, subscribe_to_event
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
@@ -173,14 +174,16 @@ class Phase:
     detail: str
     seconds: float
     rounds: list[float]
+    seen: list[float]
     server_mib: float
 
     def row(self) -> str:
         p50 = percentile(self.rounds, 0.5) * 1000
         p99 = percentile(self.rounds, 0.99) * 1000
+        seen = percentile(self.seen, 0.99) * 1000
         return (
             f"| {self.name} | {self.detail} | {self.seconds:.1f} | {len(self.rounds)} |"
-            f" {p50:.1f} | {p99:.1f} | {self.server_mib:.0f} |"
+            f" {p50:.1f} | {p99:.1f} | {seen:.1f} | {self.server_mib:.0f} |"
         )
 
 
@@ -222,6 +225,16 @@ async def run_load(kind: str, port: int, count: int, event_id: str, messages: in
             say(held=len(held.sessions))
             await until_stdin_closes()
             await held.aclose()
+    elif kind == "watch":
+        # Subscribers that read every frame at once, at a few microseconds each (tools/rawws):
+        # thousands of them in one process still keep up with what the server sends them.
+        clients = await trio.to_thread.run_sync(
+            lambda: [open_raw(port, subscribe_to_event(event_id)) for _ in range(count)]
+        )
+        say(held=len(clients))
+        await trio.to_thread.run_sync(read_until, clients, 0)
+        for client in clients:
+            client.sock.close()
     elif kind == "churn":
         started = time.perf_counter()
         await churn(port, count, concurrency=100, event_id=event_id)
@@ -309,8 +322,9 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
         f"Flood of {connections:,} connections against `python -m tools.hostile serve`"
         " (shipped ServerConfig defaults); each flood from a process of its own:",
         "",
-        "| phase | what | seconds | bystander rounds | p50 ms | p99 ms | server RSS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| phase | what | seconds | bystander rounds | p50 ms | p99 ms | all seen p99 ms"
+        " | server RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     with tempfile.TemporaryDirectory(prefix="turnstile-flood-") as data:
         async with (
@@ -319,7 +333,8 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
         ):
 
             def record(name: str, detail: str, seconds: float, rounds: list[float]) -> None:
-                lines.append(Phase(name, detail, seconds, rounds, server.rss() / MIB).row())
+                seen = crowd.seen[-len(rounds):] if rounds else []
+                lines.append(Phase(name, detail, seconds, rounds, seen, server.rss() / MIB).row())
                 print(lines[-1], flush=True)
 
             for line in lines:
@@ -346,6 +361,21 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
             per_connection = (holding - before) / connections
             await server.metric_reaches("turnstile_websocket_sessions", 4)
             after_close = server.rss()
+
+            # Watched: the same number of sessions subscribed to the bystanders' own event, so
+            # every join of theirs is sent to all of them as well.
+            async with open_load("watch", server.port, connections,
+                                 event=crowd.event_id) as watching:
+                seconds, rounds = await _during(crowd, watching.report)
+                await server.metric_reaches("turnstile_websocket_sessions", connections + 4)
+                record("watch", f"{connections:,} sessions opened on the bystanders' event",
+                       seconds, rounds)
+                started = time.perf_counter()
+                watched_rounds = [await crowd.round() for _ in range(200)]
+                record("watched", f"{connections:,} sessions held on the bystanders' event:"
+                       " each of their joins is sent to every one", time.perf_counter() - started,
+                       watched_rounds)
+            await server.metric_reaches("turnstile_websocket_sessions", 4)
 
             async def churning() -> None:
                 async with open_load("churn", server.port, connections,
