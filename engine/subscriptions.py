@@ -87,7 +87,9 @@ def evaluate(spec: QuerySpec[Any], args: Any, identity: Identity, view: Recordin
 
 
 class Subscription:
-    """One live query. `pending` holds the newest undelivered `(ts, result)` only."""
+    """One live query. It holds the newest undelivered `(ts, result)` only (kept as two fields:
+    a tuple per delivery would outlive young-generation collections and make the cyclic GC
+    scan every object of the process more often)."""
 
     __slots__ = (
         "_waiter",
@@ -97,7 +99,8 @@ class Subscription:
         "identity",
         "last",
         "on_change",
-        "pending",
+        "pending_result",
+        "pending_ts",
         "spec",
     )
 
@@ -115,7 +118,8 @@ class Subscription:
         #: Subscriptions with equal `group` keys share evaluations (same function, args, caller).
         self.group = group
         self.last: bytes | None = None
-        self.pending: tuple[int, Result] | None = None
+        self.pending_ts = 0
+        self.pending_result: Result | None = None
         self.closed = False
         self.on_change = on_change
         self._waiter: trio.Event | None = None
@@ -124,23 +128,33 @@ class Subscription:
         if result.encoded == self.last:
             return
         self.last = result.encoded
-        self.pending = (ts, result)
+        self.pending_ts = ts
+        self.pending_result = result
         if self._waiter is not None:
             self._waiter.set()
             self._waiter = None
         if self.on_change is not None:
             self.on_change()
 
+    @property
+    def pending(self) -> tuple[int, Result] | None:
+        """The newest undelivered `(ts, result)`, if any."""
+        if self.pending_result is None:
+            return None
+        return self.pending_ts, self.pending_result
+
     def take(self) -> tuple[int, Result] | None:
         """The pending update, if any, removing it (for consumers that poll on `on_change`)."""
-        pending, self.pending = self.pending, None
+        pending = self.pending
+        self.pending_result = None
         return pending
 
     async def next(self) -> tuple[int, Result]:
-        while self.pending is None:
+        while self.pending_result is None:
             self._waiter = trio.Event()
             await self._waiter.wait()
-        pending, self.pending = self.pending, None
+        pending = (self.pending_ts, self.pending_result)
+        self.pending_result = None
         return pending
 
 

@@ -38,7 +38,7 @@ import trio
 import trio.lowlevel
 import trio_websocket
 
-from tools.rawws import open_raw, read_until, subscribe_to_event
+from tools.rawws import open_many, open_raw, read_until, subscribe_to_event
 
 HOST = "127.0.0.1"
 JOIN = "events:joinWaitingList"
@@ -90,10 +90,10 @@ def _child_subscribers(port: int, n: int, event_id: str | None, out: Path) -> No
     """Open n connections, then read them all until a line arrives on stdin; write what each
     saw (every Transition of the latency sample, counts for the rest) to `out`."""
     step = max(1, n // LAT_SAMPLE_CLIENTS)
-    conns = [
-        open_raw(port, subscribe_to_event(event_id) if event_id is not None else [])
-        for _ in range(n)
-    ]
+    if event_id is not None:
+        conns = open_many(port, n, lambda: subscribe_to_event(event_id))
+    else:
+        conns = [open_raw(port) for _ in range(n)]
     seen = {id(conn): _Subscriber(keep=i % step == 0) for i, conn in enumerate(conns)}
     subscribed = event_id is not None
     print("READY", flush=True)

@@ -103,7 +103,10 @@ def open_raw(
     client.buffer += head.split(b"\r\n\r\n", 1)[1]
     for message in messages:
         sock.sendall(masked(message))
-    if messages and first_transition:
+    if not first_transition:
+        sock.setblocking(False)
+        return client
+    if messages:
         while not any(b'"Transition"' in frame for frame in client.frames()):
             chunk = sock.recv(65536)
             if not chunk:
@@ -111,6 +114,37 @@ def open_raw(
             client.buffer += chunk
     sock.setblocking(False)
     return client
+
+
+def open_many(port: int, count: int, messages: Callable[[], Sequence[bytes]]) -> list[RawClient]:
+    """`count` connections, each sent `messages()` (fresh for each), returned once every one
+    has had its first Transition. The handshakes go one after another, but the first
+    Transitions are awaited all together, so opening does not wait on a fan-out per client."""
+    clients = [open_raw(port, messages(), first_transition=False) for _ in range(count)]
+    waiting = {client.sock.fileno(): client for client in clients}
+    selector = selectors.DefaultSelector()
+    for client in clients:
+        selector.register(client.sock, selectors.EVENT_READ, client)
+    try:
+        while waiting:
+            events = selector.select(timeout=60)
+            if not events:
+                raise TimeoutError(f"{len(waiting)} clients had no first Transition in 60 s")
+            for key, _ in events:
+                client = key.data
+                try:
+                    data = client.sock.recv(1 << 18)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    raise EOFError("the server closed a connection before its first Transition")
+                client.buffer += data
+                if any(b'"Transition"' in frame for frame in client.frames()):
+                    selector.unregister(client.sock)
+                    del waiting[client.sock.fileno()]
+    finally:
+        selector.close()
+    return clients
 
 
 def read_until(
@@ -156,4 +190,4 @@ def read_until(
         selector.close()
 
 
-__all__ = ["RawClient", "masked", "open_raw", "read_until", "subscribe_to_event"]
+__all__ = ["RawClient", "masked", "open_many", "open_raw", "read_until", "subscribe_to_event"]

@@ -138,7 +138,13 @@ class SyncSession:
         self.identity: Identity = ANONYMOUS
         self.identity_version = 0
         self.query_set_version = 0
-        self.sent = INITIAL_VERSION
+        #: The version the last Transition ended at, as (query set, ts, identity): plain ints
+        #: in a plain tuple, which the cyclic GC stops tracking (see `sent`).
+        self._sent: tuple[int, int, int] = (
+            INITIAL_VERSION.query_set,
+            INITIAL_VERSION.ts,
+            INITIAL_VERSION.identity,
+        )
         self.queries: dict[int, LiveQuery] = {}
         self.removed: list[int] = []
         self.responses: list[Response] = []
@@ -191,6 +197,11 @@ class SyncSession:
         if self.slot is not None:
             self.limits.slots.release(self.slot)
             self.slot = None
+
+    @property
+    def sent(self) -> StateVersion:
+        """The version the client is at: where the last Transition ended."""
+        return StateVersion(query_set=self._sent[0], ts=self._sent[1], identity=self._sent[2])
 
     def wake(self, *, urgent: bool = False) -> None:
         """Something is due to be sent: the fan-out loop will `flush()` this session."""
@@ -503,10 +514,11 @@ class SyncSession:
         """Everything due now, computed without a checkpoint: one consistent cut."""
         frames: list[bytes] = []
         # Modifications in order: built ones, or (query id, result) for a QueryUpdated.
-        entries: list[dict[str, Any] | tuple[int, Result]] = [
-            {"type": "QueryRemoved", "queryId": query_id} for query_id in self.removed
-        ]
-        self.removed = []
+        entries: list[dict[str, Any] | tuple[int, Result]] = []
+        if self.removed:  # (not replaced when empty: a list per flush would outlive the GC's
+            # young generations, and each one kept makes a full collection come sooner)
+            entries += ({"type": "QueryRemoved", "queryId": query_id} for query_id in self.removed)
+            self.removed = []
         for query in self.queries.values():
             if query.error is not None:
                 entries.append(_failed(query.query_id, query.error))
@@ -518,9 +530,10 @@ class SyncSession:
         # Responses first: Convex's client resolves a completed mutation on the next Transition
         # that reaches its ts, so that Transition must follow the response.
         answered = bool(self.responses)
-        for response in self.responses:
-            frames.append(orjson.dumps(response.message))
-        self.responses = []
+        if answered:
+            for response in self.responses:
+                frames.append(orjson.dumps(response.message))
+            self.responses = []
         # `ts` moves only with results or answers. A Transition that merely acknowledges a new
         # identity or query set keeps the old `ts`: after a reconnect Convex's client resolves
         # a mutation completed on the old connection at the first Transition reaching its ts,
@@ -528,19 +541,19 @@ class SyncSession:
         moves = bool(entries) or answered
         target = StateVersion(
             query_set=self.query_set_version,
-            ts=self.engine.committed_seq if moves else self.sent.ts,
+            ts=self.engine.committed_seq if moves else self._sent[1],
             identity=self.identity_version,
         )
         if (
             moves
-            or target.query_set != self.sent.query_set
-            or target.identity != self.sent.identity
+            or target.query_set != self._sent[0]
+            or target.identity != self._sent[2]
         ):
             if len(entries) == 1 and isinstance(entries[0], tuple):
                 frames.append(self._one_update(*entries[0], target))
             else:
                 frames.append(self._transition(entries, target))
-            self.sent = target
+            self._sent = (target.query_set, target.ts, target.identity)
         if self.ping_due:
             self.ping_due = False
             if not frames:
@@ -569,9 +582,8 @@ class SyncSession:
         """A Transition carrying one QueryUpdated: the common case of a fan-out. Sessions at
         the same versions with the same query id get the same bytes, so they are built once
         per result and kept on it."""
-        sent = self.sent
-        key = (query_id, sent.query_set, sent.ts, sent.identity, target.query_set, target.ts,
-               target.identity)
+        sent = self._sent
+        key = (query_id, *sent, target.query_set, target.ts, target.identity)
         frame = result.encodings.get(key)
         if frame is None:
             frame = self._transition([(query_id, result)], target)

@@ -40,7 +40,7 @@ from tools.hostile.flood import (
 )
 from tools.hostile.target import Target, open_target
 from tools.hostile.wire import SyncPeer, open_ws
-from tools.rawws import RawClient, open_raw, read_until, subscribe_to_event
+from tools.rawws import RawClient, open_many, read_until, subscribe_to_event
 
 CONFIG = ServerConfig(read_timeout=1.0, drain_seconds=5.0)
 #: Connections opened and dropped per churn in the short form (the long form: thousands).
@@ -172,9 +172,7 @@ async def test_sessions_watching_the_bystanders_event_each_end_on_its_last_value
     watchers = 300
     async with open_target(tmp_path / "data", CONFIG) as target, Bystanders(target) as crowd:
         clients = await trio.to_thread.run_sync(
-            lambda: [
-                open_raw(target.port, subscribe_to_event(crowd.event_id)) for _ in range(watchers)
-            ]
+            open_many, target.port, watchers, lambda: subscribe_to_event(crowd.event_id)
         )
         shown: dict[int, object] = {}
 

@@ -43,7 +43,7 @@ from tools.hostile.flood import (
 from tools.hostile.fuzz import TRANSPORTS, FuzzReport, fuzz
 from tools.hostile.target import ADMIN_KEY, JWT_SECRET, open_target
 from tools.hostile.wire import exchange, http_call, parse_answers
-from tools.rawws import open_raw, read_until, subscribe_to_event
+from tools.rawws import open_many, read_until, subscribe_to_event
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
@@ -229,7 +229,7 @@ async def run_load(kind: str, port: int, count: int, event_id: str, messages: in
         # Subscribers that read every frame at once, at a few microseconds each (tools/rawws):
         # thousands of them in one process still keep up with what the server sends them.
         clients = await trio.to_thread.run_sync(
-            lambda: [open_raw(port, subscribe_to_event(event_id)) for _ in range(count)]
+            open_many, port, count, lambda: subscribe_to_event(event_id)
         )
         say(held=len(clients))
         await trio.to_thread.run_sync(read_until, clients, 0)
