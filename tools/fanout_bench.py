@@ -384,9 +384,11 @@ async def _e2e(port: int, engine: Any, clients: int, seconds: float) -> dict[str
 
 
 async def _parent(quick: bool) -> list[dict[str, Any]]:
-    from engine import EngineConfig, open_engine
+    from engine import EngineConfig, open_engine, tune_gc
     from engine.server.auth import Authenticator
     from engine.server.http import serve
+
+    tune_gc()  # as `turnstile serve` runs
 
     sizes = (100, 300) if quick else (100, 1000)
     seconds = 2.0 if quick else 5.0

@@ -73,10 +73,12 @@ async def run_fuzz(cases: int, transports: Sequence[str], seed: int) -> list[Fuz
 
 
 async def serve_standalone(data_dir: Path, settings: dict[str, Any]) -> None:
-    """`python -m tools.hostile serve`: the server the flood runs against (prints its port)."""
-    from engine import EngineConfig, open_engine
+    """`python -m tools.hostile serve`: the server the flood runs against (prints its port),
+    with the GC tuned as `turnstile serve` tunes it."""
+    from engine import EngineConfig, open_engine, tune_gc
     from engine.server import Authenticator, serve
 
+    tune_gc()
     config = ServerConfig(**settings)
     async with open_engine(data_dir, config=EngineConfig()) as engine, trio.open_nursery() as n:
 
