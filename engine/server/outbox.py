@@ -101,36 +101,55 @@ class Outbox(trio.abc.Stream):
     def write_texts(self, payloads: list[bytes]) -> None:
         if self.broken or not payloads:
             return
-        self._append(b"".join(text_frame(payload) for payload in payloads))
+        if len(payloads) == 1:
+            self._append(text_frame(payloads[0]))
+        else:
+            self._append(b"".join(text_frame(payload) for payload in payloads))
 
     def _append(self, data: bytes | bytearray | memoryview) -> None:
-        waiting = bool(self._buffer)
-        self._buffer += data
-        if not waiting:
-            self._flush()
+        if self._buffer or self._socket is None:
+            self._buffer += data
+            return
+        # Nothing waits ahead: straight to the socket, and buffer only what it did not take.
+        sent = self._write(data)
+        if sent < 0:
+            self._fail()
+        elif sent < len(data):
+            self._buffer += memoryview(data)[sent:]
 
     def _flush(self) -> None:
         """Hand the socket as much of the buffer as it takes now, without blocking."""
-        if self._socket is None:
-            return
         while self._buffer and not self.broken:
-            fd = self._socket.fileno()
-            if fd < 0:  # closed under us: never write to a number that may be reused
+            sent = self._write(memoryview(self._buffer)[:_MAX_WRITE])
+            # (the view is released here: the buffer may be resized again)
+            if sent < 0:
                 self._fail()
+            elif sent == 0:
                 return
+            else:
+                del self._buffer[:sent]
+
+    def _write(self, data: bytes | bytearray | memoryview) -> int:
+        """One non-blocking write to the socket: the bytes it took, 0 when it is full (or there
+        is no socket), -1 when the connection failed it (or was closed under us)."""
+        if self._socket is None:
+            return 0
+        fd = self._socket.fileno()
+        if fd < 0:  # closed: never write to a number that may be reused
+            return -1
+        while True:
             try:
-                sent = os.write(fd, memoryview(self._buffer)[:_MAX_WRITE])
-            except BlockingIOError:
-                return
+                sent = os.write(fd, data)
             except InterruptedError:
                 continue
+            except BlockingIOError:
+                return 0
             except OSError as error:
                 if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    return
-                self._fail()
-                return
-            del self._buffer[:sent]
+                    return 0
+                return -1
             self.written += sent
+            return sent
 
     def _fail(self) -> None:
         self._broken = True

@@ -75,6 +75,9 @@ MAX_UNSENT_RESPONSES = 10_000
 #: Distinct Transitions kept on one query result for other sessions to reuse.
 MAX_SHARED_TRANSITIONS = 64
 
+#: A client's state version: (query set version, ts, identity version).
+Version = tuple[int, int, int]
+
 
 @attrs.define
 class LiveQuery:
@@ -139,8 +142,9 @@ class SyncSession:
         self.identity_version = 0
         self.query_set_version = 0
         #: The version the last Transition ended at, as (query set, ts, identity): plain ints
-        #: in a plain tuple, which the cyclic GC stops tracking (see `sent`).
-        self._sent: tuple[int, int, int] = (
+        #: in a plain tuple, which the cyclic GC stops tracking (a version object per flush
+        #: would outlive its young generations and bring full collections sooner).
+        self._sent: Version = (
             INITIAL_VERSION.query_set,
             INITIAL_VERSION.ts,
             INITIAL_VERSION.identity,
@@ -197,11 +201,6 @@ class SyncSession:
         if self.slot is not None:
             self.limits.slots.release(self.slot)
             self.slot = None
-
-    @property
-    def sent(self) -> StateVersion:
-        """The version the client is at: where the last Transition ended."""
-        return StateVersion(query_set=self._sent[0], ts=self._sent[1], identity=self._sent[2])
 
     def wake(self, *, urgent: bool = False) -> None:
         """Something is due to be sent: the fan-out loop will `flush()` this session."""
@@ -523,10 +522,9 @@ class SyncSession:
             if query.error is not None:
                 entries.append(_failed(query.query_id, query.error))
                 query.error = None
-            elif query.sub is not None:
-                update = query.sub.take()
-                if update is not None:
-                    entries.append((query.query_id, update[1]))
+            elif query.sub is not None and query.sub.pending_result is not None:
+                entries.append((query.query_id, query.sub.pending_result))
+                query.sub.pending_result = None
         # Responses first: Convex's client resolves a completed mutation on the next Transition
         # that reaches its ts, so that Transition must follow the response.
         answered = bool(self.responses)
@@ -539,30 +537,26 @@ class SyncSession:
         # a mutation completed on the old connection at the first Transition reaching its ts,
         # and its re-subscribed queries (sent just after Authenticate) must be in that one.
         moves = bool(entries) or answered
-        target = StateVersion(
-            query_set=self.query_set_version,
-            ts=self.engine.committed_seq if moves else self._sent[1],
-            identity=self.identity_version,
+        sent = self._sent
+        target = (
+            self.query_set_version,
+            self.engine.committed_seq if moves else sent[1],
+            self.identity_version,
         )
-        if (
-            moves
-            or target.query_set != self._sent[0]
-            or target.identity != self._sent[2]
-        ):
+        if moves or target[0] != sent[0] or target[2] != sent[2]:
             if len(entries) == 1 and isinstance(entries[0], tuple):
                 frames.append(self._one_update(*entries[0], target))
             else:
                 frames.append(self._transition(entries, target))
-            self._sent = (target.query_set, target.ts, target.identity)
+            self._sent = target
         if self.ping_due:
             self.ping_due = False
             if not frames:
                 frames.append(ping())
         return frames
 
-
     def _transition(
-        self, entries: list[dict[str, Any] | tuple[int, Result]], target: StateVersion
+        self, entries: list[dict[str, Any] | tuple[int, Result]], target: Version
     ) -> bytes:
         from engine.server.values import convex_to_json
 
@@ -572,24 +566,29 @@ class SyncSession:
         ]
         transition = {
             "type": "Transition",
-            "startVersion": self.sent.wire(),
-            "endVersion": target.wire(),
+            "startVersion": _wire(self._sent),
+            "endVersion": _wire(target),
             "modifications": modifications,
         }
         return orjson.dumps(transition)
 
-    def _one_update(self, query_id: int, result: Result, target: StateVersion) -> bytes:
+    def _one_update(self, query_id: int, result: Result, target: Version) -> bytes:
         """A Transition carrying one QueryUpdated: the common case of a fan-out. Sessions at
         the same versions with the same query id get the same bytes, so they are built once
         per result and kept on it."""
-        sent = self._sent
-        key = (query_id, *sent, target.query_set, target.ts, target.identity)
+        key = (query_id, *self._sent, *target)
         frame = result.encodings.get(key)
         if frame is None:
             frame = self._transition([(query_id, result)], target)
             if len(result.encodings) < MAX_SHARED_TRANSITIONS:
                 result.encodings[key] = frame
         return frame
+
+
+def _wire(version: Version) -> dict[str, Any]:
+    """A `(query set, ts, identity)` version as Convex's StateVersion."""
+    query_set, ts, identity = version
+    return StateVersion(query_set=query_set, ts=ts, identity=identity).wire()
 
 
 def _updated(query_id: int, result: Result, encode: Any) -> dict[str, Any]:
