@@ -36,13 +36,15 @@ RequestKey = tuple[str, int]
 class Reply:
     """The outcome of one command, resolved exactly once; any number of tasks may wait on it."""
 
-    __slots__ = ("_done", "error", "ts", "value")
+    __slots__ = ("_done", "error", "on_done", "ts", "value")
 
     def __init__(self) -> None:
         self._done = trio.Event()
         self.value: Any = None
         self.ts = 0
         self.error: TurnstileError | None = None
+        #: Called once, when the outcome is known (before any waiter wakes).
+        self.on_done: Callable[[], None] | None = None
 
     @property
     def is_done(self) -> bool:
@@ -50,11 +52,17 @@ class Reply:
 
     def resolve(self, value: Any, ts: int) -> None:
         self.value, self.ts = value, ts
-        self._done.set()
+        self._finish()
 
     def fail(self, error: TurnstileError) -> None:
         self.error = error
+        self._finish()
+
+    def _finish(self) -> None:
         self._done.set()
+        if self.on_done is not None:
+            on_done, self.on_done = self.on_done, None
+            on_done()
 
     async def wait(self) -> tuple[Any, int]:
         await self._done.wait()

@@ -20,6 +20,7 @@ Guarantees (ARCHITECTURE.md's invariants):
 from __future__ import annotations
 
 import base64
+import functools
 import gc
 import itertools
 import logging
@@ -139,19 +140,16 @@ def _with_companions(batch: list[Submission]) -> list[Submission]:
 class PendingMutation:
     """A mutation handed to its actor; `await outcome()` for its durable result."""
 
-    __slots__ = ("_engine", "_reply", "_request")
+    __slots__ = ("_reply",)
 
-    def __init__(self, engine: Engine, reply: Reply, request: RequestKey | None) -> None:
-        self._engine = engine
+    def __init__(self, reply: Reply) -> None:
         self._reply = reply
-        self._request = request
 
     async def outcome(self) -> Outcome:
-        try:
-            value, ts = await self._reply.wait()
-        finally:
-            if self._request is not None:
-                self._engine._forget_request(self._request, self._reply)
+        """The durable result (or the refusal). Cancelling the wait does not cancel the
+        mutation, and the engine keeps knowing its request id until it has an outcome: a
+        repeat of the request meanwhile waits on this same execution."""
+        value, ts = await self._reply.wait()
         return Outcome(value, ts)
 
 
@@ -290,12 +288,12 @@ class Engine:
             request = (session_id, request_id)
             running = self._requests.get(request)
             if running is not None:
-                return PendingMutation(self, running, None)
+                return PendingMutation(running)
             record = self.journal.lookup_request(session_id, request_id)
             if record is not None:
                 done = Reply()
                 done.resolve(codec.loads(record.result), record.seq)
-                return PendingMutation(self, done, None)
+                return PendingMutation(done)
         parsed = codec.decode_args(args, spec.args_type)
         aggregate = spec.aggregate
         if spec.route is None:
@@ -309,7 +307,10 @@ class Engine:
         self._offer(aggregate, aggregate.stream_of(aggregate_id), command)
         if request is not None:
             self._requests[request] = reply
-        return PendingMutation(self, reply, request)
+            # Forgotten once its outcome is known (committed with the request's record, or
+            # refused), whoever waits for it or stops waiting.
+            reply.on_done = functools.partial(self._forget_request, request, reply)
+        return PendingMutation(reply)
 
     def _forget_request(self, request: RequestKey, reply: Reply) -> None:
         if self._requests.get(request) is reply:

@@ -63,8 +63,9 @@ class ServerConfig:
     #: Seconds one frame to a sync client may take to be written. A client that reads nothing
     #: for longer (its socket buffers full) is disconnected without a closing handshake.
     send_timeout: float = 30.0
-    #: Seconds a sync session that has ended still waits for its mutations in flight, so their
-    #: idempotency records are in place before a reconnected client re-sends them.
+    #: Seconds a sync session that has ended still waits for its mutations in flight (their
+    #: answers go nowhere). A re-sent request is given the same execution either way: the
+    #: engine knows its id until it has an outcome.
     mutation_grace: float = 10.0
 
 

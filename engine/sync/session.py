@@ -180,9 +180,9 @@ class SyncSession:
                             nursery.cancel_scope.cancel()
                 finally:
                     self._release()
-                    # Mutations in flight outlive the connection for a while: while one waits,
-                    # the engine knows its request id, so a reconnected client re-sending it
-                    # is given this execution's result instead of running it a second time.
+                    # Mutations in flight outlive the connection for a while (the engine knows
+                    # each one's request id until it has an outcome, so a reconnected client
+                    # re-sending it is given this execution, whether or not anyone waits).
                     waiters.cancel_scope.deadline = (
                         trio.current_time() + self.limits.config.mutation_grace
                     )

@@ -112,6 +112,24 @@ async def test_repeated_request_returns_original_result_across_restart(
     assert await h.query("counters:get", {"counterId": cid}) == {"total": 2, "rang": 0}
 
 
+async def test_a_repeat_after_the_first_waiter_gave_up_still_executes_once(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A client whose connection dropped stops waiting; its reconnect re-sends the request
+    while the first execution is still in flight, and must be given that execution."""
+    cid = await h.mutation("counters:create", {"label": "a"})
+    args = {"counterId": cid, "amount": 1}
+    first = h.engine.begin_mutation("counters:add", args, h.admin, session_id="s", request_id=1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(first.outcome)
+        await trio.lowlevel.checkpoint()  # the waiter is waiting...
+        nursery.cancel_scope.cancel()  # ...and gives up before the command has run
+    again = h.engine.begin_mutation("counters:add", args, h.admin, session_id="s", request_id=1)
+    outcome = await again.outcome()
+    assert outcome == await first.outcome()
+    assert await h.query("counters:get", {"counterId": cid}) == {"total": 1, "rang": 0}
+
+
 async def test_concurrent_repeats_of_one_request_execute_once(
     h: EngineHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
