@@ -207,6 +207,7 @@ async def call_function(ctx: ServerContext, kind: str, request: Request) -> Resp
         except AuthFailed as error:
             outcome = error.code
             return error_response(401, error)
+        await ctx.identities.admit(identity)
         try:
             engine = ctx.engine
             if kind == "query":

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from engine.server.auth import Authenticator
-from engine.server.limits import SessionLimits, SessionSlots
+from engine.server.limits import IdentityAllowance, SessionLimits, SessionSlots
 from engine.server.metrics import Metrics
 from engine.sync.fanout import Fanout
 
@@ -56,6 +56,12 @@ class ServerConfig:
     #: The same allowance in bytes (sync messages and request bodies).
     max_bytes_per_second: float = 2 * 1024 * 1024
     byte_burst: int = 4 * 1024 * 1024
+    #: One signed-in user's allowance of messages per second (sync messages and HTTP function
+    #: calls), shared by all that user's connections, and how many at once above that. Past
+    #: it the user's next message waits; nothing is refused. The admin key and anonymous
+    #: callers are held only by their connections' allowances.
+    max_messages_per_identity_per_second: float = 1_000.0
+    identity_message_burst: int = 5_000
     #: Live queries one sync session may hold; adding one more ends it with FatalError (1008).
     max_queries_per_session: int = 1_000
     #: Mutations of one sync session in flight at once; beyond, its reading pauses.
@@ -85,6 +91,12 @@ class ServerContext:
     )
     #: The one loop that writes every sync session's frames (`serve` runs it).
     fanout: Fanout = attrs.field(factory=Fanout)
+    #: Each signed-in user's allowance, shared by all of that user's connections.
+    identities: IdentityAllowance = attrs.field(
+        default=attrs.Factory(
+            lambda self: IdentityAllowance.of(self.config, self.metrics), takes_self=True
+        )
+    )
     #: Set only on the copy handed to one sync session: that session's limits.
     limits: SessionLimits | None = None
 

@@ -258,6 +258,7 @@ class Connection:
             config=self.config,
             throttle=self.throttle,
             slots=self.ctx.sessions,
+            identities=self.ctx.identities,
             # A session opened by the first request must say Connect within the handshake
             # time; one opened later on a keep-alive connection gets the time afresh.
             connect_by=(

@@ -3,6 +3,9 @@
 - `Throttle`: a connection's allowance of messages and bytes (token buckets). Reading pauses
   while the allowance is spent, so TCP pushes back on a client that sends faster; nothing it
   sent is dropped or refused, and a client within the allowance never waits.
+- `IdentityAllowance`: a signed-in user's allowance of messages, shared by all that user's
+  connections (sync messages and HTTP function calls). A call past it waits, as a connection's
+  reading does: many connections of one user add up to one user's share, not more.
 - `SessionSlots`: how many sync sessions each signed-in user holds at once.
 - `SessionLimits`: what one sync session is handed (its connection's throttle, the shared
   slots, the deadline for its Connect, the configured bounds).
@@ -20,6 +23,7 @@ import attrs
 import trio
 
 if TYPE_CHECKING:
+    from domain.identity import Identity
     from engine.server.context import ServerConfig
     from engine.server.metrics import Metrics
 
@@ -80,6 +84,60 @@ class Throttle:
             await trio.sleep(wait)
 
 
+class IdentityAllowance:
+    """Messages per second per signed-in user (token subject), with a burst, across all that
+    user's connections. The admin key and anonymous callers are not counted here (each
+    connection still has its own `Throttle`, and `max_connections` bounds the connections).
+    At most `max_tracked` users' buckets are kept; past that, buckets that have refilled (whose
+    users are within their allowance) are dropped, which loses nothing."""
+
+    def __init__(
+        self,
+        messages_per_second: float,
+        burst: int,
+        metrics: Metrics | None = None,
+        *,
+        max_tracked: int = 100_000,
+    ) -> None:
+        self.messages_per_second = messages_per_second
+        self.burst = burst
+        self.max_tracked = max_tracked
+        self._metrics = metrics
+        self._buckets: dict[str, _Bucket] = {}
+
+    @classmethod
+    def of(cls, config: ServerConfig, metrics: Metrics | None = None) -> IdentityAllowance:
+        return cls(
+            config.max_messages_per_identity_per_second, config.identity_message_burst, metrics
+        )
+
+    @property
+    def tracked(self) -> int:
+        return len(self._buckets)
+
+    async def admit(self, identity: Identity) -> None:
+        """Return at once while `identity`'s allowance lasts; otherwise sleep until it has
+        refilled enough for this message."""
+        if identity.is_admin or identity.subject is None:
+            return
+        bucket = self._buckets.get(identity.subject)
+        if bucket is None:
+            if len(self._buckets) >= self.max_tracked:
+                self._forget_refilled()
+            bucket = self._buckets[identity.subject] = _Bucket(self.messages_per_second, self.burst)
+        wait = bucket.debit(1)
+        if wait > 0:
+            if self._metrics is not None:
+                self._metrics.identity_throttled.inc()
+            await trio.sleep(wait)
+
+    def _forget_refilled(self) -> None:
+        now = trio.current_time()
+        for subject, bucket in list(self._buckets.items()):
+            if bucket.level + (now - bucket.at) * bucket.rate >= bucket.burst:
+                del self._buckets[subject]
+
+
 class SessionSlots:
     """Open sync sessions per key (a signed-in user's subject), at most `per_key` each."""
 
@@ -115,6 +173,8 @@ class SessionLimits:
     #: `trio.current_time()` by which the client's Connect must have arrived.
     connect_by: float = math.inf
     metrics: Metrics | None = None
+    #: The server's per-user allowance (None outside a server: no per-user limit).
+    identities: IdentityAllowance | None = None
 
     @classmethod
     def defaults(cls) -> SessionLimits:
@@ -134,4 +194,4 @@ class SessionLimits:
             self.metrics.limited.labels(limit).inc()
 
 
-__all__ = ["SessionLimits", "SessionSlots", "Throttle"]
+__all__ = ["IdentityAllowance", "SessionLimits", "SessionSlots", "Throttle"]

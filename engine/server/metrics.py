@@ -67,6 +67,12 @@ class Metrics:
             ["limit"],
             registry=self.registry,
         )
+        self.identity_throttled = Counter(
+            "turnstile_identity_throttled",
+            "Times a signed-in user's message or call waited because the user spent the "
+            "allowance shared by all of their connections.",
+            registry=self.registry,
+        )
         self.throttled = Counter(
             "turnstile_throttled",
             "Times a connection's reading paused because it spent its message or byte "

@@ -18,11 +18,12 @@ Plan (ARCHITECTURE.md "One consistent cut", "Fan-out"):
 - A Ping every 15 s keeps the client's inactivity timer quiet.
 
 Limits (`SessionLimits`, numbers in `ServerConfig`): the client's Connect must arrive within the
-handshake time; its messages are admitted by its connection's `Throttle` (reading pauses while
-the allowance is spent); at most `max_mutations_in_flight` mutations run at once (reading waits)
-and `max_queries_per_session` queries are held; a signed-in user holds at most
-`max_sessions_per_identity` sessions; frames that cannot be written within `send_timeout` mean
-the client is not reading, and the connection is dropped. Going past a limit that is the
+handshake time; its messages are admitted by its connection's `Throttle` and by its signed-in
+user's `IdentityAllowance` (reading pauses while either is spent); at most
+`max_mutations_in_flight` mutations run at once (reading waits) and `max_queries_per_session`
+queries are held; a signed-in user holds at most `max_sessions_per_identity` sessions; frames
+that cannot be written within `send_timeout` mean the client is not reading, and the
+connection is dropped. Going past a limit that is the
 client's doing ends the session with FatalError (close 1008).
 
 Versions: the session mirrors the client's `{querySet, ts, identity}`. Every Transition starts
@@ -233,6 +234,8 @@ class SyncSession:
                 self.drop = "no Connect arrived in time"
                 return
             await self.limits.throttle.admit(len(data))
+            if self.limits.identities is not None:
+                await self.limits.identities.admit(self.identity)
             try:
                 message = parse(data)
                 if self.session_id is None and message["type"] != "Connect":

@@ -39,7 +39,7 @@ from tools.hostile.flood import (
     slow_handshake,
 )
 from tools.hostile.target import Target, open_target
-from tools.hostile.wire import SyncPeer, open_ws
+from tools.hostile.wire import SyncPeer, http_call, open_ws
 from tools.rawws import RawClient, open_many, read_until, subscribe_to_event
 
 CONFIG = ServerConfig(read_timeout=1.0, drain_seconds=5.0)
@@ -296,6 +296,50 @@ async def test_clients_that_send_large_frames_as_fast_as_they_can_are_held_to_th
         # shipped queue of 4, the frame being read, the one being written.
         assert target.config.ws_queue_size == ServerConfig().ws_queue_size
         assert peak - start < clients * 2 * 8 * size, (peak - start) / 2**20
+
+
+async def test_one_users_calls_over_many_connections_share_one_allowance(
+    tmp_path: Path,
+) -> None:
+    """A user spreading calls over many connections (each well within its own allowance) is
+    held to the per-user allowance: everything is answered, some of it after a wait; another
+    user's calls meanwhile do not wait at all."""
+    rate, burst, connections, calls = 20.0, 10, 6, 5
+    config = ServerConfig(
+        read_timeout=5.0,
+        max_messages_per_identity_per_second=rate,
+        identity_message_burst=burst,
+        drain_seconds=5.0,
+    )
+    async with open_target(tmp_path / "data", config) as target:
+        event_id = await target.admin_mutation("events:create", EVENT)
+
+        def throttled() -> float:
+            sample = "turnstile_identity_throttled_total"
+            return target.metrics.registry.get_sample_value(sample) or 0
+
+        async def calls_as(sub: str, answers: list[object]) -> None:
+            bearer = f"Bearer {target.user_token(sub)}"
+            for _ in range(calls):  # one connection per call (Connection: close)
+                answers.append(await http_call(
+                    target.port, "query", "events:getEventAvailability",
+                    {"eventId": event_id}, authorization=bearer,
+                ))
+
+        greedy: list[object] = []
+        started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(connections):
+                nursery.start_soon(calls_as, "greedy", greedy)
+        took = trio.current_time() - started
+        assert len(greedy) == connections * calls  # nothing refused
+        over = connections * calls - burst
+        assert throttled() >= 1
+        assert took >= over / rate * 0.9  # not faster than the allowance lets it
+        before = throttled()
+        polite: list[object] = []
+        await calls_as("polite", polite)
+        assert len(polite) == calls and throttled() == before
 
 
 async def test_sessions_per_identity_are_limited(tmp_path: Path) -> None:
