@@ -342,6 +342,43 @@ async def test_one_users_calls_over_many_connections_share_one_allowance(
         assert len(polite) == calls and throttled() == before
 
 
+async def test_one_users_sync_messages_share_the_allowance_too(tmp_path: Path) -> None:
+    """Two sessions of one signed-in user: their messages draw on one allowance (the user's
+    mutations all run, some after a wait); an anonymous session's do not wait on it."""
+    config = ServerConfig(
+        read_timeout=5.0,
+        max_messages_per_identity_per_second=20.0,
+        identity_message_burst=5,
+        drain_seconds=5.0,
+    )
+    async with open_target(tmp_path / "data", config) as target:
+        event_id = await target.admin_mutation("events:create", EVENT)
+        metric = "turnstile_identity_throttled_total"
+        async with open_ws(target.port) as w1, open_ws(target.port) as w2:
+            peers = [SyncPeer(w1), SyncPeer(w2)]
+            for i, peer in enumerate(peers):
+                await peer.send(connect(f"same-user-{i}"))
+                await peer.send(user(target, "same-user"))
+                await until(peer, "Transition")
+            for i in range(6):
+                for peer in peers:
+                    await peer.send(mutation(i + 1, "events:get", {"eventId": event_id}))
+            for peer in peers:
+                for _ in range(6):
+                    answer = await until(peer, "MutationResponse")
+                    assert answer["success"] is False  # a query named as a mutation: refused
+        waited = target.metrics.registry.get_sample_value(metric) or 0
+        assert waited >= 1
+        async with open_ws(target.port) as w3:
+            anonymous = SyncPeer(w3)
+            await anonymous.send(connect("anonymous"))
+            for i in range(12):
+                await anonymous.send(mutation(i + 1, "events:get", {"eventId": event_id}))
+            for _ in range(12):
+                await until(anonymous, "MutationResponse")
+        assert (target.metrics.registry.get_sample_value(metric) or 0) == waited
+
+
 async def test_sessions_per_identity_are_limited(tmp_path: Path) -> None:
     config = ServerConfig(read_timeout=1.0, max_sessions_per_identity=3, drain_seconds=5.0)
     async with open_target(tmp_path / "data", config) as target:
