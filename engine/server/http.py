@@ -346,6 +346,7 @@ async def serve(
         config=config or ServerConfig(),
     )
     ctx.metrics.bind_engine(engine)
+    ctx.metrics.bind_fanout(ctx.fanout)
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound: int = listeners[0].socket.getsockname()[1]
     server = HttpServer(ctx)

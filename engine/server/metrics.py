@@ -13,6 +13,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
     from engine.engine import Engine
+    from engine.sync.fanout import Fanout
 
 UNKNOWN_FUNCTION = "<unknown>"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -45,6 +46,12 @@ class Metrics:
         )
         self.journal_seq = Gauge(
             "turnstile_journal_seq", "The last committed journal sequence number.",
+            registry=self.registry,
+        )
+        self.sessions_due = Gauge(
+            "turnstile_sync_sessions_due",
+            "Sync sessions with changes waiting for the fan-out loop to write them (a lasting "
+            "high value means the server cannot keep up with its subscribers).",
             registry=self.registry,
         )
         self.resident_actors = Gauge(
@@ -84,6 +91,10 @@ class Metrics:
         """Read the engine's gauges at scrape time."""
         self.journal_seq.set_function(lambda: float(engine.committed_seq))
         self.resident_actors.set_function(lambda: float(engine.resident_actors()))
+
+    def bind_fanout(self, fanout: Fanout) -> None:
+        """Read the fan-out loop's backlog at scrape time."""
+        self.sessions_due.set_function(lambda: float(fanout.waiting))
 
     def observe_call(
         self, function: str, kind: str, transport: str, outcome: str, seconds: float
