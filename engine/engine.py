@@ -214,6 +214,7 @@ class Engine:
             run_io=self.run_io,
             on_committed=self._on_committed,
             on_failed=self._on_failed,
+            on_refused=self._on_refused,
             max_batch=config.max_batch,
         )
         self.committed_seq = self._commit.last_seq
@@ -568,6 +569,18 @@ class Engine:
             submission.actor.reset_to_committed()
         for submission in failed:
             submission.reply.fail(refused)
+
+    def _on_refused(self, refused: list[Submission], error: BaseException) -> None:
+        """Commands left out of a batch: one whose change could not be encoded, and those
+        decided on top of it. Nothing of them was written; their actors start again from
+        their committed states."""
+        self.stats["write_failures"] += 1
+        for submission in _with_companions(refused):
+            submission.actor.reset_to_committed()
+        for submission in refused:
+            submission.reply.fail(
+                Internal("The server could not save this change, so nothing was changed.")
+            )
 
     # -- timers ---------------------------------------------------------------------------
 

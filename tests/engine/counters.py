@@ -158,6 +158,13 @@ def add_twice_then_fail(d: Decision[Counter], args: AddArgs) -> int:
     raise Conflict("changed my mind")
 
 
+def overflow(d: Decision[Counter], args: AddArgs) -> int:
+    """A bug: emits an amount beyond 64 bits, which the journal's codec cannot encode."""
+    _existing(d)
+    d.emit(CounterAdded, amount=args.amount * 2**64)
+    return d.state.total
+
+
 def transfer(d: Decision[Counter], args: TransferArgs) -> int:
     """Moves `amount` to another counter in one command (a co-decision): both or neither."""
     to = d.co_decide(COUNTER, args.to_counter_id)
@@ -235,6 +242,13 @@ COUNTERS = Module(
             aggregate=COUNTER,
             route=lambda a: a.counter_id,
             handle=add_twice_then_fail,
+        ),
+        MutationSpec(
+            name="counters:overflow",
+            args_type=AddArgs,
+            aggregate=COUNTER,
+            route=lambda a: a.counter_id,
+            handle=overflow,
         ),
         MutationSpec(
             name="counters:transfer",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -11,8 +11,9 @@ import trio
 import trio.lowlevel
 import trio.testing
 
-from domain.errors import Conflict, InvalidArgs, NotFound, Overloaded
+from domain.errors import Conflict, InvalidArgs, NotFound, Overloaded, TurnstileError
 from engine import EngineConfig
+from engine.engine import PendingMutation
 from engine.testing.harness import EngineHarness, open_harness
 from tests.engine.counters import COUNTER, COUNTERS
 
@@ -318,3 +319,58 @@ async def test_close_answers_every_command_in_flight(
     acknowledged = [a for a in answers if a != "Overloaded"]
     await h.start()
     assert (await h.query("counters:get", {"counterId": cid}))["total"] == len(acknowledged)
+
+
+async def test_a_change_that_cannot_be_encoded_costs_only_its_own_actor(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One command whose events the codec refuses, in one batch with others: it is refused
+    (Internal), as is every command decided on top of it (on the same counter, or
+    co-deciding it); the other counters' commands commit; the bad counter goes on from its
+    committed state, also after a restart."""
+    bad = await h.mutation("counters:create", {"label": "bad"})
+    others = [await h.mutation("counters:create", {"label": f"ok{i}"}) for i in range(3)]
+    await h.mutation("counters:add", {"counterId": bad, "amount": 5})
+    # Hold the journal write of the next batch, so that everything after it is decided
+    # (in a known order) before the batch it lands in is written.
+    gate = trio.Event()
+    commit = h.engine._commit
+    write = commit._run_io
+
+    async def gated(work: Callable[[], None]) -> None:
+        await gate.wait()
+        await write(work)
+
+    monkeypatch.setattr(commit, "_run_io", gated)
+    begun: dict[str, PendingMutation] = {}
+
+    def begin(key: str, name: str, args: dict[str, object]) -> None:
+        begun[key] = h.engine.begin_mutation(name, args, h.admin)  # queued in this order
+
+    begin("first", "counters:add", {"counterId": others[0], "amount": 1})
+    await trio.testing.wait_all_tasks_blocked()  # its batch waits at the gate
+    begin("bad", "counters:overflow", {"counterId": bad, "amount": 1})
+    begin("after", "counters:add", {"counterId": bad, "amount": 2})
+    await trio.testing.wait_all_tasks_blocked()
+    for i, cid in enumerate(others[1:]):
+        begin(f"other{i}", "counters:add", {"counterId": cid, "amount": 1})
+    begin("transfer", "counters:transfer", {"counterId": others[0], "toCounterId": bad,
+                                            "amount": 1})
+    await trio.testing.wait_all_tasks_blocked()
+    gate.set()
+    outcomes: dict[str, object] = {}
+    for key, pending in begun.items():
+        try:
+            outcomes[key] = (await pending.outcome()).value
+        except TurnstileError as error:
+            outcomes[key] = error.code
+    assert outcomes == {"first": 1, "bad": "Internal", "after": "Internal", "other0": 1,
+                        "other1": 1, "transfer": "Internal"}
+    for cid in others:
+        assert await h.query("counters:get", {"counterId": cid}) == {"total": 1, "rang": 0}
+    assert await h.query("counters:get", {"counterId": bad}) == {"total": 5, "rang": 0}
+    assert await h.mutation("counters:add", {"counterId": bad, "amount": 2}) == 7
+    await h.restart()
+    assert await h.query("counters:get", {"counterId": bad}) == {"total": 7, "rang": 0}
+    for cid in others:
+        assert await h.query("counters:get", {"counterId": cid}) == {"total": 1, "rang": 0}
