@@ -558,29 +558,31 @@ class Engine:
             self._nursery.start_soon(self._write_snapshot)
 
     def _on_failed(self, failed: list[Submission], error: BaseException) -> None:
-        self.stats["write_failures"] += 1
-        fault = storage_fault(error)
-        refused = Overloaded(
-            "The journal could not save this change, so nothing was changed; retry shortly.",
-            reason=type(error).__name__,
-            fault=fault,
+        """The journal could not write a batch: all of it, and what was queued behind it."""
+        self._refuse(
+            failed,
+            Overloaded(
+                "The journal could not save this change, so nothing was changed; retry shortly.",
+                reason=type(error).__name__,
+                fault=storage_fault(error),
+            ),
         )
-        for submission in _with_companions(failed):
-            submission.actor.reset_to_committed()
-        for submission in failed:
-            submission.reply.fail(refused)
 
     def _on_refused(self, refused: list[Submission], error: BaseException) -> None:
         """Commands left out of a batch: one whose change could not be encoded, and those
-        decided on top of it. Nothing of them was written; their actors start again from
-        their committed states."""
+        decided on top of it."""
+        self._refuse(
+            refused, Internal("The server could not save this change, so nothing was changed.")
+        )
+
+    def _refuse(self, submissions: list[Submission], refusal: TurnstileError) -> None:
+        """Nothing of `submissions` was written: their actors start again from their committed
+        states, and each caller is answered with `refusal`."""
         self.stats["write_failures"] += 1
-        for submission in _with_companions(refused):
+        for submission in _with_companions(submissions):
             submission.actor.reset_to_committed()
-        for submission in refused:
-            submission.reply.fail(
-                Internal("The server could not save this change, so nothing was changed.")
-            )
+        for submission in submissions:
+            submission.reply.fail(refusal)
 
     # -- timers ---------------------------------------------------------------------------
 

@@ -40,10 +40,14 @@ class _Bucket:
         self.level = burst
         self.at = trio.current_time()
 
+    def level_at(self, now: float) -> float:
+        """The level at `now`, refilled since the last debit."""
+        return min(self.burst, self.level + (now - self.at) * self.rate)
+
     def debit(self, amount: float) -> float:
         """Take `amount` (at most `burst`); return the seconds until the level is back at 0."""
         now = trio.current_time()
-        self.level = min(self.burst, self.level + (now - self.at) * self.rate)
+        self.level = self.level_at(now)
         self.at = now
         self.level -= min(amount, self.burst)
         return 0.0 if self.level >= 0 else -self.level / self.rate
@@ -134,7 +138,7 @@ class IdentityAllowance:
     def _forget_refilled(self) -> None:
         now = trio.current_time()
         for subject, bucket in list(self._buckets.items()):
-            if bucket.level + (now - bucket.at) * bucket.rate >= bucket.burst:
+            if bucket.level_at(now) >= bucket.burst:
                 del self._buckets[subject]
 
 

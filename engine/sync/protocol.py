@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import attrs
 import orjson
 
 #: Integers in client messages (ids, versions, counts) are JavaScript numbers in Convex's
@@ -32,17 +31,19 @@ class ProtocolViolation(Exception):
     """The client broke the protocol; the session ends with FatalError."""
 
 
-@attrs.frozen
-class StateVersion:
-    query_set: int
-    ts: int
-    identity: int
+#: A client's state version (Convex's StateVersion): (query set version, ts, identity
+#: version). Plain ints in a plain tuple: a session keeps one per Transition it sends, and the
+#: cyclic GC stops tracking such tuples (an object per Transition would outlive the young
+#: generations and bring full collections sooner).
+StateVersion = tuple[int, int, int]
 
-    def wire(self) -> dict[str, Any]:
-        return {"querySet": self.query_set, "ts": encode_ts(self.ts), "identity": self.identity}
+INITIAL_VERSION: StateVersion = (0, 0, 0)
 
 
-INITIAL_VERSION = StateVersion(query_set=0, ts=0, identity=0)
+def version_wire(version: StateVersion) -> dict[str, Any]:
+    """A state version as the wire carries it."""
+    query_set, ts, identity = version
+    return {"querySet": query_set, "ts": encode_ts(ts), "identity": identity}
 
 
 def encode_ts(ts: int) -> str:

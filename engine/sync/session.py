@@ -61,6 +61,7 @@ from engine.sync.protocol import (
     ping,
     protocol_int,
     single_args,
+    version_wire,
 )
 
 if TYPE_CHECKING:
@@ -75,9 +76,6 @@ POLICY_VIOLATION = 1008
 MAX_UNSENT_RESPONSES = 10_000
 #: Distinct Transitions kept on one query result for other sessions to reuse.
 MAX_SHARED_TRANSITIONS = 64
-
-#: A client's state version: (query set version, ts, identity version).
-Version = tuple[int, int, int]
 
 
 @attrs.define
@@ -142,14 +140,8 @@ class SyncSession:
         self.identity: Identity = ANONYMOUS
         self.identity_version = 0
         self.query_set_version = 0
-        #: The version the last Transition ended at, as (query set, ts, identity): plain ints
-        #: in a plain tuple, which the cyclic GC stops tracking (a version object per flush
-        #: would outlive its young generations and bring full collections sooner).
-        self._sent: Version = (
-            INITIAL_VERSION.query_set,
-            INITIAL_VERSION.ts,
-            INITIAL_VERSION.identity,
-        )
+        #: The version the last Transition ended at.
+        self._sent: StateVersion = INITIAL_VERSION
         self.queries: dict[int, LiveQuery] = {}
         self.removed: list[int] = []
         self.responses: list[Response] = []
@@ -525,9 +517,10 @@ class SyncSession:
             if query.error is not None:
                 entries.append(_failed(query.query_id, query.error))
                 query.error = None
-            elif query.sub is not None and query.sub.pending_result is not None:
-                entries.append((query.query_id, query.sub.pending_result))
-                query.sub.pending_result = None
+            elif query.sub is not None:
+                update = query.sub.take()
+                if update is not None:
+                    entries.append((query.query_id, update[1]))
         # Responses first: Convex's client resolves a completed mutation on the next Transition
         # that reaches its ts, so that Transition must follow the response.
         answered = bool(self.responses)
@@ -559,7 +552,7 @@ class SyncSession:
         return frames
 
     def _transition(
-        self, entries: list[dict[str, Any] | tuple[int, Result]], target: Version
+        self, entries: list[dict[str, Any] | tuple[int, Result]], target: StateVersion
     ) -> bytes:
         from engine.server.values import convex_to_json
 
@@ -569,13 +562,13 @@ class SyncSession:
         ]
         transition = {
             "type": "Transition",
-            "startVersion": _wire(self._sent),
-            "endVersion": _wire(target),
+            "startVersion": version_wire(self._sent),
+            "endVersion": version_wire(target),
             "modifications": modifications,
         }
         return orjson.dumps(transition)
 
-    def _one_update(self, query_id: int, result: Result, target: Version) -> bytes:
+    def _one_update(self, query_id: int, result: Result, target: StateVersion) -> bytes:
         """A Transition carrying one QueryUpdated: the common case of a fan-out. Sessions at
         the same versions with the same query id get the same bytes, so they are built once
         per result and kept on it."""
@@ -586,12 +579,6 @@ class SyncSession:
             if len(result.encodings) < MAX_SHARED_TRANSITIONS:
                 result.encodings[key] = frame
         return frame
-
-
-def _wire(version: Version) -> dict[str, Any]:
-    """A `(query set, ts, identity)` version as Convex's StateVersion."""
-    query_set, ts, identity = version
-    return StateVersion(query_set=query_set, ts=ts, identity=identity).wire()
 
 
 def _updated(query_id: int, result: Result, encode: Any) -> dict[str, Any]:
