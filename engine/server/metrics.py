@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
@@ -48,6 +55,9 @@ class Metrics:
             "turnstile_journal_seq", "The last committed journal sequence number.",
             registry=self.registry,
         )
+        # python_gc_collections_total{generation}: a full (generation 2) collection pauses the
+        # whole server, so how often they run is worth watching.
+        GCCollector(registry=self.registry)
         self.sessions_due = Gauge(
             "turnstile_sync_sessions_due",
             "Sync sessions with changes waiting for the fan-out loop to write them (a lasting "

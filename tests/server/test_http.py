@@ -76,6 +76,7 @@ async def test_metrics_count_calls_and_read_engine_gauges(live: LiveServer) -> N
     assert f"turnstile_resident_actors {float(live.engine.resident_actors())}" in text
     assert "turnstile_websocket_sessions 0.0" in text
     assert "turnstile_sync_sessions_due 0.0" in text
+    assert 'python_gc_collections_total{generation="2"}' in text
 
 
 async def test_mutation_and_query_succeed_as_convex_http_client_expects(live: LiveServer) -> None:

@@ -372,8 +372,13 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
                 await server.metric_reaches("turnstile_websocket_sessions", connections + 4)
                 record("watch", f"{connections:,} sessions opened on the bystanders' event",
                        seconds, rounds)
+                full_gc = 'generation="2"'
+                collections = await server.metric("python_gc_collections_total", full_gc)
                 started = time.perf_counter()
                 watched_rounds = [await crowd.round() for _ in range(200)]
+                watched_full_gc = (
+                    await server.metric("python_gc_collections_total", full_gc) - collections
+                )
                 record("watched", f"{connections:,} sessions held on the bystanders' event:"
                        " each of their joins is sent to every one", time.perf_counter() - started,
                        watched_rounds)
@@ -467,6 +472,8 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
                 "",
                 f"- connections held: {connections:,} sync sessions at once (each Connected and"
                 " subscribed), the bystanders' mutations and subscriptions correct throughout",
+                f"- full GC collections in the server during the watched phase:"
+                f" {watched_full_gc:.0f} (python_gc_collections_total)",
                 f"- server memory per held connection: {per_connection / 1024:.1f} KiB (RSS"
                 f" {before / MIB:.0f} -> {holding / MIB:.0f} MiB); after closing them"
                 f" {after_close / MIB:.0f} MiB (kept by the allocator, reused: the floods after"
