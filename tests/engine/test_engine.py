@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,16 +24,6 @@ def journal_rows(data_dir: Path) -> list[tuple[object, ...]]:
         return conn.execute("SELECT * FROM events ORDER BY seq").fetchall()
     finally:
         conn.close()
-
-
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[EngineHarness]:
-    async with open_harness(
-        tmp_path / "data",
-        modules=(COUNTERS,),
-        config=EngineConfig(check_invariants=True, snapshot_every=0, offload_io=False),
-    ) as harness:
-        yield harness
 
 
 async def test_mutation_is_durable_and_numbered(

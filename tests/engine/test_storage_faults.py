@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,14 +16,11 @@ import trio
 import trio.testing
 
 from domain.errors import Overloaded
-from engine import EngineConfig
 from engine.journal import JOURNAL_FILE
-from engine.testing.harness import EngineHarness, open_harness
+from engine.testing.harness import EngineHarness
 from snapshots.store import list_files, snapshot_dir
-from tests.engine.counters import COUNTER, COUNTERS
+from tests.engine.counters import COUNTER
 from tests.engine.test_engine import journal_rows
-
-CONFIG = EngineConfig(check_invariants=True, snapshot_every=0, offload_io=False)
 
 FAULTS: dict[str, Callable[[], BaseException]] = {
     "diskFull": lambda: sqlite3.OperationalError("database or disk is full"),
@@ -45,12 +42,6 @@ class FaultyDisk:
             real(batch)  # type: ignore[arg-type]
 
         monkeypatch.setattr(h.engine.journal, "append", append)
-
-
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[EngineHarness]:
-    async with open_harness(tmp_path / "data", modules=(COUNTERS,), config=CONFIG) as harness:
-        yield harness
 
 
 @pytest.mark.parametrize("kind", sorted(FAULTS))

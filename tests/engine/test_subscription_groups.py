@@ -12,9 +12,8 @@ different caller or different args make a different group.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,23 +23,12 @@ import trio.testing
 import engine.subscriptions
 from domain.identity import Identity
 from domain.model import QuerySpec
-from engine import EngineConfig, codec
+from engine import codec
 from engine.engine import Engine
 from engine.subscriptions import RecordingView, Result, Subscription
-from engine.testing.harness import EngineHarness, open_harness, user
-from tests.engine.counters import COUNTERS
+from engine.testing.harness import EngineHarness, user
 
 Evaluation = tuple[str, Any, Identity]
-
-
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[EngineHarness]:
-    async with open_harness(
-        tmp_path / "data",
-        modules=(COUNTERS,),
-        config=EngineConfig(check_invariants=True, snapshot_every=0, offload_io=False),
-    ) as harness:
-        yield harness
 
 
 @pytest.fixture
