@@ -1,9 +1,9 @@
-"""Crash under load, short form: `python -m tools.chaos` as an operator runs it (5 SIGKILLs over
+"""Crash under load, short form: `python -m lab.chaos` as an operator runs it (5 SIGKILLs over
 10 s of the mixed load, a real `turnstile serve` on 127.0.0.1), read through its JSON report;
 and the ledger that holds a journal to what was acknowledged, shown to catch a lost and a
 duplicated mutation.
 
-The long form is `python -m tools.chaos --duration 120 --kills 30` (docs/reliability.md).
+The long form is `python -m lab.chaos --duration 120 --kills 30` (docs/reliability.md).
 Set TURNSTILE_CHAOS_SEED to repeat a run's kill moments and users' choices.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from domain.identity import Identity
 from engine.testing import open_harness
-from tools.chaos.crash import percentile
-from tools.chaos.ledger import Tally, account
+from lab.chaos.crash import percentile
+from lab.chaos.ledger import Tally, account
 from tools.loadtest import Sent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def test_nothing_acknowledged_is_lost_or_doubled_across_five_sigkills(tmp_path: 
     report_path = tmp_path / "chaos.json"
     done = subprocess.run(
         [
-            sys.executable, "-m", "tools.chaos",
+            sys.executable, "-m", "lab.chaos",
             "--duration", "10", "--kills", str(KILLS), "--seed", str(seed),
             "--data-dir", str(tmp_path / "data"), "--report", str(report_path),
             "--users", "30", "--tickets", "12", "--subscribers", "30", "--writers", "2",
@@ -79,7 +79,7 @@ def test_nothing_acknowledged_is_lost_or_doubled_across_five_sigkills(tmp_path: 
 def test_a_data_dir_that_is_not_empty_is_refused(tmp_path: Path) -> None:
     (tmp_path / "journal.db").write_bytes(b"")
     done = subprocess.run(
-        [sys.executable, "-m", "tools.chaos", "--data-dir", str(tmp_path), "--kills", "1"],
+        [sys.executable, "-m", "lab.chaos", "--data-dir", str(tmp_path), "--kills", "1"],
         cwd=REPO,
         capture_output=True,
         text=True,

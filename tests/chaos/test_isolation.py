@@ -7,7 +7,7 @@ without a probe.
 
 The engine's clock stands still (`mock_clock`: a MockClock that never jumps), so no scheduled
 job writes while each call is judged by the journal rows it added. The long form is
-`python -m tools.chaos isolation --rounds 20` (docs/reliability.md).
+`python -m lab.chaos isolation --rounds 20` (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from domain.identity import ADMIN, Identity
 from domain.model import Decision, Module, MutationSpec, QuerySpec, View
 from engine.registry import Registry
 from engine.testing import open_harness
-from tools.chaos import PROBES, IsolationConfig, Probe, missing_probes, run_isolation
-from tools.chaos.probes import ORG
+from lab.chaos import PROBES, IsolationConfig, Probe, missing_probes, run_isolation
+from lab.chaos.probes import ORG
 
 SEED = 20260101
 

@@ -155,8 +155,8 @@ async def test_a_missing_row_in_the_tail_is_a_gap_that_ends_the_journal(
 async def test_a_busy_engine_whose_disk_fails_on_and_off_loses_and_invents_nothing(
     tmp_path: Path,
 ) -> None:
-    """The short form of `python -m tools.storage_faults` (real clock, two seconds)."""
-    from tools.storage_faults import run
+    """The short form of `python -m lab.storage_faults` (real clock, two seconds)."""
+    from lab.storage_faults import run
 
     figures = await run(tmp_path / "data", seconds=2.0, tasks=16, seed=3)
     assert figures["acknowledged"] > 0 and sum(figures["refused"].values()) > 0

@@ -1,6 +1,6 @@
 """Shared set-up for the hostile-client and flood tests: a live server on 127.0.0.1 (a free
 port, real time: the sockets are real) whose logged failures are captured, and helpers to talk
-to it. The short forms run here; the long forms are `python -m tools.hostile` (see
+to it. The short forms run here; the long forms are `python -m lab.hostile` (see
 docs/reliability.md)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import trio
 import trio_websocket
 
 from engine.server import ServerConfig
-from tools.hostile.target import Target, open_target
-from tools.hostile.wire import SyncPeer
+from lab.hostile.target import Target, open_target
+from lab.hostile.wire import SyncPeer
 
 #: The shipped limits, with a short read timeout so that cut-short requests end soon.
 CONFIG = ServerConfig(read_timeout=1.0, drain_seconds=5.0)

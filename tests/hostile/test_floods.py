@@ -4,7 +4,7 @@ limits per connection and per identity. While each runs, well-behaved clients (`
 keep doing rounds: their mutations succeed and their subscriptions converge to what the engine
 says. Memory is compared within the run (psutil RSS and tracemalloc), never against a clock.
 
-The long form: `python -m tools.hostile flood --connections 5000` (docs/reliability.md).
+The long form: `python -m lab.hostile flood --connections 5000` (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ import trio.testing
 
 from domain.identity import ADMIN
 from engine.server import ServerConfig
-from tests.hostile.conftest import EVENT, admin, closed, connect, frame, mutation, until, user
-from tools.hostile.bystanders import Bystanders
-from tools.hostile.flood import (
+from lab.hostile.bystanders import Bystanders
+from lab.hostile.flood import (
     SenderReport,
     churn,
     fast_sender,
@@ -38,9 +37,10 @@ from tools.hostile.flood import (
     rss_bytes,
     slow_handshake,
 )
-from tools.hostile.target import Target, open_target
-from tools.hostile.wire import SyncPeer, http_call, open_ws
-from tools.rawws import RawClient, open_many, read_until, subscribe_to_event
+from lab.hostile.target import Target, open_target
+from lab.hostile.wire import SyncPeer, http_call, open_ws
+from lab.rawws import RawClient, open_many, read_until, subscribe_to_event
+from tests.hostile.conftest import EVENT, admin, closed, connect, frame, mutation, until, user
 
 CONFIG = ServerConfig(read_timeout=1.0, drain_seconds=5.0)
 #: Connections opened and dropped per churn in the short form (the long form: thousands).

@@ -1,7 +1,7 @@
 """Hostile HTTP clients against a live server: the fuzzer's short form, then one regression
 test for each defect it found (docs/reliability.md, "Hostile clients").
 
-The long form: `python -m tools.hostile fuzz --transport http --cases 20000`.
+The long form: `python -m lab.hostile fuzz --transport http --cases 20000`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 import engine.server.values
 from domain.errors import InvalidArgs
 from engine.server.values import json_to_convex
-from tools.hostile.bystanders import Bystanders
-from tools.hostile.fuzz import fuzz
-from tools.hostile.target import Target
-from tools.hostile.wire import exchange, parse_answers
+from lab.hostile.bystanders import Bystanders
+from lab.hostile.fuzz import fuzz
+from lab.hostile.target import Target
+from lab.hostile.wire import exchange, parse_answers
 
 #: Cases in the short form (a few seconds); the long form runs tens of thousands.
 FUZZ_CASES = 200

@@ -1,7 +1,7 @@
 """Hostile sync clients against a live server: the fuzzer's short form, then one regression
 test for each defect it found (docs/reliability.md, "Hostile clients").
 
-The long form: `python -m tools.hostile fuzz --transport sync --cases 20000`.
+The long form: `python -m lab.hostile fuzz --transport sync --cases 20000`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import engine.server.values
 from domain.errors import Internal
 from domain.identity import ADMIN
 from engine.sync.protocol import decode_ts, subscribe_message
+from lab.hostile.bystanders import Bystanders
+from lab.hostile.fuzz import fuzz
+from lab.hostile.target import Target
+from lab.hostile.wire import SyncPeer, open_ws
 from tests.hostile.conftest import EVENT, admin, closed, connect, mutation, until
-from tools.hostile.bystanders import Bystanders
-from tools.hostile.fuzz import fuzz
-from tools.hostile.target import Target
-from tools.hostile.wire import SyncPeer, open_ws
 
 #: Cases in the short form (a few seconds); the long form runs tens of thousands.
 FUZZ_CASES = 200

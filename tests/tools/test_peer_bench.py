@@ -1,4 +1,4 @@
-"""The peer benchmark (tools/peer_bench) at tiny sizes: Turnstile's side end to end, the checks
+"""The peer benchmark (lab/peer_bench) at tiny sizes: Turnstile's side end to end, the checks
 every contender's outcome goes through, the table and the doc section. The PostgreSQL and
 eventsourcing sides run only where they are installed (`pip install -e '.[peers]'`, Debian's
 postgresql); elsewhere they skip."""
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tools.peer_bench import eventsourcing_side, postgres_side, report, turnstile_side
-from tools.peer_bench.__main__ import run_round
-from tools.peer_bench.workload import (
+from lab.peer_bench import eventsourcing_side, postgres_side, report, turnstile_side
+from lab.peer_bench.__main__ import run_round
+from lab.peer_bench.workload import (
     OFFERED,
     PURCHASED,
     WAITING,
@@ -82,7 +82,7 @@ def test_command_line_quick_run_prints_the_table(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     # A PATH without PostgreSQL's binaries: that side must be skipped, the others run.
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
-    command = [sys.executable, "-m", "tools.peer_bench", "--quick", "--only", "turnstile,postgres"]
+    command = [sys.executable, "-m", "lab.peer_bench", "--quick", "--only", "turnstile,postgres"]
     command += ["--tickets", "5", "--users", "30", "--clients", "4", "--json", str(out)]
     done = subprocess.run(
         command,

@@ -4,8 +4,8 @@
     report.passed, report.calls, report.breaches
 
 On a fresh engine, `build_world` gives each organization staff (every capability, and two
-partial sets), two ticket buyers, and a record of every kind (tools.chaos.world). Then, for
-every function of the registry (its `Probe`, tools.chaos.probes: a function without one is a
+partial sets), two ticket buyers, and a record of every kind (lab.chaos.world). Then, for
+every function of the registry (its `Probe`, lab.chaos.probes: a function without one is a
 failure), every victim (an organization; for a user's functions, each buyer) and every party
 that is foreign to that victim, the function is called:
 
@@ -58,8 +58,8 @@ from domain.identity import ADMIN, ANONYMOUS, Identity
 from engine import Engine
 from engine.journal import scan
 from engine.server import Authenticator, convex_to_json, mint_token, serve
-from tools.chaos.probes import ADMIN as ADMIN_SCOPE
-from tools.chaos.probes import (
+from lab.chaos.probes import ADMIN as ADMIN_SCOPE
+from lab.chaos.probes import (
     ORG,
     PROBES,
     PUBLIC,
@@ -68,7 +68,7 @@ from tools.chaos.probes import (
     Probe,
     missing_probes,
 )
-from tools.chaos.world import Buyer, Org, Party, World, build_world
+from lab.chaos.world import Buyer, Org, Party, World, build_world
 
 #: Breaches listed in full in a report (the rest are counted).
 LISTED = 50

@@ -39,9 +39,9 @@ from domain.errors import TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
 from engine.server.values import json_to_convex
 from engine.sync.protocol import decode_ts
-from tools.hostile.target import Target
-from tools.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values, keys
-from tools.hostile.wire import ServerMisbehaved, SyncPeer, open_ws
+from lab.hostile.target import Target
+from lab.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values, keys
+from lab.hostile.wire import ServerMisbehaved, SyncPeer, open_ws
 
 #: Protocol integers must be JavaScript-safe (Convex's ids and versions are JS numbers).
 MAX_PROTOCOL_INT = 2**53 - 1
@@ -110,7 +110,7 @@ class Credentials:
 
 
 def target_secret() -> str:
-    from tools.hostile.target import JWT_SECRET
+    from lab.hostile.target import JWT_SECRET
 
     return JWT_SECRET
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import attrs
 
-from tools.peer_bench.workload import (
+from lab.peer_bench.workload import (
     JOIN_LIMIT,
     JOIN_WINDOW_MS,
     OFFER_MS,

@@ -1,4 +1,4 @@
-"""`python -m tools.peer_bench [--quick] [--write-doc]` (`./dev peers`): see tools/peer_bench."""
+"""`python -m lab.peer_bench [--quick] [--write-doc]` (`./dev peers`): see lab/peer_bench."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from tools.peer_bench import report
-from tools.peer_bench.workload import FULL, QUICK, Sizes
+from lab.peer_bench import report
+from lab.peer_bench.workload import FULL, QUICK, Sizes
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NAMES = {"turnstile": "Turnstile", "postgres": "PostgreSQL", "eventsourcing": "eventsourcing"}
@@ -40,19 +40,19 @@ def run_round(contender: str, scratch: Path, sizes: Sizes, pg_clients: int, pg_m
     not installed here."""
     if contender == "turnstile":
         from engine import tune_gc
-        from tools.peer_bench import turnstile_side
+        from lab.peer_bench import turnstile_side
 
         tune_gc()  # as a server would run (engine.tune_gc)
         return turnstile_side.run(scratch, sizes)
     if contender == "postgres":
-        from tools.peer_bench import postgres_side
+        from lab.peer_bench import postgres_side
 
         try:
             return postgres_side.run(_with_clients(sizes, pg_clients), pg_mode)
         except postgres_side.Unavailable as exc:
             return {"skipped": str(exc)}
     if contender == "eventsourcing":
-        from tools.peer_bench import eventsourcing_side
+        from lab.peer_bench import eventsourcing_side
 
         try:
             return eventsourcing_side.run(scratch, sizes)
@@ -87,7 +87,7 @@ def run_child(contender: str, args: argparse.Namespace, pg_clients: int) -> dict
     scratch = Path(tempfile.mkdtemp(prefix=f"turnstile-peers-{contender}-", dir="/tmp"))
     out = scratch / "result.json"
     command = [
-        sys.executable, "-m", "tools.peer_bench", "--child", contender, "--out", str(out),
+        sys.executable, "-m", "lab.peer_bench", "--child", contender, "--out", str(out),
         "--scratch", str(scratch), "--pg-mode", args.pg_mode, "--pg-clients-one", str(pg_clients),
         "--tickets", str(sizes.tickets), "--users", str(sizes.users),
         "--clients", str(sizes.clients), "--deadline", str(sizes.deadline_s),
@@ -144,7 +144,7 @@ def versions(results: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def parent_main(args: argparse.Namespace) -> int:
-    from tools.bench import machine
+    from lab.bench import machine
 
     sizes = sizes_of(args)
     pg_clients = args.pg_clients or ([sizes.clients, 4] if not args.quick else [sizes.clients])
@@ -195,7 +195,7 @@ def parent_main(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "results": all_results}, indent=1))
     if args.write_doc:
-        command = ("python -m tools.peer_bench " + " ".join(sys.argv[1:])).strip()
+        command = ("python -m lab.peer_bench " + " ".join(sys.argv[1:])).strip()
         text = report.section(table, notes, info, soft, command, sizes, total, args.quick)
         report.write_doc(text)
         print(f"\nwrote the {report.HEADING!r} section of {report.DOC.relative_to(REPO)}")
@@ -204,7 +204,7 @@ def parent_main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.peer_bench",
+        prog="python -m lab.peer_bench",
         description="Turnstile against PostgreSQL and eventsourcing on the onsale workload.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")

@@ -1,8 +1,8 @@
-"""`python -m tools.chaos` (or `./dev chaos`): the two hostile runs of docs/reliability.md.
+"""`python -m lab.chaos` (or `./dev chaos`): the two hostile runs of docs/reliability.md.
 
-    python -m tools.chaos [--duration 120] [--kills 30] [--port P] [--data-dir D] [--seed S]
+    python -m lab.chaos [--duration 120] [--kills 30] [--port P] [--data-dir D] [--seed S]
                           [--report FILE.json]
-    python -m tools.chaos isolation [--orgs 3] [--rounds 20] [--seed S] [--http-sample 500]
+    python -m lab.chaos isolation [--orgs 3] [--rounds 20] [--seed S] [--http-sample 500]
                                     [--report FILE.json]
 
 Exit status: 0 when every check passed, 1 when one failed, 2 when the run could not start.
@@ -23,17 +23,17 @@ import trio
 import trio.testing
 
 from engine.testing import open_harness
-from tools.chaos.crash import ChaosConfig, ChaosError, ChaosReport, run_chaos
-from tools.chaos.isolation import IsolationConfig, IsolationReport, run_isolation
+from lab.chaos.crash import ChaosConfig, ChaosError, ChaosReport, run_chaos
+from lab.chaos.isolation import IsolationConfig, IsolationReport, run_isolation
 
 
 def _crash_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.chaos",
+        prog="python -m lab.chaos",
         description="Crash under load: run the mixed load test against a turnstile serve that "
         "is SIGKILLed at random moments and restarted on the same port and data dir; then "
         "nothing acknowledged may be lost or applied twice, and replay --verify must be clean. "
-        "(`python -m tools.chaos isolation --help`: the isolation test.)",
+        "(`python -m lab.chaos isolation --help`: the isolation test.)",
     )
     defaults = ChaosConfig()
     add = parser.add_argument
@@ -55,7 +55,7 @@ def _crash_parser() -> argparse.ArgumentParser:
 
 def _isolation_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.chaos isolation",
+        prog="python -m lab.chaos isolation",
         description="Isolation: every function of the registry called by every party foreign "
         "to the ids it names, in-process and (a sample) over HTTP with real JWTs; no call may "
         "read or write another organization's or user's records.",

@@ -11,7 +11,7 @@ A probe's `build(pick)` returns the function's args (wire names), taking every i
 - user kinds (`USER_KINDS`): `user` (a `userId`), `waitingList`, `paymentIntent`.
 
 The runner decides, per kind, whether `pick` answers with the victim's id or the caller's own
-(see `tools.chaos.isolation`); `pick.text()` gives a fresh string where a value must be unique.
+(see `lab.chaos.isolation`); `pick.text()` gives a fresh string where a value must be unique.
 
 Scopes, from FUNCTIONS.md ("who"):
 
@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from tools.chaos.world import BOOKING_AT
+from lab.chaos.world import BOOKING_AT
 
 ORG, USER, ADMIN, PUBLIC = "org", "user", "admin", "public"
 ORG_KINDS = frozenset(

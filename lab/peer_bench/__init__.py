@@ -1,4 +1,4 @@
-"""Benchmarks of Turnstile against what a user would pick instead: `python -m tools.peer_bench`
+"""Benchmarks of Turnstile against what a user would pick instead: `python -m lab.peer_bench`
 (`./dev peers`; `--quick` for a smoke run, `--write-doc` for the "Peers" section of
 docs/benchmarks.md).
 

@@ -26,10 +26,10 @@ import orjson
 from hypothesis import strategies as st
 
 from domain.identity import ADMIN, ANONYMOUS, Identity
-from tools.hostile.sync_cases import NEVER, Credentials, query_outcome, well_formed_creates
-from tools.hostile.target import Target
-from tools.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values
-from tools.hostile.wire import Answer, ServerMisbehaved, check_no_leak, exchange, parse_answers
+from lab.hostile.sync_cases import NEVER, Credentials, query_outcome, well_formed_creates
+from lab.hostile.target import Target
+from lab.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values
+from lab.hostile.wire import Answer, ServerMisbehaved, check_no_leak, exchange, parse_answers
 
 FUNCTION_ROUTES = {"/api/query": "query", "/api/mutation": "mutation", "/api/action": "action"}
 ROUTES = {"/health": "GET", "/metrics": "GET"} | {path: "POST" for path in FUNCTION_ROUTES}

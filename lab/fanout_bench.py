@@ -1,4 +1,4 @@
-"""Fan-out benchmark of the sync protocol: `python -m tools.fanout_bench [--quick]`.
+"""Fan-out benchmark of the sync protocol: `python -m lab.fanout_bench [--quick]`.
 
 One run prints one table. For N subscribers (100, 1,000; `--quick`: 100, 300) held by a child
 process (so the server and the clients run on different cores), each a raw WebSocket connection
@@ -38,7 +38,7 @@ import trio
 import trio.lowlevel
 import trio_websocket
 
-from tools.rawws import open_many, open_raw, read_until, subscribe_to_event
+from lab.rawws import open_many, open_raw, read_until, subscribe_to_event
 
 HOST = "127.0.0.1"
 JOIN = "events:joinWaitingList"
@@ -161,7 +161,7 @@ class Child:
         cmd = [
             sys.executable,
             "-m",
-            "tools.fanout_bench",
+            "lab.fanout_bench",
             "--child",
             kind,
             "--port",

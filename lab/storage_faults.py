@@ -1,6 +1,6 @@
 """Storage faults, long form: a busy engine whose journal fails on and off.
 
-    python -m tools.storage_faults [--duration 60] [--tasks 64] [--seed 1]
+    python -m lab.storage_faults [--duration 60] [--tasks 64] [--seed 1]
 
 Runs the real engine in-process on a temporary data dir (`synchronous=FULL`) with the journal's
 `append` wrapped: for random spells (0.05-0.5 s) every append raises a fault (disk full, I/O

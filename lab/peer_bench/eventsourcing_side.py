@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tools.peer_bench.workload import (
+from lab.peer_bench.workload import (
     JOIN_LIMIT,
     JOIN_WINDOW_MS,
     OFFER_MS,

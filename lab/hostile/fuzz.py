@@ -23,10 +23,10 @@ from hypothesis.errors import HypothesisWarning
 
 from engine.codec import camel
 from engine.engine import Engine
-from tools.hostile.bystanders import Bystanders, percentile
-from tools.hostile.http_cases import http_cases, play_http_case
-from tools.hostile.sync_cases import Credentials, SyncRecord, play_sync_case, sync_cases
-from tools.hostile.target import Target
+from lab.hostile.bystanders import Bystanders, percentile
+from lab.hostile.http_cases import http_cases, play_http_case
+from lab.hostile.sync_cases import Credentials, SyncRecord, play_sync_case, sync_cases
+from lab.hostile.target import Target
 
 TRANSPORTS = ("sync", "http")
 

@@ -1,6 +1,6 @@
 """Floods: many connections, slow handshakes, a client that never reads, a client that sends as
 fast as it can. Each helper drives one kind against a server on 127.0.0.1 and reports what it
-saw; the tests (short form) and `python -m tools.hostile flood` (long form) assert and print.
+saw; the tests (short form) and `python -m lab.hostile flood` (long form) assert and print.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import trio
 import trio_websocket
 
 from engine.sync.protocol import connect_message, subscribe_message
-from tools.hostile.wire import raw_upgrade, upgrade_request
+from lab.hostile.wire import raw_upgrade, upgrade_request
 
 #: Kinds of connection a churn opens and drops (in turn).
 CHURN_KINDS = ("tcp", "half-head", "http", "upgrade", "session")

@@ -21,8 +21,8 @@ import trio
 import trio_websocket
 
 from engine.sync.protocol import connect_message, decode_ts, subscribe_message
-from tools.hostile.target import Server
-from tools.hostile.wire import ServerMisbehaved, SyncPeer, open_ws
+from lab.hostile.target import Server
+from lab.hostile.wire import ServerMisbehaved, SyncPeer, open_ws
 
 QUERY = "events:getEventAvailability"
 QUERY_ID = 0

@@ -40,8 +40,8 @@ import attrs
 import trio
 
 from engine.sync.client import open_client
-from tools.chaos.ledger import Tally, account, count_outcomes, read_back
-from tools.chaos.server import REPO, ServerFailed, ServerProcess, free_port
+from lab.chaos.ledger import Tally, account, count_outcomes, read_back
+from lab.chaos.server import REPO, ServerFailed, ServerProcess, free_port
 from tools.loadtest import LoadConfig, Recorder, RunResult, SetupFailed, run_loadtest
 from tools.loadtest.checks import Check
 

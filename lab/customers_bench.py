@@ -1,6 +1,6 @@
 """Customer benchmark: creates/s with uniqueness claims, and `customers:list` latency at scale.
 
-    python -m tools.customers_bench [--customers 100000] [--queries 2000] [--quick] [--write-doc]
+    python -m lab.customers_bench [--customers 100000] [--queries 2000] [--quick] [--write-doc]
 
 Runs the real engine in-process on a temporary data dir (`synchronous=FULL`, default config,
 `engine.tune_gc()` as a server would):
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(results)
     print(text)
     if args.write_doc:
-        command = "python -m tools.customers_bench" + (" --quick" if args.quick else "")
+        command = "python -m lab.customers_bench" + (" --quick" if args.quick else "")
         write_doc(text, command)
     return 0
 

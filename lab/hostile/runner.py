@@ -1,4 +1,4 @@
-"""The long forms: `python -m tools.hostile fuzz ...` and `python -m tools.hostile flood ...`.
+"""The long forms: `python -m lab.hostile fuzz ...` and `python -m lab.hostile flood ...`.
 
 `fuzz` plays Hypothesis-generated hostile cases against a live in-process server (as the
 tests do, with a seed of the run's own) and prints how many were tried. `flood` starts the
@@ -30,8 +30,8 @@ import orjson
 import trio
 
 from engine.server import ServerConfig
-from tools.hostile.bystanders import Bystanders, percentile
-from tools.hostile.flood import (
+from lab.hostile.bystanders import Bystanders, percentile
+from lab.hostile.flood import (
     SenderReport,
     churn,
     fast_sender,
@@ -40,10 +40,10 @@ from tools.hostile.flood import (
     rss_bytes,
     slow_handshake,
 )
-from tools.hostile.fuzz import TRANSPORTS, FuzzReport, fuzz
-from tools.hostile.target import ADMIN_KEY, JWT_SECRET, open_target
-from tools.hostile.wire import exchange, http_call, parse_answers
-from tools.rawws import open_many, read_until, subscribe_to_event
+from lab.hostile.fuzz import TRANSPORTS, FuzzReport, fuzz
+from lab.hostile.target import ADMIN_KEY, JWT_SECRET, open_target
+from lab.hostile.wire import exchange, http_call, parse_answers
+from lab.rawws import open_many, read_until, subscribe_to_event
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ async def run_fuzz(cases: int, transports: Sequence[str], seed: int) -> list[Fuz
 
 
 async def serve_standalone(data_dir: Path, settings: dict[str, Any]) -> None:
-    """`python -m tools.hostile serve`: the server the flood runs against (prints its port),
+    """`python -m lab.hostile serve`: the server the flood runs against (prints its port),
     with the GC tuned as `turnstile serve` tunes it."""
     from engine import EngineConfig, open_engine, tune_gc
     from engine.server import Authenticator, serve
@@ -142,7 +142,7 @@ class RemoteServer:
 
 @asynccontextmanager
 async def open_remote(data_dir: Path, settings: dict[str, str]) -> AsyncIterator[RemoteServer]:
-    command = [sys.executable, "-m", "tools.hostile", "serve", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "lab.hostile", "serve", "--data-dir", str(data_dir)]
     for name, value in settings.items():
         command += ["--set", f"{name}={value}"]
     process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, cwd=REPO)
@@ -207,7 +207,7 @@ async def _during(crowd: Bystanders, work: Any) -> tuple[float, list[float]]:
 
 
 async def run_load(kind: str, port: int, count: int, event_id: str, messages: int) -> None:
-    """`python -m tools.hostile load`: one flood, from a process of its own, so that the
+    """`python -m lab.hostile load`: one flood, from a process of its own, so that the
     bystanders' round trips measure the server and not a busy client process. Reports on
     stdout, one JSON object a line; `hold` and `noread` keep their connections until stdin
     closes."""
@@ -228,7 +228,7 @@ async def run_load(kind: str, port: int, count: int, event_id: str, messages: in
             await until_stdin_closes()
             await held.aclose()
     elif kind == "watch":
-        # Subscribers that read every frame at once, at a few microseconds each (tools/rawws):
+        # Subscribers that read every frame at once, at a few microseconds each (lab/rawws):
         # thousands of them in one process still keep up with what the server sends them.
         clients = await trio.to_thread.run_sync(
             open_many, port, count, lambda: subscribe_to_event(event_id)
@@ -301,7 +301,7 @@ class Load:
 
 @asynccontextmanager
 async def open_load(kind: str, port: int, count: int, **options: Any) -> AsyncIterator[Load]:
-    command = [sys.executable, "-m", "tools.hostile", "load", kind, "--port", str(port),
+    command = [sys.executable, "-m", "lab.hostile", "load", kind, "--port", str(port),
                "--count", str(count)]
     for name, value in options.items():
         command += [f"--{name}", str(value)]
@@ -321,7 +321,7 @@ async def run_flood(connections: int, slow: int, senders: int, readers: int) -> 
     the bystanders (in this process) do rounds; returns the report's lines."""
     defaults = ServerConfig()
     lines = [
-        f"Flood of {connections:,} connections against `python -m tools.hostile serve`"
+        f"Flood of {connections:,} connections against `python -m lab.hostile serve`"
         " (shipped ServerConfig defaults); each flood from a process of its own:",
         "",
         "| phase | what | seconds | bystander rounds | p50 ms | p99 ms | all seen p99 ms"

@@ -1,10 +1,10 @@
-"""`python -m tools.hostile fuzz|flood|serve` (`./dev hostile ...`): the long forms of the
+"""`python -m lab.hostile fuzz|flood|serve` (`./dev hostile ...`): the long forms of the
 hostile-client and flood tests; docs/reliability.md holds the figures they printed.
 
-    python -m tools.hostile fuzz --cases 20000 [--transport sync|http|both] [--seed N]
-    python -m tools.hostile flood --connections 5000 [--slow 500] [--senders 20] [--readers 5]
-    python -m tools.hostile serve --data-dir DIR [--set FIELD=VALUE ...]   (used by flood)
-    python -m tools.hostile load hold|watch|churn|slow|fast|noread --port P --count N
+    python -m lab.hostile fuzz --cases 20000 [--transport sync|http|both] [--seed N]
+    python -m lab.hostile flood --connections 5000 [--slow 500] [--senders 20] [--readers 5]
+    python -m lab.hostile serve --data-dir DIR [--set FIELD=VALUE ...]   (used by flood)
+    python -m lab.hostile load hold|watch|churn|slow|fast|noread --port P --count N
         (used by flood)
 
 Hypothesis (a dev dependency) drives `fuzz`; psutil (also dev) measures `flood`.
@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from engine.server import ServerConfig
-from tools.hostile.runner import (
+from lab.hostile.runner import (
     TRANSPORTS,
     default_seed,
     run_flood,
@@ -45,7 +45,7 @@ def _settings(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.hostile", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.hostile", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     fuzz = commands.add_parser("fuzz", help="hostile sync sessions and HTTP requests")
     fuzz.add_argument("--cases", type=int, default=20_000, help="cases per transport")
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fuzz":
         seed = default_seed() if args.seed is None else args.seed
         transports = TRANSPORTS if args.transport == "both" else (args.transport,)
-        print(f"python -m tools.hostile fuzz --cases {args.cases} --transport"
+        print(f"python -m lab.hostile fuzz --cases {args.cases} --transport"
               f" {args.transport} --seed {seed}", flush=True)
         reports = trio.run(run_fuzz, args.cases, transports, seed)
         total = sum(report.cases for report in reports)

@@ -2,7 +2,7 @@
 
 The engine runs on a fresh data dir with `EngineConfig(synchronous="FULL", snapshot_every=0)`
 (the default config except that no automatic snapshot lands inside the timed window) and
-`engine.tune_gc()`, as `tools.bench` runs it. `clients` trio tasks play the users; a mutation
+`engine.tune_gc()`, as `lab.bench` runs it. `clients` trio tasks play the users; a mutation
 returns only once its events are committed and fsynced (group commit), so every reply counted is
 durable. The final state is the event actor's committed state as a fresh engine recovers it from
 the journal after the run.
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.peer_bench.workload import (
+from lab.peer_bench.workload import (
     OFFERED,
     PRICE,
     FinalState,
