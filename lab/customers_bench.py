@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +37,7 @@ import trio
 
 from domain.identity import Identity
 from engine import EngineConfig, open_engine, tune_gc
+from lab.figures import machine, machine_line, percentile, write_section
 
 ORG = "org_bench"
 STAFF = Identity(
@@ -104,7 +103,6 @@ LAST = [
 ]
 LIFECYCLES = ["lead", "active", "at-risk", "churned"]
 LOCATIONS = [f"lo_bench{i:02d}" for i in range(20)]
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Customers (directory and uniqueness)"
 
 
@@ -122,10 +120,8 @@ def customer_args(i: int) -> dict[str, Any]:
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
-    ordered = sorted(samples)
-    p50 = ordered[len(ordered) // 2]
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return p50 * 1000, p99 * 1000, ordered[-1] * 1000
+    """p50, p99 and max of `samples` (seconds), in milliseconds."""
+    return percentile(samples, 50) * 1000, percentile(samples, 99) * 1000, max(samples) * 1000
 
 
 def needle(rng: random.Random) -> str:
@@ -249,39 +245,17 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = "unknown"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; "
-        f"load average {load:.2f} at the end; commit {commit}"
-    )
-
-
-def write_doc(text: str, command: str) -> None:
-    doc = DOC.read_text()
+def write_doc(text: str, command: str, info: dict[str, Any]) -> None:
     section = (
-        f"{SECTION}\n\nCommand: `{command}`. Machine: {machine()}. "
-        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n"
+        f"{SECTION}\n\nCommand: `{command}`. Machine: {machine_line(info)}. "
+        f"Date: {info['date']}.\n\n"
         "In-process engine (no network), `synchronous=FULL`. Creates run from 64 concurrent "
         "callers; each takes the email and phone claims in the same transaction. List latency is "
         "`Engine.query` of `customers:list` (limit 50) on committed state, i.e. what every "
         "subscription (re-)evaluation costs; the baseline is a plain scan of the same strings.\n\n"
         f"{text}\n"
     )
-    if SECTION in doc:
-        start = doc.index(SECTION)
-        rest = doc[start + len(SECTION) :]
-        end = rest.find("\n## ")
-        doc = doc[:start] + section + (rest[end + 1 :] if end >= 0 else "")
-    else:
-        doc = doc.rstrip("\n") + "\n\n\n" + section
-    DOC.write_text(doc)
+    write_section(SECTION, section)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,12 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.customers, args.queries = 10_000, 200
+    info = machine()
     results = trio.run(run, args.customers, args.queries)
+    info["loadavg_end"] = os.getloadavg()
     text = table(results)
     print(text)
     if args.write_doc:
         command = "python -m lab.customers_bench" + (" --quick" if args.quick else "")
-        write_doc(text, command)
+        write_doc(text, command, info)
     return 0
 
 

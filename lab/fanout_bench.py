@@ -38,6 +38,7 @@ import trio
 import trio.lowlevel
 import trio_websocket
 
+from lab.figures import machine, machine_line, percentile
 from lab.rawws import open_many, open_raw, read_until, subscribe_to_event
 
 HOST = "127.0.0.1"
@@ -179,29 +180,30 @@ class Child:
         self.cmd = cmd
 
     async def start(self, nursery: trio.Nursery) -> None:
-        self.proc = await trio.lowlevel.open_process(
+        self.proc = proc = await trio.lowlevel.open_process(
             self.cmd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=str(Path(__file__).resolve().parent.parent),
         )
+        assert proc.stdout is not None  # opened with stdout=PIPE
         buf = b""
         with trio.fail_after(90):
             while b"READY" not in buf:
-                chunk = await self.proc.stdout.receive_some()
+                chunk = await proc.stdout.receive_some()
                 if not chunk:
                     raise RuntimeError(f"child exited early: {self.cmd}")
                 buf += chunk
 
     async def finish(self, timeout: float = 120) -> dict[str, Any]:
-        assert self.proc is not None
+        assert self.proc is not None and self.proc.stdin is not None  # started, stdin=PIPE
         try:
             await self.proc.stdin.send_all(b"STOP\n")
         except trio.BrokenResourceError:
             pass
         with trio.fail_after(timeout):
             await self.proc.wait()
-        data = orjson.loads(self.out.read_bytes())
+        data: dict[str, Any] = orjson.loads(self.out.read_bytes())
         self.out.unlink()
         return data
 
@@ -235,13 +237,6 @@ def _latencies(
             if j < len(rec):
                 out.append(rec[j][0] - when)
     return out
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p * len(values)))]
 
 
 async def _fanout(engine: Any, port: int, n: int, seconds: float, pace: float) -> dict[str, Any]:
@@ -300,8 +295,8 @@ async def _fanout(engine: Any, port: int, n: int, seconds: float, pace: float) -
         "rate": rate,
         "commits": len(commits),
         "commit_rate": len(commits) / max(max(c[0] for c in commits) - wall_start, seconds),
-        "p50": _pct(lat, 0.5),
-        "p99": _pct(lat, 0.99),
+        "p50": percentile(lat, 50),
+        "p99": percentile(lat, 99),
         "size": size,
         "per_client": count / n,
     }
@@ -374,6 +369,7 @@ async def _e2e(port: int, engine: Any, clients: int, seconds: float) -> dict[str
     try:
         async with trio.open_nursery() as nursery:
             await child.start(nursery)
+            assert child.proc is not None  # started
             with trio.fail_after(seconds + 90):
                 await child.proc.wait()
         data = orjson.loads(child.out.read_bytes())
@@ -451,14 +447,19 @@ def _table(rows: list[dict[str, Any]], quick: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--child", choices=("sub", "raw", "mut"))
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--n", type=int)
-    parser.add_argument("--event")
-    parser.add_argument("--out")
-    parser.add_argument("--seconds", type=float, default=0)
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.fanout_bench", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="100 and 300 subscribers, 2 s phases (a smoke test)"
+    )
+    # The child processes' side of the line protocol (the benchmark starts them itself).
+    parser.add_argument("--child", choices=("sub", "raw", "mut"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--event", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "mut":
         trio.run(_child_main, args)
@@ -468,10 +469,12 @@ def main() -> None:
         _child_subscribers(args.port, args.n, event, Path(args.out))
         return
     t0 = time.monotonic()
+    info = machine()
     rows = trio.run(_parent, args.quick)
+    info["loadavg_end"] = os.getloadavg()
     print(
         f"Fan-out (sync protocol), {'quick' if args.quick else 'full'} run, "
-        f"cpus={os.cpu_count()}, {time.monotonic() - t0:.0f} s"
+        f"{time.monotonic() - t0:.0f} s; {machine_line(info)}"
     )
     print(_table(rows, args.quick))
     print(json.dumps(rows), file=sys.stderr)

@@ -27,7 +27,6 @@ The run, start to finish (every phase bounded):
 from __future__ import annotations
 
 import json
-import math
 import random
 import secrets
 import subprocess
@@ -40,6 +39,7 @@ import attrs
 import trio
 
 from engine.sync.client import open_client
+from lab import figures
 from lab.chaos.ledger import Tally, account, count_outcomes, read_back
 from lab.chaos.server import REPO, ServerFailed, ServerProcess, free_port
 from tools.loadtest import LoadConfig, Recorder, RunResult, SetupFailed, run_loadtest
@@ -211,12 +211,9 @@ class ChaosReport:
 
 
 def percentile(values: list[float], p: float) -> float | None:
-    """The nearest-rank percentile `p` (0 < p <= 100) of `values`, or None if empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
+    """The nearest-rank percentile `p` (0 < p <= 100) of `values` (`lab.figures.percentile`),
+    or None if empty."""
+    return figures.percentile(values, p) if values else None
 
 
 class WatchedRecorder(Recorder):

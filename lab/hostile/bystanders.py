@@ -11,7 +11,6 @@ bystander whose session ends, or that is sent FatalError or AuthError, fails the
 from __future__ import annotations
 
 import itertools
-import math
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -179,11 +178,4 @@ class Bystanders:
             await self.round()
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
-
-
-__all__ = ["Bystanders", "percentile"]
+__all__ = ["Bystanders"]

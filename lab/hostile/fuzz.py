@@ -23,7 +23,8 @@ from hypothesis.errors import HypothesisWarning
 
 from engine.codec import camel
 from engine.engine import Engine
-from lab.hostile.bystanders import Bystanders, percentile
+from lab.figures import percentile
+from lab.hostile.bystanders import Bystanders
 from lab.hostile.http_cases import http_cases, play_http_case
 from lab.hostile.sync_cases import Credentials, SyncRecord, play_sync_case, sync_cases
 from lab.hostile.target import Target
@@ -43,7 +44,7 @@ class FuzzReport:
     round_trips: list[float] = attrs.field(factory=list)
 
     def line(self) -> str:
-        p99 = percentile(self.round_trips, 0.99) * 1000
+        p99 = percentile(self.round_trips, 99) * 1000
         return (
             f"{self.transport}: {self.cases:,} cases ({self.messages:,} messages) in"
             f" {self.seconds:.1f} s; {self.bystander_rounds} bystander rounds, all correct;"

@@ -30,7 +30,8 @@ import orjson
 import trio
 
 from engine.server import ServerConfig
-from lab.hostile.bystanders import Bystanders, percentile
+from lab.figures import percentile
+from lab.hostile.bystanders import Bystanders
 from lab.hostile.flood import (
     SenderReport,
     churn,
@@ -180,9 +181,9 @@ class Phase:
     server_mib: float
 
     def row(self) -> str:
-        p50 = percentile(self.rounds, 0.5) * 1000
-        p99 = percentile(self.rounds, 0.99) * 1000
-        seen = percentile(self.seen, 0.99) * 1000
+        p50 = percentile(self.rounds, 50) * 1000
+        p99 = percentile(self.rounds, 99) * 1000
+        seen = percentile(self.seen, 99) * 1000
         return (
             f"| {self.name} | {self.detail} | {self.seconds:.1f} | {len(self.rounds)} |"
             f" {p50:.1f} | {p99:.1f} | {seen:.1f} | {self.server_mib:.0f} |"

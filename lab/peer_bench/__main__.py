@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from lab.figures import BENCHMARKS_DOC, machine, write_section
 from lab.peer_bench import report
 from lab.peer_bench.workload import FULL, QUICK, Sizes
 
@@ -144,8 +145,6 @@ def versions(results: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def parent_main(args: argparse.Namespace) -> int:
-    from lab.bench import machine
-
     sizes = sizes_of(args)
     pg_clients = args.pg_clients or ([sizes.clients, 4] if not args.quick else [sizes.clients])
     plan: list[tuple[str, int]] = [("turnstile", 0)]
@@ -197,8 +196,8 @@ def parent_main(args: argparse.Namespace) -> int:
     if args.write_doc:
         command = ("python -m lab.peer_bench " + " ".join(sys.argv[1:])).strip()
         text = report.section(table, notes, info, soft, command, sizes, total, args.quick)
-        report.write_doc(text)
-        print(f"\nwrote the {report.HEADING!r} section of {report.DOC.relative_to(REPO)}")
+        write_section(report.HEADING, text)
+        print(f"\nwrote the {report.HEADING!r} section of {BENCHMARKS_DOC.relative_to(REPO)}")
     return 1 if any(line.problems for line in lines) else 0
 
 

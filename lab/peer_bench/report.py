@@ -1,14 +1,13 @@
-"""The peer benchmark's table, and its section ("## Peers") of docs/benchmarks.md."""
+"""The peer benchmark's table, and its section ("## Peers") of docs/benchmarks.md (written with
+`lab.figures.write_section`)."""
 
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 from typing import Any
 
 import attrs
 
-DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "benchmarks.md"
 HEADING = "## Peers"
 
 #: Turnstile's durable commands/s over a contender's, per contender family.
@@ -199,23 +198,3 @@ def section(
         DOC_NOTES.format(tickets=sizes.tickets, users=sizes.users),
     ]
     return "\n".join(lines)
-
-
-def replace_section(doc: str, new_section: str) -> str:
-    """`doc` with its "## Peers" section (up to the next level-2 heading) replaced by
-    `new_section`, or `new_section` appended if there is none; other sections untouched."""
-    lines = doc.split("\n")
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    body = new_section.rstrip("\n").split("\n")
-    if start is None:
-        head = doc.rstrip("\n")
-        return (head + "\n\n" if head else "") + "\n".join(body) + "\n"
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    after = lines[end:]
-    joined = lines[:start] + body + (["", *after] if after else [])
-    return "\n".join(joined).rstrip("\n") + "\n"
-
-
-def write_doc(new_section: str, path: Path = DOC) -> None:
-    text = path.read_text() if path.exists() else ""
-    path.write_text(replace_section(text, new_section))

@@ -22,6 +22,8 @@ from typing import Any
 
 import attrs
 
+from lab.figures import percentile
+
 #: The join rate limit every contender enforces (Turnstile's `events:joinWaitingList` policy):
 #: at most 3 joins per user in a fixed 30-minute window, taken in the same transaction as the join.
 JOIN_LIMIT = 3
@@ -163,14 +165,6 @@ def check(sizes: Sizes, replies: Replies, final: FinalState, *, complete: bool) 
         problems.append(f"{len(replies.purchased)} purchases for {len(told_offered)} offers")
     problems += [f"{n} users: {what}" for what, n in sorted(bad.items())]
     return problems
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list (p in 0..100)."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
 
 
 def summarize(

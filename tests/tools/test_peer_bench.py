@@ -1,5 +1,6 @@
 """The peer benchmark (lab/peer_bench) at tiny sizes: Turnstile's side end to end, the checks
-every contender's outcome goes through, the table and the doc section. The PostgreSQL and
+every contender's outcome goes through, and the table (its doc section is written by
+`lab.figures.write_section`, tested in tests/lab/test_figures.py). The PostgreSQL and
 eventsourcing sides run only where they are installed (`pip install -e '.[peers]'`, Debian's
 postgresql); elsewhere they skip."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +74,7 @@ def test_eventsourcing_side_when_installed(tmp_path: Path) -> None:
 
 
 def test_a_missing_postgres_is_skipped_not_failed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(postgres_side.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # the module postgres_side looks in
     assert run_round("postgres", Path("/nonexistent"), TINY, 4, "for-update") == {
         "skipped": "PostgreSQL not found"
     }
@@ -244,15 +246,3 @@ def test_table_ratios_aims_and_verdicts() -> None:
         [lines[0], report.Line(key="postgres", rounds=[round_of("PG", 1, ["oversold"])])], {}
     )
     assert "INVALID: checks failed" in invalid
-
-
-def test_doc_section_is_replaced_and_other_sections_kept() -> None:
-    doc = "# Engine benchmark\n\nbody\n\n## Fan-out\n\nfan\n"
-    once = report.replace_section(doc, "## Peers\n\nfirst\n")
-    assert once == doc + "\n## Peers\n\nfirst\n"
-    twice = report.replace_section(once, "## Peers\n\nsecond\n")
-    assert twice == doc + "\n## Peers\n\nsecond\n"
-    middle = report.replace_section(
-        "# A\n\n## Peers\n\nold\nlines\n\n## After\n\nkept\n", "## Peers\n\nnew\n"
-    )
-    assert middle == "# A\n\n## Peers\n\nnew\n\n## After\n\nkept\n"

@@ -1,0 +1,154 @@
+"""What every benchmark and harness of the lab reports its figures with, written once.
+
+- `percentile(values, p)`: the nearest-rank percentile (one definition for every table);
+- `machine()`: what the figures were measured on (CPUs, software, commit, load), a dict that
+  is printed, written into docs and dumped to JSON as it is; `machine_line(info)` says it on
+  one line;
+- `write_section(heading, text)`: writes one benchmark's section of docs/benchmarks.md and keeps
+  every other benchmark's section byte for byte (`replace_section` does it on a string).
+
+The page is a sequence of sections, each from its heading line up to the next level-1 or
+level-2 heading; a benchmark owns one section (the engine benchmark owns the page's title and the
+"## What each line measures" section that follows it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import platform
+import sqlite3
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+#: The page every benchmark writes its section of.
+BENCHMARKS_DOC = REPO / "docs" / "benchmarks.md"
+
+
+def percentile(values: Iterable[float], p: float) -> float:
+    """The nearest-rank percentile `p` (0 <= p <= 100) of `values`, in any order: the smallest
+    value that at least p % of the values are at or below (the value of rank ceil(p/100 * n)
+    in ascending order, rank 1 for p = 0). NaN when there are no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = min(len(ordered), max(1, math.ceil(p / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+    except OSError:
+        return ""
+    return done.stdout.rstrip("\n") if done.returncode == 0 else ""
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """The machine and code the figures come from, read now: commit, uncommitted paths outside
+    lab/ and docs/ (which a benchmark run does not measure), CPUs (and how many this process may
+    use), CPU model, Python, SQLite, trio, platform, UTC date and the load average at the start.
+    A benchmark adds `loadavg_end` (`os.getloadavg()`) when its run is over."""
+    import trio
+
+    dirty = [line[3:] for line in _git("status", "--porcelain").splitlines() if line[3:]]
+    return {
+        "commit": _git("rev-parse", "--short", "HEAD") or "unknown",
+        "dirty": [p for p in dirty if not p.startswith(("lab/", "docs/"))],
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "sqlite": sqlite3.sqlite_version,
+        "trio": trio.__version__,
+        "platform": platform.platform(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def machine_line(info: Mapping[str, Any]) -> str:
+    """`info` (from `machine()`) on one line: CPUs, software, load average, commit."""
+    load = f"load average {info['loadavg_start'][0]:.2f} at the start"
+    if "loadavg_end" in info:
+        load += f", {info['loadavg_end'][0]:.2f} at the end"
+    dirty = info["dirty"]
+    code = f"commit {info['commit']}" + (
+        f" plus uncommitted changes to {', '.join(dirty)}" if dirty else ""
+    )
+    return (
+        f"{info['cpus']} CPUs ({info['cpus_usable']} usable), {info['cpu_model']}; "
+        f"{info['python']}, SQLite {info['sqlite']}, trio {info['trio']}; {info['platform']}; "
+        f"{load}; {code}"
+    )
+
+
+def _is_heading(line: str) -> bool:
+    return line.startswith(("# ", "## "))
+
+
+def replace_section(doc: str, heading: str, section: str, *, through: Iterable[str] = ()) -> str:
+    """`doc` with the section under `heading` replaced by `section` (which begins with that
+    heading line). The section runs from the line equal to `heading` up to the next level-1 or
+    level-2 heading that is not in `through`. Without such a section, `section` is added: first
+    if `heading` is a level-1 heading (the page's title), else last. Every other line of `doc`
+    is kept as it was; sections are separated by one blank line, and the result ends in one
+    newline."""
+    lines = doc.split("\n")
+    body = section.rstrip("\n").split("\n")
+    kept = set(through)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        rest = doc.strip("\n")
+        if not rest:
+            return "\n".join(body) + "\n"
+        if heading.startswith("# "):
+            return "\n".join(body) + "\n\n" + rest + "\n"
+        return rest + "\n\n" + "\n".join(body) + "\n"
+    end = next(
+        (
+            i
+            for i in range(start + 1, len(lines))
+            if _is_heading(lines[i]) and lines[i].rstrip() not in kept
+        ),
+        len(lines),
+    )
+    before = "\n".join(lines[:start]).rstrip("\n")
+    after = "\n".join(lines[end:]).rstrip("\n")
+    out = (before + "\n\n" if before else "") + "\n".join(body)
+    return out + ("\n\n" + after if after else "") + "\n"
+
+
+def write_section(
+    heading: str, section: str, *, through: Iterable[str] = (), path: Path = BENCHMARKS_DOC
+) -> None:
+    """Write `section` as the `heading` section of `path` (docs/benchmarks.md), keeping every
+    other section as it was (`replace_section`); creates the file if there is none. Not atomic:
+    a crash mid-write can leave the page cut short (it is regenerated by re-running)."""
+    doc = path.read_text() if path.exists() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(replace_section(doc, heading, section, through=through))
+
+
+__all__ = [
+    "BENCHMARKS_DOC",
+    "machine",
+    "machine_line",
+    "percentile",
+    "replace_section",
+    "write_section",
+]
