@@ -1,7 +1,7 @@
 """The one error tree.
 
 Every failure a client can see is a `TurnstileError` with a stable machine-readable `code`
-(CONTRACT.md, "Errors"). `data()` is what travels as Convex's `errorData`; library errors are
+(docs/reference/errors.md). `data()` is what travels as Convex's `errorData`; library errors are
 translated into this tree at the boundary and never reach a client as a traceback.
 """
 

@@ -1,4 +1,4 @@
-"""Who is calling, and the access rules every function applies (CONTRACT.md, "Identity").
+"""Who is calling, and the access rules every function applies (docs/reference/identity.md).
 
 Pure data: the server turns an admin key or a verified JWT into an `Identity`; the domain only
 reads it. Tenancy failures raise `NotFound`, never `Forbidden`, so another organization's

@@ -1,4 +1,4 @@
-"""The daily CLV recalculation (seed 000: `crons.daily("recalculate-clv", {hourUTC: 2})`), on
+"""The daily CLV recalculation (docs/reference/functions.md, "Scheduled work"), on
 the engine's scheduler in virtual time."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Customers (seeds 000 and 004): one actor per customer with its memberships, orders and
+"""Customers (docs/reference/functions.md): one actor per customer with its memberships, orders and
 activity timeline; uniqueness claims for email, phone and user id; the directory projection
 behind lists, search and statistics; and the reactions other modules call on a customer.
 

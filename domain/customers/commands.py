@@ -1,4 +1,4 @@
-"""The customer and membership mutations (FUNCTIONS.md "Venue CRM"; seed 004).
+"""The customer and membership mutations (docs/reference/functions.md, "Customers and memberships").
 
 Each handler checks who is calling (`customers:write`, the customer's organization: another
 organization's customer is NotFound exactly like a missing one), then the rules of the current
@@ -250,7 +250,7 @@ def archive_customer(d: State, args: SoftStateArgs) -> None:
 
 def erase_customer(d: State, args: CustomerIdArgs) -> None:
     """customers:erase (capability customers:erase): forget the customer's personal data
-    (FUNCTIONS.md, GDPR). In this command: the profile's personal fields, state-change reasons
+    (GDPR). In this command: the profile's personal fields, state-change reasons
     and wallet passes go, and its email, phone and user-id claims are released (so the values
     may be used again); orders, figures and points stay as anonymous facts. After it commits,
     the engine blanks the personal fields of the customer's earlier journal rows and replaces

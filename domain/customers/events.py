@@ -1,5 +1,5 @@
 """The facts journaled on customer streams (`customer/cu_...`) and on uniqueness claims
-(`claim/cl_...`), seed 004 and FUNCTIONS.md "Venue CRM".
+(`claim/cl_...`); docs/reference/functions.md, "Customers and memberships".
 
 Every class name is its journal `type`, so names are unique across Turnstile and never renamed.
 Every customer event carries the customer's `org_id` (so the directory projection knows which

@@ -5,7 +5,7 @@ wherever the engine chooses to (`Aggregate.check_invariants`).
 anything. The rules:
 
 1. a stream without a customer holds nothing;
-2. the profile passes the customer rules (seed 004) and its values are normalized; an erased
+2. the profile passes the customer rules (profile.py) and its values are normalized; an erased
    customer's profile holds no personal field (and a profile folded from rows the engine
    blanked after an erasure is not held to the rules: its values are gone);
 3. the soft state is the end of `stateHistory`, which starts at active and takes only steps the

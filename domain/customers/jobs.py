@@ -1,9 +1,9 @@
-"""The customers' scheduled work (seed 000, "Scheduled Jobs"): the daily CLV recalculation.
+"""The customers' scheduled work (docs/reference/functions.md): the daily CLV recalculation.
 
 `recalculateClv` runs daily at 02:00 UTC and plans one `customers:calculateCLV` per customer
 that is not erased, in every organization, from the directory projection (one cut of committed
 state). The figures are kept current by the order reactions already, so on a healthy journal
-the run emits nothing; it is the safety net the seed's app relies on. A recalculation repeated
+the run emits nothing; it is a safety net behind the reactions. A recalculation repeated
 changes nothing, so its commands run without idempotency records (`keyed=False`).
 """
 

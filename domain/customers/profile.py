@@ -1,5 +1,5 @@
-"""A customer's profile and its rules (seed 004, "Validation Rules"; FUNCTIONS.md "Customer
-rules").
+"""A customer's profile and its rules (docs/reference/functions.md, "Customers and
+memberships").
 
 - At least one of firstName, lastName, email, phone.
 - `email` well-formed (one `@`, a dotted domain of letters, digits and hyphens); unique within

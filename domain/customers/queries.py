@@ -135,8 +135,8 @@ def type_statistics(view: View, args: OrgArgs, identity: Identity) -> Doc:
 
 
 def export_data(view: View, args: CustomerIdArgs, identity: Identity) -> Doc:
-    """customers:exportData -> everything held about the customer (seed 004, "Right to
-    Portability"): the profile, its state history, the orders and ticket purchases it knows,
+    """customers:exportData -> everything held about the customer (the right to data
+    portability): the profile, its state history, the orders and ticket purchases it knows,
     its memberships and its whole activity timeline (oldest first). NotFound if missing."""
     require_cap(identity, READ)
     state = _require_customer(view, identity, args.customer_id)

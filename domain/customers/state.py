@@ -44,7 +44,7 @@ from domain.model import Event, replace
 
 SOFT_STATES: tuple[str, ...] = ("active", "deleted", "suspended", "archived", "erased")
 
-#: soft state -> the soft states it may become (seed 004, "State Management"); any state may
+#: soft state -> the soft states it may become (docs/reference/functions.md); any state may
 #: be erased (GDPR), and an erased customer stays erased.
 SOFT_STATE_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "active": frozenset({"deleted", "suspended", "archived", "erased"}),

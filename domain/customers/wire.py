@@ -1,5 +1,5 @@
 """The documents replies and query results carry: plain JSON-able dicts with camelCase keys,
-shaped like seed 000's Convex documents (`_id`, `_creationTime`, fields). Each is a pure
+shaped like Convex documents (`_id`, `_creationTime`, fields). Each is a pure
 function of what it is given (no clock)."""
 
 from __future__ import annotations

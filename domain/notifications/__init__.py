@@ -1,4 +1,4 @@
-"""Notifications (seed 001): one inbox actor per user, each notification removed by a durable
+"""Notifications: one inbox actor per user, each notification removed by a durable
 timer exactly 24 hours after it arrived.
 
 `NOTIFICATIONS` declares the aggregate and the client-callable functions; other modules drop a

@@ -1,4 +1,4 @@
-"""The argument objects of the notification functions (FUNCTIONS.md, "Notifications"; seed 001).
+"""The argument objects of the notification functions (docs/reference/functions.md).
 
 Field names are snake_case; the codec maps them to the wire's camelCase and checks types
 strictly. `data` is free-form JSON: the codec only checks that it is an object (an

@@ -1,4 +1,4 @@
-"""The notification mutation (FUNCTIONS.md, "Notifications"; seed 001), `notify` for other
+"""The notification mutation (docs/reference/functions.md, "Notifications"), `notify` for other
 modules, and the inbox's expiry timer.
 
 Every notification expires exactly `NOTIFICATION_TTL_MS` after the command that added it and

@@ -1,5 +1,5 @@
 """The notifications module's declarations: each client-callable function under its Convex
-name (the seed's `convex/webhooks.ts`)."""
+name (docs/reference/functions.md, "Notifications")."""
 
 from __future__ import annotations
 

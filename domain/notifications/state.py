@@ -23,7 +23,7 @@ from domain.ids import child_id
 from domain.model import Event, replace
 from domain.notifications.events import NotificationAdded, NotificationsExpired
 
-#: A notification lives exactly this long (seed 001: `expiresAt` is 24 hours after emission).
+#: A notification lives exactly this long (24 hours; docs/reference/limits.md).
 NOTIFICATION_TTL_MS = 24 * 60 * 60 * 1000
 
 INBOX_PREFIX = "ib"

@@ -1,4 +1,4 @@
-"""The notification document that query results carry, shaped like seed 001's `webhookEvents`
+"""The notification document that query results carry, shaped like a Convex document
 rows (`_id`, `_creationTime`, fields): a plain JSON-able dict with camelCase keys."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Ticketing (seed 002) and the live queue (seed 001): one event-queue actor per event.
+"""Ticketing and the live queue (docs/reference/functions.md): one event-queue actor per event.
 
 `TICKETING` declares the aggregate, the projections and every client-callable function;
 `check_invariants` is the aggregate's full invariant check; the event classes are the journal's

@@ -1,4 +1,4 @@
-"""The ticketing mutations (FUNCTIONS.md, "Ticketing"; seed 002) and the offer-expiry timer.
+"""The ticketing mutations (docs/reference/functions.md, "Ticketing") and the offer-expiry timer.
 
 Each handler checks who is calling, then the rules of the current state, and only then emits;
 a handler that raises leaves no trace (the engine discards the decision). Seats are handed out

@@ -1,5 +1,5 @@
 """The facts journaled on an event-queue stream (`event/ev_...`): the event's own lifecycle, its
-waiting list and tickets (seed 002), and its live queue (seed 001).
+waiting list and tickets, and its live queue (docs/reference/functions.md).
 
 Every class name is its journal `type`, so names are unique across Turnstile and never renamed.
 Each event names the records it touches (ids and user ids), so projections can tell which keys

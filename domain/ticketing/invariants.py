@@ -2,7 +2,7 @@
 wherever the engine chooses to (`Aggregate.check_invariants`).
 
 `check_invariants(state)` raises AssertionError naming the first broken rule; it never changes
-anything. The rules, from FUNCTIONS.md and the counters the hot path relies on:
+anything. The rules, from docs/reference/functions.md and the counters the hot path relies on:
 
 1. valid + used tickets + live offers <= totalTickets;
 2. a user holds at most one open (waiting or offered) entry, and never one beside a valid or

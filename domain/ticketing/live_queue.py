@@ -1,4 +1,4 @@
-"""The live queue (FUNCTIONS.md, "Live queue"; seed 001): people lining up at an event, called
+"""The live queue (docs/reference/functions.md, "Live queue"): people lining up at an event, called
 one at a time by staff. It lives in the event-queue aggregate beside the waiting list.
 
 Entry lifecycle (`QUEUE_TRANSITIONS`): waiting -> called -> completed; waiting -> cancelled by

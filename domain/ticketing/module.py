@@ -30,7 +30,7 @@ def _join_limit_key(args: EventUserArgs, identity: Identity) -> str:
     return args.user_id
 
 
-#: Seed 002: at most 3 waiting-list joins per user per 30 minutes (fixed window).
+#: At most 3 waiting-list joins per user per 30 minutes (fixed window).
 QUEUE_JOIN_LIMIT = RateLimit(
     name="queueJoin",
     policy=FixedWindow(rate=3, period_ms=30 * 60 * 1000),

@@ -40,7 +40,7 @@ def held_ticket(state: EventQueueState, user_id: str) -> Ticket | None:
 
 
 def waiting_position(state: EventQueueState, entry: WaitingListEntry) -> int:
-    """1 + the open entries that joined before `entry` (seed 002's `peopleAhead + 1`).
+    """1 + the open entries that joined before `entry` (people ahead + 1).
 
     Offers go to the head of the line, so every offered entry joined before every waiting one:
     a waiting entry's position is O(1); other entries count the live offers ahead of them,

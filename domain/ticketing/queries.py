@@ -1,6 +1,6 @@
 """The ticketing queries: pure functions of what they read through the View (no clock).
 
-Reads marked "anyone" in FUNCTIONS.md (events:get, events:list, events:getEventAvailability)
+Public reads (events:get, events:list, events:getEventAvailability)
 work without identity and across organizations: the marketplace is public. A malformed event id
 reads nothing and is treated as a missing event.
 """
@@ -44,7 +44,7 @@ def list_events(view: View, args: NoArgs, identity: Identity) -> list[Doc]:
 
 def get_event_availability(view: View, args: EventIdArgs, identity: Identity) -> Doc:
     """events:getEventAvailability -> {isSoldOut, totalTickets, purchasedCount, activeOffers,
-    remainingTickets}; NotFound for a missing event (as seed 002 throws)."""
+    remainingTickets}; NotFound for a missing event."""
     state = read_event(view, args.event_id)
     if state is None:
         raise NotFound("Event not found.")
@@ -70,7 +70,7 @@ def get_user_tickets(view: View, args: UserArgs, identity: Identity) -> list[Doc
 
 def get_queue_position(view: View, args: EventUserArgs, identity: Identity) -> Doc | None:
     """waitingList:getQueuePosition -> the user's latest entry that is not expired, with its
-    `position` (1 = next; seed 002's people ahead + 1), or null.
+    `position` (1 = next: the people ahead + 1), or null.
 
     The user, admin, or an `events:manage` holder of the event's organization may ask; for
     another organization's manager the answer is null, exactly as for a missing event.

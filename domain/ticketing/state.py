@@ -75,7 +75,7 @@ OPEN_ENTRY_STATUSES = frozenset({"waiting", "offered"})
 HELD_TICKET_STATUSES = frozenset({"valid", "used"})
 OPEN_QUEUE_STATUSES = frozenset({"waiting", "called"})
 
-#: An offer lasts exactly this long (seed 002: DURATIONS.TICKET_OFFER).
+#: An offer lasts exactly this long (30 minutes; docs/reference/limits.md).
 OFFER_DURATION_MS = 30 * 60 * 1000
 DEFAULT_AVERAGE_SERVICE_MINUTES = 5
 #: Join numbers per `offer_blocks` bucket.

@@ -1,5 +1,5 @@
 """The documents replies and query results carry: plain JSON-able dicts with camelCase keys,
-shaped like the Convex documents of seeds 001 and 002 (`_id`, `_creationTime`, fields).
+shaped like Convex documents (`_id`, `_creationTime`, fields).
 
 Each is a pure function of the state it is given (no clock), so a query's result changes only
 when the state it read does.

@@ -1,4 +1,4 @@
-"""The argument objects of the venue functions (FUNCTIONS.md, "Venue CRM").
+"""The argument objects of the venue functions (docs/reference/functions.md).
 
 Field names are snake_case; the codec maps them to the wire's camelCase (`location_id` <->
 `locationId`, `from_` <-> `from`), forbids unknown keys and checks types strictly before a

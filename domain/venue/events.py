@@ -1,5 +1,5 @@
 """The facts journaled on a location stream (`location/lo_...`): the location itself, its
-services and its orders (seeds 000 and 004).
+services and its orders (docs/reference/functions.md).
 
 Every class name is its journal `type`, unique across Turnstile and never renamed. Each event
 carries what read models need without reading the aggregate: location events name the owning

@@ -1,5 +1,5 @@
 """What a customer learns of its orders: the location's half of the reaction between a location
-and its customers (FUNCTIONS.md: an order at a location updates its customer's orders, CLV and
+and its customers (an order at a location updates its customer's orders, CLV and
 timeline, exactly once in effect, also across a crash).
 
 Every order command ends with `tell_customer(d, order_id)`: it co-decides on the order's

@@ -1,4 +1,4 @@
-"""The location and service mutations (FUNCTIONS.md, "Venue CRM": locations:*, services:*).
+"""The location and service mutations (docs/reference/functions.md: locations:*, services:*).
 
 Each handler checks the caller's capability (`locations:manage`), then that the location exists
 in the caller's organization (another organization's location is NotFound, exactly like a

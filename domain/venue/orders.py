@@ -1,4 +1,4 @@
-"""The order mutations (FUNCTIONS.md, "Venue CRM": orders:create, orders:updateStatus,
+"""The order mutations (docs/reference/functions.md: orders:create, orders:updateStatus,
 orders:recordPayment), all needing `orders:manage` in the location's organization.
 
 Every order belongs to a customer of the location's organization, and each of these commands

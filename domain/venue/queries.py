@@ -1,6 +1,6 @@
 """The venue queries: pure functions of what they read through the View (no clock).
 
-Each checks the capability FUNCTIONS.md names (`locations:manage` for locations and services,
+Each checks its capability (`locations:manage` for locations and services,
 `orders:manage` for orders) and the caller's organization: another organization's location,
 service or order is NotFound exactly as a missing one, and never appears in a listing.
 A malformed id reads nothing and is treated as a missing record.

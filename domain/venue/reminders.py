@@ -1,4 +1,4 @@
-"""Booking reminders (FUNCTIONS.md "Scheduled work", seed 000's `booking-reminders` cron): every
+"""Booking reminders (docs/reference/functions.md, "Scheduled work"): every
 15 minutes, a notification to each customer with a booking in the next 24 hours, once.
 
 - `UPCOMING_BOOKINGS`, a read model of the open bookings (pending or confirmed) not reminded

@@ -1,5 +1,5 @@
 """The documents venue queries return: plain JSON-able dicts with camelCase keys, shaped like
-the Convex documents of seeds 000 and 004 (`_id`, `_creationTime`, fields). Each is a pure
+Convex documents (`_id`, `_creationTime`, fields). Each is a pure
 function of the record it is given."""
 
 from __future__ import annotations

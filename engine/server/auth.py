@@ -1,4 +1,4 @@
-"""Who is calling: the admin key and user tokens (CONTRACT.md, "Identity").
+"""Who is calling: the admin key and user tokens (docs/reference/identity.md).
 
 User tokens are HS256 JWTs signed with the server's secret, with claims `sub` (the user id,
 required), `exp` (required), `org_id` (optional) and `caps` (optional list of capabilities).

@@ -13,7 +13,7 @@ A probe's `build(pick)` returns the function's args (wire names), taking every i
 The runner decides, per kind, whether `pick` answers with the victim's id or the caller's own
 (see `lab.chaos.isolation`); `pick.text()` gives a fresh string where a value must be unique.
 
-Scopes, from FUNCTIONS.md ("who"):
+Scopes, from docs/reference/functions.md ("who"):
 
 - `ORG`: org-scoped (a capability inside the record's organization). Foreign callers: everyone
   outside the victim organization (other organizations' staff, whatever their capabilities,

@@ -1,4 +1,4 @@
-"""customers:erase (FUNCTIONS.md, GDPR): the rules of the command, on the pure domain.
+"""customers:erase (docs/reference/functions.md): the rules of the command, on the pure domain.
 
 That the bytes leave the journal and snapshot files is tested on a live engine in
 tests/test_customers_erasure_live.py."""

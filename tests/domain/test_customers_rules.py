@@ -1,4 +1,4 @@
-"""The customer rules of FUNCTIONS.md and seed 004, one behaviour per test: create, get,
+"""The customer rules of docs/reference/functions.md, one behaviour per test: create, get,
 update, soft states, CLV, uniqueness claims and tenancy."""
 
 from __future__ import annotations

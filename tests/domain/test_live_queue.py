@@ -1,4 +1,4 @@
-"""The live queue (FUNCTIONS.md "Live queue", seed 001), in the event-queue aggregate."""
+"""The live queue (docs/reference/functions.md, "Live queue"), in the event-queue aggregate."""
 
 from __future__ import annotations
 

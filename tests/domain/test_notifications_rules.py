@@ -1,4 +1,4 @@
-"""The notification rules of FUNCTIONS.md and seed 001, one behaviour per test, on the pure
+"""The notification rules of docs/reference/functions.md, one behaviour per test, on the pure
 in-memory World (wire codec for args and replies, journal codec for every event)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ticketing rules of FUNCTIONS.md and seed 002, one behaviour per test."""
+"""The ticketing rules of docs/reference/functions.md, one behaviour per test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""locations:* and services:* (FUNCTIONS.md "Venue CRM"), one behaviour per test."""
+"""locations:* and services:* (docs/reference/functions.md), one behaviour per test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""orders:* (FUNCTIONS.md "Venue CRM"), one behaviour per test, and what each order command
+"""orders:* (docs/reference/functions.md), one behaviour per test, and what each order command
 tells its customer. The location is in London, open 09:00-17:00 every day; T0 is Thursday
 2026-01-01 00:00 UTC (London is on GMT then)."""
 

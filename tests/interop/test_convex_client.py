@@ -1,4 +1,4 @@
-"""The unmodified `convex` npm client against a live `turnstile serve` (CONTRACT.md)."""
+"""The unmodified `convex` npm client against a live `turnstile serve` (docs/reference/wire.md)."""
 
 from __future__ import annotations
 

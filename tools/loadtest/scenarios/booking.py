@@ -8,7 +8,7 @@ location's `orders:listByLocation`, create a customer, then book until the load'
 attempts, so staff contend for the same resource at the same time: the server must acknowledge
 at most one booking per (service, slot) and refuse the rest (`Conflict`).
 
-The function shapes follow FUNCTIONS.md ("Venue CRM"); the argument layouts the catalogue
+The function shapes follow docs/reference/functions.md; the argument layouts the catalogue
 leaves open (address, operatingHours, resources, items) are written once, below.
 """
 
