@@ -46,14 +46,14 @@ from engine import codec, erasure
 from engine.actor import Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
 from engine.group_commit import GroupCommit
-from engine.journal import DamagedRow, Journal, scan, verify
+from engine.journal import DamagedRow, open_journal, verify
 from engine.readmodels import ReadModels, refold
 from engine.registry import Registry
 from engine.scheduler import Scheduler
+from engine.snapshotting import SnapshotInfo, build_snapshot, load_stream
 from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
 from engine.timers import TimerService
-from snapshots import Snapshot, SnapshotInfo, build_snapshot, load_stream, newest_valid
-from snapshots.store import list_files, snapshot_dir
+from snapshots import Snapshot, list_files, newest_valid, snapshot_dir
 
 log = logging.getLogger("turnstile.engine")
 T = TypeVar("T")
@@ -186,7 +186,7 @@ class Engine:
         self.registry = Registry((*modules, ENGINE_MODULE))
         self.clock = clock
         self._nursery = nursery
-        self.journal = Journal.open(data_dir, synchronous=config.synchronous)
+        self.journal = open_journal(data_dir, synchronous=config.synchronous)
         self.tail_repair = self.journal.repair_tail()
         if self.tail_repair is not None:
             log.error(
@@ -654,12 +654,12 @@ class Engine:
     async def _erase(self, stream: str, seq: int) -> None:
         """Scrub the personal data of `stream`'s events up to `seq` from the journal, replace
         every snapshot by a fresh one, and record the erasure as done (engine/erasure.py)."""
-        path = self.journal.path
+        journal = self.journal
         async with self._erasure_lock:
-            rewritten = await self.run_io(lambda: erasure.scrub_stream(path, stream, seq + 1))
+            rewritten = await self.run_io(lambda: erasure.scrub_stream(journal, stream, seq + 1))
             await self._write_snapshot(fresh=True)
             now = self.now_ms()
-            await self.run_io(lambda: erasure.mark_done(path, stream, seq, now))
+            await self.run_io(lambda: erasure.mark_done(journal, stream, seq, now))
             self.stats["erasures"] += 1
             log.info("erased personal data of %s (%d journal rows rewritten)", stream, rewritten)
 
@@ -681,10 +681,9 @@ class Engine:
 
     async def _finish_erasures(self) -> None:
         """At start: complete every erasure in the journal not yet recorded as done."""
-        path = self.journal.path
+        journal = self.journal
         types = self._erasure_types
-        await self.run_io(lambda: erasure.prepare(path, types))
-        for stream, seq in await self.run_io(lambda: erasure.pending(path, types)):
+        for stream, seq in await self.run_io(lambda: erasure.pending(journal, types)):
             await self._erase(stream, seq)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -697,30 +696,31 @@ class Engine:
             snapshot = newest_valid(snapshot_dir(self.data_dir), at_most_seq=journal_seq)
             models = ReadModels(self.registry.projections.values())
             folded = 0
-            if snapshot is not None:
-                missing = models.load(snapshot.read_models())
-                if missing:  # new or changed projections: fold them over the snapshot's prefix
-                    log.info("read models %s not in the snapshot: folding them", sorted(missing))
-                    folded += refold(
-                        models,
-                        missing,
-                        scan(
-                            self.journal.path,
-                            until_seq=snapshot.seq,
-                            types=models.refold_types(missing),
-                        ),
+            reader = self.journal.reader()  # this may run in a worker thread: a reader of its own
+            try:
+                if snapshot is not None:
+                    missing = models.load(snapshot.read_models())
+                    if missing:  # new or changed projections: fold them over its prefix
+                        log.info("read models %s not in the snapshot: folding", sorted(missing))
+                        folded += refold(
+                            models,
+                            missing,
+                            reader.scan(
+                                until_seq=snapshot.seq, types=models.refold_types(missing)
+                            ),
+                        )
+                for row in reader.scan(
+                    after_seq=snapshot.seq if snapshot else 0,
+                    until_seq=journal_seq,
+                    types=models.interesting_types(),
+                ):
+                    verify(row)
+                    models.apply(
+                        codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
                     )
-            for row in scan(
-                self.journal.path,
-                after_seq=snapshot.seq if snapshot else 0,
-                until_seq=journal_seq,
-                types=models.interesting_types(),
-            ):
-                verify(row)
-                models.apply(
-                    codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
-                )
-                folded += 1
+                    folded += 1
+            finally:
+                reader.close()
             return snapshot, models, folded
 
         snapshot, models, folded = await self.run_io(rebuild)

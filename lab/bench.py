@@ -339,7 +339,7 @@ def realistic_rows(count: int, streams: int, tickets: int, seed: int) -> list[An
 def case_baseline(sizes: Sizes, *, stream_index: bool = True) -> dict[str, Any]:
     """Raw sqlite3 inserts of case-1-shaped rows; `stream_index=False` drops the journal's
     unique (stream, version) index, to show what it costs."""
-    from engine.journal import create_schema
+    from engine.journal.sqlite import create_schema
 
     batch = 1_000
     warm = 3
@@ -503,12 +503,14 @@ async def run_many(sizes: Sizes) -> dict[str, Any]:
 
 
 def journal_shape(data_dir: Path) -> tuple[int, float]:
-    conn = sqlite3.connect(data_dir / "journal.db")
+    from engine.journal import open_reader
+
+    journal = open_reader(data_dir)
     try:
-        count, avg = conn.execute("SELECT count(*), avg(length(payload)) FROM events").fetchone()
-        return int(count), float(avg or 0)
+        totals = journal.totals()
     finally:
-        conn.close()
+        journal.close()
+    return totals.events, totals.payload_bytes / totals.events if totals.events else 0.0
 
 
 async def run_light(sizes: Sizes) -> dict[str, Any]:
@@ -627,7 +629,7 @@ def generate_journal(data_dir: Path, sizes: Sizes) -> dict[str, Any]:
     join, offer while seats remain). Users join up to 3 different events (the join limit allows
     3 per 30 minutes), the hot event's users only it. Streams are interleaved: creations first,
     then rounds in which each ordinary event takes one join and the hot event its share."""
-    from engine.journal import Batch, Journal
+    from engine.journal import Batch, open_journal
 
     rng = random.Random(4)
     started = time.perf_counter()
@@ -635,7 +637,7 @@ def generate_journal(data_dir: Path, sizes: Sizes) -> dict[str, Any]:
     synth = Synth(int(time.time() * 1000))
     ordinary = [synth.create(i, new_event_id(rng), 10) for i in range(sizes.rec_streams)]
     hot = synth.create(sizes.rec_streams, new_event_id(rng), 100)
-    journal = Journal.open(data_dir, synchronous="NORMAL")
+    journal = open_journal(data_dir, synchronous="NORMAL")
     rows: list[Any] = []
 
     def emit(events: list[Any]) -> None:
@@ -731,7 +733,7 @@ def engine_registry() -> Any:
 def case_recovery(sizes: Sizes) -> dict[str, Any]:
     import trio
 
-    from snapshots import build_snapshot
+    from engine.snapshotting import build_snapshot
 
     with temp_data_dir("recovery") as data_dir:
         log("recovery: generating the journal")

@@ -1,17 +1,26 @@
-"""Snapshots: whole-engine state at a journal position, to bound recovery and activation time."""
+"""Snapshot files: the state of every aggregate and read model at one journal position, to
+bound recovery and activation time. The files only (format, validity, atomic write, reading):
+this package imports nothing from the engine; engine/snapshotting.py folds the journal into
+them."""
 
-from snapshots.builder import SnapshotInfo, StreamGap, build_snapshot, fold_stream, load_stream
-from snapshots.store import DamagedSnapshot, Snapshot, list_files, newest_valid, snapshot_dir
+from snapshots.store import (
+    DamagedSnapshot,
+    Snapshot,
+    SnapshotWriter,
+    StateRow,
+    list_files,
+    newest_valid,
+    prune,
+    snapshot_dir,
+)
 
 __all__ = [
     "DamagedSnapshot",
     "Snapshot",
-    "SnapshotInfo",
-    "StreamGap",
-    "build_snapshot",
-    "fold_stream",
+    "SnapshotWriter",
+    "StateRow",
     "list_files",
-    "load_stream",
     "newest_valid",
+    "prune",
     "snapshot_dir",
 ]

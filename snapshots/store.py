@@ -9,6 +9,10 @@ Trust rules: a file is *valid* only if it opens, passes `PRAGMA quick_check`, ha
 format and `complete = 1`. `newest_valid()` skips (and reports) any file that is not; a state
 row whose checksum fails on read raises `DamagedSnapshot`, and the caller rebuilds that stream
 from the journal instead.
+
+This package knows the files only: it imports nothing from the engine. Folding the journal
+into the states a snapshot holds is the engine's (engine/snapshotting.py), which writes them
+through `SnapshotWriter`.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import attrs
@@ -136,7 +141,7 @@ def newest_valid(directory: Path, *, at_most_seq: int | None = None) -> Snapshot
     return None
 
 
-def create_file(path: Path) -> sqlite3.Connection:
+def _create_file(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=DELETE")
     conn.execute("PRAGMA synchronous=OFF")
@@ -159,3 +164,82 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class SnapshotWriter:
+    """A snapshot being written: a temporary file (a copy of `base`, if given) that becomes
+    `snapshot-<seq>.db` in `finish()` only, after every row is in it and it is fsynced; until
+    then no reader takes it for a snapshot. Use from one thread; `close()` if not finished."""
+
+    def __init__(self, directory: Path, seq: int, tmp: Path, conn: sqlite3.Connection) -> None:
+        self.directory = directory
+        self.seq = seq
+        self._tmp = tmp
+        self._conn = conn
+
+    @classmethod
+    def create(cls, directory: Path, seq: int, *, base: Path | None = None) -> SnapshotWriter:
+        """Start the snapshot at `seq` in `directory`, from a copy of the file `base` (whose
+        rows the new one keeps unless replaced). Leftovers of builds killed mid-way are
+        removed first (one builder at a time per directory)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db.tmp"):
+            stale.unlink(missing_ok=True)
+        tmp = (directory / file_name(seq)).with_suffix(".db.tmp")
+        if base is not None:
+            shutil.copyfile(base, tmp)
+        conn = _create_file(tmp)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '0')")
+        return cls(directory, seq, tmp, conn)
+
+    def state(self, stream: str) -> StateRow | None:
+        """The stream's row in the file so far (from the base); `DamagedSnapshot` if it fails
+        its checksum."""
+        found = self._conn.execute(
+            "SELECT version, payload, crc FROM states WHERE stream = ?", (stream,)
+        ).fetchone()
+        if found is None:
+            return None
+        version, payload, crc = found
+        if zlib.crc32(payload) != crc:
+            raise DamagedSnapshot(f"state of {stream} fails its checksum")
+        return StateRow(stream, int(version), payload)
+
+    def finish(self, states: Iterable[StateRow], read_models: Mapping[str, bytes]) -> Path:
+        """Write `states` and `read_models` (replacing rows of the same name) and the meta in
+        one transaction, fsync, rename into place and fsync the directory: when it returns
+        the snapshot is durable and valid. Returns its path."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?)",
+                ((row.stream, row.version, row.payload, zlib.crc32(row.payload)) for row in states),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO read_models VALUES (?, ?, ?)",
+                ((name, payload, zlib.crc32(payload)) for name, payload in read_models.items()),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [("format", str(FORMAT_VERSION)), ("seq", str(self.seq)), ("complete", "1")],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        final = self.directory / file_name(self.seq)
+        fsync_path(self._tmp)
+        os.replace(self._tmp, final)
+        fsync_path(self.directory)
+        return final
+
+    def close(self) -> None:
+        """Give up an unfinished snapshot (its temporary file is removed)."""
+        self._conn.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def prune(directory: Path, *, keep: int) -> None:
+    """Delete all but the `keep` newest snapshot files."""
+    for _, old in list_files(directory)[keep:]:
+        old.unlink(missing_ok=True)

@@ -21,11 +21,10 @@ from domain.errors import TurnstileError
 from domain.identity import Identity
 from domain.ticketing import EVENT_QUEUE, check_invariants
 from engine import codec
-from engine.journal import scan
 from engine.readmodels import ReadModels
+from engine.snapshotting import fold_stream
 from engine.testing import open_harness
 from engine.testing.harness import EngineHarness
-from snapshots import fold_stream
 
 ORGANIZER = Identity(
     subject="u_org", org_id="org_a", caps=frozenset({"events:manage", "tickets:checkin"})
@@ -105,7 +104,7 @@ def full_replay(t: EngineHarness, streams: list[str]) -> tuple[dict[str, Any], R
         state, _ = fold_stream(EVENT_QUEUE, EVENT_QUEUE.initial, 0, journal.read_stream(stream))
         states[stream] = state
     models = ReadModels(t.engine.registry.projections.values())
-    for row in scan(journal.path):
+    for row in journal.scan():
         models.apply(codec.decode_event(row.type, row.stream, row.version, row.at, row.payload))
     return states, models
 

@@ -56,7 +56,6 @@ import trio
 from domain.errors import TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
 from engine import Engine
-from engine.journal import scan
 from engine.server import Authenticator, convex_to_json, mint_token, serve
 from lab.chaos.probes import ADMIN as ADMIN_SCOPE
 from lab.chaos.probes import (
@@ -418,7 +417,7 @@ def appended(engine: Engine, before: int) -> tuple[str, ...]:
     """The streams of the journal rows after seq `before`, one per row."""
     if engine.journal.last_seq() == before:
         return ()
-    return tuple(row.stream for row in scan(engine.journal.path, after_seq=before))
+    return tuple(row.stream for row in engine.journal.scan(after_seq=before))
 
 
 async def call(engine: Engine, name: str, args: dict[str, Any], identity: Identity) -> Answer:

@@ -20,7 +20,6 @@ starts calling something new cannot pass unchecked.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ import attrs
 import orjson
 import trio
 
-from engine.journal import JOURNAL_FILE, scan
+from engine.journal import open_reader
 from engine.sync.client import Client, FunctionError
 from tools.loadtest.recorder import Sent
 
@@ -179,19 +178,22 @@ def count_outcomes(tally: Tally, sent: Sequence[Sent]) -> None:
 def _journal_rows(data_dir: Path, types: Iterable[str]) -> dict[str, list[tuple[str, Payload]]]:
     """Every row of `types`: event type -> [(aggregate id, payload)] in journal order."""
     found: dict[str, list[tuple[str, Payload]]] = defaultdict(list)
-    for row in scan(data_dir / JOURNAL_FILE, types=sorted(set(types))):
-        found[row.type].append((row.stream.partition("/")[2], orjson.loads(row.payload)))
+    journal = open_reader(data_dir)
+    try:
+        for row in journal.scan(types=sorted(set(types))):
+            found[row.type].append((row.stream.partition("/")[2], orjson.loads(row.payload)))
+    finally:
+        journal.close()
     return found
 
 
 def _request_records(data_dir: Path) -> dict[tuple[str, int], int]:
     """The idempotency records: (session, request) -> the seq the mutation committed at."""
-    conn = sqlite3.connect(f"file:{data_dir / JOURNAL_FILE}?mode=ro", uri=True)
+    journal = open_reader(data_dir)
     try:
-        rows = conn.execute("SELECT session_id, request_id, seq FROM requests").fetchall()
+        return {(r.session_id, r.request_id): r.seq for r in journal.requests()}
     finally:
-        conn.close()
-    return {(session, request): seq for session, request, seq in rows}
+        journal.close()
 
 
 def account(data_dir: Path, sent: Sequence[Sent], tally: Tally) -> None:

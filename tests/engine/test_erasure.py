@@ -9,8 +9,8 @@ import pytest
 import trio.testing
 
 from engine import EngineConfig, erasure
+from engine.snapshotting import build_snapshot
 from engine.testing.harness import EngineHarness, open_harness
-from snapshots.builder import build_snapshot
 from snapshots.store import Snapshot, newest_valid, snapshot_dir
 from tests.engine.counters import COUNTER, COUNTERS
 
@@ -83,5 +83,5 @@ async def test_an_interrupted_erasure_is_finished_at_the_next_start(
         assert files_holding(h.data_dir, SECRET.encode())  # not done yet
         await h.restart()  # the pending erasure is completed before serving
         assert files_holding(h.data_dir, SECRET.encode()) == []
-        assert erasure.pending(h.engine.journal.path, ["CounterErased"]) == []
+        assert erasure.pending(h.engine.journal, ["CounterErased"]) == []
         assert h.engine.committed_state(COUNTER, counter).total == 8

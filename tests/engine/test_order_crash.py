@@ -42,7 +42,7 @@ from domain.ids import owner_of
 from domain.venue import LOCATION, LocationState, Order
 from engine import Engine, EngineConfig, open_engine
 from engine.journal import JOURNAL_FILE
-from snapshots import fold_stream
+from engine.snapshotting import fold_stream
 from tests.engine.order_crash_worker import STAFF
 from tests.engine.sigkill import integrity, kill_runs
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.journal import Journal
+from engine.journal import open_journal
 from tests.tools import damage
 from tests.tools.cli import replay, replay_json
 from tests.tools.scenario import Reference
@@ -83,7 +83,7 @@ def test_stats_options_and_the_readable_form(
 
 
 def test_stats_of_an_empty_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    Journal.open(tmp_path / "empty").close()
+    open_journal(tmp_path / "empty").close()
     status, stats = replay_json(capsys, tmp_path / "empty", "--stats")
     assert status == 0
     assert (stats["events"], stats["byType"], stats["rate"]) == (0, [], [])

@@ -2,8 +2,9 @@
 
 One object per event, in seq order: `{"seq", "stream", "version", "type", "at", "payload"}`
 with the payload decoded (the event's fields, camelCase as the codec writes them). Filters
-(`streams`, `types`, `since_ms <= at <= until_ms`) are applied by SQLite. A row that fails its
-checksum is not exported: it is reported (with its seq and stream) and the export goes on.
+(`streams`, `types`, `since_ms <= at <= until_ms`) are applied by the journal's scan. A row
+that fails its checksum is not exported: it is reported (with its seq and stream) and the
+export goes on.
 
 Without `follow` the export ends at the journal's end as it was when it started. With `follow`
 it then tails the journal, which a running server keeps writing through WAL: every
@@ -26,7 +27,7 @@ import orjson
 from engine.journal import Row, checksum
 from tools.replay.findings import Finding, Findings
 from tools.replay.progress import Progress, ProgressFactory, quiet
-from tools.replay.source import connect_ro, journal_end, journal_path, rows
+from tools.replay.source import read_journal
 
 POLL_SECONDS = 0.2
 
@@ -104,21 +105,19 @@ def export_events(
 ) -> ExportSummary:
     """Write the matching events to `out` (read-only on the data dir). `on_follow(seq)` is
     called once when following starts, with the position caught up to."""
-    path = journal_path(data_dir)
     where = where or ExportFilter()
     stop = stop or threading.Event()
     findings = Findings()
     exported = 0
-    conn = connect_ro(path)
+    journal = read_journal(data_dir)
 
     def export_range(after: int, until: int, bar: Progress) -> None:
         nonlocal exported
-        for row in rows(
-            conn,
+        for row in journal.scan(
             after_seq=after,
             until_seq=until,
-            streams=where.streams,
-            types=where.types,
+            streams=where.streams or None,
+            types=where.types or None,
             since_ms=where.since_ms,
             until_ms=where.until_ms,
         ):
@@ -146,7 +145,7 @@ def export_events(
         out.flush()
 
     try:
-        cursor = journal_end(conn)
+        cursor = journal.last_seq()
         with progress("export", cursor) as bar:
             export_range(0, cursor, bar)
         ended_by = "end"
@@ -161,7 +160,7 @@ def export_events(
                 if stop.wait(wait):
                     ended_by = "stop"
                     break
-                end = journal_end(conn)
+                end = journal.last_seq()
                 if end > cursor:
                     export_range(cursor, end, quiet("follow", end))
                     cursor = end
@@ -169,7 +168,7 @@ def export_events(
                     ended_by = "time"
                     break
     finally:
-        conn.close()
+        journal.close()
     return ExportSummary(
         exported=exported,
         last_seq=cursor,

@@ -3,7 +3,8 @@ recovery into a new data dir that `turnstile serve` starts from.
 
 The copy holds the journal rows with seq <= N and the idempotency records with seq <= N
 (a record's seq is its command's last event, so every recorded command is whole), written
-through `engine.journal` into a fresh journal with the same schema. No snapshot is copied: the
+through `engine.journal` (read with a `JournalReader`, written with `Journal.append`) into a
+fresh journal. No snapshot is copied: the
 engine folds the read models from the journal on its first start.
 
 Guarantees:
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,18 +31,11 @@ from typing import Any
 
 import attrs
 
-from engine.journal import Batch, Journal, RequestRecord, Row
+from engine.journal import Batch, JournalReader, RequestRecord, Row, open_journal
 from tools.replay.checks import RowChecks, span
 from tools.replay.findings import Finding, Findings
 from tools.replay.progress import ProgressFactory, quiet
-from tools.replay.source import (
-    connect_ro,
-    journal_end,
-    journal_path,
-    load_registry,
-    row_at,
-    rows,
-)
+from tools.replay.source import journal_path, load_registry, read_journal
 from tools.replay.times import format_time
 
 _ROWS_PER_BATCH = 4_000
@@ -103,46 +96,45 @@ def copy_until(
         raise RecoveryRefused(f"{into} is not an empty directory")
     if into.resolve().is_relative_to(data_dir.resolve()):
         raise RecoveryRefused(f"{into} is inside {data_dir}, which is only ever read")
-    conn = connect_ro(source)
+    reader = read_journal(data_dir)
     try:
-        conn.execute("BEGIN")  # one consistent cut of rows and records, even from a live server
-        target = _target(conn, until_seq, until_ms)
-        into.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{into.name}.", suffix=".partial", dir=into.parent)
-        )
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a data dir is not
-        try:
-            report = _copy(conn, source, staging, into, target, until_ms, progress)
-            if report.ok:
-                _fsync(staging)
-                os.replace(staging, into)
-                _fsync(into.parent)
-            else:
-                shutil.rmtree(staging)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return report
+        with reader.consistent():  # one consistent cut of rows and records, even from a live server
+            target = _target(reader, until_seq, until_ms)
+            into.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(
+                tempfile.mkdtemp(prefix=f".{into.name}.", suffix=".partial", dir=into.parent)
+            )
+            staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a data dir is not
+            try:
+                report = _copy(reader, source, staging, into, target, until_ms, progress)
+                if report.ok:
+                    _fsync(staging)
+                    os.replace(staging, into)
+                    _fsync(into.parent)
+                else:
+                    shutil.rmtree(staging)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            return report
     finally:
-        conn.close()
+        reader.close()
 
 
-def _target(conn: sqlite3.Connection, until_seq: int | None, until_ms: int | None) -> int:
-    end = journal_end(conn)
+def _target(reader: JournalReader, until_seq: int | None, until_ms: int | None) -> int:
+    end = reader.last_seq()
     if until_seq is not None:
         if until_seq < 0 or until_seq > end:
             raise RecoveryRefused(f"--until-seq {until_seq}: the journal holds seq 1..{end}")
         return until_seq
     if until_ms is not None:
-        first_after = conn.execute("SELECT min(seq) FROM events WHERE at > ?", (until_ms,))
-        found = first_after.fetchone()[0]
-        return end if found is None else int(found) - 1
+        found = reader.first_seq_after(until_ms)
+        return end if found is None else found - 1
     return end
 
 
 def _copy(
-    conn: sqlite3.Connection,
+    reader: JournalReader,
     source: Path,
     staging: Path,
     into: Path,
@@ -155,11 +147,11 @@ def _copy(
     notes: list[str] = []
     copied = requests = 0
     last_at: int | None = None
-    journal = Journal.open(staging)
+    journal = open_journal(staging)
     try:
         batch: list[Row] = []
         with progress("copy", target) as bar:
-            for row in rows(conn, until_seq=target):
+            for row in reader.scan(until_seq=target, chunk=_ROWS_PER_BATCH):
                 checks.check(row)
                 if findings:
                     break
@@ -179,7 +171,7 @@ def _copy(
             if not findings:
                 journal.append(Batch(rows=batch, requests=()))
                 copied += len(batch)
-                for chunk in _requests(conn, target):
+                for chunk in _chunks(reader.requests(until_seq=target)):
                     journal.append(Batch(rows=(), requests=chunk))
                     requests += len(chunk)
                 bar.update(target)
@@ -188,7 +180,7 @@ def _copy(
     if findings:
         notes.append(f"nothing was written to {into}; choose a position before the damage")
     elif until_ms is None:
-        after, at = row_at(conn, target + 1), row_at(conn, target)
+        after, at = reader.row_at(target + 1), reader.row_at(target)
         if after is not None and at is not None and after.at == at.at:
             notes.append(
                 f"row {target + 1} ({after.type} on {after.stream}) was decided in the same "
@@ -209,23 +201,16 @@ def _copy(
     )
 
 
-def _requests(
-    conn: sqlite3.Connection, until_seq: int, chunk: int = 5_000
-) -> Iterator[list[RequestRecord]]:
-    """The idempotency records with seq <= `until_seq`, a chunk at a time (keyset paging)."""
-    sql = (
-        "SELECT session_id, request_id, result, seq, at FROM requests"
-        " WHERE seq <= ? AND (session_id, request_id) > (?, ?)"
-        " ORDER BY session_id, request_id LIMIT ?"
-    )
-    after: tuple[str, int] = ("", -(2**63))
-    while True:
-        found = [RequestRecord(*r) for r in conn.execute(sql, (until_seq, *after, chunk))]
-        if found:
-            yield found
-        if len(found) < chunk:
-            return
-        after = (found[-1].session_id, found[-1].request_id)
+def _chunks(records: Iterator[RequestRecord], size: int = 5_000) -> Iterator[list[RequestRecord]]:
+    """The records in lists of at most `size` (one append each)."""
+    chunk: list[RequestRecord] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _umask() -> int:

@@ -21,9 +21,16 @@ from snapshots.store import DamagedSnapshot, Snapshot
 from tools.replay.diff import first_difference
 from tools.replay.findings import Findings
 from tools.replay.fold import Fold, some
-from tools.replay.source import connect_ro
 
 _TIMERS = "_timers"
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a snapshot file (its own SQLite format, snapshots/store.py)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA query_only=1")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
 
 
 @attrs.define(kw_only=True)
@@ -62,7 +69,7 @@ class SnapshotFile:
         A valid file stays open until `compare` or `close`, so a server that prunes old
         snapshots meanwhile cannot take it away mid-check."""
         try:
-            self._conn = connect_ro(self.path)
+            self._conn = _connect_ro(self.path)
             self._conn.execute("SELECT count(*) FROM meta").fetchall()
             snapshot = Snapshot.open(self.path)
         except (sqlite3.DatabaseError, DamagedSnapshot) as exc:

@@ -2,27 +2,27 @@
 
 Counts and payload bytes per event type and per stream kind, the biggest streams, and the
 event rate over time in buckets of whole minutes (chosen so there are at most about 60, or as
-given). All of it is aggregated by SQLite over a read-only connection: memory does not grow
-with the journal. Payload bytes are the encoded events; the file sizes are what the disk holds
-(the journal with its write-ahead log).
+given). All of it is aggregated by the journal (`JournalReader.totals`, `counts`, `rate`) on
+a read-only reader, at one position: memory does not grow with the journal. Payload bytes
+are the encoded events; the file sizes are what the disk holds (the journal with its
+write-ahead log).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from tools.replay.source import connect_ro, journal_path
+from engine.journal import GroupCount, JournalReader
+from tools.replay.source import journal_path, read_journal
 from tools.replay.times import format_time
 
 MINUTE_MS = 60_000
 #: Bucket widths in minutes, smallest first; past the last, whole days.
 _WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
 _TARGET_BUCKETS = 60
-_KIND = "substr(stream, 1, instr(stream || '/', '/') - 1)"
 
 
 @attrs.frozen(kw_only=True)
@@ -96,44 +96,33 @@ def journal_stats(
     file_bytes = sum(
         p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists()
     )
-    conn = connect_ro(path)
+    journal = read_journal(data_dir)
     try:
-        conn.execute("BEGIN")  # every figure from one journal position
-        events, payload, first_seq, last_seq, first_at, last_at, streams = conn.execute(
-            "SELECT count(*), coalesce(sum(length(payload)), 0), min(seq), max(seq),"
-            " min(at), max(at), count(DISTINCT stream) FROM events"
-        ).fetchone()
-        width = bucket_minutes or _auto_width(first_at, last_at)
-        return JournalStats(
-            data_dir=data_dir,
-            events=events,
-            payload_bytes=payload,
-            file_bytes=file_bytes,
-            first_seq=first_seq,
-            last_seq=last_seq,
-            first_at=first_at,
-            last_at=last_at,
-            streams=streams,
-            by_type=_counts(conn, "type"),
-            by_kind=_counts(conn, _KIND),
-            biggest=_counts(conn, "stream", limit=top),
-            bucket_minutes=width,
-            rate=_rate(conn, first_at, last_at, width),
-        )
+        with journal.consistent():  # every figure from one journal position
+            totals = journal.totals()
+            width = bucket_minutes or _auto_width(totals.first_at, totals.last_at)
+            return JournalStats(
+                data_dir=data_dir,
+                events=totals.events,
+                payload_bytes=totals.payload_bytes,
+                file_bytes=file_bytes,
+                first_seq=totals.first_seq,
+                last_seq=totals.last_seq,
+                first_at=totals.first_at,
+                last_at=totals.last_at,
+                streams=totals.streams,
+                by_type=_counts(journal.counts("type")),
+                by_kind=_counts(journal.counts("kind")),
+                biggest=_counts(journal.counts("stream", limit=top)),
+                bucket_minutes=width,
+                rate=_rate(journal, totals.first_at, totals.last_at, width),
+            )
     finally:
-        conn.close()
+        journal.close()
 
 
-def _counts(conn: sqlite3.Connection, column: str, limit: int | None = None) -> tuple[Count, ...]:
-    sql = (
-        f"SELECT {column} AS name, count(*) AS n, sum(length(payload)) AS b FROM events"
-        " GROUP BY name ORDER BY n DESC, b DESC, name"
-    )
-    params: tuple[int, ...] = ()
-    if limit is not None:
-        sql += " LIMIT ?"
-        params = (limit,)
-    return tuple(Count(name=n, events=e, bytes=b) for n, e, b in conn.execute(sql, params))
+def _counts(groups: list[GroupCount]) -> tuple[Count, ...]:
+    return tuple(Count(name=g.name, events=g.events, bytes=g.bytes) for g in groups)
 
 
 def _auto_width(first_at: int | None, last_at: int | None) -> int:
@@ -148,16 +137,14 @@ def _auto_width(first_at: int | None, last_at: int | None) -> int:
 
 
 def _rate(
-    conn: sqlite3.Connection, first_at: int | None, last_at: int | None, width: int
+    journal: JournalReader, first_at: int | None, last_at: int | None, width: int
 ) -> tuple[Bucket, ...]:
     """Events per bucket of `width` minutes, buckets aligned to multiples of the width since
     the epoch, empty ones included between the first and the last."""
     if first_at is None or last_at is None:
         return ()
     step = width * MINUTE_MS
-    counted = dict(
-        conn.execute("SELECT at / ? AS b, count(*) FROM events GROUP BY b", (step,)).fetchall()
-    )
+    counted = journal.rate(step)
     return tuple(
         Bucket(start=b * step, events=counted.get(b, 0), per_minute=counted.get(b, 0) / width)
         for b in range(first_at // step, last_at // step + 1)

@@ -24,13 +24,14 @@ from typing import Any
 
 import attrs
 
-from snapshots.store import list_files, snapshot_dir
+from engine.journal import JournalReader
+from snapshots import list_files, snapshot_dir
 from tools.replay.checks import RowChecks, span
 from tools.replay.findings import Finding, Findings
 from tools.replay.fold import Fold, some
 from tools.replay.progress import ProgressFactory, quiet
 from tools.replay.snapfile import SnapshotCheck, SnapshotFile
-from tools.replay.source import connect_ro, journal_end, journal_path, load_registry, rows
+from tools.replay.source import journal_path, load_registry, read_journal
 
 
 @attrs.frozen(kw_only=True)
@@ -67,7 +68,7 @@ def verify(
 ) -> VerifyReport:
     """Check the data dir (read-only). Raises `source.NoJournal` if it has no journal; every
     other problem is a finding in the report."""
-    path = journal_path(data_dir)
+    journal_path(data_dir)
     registry = load_registry()
     findings = Findings(limit)
     notes: list[str] = []
@@ -81,19 +82,19 @@ def verify(
     fold = Fold(registry, findings)
     readable = True
     try:
-        conn = connect_ro(path)
+        journal = read_journal(data_dir)
         try:
-            conn.execute("BEGIN")
-            end = journal_end(conn)
-            with progress("verify", end) as bar:
-                for row in rows(conn, until_seq=end):
-                    while pending and pending[0].seq < row.seq:
-                        compared.append(_compare(pending.pop(0), fold, findings, notes))
-                    fold.apply(row, checks.check(row))
-                    bar.update(row.seq)
-            _tail_evidence(conn, checks.last_seq, findings)
+            with journal.consistent():
+                end = journal.last_seq()
+                with progress("verify", end) as bar:
+                    for row in journal.scan(until_seq=end, chunk=5_000):
+                        while pending and pending[0].seq < row.seq:
+                            compared.append(_compare(pending.pop(0), fold, findings, notes))
+                        fold.apply(row, checks.check(row))
+                        bar.update(row.seq)
+                _tail_evidence(journal, checks.last_seq, findings)
         finally:
-            conn.close()
+            journal.close()
     except sqlite3.DatabaseError as exc:
         readable = False
         findings.add(
@@ -144,12 +145,13 @@ def _compare(
     return snapshot
 
 
-def _tail_evidence(conn: sqlite3.Connection, last: int, findings: Findings) -> None:
+def _tail_evidence(journal: JournalReader, last: int, findings: Findings) -> None:
     """Idempotency records are written in the same transaction as their events: one that names
     a seq past the journal's end means rows were lost from the end."""
-    count, highest = conn.execute(
-        "SELECT count(*), max(seq) FROM requests WHERE seq > ?", (last,)
-    ).fetchone()
+    count = highest = 0
+    for record in journal.requests(after_seq=last):
+        count += 1
+        highest = max(highest, record.seq)
     if count:
         findings.add(
             "tail-missing",

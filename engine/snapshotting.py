@@ -1,22 +1,26 @@
-"""Building a snapshot from disk alone, off the event loop.
+"""Folding the journal into snapshots and states, from disk alone, off the event loop.
 
 `build_snapshot(data_dir, registry)` takes the newest valid snapshot (position M), folds the
 journal rows after M up to the journal's current end N into the states of the streams they touch
-and into the read models, and writes `snapshot-N.db` (copy of the base + changed rows). It reads
-only files, never the live engine's memory, so it runs in a worker thread while the engine keeps
-handling commands, and a snapshot always equals what a replay of the journal up to N gives.
+and into the read models, and writes `snapshot-N.db` (copy of the base + changed rows) through
+`snapshots.SnapshotWriter`. It reads only files (the journal through its own reader, never the
+live engine's memory), so it runs in a worker thread while the engine keeps handling commands,
+and a snapshot always equals what a replay of the journal up to N gives.
 
 If the base snapshot turns out damaged, the build starts over from the journal's beginning.
+
+`load_stream` is the other direction: one stream's committed state from its snapshot row and
+its journal rows after it (an actor's activation).
+
+The snapshot files themselves (format, validity, atomic write) are the `snapshots` package's,
+which knows nothing of the engine; this module is where the two meet.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import sqlite3
 import time
-import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +28,16 @@ import attrs
 
 from domain.model import Aggregate
 from engine import codec
-from engine.journal import JOURNAL_FILE, Row, scan, verify
+from engine.journal import JournalReader, Row, open_reader, verify
 from engine.readmodels import ReadModels, refold
 from engine.registry import Registry
-from snapshots.store import (
-    FORMAT_VERSION,
+from snapshots import (
     DamagedSnapshot,
     Snapshot,
-    create_file,
-    file_name,
-    fsync_path,
-    list_files,
+    SnapshotWriter,
+    StateRow,
     newest_valid,
+    prune,
     snapshot_dir,
 )
 
@@ -73,14 +75,6 @@ def fold_stream(
     return state, version
 
 
-def journal_end(journal_path: Path) -> int:
-    conn = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0)
-    finally:
-        conn.close()
-
-
 def build_snapshot(
     data_dir: Path, registry: Registry, *, keep: int = 2, fresh: bool = False
 ) -> SnapshotInfo | None:
@@ -88,53 +82,53 @@ def build_snapshot(
 
     `fresh` builds from the journal alone (no copy of an older snapshot, so no byte of one can
     survive in it) and deletes every other snapshot file: what an erasure needs."""
-    if fresh:
-        return _build(data_dir, registry, keep=1, use_base=False)
+    journal = open_reader(data_dir)
     try:
-        return _build(data_dir, registry, keep=keep, use_base=True)
-    except DamagedSnapshot as exc:
-        log.warning("base snapshot damaged (%s); building from the journal alone", exc)
-        return _build(data_dir, registry, keep=keep, use_base=False)
+        if fresh:
+            return _build(journal, data_dir, registry, keep=1, use_base=False)
+        try:
+            return _build(journal, data_dir, registry, keep=keep, use_base=True)
+        except DamagedSnapshot as exc:
+            log.warning("base snapshot damaged (%s); building from the journal alone", exc)
+            return _build(journal, data_dir, registry, keep=keep, use_base=False)
+    finally:
+        journal.close()
 
 
-def _build(data_dir: Path, registry: Registry, *, keep: int, use_base: bool) -> SnapshotInfo | None:
+def _build(
+    journal: JournalReader, data_dir: Path, registry: Registry, *, keep: int, use_base: bool
+) -> SnapshotInfo | None:
+    # No `journal.consistent()` here: a build can take seconds, and a read held that long
+    # would keep an erasure from emptying the journal's WAL. Rows up to `until` do not change.
     started = time.perf_counter()
-    journal_path = data_dir / JOURNAL_FILE
     directory = snapshot_dir(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    until = journal_end(journal_path)
+    until = journal.last_seq()
     base = newest_valid(directory, at_most_seq=until) if use_base else None
     base_seq = base.seq if base else 0
     if base is not None and base.seq >= until:
         base.close()
         return None
-    final = directory / file_name(until)
-    tmp = final.with_suffix(".db.tmp")
-    # Leftovers of builds killed mid-way (one engine builds at a time): never finished, never read.
-    for stale in directory.glob("*.db.tmp"):
-        stale.unlink(missing_ok=True)
     models = ReadModels(registry.projections.values())
+    missing: set[str] = set()
     if base is not None:
         missing = models.load(base.read_models())
         base.close()
-        shutil.copyfile(base.path, tmp)
+    writer = SnapshotWriter.create(directory, until, base=base.path if base else None)
+    try:
         if missing:  # new or changed projections: fold them over the base's prefix
             refold(
                 models,
                 missing,
-                scan(journal_path, until_seq=base_seq, types=models.refold_types(missing)),
+                journal.scan(until_seq=base_seq, types=models.refold_types(missing)),
             )
-    conn = create_file(tmp)
-    try:
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '0')")
         cache: dict[str, tuple[Any, int]] = {}
         folded = 0
-        for row in scan(journal_path, after_seq=base_seq, until_seq=until):
+        for row in journal.scan(after_seq=base_seq, until_seq=until):
             verify(row)
             aggregate = registry.aggregate_of(row.stream)
             entry = cache.get(row.stream)
             if entry is None:
-                entry = _base_state(conn, aggregate, row.stream)
+                entry = _base_state(writer, aggregate, row.stream)
             state, version = entry
             if row.version != version + 1:
                 raise StreamGap(
@@ -144,49 +138,34 @@ def _build(data_dir: Path, registry: Registry, *, keep: int, use_base: bool) -> 
             cache[row.stream] = (aggregate.evolve(state, event), row.version)
             models.apply(event)
             folded += 1
-        conn.execute("BEGIN")
-        for stream, (state, version) in cache.items():
-            payload = codec.encode_value(state, registry.aggregate_of(stream).state_type)
-            conn.execute(
-                "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?)",
-                (stream, version, payload, zlib.crc32(payload)),
+        states = [
+            StateRow(
+                stream,
+                version,
+                codec.encode_value(state, registry.aggregate_of(stream).state_type),
             )
-        for name, payload in models.encode().items():
-            conn.execute(
-                "INSERT OR REPLACE INTO read_models VALUES (?, ?, ?)",
-                (name, payload, zlib.crc32(payload)),
-            )
-        conn.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [("format", str(FORMAT_VERSION)), ("seq", str(until)), ("complete", "1")],
-        )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    fsync_path(tmp)
-    os.replace(tmp, final)
-    fsync_path(directory)
-    for _, old in list_files(directory)[keep:]:
-        old.unlink(missing_ok=True)
+            for stream, (state, version) in cache.items()
+        ]
+        final = writer.finish(states, models.encode())
+    except BaseException:
+        writer.close()
+        raise
+    prune(directory, keep=keep)
     return SnapshotInfo(until, final, len(cache), folded, time.perf_counter() - started)
 
 
-def _base_state(
-    conn: sqlite3.Connection, aggregate: Aggregate[Any], stream: str
-) -> tuple[Any, int]:
-    found = conn.execute(
-        "SELECT version, payload, crc FROM states WHERE stream = ?", (stream,)
-    ).fetchone()
-    if found is None:
+def _base_state(writer: SnapshotWriter, aggregate: Aggregate[Any], stream: str) -> tuple[Any, int]:
+    row = writer.state(stream)
+    if row is None:
         return aggregate.initial, 0
-    version, payload, crc = found
-    if zlib.crc32(payload) != crc:
-        raise DamagedSnapshot(f"state of {stream} fails its checksum")
-    return codec.decode_value(payload, aggregate.state_type), int(version)
+    return codec.decode_value(row.payload, aggregate.state_type), row.version
 
 
 def load_stream(
-    snapshot: Snapshot | None, aggregate: Aggregate[Any], stream: str, rows_after: Any
+    snapshot: Snapshot | None,
+    aggregate: Aggregate[Any],
+    stream: str,
+    rows_after: Callable[[int], list[Row]],
 ) -> tuple[Any, int]:
     """The committed state of `stream`: its snapshot row (if trustworthy) + journal rows after it.
 

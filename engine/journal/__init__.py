@@ -1,0 +1,68 @@
+"""The durable journal: every event, in one global order, and every idempotency record.
+
+Plan:
+- `interface.py` says what a journal is, whatever stores it: the records (`Row`,
+  `RequestRecord`, `Batch`), the read side (`JournalReader`: scan a range by seq or time, read
+  a stream, look up a request, list records, aggregate figures) and the writer (`Journal`:
+  append a batch atomically and durably, set a damaged tail aside, rewrite payloads for an
+  erasure and record it done). The guarantees are in its docstrings.
+- `sqlite.py` is the backend (one SQLite file per data dir, WAL, group commit's one fsync per
+  batch), and the only module in the code base with SQL on the journal's tables.
+- Everything else (the engine, the snapshot builder, erasure, `turnstile replay`, the chaos
+  ledger) reaches the journal through `open_journal` / `open_reader` and the interface. A
+  second backend implements the same two protocols and passes the same contract suite
+  (tests/journal/), run over every backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.journal.interface import (
+    Batch,
+    DamagedRow,
+    GroupCount,
+    Journal,
+    JournalReader,
+    RequestRecord,
+    Row,
+    TailRepair,
+    Totals,
+    checksum,
+    row_of,
+    verify,
+)
+from engine.journal.sqlite import JOURNAL_FILE, SqliteJournal
+from engine.journal.sqlite import open_reader as _open_sqlite_reader
+
+
+def open_journal(data_dir: Path, *, synchronous: str = "FULL") -> Journal:
+    """Open (creating if need be) the journal of `data_dir` for writing. One writer per data
+    dir. `synchronous`: FULL (each append durable across power loss when it returns), EXTRA,
+    or NORMAL (durable across a crash of the process only). Close it when done."""
+    return SqliteJournal.open(data_dir, synchronous=synchronous)
+
+
+def open_reader(data_dir: Path) -> JournalReader:
+    """A read-only reader of the journal of `data_dir` (beside a live writer or without one);
+    it never writes. Raises `FileNotFoundError` if the data dir holds no journal."""
+    return _open_sqlite_reader(data_dir)
+
+
+__all__ = [
+    "JOURNAL_FILE",
+    "Batch",
+    "DamagedRow",
+    "GroupCount",
+    "Journal",
+    "JournalReader",
+    "RequestRecord",
+    "Row",
+    "TailRepair",
+    "Totals",
+    "checksum",
+    "open_journal",
+    "open_reader",
+    "row_of",
+    "verify",
+]

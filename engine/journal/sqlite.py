@@ -1,0 +1,506 @@
+"""The SQLite journal: one database file per data dir (`journal.db`, WAL), holding the rows
+(`events`), the idempotency records (`requests`), the erasures done (`erasures_done`) and the
+format (`meta`); `quarantine` and `quarantine_requests` appear when a damaged tail is set aside.
+This module is the only one that knows these tables.
+
+Guarantees beyond `engine.journal.interface`:
+- `append` is one `BEGIN IMMEDIATE` transaction; with `synchronous=FULL` the batch is durable
+  across power loss when it returns. Rows go in as multi-row INSERTs (see `append`).
+- A `SqliteJournal` holds two connections: the writer (one thread at a time: the group commit
+  moves `append` to a worker thread) and a reader for the event loop. WAL lets both proceed
+  at once; `reader()` opens a further read-only connection (`mode=ro`, `query_only`) for
+  another thread, and `open_reader` one on a data dir without opening it for writing.
+- `rewrite_payloads` and the erasure bookkeeping use a connection of their own, so they run
+  in a worker thread beside the writer; `rewrite_payloads` writes with `secure_delete` on and
+  then checkpoints the WAL with TRUNCATE, so no image of a replaced page survives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from engine.journal.interface import (
+    Batch,
+    GroupCount,
+    Grouping,
+    RequestRecord,
+    Row,
+    TailRepair,
+    Totals,
+    checksum,
+    verify,
+)
+
+FORMAT_VERSION = 1
+JOURNAL_FILE = "journal.db"
+
+_COLUMNS = "seq, stream, version, type, schema, payload, at, crc"
+_REQUEST_COLUMNS = "session_id, request_id, result, seq, at"
+#: SQLite allows 32,766 bound values per statement; 8 per row.
+_ROWS_PER_INSERT = 4_000
+#: Rows at the end of the journal checked at every start (`SqliteJournal.repair_tail`).
+TAIL_WINDOW = 10_000
+_INSERT_SQL: dict[int, str] = {}
+_GROUP_COLUMN: dict[str, str] = {
+    "type": "type",
+    "kind": "substr(stream, 1, instr(stream || '/', '/') - 1)",
+    "stream": "stream",
+}
+
+
+def _insert_sql(count: int) -> str:
+    sql = _INSERT_SQL.get(count)
+    if sql is None:
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * count)
+        sql = f"INSERT INTO events ({_COLUMNS}) VALUES {values}"
+        if len(_INSERT_SQL) < 512:
+            _INSERT_SQL[count] = sql
+    return sql
+
+
+def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    """A read-only connection (`file:...?mode=ro`); any write through it fails. SQLite may
+    still create the WAL index files beside the database, as any reader does."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA query_only=1")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the journal's tables in a new database (or check an existing one's format)."""
+    db = sqlite_utils.Database(conn)
+    if "events" not in db.table_names():
+        db.table("events").create(
+            {
+                "seq": int,
+                "stream": str,
+                "version": int,
+                "type": str,
+                "schema": int,
+                "payload": bytes,
+                "at": int,
+                "crc": int,
+            },
+            pk="seq",
+            not_null={"stream", "version", "type", "schema", "payload", "at", "crc"},
+        )
+        db.table("events").create_index(["stream", "version"], unique=True)
+    if "requests" not in db.table_names():
+        db.table("requests").create(
+            {"session_id": str, "request_id": int, "result": bytes, "seq": int, "at": int},
+            pk=("session_id", "request_id"),
+            not_null={"result", "seq", "at"},
+        )
+    if "meta" not in db.table_names():
+        db.table("meta").create({"key": str, "value": str}, pk="key")
+        db.table("meta").insert({"key": "format", "value": str(FORMAT_VERSION)})
+    found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    if found is None or int(found[0]) != FORMAT_VERSION:
+        raise RuntimeError(f"journal format {found} is not {FORMAT_VERSION}")
+
+
+class SqliteReader:
+    """`JournalReader` over one SQLite connection (see `engine.journal.interface`)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def consistent(self) -> Iterator[None]:
+        conn = self._conn
+        if conn.in_transaction:  # already inside one: that position holds
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")  # a read transaction: nothing to keep or undo
+
+    def last_seq(self) -> int:
+        row = self._conn.execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def scan(
+        self,
+        *,
+        after_seq: int = 0,
+        until_seq: int | None = None,
+        streams: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        chunk: int = 20_000,
+    ) -> Iterator[Row]:
+        if (streams is not None and not streams) or (types is not None and not types):
+            return
+        filters = ["seq > ?"]
+        params: list[object] = []
+        if until_seq is not None:
+            filters.append("seq <= ?")
+            params.append(until_seq)
+        if streams is not None:
+            filters.append(f"stream IN ({', '.join('?' for _ in streams)})")
+            params.extend(streams)
+        if types is not None:
+            filters.append(f"type IN ({', '.join('?' for _ in types)})")
+            params.extend(types)
+        if since_ms is not None:
+            filters.append("at >= ?")
+            params.append(since_ms)
+        if until_ms is not None:
+            filters.append("at <= ?")
+            params.append(until_ms)
+        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(filters)} ORDER BY seq LIMIT ?"
+        cursor = after_seq
+        while True:
+            found = self._conn.execute(sql, [cursor, *params, chunk]).fetchall()
+            for raw in found:
+                yield Row(*raw)
+            if len(found) < chunk:
+                return
+            cursor = found[-1][0]
+
+    def row_at(self, seq: int) -> Row | None:
+        found = self._conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
+        raw = found.fetchone()
+        return Row(*raw) if raw else None
+
+    def first_seq_after(self, at_ms: int) -> int | None:
+        found = self._conn.execute("SELECT min(seq) FROM events WHERE at > ?", (at_ms,))
+        seq = found.fetchone()[0]
+        return None if seq is None else int(seq)
+
+    def read_stream(self, stream: str, after_version: int = 0) -> list[Row]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version",
+            (stream, after_version),
+        ).fetchall()
+        out = [Row(*r) for r in rows]
+        for row in out:
+            verify(row)
+        return out
+
+    def lookup_request(self, session_id: str, request_id: int) -> RequestRecord | None:
+        found = self._conn.execute(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE session_id = ? AND request_id = ?",
+            (session_id, request_id),
+        ).fetchone()
+        return RequestRecord(*found) if found else None
+
+    def requests(
+        self, *, after_seq: int = 0, until_seq: int | None = None, chunk: int = 5_000
+    ) -> Iterator[RequestRecord]:
+        filters = ["seq > ?"]
+        params: list[object] = [after_seq]
+        if until_seq is not None:
+            filters.append("seq <= ?")
+            params.append(until_seq)
+        where = " AND ".join(filters)
+        order = f"ORDER BY session_id, request_id LIMIT {int(chunk)}"
+        found = [
+            RequestRecord(*r)
+            for r in self._conn.execute(
+                f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE {where} {order}", params
+            )
+        ]
+        while found:
+            yield from found
+            if len(found) < chunk:
+                return
+            last = found[-1]
+            found = [
+                RequestRecord(*r)
+                for r in self._conn.execute(
+                    f"SELECT {_REQUEST_COLUMNS} FROM requests"
+                    f" WHERE {where} AND (session_id, request_id) > (?, ?) {order}",
+                    [*params, last.session_id, last.request_id],
+                )
+            ]
+
+    def totals(self) -> Totals:
+        events, payload, first_seq, last_seq, first_at, last_at, streams = self._conn.execute(
+            "SELECT count(*), coalesce(sum(length(payload)), 0), min(seq), max(seq),"
+            " min(at), max(at), count(DISTINCT stream) FROM events"
+        ).fetchone()
+        return Totals(
+            events=events,
+            payload_bytes=payload,
+            first_seq=first_seq,
+            last_seq=last_seq,
+            first_at=first_at,
+            last_at=last_at,
+            streams=streams,
+        )
+
+    def counts(self, by: Grouping, *, limit: int | None = None) -> list[GroupCount]:
+        column = _GROUP_COLUMN[by]
+        sql = (
+            f"SELECT {column} AS name, count(*) AS n, sum(length(payload)) AS b FROM events"
+            " GROUP BY name ORDER BY n DESC, b DESC, name"
+        )
+        params: tuple[int, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        return [GroupCount(n, e, b) for n, e, b in self._conn.execute(sql, params)]
+
+    def rate(self, step_ms: int) -> dict[int, int]:
+        if step_ms < 1:
+            raise ValueError("a time bucket is at least 1 ms")
+        found = self._conn.execute(
+            "SELECT at / ? AS b, count(*) FROM events GROUP BY b", (step_ms,)
+        )
+        return {int(bucket): int(count) for bucket, count in found}
+
+
+def open_reader(data_dir: Path) -> SqliteReader:
+    """A read-only reader of the journal in `data_dir`; nothing is written to the database.
+    Raises `FileNotFoundError` if there is no journal."""
+    path = data_dir / JOURNAL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no journal at {path}")
+    return SqliteReader(path, _connect_ro(path))
+
+
+class SqliteJournal(SqliteReader):
+    """`Journal` on SQLite. Open with `SqliteJournal.open(data_dir)`; close when done. Its
+    own reads go through the event loop's reader connection."""
+
+    def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection):
+        super().__init__(path, reader)
+        self._writer = writer
+
+    @classmethod
+    def open(cls, data_dir: Path, *, synchronous: str = "FULL") -> SqliteJournal:
+        """Open (creating it if need be) the journal of `data_dir`. `synchronous` is SQLite's
+        setting: FULL (durable across power loss), EXTRA, or NORMAL (durable across a crash of
+        the process only)."""
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, EXTRA or NORMAL, not {synchronous}")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / JOURNAL_FILE
+        writer = _connect(path, synchronous=synchronous)
+        create_schema(writer)
+        reader = _connect(path, synchronous=synchronous)
+        return cls(path, writer, reader)
+
+    def close(self) -> None:
+        self._conn.close()
+        self._writer.close()
+
+    def reader(self) -> SqliteReader:
+        return SqliteReader(self.path, _connect_ro(self.path))
+
+    # -- writing (one thread at a time) -------------------------------------------------
+
+    def append(self, batch: Batch) -> None:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Multi-row INSERTs, not executemany: executemany gives up the interpreter lock
+            # around every row and, with the event loop busy, waits to get it back each time.
+            rows = batch.rows
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+            if batch.requests:
+                conn.executemany(
+                    f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                    batch.requests,
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def repair_tail(self, window: int = TAIL_WINDOW) -> TailRepair | None:
+        """See `Journal.repair_tail`. The rows set aside go to the `quarantine` table, their
+        idempotency records to `quarantine_requests`.
+
+        A torn write inside SQLite never reaches here (its WAL checksums drop an unfinished
+        commit); this catches what SQLite cannot see: a payload whose bytes changed on disk."""
+        conn = self._writer
+        end = self.last_seq()
+        start = max(1, end - window + 1)
+        expected = start
+        bad: tuple[int, str] | None = None
+        for raw in conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE seq >= ? ORDER BY seq", (start,)
+        ):
+            row = Row(*raw)
+            if row.seq != expected:
+                bad = (expected, f"row {expected} is missing (next is {row.seq})")
+                break
+            if checksum(row.payload) != row.crc:
+                bad = (row.seq, f"row {row.seq} of {row.stream} fails its checksum")
+                break
+            expected += 1
+        if bad is None:
+            return None
+        first, reason = bad
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS quarantine AS SELECT * FROM events WHERE 0")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS quarantine_requests AS SELECT * FROM requests WHERE 0"
+            )
+            rows = conn.execute(
+                "INSERT INTO quarantine SELECT * FROM events WHERE seq >= ?", (first,)
+            ).rowcount
+            requests = conn.execute(
+                "INSERT INTO quarantine_requests SELECT * FROM requests WHERE seq >= ?", (first,)
+            ).rowcount
+            conn.execute("DELETE FROM events WHERE seq >= ?", (first,))
+            conn.execute("DELETE FROM requests WHERE seq >= ?", (first,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return TailRepair(
+            first_seq=first, last_seq=end, rows=rows, requests=requests, reason=reason
+        )
+
+    # -- reading ------------------------------------------------------------------------
+
+    def holds_records(self, *, ignoring_kinds: tuple[str, ...] = ()) -> bool:
+        where = " AND ".join("stream NOT LIKE ?" for _ in ignoring_kinds) or "1"
+        row = self._conn.execute(
+            f"SELECT 1 FROM events WHERE {where} LIMIT 1",
+            [f"{kind}/%" for kind in ignoring_kinds],
+        ).fetchone()
+        return row is not None
+
+    # -- erasure (own connection: safe from any thread) ---------------------------------
+
+    def _erasure_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    def rewrite_payloads(
+        self, stream: str, before_seq: int, rewrite: Callable[[Row], bytes]
+    ) -> int:
+        conn = self._erasure_connection()
+        try:
+            rows = [
+                Row(*raw)
+                for raw in conn.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND seq < ? ORDER BY seq",
+                    (stream, before_seq),
+                )
+            ]
+            updates: list[tuple[bytes, int, int]] = []
+            for row in rows:
+                verify(row)
+                payload = rewrite(row)
+                if payload != row.payload:
+                    updates.append((payload, checksum(payload), row.seq))
+            if updates:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "UPDATE events SET payload = ?, crc = ? WHERE seq = ?", updates
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            _truncate_wal(conn)
+            return len(updates)
+        finally:
+            conn.close()
+
+    def unfinished_erasures(self, types: Sequence[str]) -> list[tuple[str, int]]:
+        """See `Journal.unfinished_erasures`: the rows are found through a partial index over
+        these types (created here if missing; only their rows are in it, so appends pay
+        nothing for it)."""
+        conn = self._erasure_connection()
+        try:
+            _create_erasures_done(conn)
+            if not types:
+                return []
+            where = _types_clause(types)
+            name = "erasure_rows_" + hashlib.blake2b(where.encode(), digest_size=6).hexdigest()
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON events (seq) WHERE {where}")
+            return [
+                (str(stream), int(seq))
+                for stream, seq in conn.execute(
+                    f"SELECT e.stream, e.seq FROM events e WHERE {where}"
+                    " AND NOT EXISTS (SELECT 1 FROM erasures_done d"
+                    " WHERE d.stream = e.stream AND d.seq = e.seq) ORDER BY e.seq"
+                )
+            ]
+        finally:
+            conn.close()
+
+    def mark_erasure_done(self, stream: str, seq: int, at: int) -> None:
+        conn = self._erasure_connection()
+        try:
+            _create_erasures_done(conn)
+            conn.execute("INSERT OR IGNORE INTO erasures_done VALUES (?, ?, ?)", (stream, seq, at))
+        finally:
+            conn.close()
+
+
+def _create_erasures_done(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS erasures_done"
+        " (stream TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,"
+        " PRIMARY KEY (stream, seq))"
+    )
+
+
+def _types_clause(types: Sequence[str]) -> str:
+    # Type names are Python identifiers (event class names): safe to inline, as a partial
+    # index's WHERE clause must be literal.
+    for name in types:
+        if not name.isidentifier():
+            raise ValueError(f"not an event type name: {name!r}")
+    return "type IN (" + ", ".join(f"'{name}'" for name in sorted(types)) + ")"
+
+
+def _truncate_wal(conn: sqlite3.Connection) -> None:
+    """Copy every WAL frame into the database and empty the WAL file. Readers in the middle of
+    a read can hold it back: retry briefly (they finish in milliseconds)."""
+    for _ in range(200):
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return
+        time.sleep(0.01)
+    raise sqlite3.OperationalError("could not checkpoint the journal's WAL after an erasure")
+
+
+__all__ = [
+    "JOURNAL_FILE",
+    "TAIL_WINDOW",
+    "SqliteJournal",
+    "SqliteReader",
+    "create_schema",
+    "open_reader",
+]
