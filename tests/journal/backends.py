@@ -1,0 +1,58 @@
+"""The journal backends the contract suite runs on, each with what only a test needs of it:
+a way to damage a stored row the way a disk does (bytes changed under a valid-looking row).
+
+A new backend adds a class here and a name to `BACKENDS`; tests/journal/test_contract.py then
+holds it to everything the SQLite journal is held to.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Protocol
+
+from engine.journal import Journal, JournalReader
+from engine.journal.sqlite import JOURNAL_FILE, SqliteJournal, open_reader
+
+
+class Backend(Protocol):
+    name: str
+
+    def open(self, data_dir: Path) -> Journal: ...
+
+    def open_reader(self, data_dir: Path) -> JournalReader: ...
+
+    def damage_payload(self, data_dir: Path, seq: int) -> None:
+        """Change the stored payload of row `seq` and nothing else (its checksum stays)."""
+        ...
+
+    def stored_bytes(self, data_dir: Path) -> bytes:
+        """Everything the backend keeps on disk for this journal, concatenated."""
+        ...
+
+
+class Sqlite:
+    name = "sqlite"
+
+    def open(self, data_dir: Path) -> Journal:
+        return SqliteJournal.open(data_dir)
+
+    def open_reader(self, data_dir: Path) -> JournalReader:
+        return open_reader(data_dir)
+
+    def damage_payload(self, data_dir: Path, seq: int) -> None:
+        conn = sqlite3.connect(data_dir / JOURNAL_FILE, isolation_level=None)
+        try:
+            conn.execute("UPDATE events SET payload = CAST(payload || X'20' AS BLOB) WHERE seq = ?", (seq,))
+        finally:
+            conn.close()
+
+    def stored_bytes(self, data_dir: Path) -> bytes:
+        return b"".join(
+            path.read_bytes()
+            for path in sorted(data_dir.iterdir())
+            if path.name.startswith(JOURNAL_FILE)
+        )
+
+
+BACKENDS: dict[str, Backend] = {"sqlite": Sqlite()}
