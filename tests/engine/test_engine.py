@@ -14,16 +14,17 @@ import trio.testing
 from domain.errors import Conflict, InvalidArgs, NotFound, Overloaded, TurnstileError
 from engine import EngineConfig
 from engine.engine import PendingMutation
+from engine.journal import open_reader
 from engine.testing.harness import EngineHarness, open_harness
 from tests.engine.counters import COUNTER, COUNTERS
 
 
 def journal_rows(data_dir: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(data_dir / "journal.db")
+    journal = open_reader(data_dir)
     try:
-        return conn.execute("SELECT * FROM events ORDER BY seq").fetchall()
+        return [tuple(row) for row in journal.scan()]
     finally:
-        conn.close()
+        journal.close()
 
 
 async def test_mutation_is_durable_and_numbered(
