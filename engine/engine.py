@@ -153,13 +153,14 @@ class PendingMutation:
         return Outcome(value, ts)
 
 
-class LiveQuery:
-    """The updates of one subscription, as an async iterator of `(ts, value)`."""
+class QueryUpdates:
+    """The updates of one in-process subscription (`Engine.subscribe`), as an async iterator
+    of `(ts, value)`."""
 
     def __init__(self, sub: Subscription) -> None:
         self._sub = sub
 
-    def __aiter__(self) -> LiveQuery:
+    def __aiter__(self) -> QueryUpdates:
         return self
 
     async def __anext__(self) -> tuple[int, Any]:
@@ -368,7 +369,7 @@ class Engine:
         self.subscriptions.add(sub, self.committed_seq)
 
         try:
-            yield LiveQuery(sub)
+            yield QueryUpdates(sub)
         finally:
             self.subscriptions.remove(sub)
 
