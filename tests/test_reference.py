@@ -2,10 +2,12 @@
 
 Each check reads a table of docs/reference/*.md and compares it, both ways, with what the
 code serves: the functions (name, kind, args) with the catalogue a freshly opened engine
-serves; the error codes with domain/errors.py; the `turnstile` subcommands and their flags
-(and plain defaults) with the argparse parser of tools/cli.py, whose help must cite the
-reference; the limits with the constants they name. It also checks that the reference's links
-resolve and that nothing in the repository cites the contract documents a clone does not hold.
+serves, and each function's "who" by calling it, in an organization with a record of every
+kind, as the callers that column admits and refuses; the error codes with domain/errors.py;
+the `turnstile` subcommands and their flags (and plain defaults) with the argparse parser of
+tools/cli.py, whose help must cite the reference; the limits with the constants they name.
+It also checks that the reference's links resolve and that nothing in the repository cites
+the contract documents a clone does not hold.
 
 Tables are read simply: a row is a line starting with `|`, its cells split on `|` outside
 backticks; the key of a row is the backticked text of its first cell.
@@ -22,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import trio.testing
 
 import domain.errors
 from domain.errors import ERROR_CODES, TurnstileError
-from domain.identity import CAPABILITIES
+from domain.identity import ANONYMOUS, CAPABILITIES, Identity
 from engine import EngineConfig, open_engine
 from engine.codec import camel
+from engine.testing import open_harness
 from tools.cli import _parser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,6 +146,97 @@ def test_the_function_table_names_only_known_capabilities() -> None:
     for name, (_, _, who) in documented_functions().items():
         for named in BACKTICKED.findall(who):
             assert named in CAPABILITIES, f"{name}: {named!r} is not a capability"
+
+
+class _Ids:
+    """A probe's `Pick` (lab.chaos.probes) answering with one organization's and one buyer's
+    real ids."""
+
+    def __init__(self, ids: dict[str, str]) -> None:
+        self.ids = ids
+        self.texts = 0
+
+    def __call__(self, kind: str) -> str:
+        return self.ids[kind]
+
+    def text(self) -> str:
+        self.texts += 1
+        return f"ref{self.texts}"
+
+    def choice(self, options: tuple[str, ...]) -> str:
+        return options[0]
+
+
+def _refusal(error: TurnstileError | None) -> tuple[str, Any] | None:
+    """(code, capability) of a refusal of the caller's rights; None for anything else."""
+    if error is None or error.code not in ("Forbidden", "Unauthenticated"):
+        return None
+    return error.code, error.data().get("capability")
+
+
+async def test_each_function_refuses_exactly_the_callers_its_who_column_names(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    """In one organization with a record of every kind: a capability row is refused with
+    `Forbidden` naming that capability to a member holding every other one, and not refused
+    to a member holding only it; "the user" is not refused to the user and refused to another
+    member without capabilities; "admin" is refused to a member holding `*`; "anyone" is not
+    refused to an anonymous caller. Queries run first, then mutations (which change the
+    records: only refusals of rights are judged, not what the call did)."""
+    from lab.chaos.probes import PROBES
+    from lab.chaos.world import build_world
+
+    documented = documented_functions()
+    async with open_harness(tmp_path / "data") as turnstile:
+        engine = turnstile.engine
+        org = (await build_world(engine, 1)).orgs[0]
+        buyer = org.buyers[0]
+        ids = {
+            "org": org.org_id,
+            "event": org.event_id,
+            "location": org.location_id,
+            "service": org.service_id,
+            "customer": org.customer_id,
+            "membership": org.membership_id,
+            "order": org.order_id,
+            "ticket": org.ticket_id,
+            "user": buyer.user_id,
+            "waitingList": buyer.waiting_list_id,
+            "paymentIntent": buyer.payment_intent_id,
+        }
+
+        def member(*caps: str, subject: str = "ref-member") -> Identity:
+            return Identity(subject=subject, org_id=org.org_id, caps=frozenset(caps))
+
+        async def refusal(name: str, identity: Identity) -> tuple[str, Any] | None:
+            args = PROBES[name].build(_Ids(ids))
+            try:
+                if name in engine.registry.mutations:
+                    await engine.mutation(name, args, identity)
+                else:
+                    await engine.query(name, args, identity)
+            except TurnstileError as error:
+                return _refusal(error)
+            return None
+
+        ordered = sorted(documented, key=lambda name: documented[name][0] == "mutation")
+        for name in ordered:
+            who = documented[name][2]
+            caps = BACKTICKED.findall(who)
+            if who.startswith("anyone"):
+                assert await refusal(name, ANONYMOUS) is None, name
+            elif who.startswith("admin"):
+                assert await refusal(name, member("*")) == ("Forbidden", None), name
+            elif who.startswith("the user"):
+                assert await refusal(name, Identity(subject=buyer.user_id)) is None, name
+                assert await refusal(name, member()) == ("Forbidden", None), name
+                for cap in caps:  # "the user, or `cap`"
+                    assert await refusal(name, member(cap)) is None, f"{name} as {cap}"
+            else:
+                assert len(caps) == 1, f"{name}: who is {who!r}"
+                others = sorted(CAPABILITIES - {caps[0], "*"})
+                assert await refusal(name, member(*others)) == ("Forbidden", caps[0]), name
+                assert await refusal(name, member(caps[0])) is None, name
 
 
 def test_the_capability_table_lists_exactly_the_capabilities() -> None:
