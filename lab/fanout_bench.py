@@ -66,7 +66,7 @@ class _Subscriber:
         self.sizes: list[int] = []  # a few Transitions' sizes, for the baseline's message
 
     def note(self, now: float, payload: bytes, subscribed: bool) -> None:
-        from engine.sync.protocol import decode_ts
+        from engine.wire.protocol import decode_ts
 
         if not subscribed:
             has_update, ts = 1, 0
@@ -122,7 +122,7 @@ def _child_subscribers(port: int, n: int, event_id: str | None, out: Path) -> No
 async def _child_mutators(
     port: int, clients: int, event_id: str, seconds: float, out: Path
 ) -> None:
-    from engine.sync.client import open_client
+    from engine.client import open_client
 
     done = [0]
     print("READY", flush=True)

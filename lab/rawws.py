@@ -35,7 +35,7 @@ def masked(payload: bytes) -> bytes:
 def subscribe_to_event(event_id: str) -> list[bytes]:
     """Connect (as a new session of its own), then a query set holding
     `events:getEventAvailability` on `event_id`."""
-    from engine.sync.protocol import connect_message, subscribe_message
+    from engine.wire.protocol import connect_message, subscribe_message
 
     return [
         orjson.dumps(connect_message(os.urandom(8).hex())),

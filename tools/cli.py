@@ -20,7 +20,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import trio
@@ -28,7 +28,7 @@ import trio
 from domain.identity import ADMIN, CAPABILITIES
 from domain.scheduling import JOB
 from engine import Engine, open_engine, tune_gc
-from engine.server import Authenticator, mint_token, serve
+from engine.server import Authenticator, RunningServer, mint_token, open_server
 from tools import loadtest, replay
 
 DEMO_ORG = "org_demo"
@@ -111,36 +111,31 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace, authenticator: Authenticator) -> None:
     tune_gc()
-    stop = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_engine(args.data_dir) as engine:
             if args.demo:
                 await _load_demo(engine)
-            async with trio.open_nursery() as nursery:
+            async with (
+                open_server(
+                    engine, authenticator=authenticator, host=args.host, port=args.port
+                ) as server,
+                trio.open_nursery() as nursery,
+            ):
+                print(f"listening on http://{args.host}:{server.port}", flush=True)
+                nursery.start_soon(_stop_on_signals, signals, server)
+                await server.wait_stopped()
+                nursery.cancel_scope.cancel()
 
-                async def run_server(task_status: trio.TaskStatus[int]) -> None:
-                    await serve(
-                        engine,
-                        host=args.host,
-                        port=args.port,
-                        authenticator=authenticator,
-                        stop=stop,
-                        task_status=task_status,
-                    )
-                    nursery.cancel_scope.cancel()
 
-                async def watch_signals() -> None:
-                    async for signum in signals:
-                        if stop.is_set():
-                            logging.warning("second %s: stopping now", signal.Signals(signum).name)
-                            nursery.cancel_scope.cancel()
-                            return
-                        logging.info("%s: stopping", signal.Signals(signum).name)
-                        stop.set()
-
-                port = await nursery.start(run_server)
-                nursery.start_soon(watch_signals)
-                print(f"listening on http://{args.host}:{port}", flush=True)
+async def _stop_on_signals(signals: AsyncIterator[int], server: RunningServer) -> None:
+    """The first signal stops the server gracefully; a second cuts its drain short."""
+    async for signum in signals:
+        if server.stopping:
+            logging.warning("second %s: stopping now", signal.Signals(signum).name)
+            server.stop(drain=False)
+            return
+        logging.info("%s: stopping", signal.Signals(signum).name)
+        server.stop()
 
 
 async def _load_demo(engine: Engine) -> None:

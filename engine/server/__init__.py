@@ -1,23 +1,25 @@
 """Turnstile's front door: one port speaking Convex's HTTP function API and sync WebSocket.
 
-`serve(engine, host=..., port=..., authenticator=...)` runs it; `Authenticator` turns admin
-keys and user JWTs into identities; `ServerContext` is what each sync session is handed.
+`open_server(data_dir or engine, authenticator=...)` runs one for the duration of a block (see
+`engine.server.running` for its guarantees); `serve(engine, ...)` is the same server as a task
+that runs until cancelled or stopped. `Authenticator` turns admin keys and user JWTs into
+identities; `ServerConfig` holds the limits. The value encoding both ends speak is
+`engine.wire`'s.
 """
 
 from engine.server.auth import Authenticator, AuthFailed, mint_token
-from engine.server.context import ServerConfig, ServerContext
 from engine.server.http import serve
 from engine.server.metrics import Metrics
-from engine.server.values import convex_to_json, json_to_convex
+from engine.server.running import RunningServer, open_server
+from engine.sync.limits import ServerConfig
 
 __all__ = [
     "AuthFailed",
     "Authenticator",
     "Metrics",
+    "RunningServer",
     "ServerConfig",
-    "ServerContext",
-    "convex_to_json",
-    "json_to_convex",
     "mint_token",
+    "open_server",
     "serve",
 ]

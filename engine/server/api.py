@@ -23,8 +23,8 @@ from domain.identity import ANONYMOUS, Identity
 from engine.server.auth import Authenticator, AuthFailed
 from engine.server.context import ServerContext
 from engine.server.metrics import CONTENT_TYPE, UNKNOWN_FUNCTION
-from engine.server.values import convex_to_json, json_to_convex
-from engine.sync.protocol import MAX_UDF_PATH_LENGTH
+from engine.wire.protocol import MAX_UDF_PATH_LENGTH
+from engine.wire.values import convex_to_json, json_to_convex
 
 log = logging.getLogger("turnstile.server")
 
@@ -42,7 +42,9 @@ DEFAULT_ALLOWED_HEADERS = b"content-type, authorization, convex-client"
 
 
 @attrs.frozen(kw_only=True)
-class Request:
+class HttpRequest:
+    """One complete HTTP request, as `engine.server.http` read it."""
+
     method: bytes
     #: The path without the query string.
     path: str
@@ -51,7 +53,9 @@ class Request:
 
 
 @attrs.frozen
-class Response:
+class HttpResponse:
+    """One HTTP answer, for `engine.server.http` to write."""
+
     status: int
     body: bytes = b""
     content_type: bytes = JSON
@@ -68,11 +72,11 @@ class Response:
         return headers
 
 
-def json_response(status: int, body: Any) -> Response:
-    return Response(status, orjson.dumps(body))
+def json_response(status: int, body: Any) -> HttpResponse:
+    return HttpResponse(status, orjson.dumps(body))
 
 
-def error_response(status: int, error: TurnstileError) -> Response:
+def error_response(status: int, error: TurnstileError) -> HttpResponse:
     return json_response(
         status,
         {
@@ -91,7 +95,9 @@ def route_label(path: str) -> str:
     return "/api/sync" if SYNC_PATH.match(path) else "other"
 
 
-async def handle(ctx: ServerContext, request: Request, *, draining: bool = False) -> Response:
+async def handle(
+    ctx: ServerContext, request: HttpRequest, *, draining: bool = False
+) -> HttpResponse:
     """Answer one request. Never raises an `Exception` (cancellation passes through)."""
     try:
         response = await _route(ctx, request, draining)
@@ -104,7 +110,7 @@ async def handle(ctx: ServerContext, request: Request, *, draining: bool = False
     return response
 
 
-async def _route(ctx: ServerContext, request: Request, draining: bool) -> Response:
+async def _route(ctx: ServerContext, request: HttpRequest, draining: bool) -> HttpResponse:
     if request.method == b"OPTIONS":
         return _preflight(request)
     expected = ROUTE_METHODS.get(request.path)
@@ -115,7 +121,7 @@ async def _route(ctx: ServerContext, request: Request, draining: bool) -> Respon
     # HEAD is GET without the body (the HTTP layer leaves the body out).
     if request.method != expected and not (request.method == b"HEAD" and expected == b"GET"):
         allowed = expected + (b", HEAD, OPTIONS" if expected == b"GET" else b", OPTIONS")
-        return Response(
+        return HttpResponse(
             405,
             orjson.dumps({"status": "error", "errorMessage": "Method not allowed."}),
             headers=((b"allow", allowed),),
@@ -123,13 +129,13 @@ async def _route(ctx: ServerContext, request: Request, draining: bool) -> Respon
     if request.path == "/health":
         return _health(ctx, draining)
     if request.path == "/metrics":
-        return Response(200, ctx.metrics.render(), content_type=CONTENT_TYPE.encode())
+        return HttpResponse(200, ctx.metrics.render(), content_type=CONTENT_TYPE.encode())
     return await call_function(ctx, FUNCTION_KINDS[request.path], request)
 
 
-def _preflight(request: Request) -> Response:
+def _preflight(request: HttpRequest) -> HttpResponse:
     asked = request.headers.get(b"access-control-request-headers") or DEFAULT_ALLOWED_HEADERS
-    return Response(
+    return HttpResponse(
         204,
         headers=(
             (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
@@ -139,7 +145,7 @@ def _preflight(request: Request) -> Response:
     )
 
 
-def _health(ctx: ServerContext, draining: bool) -> Response:
+def _health(ctx: ServerContext, draining: bool) -> HttpResponse:
     if ctx.engine.recovery is None:
         return json_response(503, {"status": "recovering"})
     if draining:
@@ -192,7 +198,7 @@ def parse_call(body: bytes) -> tuple[str, Any]:
     return path, args
 
 
-async def call_function(ctx: ServerContext, kind: str, request: Request) -> Response:
+async def call_function(ctx: ServerContext, kind: str, request: HttpRequest) -> HttpResponse:
     started = time.perf_counter()
     label = UNKNOWN_FUNCTION
     outcome = "Internal"
@@ -228,4 +234,4 @@ async def call_function(ctx: ServerContext, kind: str, request: Request) -> Resp
         ctx.metrics.observe_call(label, kind, "http", outcome, time.perf_counter() - started)
 
 
-__all__ = ["Request", "Response", "handle", "identify", "parse_call"]
+__all__ = ["HttpRequest", "HttpResponse", "handle", "identify", "parse_call"]

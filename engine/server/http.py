@@ -28,11 +28,11 @@ import trio
 
 from engine.server import api
 from engine.server.auth import Authenticator
-from engine.server.context import ServerConfig, ServerContext
-from engine.server.limits import SessionLimits, Throttle
+from engine.server.context import ServerContext
 from engine.server.metrics import Metrics
 from engine.server.streams import PrefixedStream
 from engine.server.websocket import serve_sync
+from engine.sync.limits import ServerConfig, SessionLimits, Throttle
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -239,7 +239,7 @@ class Connection:
             await self._refuse(413, "The request body is larger than the server accepts.")
             return False
         await self.throttle.admit(len(body))
-        request = api.Request(method=head.method, path=path, headers=headers, body=body)
+        request = api.HttpRequest(method=head.method, path=path, headers=headers, body=body)
         response = await api.handle(self.ctx, request, draining=self.server.draining)
         await self._respond(response, close=self.server.draining)
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
@@ -282,7 +282,7 @@ class Connection:
         if scope.cancelled_caught:
             raise _Closed
 
-    async def _respond(self, response: api.Response, *, close: bool) -> None:
+    async def _respond(self, response: api.HttpResponse, *, close: bool) -> None:
         status = response.status
         start = h11.Response(
             status_code=status, headers=response.header_list(close=close), reason=_reason(status)

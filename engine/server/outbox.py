@@ -10,8 +10,9 @@ sending to all clients is about twice as fast as one writer task per client):
   socket does not take stays buffered; `drain()` writes it when the socket can take more.
 - The library's own frames (handshake, pong, close) arrive through `send_all`, which appends to
   the same buffer and waits for it to drain.
-- `MessageOutbox` is the same interface over any WebSocket-like object (`send_message`), for a
-  connection that is not a plain socket (tests, or a stream without a file descriptor).
+- `Outbox` is a `Sender` (`engine.sync.sender`), the interface a sync session writes through;
+  `engine.sync.sender.MessageOutbox` is the same interface over any WebSocket-like object's
+  `send_message`, for a connection that is not a plain socket (tests).
 
 Neither guarantees delivery: bytes the socket accepted can still be lost with the connection.
 A connection that fails a write is `broken`, and everything buffered for it is dropped.
@@ -22,10 +23,12 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 import trio.lowlevel
+
+from engine.server.streams import PrefixedStream
 
 #: A write goes to the socket directly only up to this size; the kernel takes less anyway.
 _MAX_WRITE = 1 << 20
@@ -43,31 +46,10 @@ def text_frame(payload: bytes) -> bytes:
     return head + payload
 
 
-class Sender(Protocol):
-    """What a sync session writes through."""
-
-    @property
-    def pending(self) -> bool:
-        """Something written is not yet handed to the connection."""
-
-    @property
-    def broken(self) -> bool:
-        """The connection failed a write; nothing more will be sent."""
-
-    def write_texts(self, payloads: list[bytes]) -> None:
-        """Queue text messages, in order, and send what can be sent without waiting."""
-
-    async def drain(self) -> None:
-        """Wait until everything queued is handed to the connection. Raises
-        `trio.BrokenResourceError` if the connection fails first."""
-
-
 def _socket_of(stream: Any) -> Any:
     """The trio socket `stream` writes to unchanged, if there is one: a `SocketStream`, or one
     seen through `PrefixedStream`s (which pass sends straight on). Any other wrapper (TLS, for
     one) transforms what it sends, so its socket must not be written to directly."""
-    from engine.server.streams import PrefixedStream
-
     while isinstance(stream, PrefixedStream):
         stream = stream.transport_stream
     if isinstance(stream, trio.SocketStream):
@@ -205,43 +187,4 @@ class Outbox(trio.abc.Stream):
         await self.transport_stream.aclose()
 
 
-class MessageOutbox:
-    """The `Sender` interface over a WebSocket-like object's `send_message`; each drain sends
-    the queued messages one by one."""
-
-    def __init__(self, ws: Any) -> None:
-        self._ws = ws
-        self._queue: list[str] = []
-        self._broken = False
-        self._drain_lock = trio.Lock()
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._queue)
-
-    @property
-    def broken(self) -> bool:
-        return self._broken
-
-    def write_texts(self, payloads: list[bytes]) -> None:
-        if not self._broken:
-            self._queue.extend(payload.decode() for payload in payloads)
-
-    async def drain(self) -> None:
-        import trio_websocket
-
-        async with self._drain_lock:
-            while self._queue and not self._broken:
-                try:
-                    await self._ws.send_message(self._queue[0])
-                except trio_websocket.ConnectionClosed:
-                    self._broken = True
-                    self._queue.clear()
-                    break
-                del self._queue[0]
-            if self._broken:
-                raise trio.BrokenResourceError("the connection is closed")
-        await trio.lowlevel.checkpoint()
-
-
-__all__ = ["MessageOutbox", "Outbox", "Sender", "text_frame"]
+__all__ = ["Outbox", "text_frame"]

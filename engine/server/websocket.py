@@ -17,8 +17,9 @@ import trio
 import trio_websocket
 
 from engine.server.context import ServerContext
-from engine.server.limits import SessionLimits
 from engine.server.outbox import Outbox
+from engine.sync import session as sync_session
+from engine.sync.limits import SessionLimits
 
 log = logging.getLogger("turnstile.server")
 
@@ -38,8 +39,6 @@ async def serve_sync(
     stays up, so the client's reply to our close frame (code 1001) is read. A client that
     stopped reading or never said Connect (`DropConnection`) is dropped without a closing
     handshake."""
-    from engine.sync.session import DropConnection, run_sync_session
-
     config = ctx.config
     async with trio.open_nursery() as nursery:
         with trio.move_on_after(config.write_timeout) as handshake:
@@ -59,12 +58,14 @@ async def serve_sync(
         graceful = True
         try:
             with session_scope:
-                await run_sync_session(ws, attrs.evolve(ctx, limits=limits), outbox=outbox)
+                await sync_session.run_sync_session(
+                    ws, attrs.evolve(ctx, limits=limits), outbox=outbox
+                )
             if session_scope.cancelled_caught:
                 code, reason = GOING_AWAY, "The server is shutting down."
         except trio_websocket.ConnectionClosed:
             code, reason = 1000, ""
-        except DropConnection:
+        except sync_session.DropConnection:
             graceful = False
         except Exception:
             log.exception("sync session failed")

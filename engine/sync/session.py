@@ -10,7 +10,7 @@ Plan (ARCHITECTURE.md "One consistent cut", "Fan-out"):
   every result in it is at one journal position `ts = engine.committed_seq`, which is at or past
   every response just sent (read-your-writes: Convex's client resolves a mutation on the first
   Transition after its response that reaches its `ts`). The frames go to the connection's
-  `Outbox` (`engine/server/outbox.py`) without a wait.
+  `Sender` (`engine/sync/sender.py`; the server's `Outbox`) without a wait.
 - While the socket holds unsent bytes, `flush()` writes nothing more; the session's *keeper*
   task drains the socket and marks the session due again. Each query holds one pending result
   (the newest), so a client that reads slowly gets fewer, newer Transitions and the session's
@@ -26,6 +26,11 @@ that cannot be written within `send_timeout` mean the client is not reading, and
 connection is dropped. Going past a limit that is the
 client's doing ends the session with FatalError (close 1008).
 
+Layering: the session needs nothing of `engine.server`. The server hands it a `SessionHost`
+(the engine, an authenticator, and optionally the shared fan-out loop and the session's
+limits) and a `Sender` (`engine/sync/sender.py`): Protocols of this package, below the
+server. Messages and values are `engine.wire`'s.
+
 Versions: the session mirrors the client's `{querySet, ts, identity}`. Every Transition starts
 at the version the last one ended at; `ModifyQuerySet.baseVersion` and
 `Authenticate.baseVersion` must match the session's, or the session ends with FatalError.
@@ -35,22 +40,23 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import orjson
 import trio
 import trio_websocket
 
-from domain.errors import NotFound, TurnstileError
+from domain.errors import NotFound, TurnstileError, Unauthenticated
 from domain.identity import ANONYMOUS, Identity
 from engine import codec
 from engine.engine import PendingMutation
-from engine.server.limits import SessionLimits
-from engine.server.outbox import MessageOutbox, Sender
 from engine.subscriptions import Result, Subscription
 from engine.sync.fanout import Fanout
-from engine.sync.protocol import (
+from engine.sync.limits import SessionLimits
+from engine.sync.sender import MessageOutbox, Sender
+from engine.wire import values as convex_values
+from engine.wire.protocol import (
     INITIAL_VERSION,
     ProtocolViolation,
     StateVersion,
@@ -65,7 +71,7 @@ from engine.sync.protocol import (
 )
 
 if TYPE_CHECKING:
-    from engine.server.context import ServerContext
+    from engine.engine import Engine
 
 log = logging.getLogger("turnstile.sync")
 
@@ -78,8 +84,33 @@ MAX_UNSENT_RESPONSES = 10_000
 MAX_SHARED_TRANSITIONS = 64
 
 
+class Authenticates(Protocol):
+    """Turns a client's credential into an `Identity` (the server's `Authenticator`)."""
+
+    def admin(self, key: str) -> Identity:
+        """The admin identity for the admin key; raises `Unauthenticated` otherwise."""
+
+    def user(self, token: str) -> Identity:
+        """The identity a valid user token grants; raises `Unauthenticated` otherwise."""
+
+
+class SessionHost(Protocol):
+    """What a session needs of the server that runs it (the server's `ServerContext`). A host
+    may also carry `fanout` (the server's one writing loop) and `limits` (this session's
+    `SessionLimits`); without them the session runs a loop of its own and the shipped limits."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def authenticator(self) -> Authenticates: ...
+
+
 @attrs.define
-class LiveQuery:
+class QuerySetEntry:
+    """One query of the client's query set, by its `queryId`: what was asked, the engine
+    subscription that answers it, and a failure not yet sent."""
+
     query_id: int
     udf_path: str
     args: Any
@@ -89,8 +120,9 @@ class LiveQuery:
 
 
 @attrs.define
-class Response:
-    """A finished mutation's answer; `ts` is where it committed (0 for a refusal)."""
+class QueuedResponse:
+    """A MutationResponse or ActionResponse waiting for the next flush; `ts` is where the
+    mutation committed (0 for a refusal)."""
 
     message: dict[str, Any]
     ts: int
@@ -113,7 +145,7 @@ class SyncSession:
     def __init__(
         self,
         ws: trio_websocket.WebSocketConnection,
-        server: ServerContext,
+        server: SessionHost,
         *,
         limits: SessionLimits | None = None,
         outbox: Sender | None = None,
@@ -142,9 +174,9 @@ class SyncSession:
         self.query_set_version = 0
         #: The version the last Transition ended at.
         self._sent: StateVersion = INITIAL_VERSION
-        self.queries: dict[int, LiveQuery] = {}
+        self.queries: dict[int, QuerySetEntry] = {}
         self.removed: list[int] = []
-        self.responses: list[Response] = []
+        self.responses: list[QueuedResponse] = []
         self.ping_due = False
         self.closing: str | None = None
         #: Set when the session is over: nothing is flushed any more.
@@ -290,7 +322,7 @@ class SyncSession:
                         "Too many live queries in one session (at most"
                         f" {self.limits.config.max_queries_per_session}).",
                     )
-                query = LiveQuery(query_id, path, single_args(args))
+                query = QuerySetEntry(query_id, path, single_args(args))
                 self.queries[query_id] = query
                 self._subscribe(query)
             elif change.get("type") == "Remove":
@@ -304,12 +336,10 @@ class SyncSession:
         self.query_set_version = message["newVersion"]
         self.wake()
 
-    def _subscribe(self, query: LiveQuery) -> None:
-        from engine.server.values import json_to_convex
-
+    def _subscribe(self, query: QuerySetEntry) -> None:
         try:
             spec = self.engine.registry.query(query.udf_path)
-            raw = json_to_convex(query.args)
+            raw = convex_values.json_to_convex(query.args)
             parsed = codec.decode_args(raw, spec.args_type)
         except TurnstileError as error:
             query.error = error
@@ -318,7 +348,7 @@ class SyncSession:
         query.sub = Subscription(spec, parsed, self.identity, group, on_change=self.wake)
         self.engine.subscriptions.add(query.sub, self.engine.committed_seq)
 
-    def _drop(self, query: LiveQuery) -> None:
+    def _drop(self, query: QuerySetEntry) -> None:
         if query.sub is not None:
             self.engine.subscriptions.remove(query.sub)
             query.sub = None
@@ -326,15 +356,13 @@ class SyncSession:
     def _mutation(self, message: dict[str, Any]) -> bool:
         """Begin a Mutation; True if a task now awaits its outcome (and holds its in-flight
         slot), False if it was answered at once."""
-        from engine.server.values import json_to_convex
-
         request_id = message["requestId"]
         raw_args = single_args(message["args"])
         try:
             # The function first, then its args: an unknown name is NotFound whatever the args,
             # as over HTTP and for queries.
             self.engine.registry.mutation(message["udfPath"])
-            args = json_to_convex(raw_args)
+            args = convex_values.json_to_convex(raw_args)
             pending = self.engine.begin_mutation(
                 message["udfPath"],
                 args,
@@ -349,11 +377,9 @@ class SyncSession:
         return True
 
     async def _await_mutation(self, request_id: int, pending: PendingMutation) -> None:
-        from engine.server.values import convex_to_json
-
         try:
             outcome = await pending.outcome()
-            result = convex_to_json(outcome.value)
+            result = convex_values.convex_to_json(outcome.value)
         except TurnstileError as error:
             self._respond_error("MutationResponse", request_id, error)
             return
@@ -367,7 +393,7 @@ class SyncSession:
             "ts": encode_ts(outcome.ts),
             "logLines": [],
         }
-        self._queue_response(Response(message, outcome.ts))
+        self._queue_response(QueuedResponse(message, outcome.ts))
 
     def _action(self, message: dict[str, Any]) -> None:
         single_args(message["args"])  # a malformed Action is refused as a malformed Mutation is
@@ -386,9 +412,9 @@ class SyncSession:
             "logLines": [],
             "errorData": error.data(),
         }
-        self._queue_response(Response(message, 0))
+        self._queue_response(QueuedResponse(message, 0))
 
-    def _queue_response(self, response: Response) -> None:
+    def _queue_response(self, response: QueuedResponse) -> None:
         self.responses.append(response)
         if len(self.responses) > MAX_UNSENT_RESPONSES:
             self.closing = "The client is not reading its responses."
@@ -396,8 +422,6 @@ class SyncSession:
         self.wake(urgent=True)
 
     async def _authenticate(self, message: dict[str, Any]) -> None:
-        from engine.server.auth import AuthFailed
-
         base = message["baseVersion"]
         if base != self.identity_version:
             raise ProtocolViolation(
@@ -415,7 +439,7 @@ class SyncSession:
                 identity = self.server.authenticator.admin(value)
             else:
                 identity = self.server.authenticator.user(value)
-        except AuthFailed as failure:
+        except Unauthenticated as failure:
             error = {
                 "type": "AuthError",
                 "error": str(failure),
@@ -554,10 +578,8 @@ class SyncSession:
     def _transition(
         self, entries: list[dict[str, Any] | tuple[int, Result]], target: StateVersion
     ) -> bytes:
-        from engine.server.values import convex_to_json
-
         modifications = [
-            entry if isinstance(entry, dict) else _updated(*entry, convex_to_json)
+            entry if isinstance(entry, dict) else _updated(*entry, convex_values.convex_to_json)
             for entry in entries
         ]
         transition = {
@@ -613,7 +635,7 @@ def _failed(query_id: int, error: TurnstileError) -> dict[str, Any]:
 
 async def run_sync_session(
     ws: trio_websocket.WebSocketConnection,
-    server: ServerContext,
+    server: SessionHost,
     *,
     limits: SessionLimits | None = None,
     outbox: Sender | None = None,
@@ -625,4 +647,11 @@ async def run_sync_session(
     await SyncSession(ws, server, limits=limits, outbox=outbox).run()
 
 
-__all__ = ["DropConnection", "LimitReached", "SyncSession", "run_sync_session"]
+__all__ = [
+    "Authenticates",
+    "DropConnection",
+    "LimitReached",
+    "SessionHost",
+    "SyncSession",
+    "run_sync_session",
+]

@@ -38,7 +38,7 @@ from typing import Any
 import attrs
 import trio
 
-from engine.sync.client import open_client
+from engine.client import open_client
 from lab import figures
 from lab.chaos.ledger import Tally, account, count_outcomes, read_back
 from lab.chaos.server import REPO, ServerFailed, ServerProcess, free_port

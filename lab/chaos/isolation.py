@@ -56,7 +56,8 @@ import trio
 from domain.errors import TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
 from engine import Engine
-from engine.server import Authenticator, convex_to_json, mint_token, serve
+from engine.server import Authenticator, mint_token, serve
+from engine.wire import convex_to_json
 from lab.chaos.probes import ADMIN as ADMIN_SCOPE
 from lab.chaos.probes import (
     ORG,

@@ -29,8 +29,8 @@ import attrs
 import orjson
 import trio
 
+from engine.client import Client, FunctionError
 from engine.journal import open_reader
-from engine.sync.client import Client, FunctionError
 from tools.loadtest.recorder import Sent
 
 Payload = Mapping[str, Any]

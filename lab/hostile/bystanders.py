@@ -19,7 +19,7 @@ import orjson
 import trio
 import trio_websocket
 
-from engine.sync.protocol import connect_message, decode_ts, subscribe_message
+from engine.wire.protocol import connect_message, decode_ts, subscribe_message
 from lab.hostile.target import Server
 from lab.hostile.wire import ServerMisbehaved, SyncPeer, open_ws
 

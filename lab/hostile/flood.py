@@ -18,7 +18,7 @@ import orjson
 import trio
 import trio_websocket
 
-from engine.sync.protocol import connect_message, subscribe_message
+from engine.wire.protocol import connect_message, subscribe_message
 from lab.hostile.wire import raw_upgrade, upgrade_request
 
 #: Kinds of connection a churn opens and drops (in turn).

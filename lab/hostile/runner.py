@@ -76,25 +76,18 @@ async def run_fuzz(cases: int, transports: Sequence[str], seed: int) -> list[Fuz
 async def serve_standalone(data_dir: Path, settings: dict[str, Any]) -> None:
     """`python -m lab.hostile serve`: the server the flood runs against (prints its port),
     with the GC tuned as `turnstile serve` tunes it."""
-    from engine import EngineConfig, open_engine, tune_gc
-    from engine.server import Authenticator, serve
+    from engine import EngineConfig, tune_gc
+    from engine.server import Authenticator, open_server
 
     tune_gc()
-    config = ServerConfig(**settings)
-    async with open_engine(data_dir, config=EngineConfig()) as engine, trio.open_nursery() as n:
-
-        async def run(task_status: trio.TaskStatus[int]) -> None:
-            await serve(
-                engine,
-                host="127.0.0.1",
-                port=0,
-                authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
-                config=config,
-                task_status=task_status,
-            )
-
-        port = await n.start(run)
-        print(f"listening on http://127.0.0.1:{port}", flush=True)
+    async with open_server(
+        data_dir,
+        engine_config=EngineConfig(),
+        authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
+        config=ServerConfig(**settings),
+    ) as server:
+        print(f"listening on {server.url}", flush=True)
+        await trio.sleep_forever()  # until the flood's SIGINT
 
 
 @attrs.define

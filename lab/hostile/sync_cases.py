@@ -37,8 +37,8 @@ from hypothesis import strategies as st
 
 from domain.errors import TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
-from engine.server.values import json_to_convex
-from engine.sync.protocol import decode_ts
+from engine.wire.protocol import decode_ts
+from engine.wire.values import json_to_convex
 from lab.hostile.target import Target
 from lab.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values, keys
 from lab.hostile.wire import ServerMisbehaved, SyncPeer, open_ws

@@ -14,8 +14,15 @@ import attrs
 import trio
 
 from domain.identity import ADMIN, ANONYMOUS
-from engine import Engine, EngineConfig, open_engine
-from engine.server import Authenticator, Metrics, ServerConfig, mint_token, serve
+from engine import Engine, EngineConfig
+from engine.server import (
+    Authenticator,
+    Metrics,
+    RunningServer,
+    ServerConfig,
+    mint_token,
+    open_server,
+)
 
 ADMIN_KEY = "hostile-admin-key"
 JWT_SECRET = "hostile-jwt-secret-that-is-long-enough-for-hs256"
@@ -60,12 +67,24 @@ class Server(Protocol):
 
 @attrs.define
 class Target:
-    engine: Engine
-    port: int
-    metrics: Metrics
-    config: ServerConfig
+    server: RunningServer
     errors: ErrorLog
-    stop: trio.Event
+
+    @property
+    def engine(self) -> Engine:
+        return self.server.engine
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.server.metrics
+
+    @property
+    def config(self) -> ServerConfig:
+        return self.server.config
 
     @property
     def admin_key(self) -> str:
@@ -100,36 +119,18 @@ async def open_target(
     logger = logging.getLogger("turnstile")
     logger.addHandler(errors)
     try:
-        async with (
-            open_engine(data_dir, config=EngineConfig(offload_io=offload_io)) as engine,
-            trio.open_nursery() as nursery,
-        ):
-            metrics = Metrics()
-            stop = trio.Event()
-            stopped = trio.Event()
-
-            async def run(task_status: trio.TaskStatus[int]) -> None:
-                try:
-                    await serve(
-                        engine,
-                        host="127.0.0.1",
-                        port=0,
-                        authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
-                        config=config,
-                        metrics=metrics,
-                        stop=stop,
-                        task_status=task_status,
-                    )
-                finally:
-                    stopped.set()
-
-            port: int = await nursery.start(run)
+        async with open_server(
+            data_dir,
+            engine_config=EngineConfig(offload_io=offload_io),
+            authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
+            config=config,
+        ) as server:
             try:
-                yield Target(engine, port, metrics, config, errors, stop)
+                yield Target(server, errors)
             finally:
-                stop.set()
+                server.stop()
                 with trio.fail_after(config.drain_seconds + 10):
-                    await stopped.wait()
+                    await server.wait_stopped()
     finally:
         logger.removeHandler(errors)
 

@@ -26,11 +26,11 @@ import attrs
 import orjson
 from hypothesis import strategies as st
 
-#: Mirrors of the server's published limits (engine.server.values), restated so that a change
+#: Mirrors of the server's published limits (engine.wire.values), restated so that a change
 #: there is a visible change here.
 MAX_DEPTH = 64
 SAFE_INTEGER = 2**53
-#: Longest function name the server takes (engine.sync.protocol.MAX_UDF_PATH_LENGTH): a longer
+#: Longest function name the server takes (engine.wire.protocol.MAX_UDF_PATH_LENGTH): a longer
 #: one is a malformed frame over the sync protocol and a 400 over HTTP.
 MAX_FUNCTION_NAME = 1024
 

@@ -19,7 +19,7 @@ import orjson
 import trio
 import trio_websocket
 
-from engine.sync.protocol import decode_ts
+from engine.wire.protocol import decode_ts
 
 SYNC_RESOURCE = "/api/1.17.0/sync"
 #: What a server answer must never contain (a Python traceback or source location).

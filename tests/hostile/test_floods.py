@@ -83,7 +83,7 @@ PER_CONNECTION = (
     "engine.server.http.Connection",
     "engine.sync.session.SyncSession",
     "engine.subscriptions.Subscription",
-    "engine.server.limits.Throttle",
+    "engine.sync.limits.Throttle",
     "trio_websocket._impl.WebSocketConnection",
     "trio.SocketStream",
     "h11._connection.Connection",

@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-import engine.server.values
+import engine.wire.values
 from domain.errors import InvalidArgs
-from engine.server.values import json_to_convex
+from engine.wire.values import json_to_convex
 from lab.hostile.bystanders import Bystanders
 from lab.hostile.fuzz import fuzz
 from lab.hostile.target import Target
@@ -77,14 +77,14 @@ def test_a_wide_value_is_decoded_without_a_call_per_element(
     # f-string path, so one 1 MiB array of numbers held the event loop for 0.6 s. Scalars are
     # now checked inline, and a path is spelled out only for a fault.
     calls = 0
-    decode = engine.server.values._decode
+    decode = engine.wire.values._decode
 
     def counted(value: Any, depth: int) -> Any:
         nonlocal calls
         calls += 1
         return decode(value, depth)
 
-    monkeypatch.setattr(engine.server.values, "_decode", counted)
+    monkeypatch.setattr(engine.wire.values, "_decode", counted)
     wide = orjson.loads(orjson.dumps({"a": [0] * 100_000, "b": {f"k{i}": i for i in range(999)}}))
     assert json_to_convex(wide) == wide
     assert calls == 3  # the args object and its two containers: not one per element

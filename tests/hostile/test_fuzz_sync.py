@@ -13,10 +13,10 @@ import pytest
 import trio
 import trio.testing
 
-import engine.server.values
+import engine.wire.values
 from domain.errors import Internal
 from domain.identity import ADMIN
-from engine.sync.protocol import decode_ts, subscribe_message
+from engine.wire.protocol import decode_ts, subscribe_message
 from lab.hostile.bystanders import Bystanders
 from lab.hostile.fuzz import fuzz
 from lab.hostile.target import Target
@@ -114,14 +114,14 @@ async def test_a_result_the_wire_cannot_carry_fails_that_query_only(
 ) -> None:
     # Found by the fuzzer (with the value above): a stored value that Convex's encoding cannot
     # carry ended the whole session of everyone subscribed to it. Now that query fails alone.
-    encode = engine.server.values.convex_to_json
+    encode = engine.wire.values.convex_to_json
 
     def refusing(value: Any) -> Any:
         if "unsendable" in repr(value):
             raise Internal("A result cannot be sent.")
         return encode(value)
 
-    monkeypatch.setattr(engine.server.values, "convex_to_json", refusing)
+    monkeypatch.setattr(engine.wire.values, "convex_to_json", refusing)
     kept = (await target.engine.mutation("events:create", EVENT, ADMIN)).value
     async with open_ws(target.port) as ws:
         peer = SyncPeer(ws)

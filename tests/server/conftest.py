@@ -9,8 +9,15 @@ import attrs
 import pytest
 import trio
 
-from engine import Engine, EngineConfig, open_engine
-from engine.server import Authenticator, Metrics, ServerConfig, mint_token, serve
+from engine import Engine, EngineConfig
+from engine.server import (
+    Authenticator,
+    Metrics,
+    RunningServer,
+    ServerConfig,
+    mint_token,
+    open_server,
+)
 
 ADMIN_KEY = "test-admin-key"
 JWT_SECRET = "test-jwt-secret-long-enough-for-hs256-and-for-the-hs512-forgery-test"
@@ -20,11 +27,19 @@ CONFIG = ServerConfig(read_timeout=0.5, drain_seconds=5.0)
 
 @attrs.define
 class LiveServer:
-    engine: Engine
-    port: int
-    metrics: Metrics
-    stop: trio.Event
-    stopped: trio.Event
+    server: RunningServer
+
+    @property
+    def engine(self) -> Engine:
+        return self.server.engine
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.server.metrics
 
     @property
     def admin(self) -> str:
@@ -35,31 +50,16 @@ class LiveServer:
 
 
 @pytest.fixture
-async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[LiveServer]:
+async def live(tmp_path: Path) -> AsyncIterator[LiveServer]:
     # No cron jobs: these tests compare exact journal positions on the wall clock.
     config = EngineConfig(offload_io=True, run_jobs=False)
-    async with open_engine(tmp_path / "data", config=config) as engine:
-        metrics = Metrics()
-        stop = trio.Event()
-        stopped = trio.Event()
-
-        async def run(task_status: trio.TaskStatus[int]) -> None:
-            try:
-                await serve(
-                    engine,
-                    host="127.0.0.1",
-                    port=0,
-                    authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
-                    config=CONFIG,
-                    metrics=metrics,
-                    stop=stop,
-                    task_status=task_status,
-                )
-            finally:
-                stopped.set()
-
-        port = await nursery.start(run)
-        yield LiveServer(engine, port, metrics, stop, stopped)
-        stop.set()
+    async with open_server(
+        tmp_path / "data",
+        engine_config=config,
+        authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
+        config=CONFIG,
+    ) as server:
+        yield LiveServer(server)
+        server.stop()
         with trio.fail_after(30):
-            await stopped.wait()
+            await server.wait_stopped()

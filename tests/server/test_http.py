@@ -334,7 +334,7 @@ async def test_shutdown_answers_requests_in_flight_and_stops_accepting(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(in_flight)
         await arrived.wait()
-        live.stop.set()
+        live.server.stop()
         assert await read_until_closed(idle.stream) == b""  # idle keep-alive: closed at once
         await idle.aclose()
         with pytest.raises(OSError):
@@ -343,7 +343,7 @@ async def test_shutdown_answers_requests_in_flight_and_stops_accepting(
     assert replies[0].status == 200
     assert replies[0].headers[b"connection"] == b"close"
     with trio.fail_after(10):
-        await live.stopped.wait()
+        await live.server.wait_stopped()
 
 
 async def test_pipelined_requests_are_answered_in_order(live: LiveServer) -> None:

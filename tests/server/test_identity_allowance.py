@@ -7,8 +7,8 @@ import trio
 import trio.testing
 
 from domain.identity import ADMIN, ANONYMOUS, Identity
-from engine.server.limits import IdentityAllowance
 from engine.server.metrics import Metrics
+from engine.sync.limits import IdentityAllowance
 
 ANN = Identity(subject="ann")
 BOB = Identity(subject="bob")

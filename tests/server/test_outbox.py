@@ -1,4 +1,5 @@
-"""`engine/server/outbox.py`: text frames, the socket `Outbox` and the `MessageOutbox`.
+"""`engine/server/outbox.py`: text frames, the socket `Outbox`, and the `MessageOutbox`
+(`engine/sync/sender.py`).
 
 - `text_frame` is checked byte by byte against RFC 6455 5.2 and decoded with wsproto's client
   parser, for each of the three length forms.
@@ -24,7 +25,8 @@ import trio.testing
 import trio_websocket
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from engine.server.outbox import MessageOutbox, Outbox, text_frame
+from engine.server.outbox import Outbox, text_frame
+from engine.sync.sender import MessageOutbox
 
 #: Small kernel buffers, so a few hundred KiB fill a connection whose peer does not read.
 SOCKET_BUFFER = 32 * 1024

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import Internal, InvalidArgs
-from engine.server.values import MAX_INT64, MIN_INT64, convex_to_json, json_to_convex
+from engine.wire.values import MAX_INT64, MIN_INT64, convex_to_json, json_to_convex
 
 keys = st.text(max_size=8).filter(lambda k: not k.startswith("$"))
 scalars = (

@@ -95,7 +95,7 @@ async def test_shutdown_closes_sessions_as_going_away(live: LiveServer, echo: li
     async with open_ws(live.port) as ws:
         await ws.send_message("hello")
         assert await ws.get_message() == "echo hello"
-        live.stop.set()
+        live.server.stop()
         with pytest.raises(trio_websocket.ConnectionClosed) as closed:
             await ws.get_message()
         assert closed.value.reason.code == 1001

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import trio
+from contextlib import AbstractAsyncContextManager
 
 from domain.identity import ADMIN
 from engine import Engine
-from engine.server.auth import Authenticator
-from engine.server.http import serve
+from engine.server import Authenticator, RunningServer, open_server
 
 
 async def create_rush(engine: Engine, tickets: int) -> str:
@@ -30,17 +27,7 @@ async def create_rush(engine: Engine, tickets: int) -> str:
     return str(outcome.value)
 
 
-async def start_server(nursery: trio.Nursery, engine: Engine, stop: trio.Event) -> int:
-    """Serve `engine` on a free 127.0.0.1 port until `stop` is set; return the port."""
-
-    async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await serve(
-            engine,
-            port=0,
-            authenticator=Authenticator(admin_key="k", jwt_secret="x" * 32),
-            stop=stop,
-            task_status=task_status,
-        )
-
-    port: int = await nursery.start(run)
-    return port
+def serving(engine: Engine) -> AbstractAsyncContextManager[RunningServer]:
+    """`engine` served on a free 127.0.0.1 port for the block (`open_server`); the engine
+    stays open after it."""
+    return open_server(engine, authenticator=Authenticator(admin_key="k", jwt_secret="x" * 32))

@@ -3,16 +3,16 @@ and reconnecting by itself across a server restart."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 import trio
 
 from domain.identity import ADMIN
-from engine import EngineConfig, open_engine
-from engine.server.auth import Authenticator, mint_token
-from engine.server.http import serve
-from engine.sync.client import FunctionError, open_client
+from engine import EngineConfig
+from engine.client import FunctionError, open_client
+from engine.server import Authenticator, RunningServer, mint_token, open_server
 
 SECRET = "client-test-secret-long-enough-for-hs256"
 EVENT = {
@@ -26,29 +26,38 @@ EVENT = {
 }
 
 
-async def start_server(
+def serving(data_dir: Path, port: int = 0) -> AbstractAsyncContextManager[RunningServer]:
+    """A server over an engine of its own on `data_dir`, for the block (`open_server`)."""
+    return open_server(
+        data_dir,
+        engine_config=EngineConfig(),
+        authenticator=Authenticator(admin_key="admin", jwt_secret=SECRET),
+        port=port,
+    )
+
+
+async def serve_in_background(
     nursery: trio.Nursery, data_dir: Path, port: int = 0
-) -> tuple[trio.Event, int]:
-    stop = trio.Event()
+) -> tuple[RunningServer, trio.Event]:
+    """`serving(data_dir, port)` in a task of `nursery`, so that it can stop while a client
+    opened after it lives on; the event is set once it has stopped and closed its engine."""
+    closed = trio.Event()
 
-    async def run(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        async with open_engine(data_dir, config=EngineConfig()) as engine:
-            await serve(
-                engine,
-                port=port,
-                authenticator=Authenticator(admin_key="admin", jwt_secret=SECRET),
-                stop=stop,
-                task_status=task_status,
-            )
+    async def run(task_status: trio.TaskStatus[RunningServer]) -> None:
+        try:
+            async with serving(data_dir, port) as server:
+                task_status.started(server)
+                await server.wait_stopped()
+        finally:
+            closed.set()
 
-    bound = await nursery.start(run)
-    return stop, bound
+    server: RunningServer = await nursery.start(run)
+    return server, closed
 
 
 async def test_client_reads_its_writes_and_sees_errors(tmp_path: Path) -> None:
-    async with trio.open_nursery() as nursery:
-        stop, port = await start_server(nursery, tmp_path / "data")
-        url = f"http://127.0.0.1:{port}"
+    async with serving(tmp_path / "data") as server:
+        url = server.url
         async with open_client(url, admin_key="admin") as admin:
             event_id = await admin.mutation("events:create", EVENT)
         async with open_client(url, token=mint_token(SECRET, "ann")) as ann:
@@ -65,20 +74,21 @@ async def test_client_reads_its_writes_and_sees_errors(tmp_path: Path) -> None:
             with pytest.raises(FunctionError) as missing:
                 await ann.query("events:nope", {})
             assert missing.value.code == "NotFound"
-        stop.set()
 
 
 async def test_client_reconnects_and_resubscribes_after_a_restart(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
-        stop, port = await start_server(nursery, tmp_path / "data")
-        url = f"http://127.0.0.1:{port}"
+        server, closed = await serve_in_background(nursery, tmp_path / "data")
+        url = server.url
         async with open_client(url, admin_key="admin") as client:
             event_id = await client.mutation("events:create", EVENT)
             async with client.subscribe("events:get", {"eventId": event_id}) as live:
                 assert (await live.__anext__())["name"] == "Gig"
-                stop.set()  # the server goes away...
-                await trio.sleep(0.3)
-                stop, _ = await start_server(nursery, tmp_path / "data", port)  # ...and comes back
+                server.stop()  # the server goes away (and its engine is closed)...
+                await closed.wait()
+                await trio.sleep(0.3)  # stays away a moment (reconnecting is refused meanwhile)
+                # ...and comes back, on the same port and data dir
+                server, _ = await serve_in_background(nursery, tmp_path / "data", server.port)
                 with trio.fail_after(10):
                     await client.mutation("events:update", {"eventId": event_id, "name": "Again"})
                     while (await live.__anext__())["name"] != "Again":
@@ -86,7 +96,7 @@ async def test_client_reconnects_and_resubscribes_after_a_restart(tmp_path: Path
             assert client.reconnects >= 1
         async with open_client(url, admin_key="admin") as fresh:
             assert (await fresh.query("events:get", {"eventId": event_id}))["name"] == "Again"
-        stop.set()
+        server.stop()
 
 
 async def test_admin_identity_constant_is_what_admin_key_gives() -> None:

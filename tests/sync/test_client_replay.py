@@ -9,7 +9,7 @@ import orjson
 import trio
 import trio.testing
 
-from engine.sync.client import Client
+from engine.client import Client
 
 
 class RecordingSocket:

@@ -16,8 +16,8 @@ import trio_websocket
 
 from domain.identity import ADMIN
 from engine import EngineConfig, open_engine
-from engine.sync.protocol import connect_message, decode_ts, subscribe_message
-from tests.sync.live import create_rush, start_server
+from engine.wire.protocol import connect_message, decode_ts, subscribe_message
+from tests.sync.live import create_rush, serving
 
 CLIENTS = int(os.environ.get("TURNSTILE_MANY_CLIENTS", "1000"))
 JOINS = int(os.environ.get("TURNSTILE_MANY_JOINS", "1000"))
@@ -72,11 +72,10 @@ async def test_thousand_subscribers_converge_while_thousand_users_join(tmp_path:
             "activeOffers": TICKETS,
             "remainingTickets": 0,
         }
-        stop = trio.Event()
         report: list[int] = []
         with trio.fail_after(240):
-            async with trio.open_nursery() as nursery:
-                port = await start_server(nursery, engine, stop)
+            async with serving(engine) as server:
+                port = server.port
                 ready = trio.Semaphore(0, max_value=CLIENTS)
                 async with trio.open_nursery() as clients:
                     for _ in range(CLIENTS):
@@ -95,7 +94,6 @@ async def test_thousand_subscribers_converge_while_thousand_users_join(tmp_path:
                     async with trio.open_nursery() as joiners:
                         for first in range(20):
                             joiners.start_soon(join, first)
-                stop.set()
         assert len(report) == CLIENTS
         # Coalescing: nobody needed one Transition per join.
         assert max(report) < JOINS

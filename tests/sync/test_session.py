@@ -9,10 +9,10 @@ import pytest
 import trio
 import trio.testing
 
-from engine.sync.protocol import decode_ts
 from engine.sync.session import run_sync_session
 from engine.testing import EngineHarness
 from engine.testing.harness import open_harness
+from engine.wire.protocol import decode_ts
 from tests.sync.fake_ws import FakeWebSocket, StubServer
 
 ORG_ARGS = {

@@ -11,8 +11,8 @@ import trio_websocket
 
 from domain.identity import ADMIN
 from engine import EngineConfig, open_engine
-from engine.sync.protocol import connect_message, subscribe_message
-from tests.sync.live import create_rush, start_server
+from engine.wire.protocol import connect_message, subscribe_message
+from tests.sync.live import create_rush, serving
 
 JOINS = 400
 
@@ -42,9 +42,8 @@ async def read_until(ws: trio_websocket.WebSocketConnection, want: int) -> int:
 async def test_a_client_that_stops_reading_holds_nobody_up(tmp_path: Path) -> None:
     async with open_engine(tmp_path / "data", config=EngineConfig()) as engine:
         event_id = await create_rush(engine, JOINS)
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            port = await start_server(nursery, engine, stop)
+        async with serving(engine) as server:
+            port = server.port
             slow_stream = await trio.open_tcp_stream("127.0.0.1", port)
             good_stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with trio.open_nursery() as clients:
@@ -74,4 +73,3 @@ async def test_a_client_that_stops_reading_holds_nobody_up(tmp_path: Path) -> No
                 await good.aclose()
             await slow_stream.aclose()
             await good_stream.aclose()
-            stop.set()

@@ -17,7 +17,7 @@ import attrs
 import trio
 import trio.lowlevel
 
-from engine.sync.client import FunctionError
+from engine.client import FunctionError
 from tools.loadtest.checks import Check, all_passed, converged
 from tools.loadtest.config import LoadConfig
 from tools.loadtest.latency import CommitToUpdate, commit_to_update

@@ -1,7 +1,7 @@
-"""A simulated user's connection: the project's own sync client (`engine.sync.client`),
+"""A simulated user's connection: the project's own sync client (`engine.client`),
 instrumented to stamp what the load test measures.
 
-`MeasuredClient` is `engine.sync.client.Client` unchanged on the wire: it reconnects and re-sends
+`MeasuredClient` is `engine.client.Client` unchanged on the wire: it reconnects and re-sends
 by itself exactly as an app's client does. It adds, without changing behaviour:
 
 - `call(name, args)`: `mutation()` timed from just before it is sent to the moment it resolves
@@ -29,8 +29,8 @@ import attrs
 import orjson
 import trio
 
-from engine.sync.client import Client, FunctionError
-from engine.sync.protocol import decode_ts
+from engine.client import Client, FunctionError
+from engine.wire.protocol import decode_ts
 from tools.loadtest.recorder import Recorder, Sent, Watch, now
 
 
@@ -173,7 +173,7 @@ async def open_measured_client(
     connect_timeout: float = 10.0,
     measured: bool = True,
 ) -> AsyncIterator[MeasuredClient]:
-    """A connected `MeasuredClient` for the block (as `engine.sync.client.open_client`).
+    """A connected `MeasuredClient` for the block (as `engine.client.open_client`).
 
     Raises `trio.TooSlowError` if the first connection is not made within `connect_timeout`;
     a refused credential surfaces as a `FunctionError` with code `Unauthenticated`.

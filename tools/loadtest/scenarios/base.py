@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import attrs
 import trio
 
+from engine.client import FunctionError
 from engine.server.auth import mint_token
-from engine.sync.client import FunctionError
 from tools.loadtest.checks import Check
 from tools.loadtest.config import LoadConfig
 from tools.loadtest.recorder import Recorder, Watch

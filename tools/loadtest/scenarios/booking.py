@@ -20,7 +20,7 @@ from collections import Counter
 from contextlib import AsyncExitStack
 from typing import Any
 
-from engine.sync.client import FunctionError
+from engine.client import FunctionError
 from tools.loadtest.checks import Check, acknowledged_present
 from tools.loadtest.recorder import Watch
 from tools.loadtest.scenarios.base import Audience, Participant, Scenario, ScenarioUnavailable

@@ -14,7 +14,7 @@ from collections import Counter
 from contextlib import AsyncExitStack
 from typing import Any
 
-from engine.sync.client import FunctionError
+from engine.client import FunctionError
 from tools.loadtest.checks import Check
 from tools.loadtest.scenarios.base import Audience, Participant, Scenario
 from tools.loadtest.scenarios.sale import SaleEvent

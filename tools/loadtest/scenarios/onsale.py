@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from engine.sync.client import FunctionError
+from engine.client import FunctionError
 from tools.loadtest.checks import Check
 from tools.loadtest.scenarios.base import Audience, Participant, Scenario
 from tools.loadtest.scenarios.sale import QUEUE_POSITION, SaleEvent

@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from engine.sync.client import FunctionError
+from engine.client import FunctionError
 from tools.loadtest.checks import Check, acknowledged_present, never_oversold, oversold_in
 from tools.loadtest.recorder import Watch
 from tools.loadtest.scenarios.base import Audience, RunContext

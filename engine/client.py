@@ -14,6 +14,9 @@ Guarantees, as Convex's own client gives them:
   re-subscribed and every mutation still in flight is re-sent with its original request id, which
   the server answers from its durable record instead of executing it twice.
 - A refused function raises `FunctionError` carrying the server's `errorData` (`code`, ...).
+
+The client speaks only `engine.wire` (the protocol's messages and Convex's value encoding): it
+imports nothing of the server side (`engine.sync`, `engine.server`, the engine's modules).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ import orjson
 import trio
 import trio_websocket
 
-from engine.server.values import convex_to_json, json_to_convex
-from engine.sync.protocol import decode_ts
+from engine.wire.protocol import decode_ts
+from engine.wire.values import convex_to_json, json_to_convex
 
 log = logging.getLogger("turnstile.client")
 
@@ -385,3 +388,6 @@ async def open_client(
         finally:
             await client._close()
             nursery.cancel_scope.cancel()
+
+
+__all__ = ["Client", "FunctionError", "open_client"]

@@ -1,4 +1,4 @@
-"""The sync protocol's message shapes and their checks (Convex's `protocol.ts`).
+"""The sync protocol's message shapes and their checks (Convex's `protocol.ts`), for both ends.
 
 Client -> server: Connect, ModifyQuerySet, Mutation, Action, Authenticate, Event.
 Server -> client: Transition, MutationResponse, ActionResponse, AuthError, FatalError, Ping.

@@ -10,22 +10,102 @@
 - `SessionLimits`: what one sync session is handed (its connection's throttle, the shared
   slots, the deadline for its Connect, the configured bounds).
 
-The numbers live in `ServerConfig` (engine/server/context.py), with their defaults documented.
+The numbers live in `ServerConfig`, with their defaults documented. It is defined here, below
+`engine.server`, because both the sync sessions and the HTTP front door read it: the front door
+imports this module, and nothing here imports the front door. What a limit counts goes to a
+`LimitCounters` (the server's `Metrics` is one), so this module needs no metrics of its own.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 import trio
 
 if TYPE_CHECKING:
+    from prometheus_client import Counter
+
     from domain.identity import Identity
-    from engine.server.context import ServerConfig
-    from engine.server.metrics import Metrics
+
+
+@attrs.frozen(kw_only=True)
+class ServerConfig:
+    """Limits of the front door. The timeouts bound how long a slow or silent client can hold
+    a connection; none of them limits how long a function may run."""
+
+    #: Largest HTTP request body and largest WebSocket message, in bytes (trio-websocket counts
+    #: a text message in characters: up to four bytes each).
+    max_body_bytes: int = 1024 * 1024
+    #: Largest request head (request line + headers), in bytes (431 beyond).
+    max_head_bytes: int = 16 * 1024
+    #: Seconds a keep-alive connection may sit idle before the next request starts.
+    idle_timeout: float = 30.0
+    #: Seconds from a request's first byte until its head and body have all arrived.
+    read_timeout: float = 10.0
+    #: Seconds a response (or the WebSocket handshake) may take to be written.
+    write_timeout: float = 10.0
+    #: Seconds in-flight requests get to finish after shutdown starts; then they are cut.
+    drain_seconds: float = 10.0
+    #: WebSocket messages buffered per connection before the reader waits. Each may be up to
+    #: `max_body_bytes`, so this (plus the one being read) bounds what a client that sends
+    #: faster than its allowance makes the server hold: about 5 MiB at the defaults.
+    ws_queue_size: int = 4
+
+    # -- hostile clients and floods (docs/reliability.md) ------------------------------------
+    #: Open TCP connections at most; one more is closed at once, before a byte is read.
+    max_connections: int = 10_000
+    #: Seconds from accepting a connection until its first request head has arrived, and for
+    #: a WebSocket until the sync session's Connect has arrived; a slower client is cut off.
+    handshake_timeout: float = 10.0
+    #: Sync sessions one signed-in user (token subject) may hold at once; one more is ended
+    #: with FatalError (close 1008). The admin key is exempt; anonymous sessions count only
+    #: against `max_connections`.
+    max_sessions_per_identity: int = 64
+    #: A connection's sustained allowance of messages (sync messages or HTTP requests) per
+    #: second, and how many it may send at once above that. Beyond it the connection's reading
+    #: pauses, so TCP pushes back on the client: nothing it sent is dropped or refused.
+    max_messages_per_second: float = 200.0
+    message_burst: int = 1_000
+    #: The same allowance in bytes (sync messages and request bodies).
+    max_bytes_per_second: float = 2 * 1024 * 1024
+    byte_burst: int = 4 * 1024 * 1024
+    #: One signed-in user's allowance of messages per second (sync messages and HTTP function
+    #: calls), shared by all that user's connections, and how many at once above that. Past
+    #: it the user's next message waits; nothing is refused. The admin key and anonymous
+    #: callers are held only by their connections' allowances.
+    max_messages_per_identity_per_second: float = 1_000.0
+    identity_message_burst: int = 5_000
+    #: Live queries one sync session may hold; adding one more ends it with FatalError (1008).
+    max_queries_per_session: int = 1_000
+    #: Mutations of one sync session in flight at once; beyond, its reading pauses.
+    max_mutations_in_flight: int = 256
+    #: Seconds one frame to a sync client may take to be written. A client that reads nothing
+    #: for longer (its socket buffers full) is disconnected without a closing handshake.
+    send_timeout: float = 30.0
+    #: Seconds a sync session that has ended still waits for its mutations in flight (their
+    #: answers go nowhere). A re-sent request is given the same execution either way: the
+    #: engine knows its id until it has an outcome.
+    mutation_grace: float = 10.0
+
+
+class LimitCounters(Protocol):
+    """Where the limits count what they did (the server's `Metrics`)."""
+
+    @property
+    def throttled(self) -> Counter:
+        """A connection's reading paused: it spent its message or byte allowance."""
+
+    @property
+    def identity_throttled(self) -> Counter:
+        """A signed-in user's message waited: the user spent the shared allowance."""
+
+    @property
+    def limited(self) -> Counter:
+        """A connection or session ended by a limit (labelled by the limit's name)."""
+
 
 
 class _Bucket:
@@ -64,14 +144,14 @@ class Throttle:
         message_burst: int,
         bytes_per_second: float,
         byte_burst: int,
-        metrics: Metrics | None = None,
+        metrics: LimitCounters | None = None,
     ) -> None:
         self._messages = _Bucket(messages_per_second, message_burst)
         self._bytes = _Bucket(bytes_per_second, byte_burst)
         self._metrics = metrics
 
     @classmethod
-    def of(cls, config: ServerConfig, metrics: Metrics | None = None) -> Throttle:
+    def of(cls, config: ServerConfig, metrics: LimitCounters | None = None) -> Throttle:
         return cls(
             config.max_messages_per_second,
             config.message_burst,
@@ -99,7 +179,7 @@ class IdentityAllowance:
         self,
         messages_per_second: float,
         burst: int,
-        metrics: Metrics | None = None,
+        metrics: LimitCounters | None = None,
         *,
         max_tracked: int = 100_000,
     ) -> None:
@@ -110,7 +190,7 @@ class IdentityAllowance:
         self._buckets: dict[str, _Bucket] = {}
 
     @classmethod
-    def of(cls, config: ServerConfig, metrics: Metrics | None = None) -> IdentityAllowance:
+    def of(cls, config: ServerConfig, metrics: LimitCounters | None = None) -> IdentityAllowance:
         return cls(
             config.max_messages_per_identity_per_second, config.identity_message_burst, metrics
         )
@@ -176,15 +256,13 @@ class SessionLimits:
     slots: SessionSlots
     #: `trio.current_time()` by which the client's Connect must have arrived.
     connect_by: float = math.inf
-    metrics: Metrics | None = None
+    metrics: LimitCounters | None = None
     #: The server's per-user allowance (None outside a server: no per-user limit).
     identities: IdentityAllowance | None = None
 
     @classmethod
     def defaults(cls) -> SessionLimits:
         """The shipped limits, for a session run outside a server (its own throttle and slots)."""
-        from engine.server.context import ServerConfig
-
         config = ServerConfig()
         return cls(
             config=config,
@@ -198,4 +276,11 @@ class SessionLimits:
             self.metrics.limited.labels(limit).inc()
 
 
-__all__ = ["IdentityAllowance", "SessionLimits", "SessionSlots", "Throttle"]
+__all__ = [
+    "IdentityAllowance",
+    "LimitCounters",
+    "ServerConfig",
+    "SessionLimits",
+    "SessionSlots",
+    "Throttle",
+]
