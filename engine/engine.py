@@ -64,7 +64,7 @@ SYSTEM = ADMIN
 
 #: What the engine itself keeps in the journal, beside the domain modules.
 ENGINE_MODULE = Module(aggregates=(RATE_LIMITER, JOB), projections=(), mutations=(), queries=())
-#: How often overdue timers are swept up (FUNCTIONS.md: the expired-offer sweep, every minute).
+#: How often overdue timers are swept up (docs/reference/limits.md, "The engine").
 SWEEP_SECONDS = 60.0
 
 

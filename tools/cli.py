@@ -1,4 +1,4 @@
-"""The `turnstile` command (CONTRACT.md, "Command line").
+"""The `turnstile` command (docs/reference/cli.md).
 
     turnstile serve [--host 127.0.0.1] [--port 3210] [--data-dir ./data]
                     [--admin-key K] [--jwt-secret S] [--demo]
@@ -36,7 +36,11 @@ DEV_USER = "dev-user"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="turnstile", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="turnstile",
+        description=__doc__.split("\n\n")[0],
+        epilog="Reference: docs/reference.md (the command line: docs/reference/cli.md).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="recover, then serve HTTP and WebSocket on one port")
@@ -61,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_arguments(
         commands.add_parser("replay", help="verify, recover, inspect or export a journal")
     )
+    for name, command in commands.choices.items():
+        command.epilog = f'Reference: docs/reference/cli.md, "turnstile {name}".'
     return parser
 
 
