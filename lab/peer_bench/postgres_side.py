@@ -461,7 +461,9 @@ async def _onsale(server: Server, sizes: Sizes, mode: str) -> dict[str, Any]:
         cur = await conn.execute(
             "SELECT total_tickets, purchased_count FROM events WHERE id = %s", (EVENT_ID,)
         )
-        total, purchased = await cur.fetchone()  # type: ignore[misc]
+        row = await cur.fetchone()
+        assert row is not None  # the event row is made before the run
+        total, purchased = row
         cur = await conn.execute(
             "SELECT user_id, status FROM waiting_list WHERE event_id = %s ORDER BY number",
             (EVENT_ID,),

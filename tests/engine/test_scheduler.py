@@ -23,8 +23,8 @@ MINUTE = 60_000
 CONFIG = EngineConfig(check_invariants=True, snapshot_every=0, offload_io=False)
 
 
-def at(zone: ZoneInfo, *fields: int) -> int:
-    return int(dt.datetime(*fields, tzinfo=zone).timestamp() * 1000)  # type: ignore[misc]
+def at(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int) -> int:
+    return int(dt.datetime(year, month, day, hour, minute, tzinfo=zone).timestamp() * 1000)
 
 
 def wall(ms: int, zone: ZoneInfo = LONDON) -> str:

@@ -74,6 +74,7 @@ async def closed(peer: SyncPeer, seconds: float = 10) -> trio_websocket.CloseRea
             while True:
                 await peer.next()
         except trio_websocket.ConnectionClosed as ended:
+            assert ended.reason is not None  # trio-websocket gives every closed connection one
             return ended.reason
 
 

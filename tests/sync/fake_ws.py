@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import orjson
@@ -33,6 +33,12 @@ class FakeWebSocket:
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         self.closed = (code, reason or "")
         self._to_client.close()
+
+    @property
+    def connection(self) -> trio_websocket.WebSocketConnection:
+        """This stand-in, typed as the connection a session is given (it implements what a
+        session uses of one)."""
+        return cast(trio_websocket.WebSocketConnection, self)
 
     # client side (the test)
     async def send(self, message: dict[str, Any] | str) -> None:
