@@ -43,7 +43,9 @@ class Sqlite:
     def damage_payload(self, data_dir: Path, seq: int) -> None:
         conn = sqlite3.connect(data_dir / JOURNAL_FILE, isolation_level=None)
         try:
-            conn.execute("UPDATE events SET payload = CAST(payload || X'20' AS BLOB) WHERE seq = ?", (seq,))
+            conn.execute(
+                "UPDATE events SET payload = CAST(payload || X'20' AS BLOB) WHERE seq = ?", (seq,)
+            )
         finally:
             conn.close()
 
