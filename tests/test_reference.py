@@ -379,7 +379,7 @@ def anchors(path: Path) -> set[str]:
     return {slug(line.lstrip("#")) for line in lines if line.startswith("#")}
 
 
-def test_the_reference_links_resolve() -> None:
+def test_the_reference_links_and_file_names_resolve() -> None:
     pages = [DOCS / "reference.md", *sorted(REFERENCE.glob("*.md"))]
     for page in pages:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
@@ -390,6 +390,8 @@ def test_the_reference_links_resolve() -> None:
             assert linked.is_file(), f"{page.relative_to(REPO)} links to missing {target}"
             if anchor and linked.suffix == ".md":
                 assert anchor in anchors(linked), f"{page.relative_to(REPO)}: no #{anchor}"
+        for named in re.findall(r"`((?:[\w.]+/)+[\w.]+\.py)`", page.read_text()):
+            assert (REPO / named).is_file(), f"{page.relative_to(REPO)} names missing {named}"
 
 
 #: Documents outside the repository that code and docs once cited.
