@@ -1,235 +1,72 @@
-"""The building blocks every aggregate is written with: events, aggregates, decisions, timers,
-projections and the declarations of client-callable functions.
+"""What a domain module declares (mutations, queries, the `Module` the engine registers) and
+`decide`, the one step that turns a command into a decision.
 
-The shape of a command (STYLE.md point 1): the engine hands a handler a `Decision` holding the
-aggregate's current state, `now` and the caller; the handler checks its rules and calls
-`decision.emit(EventType, ...)`, which stamps the event (stream, next version, time) and folds it
-into `decision.state` at once, so later rules in the same command see it. If the handler raises,
-the engine throws the whole decision away: nothing was written and no state changed.
+`decide` is the whole pure part of handling a command: the engine's actors run it on every
+command and timer, and the domain test harness runs the same function, so a domain test sees
+exactly what the engine decides. It does no I/O: the current state of the command's own
+aggregate comes in as arguments, that of any other aggregate through `reach`, and `now` and
+fresh tokens from the caller.
 
-Nothing here does I/O, reads a clock or draws randomness: time and fresh tokens come in through
-the `Decision`, supplied by the engine.
+Plan of one step:
+1. a `Decision` on the command's own aggregate, at the given state and version;
+2. a rate-limited command takes one unit from its limiter aggregate first
+   (`domain.ratelimit.take`; `RateLimited` if none is left);
+3. the handler runs; `Decision.co_decide` reaches another aggregate through `reach`, once per
+   aggregate (asking twice gives the same decision; a malformed id is `NotFound`; the command's
+   own aggregate is refused);
+4. with `check_invariants`, every part's state is checked (the aggregate's `check_invariants`).
+Whatever a step raises propagates and the caller keeps nothing; otherwise `Decided` holds the
+handler's value and every part, to be committed together.
+
+The building blocks (`Event`, `Decision`, `Aggregate`, ...) are defined in `domain.core`, below
+the rate limiter and the jobs, and re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 
+from domain.core import (
+    EVENT_TYPES,
+    Aggregate,
+    Decision,
+    Erasure,
+    Event,
+    Projection,
+    TimerChange,
+    View,
+    replace,
+)
+from domain.errors import NotFound
 from domain.identity import Identity
+from domain.ids import is_root_id
+from domain.ratelimit import RATE_LIMITER, RateLimit, limiter_id, take
+from domain.scheduling import CronJob
 
-if TYPE_CHECKING:
-    from domain.ratelimit import RateLimit
-    from domain.scheduling import CronJob
+__all__ = [
+    "EVENT_TYPES",
+    "Aggregate",
+    "Decided",
+    "Decision",
+    "Erasure",
+    "Event",
+    "Module",
+    "MutationSpec",
+    "Projection",
+    "QuerySpec",
+    "Reach",
+    "TimerChange",
+    "View",
+    "by_name",
+    "decide",
+    "replace",
+]
 
 S = TypeVar("S")
 A = TypeVar("A")
-T = TypeVar("T")
-E = TypeVar("E", bound="Event")
-
-#: Every event type by its journal name, filled in as event classes are defined.
-EVENT_TYPES: dict[str, type[Event]] = {}
-
-
-@attrs.frozen(kw_only=True)
-class Event:
-    """A fact that happened to one stream. Immutable, journaled, replayed by `evolve`.
-
-    `stream` is the aggregate's key (`"event/ev_..."`), `version` its 1-based position in that
-    stream, `at` milliseconds since the Unix epoch (UTC) when the command was decided.
-    Subclasses are registered under their class name, which is the journal's `type` column;
-    bump `schema` when a subclass's fields change incompatibly.
-    """
-
-    schema: ClassVar[int] = 1
-    #: The fields that hold personal data: blanked in the journal once the stream is erased
-    #: (an `Erasure` event on it). Subclasses name theirs.
-    personal_fields: ClassVar[tuple[str, ...]] = ()
-
-    stream: str
-    version: int
-    at: int
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        name = cls.__name__
-        known = EVENT_TYPES.get(name)
-        # attrs re-creates slotted classes: the final class replaces its draft of one qualname.
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise TypeError(f"two event types named {name}")
-        EVENT_TYPES[name] = cls
-
-    def timer_changes(self) -> Iterable[TimerChange]:
-        """Durable timers this event arms or disarms on its own stream (none by default)."""
-        return ()
-
-    def redacted(self) -> Event:
-        """This event with its `personal_fields` blanked (text to "", collections emptied,
-        nested attrs values blanked field by field; numbers, flags and None kept), so that it
-        still decodes and replays, carrying no personal data."""
-        if not self.personal_fields:
-            return self
-        return replace(self, **{name: _blank(getattr(self, name)) for name in self.personal_fields})
-
-
-def _blank(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, str):
-        return ""
-    if attrs.has(type(value)):
-        return replace(
-            value, **{f.name: _blank(getattr(value, f.name)) for f in attrs.fields(type(value))}
-        )
-    return type(value)()  # tuples, lists, dicts, immutables.Map: empty
-
-
-@attrs.frozen(kw_only=True)
-class Erasure(Event):
-    """Base of the events that erase their stream's personal data (a right-to-erasure
-    request): once one is committed, the engine rewrites every earlier event of the stream
-    with `redacted()` payloads, and replaces every snapshot with one built afresh."""
-
-
-@attrs.frozen(kw_only=True)
-class TimerChange:
-    """Arm (`due_at` set) or disarm (`due_at` None) the timer `key` of the event's stream.
-
-    When an armed timer falls due the engine runs the aggregate's `on_timer(decision, key)` as
-    a command; timers survive restarts because they are derived from the journal.
-    """
-
-    key: str
-    due_at: int | None
-
-
-class Decision(Generic[S]):
-    """One command's decision in progress: current state, emitted events, `now`, the caller."""
-
-    __slots__ = (
-        "_co_decide",
-        "_evolve",
-        "_tokens",
-        "events",
-        "identity",
-        "now",
-        "state",
-        "stream",
-        "version",
-    )
-
-    def __init__(
-        self,
-        *,
-        stream: str,
-        state: S,
-        version: int,
-        now: int,
-        identity: Identity,
-        evolve: Callable[[S, Event], S],
-        tokens: Callable[[], str],
-        co_decide: Callable[[Aggregate[Any], str], Decision[Any]] | None = None,
-    ) -> None:
-        self.stream = stream
-        self.state = state
-        self.version = version
-        self.now = now
-        self.identity = identity
-        self.events: list[Event] = []
-        self._evolve = evolve
-        self._tokens = tokens
-        self._co_decide = co_decide
-
-    @property
-    def aggregate_id(self) -> str:
-        return self.stream.partition("/")[2]
-
-    def new_token(self) -> str:
-        """A fresh random token from the engine, for building ids (see domain.ids)."""
-        return self._tokens()
-
-    def co_decide(self, aggregate: Aggregate[T], aggregate_id: str) -> Decision[T]:
-        """A decision on another aggregate, taken within this command.
-
-        Its `state` is that aggregate's current (working) state, its initial state if the
-        stream has no events; `now` and `identity` are this command's. Events emitted on it are
-        committed in the same transaction as this command's own, or not at all: if the handler
-        raises, nothing of either is kept. Asking twice for one aggregate gives the same
-        decision. A malformed id raises `NotFound`."""
-        if self._co_decide is None:
-            raise RuntimeError("this decision cannot reach other aggregates")
-        return self._co_decide(aggregate, aggregate_id)
-
-    def emit(self, event_type: type[E], **fields: Any) -> E:
-        """Record `event_type(**fields)` as the stream's next event and fold it into `state`."""
-        self.version += 1
-        event = event_type(stream=self.stream, version=self.version, at=self.now, **fields)
-        self.state = self._evolve(self.state, event)
-        self.events.append(event)
-        return event
-
-
-@attrs.frozen(kw_only=True)
-class Aggregate(Generic[S]):
-    """A kind of actor-owned state: how it starts, how events change it, how timers act on it.
-
-    `initial` is the state of a stream with no events; `evolve(state, event)` must be pure and
-    total over the aggregate's own event types; `on_timer(decision, key)` handles a due timer
-    (it must tolerate timers that are no longer relevant by emitting nothing).
-    """
-
-    kind: str
-    id_prefix: str
-    state_type: type[S]
-    initial: S
-    evolve: Callable[[S, Event], S]
-    on_timer: Callable[[Decision[S], str], None] | None = None
-    check_invariants: Callable[[S], None] | None = None
-
-    def stream_of(self, aggregate_id: str) -> str:
-        return f"{self.kind}/{aggregate_id}"
-
-
-@attrs.frozen(kw_only=True)
-class Projection(Generic[S]):
-    """A read model folded from every committed event, for queries that span aggregates.
-
-    `apply(state, event)` returns the next state; `keys(event)` names the keys of the projection
-    that the event may change, so that only subscriptions reading those keys are re-evaluated.
-    """
-
-    name: str
-    state_type: type[S]
-    initial: S
-    apply: Callable[[S, Event], S]
-    keys: Callable[[Event], Iterable[str]]
-    #: The event types `apply` reacts to; empty means every type. Recovery decodes only these.
-    event_types: tuple[type[Event], ...] = ()
-    #: Bump when `apply` or the state's shape changes: a snapshot holding another version of
-    #: the projection is not used for it, and it is folded again from the whole journal.
-    version: int = 1
-
-    @property
-    def snapshot_key(self) -> str:
-        return self.name if self.version == 1 else f"{self.name}@{self.version}"
-
-
-class View(Protocol):
-    """What a query may read: committed aggregate states and projection entries at one cut.
-
-    Every read is recorded, so a subscription is re-evaluated exactly when something it read
-    changes.
-    """
-
-    def aggregate(self, aggregate: Aggregate[S], aggregate_id: str) -> S | None:
-        """The committed state, or None if the stream has no events."""
-        ...
-
-    def projection(self, projection: Projection[S], key: str) -> S:
-        """The whole projection state, registering a dependency on `key` only."""
-        ...
 
 
 @attrs.frozen(kw_only=True)
@@ -270,34 +107,108 @@ class Module:
     jobs: tuple[CronJob, ...] = ()
 
 
-_FIELD_NAMES: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}
-
-
-def replace(instance: S, **changes: Any) -> S:
-    """A copy of a frozen attrs instance with `changes` applied: `attrs.evolve` without its
-    per-call introspection (several times faster; states are copied on every event). Field
-    validators and converters are not run, so state classes must not rely on them."""
-    cls = type(instance)
-    if not hasattr(cls, "__slots__"):
-        # Dict-backed classes (the big, hot states): copy the namespace in one go.
-        new = object.__new__(cls)
-        namespace = new.__dict__
-        namespace.update(instance.__dict__)
-        if not namespace.keys() >= changes.keys():
-            raise TypeError(f"{cls.__name__} has no field(s) {sorted(changes - namespace.keys())}")
-        namespace.update(changes)
-        return new
-    known = _FIELD_NAMES.get(cls)
-    if known is None:
-        names = tuple(field.name for field in attrs.fields(cls))  # type: ignore[arg-type]
-        known = _FIELD_NAMES[cls] = (names, frozenset(names))
-    if not known[1].issuperset(changes):
-        raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - known[1])}")
-    new = object.__new__(cls)
-    for name in known[0]:
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(instance, name))
-    return new
-
-
 def by_name(specs: Iterable[MutationSpec[Any, Any] | QuerySpec[Any]]) -> Mapping[str, Any]:
     return {spec.name: spec for spec in specs}
+
+
+# -- the decide step ------------------------------------------------------------------------------
+
+#: `reach(aggregate, stream)`: the current `(state, version)` of another aggregate's stream
+#: (its `initial` and 0 if the stream has no events). May raise to refuse the command.
+Reach = Callable[[Aggregate[Any], str], tuple[Any, int]]
+
+
+class Decided(Generic[S]):
+    """A command decided and not yet committed.
+
+    `value` is the handler's reply, `decision` the part on the command's own aggregate, and
+    `others` the parts on other aggregates (the limiter's take first, then co-decisions in the
+    order first reached). The parts with events are committed together, `others` before
+    `decision`, or none is."""
+
+    __slots__ = ("decision", "others", "value")
+
+    def __init__(
+        self, value: Any, decision: Decision[S], others: tuple[Decision[Any], ...]
+    ) -> None:
+        self.value = value
+        self.decision = decision
+        self.others = others
+
+
+def decide(
+    aggregate: Aggregate[S],
+    stream: str,
+    state: S,
+    version: int,
+    handle: Callable[[Decision[S], A], Any],
+    args: A,
+    *,
+    identity: Identity,
+    now: int,
+    tokens: Callable[[], str],
+    reach: Reach | None = None,
+    rate_limit: RateLimit | None = None,
+    check_invariants: bool = False,
+) -> Decided[S]:
+    """Decide `handle(decision, args)` on `stream` (at `state`, `version`), as the engine does.
+
+    Without `reach` the handler cannot co-decide (`Decision.co_decide` raises RuntimeError) and
+    a `rate_limit` is refused with ValueError. Raises whatever the handler, the rate limit, a
+    `reach` or an invariant check raises; nothing is changed anywhere then, since every state
+    here is a new value. Pure: the same arguments give the same decision."""
+    others: dict[str, tuple[Aggregate[Any], Decision[Any]]] = {}
+
+    def part(other: Aggregate[Any], other_stream: str) -> Decision[Any]:
+        found = others.get(other_stream)
+        if found is None:
+            assert reach is not None
+            other_state, other_version = reach(other, other_stream)
+            found = others[other_stream] = (
+                other,
+                Decision(
+                    stream=other_stream,
+                    state=other_state,
+                    version=other_version,
+                    now=now,
+                    identity=identity,
+                    evolve=other.evolve,
+                    tokens=tokens,
+                ),
+            )
+        return found[1]
+
+    def co_decide(other: Aggregate[Any], other_id: str) -> Decision[Any]:
+        if not is_root_id(other_id, other.id_prefix):
+            raise NotFound(f"No {other.kind} with id {other_id!r}.")
+        other_stream = other.stream_of(other_id)
+        if other_stream == stream:
+            raise ValueError("a command cannot co-decide on its own aggregate")
+        return part(other, other_stream)
+
+    decision = Decision(
+        stream=stream,
+        state=state,
+        version=version,
+        now=now,
+        identity=identity,
+        evolve=aggregate.evolve,
+        tokens=tokens,
+        co_decide=None if reach is None else co_decide,
+    )
+    if rate_limit is not None:
+        if reach is None:
+            raise ValueError("a rate-limited command needs `reach` to take from its limiter")
+        key = rate_limit.key(args, identity)  # may refuse the caller
+        limiter = RATE_LIMITER.stream_of(limiter_id(rate_limit.name, key))
+        take(part(RATE_LIMITER, limiter), rate_limit)
+    value = handle(decision, args)
+    if check_invariants:
+        check = aggregate.check_invariants
+        if check is not None:
+            check(decision.state)
+        for other, other_part in others.values():
+            check = other.check_invariants
+            if check is not None:
+                check(other_part.state)
+    return Decided(value, decision, tuple(found[1] for found in others.values()))

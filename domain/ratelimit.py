@@ -20,9 +20,9 @@ from typing import Any
 
 import attrs
 
+from domain.core import Aggregate, Decision, Event
 from domain.errors import RateLimited
 from domain.identity import Identity
-from domain.model import Aggregate, Decision, Event
 
 
 @attrs.frozen(kw_only=True)

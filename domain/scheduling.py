@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from domain.model import Aggregate, Decision, Event, TimerChange, View
+from domain.core import Aggregate, Decision, Event, TimerChange, View
 
 TICK = "tick"
 

@@ -6,8 +6,9 @@ An actor owns two states of its aggregate:
 - the *committed* state, exactly the journal up to the last durable batch, the only state
   queries read.
 
-A command is decided synchronously (`Decision` + the domain handler) and its events handed to the
-group commit; the command's `Reply` resolves only once the batch holding those events is durable.
+A command is decided synchronously by the domain's one decide step (`domain.model.decide`: the
+handler on a `Decision` of the working state) and its events handed to the group commit; the
+command's `Reply` resolves only once the batch holding those events is durable.
 A handler that raises leaves no trace: the working state is untouched and nothing is submitted.
 
 The mailbox is bounded: when it is full, `offer` raises `Overloaded` at once instead of queueing
@@ -24,13 +25,16 @@ import attrs
 import trio
 
 from domain.errors import Internal, Overloaded, TurnstileError
-from domain.identity import Identity
-from domain.model import Aggregate, Decision, Event
-from domain.ratelimit import RateLimit, take
+from domain.identity import ADMIN, Identity
+from domain.model import Aggregate, Decision, Event, decide
+from domain.ratelimit import RateLimit
 
 log = logging.getLogger("turnstile.actor")
 
 RequestKey = tuple[str, int]
+
+#: The caller of the commands the engine makes itself (timers, cron jobs, internal commands).
+SYSTEM = ADMIN
 
 
 class Reply:
@@ -103,8 +107,11 @@ class Submission:
 
 class ActorHost(Protocol):
     def now_ms(self) -> int: ...
-    def limiter(self, limit: RateLimit, args: Any, identity: Identity) -> Actor: ...
-    def resident(self, aggregate: Aggregate[Any], aggregate_id: str) -> Actor: ...
+    def resident(self, aggregate: Aggregate[Any], stream: str) -> Actor:
+        """The resident actor of `stream` (loaded on first use), for a co-decision or a
+        rate limiter's take inside another actor's step; may raise a `TurnstileError`."""
+        ...
+
     def new_token(self) -> str: ...
     def submit(self, submission: Submission) -> None: ...
     def start_actor(self, actor: Actor) -> None: ...
@@ -219,61 +226,41 @@ class Actor:
                         break
                     self.decide(command)
 
-    def _decision(
-        self,
-        identity: Identity,
-        now: int,
-        co_decide: Callable[[Aggregate[Any], str], Decision[Any]] | None = None,
-    ) -> Decision[Any]:
-        return Decision(
-            stream=self.stream,
-            state=self.working_state,
-            version=self.working_version,
-            now=now,
-            identity=identity,
-            evolve=self.aggregate.evolve,
-            tokens=self.host.new_token,
-            co_decide=co_decide,
-        )
-
     def _accept(self, decision: Decision[Any]) -> None:
         self.working_state = decision.state
         self.working_version = decision.version
         self.in_flight += 1
 
     def decide(self, command: Command) -> None:
-        """Decide one command. A rate-limited command takes its unit from the limiter actor,
-        and a handler may decide on other aggregates (`Decision.co_decide`), all within the
-        same synchronous step (no checkpoint: nothing can interleave). The other actors' parts
-        are kept only if the command itself is accepted, so a refused command spends nothing
-        and changes nothing anywhere."""
+        """Decide one command with the domain's one decide step (`domain.model.decide`), on the
+        working states: a rate-limited command takes its unit from the limiter actor, and a
+        handler may decide on other aggregates (`Decision.co_decide`), all within the same
+        synchronous step (no checkpoint: nothing can interleave). The other actors' parts are
+        kept only if the command itself is accepted, so a refused command spends nothing and
+        changes nothing anywhere."""
         host = self.host
         now = host.now_ms()
-        others: dict[str, tuple[Actor, Decision[Any]]] = {}
+        reached: dict[str, Actor] = {}
 
-        def co_decide(aggregate: Aggregate[Any], aggregate_id: str) -> Decision[Any]:
-            stream = aggregate.stream_of(aggregate_id)
-            if stream == self.stream:
-                raise ValueError("a command cannot co-decide on its own aggregate")
-            found = others.get(stream)
-            if found is None:
-                actor = host.resident(aggregate, aggregate_id)
-                found = others[stream] = (actor, actor._decision(command.identity, now))
-            return found[1]
+        def reach(aggregate: Aggregate[Any], stream: str) -> tuple[Any, int]:
+            actor = reached[stream] = host.resident(aggregate, stream)
+            return actor.working_state, actor.working_version
 
-        decision = self._decision(command.identity, now, co_decide)
         try:
-            if command.rate_limit is not None:
-                limiter = host.limiter(command.rate_limit, command.args, command.identity)
-                taken = limiter._decision(command.identity, now)
-                take(taken, command.rate_limit)
-                others[limiter.stream] = (limiter, taken)
-            value = command.handle(decision, command.args)
-            if host.checks_invariants:
-                for actor, part in [(self, decision), *others.values()]:
-                    check = actor.aggregate.check_invariants
-                    if check is not None:
-                        check(part.state)
+            decided = decide(
+                self.aggregate,
+                self.stream,
+                self.working_state,
+                self.working_version,
+                command.handle,
+                command.args,
+                identity=command.identity,
+                now=now,
+                tokens=host.new_token,
+                reach=reach,
+                rate_limit=command.rate_limit,
+                check_invariants=host.checks_invariants,
+            )
         except TurnstileError as error:
             command.reply.fail(error)
             return
@@ -282,9 +269,10 @@ class Actor:
             command.reply.fail(Internal("The server failed to handle this command."))
             return
         companions = []
-        for actor, part in others.values():
+        for part in decided.others:
             if not part.events:
                 continue  # only read: nothing to write or to hold back
+            actor = reached[part.stream]
             actor._accept(part)
             companions.append(
                 Submission(
@@ -298,6 +286,7 @@ class Actor:
                     decided_at=now,
                 )
             )
+        decision = decided.decision
         self._accept(decision)
         host.submit(
             Submission(
@@ -305,7 +294,7 @@ class Actor:
                 events=tuple(decision.events),
                 state=decision.state,
                 version=decision.version,
-                value=value,
+                value=decided.value,
                 reply=command.reply,
                 request=command.request,
                 decided_at=now,

@@ -37,13 +37,13 @@ import trio
 import trio.lowlevel
 
 from domain.errors import Internal, NotFound, Overloaded, TurnstileError
-from domain.identity import ADMIN, ANONYMOUS, Identity
+from domain.identity import ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
 from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, View
-from domain.ratelimit import RATE_LIMITER, RateLimit, limiter_id
+from domain.ratelimit import RATE_LIMITER
 from domain.scheduling import JOB
 from engine import codec, erasure
-from engine.actor import Actor, Command, Reply, RequestKey, Submission
+from engine.actor import SYSTEM, Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
 from engine.group_commit import GroupCommit
 from engine.journal import DamagedRow, open_journal, verify
@@ -59,8 +59,6 @@ log = logging.getLogger("turnstile.engine")
 T = TypeVar("T")
 S = TypeVar("S")
 A = TypeVar("A")
-
-SYSTEM = ADMIN
 
 #: What the engine itself keeps in the journal, beside the domain modules.
 ENGINE_MODULE = Module(aggregates=(RATE_LIMITER, JOB), projections=(), mutations=(), queries=())
@@ -220,7 +218,7 @@ class Engine:
         )
         self.committed_seq = self._commit.last_seq
         self._timers = TimerService(clock, self.read_models.timers)
-        self.scheduler = Scheduler(self, self.registry.jobs)
+        self.scheduler = Scheduler(self, self.registry.jobs, run_jobs=config.run_jobs)
         self.subscriptions = Subscriptions(self._view)
         self._closing = False
         self._seq_advanced = trio.Event()
@@ -413,16 +411,10 @@ class Engine:
         rate limiter inside another actor's step, never need one)."""
         self._nursery.start_soon(actor.run)
 
-    def resident(self, aggregate: Aggregate[Any], aggregate_id: str) -> Actor:
-        """The resident actor of another aggregate, for a co-decision inside a command."""
-        if not is_root_id(aggregate_id, aggregate.id_prefix):
-            raise NotFound(f"No {aggregate.kind} with id {aggregate_id!r}.")
-        return self._resident(aggregate, aggregate.stream_of(aggregate_id))
-
-    def limiter(self, limit: RateLimit, args: Any, identity: Identity) -> Actor:
-        """The resident limiter actor for this command's key (the key function may refuse)."""
-        stream = RATE_LIMITER.stream_of(limiter_id(limit.name, limit.key(args, identity)))
-        return self._resident(RATE_LIMITER, stream)
+    def resident(self, aggregate: Aggregate[Any], stream: str) -> Actor:
+        """The resident actor of another aggregate's stream, for a co-decision or a rate
+        limiter's take inside a command (the decide step has checked the id)."""
+        return self._resident(aggregate, stream)
 
     # -- actors ---------------------------------------------------------------------------
 

@@ -1,13 +1,16 @@
 """A pure, in-memory stand-in for the engine, for testing domain modules without I/O.
 
-- `decide(...)` runs one MutationSpec handler against a state exactly as the engine does: a
-  fresh `Decision` (stream, state, version, now, identity, evolve, tokens); if the handler
-  raises, the events are thrown away and the error propagates.
+Every command here is decided by `domain.model.decide`, the same step the engine's actors run,
+so these tests cannot drift from the engine's decisions; only storage is in memory.
+
+- `decide(...)` runs one MutationSpec handler against a state: the decide step on that state
+  alone (no other aggregate reachable); if the handler raises, the error propagates.
 - `DictView` is a dict-backed `View` that records what a query read.
 - `World` is a whole backend in memory: streams with their journals, projections, durable
   timers (from `Event.timer_changes`) and a manual clock. Args go through the engine's wire
-  codec (camelCase, strict types), replies and events through its JSON codec, and every commit
-  is checked against the aggregate's invariants.
+  codec (camelCase, strict types), replies and events through its JSON codec, and every
+  decision is checked against the invariants of every aggregate it touched. Rate limits are
+  not taken (the domain's rules are tested apart from them).
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
-
-from domain.errors import NotFound
+from domain import model
 from domain.identity import ADMIN, Identity
-from domain.ids import is_root_id, root_id
+from domain.ids import root_id
 from domain.model import Aggregate, Decision, Event, Module, MutationSpec, Projection, QuerySpec
 from engine.codec import decode_args, decode_event, dumps, encode_event, loads
 
@@ -35,16 +36,6 @@ def token_counter(prefix: str = "t") -> Callable[[], str]:
     return lambda: f"{prefix}{next(counter):04d}"
 
 
-@attrs.frozen(kw_only=True)
-class Decided:
-    """What a successful handler produced."""
-
-    reply: Any
-    events: tuple[Event, ...]
-    state: Any
-    version: int
-
-
 def decide(
     spec: MutationSpec[Any, Any],
     state: Any,
@@ -55,20 +46,18 @@ def decide(
     now: int = T0,
     identity: Identity = ADMIN,
     tokens: Callable[[], str] | None = None,
-) -> Decided:
-    """Run `spec`'s handler the way the engine will; raises what the handler raises."""
-    decision = Decision(
-        stream=spec.aggregate.stream_of(aggregate_id),
-        state=state,
-        version=version,
-        now=now,
+) -> model.Decided[Any]:
+    """Run `spec`'s handler through the engine's decide step; raises what the handler raises."""
+    return model.decide(
+        spec.aggregate,
+        spec.aggregate.stream_of(aggregate_id),
+        state,
+        version,
+        spec.handle,
+        args,
         identity=identity,
-        evolve=spec.aggregate.evolve,
+        now=now,
         tokens=tokens or token_counter(),
-    )
-    reply = spec.handle(decision, args)
-    return Decided(
-        reply=reply, events=tuple(decision.events), state=decision.state, version=decision.version
     )
 
 
@@ -125,7 +114,8 @@ class World:
             aggregate_id = root_id(spec.aggregate.id_prefix, self.tokens())
         else:
             aggregate_id = spec.route(args)
-        reply = self.run(spec.aggregate, aggregate_id, identity, lambda d: spec.handle(d, args))
+        stream = spec.aggregate.stream_of(aggregate_id)
+        reply = self._decide(spec.aggregate, stream, identity, spec.handle, args).value
         return loads(dumps(reply))
 
     def run(
@@ -139,42 +129,37 @@ class World:
         reaching others: every part is committed (co-decided ones first), or none if it
         raises."""
         stream = aggregate.stream_of(aggregate_id)
-        others: dict[str, tuple[Aggregate[Any], Decision[Any]]] = {}
+        return self._decide(aggregate, stream, identity, lambda d, _: handle(d), None).value
 
-        def co_decide(other: Aggregate[Any], other_id: str) -> Decision[Any]:
-            if not is_root_id(other_id, other.id_prefix):
-                raise NotFound(f"No {other.kind} with id {other_id!r}.")
-            other_stream = other.stream_of(other_id)
-            if other_stream == stream:
-                raise ValueError("a command cannot co-decide on its own aggregate")
-            if other_stream not in others:
-                others[other_stream] = (other, self._decision(other, other_stream, identity))
-            return others[other_stream][1]
-
-        decision = self._decision(aggregate, stream, identity, co_decide)
-        reply = handle(decision)  # raises: nothing below runs, nothing is kept
-        for other, part in others.values():
-            self._commit(other, part.stream, part.events, part.state)
-        self._commit(aggregate, stream, decision.events, decision.state)
-        return reply
-
-    def _decision(
+    def _decide(
         self,
         aggregate: Aggregate[Any],
         stream: str,
         identity: Identity,
-        co_decide: Callable[[Aggregate[Any], str], Decision[Any]] | None = None,
-    ) -> Decision[Any]:
-        return Decision(
-            stream=stream,
-            state=self.states.get(stream, aggregate.initial),
-            version=self.versions.get(stream, 0),
-            now=self.now,
+        handle: Callable[[Decision[Any], Any], Any],
+        args: Any,
+    ) -> model.Decided[Any]:
+        """The decide step on the world's current states, committed if it returns."""
+        decided = model.decide(
+            aggregate,
+            stream,
+            self.states.get(stream, aggregate.initial),
+            self.versions.get(stream, 0),
+            handle,
+            args,
             identity=identity,
-            evolve=aggregate.evolve,
+            now=self.now,
             tokens=self.tokens,
-            co_decide=co_decide,
-        )
+            reach=self._reach,
+            check_invariants=True,
+        )  # raises: nothing below runs, nothing is kept
+        for part in decided.others:
+            self._commit(part.stream, part.events, part.state)
+        self._commit(stream, decided.decision.events, decided.decision.state)
+        return decided
+
+    def _reach(self, aggregate: Aggregate[Any], stream: str) -> tuple[Any, int]:
+        return self.states.get(stream, aggregate.initial), self.versions.get(stream, 0)
 
     def query(self, name: str, wire_args: dict[str, Any], identity: Identity = ADMIN) -> Any:
         spec = self.queries[name]
@@ -186,18 +171,9 @@ class World:
         """Run the aggregate's `on_timer(key)` now, as the engine does when a timer falls due."""
         aggregate = self.aggregates[stream.partition("/")[0]]
         assert aggregate.on_timer is not None
-        decision = Decision(
-            stream=stream,
-            state=self.states.get(stream, aggregate.initial),
-            version=self.versions.get(stream, 0),
-            now=self.now,
-            identity=ADMIN,
-            evolve=aggregate.evolve,
-            tokens=self.tokens,
+        return tuple(
+            self._decide(aggregate, stream, ADMIN, aggregate.on_timer, key).decision.events
         )
-        aggregate.on_timer(decision, key)
-        self._commit(aggregate, stream, tuple(decision.events), decision.state)
-        return tuple(decision.events)
 
     def advance(self, ms: int) -> list[Event]:
         """Move the clock forward by `ms`, firing every timer that falls due, in due order."""
@@ -239,9 +215,7 @@ class World:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _commit(
-        self, aggregate: Aggregate[Any], stream: str, events: Iterable[Event], state: Any
-    ) -> None:
+    def _commit(self, stream: str, events: Iterable[Event], state: Any) -> None:
         events = tuple(events)
         if not events:
             return
@@ -265,5 +239,3 @@ class World:
         self.journal.extend(events)
         self.versions[stream] = version
         self.states[stream] = state
-        if aggregate.check_invariants is not None:
-            aggregate.check_invariants(state)

@@ -1,8 +1,9 @@
 """A pure in-memory backend for the customer tests, and the callers and shortcuts they share.
 
-`CustomerWorld` is the domain harness's `World` plus co-decisions (`Decision.co_decide`) as the
-engine runs them: the other aggregates' parts are committed with the command's own events if
-the handler returns, and dropped with them if it raises. `react` runs a reaction of
+`CustomerWorld` is the domain harness's `World` over the customer module. Its commands are decided
+by `domain.model.decide`, the engine's own decide step, co-decisions (`Decision.co_decide`)
+included: the other aggregates' parts are committed with the command's own events if the
+handler returns, and dropped with them if it raises. `react` runs a reaction of
 `domain.customers.reactions` inside a command of another module, the way an order or ticket
 handler will. The tests at the bottom hold the world itself to those rules.
 """
