@@ -12,6 +12,9 @@ Plan:
   yet durable) repeats none of the commands that had already been acknowledged.
 - A refused command (a rule said no, e.g. the record changed meanwhile) is logged and counted in
   `JobRan.refusals`; it does not stop the tick. `Overloaded` is retried with a short backoff.
+
+The scheduler sits beside the engine, not above it: it reaches the engine only through
+`JobHost`, the few methods it needs, so engine/engine.py imports this module and not the reverse.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import trio
 
 from domain.errors import Overloaded, TurnstileError
+from domain.identity import Identity
+from domain.model import Aggregate, Decision, View
 from domain.scheduling import (
     JOB,
     CronJob,
@@ -37,15 +43,42 @@ from domain.scheduling import (
     ran,
     schedule,
 )
-
-if TYPE_CHECKING:
-    from engine.engine import Engine
+from engine.actor import SYSTEM
 
 log = logging.getLogger("turnstile.scheduler")
 
 #: Planned commands of one tick in flight at once.
 CONCURRENCY = 64
 MINUTE_MS = 60_000
+
+S = TypeVar("S")
+A = TypeVar("A")
+
+
+class JobHost(Protocol):
+    """What the scheduler needs of the engine (engine/engine.py's `Engine` is one)."""
+
+    @property
+    def closing(self) -> bool: ...
+    def now_ms(self) -> int: ...
+    def committed_state(self, aggregate: Aggregate[Any], aggregate_id: str) -> Any: ...
+    def read_view(self) -> View: ...
+    async def run_internal(
+        self,
+        aggregate: Aggregate[S],
+        aggregate_id: str,
+        handle: Callable[[Decision[S], A], Any],
+        args: A,
+    ) -> object: ...
+    async def mutation(
+        self,
+        name: str,
+        args: Any,
+        identity: Identity,
+        *,
+        session_id: str | None = None,
+        request_id: int | None = None,
+    ) -> object: ...
 
 
 def next_tick(plan: Schedule, after_ms: int) -> int:
@@ -76,8 +109,12 @@ def request_id(tick: int, key: str) -> int:
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, jobs: dict[str, CronJob]) -> None:
+    """The cron jobs of one engine. With `run_jobs` off (an engine opened only to inspect a
+    data dir) it schedules and runs nothing, so nothing is written but what its caller asks."""
+
+    def __init__(self, engine: JobHost, jobs: dict[str, CronJob], *, run_jobs: bool) -> None:
         self._engine = engine
+        self._run_jobs = run_jobs
         self._jobs = {JOB.stream_of(job_id(name)): job for name, job in jobs.items()}
 
     @property
@@ -90,7 +127,7 @@ class Scheduler:
     async def start(self) -> None:
         """Schedule every job that has no valid next tick (first start, or a changed plan)."""
         engine = self._engine
-        if not engine.config.run_jobs:
+        if not self._run_jobs:
             return
         for job in self._jobs.values():
             state = engine.committed_state(JOB, job_id(job.name))
@@ -105,7 +142,7 @@ class Scheduler:
     async def tick(self, stream: str) -> bool:
         """Run the job of `stream` for its due tick; False if it must be retried later."""
         engine = self._engine
-        if not engine.config.run_jobs:
+        if not self._run_jobs:
             return True  # not run, and not retried: this engine only inspects the data dir
         job = self._jobs.get(stream)
         if job is None:
@@ -151,8 +188,6 @@ class Scheduler:
         return True
 
     async def _run(self, job: CronJob, tick: int, command: JobCommand) -> str | None:
-        from engine.engine import SYSTEM
-
         for attempt in range(5):
             try:
                 if command.keyed:
