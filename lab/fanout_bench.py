@@ -380,9 +380,8 @@ async def _e2e(port: int, engine: Any, clients: int, seconds: float) -> dict[str
 
 
 async def _parent(quick: bool) -> list[dict[str, Any]]:
-    from engine import EngineConfig, open_engine, tune_gc
-    from engine.server.auth import Authenticator
-    from engine.server.http import serve
+    from engine import EngineConfig, tune_gc
+    from engine.server import Authenticator, open_server
 
     tune_gc()  # as `turnstile serve` runs
 
@@ -391,31 +390,24 @@ async def _parent(quick: bool) -> list[dict[str, Any]]:
     pace = float(os.environ.get("FANOUT_PACE", "500"))
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="fanout_") as tmp:
-        async with open_engine(Path(tmp) / "data", config=EngineConfig()) as engine:
-            stop = trio.Event()
-            async with trio.open_nursery() as nursery:
-                port = await nursery.start(
-                    lambda task_status: serve(
-                        engine,
-                        host=HOST,
-                        port=0,
-                        authenticator=Authenticator(admin_key="k", jwt_secret="x" * 32),
-                        stop=stop,
-                        task_status=task_status,
-                    )
+        async with open_server(
+            Path(tmp) / "data",
+            engine_config=EngineConfig(),
+            authenticator=Authenticator(admin_key="k", jwt_secret="x" * 32),
+            host=HOST,
+        ) as server:
+            engine, port = server.engine, server.port
+            for n in sizes:
+                fan = await _fanout(engine, port, n, seconds, pace)
+                base = await _baseline(n, seconds, fan["size"])
+                rows.append({"n": n, "fan": fan, "base": base, "pace": pace})
+                print(
+                    f"  N={n}: fan-out {fan['rate']:,.0f}/s, baseline {base['rate']:,.0f}/s",
+                    file=sys.stderr,
+                    flush=True,
                 )
-                for n in sizes:
-                    fan = await _fanout(engine, port, n, seconds, pace)
-                    base = await _baseline(n, seconds, fan["size"])
-                    rows.append({"n": n, "fan": fan, "base": base, "pace": pace})
-                    print(
-                        f"  N={n}: fan-out {fan['rate']:,.0f}/s, baseline {base['rate']:,.0f}/s",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                e2e = await _e2e(port, engine, 100, seconds)
-                rows.append({"e2e": e2e})
-                stop.set()
+            e2e = await _e2e(port, engine, 100, seconds)
+            rows.append({"e2e": e2e})
     return rows
 
 

@@ -40,7 +40,6 @@ claiming to be a buyer are refused with 401 while the buyer's real token is answ
 from __future__ import annotations
 
 import base64
-import functools
 import http.client
 import json
 import random
@@ -56,7 +55,7 @@ import trio
 from domain.errors import TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
 from engine import Engine
-from engine.server import Authenticator, mint_token, serve
+from engine.server import Authenticator, mint_token, open_server
 from engine.wire import convex_to_json
 from lab.chaos.probes import ADMIN as ADMIN_SCOPE
 from lab.chaos.probes import (
@@ -628,10 +627,8 @@ async def _over_http(
     """`sample` again through a live server with real JWTs; then forged tokens."""
     jwt_secret = secrets.token_urlsafe(48)
     authenticator = Authenticator(secrets.token_urlsafe(24), jwt_secret)
-    async with trio.open_nursery() as nursery:
-        port: int = await nursery.start(
-            functools.partial(serve, engine, host="127.0.0.1", port=0, authenticator=authenticator)
-        )
+    async with open_server(engine, authenticator=authenticator) as server:
+        port = server.port
 
         async def post(kind: str, name: str, args: dict[str, Any], token: str | None) -> Answer:
             body = {"path": name, "args": [convex_to_json(args)], "format": "convex_encoded_json"}
@@ -679,7 +676,6 @@ async def _over_http(
                 report.breach(
                     f"control: {buyer.user_id}'s own token was refused over HTTP ({answer.code})"
                 )
-        nursery.cancel_scope.cancel()
 
 
 __all__ = [
