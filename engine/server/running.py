@@ -93,7 +93,8 @@ async def open_server(
     - An engine opened from a data dir is closed after the server has stopped, so everything
       it decided is committed when the block is left; an engine passed in stays open (its
       opener closes it).
-    - A failure of the server itself propagates out of the block.
+    - A failure of the server itself, or of the block, propagates out of the block in an
+      exception group, as from any trio nursery.
     """
     async with AsyncExitStack() as stack:
         if isinstance(engine, Engine):
