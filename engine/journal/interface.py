@@ -97,6 +97,11 @@ class DamagedRow(Exception):
         self.stream = stream
 
 
+class JournalReadError(Exception):
+    """The stored journal could not be read (a damaged file, an I/O error): what a reader's
+    calls raise, whatever the backend, with the backend's own error as the cause."""
+
+
 def checksum(payload: bytes) -> int:
     return zlib.crc32(payload)
 
@@ -126,7 +131,8 @@ class JournalReader(Protocol):
     """Read-only access to a journal. Use one reader from one thread at a time; open another
     for another thread. Each call sees every batch committed before it began (never part of a
     batch), unless inside `consistent()`. Rows and records are returned as stored: only
-    `read_stream` verifies checksums, the others leave that to the caller."""
+    `read_stream` verifies checksums, the others leave that to the caller. Any call raises
+    `JournalReadError` if the stored journal cannot be read."""
 
     def close(self) -> None: ...
 

@@ -10,6 +10,9 @@ Guarantees beyond `engine.journal.interface`:
   moves `append` to a worker thread) and a reader for the event loop. WAL lets both proceed
   at once; `reader()` opens a further read-only connection (`mode=ro`, `query_only`) for
   another thread, and `open_reader` one on a data dir without opening it for writing.
+- A reader's calls raise `JournalReadError` for what SQLite cannot read (a damaged file, an
+  I/O error, a lock held past the busy timeout); the writer's raise SQLite's own errors, which
+  the engine names for clients (`storage_fault`).
 - `rewrite_payloads` and the erasure bookkeeping use a connection of their own, so they run
   in a worker thread beside the writer; `rewrite_payloads` writes with `secure_delete` on and
   then checkpoints the WAL with TRUNCATE, so no image of a replaced page survives.
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -30,6 +34,7 @@ from engine.journal.interface import (
     Batch,
     GroupCount,
     Grouping,
+    JournalReadError,
     RequestRecord,
     Row,
     TailRepair,
@@ -125,21 +130,27 @@ class SqliteReader:
     def close(self) -> None:
         self._conn.close()
 
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """Every row of `sql`; what SQLite cannot read is a `JournalReadError`."""
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise JournalReadError(f"{self.path.name}: {exc}") from exc
+
     @contextmanager
     def consistent(self) -> Iterator[None]:
-        conn = self._conn
-        if conn.in_transaction:  # already inside one: that position holds
+        if self._conn.in_transaction:  # already inside one: that position holds
             yield
             return
-        conn.execute("BEGIN")
+        self._query("BEGIN")
         try:
             yield
         finally:
-            conn.execute("COMMIT")  # a read transaction: nothing to keep or undo
+            self._query("COMMIT")  # a read transaction: nothing to keep or undo
 
     def last_seq(self) -> int:
-        row = self._conn.execute("SELECT max(seq) FROM events").fetchone()
-        return int(row[0] or 0)
+        [(seq,)] = self._query("SELECT max(seq) FROM events")
+        return int(seq or 0)
 
     def scan(
         self,
@@ -174,7 +185,7 @@ class SqliteReader:
         sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(filters)} ORDER BY seq LIMIT ?"
         cursor = after_seq
         while True:
-            found = self._conn.execute(sql, [cursor, *params, chunk]).fetchall()
+            found = self._query(sql, [cursor, *params, chunk])
             for raw in found:
                 yield Row(*raw)
             if len(found) < chunk:
@@ -182,31 +193,29 @@ class SqliteReader:
             cursor = found[-1][0]
 
     def row_at(self, seq: int) -> Row | None:
-        found = self._conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
-        raw = found.fetchone()
-        return Row(*raw) if raw else None
+        found = self._query(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
+        return Row(*found[0]) if found else None
 
     def first_seq_after(self, at_ms: int) -> int | None:
-        found = self._conn.execute("SELECT min(seq) FROM events WHERE at > ?", (at_ms,))
-        seq = found.fetchone()[0]
+        [(seq,)] = self._query("SELECT min(seq) FROM events WHERE at > ?", (at_ms,))
         return None if seq is None else int(seq)
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[Row]:
-        rows = self._conn.execute(
+        rows = self._query(
             f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version",
             (stream, after_version),
-        ).fetchall()
+        )
         out = [Row(*r) for r in rows]
         for row in out:
             verify(row)
         return out
 
     def lookup_request(self, session_id: str, request_id: int) -> RequestRecord | None:
-        found = self._conn.execute(
+        found = self._query(
             f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE session_id = ? AND request_id = ?",
             (session_id, request_id),
-        ).fetchone()
-        return RequestRecord(*found) if found else None
+        )
+        return RequestRecord(*found[0]) if found else None
 
     def requests(
         self, *, after_seq: int = 0, until_seq: int | None = None, chunk: int = 5_000
@@ -220,7 +229,7 @@ class SqliteReader:
         order = f"ORDER BY session_id, request_id LIMIT {int(chunk)}"
         found = [
             RequestRecord(*r)
-            for r in self._conn.execute(
+            for r in self._query(
                 f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE {where} {order}", params
             )
         ]
@@ -231,7 +240,7 @@ class SqliteReader:
             last = found[-1]
             found = [
                 RequestRecord(*r)
-                for r in self._conn.execute(
+                for r in self._query(
                     f"SELECT {_REQUEST_COLUMNS} FROM requests"
                     f" WHERE {where} AND (session_id, request_id) > (?, ?) {order}",
                     [*params, last.session_id, last.request_id],
@@ -239,10 +248,10 @@ class SqliteReader:
             ]
 
     def totals(self) -> Totals:
-        events, payload, first_seq, last_seq, first_at, last_at, streams = self._conn.execute(
+        [(events, payload, first_seq, last_seq, first_at, last_at, streams)] = self._query(
             "SELECT count(*), coalesce(sum(length(payload)), 0), min(seq), max(seq),"
             " min(at), max(at), count(DISTINCT stream) FROM events"
-        ).fetchone()
+        )
         return Totals(
             events=events,
             payload_bytes=payload,
@@ -263,24 +272,26 @@ class SqliteReader:
         if limit is not None:
             sql += " LIMIT ?"
             params = (limit,)
-        return [GroupCount(n, e, b) for n, e, b in self._conn.execute(sql, params)]
+        return [GroupCount(n, e, b) for n, e, b in self._query(sql, params)]
 
     def rate(self, step_ms: int) -> dict[int, int]:
         if step_ms < 1:
             raise ValueError("a time bucket is at least 1 ms")
-        found = self._conn.execute(
-            "SELECT at / ? AS b, count(*) FROM events GROUP BY b", (step_ms,)
-        )
+        found = self._query("SELECT at / ? AS b, count(*) FROM events GROUP BY b", (step_ms,))
         return {int(bucket): int(count) for bucket, count in found}
 
 
 def open_reader(data_dir: Path) -> SqliteReader:
     """A read-only reader of the journal in `data_dir`; nothing is written to the database.
-    Raises `FileNotFoundError` if there is no journal."""
+    Raises `FileNotFoundError` if there is no journal, `JournalReadError` if it cannot be
+    opened."""
     path = data_dir / JOURNAL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no journal at {path}")
-    return SqliteReader(path, _connect_ro(path))
+    try:
+        return SqliteReader(path, _connect_ro(path))
+    except sqlite3.DatabaseError as exc:
+        raise JournalReadError(f"{path.name}: {exc}") from exc
 
 
 class SqliteJournal(SqliteReader):
@@ -387,11 +398,11 @@ class SqliteJournal(SqliteReader):
 
     def holds_records(self, *, ignoring_kinds: tuple[str, ...] = ()) -> bool:
         where = " AND ".join("stream NOT LIKE ?" for _ in ignoring_kinds) or "1"
-        row = self._conn.execute(
+        found = self._query(
             f"SELECT 1 FROM events WHERE {where} LIMIT 1",
             [f"{kind}/%" for kind in ignoring_kinds],
-        ).fetchone()
-        return row is not None
+        )
+        return bool(found)
 
     # -- erasure (own connection: safe from any thread) ---------------------------------
 

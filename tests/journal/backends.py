@@ -30,6 +30,10 @@ class Backend(Protocol):
         """Everything the backend keeps on disk for this journal, concatenated."""
         ...
 
+    def make_unreadable(self, data_dir: Path) -> None:
+        """Damage the closed journal so that the backend cannot read it at all."""
+        ...
+
 
 class Sqlite:
     name = "sqlite"
@@ -55,6 +59,15 @@ class Sqlite:
             for path in sorted(data_dir.iterdir())
             if path.name.startswith(JOURNAL_FILE)
         )
+
+    def make_unreadable(self, data_dir: Path) -> None:
+        path = data_dir / JOURNAL_FILE
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        path.write_bytes(b"\0" * 100 + path.read_bytes()[100:])  # the header
 
 
 BACKENDS: dict[str, Backend] = {"sqlite": Sqlite()}

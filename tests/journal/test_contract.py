@@ -17,6 +17,7 @@ from engine.journal import (
     DamagedRow,
     GroupCount,
     Journal,
+    JournalReadError,
     RequestRecord,
     Row,
     checksum,
@@ -339,6 +340,20 @@ def test_consistent_reads_hold_one_position(
 def test_a_reader_of_a_missing_journal_is_refused(journal_backend: Backend, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         journal_backend.open_reader(tmp_path / "nothing")
+
+
+def test_a_journal_that_cannot_be_read_raises_journal_read_error(
+    journal_backend: Backend, journal: Journal, data_dir: Path
+) -> None:
+    seed(journal)
+    journal.close()
+    journal_backend.make_unreadable(data_dir)
+    with pytest.raises(JournalReadError):
+        reader = journal_backend.open_reader(data_dir)
+        try:
+            list(reader.scan())
+        finally:
+            reader.close()
 
 
 # -- erasure ----------------------------------------------------------------------------------

@@ -18,13 +18,12 @@ A read error stops the pass and is reported with the last seq read; nothing is h
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from engine.journal import JournalReader
+from engine.journal import JournalReader, JournalReadError
 from snapshots import list_files, snapshot_dir
 from tools.replay.checks import RowChecks, span
 from tools.replay.findings import Finding, Findings
@@ -95,7 +94,7 @@ def verify(
                 _tail_evidence(journal, checks.last_seq, findings)
         finally:
             journal.close()
-    except sqlite3.DatabaseError as exc:
+    except JournalReadError as exc:
         readable = False
         findings.add(
             "unreadable",
