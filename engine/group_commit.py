@@ -28,9 +28,10 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from domain.model import Event
 from engine import codec
 from engine.actor import Submission
-from engine.journal import Batch, Journal, RequestRecord, Row, row_of
+from engine.journal import Batch, Journal, RequestRecord, Row, checksum
 
 log = logging.getLogger("turnstile.commit")
 
@@ -141,6 +142,21 @@ class GroupCommit:
                     kept.append(submission)
             self._queue = kept
             self._on_refused(refused, error)
+
+
+def row_of(seq: int, event: Event) -> Row:
+    """The journal row of `event` at sequence number `seq` (payload encoded, checksummed)."""
+    payload = codec.encode_event(event)
+    return Row(
+        seq,
+        event.stream,
+        event.version,
+        type(event).__name__,
+        type(event).schema,
+        payload,
+        event.at,
+        checksum(payload),
+    )
 
 
 def _actors_of(submission: Submission) -> set[int]:

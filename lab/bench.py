@@ -222,7 +222,7 @@ class Synth:
         self.limiter_versions: dict[str, int] = {}
 
     def row(self, event: Any) -> Any:
-        from engine.journal import row_of
+        from engine.group_commit import row_of
 
         self.seq += 1
         row = row_of(self.seq, event)

@@ -30,7 +30,6 @@ from engine.journal.interface import (
     TailRepair,
     Totals,
     checksum,
-    row_of,
     verify,
 )
 from engine.journal.sqlite import JOURNAL_FILE, SqliteJournal
@@ -65,6 +64,5 @@ __all__ = [
     "checksum",
     "open_journal",
     "open_reader",
-    "row_of",
     "verify",
 ]
