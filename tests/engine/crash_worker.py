@@ -1,23 +1,26 @@
-"""The child program of tests/engine/test_crash.py: a busy ticketing engine, killed at random.
+"""The child program of tests/engine/test_crash.py: a busy ticketing engine, killed at the points
+the test chooses (tests/engine/sigkill.py).
 
     python -m tests.engine.crash_worker DATA_DIR SEED
 
 Opens the engine on DATA_DIR (real clock, disk work in worker threads, `synchronous=FULL`),
 picks up to `OLD_EVENTS` events earlier runs left (the catalog read model) and creates
 `NEW_EVENTS` small ones, then runs `TASKS` concurrent tasks of joins, purchases, releases,
-refunds and check-ins over them until killed (or for `MAX_SECONDS` at most).
+refunds and check-ins over them until killed (or for `MAX_SECONDS` at most, so a worker the
+test lost does not run on).
 
 Each mutation carries a unique `(session_id, request_id)`: session `crash-SEED`, request ids
 counting from 1. Once `engine.mutation` returns (the events are durable), one JSON line
 `{name, args, identity, session, request, value, ts}` is written to stdout and flushed before
-anything else happens: the test holds the engine to every line it reads. The refusals a random
+anything else happens (`sigkill.acknowledge`): the test holds the engine to every line it
+reads, and counts them to choose its kill point; a point it arms on stdin parks the worker
+there (`sigkill.install_kill_points`). The refusals a random
 workload provokes (`Conflict`, `RateLimited`) are expected and not written; any other refusal is
 reported on stderr, which the test expects to stay empty.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import sys
@@ -30,11 +33,13 @@ from domain.errors import TurnstileError
 from domain.identity import Identity
 from domain.ticketing.aggregate import EVENT_QUEUE
 from engine import Engine, EngineConfig, open_engine
+from tests.engine.sigkill import acknowledge, install_kill_points
 
 TASKS = 50
 NEW_EVENTS = 3
 OLD_EVENTS = 2
-MAX_SECONDS = 30.0
+#: Far beyond any kill point (reached within seconds even on a busy machine).
+MAX_SECONDS = 120.0
 #: Small, so events sell out and the waiting list moves.
 TOTAL_TICKETS = (3, 6)
 #: Snapshots now and then, so kills also land during a snapshot and recovery starts from one.
@@ -88,8 +93,7 @@ class Workload:
             "value": out.value,
             "ts": out.ts,
         }
-        sys.stdout.write(json.dumps(line) + "\n")
-        sys.stdout.flush()
+        acknowledge(line)
         return out.value
 
     async def setup_events(self) -> None:
@@ -180,6 +184,7 @@ async def run(data_dir: Path, seed: int) -> None:
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     data_dir, seed = Path(argv[1]), int(argv[2])
+    install_kill_points()
     trio.run(run, data_dir, seed)
 
 

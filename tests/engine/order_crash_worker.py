@@ -1,11 +1,13 @@
-"""The child program of tests/engine/test_order_crash.py: a busy front desk, killed at random.
+"""The child program of tests/engine/test_order_crash.py: a busy front desk, killed at the points
+the test chooses (tests/engine/sigkill.py).
 
     python -m tests.engine.order_crash_worker DATA_DIR SEED
 
 Opens the engine on DATA_DIR (real clock, disk work in worker threads, `synchronous=FULL`, a
 snapshot now and then), opens a location with two services and creates `NEW_CUSTOMERS`
 customers, picks up the open orders earlier runs left (and their customers), then runs `TASKS`
-concurrent tasks until killed (or for `MAX_SECONDS` at most): each places an order (a booking
+concurrent tasks until killed (or for `MAX_SECONDS` at most, so a worker the test lost does not
+run on): each places an order (a booking
 days ahead or a purchase) for a random customer, or moves one open order a step along its
 lifecycle (confirm, take a payment, complete, now and then cancel). No two tasks work on one
 order at a time, so no command is refused.
@@ -13,13 +15,14 @@ order at a time, so no command is refused.
 Each mutation carries a unique `(session_id, request_id)`: session `orders-SEED`, request ids
 counting from 1. Once `engine.mutation` returns (its events and its customer's are durable),
 one JSON line `{name, args, session, request, value, ts}` is written to stdout and flushed
-before anything else happens: the test holds the engine to every line it reads. Any refusal is
+before anything else happens (`sigkill.acknowledge`): the test holds the engine to every line it
+reads, and counts them to choose its kill point; a point it arms on stdin parks the worker
+there (`sigkill.install_kill_points`). Any refusal is
 reported on stderr, which the test expects to stay empty.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import sys
@@ -32,12 +35,14 @@ import trio
 from domain.errors import TurnstileError
 from domain.identity import Identity
 from engine import Engine, EngineConfig, open_engine
+from tests.engine.sigkill import acknowledge, install_kill_points
 
 TASKS = 40
 NEW_CUSTOMERS = 6
 #: Open orders of earlier runs taken up again, at most.
 OLD_ORDERS = 60
-MAX_SECONDS = 30.0
+#: Far beyond any kill point (reached within seconds even on a busy machine).
+MAX_SECONDS = 120.0
 SNAPSHOT_EVERY = 500
 DAY_MS = 86_400_000
 WEEK = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -92,8 +97,7 @@ class Workload:
             "value": out.value,
             "ts": out.ts,
         }
-        sys.stdout.write(json.dumps(line) + "\n")
-        sys.stdout.flush()
+        acknowledge(line)
         return out.value
 
     async def setup(self) -> None:
@@ -221,6 +225,7 @@ async def run(data_dir: Path, seed: int) -> None:
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     data_dir, seed = Path(argv[1]), int(argv[2])
+    install_kill_points()
     trio.run(run, data_dir, seed)
 
 

@@ -1,15 +1,21 @@
-"""Crash safety: SIGKILL a busy engine at random moments; nothing it acknowledged is lost.
+"""Crash safety: SIGKILL a busy engine at points chosen by what it did; nothing it acknowledged is
+lost, nothing is applied twice.
 
 The child (tests/engine/crash_worker.py) runs a concurrent ticketing workload on real disk
 (`synchronous=FULL`, commits in worker threads, a snapshot now and then) and prints one line per
 mutation `engine.mutation` returned. It is killed `RUNS` times on the same data dir, each run
-with its own seed (so its own idempotency session). Then the engine recovers in-process and is
-held to every acknowledged line: the journal is sound, each acknowledged mutation's events are
-there, a repeat of its request returns the original `(value, ts)` without executing again, and
-every stream (events and rate limiters) keeps its invariants and equals the fold of its own rows.
+with its own seed (so its own idempotency session), each at a kill point drawn for it
+(tests/engine/sigkill.py): after its Nth acknowledgement, at once or parked with a group
+commit's rows written but not committed, with a commit durable but not yet acknowledged, or
+in the middle of writing a snapshot (`KILLS` says how many of each). So every run acknowledged
+something and died where it was meant to, however busy the machine. Then the engine recovers
+in-process and is held to every acknowledged line: the journal is sound, each acknowledged
+mutation's events are there, a repeat of its request returns the original `(value, ts)`
+without executing again, and every stream (events and rate limiters) keeps its invariants and
+equals the fold of its own rows.
 
-Set TURNSTILE_CRASH_SEED to repeat a failing run's choices (kill times, workload); where the
-kill lands among the child's commits stays up to the scheduler.
+Set TURNSTILE_CRASH_SEED to repeat a failing run's choices (kill points, workload); where an
+unparked kill lands among the child's commits stays up to the scheduler.
 """
 
 from __future__ import annotations
@@ -32,12 +38,14 @@ from engine import Engine, EngineConfig, open_engine
 from engine.journal import JOURNAL_FILE
 from engine.snapshotting import fold_stream
 from tests.engine.crash_worker import identity_of
-from tests.engine.sigkill import Ack, integrity, kill_runs
+from tests.engine.sigkill import Ack, integrity, kill_points, kill_runs
 
-RUNS = 20
-#: Seconds from starting the child to killing it (the child needs ~0.35 s to start: the
-#: earliest kills land during imports or recovery, the rest in the middle of the workload).
-KILL_AFTER = (0.3, 1.5)
+#: Runs killed at each kill point (None: at once after the Nth acknowledgement, the rest parked
+#: there after it; tests/engine/sigkill.py).
+KILLS = {None: 8, "written": 4, "committed": 4, "snapshot": 4}
+RUNS = sum(KILLS.values())
+#: The N of each run, drawn uniformly: a few hundred mutations of the workload at most.
+KILL_AFTER_ACKS = (1, 600)
 
 
 #: The type of the last event each acknowledged mutation can have written (its `ts` row).
@@ -52,11 +60,11 @@ LAST_EVENT_TYPES = {
 
 
 def crash_runs(data_dir: Path, log_dir: Path, rng: random.Random) -> tuple[list[Ack], int]:
-    """Start and SIGKILL the worker `RUNS` times on `data_dir`; return every line it
-    acknowledged (a torn last line is dropped) and how many runs acknowledged anything."""
-    runs = kill_runs(
-        "tests.engine.crash_worker", data_dir, log_dir, rng, runs=RUNS, kill_after=KILL_AFTER
-    )
+    """Start and SIGKILL the worker `RUNS` times on `data_dir`, each at its kill point; return
+    every line it acknowledged (a torn last line is dropped) and how many runs acknowledged
+    anything (all of them: each kill point comes after an acknowledgement)."""
+    points = kill_points(rng, KILLS, KILL_AFTER_ACKS)
+    runs = kill_runs("tests.engine.crash_worker", data_dir, log_dir, rng, points)
     return [ack for run in runs for ack in run], sum(bool(run) for run in runs)
 
 
@@ -192,7 +200,7 @@ async def test_acknowledged_mutations_survive_sigkill(tmp_path: Path) -> None:
         f"{RUNS} kills, {productive} with acknowledgements, {len(acks)} acknowledged "
         f"({dict(Counter(ack['name'] for ack in acks))}) in {time.monotonic() - started:.1f}s"
     )
-    assert productive >= RUNS // 2, "too few runs got to acknowledge anything"
+    assert productive == RUNS, "a run was killed before its first acknowledgement"
     assert {ack["name"] for ack in acks} == set(LAST_EVENT_TYPES), "the workload lost a kind"
     assert integrity(data_dir) == "ok"
 

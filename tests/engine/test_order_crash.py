@@ -6,7 +6,11 @@ The child (tests/engine/order_crash_worker.py) runs a concurrent front-desk work
 its customers and moves them along (confirm, pay, complete, cancel), printing one line per
 mutation `engine.mutation` returned. It is killed `RUNS` times on the same data dir, each run
 with its own seed (its own idempotency session), each taking up the open orders of the runs
-before. Then the engine recovers in-process and is held to every line and to the whole journal:
+before, each killed after its Nth acknowledged completion: at once, or parked with a group
+commit's rows written but not committed, with a commit durable but not yet acknowledged, or in
+the middle of a snapshot (tests/engine/sigkill.py; `KILLS` says how many of each). So every run
+completes orders, however busy the machine. Then the engine recovers in-process and is held to
+every line and to the whole journal:
 
 - each acknowledged order command's last row is its order event, and the row just before it is
   its customer's `CustomerOrderRecorded` of the same facts (one transaction, the customer's part
@@ -18,8 +22,8 @@ before. Then the engine recovers in-process and is held to every line and to the
   once each; every stream keeps its invariants and equals the fold of its own rows;
 - a repeat of each acknowledged request returns its original `(value, ts)` and writes nothing.
 
-Set TURNSTILE_CRASH_SEED to repeat a failing run's choices (kill times, workload); where the
-kill lands among the child's commits stays up to the scheduler.
+Set TURNSTILE_CRASH_SEED to repeat a failing run's choices (kill points, workload); where an
+unparked kill lands among the child's commits stays up to the scheduler.
 """
 
 from __future__ import annotations
@@ -44,13 +48,14 @@ from engine import Engine, EngineConfig, open_engine
 from engine.journal import JOURNAL_FILE
 from engine.snapshotting import fold_stream
 from tests.engine.order_crash_worker import STAFF
-from tests.engine.sigkill import integrity, kill_runs
+from tests.engine.sigkill import integrity, kill_points, kill_runs
 
-RUNS = 10
-#: Seconds from starting the child to killing it (its first acknowledgement comes after
-#: 0.6 to 0.9 s: imports, recovery, setup): a few kills land before or during the setup, most
-#: amid the completions.
-KILL_AFTER = (0.7, 1.5)
+#: Runs killed at each kill point (None: at once after the Nth acknowledged completion, the
+#: rest parked there after it; tests/engine/sigkill.py).
+KILLS = {None: 4, "written": 2, "committed": 2, "snapshot": 2}
+RUNS = sum(KILLS.values())
+#: The N of each run, drawn uniformly: at least 100 completions in all.
+KILL_AFTER_COMPLETIONS = (10, 40)
 
 Ack = dict[str, Any]
 
@@ -75,10 +80,12 @@ class Row:
 
 
 def crash_runs(data_dir: Path, log_dir: Path, rng: random.Random) -> tuple[list[Ack], int]:
-    """Start and SIGKILL the worker `RUNS` times on `data_dir`; return every line it
-    acknowledged (a torn last line is dropped) and how many runs acknowledged a completion."""
+    """Start and SIGKILL the worker `RUNS` times on `data_dir`, each at its kill point; return
+    every line it acknowledged (a torn last line is dropped) and how many runs acknowledged a
+    completion (all of them: each kill point comes after completions)."""
+    points = kill_points(rng, KILLS, KILL_AFTER_COMPLETIONS)
     runs = kill_runs(
-        "tests.engine.order_crash_worker", data_dir, log_dir, rng, runs=RUNS, kill_after=KILL_AFTER
+        "tests.engine.order_crash_worker", data_dir, log_dir, rng, points, counted=is_completion
     )
     completing = sum(any(is_completion(ack) for ack in run) for run in runs)
     return [ack for run in runs for ack in run], completing
@@ -311,8 +318,8 @@ async def test_each_acknowledged_completion_reaches_its_customer_once_across_sig
         f"{RUNS} kills, {completing} with completions, {len(acks)} acknowledged "
         f"({dict(Counter(ack['name'] for ack in acks))}) in {time.monotonic() - started:.1f}s"
     )
-    assert completing >= RUNS // 2, "too few runs got to complete an order"
-    assert completions >= 100
+    assert completing == RUNS, "a run was killed before it completed an order"
+    assert completions >= RUNS * KILL_AFTER_COMPLETIONS[0] >= 100
     assert {ack["name"] for ack in acks} == set(LAST_EVENT_TYPES), "the workload lost a kind"
     assert integrity(data_dir) == "ok"
 
