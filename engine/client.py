@@ -43,6 +43,40 @@ HANDSHAKE_SECONDS = 10.0
 _CONNECTION_LOST = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError)
 
 
+class _OpeningStream(trio.abc.Stream):
+    """The TCP stream as trio-websocket sees it. trio-websocket waits forever for the server's
+    101 answer if the connection ends first (a server killed mid-handshake); the end of the
+    connection (EOF, or the stream broken) cancels `opening`, the scope of that wait, so the
+    client reconnects at once. Past the opening the scope is gone and this only delegates."""
+
+    def __init__(self, stream: trio.abc.Stream, opening: trio.CancelScope) -> None:
+        self._stream = stream
+        self._opening = opening
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        try:
+            data = bytes(await self._stream.receive_some(max_bytes))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._opening.cancel()
+            raise
+        if not data:
+            self._opening.cancel()
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._opening.cancel()
+            raise
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
 class FunctionError(Exception):
     """A query or mutation the server refused; `data` is its `errorData`."""
 
@@ -232,12 +266,13 @@ class Client:
                 # when the server closes first (MEASURED.md).
                 stream = await trio.open_tcp_stream(self._host, self._port)
                 async with trio.open_nursery() as nursery:
-                    # trio-websocket waits forever if the connection drops before the server's
-                    # 101 answer (a server killed mid-handshake): bound it, then reconnect.
+                    # The opening ends when the connection does (`_OpeningStream`), and is
+                    # bounded for a server that keeps it open without answering. (Typed for a
+                    # socket stream, trio-websocket uses only the `Stream` interface.)
                     with trio.move_on_after(HANDSHAKE_SECONDS) as opening:
                         ws = await trio_websocket.wrap_client_stream(
                             nursery,
-                            stream,
+                            _OpeningStream(stream, opening),  # type: ignore[arg-type]
                             self._host,
                             self._resource,
                             max_message_size=16 * 1024 * 1024,
