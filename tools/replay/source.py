@@ -23,7 +23,7 @@ class NoJournal(Exception):
 
 def load_registry() -> Registry:
     """Every aggregate and projection the engine serves (domain modules + the engine's own),
-    so the tool works over whatever domain/catalog.py registers."""
+    so the tool works over whatever domain.catalog registers."""
     return Registry((*MODULES, ENGINE_MODULE))
 
 

@@ -1,4 +1,7 @@
-"""Every domain module the engine serves by default."""
+"""Every domain module the engine serves by default.
+
+A package of its own, above every area: it imports them all, while the areas import the root
+modules of `domain` (`domain.model`, `domain.errors`, ...), so the root imports none of them."""
 
 from __future__ import annotations
 
