@@ -247,7 +247,7 @@ async def never_reading(port: int, admin_key: str) -> AsyncIterator[trio.SocketS
 
 def rss_bytes(pid: int | None = None) -> int:
     """Resident memory of process `pid` (this one by default), from psutil (a dev dependency)."""
-    import psutil  # type: ignore[import-untyped]
+    import psutil
 
     return int(psutil.Process(pid).memory_info().rss)
 

@@ -26,6 +26,7 @@ import trio
 import trio.testing
 
 from domain.identity import ADMIN
+from engine.journal import Batch
 from engine.server import ServerConfig
 from lab.hostile.bystanders import Bystanders
 from lab.hostile.flood import (
@@ -477,9 +478,9 @@ async def test_reading_pauses_while_a_session_has_its_most_mutations_in_flight(
         gate = threading.Event()
         append = target.engine.journal.append
 
-        def held(batch: object) -> object:  # the engine's I/O thread waits at the gate
+        def held(batch: Batch) -> None:  # the engine's I/O thread waits at the gate
             gate.wait(20)
-            return append(batch)
+            append(batch)
 
         monkeypatch.setattr(target.engine.journal, "append", held)
         try:
@@ -515,9 +516,9 @@ async def test_a_dropped_session_gives_its_users_slot_back_at_once(
         gate = threading.Event()
         append = target.engine.journal.append
 
-        def held(batch: object) -> object:
+        def held(batch: Batch) -> None:
             gate.wait(20)
-            return append(batch)
+            append(batch)
 
         event_id = (await target.engine.mutation("events:create", EVENT, ADMIN)).value
         monkeypatch.setattr(target.engine.journal, "append", held)

@@ -36,7 +36,7 @@ async def open_session(
     h: EngineHarness, nursery: trio.Nursery, session_id: str = "s-1"
 ) -> FakeWebSocket:
     ws = FakeWebSocket()
-    nursery.start_soon(run_sync_session, ws, StubServer(h.engine))
+    nursery.start_soon(run_sync_session, ws.connection, StubServer(h.engine))
     await ws.send({"type": "Connect", "sessionId": session_id, "connectionCount": 0, "clientTs": 0})
     return ws
 
@@ -208,7 +208,7 @@ async def test_slow_reader_gets_coalesced_latest_values(
     async with trio.open_nursery() as nursery:
         ws = FakeWebSocket(buffer=0)  # the "network" holds nothing: the writer blocks
         client = Client(ws)
-        nursery.start_soon(run_sync_session, ws, StubServer(h.engine))
+        nursery.start_soon(run_sync_session, ws.connection, StubServer(h.engine))
         await ws.send({"type": "Connect", "sessionId": "slow", "connectionCount": 0})
         await ws.send(add_query(1, "events:getEventAvailability", {"eventId": event_id}, 0))
         for i in range(200):
