@@ -3,9 +3,7 @@ in-memory World (wire codec for args and replies, journal codec for every event)
 
 from __future__ import annotations
 
-import ast
 import enum
-from pathlib import Path
 from typing import Any
 
 import immutables
@@ -399,21 +397,3 @@ def test_check_invariants_catches_a_wrong_timer_or_lifetime() -> None:
         check_invariants(replace(good, notifications=good.notifications.set(nid, wrong)))
     with pytest.raises(AssertionError, match="without a user"):
         check_invariants(replace(good, user_id=None))
-
-
-FORBIDDEN_IMPORTS = {"trio", "sqlite3", "orjson", "time", "random", "uuid", "os", "engine"}
-
-
-def test_the_notifications_domain_does_no_io() -> None:
-    root = Path(__file__).resolve().parents[2] / "domain" / "notifications"
-    paths = sorted(root.glob("*.py"))
-    assert len(paths) >= 10
-    for path in paths:
-        for node in ast.walk(ast.parse(path.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                assert name.split(".")[0] not in FORBIDDEN_IMPORTS, f"{path.name} imports {name}"
