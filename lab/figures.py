@@ -3,7 +3,7 @@
 - `percentile(values, p)`: the nearest-rank percentile (one definition for every table);
 - `machine()`: what the figures were measured on (CPUs, software, commit, load), a dict that
   is printed, written into docs and dumped to JSON as it is; `machine_line(info)` says it on
-  one line;
+  one line, `run_lines(info, ...)` as the list that opens a section;
 - `write_section(heading, text)`: writes one benchmark's section of docs/benchmarks.md and keeps
   every other benchmark's section byte for byte (`replace_section` does it on a string).
 
@@ -97,6 +97,33 @@ def machine_line(info: Mapping[str, Any]) -> str:
     )
 
 
+def run_lines(
+    info: Mapping[str, Any],
+    *,
+    command: str,
+    seconds: float,
+    quick: bool,
+    software: str | None = None,
+) -> list[str]:
+    """The list that opens a benchmark's section: the command, the date and length of the run,
+    the machine (with its load average at the start and the end), the software (`software`, by
+    default Python, SQLite and trio) and the code measured. `info` is from `machine()`, with
+    `loadavg_end`."""
+    dirty = info["dirty"]
+    software = software or f"{info['python']}, SQLite {info['sqlite']}, trio {info['trio']}"
+    return [
+        f"- command: `{command}`"
+        + (" (quick sizes: a smoke test, not a measurement)" if quick else ""),
+        f"- date: {info['date']}; whole run {seconds:,.0f} s",
+        f"- machine: {info['cpus']} CPUs ({info['cpus_usable']} usable), {info['cpu_model']}; "
+        f"load average at start {info['loadavg_start'][0]:.2f}, at end "
+        f"{info['loadavg_end'][0]:.2f}",
+        f"- software: {software}; {info['platform']}",
+        f"- code: commit {info['commit']}"
+        + (f" plus uncommitted changes to {', '.join(dirty)}" if dirty else " (clean work tree)"),
+    ]
+
+
 def _is_heading(line: str) -> bool:
     return line.startswith(("# ", "## "))
 
@@ -150,5 +177,6 @@ __all__ = [
     "machine_line",
     "percentile",
     "replace_section",
+    "run_lines",
     "write_section",
 ]

@@ -10,7 +10,14 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lab.figures import machine, machine_line, percentile, replace_section, write_section
+from lab.figures import (
+    machine,
+    machine_line,
+    percentile,
+    replace_section,
+    run_lines,
+    write_section,
+)
 
 # -- percentile -----------------------------------------------------------------------------------
 
@@ -79,6 +86,43 @@ def test_machine_line_names_uncommitted_changes() -> None:
         "load average 0.25 at the start; commit abc1234 plus uncommitted changes to "
         "engine/engine.py"
     )
+
+
+def test_run_lines_open_a_section_with_the_run_and_the_machine() -> None:
+    info = {
+        "commit": "abc1234",
+        "dirty": [],
+        "cpus": 2,
+        "cpus_usable": 2,
+        "cpu_model": "Some CPU",
+        "python": "CPython 3.11.7",
+        "sqlite": "3.40.1",
+        "trio": "0.35.0",
+        "platform": "Linux",
+        "date": "2026-12-01 00:00 UTC",
+        "loadavg_start": (0.5, 0.0, 0.0),
+        "loadavg_end": (1.25, 0.0, 0.0),
+    }
+    assert run_lines(info, command="python -m lab.bench", seconds=140.4, quick=False) == [
+        "- command: `python -m lab.bench`",
+        "- date: 2026-12-01 00:00 UTC; whole run 140 s",
+        "- machine: 2 CPUs (2 usable), Some CPU; load average at start 0.50, at end 1.25",
+        "- software: CPython 3.11.7, SQLite 3.40.1, trio 0.35.0; Linux",
+        "- code: commit abc1234 (clean work tree)",
+    ]
+    quick = run_lines(
+        {**info, "dirty": ["a.py", "b.py"]},
+        command="python -m lab.peer_bench --quick",
+        seconds=3,
+        quick=True,
+        software="Python 3.11.7, PostgreSQL 15",
+    )
+    assert quick[0] == (
+        "- command: `python -m lab.peer_bench --quick` (quick sizes: a smoke test, not a "
+        "measurement)"
+    )
+    assert quick[3] == "- software: Python 3.11.7, PostgreSQL 15; Linux"
+    assert quick[4] == "- code: commit abc1234 plus uncommitted changes to a.py, b.py"
 
 
 # -- sections of docs/benchmarks.md ---------------------------------------------------------------
