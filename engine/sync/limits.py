@@ -107,7 +107,6 @@ class LimitCounters(Protocol):
         """A connection or session ended by a limit (labelled by the limit's name)."""
 
 
-
 class _Bucket:
     """Tokens refilled at `rate` per second up to `burst`. A debit may overdraw the level;
     the debt is the wait before the next debit is paid for."""
