@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lab.figures import (
@@ -35,6 +35,7 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(iter([2.0, 1.0]), 50) == 1.0
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # no clock in the verdict
 @given(
     st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=60),
     st.floats(min_value=0, max_value=100),
