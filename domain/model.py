@@ -160,23 +160,17 @@ def decide(
     others: dict[str, tuple[Aggregate[Any], Decision[Any]]] = {}
 
     def part(other: Aggregate[Any], other_stream: str) -> Decision[Any]:
-        found = others.get(other_stream)
-        if found is None:
-            assert reach is not None
-            other_state, other_version = reach(other, other_stream)
-            found = others[other_stream] = (
-                other,
-                Decision(
-                    stream=other_stream,
-                    state=other_state,
-                    version=other_version,
-                    now=now,
-                    identity=identity,
-                    evolve=other.evolve,
-                    tokens=tokens,
-                ),
-            )
-        return found[1]
+        assert reach is not None
+        other_state, other_version = reach(other, other_stream)
+        return Decision(
+            stream=other_stream,
+            state=other_state,
+            version=other_version,
+            now=now,
+            identity=identity,
+            evolve=other.evolve,
+            tokens=tokens,
+        )
 
     def co_decide(other: Aggregate[Any], other_id: str) -> Decision[Any]:
         if not is_root_id(other_id, other.id_prefix):
@@ -184,7 +178,10 @@ def decide(
         other_stream = other.stream_of(other_id)
         if other_stream == stream:
             raise ValueError("a command cannot co-decide on its own aggregate")
-        return part(other, other_stream)
+        found = others.get(other_stream)
+        if found is None:
+            found = others[other_stream] = (other, part(other, other_stream))
+        return found[1]
 
     decision = Decision(
         stream=stream,
@@ -201,7 +198,9 @@ def decide(
             raise ValueError("a rate-limited command needs `reach` to take from its limiter")
         key = rate_limit.key(args, identity)  # may refuse the caller
         limiter = RATE_LIMITER.stream_of(limiter_id(rate_limit.name, key))
-        take(part(RATE_LIMITER, limiter), rate_limit)
+        taken = part(RATE_LIMITER, limiter)
+        others[limiter] = (RATE_LIMITER, taken)
+        take(taken, rate_limit)
     value = handle(decision, args)
     if check_invariants:
         check = aggregate.check_invariants
@@ -211,4 +210,6 @@ def decide(
             check = other.check_invariants
             if check is not None:
                 check(other_part.state)
-    return Decided(value, decision, tuple(found[1] for found in others.values()))
+    if not others:
+        return Decided(value, decision, ())
+    return Decided(value, decision, tuple([found[1] for found in others.values()]))
