@@ -1102,8 +1102,8 @@ when `mutation()` returned; each join is for a user never seen before, so none i
 5. Memory: `ru_maxrss` of the subprocess that creates N events and joins each once (2,000
    clients), with the default `max_resident_actors`.
 6. Baseline: the journal's ceiling: raw `sqlite3` `executemany` of rows shaped like case 1's
-   (same schema via `engine.journal.create_schema`, payloads from the engine's codec), 1,000 per
-   `BEGIN IMMEDIATE`..`COMMIT`, WAL, `synchronous=FULL`, 300,000 rows (about what case 1
+   (same schema via `engine.journal.sqlite.create_schema`, payloads from the engine's codec),
+   1,000 per `BEGIN IMMEDIATE`..`COMMIT`, WAL, `synchronous=FULL`, 300,000 rows (about what case 1
    writes); run three times spread over the run (before case 1, between cases 1 and 2, after
    case 2) and the median used for the ratios. Its rate falls as the file grows, because rows
    of many streams scatter over the unique (stream, version) index, so each commit dirties many
