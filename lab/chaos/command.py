@@ -1,7 +1,7 @@
 """`python -m lab.chaos` (or `./dev chaos`): the two hostile runs of docs/reliability.md.
 
-    python -m lab.chaos [--duration 120] [--kills 30] [--port P] [--data-dir D] [--seed S]
-                          [--report FILE.json]
+    python -m lab.chaos [--duration 120] [--kills 30] [--kill-every N] [--port P]
+                          [--data-dir D] [--seed S] [--report FILE.json]
     python -m lab.chaos isolation [--orgs 3] [--rounds 20] [--seed S] [--http-sample 500]
                                     [--report FILE.json]
 
@@ -39,6 +39,13 @@ def _crash_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--duration", type=float, default=defaults.duration, help="seconds of load")
     add("--kills", type=int, default=defaults.kills, help="SIGKILLs spread over the load")
+    add(
+        "--kill-every",
+        type=int,
+        help="kill once this many more mutations were acknowledged since the server came up, "
+        "with the load's work bounded by count and --duration only its bound (default: kill "
+        "at random moments of --duration)",
+    )
     add("--port", type=int, help="the server's fixed port on 127.0.0.1 (default: a free one)")
     add("--data-dir", type=Path, help="absent or empty (default: a temporary directory)")
     add("--seed", type=int, help="seed of the kill moments and the users' choices")
@@ -84,6 +91,7 @@ def _crash(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     config = ChaosConfig(
         duration=args.duration,
         kills=args.kills,
+        kill_every=args.kill_every,
         port=args.port,
         data_dir=args.data_dir,
         seed=args.seed,
@@ -99,11 +107,14 @@ def _crash(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         config.validate()
     except ChaosError as exc:
         parser.error(str(exc))
-    print(
-        f"turnstile chaos: mixed load for {config.duration:g} s, {config.kills} SIGKILLs "
-        "spread over it ...",
-        flush=True,
-    )
+    if config.kill_every is None:
+        plan = f"mixed load for {config.duration:g} s, {config.kills} SIGKILLs spread over it"
+    else:
+        plan = (
+            f"mixed load, {config.kills} SIGKILLs, each after {config.kill_every} more "
+            f"acknowledged mutations (at most {config.duration:g} s)"
+        )
+    print(f"turnstile chaos: {plan} ...", flush=True)
     report = trio.run(run_chaos, config)
     _write(args.report, report.to_json())
     print(crash_summary(report), flush=True)
@@ -175,6 +186,7 @@ def crash_summary(report: ChaosReport) -> str:
         ("duplicated", tally.duplicated),
         ("not read back", tally.not_read_back),
         ("problems", tally.problems),
+        ("unfinished", tally.unfinished_sent),
         ("failed load checks", [f"{c.name}: {c.detail}" for c in report.load_checks
                                 if not c.passed]),
         ("verify findings", [json.dumps(f) for f in (report.verify or {}).get("findings", [])]),

@@ -12,10 +12,22 @@ The run, start to finish (every phase bounded):
    seconds; its clients are the project's sync client, which reconnects by itself and re-sends
    a mutation still in flight under its original `(session, request)`. Its recorder keeps every
    mutation sent and how it ended.
-3. Meanwhile the killer waits for the load to start, then `kills` times, at a random moment of
-   its share of the load, SIGKILLs the server and restarts it on the same port and data dir;
-   recovery time is from the kill to `/health` answering 200. A kill waits for the previous
-   recovery and `MIN_UPTIME`; a kill that would land after the load's end is not made.
+3. Meanwhile the killer waits for the load to start, then `kills` times SIGKILLs the server and
+   restarts it on the same port and data dir; recovery time is from the kill to `/health`
+   answering 200. Where the kills land:
+
+   - by default, at a random moment of each kill's share of the `duration`: a kill waits for
+     the previous recovery and `MIN_UPTIME`; a kill that would land after the load's end is
+     not made (a machine too slow to recover in time makes fewer kills, and the run fails);
+   - with `kill_every` N, by what happened: each kill once the load's clients were told of N
+     more acknowledged mutations since the server last came up. The load's work is then
+     bounded by count (enough for every kill and N more acknowledgements after the last one)
+     and ends when it is done; `duration` only bounds it. So every kill is made and every
+     server served load, however slow the machine.
+
+   A mutation in flight at the load's end may take `grace` seconds to resolve (a restart's
+   `recovery_timeout`, then the client's reconnect and re-send): only a mutation that no
+   server answered within that bound counts as unfinished.
 4. The load test closes with its own checks (never oversold, every acknowledged purchase and
    booking present, every subscriber converged), on the last server.
 5. Every acknowledged mutation is read back from that server (`ledger.read_back`); the server
@@ -38,7 +50,7 @@ from typing import Any
 import attrs
 import trio
 
-from engine.client import open_client
+from engine.client import HANDSHAKE_SECONDS, open_client
 from lab import figures
 from lab.chaos.ledger import Tally, account, count_outcomes, read_back
 from lab.chaos.server import REPO, ServerFailed, ServerProcess, free_port
@@ -55,6 +67,9 @@ READ_BACK_SECONDS = 120.0
 VERIFY_SECONDS = 300.0
 #: Bookings at most per second of load: enough that staff book until the deadline.
 BOOKINGS_PER_SECOND = 100
+#: Seconds a client may take, once the server is back, to reconnect (backoff up to 2 s, an
+#: opening bounded by HANDSHAKE_SECONDS) and hear the outcome of a mutation it re-sent.
+RESEND_SECONDS = 2.0 + HANDSHAKE_SECONDS + 10.0
 
 
 class ChaosError(Exception):
@@ -66,6 +81,9 @@ class ChaosConfig:
     #: Seconds of load; the kills are spread over it.
     duration: float = 120.0
     kills: int = 30
+    #: Kill after this many mutations acknowledged since the server last came up (None: at
+    #: random moments spread over `duration`; see the module docstring).
+    kill_every: int | None = None
     #: A fixed port on 127.0.0.1 (None: a free one, kept for the whole run).
     port: int | None = None
     #: Absent or empty (None: a temporary directory, removed after a passing run).
@@ -86,6 +104,8 @@ class ChaosConfig:
             raise ChaosError("--duration must be > 0")
         if self.kills < 0:
             raise ChaosError("--kills must be >= 0")
+        if self.kill_every is not None and self.kill_every < 1:
+            raise ChaosError("--kill-every must be >= 1")
         if self.port is not None and not 0 < self.port < 65536:
             raise ChaosError("--port must be between 1 and 65535")
         data_dir = self.data_dir
@@ -97,6 +117,12 @@ class ChaosConfig:
                 )
 
     def load_config(self, url: str, admin_key: str, jwt_secret: str, seed: int) -> LoadConfig:
+        # By count, each of the two writing scenarios alone has work for every kill and for
+        # the last server (refusals take a little of it); by time, staff book until the end.
+        if self.kill_every is not None:
+            writes = bookings = 2 * (self.kills + 1) * self.kill_every
+        else:
+            writes, bookings = 0, max(200, int(self.duration * BOOKINGS_PER_SECOND))
         return LoadConfig(
             url=url,
             admin_key=admin_key,
@@ -107,10 +133,11 @@ class ChaosConfig:
             tickets=self.tickets,
             subscribers=self.subscribers,
             writers=self.writers,
-            writes=0,
+            writes=writes,
             staff=self.staff,
-            bookings=max(200, int(self.duration * BOOKINGS_PER_SECOND)),
+            bookings=bookings,
             think_ms=self.think_ms,
+            grace=self.recovery_timeout + RESEND_SECONDS,
             seed=seed,
             org_id="org_chaos",
         )
@@ -119,6 +146,7 @@ class ChaosConfig:
         return {
             "duration": self.duration,
             "kills": self.kills,
+            "killEvery": self.kill_every,
             "users": self.users,
             "tickets": self.tickets,
             "subscribers": self.subscribers,
@@ -217,15 +245,36 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 class WatchedRecorder(Recorder):
-    """The load test's recorder, telling the killer when the load begins."""
+    """The load test's recorder, telling the killer when the load begins and ends and how many
+    of its mutations were acknowledged."""
 
     def __init__(self) -> None:
         super().__init__(keep_sent=True)
         self.load_begun = trio.Event()
+        #: Mutations acknowledged to the load's clients since the load began.
+        self.acknowledged = 0
+        self._news = trio.Event()
 
     def start_load(self) -> None:
         super().start_load()
         self.load_begun.set()
+
+    def end_load(self) -> None:
+        super().end_load()
+        self._news.set()
+
+    def mutation_succeeded(self, function: str, sent: float, resolved: float) -> None:
+        super().mutation_succeeded(function, sent, resolved)
+        if self.load_started is not None:
+            self.acknowledged += 1
+            self._news.set()
+
+    async def wait_acknowledged(self, count: int) -> None:
+        """Return once `count` mutations were acknowledged since the load began, or the load
+        ended."""
+        while self.acknowledged < count and self.load_ended is None:
+            self._news = trio.Event()
+            await self._news.wait()
 
 
 class Killer:
@@ -246,6 +295,9 @@ class Killer:
 
     async def run(self) -> None:
         await self.recorder.load_begun.wait()
+        if self.config.kill_every is not None:
+            await self._kill_by_acknowledgements(self.config.kill_every)
+            return
         load_start = trio.current_time()
         deadline = load_start + self.config.duration
         share = self.config.duration / max(1, self.config.kills)
@@ -258,12 +310,25 @@ class Killer:
             await trio.sleep_until(kill_at)
             if self._load_over():
                 return
-            killed = trio.current_time()
-            await self.server.kill()
-            self.server.start()
-            await self.server.wait_healthy()
-            ready_at = trio.current_time()
-            self.recovery_seconds.append(ready_at - killed)
+            ready_at = await self._kill_and_restart()
+
+    async def _kill_by_acknowledgements(self, every: int) -> None:
+        """Each kill once `every` more mutations were acknowledged since the server came up."""
+        for _ in range(self.config.kills):
+            await self.recorder.wait_acknowledged(self.recorder.acknowledged + every)
+            if self._load_over():
+                return
+            await self._kill_and_restart()
+
+    async def _kill_and_restart(self) -> float:
+        """SIGKILL the server, restart it, wait until it is healthy; when that was."""
+        killed = trio.current_time()
+        await self.server.kill()
+        self.server.start()
+        await self.server.wait_healthy()
+        ready_at = trio.current_time()
+        self.recovery_seconds.append(ready_at - killed)
+        return ready_at
 
     def _load_over(self) -> bool:
         """The load ended (its checks may be under way): no kill may land any more."""

@@ -134,6 +134,8 @@ class Tally:
     acknowledged: int = 0
     refused: int = 0
     unfinished: int = 0
+    #: Which mutations were unfinished (function, session, request), in the order sent.
+    unfinished_sent: list[str] = attrs.field(factory=list)
     lost: list[str] = attrs.field(factory=list)
     duplicated: list[str] = attrs.field(factory=list)
     read_back: int = 0
@@ -156,6 +158,7 @@ class Tally:
                 "duplicated": self.duplicated[:LISTED],
                 "notReadBack": self.not_read_back[:LISTED],
                 "problems": self.problems[:LISTED],
+                "unfinished": self.unfinished_sent[:LISTED],
             },
         }
 
@@ -173,6 +176,7 @@ def count_outcomes(tally: Tally, sent: Sequence[Sent]) -> None:
             tally.refused += 1
         else:
             tally.unfinished += 1
+            tally.unfinished_sent.append(_where(item))
 
 
 def _journal_rows(data_dir: Path, types: Iterable[str]) -> dict[str, list[tuple[str, Payload]]]:

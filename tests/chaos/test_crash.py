@@ -1,7 +1,9 @@
-"""Crash under load, short form: `python -m lab.chaos` as an operator runs it (5 SIGKILLs over
-10 s of the mixed load, a real `turnstile serve` on 127.0.0.1), read through its JSON report;
-and the ledger that holds a journal to what was acknowledged, shown to catch a lost and a
-duplicated mutation.
+"""Crash under load, short form: `python -m lab.chaos` as an operator runs it (5 SIGKILLs of a
+real `turnstile serve` on 127.0.0.1 under the mixed load, each once `KILL_EVERY` more mutations
+were acknowledged since the server came up, the load's work bounded by count), read through its
+JSON report; and the ledger that holds a journal to what was acknowledged, shown to catch a lost
+and a duplicated mutation. Nothing here depends on how fast the machine is: every kill comes
+after acknowledged work, and the times involved are only bounds against a hang.
 
 The long form is `python -m lab.chaos --duration 120 --kills 30` (docs/reliability.md).
 Set TURNSTILE_CHAOS_SEED to repeat a run's kill moments and users' choices.
@@ -24,8 +26,13 @@ from tools.loadtest import Sent
 
 REPO = Path(__file__).resolve().parents[2]
 KILLS = 5
-#: Bounds the whole command (its own bounds are far tighter: about 15 s on a quiet machine).
-RUN_TIMEOUT = 55
+#: Mutations acknowledged to the load's clients between two kills (and after the last one).
+KILL_EVERY = 60
+#: Bounds the load (`--duration`): it ends when its work is done, in about 10 s on a quiet
+#: machine.
+LOAD_BOUND = 300
+#: Bounds the whole command against a hang.
+RUN_TIMEOUT = 900
 
 
 def test_nothing_acknowledged_is_lost_or_doubled_across_five_sigkills(tmp_path: Path) -> None:
@@ -35,7 +42,8 @@ def test_nothing_acknowledged_is_lost_or_doubled_across_five_sigkills(tmp_path: 
     done = subprocess.run(
         [
             sys.executable, "-m", "lab.chaos",
-            "--duration", "10", "--kills", str(KILLS), "--seed", str(seed),
+            "--duration", str(LOAD_BOUND), "--kills", str(KILLS),
+            "--kill-every", str(KILL_EVERY), "--seed", str(seed),
             "--data-dir", str(tmp_path / "data"), "--report", str(report_path),
             "--users", "30", "--tickets", "12", "--subscribers", "30", "--writers", "2",
             "--staff", "3",
@@ -54,11 +62,11 @@ def test_nothing_acknowledged_is_lost_or_doubled_across_five_sigkills(tmp_path: 
     assert report["kills"] == {"asked": KILLS, "survived": KILLS}
     recovery = report["recoverySeconds"]
     assert len(recovery["each"]) == KILLS
-    assert 0 < recovery["p50"] <= recovery["p99"] == recovery["max"] < 60
+    assert 0 < recovery["p50"] <= recovery["p99"] == recovery["max"]
     mutations = report["mutations"]
     assert (mutations["lost"], mutations["duplicated"], mutations["notReadBack"]) == (0, 0, 0)
     assert mutations["unfinished"] == 0
-    assert mutations["readBack"] == mutations["acknowledged"] > 100
+    assert mutations["readBack"] == mutations["acknowledged"] >= (KILLS + 1) * KILL_EVERY
     # The mixed load's every kind of write was acknowledged, and so checked.
     assert {
         "events:joinWaitingList",

@@ -10,6 +10,9 @@ import attrs
 #: The only hosts a load test may target: this machine's loopback.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SCENARIO_NAMES = ("onsale", "booking", "fanout", "mixed")
+#: Seconds after the load's deadline that mutations already sent may take to resolve, unless
+#: a run's config says otherwise (`LoadConfig.grace`).
+GRACE_SECONDS = 5.0
 
 
 class ConfigError(ValueError):
@@ -43,6 +46,9 @@ class LoadConfig:
     bookings: int = 200
     #: Mean pause between a simulated user's steps, in milliseconds.
     think_ms: float = 20.0
+    #: Seconds after the load's deadline that mutations already sent may take to resolve
+    #: before they are cut short (counted unfinished).
+    grace: float = GRACE_SECONDS
     org_id: str = "org_loadtest"
     seed: int | None = None
     report: Path | None = None
@@ -60,7 +66,7 @@ class LoadConfig:
             raise ConfigError(
                 "the harness needs the server's JWT secret (--jwt-secret, at least 32 bytes)"
             )
-        for name in ("duration", "settle", "connect_timeout"):
+        for name in ("duration", "settle", "connect_timeout", "grace"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0")
         for name in ("users", "tickets", "subscribers", "writers", "staff"):

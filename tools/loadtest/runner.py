@@ -30,7 +30,6 @@ from tools.loadtest.scenarios import (
     ScenarioUnavailable,
     scenario_plan,
 )
-from tools.loadtest.scenarios.base import GRACE_SECONDS
 from tools.loadtest.users import MeasuredClient, leaves, open_measured_client
 
 #: Seconds the read-back of acknowledged writes may take beyond `settle`.
@@ -172,8 +171,8 @@ async def _run(
             phase.name = "load"
             context.begin_load()
             # Participants stop by themselves: at the deadline they start nothing new, and
-            # what is in flight is cut short GRACE_SECONDS later.
-            with trio.move_on_at(context.load_deadline + GRACE_SECONDS + 1.0):
+            # what is in flight is cut short `config.grace` seconds later.
+            with trio.move_on_at(context.load_deadline + config.grace + 1.0):
                 await context.all_done.wait()
             recorder.end_load()
             phase.name = "settle"

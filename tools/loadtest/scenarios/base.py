@@ -27,14 +27,12 @@ import trio
 from engine.client import FunctionError
 from engine.server.auth import mint_token
 from tools.loadtest.checks import Check
-from tools.loadtest.config import LoadConfig
+from tools.loadtest.config import GRACE_SECONDS, LoadConfig
 from tools.loadtest.recorder import Recorder, Watch
 from tools.loadtest.users import MeasuredClient, leaves, open_measured_client
 
 #: User tokens minted for simulated users outlive any bounded run.
 TOKEN_TTL_SECONDS = 6 * 3600
-#: Seconds after the load's deadline that mutations already sent may take to resolve.
-GRACE_SECONDS = 5.0
 
 
 class ScenarioUnavailable(Exception):
@@ -143,9 +141,9 @@ class RunContext:
 
     def load_scope(self) -> trio.CancelScope:
         """The scope a participant's steps run in. Participants start nothing new once
-        `load_over()`; what is in flight then may finish for `GRACE_SECONDS` more, and is cut
-        short after (so the run stays bounded even if the server stops answering)."""
-        return trio.move_on_at(self.load_deadline + GRACE_SECONDS)
+        `load_over()`; what is in flight then may finish for `config.grace` seconds more, and
+        is cut short after (so the run stays bounded even if the server stops answering)."""
+        return trio.move_on_at(self.load_deadline + self.config.grace)
 
     def load_over(self) -> bool:
         return trio.current_time() >= self.load_deadline
