@@ -15,6 +15,8 @@ from engine.client import FunctionError, open_client
 from engine.server import Authenticator, RunningServer, mint_token, open_server
 
 SECRET = "client-test-secret-long-enough-for-hs256"
+#: Bounds a step against a hang only (it takes well under a second on a quiet machine).
+HANG_GUARD = 120
 EVENT = {
     "name": "Gig",
     "description": "",
@@ -86,10 +88,16 @@ async def test_client_reconnects_and_resubscribes_after_a_restart(tmp_path: Path
                 assert (await live.__anext__())["name"] == "Gig"
                 server.stop()  # the server goes away (and its engine is closed)...
                 await closed.wait()
-                await trio.sleep(0.3)  # stays away a moment (reconnecting is refused meanwhile)
+                # ...stays away until the client was refused a reconnect (its drop counts one,
+                # each attempt after it one more)...
+                dropped_at = client.reconnects
+                with trio.fail_after(HANG_GUARD):
+                    # (a counter with no event to wait on: polled)
+                    while client.reconnects < max(dropped_at, 1) + 1:  # noqa: ASYNC110
+                        await trio.sleep(0.01)
                 # ...and comes back, on the same port and data dir
                 server, _ = await serve_in_background(nursery, tmp_path / "data", server.port)
-                with trio.fail_after(10):
+                with trio.fail_after(HANG_GUARD):
                     await client.mutation("events:update", {"eventId": event_id, "name": "Again"})
                     while (await live.__anext__())["name"] != "Again":
                         pass
