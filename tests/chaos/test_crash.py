@@ -17,12 +17,22 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
+
+import attrs
+import trio
+import trio.testing
 
 from domain.identity import Identity
+from engine.client import HANDSHAKE_SECONDS
 from engine.testing import open_harness
-from lab.chaos.crash import percentile
+from lab.chaos.crash import RESEND_SECONDS, ChaosConfig, percentile
 from lab.chaos.ledger import Tally, account
 from tools.loadtest import Sent
+from tools.loadtest.config import GRACE_SECONDS, LoadConfig
+from tools.loadtest.recorder import Recorder
+from tools.loadtest.scenarios.base import RunContext
+from tools.loadtest.users import MeasuredClient
 
 REPO = Path(__file__).resolve().parents[2]
 KILLS = 5
@@ -96,6 +106,33 @@ def test_a_data_dir_that_is_not_empty_is_refused(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "must be absent or empty" in done.stderr
+
+
+async def test_a_mutation_in_flight_across_the_last_kill_is_not_cut_short_by_the_load(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The liveness failure `unfinished: 1` of `--duration 40 --kills 12`: a mutation sent just
+    before a kill near the load's end resolves once the server is back and its client has
+    reconnected and re-sent it, which the load test's 5 s grace did not wait for. The chaos
+    run's load waits as long as a restart may take plus a reconnect and re-send."""
+    chaos = ChaosConfig(duration=40, kills=12)
+    config = chaos.load_config("http://127.0.0.1:1", "key", "s" * 48, seed=11)
+    assert config.grace == chaos.recovery_timeout + RESEND_SECONDS
+    # Back at the restart's bound, then the client's backoff and its opening's bound.
+    resolves_after = chaos.recovery_timeout + 2.0 + HANDSHAKE_SECONDS
+
+    async def outcome(load: LoadConfig) -> str:
+        context = RunContext(
+            load, Recorder(), cast(MeasuredClient, None), "run", random.Random(1), trio.Event()
+        )
+        context.begin_load()
+        with context.load_scope():
+            await trio.sleep_until(context.load_deadline + resolves_after)
+            return "resolved"
+        return "unfinished"
+
+    assert await outcome(config) == "resolved"
+    assert await outcome(attrs.evolve(config, grace=GRACE_SECONDS)) == "unfinished"
 
 
 def test_percentile_is_nearest_rank() -> None:
