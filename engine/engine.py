@@ -698,9 +698,7 @@ class Engine:
                         folded += refold(
                             models,
                             missing,
-                            reader.scan(
-                                until_seq=snapshot.seq, types=models.refold_types(missing)
-                            ),
+                            reader.scan(until_seq=snapshot.seq, types=models.refold_types(missing)),
                         )
                 for row in reader.scan(
                     after_seq=snapshot.seq if snapshot else 0,
