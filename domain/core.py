@@ -1,7 +1,7 @@
 """The event-sourcing core every aggregate is written with: events, timers, decisions,
 aggregates, projections and the view queries read through.
 
-The shape of a command (STYLE.md point 1): the engine hands a handler a `Decision` holding the
+The shape of a command (the domain does no I/O): the engine hands a handler a `Decision` holding the
 aggregate's current state, `now` and the caller; the handler checks its rules and calls
 `decision.emit(EventType, ...)`, which stamps the event (stream, next version, time) and folds it
 into `decision.state` at once, so later rules in the same command see it. If the handler raises,

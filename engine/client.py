@@ -263,7 +263,7 @@ class Client:
             stream: trio.SocketStream | None = None
             try:
                 # We own the TCP stream and close it ourselves: trio-websocket leaves it open
-                # when the server closes first (MEASURED.md).
+                # when the server closes first.
                 stream = await trio.open_tcp_stream(self._host, self._port)
                 async with trio.open_nursery() as nursery:
                     # The opening ends when the connection does (`_OpeningStream`), and is

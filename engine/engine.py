@@ -6,7 +6,7 @@ at once); aggregate states are loaded lazily, on first use, from the snapshot an
 own journal rows. On exit it stops taking commands, lets every decided command reach the disk,
 answers them, and closes the journal.
 
-Guarantees (ARCHITECTURE.md's invariants):
+Guarantees (docs/engine.md, "Invariants"):
 1. `mutation()` returns only after the command's events are durable; its `ts` is their sequence
    number.
 2. `query()` and every subscription value are computed on committed states only, all at one
@@ -799,5 +799,5 @@ async def open_engine(
 
 def tune_gc() -> None:
     """Long-lived servers hold many small objects; fewer young-generation collections help
-    throughput (MEASURED.md: ~2x on actor round trips)."""
+    throughput: each young collection walks what was allocated since the last one."""
     gc.set_threshold(50_000, 20, 20)

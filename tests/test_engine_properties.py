@@ -1,4 +1,4 @@
-"""Properties of the whole engine on the ticketing domain (STYLE.md point 11).
+"""Properties of the whole engine on the ticketing domain (docs/engine.md, "Invariants").
 
 Random interleavings of create/join/purchase/release/expire/refund/cancel/check-in by many
 users over several events, with restarts and a snapshot somewhere in the middle, must:

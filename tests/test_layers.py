@@ -1,4 +1,4 @@
-"""The layers point one way (STYLE.md points 1 and 2), read from the source itself.
+"""The layers point one way (docs/engine.md, "Layers"), read from the source itself.
 
 - `domain/` is pure: every module under it, the top level included, imports only `domain` and a
   short list of pure libraries, and calls nothing that reads the clock or does I/O.

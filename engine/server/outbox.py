@@ -1,7 +1,7 @@
 """What a sync session sends, written without a task or a yield per frame.
 
-Plan (ARCHITECTURE.md "Fan-out"; MEASURED.md: trio-websocket yields on every send, and one loop
-sending to all clients is about twice as fast as one writer task per client):
+Plan (docs/engine.md, "Fan-out to sync clients"): trio-websocket yields on every send, and one
+loop sending to all clients beats a writer task per client (docs/benchmarks.md, "Fan-out"):
 - `Outbox` sits between the WebSocket library and the connection's TCP stream. Every byte either
   side sends goes through one buffer in order, so frames never interleave.
 - `write_texts(payloads)` is synchronous: it encodes each payload as one unmasked text frame

@@ -1,6 +1,7 @@
 """One loop that writes every sync session's due frames.
 
-Plan (ARCHITECTURE.md "Fan-out"; MEASURED.md: one loop sending to all beats a task per client):
+Plan (docs/engine.md, "Fan-out to sync clients"; docs/benchmarks.md, "Fan-out": one loop
+sending to all beats a task per client):
 - A commit marks every session whose subscriptions changed as *due* (`mark`); a finished
   mutation marks its session *urgent*. Marking is a dict insert: a session is due at most once,
   however many commits happen before it is written.

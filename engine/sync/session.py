@@ -1,6 +1,6 @@
 """One client's sync session: the server half of Convex's `BaseConvexClient`.
 
-Plan (ARCHITECTURE.md "One consistent cut", "Fan-out"):
+Plan (docs/engine.md, "Live queries" and "Fan-out to sync clients"):
 - A *reader* task parses each client message in order. Query-set changes and authentication
   change the session's target version; mutations are handed to their actors synchronously
   (`Engine.begin_mutation`), so one client's mutations reach each actor in the order sent.

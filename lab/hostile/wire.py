@@ -2,7 +2,7 @@
 strict sync peer that checks every server message the way Convex's client does.
 
 Every client here holds its own TCP stream and closes it itself: trio-websocket's client never
-closes its socket when the server closes first (MEASURED.md).
+closes its socket when the server closes first.
 """
 
 from __future__ import annotations

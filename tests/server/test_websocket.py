@@ -23,7 +23,7 @@ async def open_ws(
     port: int, resource: str = "/api/1.17.0/sync"
 ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
     # We hold the TCP stream ourselves and close it: trio-websocket's client never closes its
-    # socket when the server closes first (MEASURED.md).
+    # socket when the server closes first.
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     try:
         async with trio.open_nursery() as nursery:
