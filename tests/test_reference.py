@@ -395,7 +395,10 @@ def test_the_reference_links_and_file_names_resolve() -> None:
 
 
 #: Documents outside the repository that code and docs once cited.
-OUTSIDE = re.compile(r"CONTRACT\.md|FUNCTIONS\.md|ARCHITECTURE\.md|STYLE\.md|MEASURED\.md|\.\./shared/|\bseeds/|\b[Ss]eeds? 00\d\b")
+OUTSIDE = re.compile(
+    r"CONTRACT\.md|FUNCTIONS\.md|ARCHITECTURE\.md|STYLE\.md|MEASURED\.md"
+    r"|\.\./shared/|\bseeds/|\b[Ss]eeds? 00\d\b"
+)
 
 
 def test_nothing_cites_documents_a_clone_does_not_hold() -> None:
