@@ -40,6 +40,9 @@ log = logging.getLogger("turnstile.client")
 
 #: Seconds the WebSocket opening handshake may take before the client gives up and reconnects.
 HANDSHAKE_SECONDS = 10.0
+#: How long closing waits for the server's answer to the close handshake before cutting the
+#: connection (it answers at once unless it is gone or stuck).
+CLOSE_SECONDS = 1.0
 _CONNECTION_LOST = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError)
 
 
@@ -289,7 +292,7 @@ class Client:
                         await self._read(ws)
                     finally:
                         self._ws = None
-                        with trio.CancelScope(shield=True), trio.move_on_after(1):
+                        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_SECONDS):
                             await ws.aclose()
             except* _CONNECTION_LOST as lost:
                 if not self._closing:
@@ -393,8 +396,12 @@ class Client:
         self._closing = True
         ws = self._ws
         if ws is not None:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_SECONDS) as waited:
                 await ws.aclose()
+            if waited.cancelled_caught:
+                log.warning(
+                    "no answer to the close handshake in %s s; connection cut", CLOSE_SECONDS
+                )
 
     def _mutation_response(self, message: dict[str, Any]) -> None:
         pending = self._mutations.get(message["requestId"])
