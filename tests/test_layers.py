@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import itertools
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Set
 from pathlib import Path
 
@@ -413,3 +415,18 @@ def test_an_impure_domain_module_is_caught() -> None:
         "calls print()",
         "calls open()",
     }
+
+
+def test_the_client_and_the_wire_load_none_of_the_engine() -> None:
+    """engine/__init__.py imports its public names when first used, so a client process does
+    not load the actors, the journal or the server (docs/engine.md, "Layers")."""
+    probe = (
+        "import sys, engine.client, engine.wire; "
+        "print(sorted(m for m in sys.modules if m.startswith('engine.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = set(ast.literal_eval(done.stdout))
+    assert loaded, "the probe loaded nothing: it did not run"
+    assert loaded <= {"engine.client", "engine.wire", "engine.wire.protocol", "engine.wire.values"}
