@@ -16,12 +16,20 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from lab.figures import BENCHMARKS_DOC, machine, write_section
 from lab.peer_bench import report
-from lab.peer_bench.workload import FULL, QUICK, Sizes
+from lab.peer_bench.workload import FULL, FULL_SPREAD, QUICK, QUICK_SPREAD, WORKLOADS, Sizes
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NAMES = {"turnstile": "Turnstile", "postgres": "PostgreSQL", "eventsourcing": "eventsourcing"}
+PG_MODES = ("for-update", "plpgsql", "serializable")
+#: PostgreSQL's connection counts per mode, one table row each (`--pg-clients` sets them all).
+PG_CLIENTS = {"for-update": [64, 8], "plpgsql": [8, 16, 64], "serializable": [64]}
+PG_CLIENTS_QUICK = {"for-update": [16], "plpgsql": [8, 16], "serializable": [16]}
+#: The contenders that run each workload (eventsourcing's one sequential client: `onsale` only).
+RUNS_ON = {"turnstile": WORKLOADS, "postgres": WORKLOADS, "eventsourcing": ("onsale",)}
 
 
 def log(message: str) -> None:
@@ -38,7 +46,8 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def run_round(contender: str, scratch: Path, sizes: Sizes, pg_clients: int, pg_mode: str) -> Any:
     """One round in this process: the summary dict, or {"skipped": reason} if the contender is
-    not installed here."""
+    not installed here. `sizes` is the workload's (`sizes.workload`); PostgreSQL runs with
+    `pg_clients` connections in `pg_mode`."""
     if contender == "turnstile":
         from engine import tune_gc
         from lab.peer_bench import turnstile_side
@@ -49,12 +58,14 @@ def run_round(contender: str, scratch: Path, sizes: Sizes, pg_clients: int, pg_m
         from lab.peer_bench import postgres_side
 
         try:
-            return postgres_side.run(_with_clients(sizes, pg_clients), pg_mode)
+            return postgres_side.run(attrs.evolve(sizes, clients=pg_clients), pg_mode)
         except postgres_side.Unavailable as exc:
             return {"skipped": str(exc)}
     if contender == "eventsourcing":
         from lab.peer_bench import eventsourcing_side
 
+        if sizes.workload != "onsale":
+            raise ValueError("eventsourcing runs the onsale workload only")
         try:
             return eventsourcing_side.run(scratch, sizes)
         except eventsourcing_side.Unavailable as exc:
@@ -62,36 +73,41 @@ def run_round(contender: str, scratch: Path, sizes: Sizes, pg_clients: int, pg_m
     raise ValueError(f"unknown contender {contender!r}")
 
 
-def _with_clients(sizes: Sizes, clients: int) -> Sizes:
-    return Sizes(
-        tickets=sizes.tickets,
-        users=sizes.users,
-        clients=clients,
-        rounds=sizes.rounds,
-        deadline_s=sizes.deadline_s,
-    )
-
-
 def child_main(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, _terminate)
-    result = run_round(args.child, args.scratch, sizes_of(args), args.pg_clients_one, args.pg_mode)
+    sizes = Sizes(**json.loads(args.sizes))
+    result = run_round(args.child, args.scratch, sizes, args.pg_clients_one, args.pg_mode)
     args.out.write_text(json.dumps(result))
 
 
 # -- the parent ---------------------------------------------------------------------------------
 
 
-def run_child(contender: str, args: argparse.Namespace, pg_clients: int) -> dict[str, Any]:
+@attrs.frozen
+class Entry:
+    """One table row: a contender on a workload (PostgreSQL: in a mode, with a connection
+    count)."""
+
+    workload: str
+    contender: str
+    pg_mode: str = ""
+    pg_clients: int = 0
+
+    @property
+    def what(self) -> str:
+        extra = f" {self.pg_mode}, {self.pg_clients} connections" if self.pg_clients else ""
+        return f"{self.workload}: {self.contender}{extra}"
+
+
+def run_child(entry: Entry, sizes: Sizes) -> dict[str, Any]:
     """Run one round in a subprocess with its own scratch directory (deleted afterwards, also if
     the child failed); the child is stopped (SIGTERM, then SIGKILL) past the round's deadline."""
-    sizes = sizes_of(args)
-    scratch = Path(tempfile.mkdtemp(prefix=f"turnstile-peers-{contender}-", dir="/tmp"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"turnstile-peers-{entry.contender}-", dir="/tmp"))
     out = scratch / "result.json"
     command = [
-        sys.executable, "-m", "lab.peer_bench", "--child", contender, "--out", str(out),
-        "--scratch", str(scratch), "--pg-mode", args.pg_mode, "--pg-clients-one", str(pg_clients),
-        "--tickets", str(sizes.tickets), "--users", str(sizes.users),
-        "--clients", str(sizes.clients), "--deadline", str(sizes.deadline_s),
+        sys.executable, "-m", "lab.peer_bench", "--child", entry.contender, "--out", str(out),
+        "--scratch", str(scratch), "--pg-mode", entry.pg_mode or "for-update",
+        "--pg-clients-one", str(entry.pg_clients), "--sizes", json.dumps(attrs.asdict(sizes)),
     ]  # fmt: skip
     try:
         proc = subprocess.Popen(command, cwd=REPO)
@@ -104,24 +120,49 @@ def run_child(contender: str, args: argparse.Namespace, pg_clients: int) -> dict
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            raise RuntimeError(f"{contender}: the round overran its time limit") from None
+            raise RuntimeError(f"{entry.what}: the round overran its time limit") from None
         if code != 0:
-            raise RuntimeError(f"{contender}: the round failed (exit status {code})")
+            raise RuntimeError(f"{entry.what}: the round failed (exit status {code})")
         result: dict[str, Any] = json.loads(out.read_text())
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def sizes_of(args: argparse.Namespace) -> Sizes:
-    base = QUICK if args.quick else FULL
-    return Sizes(
-        tickets=args.tickets or base.tickets,
+def sizes_of(args: argparse.Namespace, workload: str) -> Sizes:
+    """The sizes of one workload: the quick or full defaults, with the command line's overrides."""
+    if workload == "onsale":
+        base = QUICK if args.quick else FULL
+        tickets, events = args.tickets, 1
+    else:
+        base = QUICK_SPREAD if args.quick else FULL_SPREAD
+        tickets, events = args.event_tickets, args.events
+    return attrs.evolve(
+        base,
+        tickets=tickets or base.tickets,
+        events=events or base.events,
         users=args.users or base.users,
         clients=args.clients or base.clients,
         rounds=args.rounds or base.rounds,
         deadline_s=args.deadline or base.deadline_s,
     )
+
+
+def make_plan(args: argparse.Namespace) -> list[Entry]:
+    """The rows of one round, in the order they run."""
+    defaults = PG_CLIENTS_QUICK if args.quick else PG_CLIENTS
+    plan: list[Entry] = []
+    for workload in args.workloads:
+        for contender in ("turnstile", "postgres", "eventsourcing"):
+            if contender not in args.only or workload not in RUNS_ON[contender]:
+                continue
+            if contender != "postgres":
+                plan.append(Entry(workload, contender))
+                continue
+            for mode in args.pg_modes:
+                for clients in args.pg_clients or defaults[mode]:
+                    plan.append(Entry(workload, contender, mode, clients))
+    return plan
 
 
 def versions(results: list[dict[str, Any]]) -> dict[str, str]:
@@ -145,66 +186,92 @@ def versions(results: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def parent_main(args: argparse.Namespace) -> int:
-    sizes = sizes_of(args)
-    pg_clients = args.pg_clients or ([sizes.clients, 4] if not args.quick else [sizes.clients])
-    plan: list[tuple[str, int]] = [("turnstile", 0)]
-    plan += [("postgres", c) for c in pg_clients]
-    plan.append(("eventsourcing", 0))
-    plan = [(c, n) for c, n in plan if c in args.only]
+    sizes = {w: sizes_of(args, w) for w in args.workloads}
+    rounds = max(s.rounds for s in sizes.values())
+    plan = make_plan(args)
     info = machine()
     started = time.perf_counter()
-    by_line: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    by_entry: dict[Entry, list[dict[str, Any]]] = {}
     skipped: dict[str, str] = {}
-    for round_no in range(sizes.rounds):
-        for contender, clients in plan:
-            if NAMES[contender] in skipped:
+    for round_no in range(rounds):
+        for entry in plan:
+            if NAMES[entry.contender] in skipped:
                 continue
-            what = contender + (f" ({clients} connections)" if clients else "")
-            log(f"round {round_no + 1}/{sizes.rounds}: {what} ...")
-            result = run_child(contender, args, clients)
+            log(f"round {round_no + 1}/{rounds}: {entry.what} ...")
+            result = run_child(entry, sizes[entry.workload])
             if "skipped" in result:
                 print(f"{result['skipped']}: skipped", flush=True)
-                skipped[NAMES[contender]] = result["skipped"]
+                skipped[NAMES[entry.contender]] = result["skipped"]
                 continue
             log(
-                f"{what}: {result['cmds_per_s']:,.0f} cmds/s, p50 {result['p50_ms']:.1f} ms, "
-                f"p99 {result['p99_ms']:.1f} ms; "
+                f"{entry.what}: {result['cmds_per_s']:,.0f} cmds/s, p50 "
+                f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; "
                 + ("checks passed" if not result["problems"] else f"{result['problems']}")
             )
-            by_line.setdefault((contender, clients), []).append(result)
+            by_entry.setdefault(entry, []).append(result)
     total = time.perf_counter() - started
     info["loadavg_end"] = os.getloadavg()
-    lines = [report.Line(key=c, rounds=rounds) for (c, _), rounds in by_line.items()]
-    table, notes = report.render(lines, skipped)
-    all_results = [r for rounds in by_line.values() for r in rounds]
+    tables: list[report.Table] = []
+    all_lines: list[report.Line] = []
+    for workload in args.workloads:
+        lines = [
+            report.Line(key=e.contender, rounds=rs)
+            for e, rs in by_entry.items()
+            if e.workload == workload
+        ]
+        all_lines += lines
+        here = {
+            name: reason
+            for name, reason in skipped.items()
+            if any(e.workload == workload and NAMES[e.contender] == name for e in plan)
+        }
+        table, notes = report.render(lines, here)
+        tables.append(
+            report.Table(workload=workload, sizes=sizes[workload], table=table, notes=notes)
+        )
+    all_results = [r for rs in by_entry.values() for r in rs]
     soft = versions(all_results)
     print()
     print(
         f"Turnstile peer benchmark, {info['date']}: {info['cpus']} CPUs, {info['cpu_model']}; "
-        f"{'quick' if args.quick else 'full'} sizes ({sizes.tickets:,} tickets, "
-        f"{sizes.users:,} users, {sizes.clients} clients); {total:,.0f} s"
+        f"{'quick' if args.quick else 'full'} sizes, {rounds} round(s); {total:,.0f} s"
     )
     print("software: " + ", ".join(f"{k} {v}" for k, v in soft.items()))
     print(f"code: commit {info['commit']}; uncommitted: {', '.join(info['dirty']) or 'none'}")
-    print()
-    print(table)
-    print()
-    for note in notes:
-        print(f"- {note}")
+    for part in tables:
+        print()
+        print(f"workload {report.workload_line(part.workload, part.sizes)}")
+        print()
+        print(part.table)
+        print()
+        for note in part.notes:
+            print(f"- {note}")
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "results": all_results}, indent=1))
     if args.write_doc:
         command = ("python -m lab.peer_bench " + " ".join(sys.argv[1:])).strip()
-        text = report.section(table, notes, info, soft, command, sizes, total, args.quick)
+        text = report.section(tables, info, soft, command, total, args.quick)
         write_section(report.HEADING, text)
         print(f"\nwrote the {report.HEADING!r} section of {BENCHMARKS_DOC.relative_to(REPO)}")
-    return 1 if any(line.problems for line in lines) else 0
+    return 1 if any(line.problems for line in all_lines) else 0
+
+
+def _names(choices: tuple[str, ...]) -> Any:
+    def parse(text: str) -> list[str]:
+        names = [n for n in text.split(",") if n]
+        unknown = sorted(set(names) - set(choices))
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown: {', '.join(unknown)}")
+        return names
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lab.peer_bench",
-        description="Turnstile against PostgreSQL and eventsourcing on the onsale workload.",
+        description="Turnstile against PostgreSQL and eventsourcing on the onsale and spread "
+        "workloads.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument(
@@ -212,25 +279,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write every raw figure to this file")
     parser.add_argument("--rounds", type=int, help="rounds per contender (median reported)")
-    parser.add_argument("--tickets", type=int, help="seats of the event (default 1,000)")
+    parser.add_argument(
+        "--workloads",
+        default=list(WORKLOADS),
+        type=_names(WORKLOADS),
+        help="workloads to run (comma-separated; default onsale,spread)",
+    )
+    parser.add_argument("--tickets", type=int, help="onsale: seats of the event (default 1,000)")
+    parser.add_argument("--events", type=int, help="spread: how many events (default 1,000)")
+    parser.add_argument("--event-tickets", type=int, help="spread: seats per event (default 10)")
     parser.add_argument("--users", type=int, help="users joining (default 10,000)")
-    parser.add_argument("--clients", type=int, help="concurrent clients (default 64)")
+    parser.add_argument("--clients", type=int, help="Turnstile's concurrent clients (default 64)")
     parser.add_argument("--deadline", type=float, help="seconds a round may take new users")
     parser.add_argument(
         "--only",
-        default="turnstile,postgres,eventsourcing",
-        type=lambda s: s.split(","),
+        default=list(NAMES),
+        type=_names(tuple(NAMES)),
         help="contenders to run (comma-separated)",
     )
-    parser.add_argument("--pg-mode", choices=("for-update", "serializable"), default="for-update")
+    parser.add_argument(
+        "--pg-modes",
+        default=["for-update", "plpgsql"],
+        type=_names(PG_MODES),
+        help="PostgreSQL designs to run (comma-separated; default for-update,plpgsql)",
+    )
     parser.add_argument(
         "--pg-clients",
         type=lambda s: [int(x) for x in s.split(",")],
-        help="PostgreSQL connection counts, one table row each (default: clients, and 4)",
+        help="PostgreSQL connection counts, one table row each, for every mode "
+        "(default: for-update 64,8; plpgsql 8,16,64)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help=argparse.SUPPRESS)
+    parser.add_argument("--pg-mode", choices=PG_MODES, default="for-update", help=argparse.SUPPRESS)
     parser.add_argument("--pg-clients-one", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

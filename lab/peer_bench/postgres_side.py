@@ -1,9 +1,11 @@
-"""PostgreSQL's side of the `onsale` workload: Debian's server on loopback, through psycopg 3.
+"""PostgreSQL's side of the workloads: Debian's server on loopback, through psycopg 3.
 
-`running_postgres` runs `initdb` in a temporary directory and starts `postgres` on 127.0.0.1 at a
-free port (its Unix socket in that directory too), with `fsync=on` and `synchronous_commit=on`
-(so a COMMIT returns only once its WAL record is flushed), and on leaving, also on error, stops
-that one process by its pid (fast shutdown, SIGKILL after 30 s) and deletes the directory. The
+`running_postgres` finds Debian's binaries (on PATH, else under /usr/lib/postgresql/*/bin, where
+the `postgresql` package puts them), runs `initdb` in a temporary directory and starts
+`postgres` on 127.0.0.1 at a free port (its Unix socket in that directory too), with
+`fsync=on` and `synchronous_commit=on` (so a COMMIT returns only once its WAL record is
+flushed), and on leaving, also on error, stops that one process by its pid (fast shutdown,
+SIGKILL after 30 s) and deletes the directory. The
 server cannot run as root, so under root it runs as the `postgres` user (or `nobody`). It also
 gets a parent-death signal, so it cannot outlive a benchmark process that is killed.
 
@@ -12,17 +14,26 @@ counters), `waiting_list`, `tickets`, and `join_limits` (the per-user join rate 
 command is one transaction, and the clients are `clients` psycopg `AsyncConnection`s on one
 asyncio loop (one process, one event loop, as the Turnstile side):
 
-- `for-update` (the default): READ COMMITTED; a join takes the user's rate-limit row, then locks
-  the event row with `SELECT ... FOR UPDATE`, so joins and purchases of one event run one at a
-  time and the seat counts they read are current;
-- `serializable`: the same statements without `FOR UPDATE` at SERIALIZABLE isolation, and a
-  transaction that fails with a serialization failure (or deadlock) is retried from the start.
+- `for-update` (the default): a client-side READ COMMITTED transaction of several statements; a
+  join takes the user's rate-limit row, then locks the event row with `SELECT ... FOR UPDATE`,
+  so joins and purchases of one event run one at a time and the seat counts they read are
+  current;
+- `plpgsql`: the same statements, rules and locks inside the server, as two plpgsql functions
+  (`join_waiting_list`, `purchase`, in `FUNCTIONS_SQL`): each command is ONE statement
+  (`SELECT * FROM join_waiting_list(%s, %s)`) on an autocommit connection, so it costs one
+  round trip, and the event row's lock is held from inside the call through its commit only. A
+  refusal raises an exception, which rolls the whole call back (the rate-limit take too, as the
+  client-side transaction's rollback does);
+- `serializable`: the same statements as `for-update` without `FOR UPDATE` at SERIALIZABLE
+  isolation, and a transaction that fails with a serialization failure (or deadlock) is retried
+  from the start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import os
 import pwd
 import shutil
@@ -54,8 +65,9 @@ from lab.peer_bench.workload import (
     summarize,
 )
 
-MODES = ("for-update", "serializable")
-EVENT_ID = 1
+MODES = ("for-update", "plpgsql", "serializable")
+#: Where Debian's `postgresql` package puts the server's binaries (one directory per version).
+DEBIAN_BINARIES = "/usr/lib/postgresql/*/bin"
 
 SCHEMA = """
 CREATE TABLE events (
@@ -121,6 +133,107 @@ READ_EVENT = (
 )
 
 
+# The rules in the server: the statements of `Store.join` and `Store.purchase` below, in the same
+# order, with the same locks; a refusal raises (SQLSTATE P0001, its message the error's name).
+FUNCTIONS_SQL = f"""
+CREATE FUNCTION join_waiting_list(p_event bigint, p_user text,
+                                  OUT o_status text, OUT o_waiting_list_id text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    v_count integer;
+    v_event events%ROWTYPE;
+    v_offered boolean;
+BEGIN
+    INSERT INTO join_limits AS l (user_id, window_start, count) VALUES (p_user, v_now, 1)
+    ON CONFLICT (user_id) DO UPDATE SET
+        count = CASE WHEN l.window_start + {JOIN_WINDOW_MS} <= EXCLUDED.window_start
+                     THEN 1 ELSE l.count + 1 END,
+        window_start = CASE WHEN l.window_start + {JOIN_WINDOW_MS} <= EXCLUDED.window_start
+                            THEN EXCLUDED.window_start ELSE l.window_start END
+    RETURNING l.count INTO v_count;
+    IF v_count > {JOIN_LIMIT} THEN
+        RAISE EXCEPTION 'RateLimited';
+    END IF;
+    SELECT * INTO v_event FROM events WHERE id = p_event FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NotFound';
+    END IF;
+    IF v_event.is_cancelled THEN
+        RAISE EXCEPTION 'Conflict';
+    END IF;
+    IF EXISTS (SELECT 1 FROM waiting_list w
+                WHERE w.event_id = p_event AND w.user_id = p_user
+                  AND w.status IN ('waiting', 'offered'))
+       OR EXISTS (SELECT 1 FROM tickets t
+                   WHERE t.event_id = p_event AND t.user_id = p_user
+                     AND t.status IN ('valid', 'used')) THEN
+        RAISE EXCEPTION 'Conflict';
+    END IF;
+    -- Free seats and waiting entries never coexist, so a free seat is the newcomer's.
+    v_offered := v_event.total_tickets - v_event.purchased_count - v_event.active_offers > 0;
+    o_waiting_list_id := 'wl_' || p_event || '_' || v_event.entry_count;
+    o_status := CASE WHEN v_offered THEN '{OFFERED}' ELSE '{WAITING}' END;
+    INSERT INTO waiting_list (id, event_id, user_id, number, status, joined_at, offer_expires_at)
+    VALUES (o_waiting_list_id, p_event, p_user, v_event.entry_count, o_status, v_now,
+            CASE WHEN v_offered THEN v_now + {OFFER_MS} END);
+    UPDATE events SET entry_count = entry_count + 1,
+                      active_offers = active_offers + v_offered::integer
+     WHERE id = p_event;
+END
+$$;
+
+CREATE FUNCTION purchase(p_event bigint, p_user text, p_waiting_list_id text,
+                         p_payment_intent text, p_amount integer)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    v_cancelled boolean;
+    v_ticket text;
+    v_owner text;
+    v_entry waiting_list%ROWTYPE;
+BEGIN
+    SELECT is_cancelled INTO v_cancelled FROM events WHERE id = p_event FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NotFound';
+    END IF;
+    SELECT t.id, t.user_id INTO v_ticket, v_owner FROM tickets t
+     WHERE t.event_id = p_event AND t.payment_intent_id = p_payment_intent;
+    IF FOUND THEN  -- the same payment intent again: the first purchase's ticket
+        IF v_owner <> p_user THEN
+            RAISE EXCEPTION 'Conflict';
+        END IF;
+        RETURN v_ticket;
+    END IF;
+    IF v_cancelled THEN
+        RAISE EXCEPTION 'Conflict';
+    END IF;
+    SELECT * INTO v_entry FROM waiting_list w
+     WHERE w.id = p_waiting_list_id AND w.event_id = p_event;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NotFound';
+    END IF;
+    IF v_entry.user_id <> p_user THEN
+        RAISE EXCEPTION 'Forbidden';
+    END IF;
+    IF v_entry.status <> '{OFFERED}' OR v_now >= v_entry.offer_expires_at THEN
+        RAISE EXCEPTION 'Conflict';
+    END IF;
+    v_ticket := 'tk_' || p_waiting_list_id;
+    INSERT INTO tickets (id, event_id, user_id, waiting_list_id, status, payment_intent_id,
+                         amount, purchased_at)
+    VALUES (v_ticket, p_event, p_user, p_waiting_list_id, 'valid', p_payment_intent, p_amount,
+            v_now);
+    UPDATE waiting_list SET status = '{PURCHASED}' WHERE id = p_waiting_list_id;
+    UPDATE events SET purchased_count = purchased_count + 1, active_offers = active_offers - 1
+     WHERE id = p_event;
+    RETURN v_ticket;
+END
+$$;
+"""
+
+
 class Unavailable(Exception):
     """PostgreSQL or psycopg is not installed here."""
 
@@ -133,11 +246,30 @@ class Refused(Exception):
         self.code = code
 
 
+def find_binaries() -> tuple[str, str]:
+    """(initdb, postgres): on PATH, else in the newest version's directory under
+    DEBIAN_BINARIES; Unavailable if neither has both."""
+    initdb, postgres = shutil.which("initdb"), shutil.which("postgres")
+    if initdb is not None and postgres is not None:
+        return initdb, postgres
+
+    def major(directory: str) -> int:
+        number = Path(directory).parent.name
+        return int(number) if number.isdigit() else -1
+
+    for directory in sorted(glob.glob(DEBIAN_BINARIES), key=major, reverse=True):
+        found = [Path(directory) / name for name in ("initdb", "postgres")]
+        if all(os.access(path, os.X_OK) for path in found):
+            return str(found[0]), str(found[1])
+    raise Unavailable(
+        f"PostgreSQL not found (no initdb and postgres on PATH or in {DEBIAN_BINARIES}; "
+        "Debian's package: apt-get install postgresql)"
+    )
+
+
 def require_available() -> None:
     """Raise Unavailable unless the server binaries and psycopg are there."""
-    missing = [b for b in ("initdb", "postgres") if shutil.which(b) is None]
-    if missing:
-        raise Unavailable("PostgreSQL not found")
+    find_binaries()
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -190,8 +322,7 @@ def running_postgres() -> Iterator[Server]:
     require_available()
     import psycopg
 
-    initdb, postgres = shutil.which("initdb"), shutil.which("postgres")
-    assert initdb is not None and postgres is not None
+    initdb, postgres = find_binaries()
     user = _server_user()
     # A directory of its own in /tmp, which any user can pass through (a caller's scratch dir
     # may sit below directories that the server's user cannot enter).
@@ -384,10 +515,40 @@ class Store:
         return ticket
 
 
+class FunctionStore:
+    """The same commands as `Store`, each ONE call of a plpgsql function (`FUNCTIONS_SQL`) on an
+    autocommit connection: the call is its own transaction, committed when it returns."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def _call(self, query: str, args: tuple[Any, ...]) -> Any:
+        from psycopg import errors
+
+        try:
+            cur = await self.conn.execute(query, args)
+        except errors.RaiseException as exc:
+            raise Refused(exc.diag.message_primary or "RaiseException") from None
+        return await cur.fetchone()
+
+    async def join(self, event: int, user: str) -> tuple[str, str]:
+        row = await self._call("SELECT * FROM join_waiting_list(%s, %s)", (event, user))
+        return str(row[0]), str(row[1])
+
+    async def purchase(
+        self, event: int, user: str, waiting_list_id: str, payment_intent_id: str, amount: int
+    ) -> str:
+        row = await self._call(
+            "SELECT purchase(%s, %s, %s, %s, %s)",
+            (event, user, waiting_list_id, payment_intent_id, amount),
+        )
+        return str(row[0])
+
+
 async def open_connection(conninfo: str, mode: str) -> Any:
     import psycopg
 
-    conn = await psycopg.AsyncConnection.connect(conninfo)
+    conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=mode == "plpgsql")
     if mode == "serializable":
         await conn.set_isolation_level(psycopg.IsolationLevel.SERIALIZABLE)
     return conn
@@ -396,7 +557,7 @@ async def open_connection(conninfo: str, mode: str) -> Any:
 # -- the run --------------------------------------------------------------------------------------
 
 
-async def _onsale(server: Server, sizes: Sizes, mode: str) -> dict[str, Any]:
+async def _workload(server: Server, sizes: Sizes, mode: str) -> dict[str, Any]:
     import psycopg
     from psycopg import errors
 
@@ -405,14 +566,18 @@ async def _onsale(server: Server, sizes: Sizes, mode: str) -> dict[str, Any]:
         # Two joins that read the same entry_count both insert that number; the loser's unique
         # violation is a concurrency failure like a serialization failure, and is retried too.
         retryable += (errors.UniqueViolation,)
+    event_ids = list(range(1, sizes.events + 1))  # event number i is row id i + 1
     async with await psycopg.AsyncConnection.connect(server.conninfo, autocommit=True) as admin:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 await admin.execute(statement.encode())
-        await admin.execute(
-            "INSERT INTO events (id, name, total_tickets, price) VALUES (%s, %s, %s, %s)",
-            (EVENT_ID, "Onsale", sizes.tickets, PRICE),
-        )
+        if mode == "plpgsql":
+            await admin.execute(FUNCTIONS_SQL.encode())
+        async with admin.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO events (id, name, total_tickets, price) VALUES (%s, %s, %s, %s)",
+                [(i, f"Event {i}", sizes.tickets, PRICE) for i in event_ids],
+            )
         settings: dict[str, str] = {}
         for name in ("fsync", "synchronous_commit", "wal_sync_method", "full_page_writes"):
             cur = await admin.execute(f"SHOW {name}".encode())
@@ -435,14 +600,17 @@ async def _onsale(server: Server, sizes: Sizes, mode: str) -> dict[str, Any]:
             return result
 
     async def client(conn: Any) -> None:
-        store = Store(conn, mode)
+        store: Store | FunctionStore = (
+            FunctionStore(conn) if mode == "plpgsql" else Store(conn, mode)
+        )
         for user in users:
+            event = event_ids[users.event_of(user)]
             try:
-                status, wid = await call(store.join, EVENT_ID, user)
+                status, wid = await call(store.join, event, user)
                 replies.joined[user] = status
                 if status == OFFERED:
                     replies.purchased[user] = await call(
-                        store.purchase, EVENT_ID, user, wid, payment_intent(user), PRICE
+                        store.purchase, event, user, wid, payment_intent(user), PRICE
                     )
             except Refused as exc:
                 replies.errors[exc.code] += 1
@@ -457,43 +625,59 @@ async def _onsale(server: Server, sizes: Sizes, mode: str) -> dict[str, Any]:
     finally:
         for conn in conns:
             await conn.close()
-    async with await psycopg.AsyncConnection.connect(server.conninfo) as conn:
-        cur = await conn.execute(
-            "SELECT total_tickets, purchased_count FROM events WHERE id = %s", (EVENT_ID,)
-        )
-        row = await cur.fetchone()
-        assert row is not None  # the event row is made before the run
-        total, purchased = row
-        cur = await conn.execute(
-            "SELECT user_id, status FROM waiting_list WHERE event_id = %s ORDER BY number",
-            (EVENT_ID,),
-        )
-        entries: dict[str, list[str]] = {}
-        for user_id, status in await cur.fetchall():
-            entries.setdefault(user_id, []).append(status)
-        cur = await conn.execute(
-            "SELECT user_id, waiting_list_id FROM tickets"
-            " WHERE event_id = %s AND status IN ('valid', 'used')",
-            (EVENT_ID,),
-        )
-        tickets = [(str(u), str(w)) for u, w in await cur.fetchall()]
-    final = FinalState(
-        total_tickets=total, purchased_count=purchased, entries=entries, tickets=tickets
-    )
-    lock = "SELECT ... FOR UPDATE on the event row" if mode == "for-update" else "SERIALIZABLE"
-    lock_name = "FOR UPDATE" if mode == "for-update" else "SERIALIZABLE"
+    finals = await read_final_state(server, event_ids)
+    lock = {
+        "for-update": "a client-side transaction of several statements, SELECT ... FOR UPDATE "
+        "on the event row",
+        "plpgsql": "one plpgsql function call per command (autocommit), SELECT ... FOR UPDATE "
+        "on the event row inside it",
+        "serializable": "a client-side SERIALIZABLE transaction, retried on conflicts",
+    }[mode]
+    lock_name = {"for-update": "FOR UPDATE", "plpgsql": "plpgsql", "serializable": "SERIALIZABLE"}
     return summarize(
-        f"PostgreSQL {server.version.split()[0]} {lock_name}, {sizes.clients} conns",
+        f"PostgreSQL {server.version.split()[0]} {lock_name[mode]}, {sizes.clients} conns",
         sizes,
         replies,
-        final,
+        finals,
         seconds,
         not users.hit_deadline,
         durability=", ".join(f"{k}={v}" for k, v in settings.items()),
         concurrency=f"{sizes.clients} psycopg AsyncConnections on one asyncio loop; {lock}",
         server_version=server.version,
         psycopg_version=psycopg.__version__,
+        mode=mode,
     )
+
+
+async def read_final_state(server: Server, event_ids: list[int]) -> list[FinalState]:
+    """Every event's committed state, read back from the server, in the order of `event_ids`."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(server.conninfo) as conn:
+        cur = await conn.execute("SELECT id, total_tickets, purchased_count FROM events")
+        counters = {int(i): (int(t), int(p)) for i, t, p in await cur.fetchall()}
+        cur = await conn.execute(
+            "SELECT event_id, user_id, status FROM waiting_list ORDER BY event_id, number"
+        )
+        entries: dict[int, dict[str, list[str]]] = {}
+        for event_id, user_id, status in await cur.fetchall():
+            entries.setdefault(int(event_id), {}).setdefault(user_id, []).append(status)
+        cur = await conn.execute(
+            "SELECT event_id, user_id, waiting_list_id FROM tickets"
+            " WHERE status IN ('valid', 'used')"
+        )
+        tickets: dict[int, list[tuple[str, str]]] = {}
+        for event_id, u, w in await cur.fetchall():
+            tickets.setdefault(int(event_id), []).append((str(u), str(w)))
+    return [
+        FinalState(
+            total_tickets=counters[i][0],
+            purchased_count=counters[i][1],
+            entries=entries.get(i, {}),
+            tickets=tickets.get(i, []),
+        )
+        for i in event_ids
+    ]
 
 
 def run(sizes: Sizes, mode: str = "for-update") -> dict[str, Any]:
@@ -502,4 +686,4 @@ def run(sizes: Sizes, mode: str = "for-update") -> dict[str, Any]:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     with running_postgres() as server:
-        return asyncio.run(_onsale(server, sizes, mode))
+        return asyncio.run(_workload(server, sizes, mode))

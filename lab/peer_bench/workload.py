@@ -1,23 +1,32 @@
-"""The `onsale` workload, identical for every contender, and the checks of its outcome.
+"""The two workloads, identical for every contender, and the checks of their outcome.
 
-One event with `tickets` seats goes on sale; `users` users each join its waiting list once,
-through `clients` concurrent clients (a closed loop: a client takes the next user, joins, and if
-the join answered "offered" purchases at once, then takes the next user). Nothing expires or is
-released during a run (offers last 30 minutes), so the first `tickets` joiners are offered a seat
-and buy it, and everyone after them waits.
+- `onsale`: one event with `tickets` seats goes on sale; `users` users each join its waiting
+  list once. Every command of the run is on that one hot event.
+- `spread`: `events` events with `tickets` seats each; each of the `users` users joins the
+  waiting list of one of them, picked at random (the same pick for every contender:
+  `event_of`). The commands are spread over many events, so a contender that serializes the
+  commands of one event can still run many events' commands at once.
+
+`clients` concurrent clients run closed loops: a client takes the next user, joins, and if the
+join answered "offered" purchases at once, then takes the next user. Nothing expires or is
+released during a run (offers last 30 minutes), so the first `tickets` joiners of each event are
+offered a seat and buy it, and everyone after them waits.
 
 A contender counts a command only once it is acknowledged, and acknowledges only what is
 committed and fsynced. `check` then compares what the clients were told (`Replies`) with the
 contender's final state (`FinalState`): it is the same function for every contender, so a
 contender that oversells, offers a seat twice or loses an acknowledged command fails the run
-rather than posting a figure.
+rather than posting a figure. It checks each event on its own, with the same rules, against the
+replies of the users who joined that event.
 """
 
 from __future__ import annotations
 
+import functools
+import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -36,8 +45,12 @@ PRICE = 4_500
 WAITING, OFFERED, PURCHASED = "waiting", "offered", "purchased"
 
 
+WORKLOADS = ("onsale", "spread")
+
+
 @attrs.frozen(kw_only=True)
 class Sizes:
+    #: Seats of each event.
     tickets: int
     users: int
     clients: int
@@ -46,10 +59,43 @@ class Sizes:
     #: A contender's round stops taking new users after this many seconds (then it is reported
     #: as incomplete, and its figures cover what was done).
     deadline_s: float
+    #: How many events are on sale (1 for `onsale`).
+    events: int = 1
+    workload: str = "onsale"
+
+    @property
+    def offers(self) -> int:
+        """How many users a complete run offers a seat (and so how many purchases it makes)."""
+        per_event = Counter(event_of(self, i) for i in range(self.users))
+        return sum(min(self.tickets, n) for n in per_event.values())
 
 
 FULL = Sizes(tickets=1_000, users=10_000, clients=64, rounds=3, deadline_s=300.0)
 QUICK = Sizes(tickets=100, users=1_000, clients=16, rounds=1, deadline_s=60.0)
+FULL_SPREAD = Sizes(
+    tickets=10, users=10_000, clients=64, rounds=3, deadline_s=300.0, events=1_000,
+    workload="spread",
+)  # fmt: skip
+QUICK_SPREAD = Sizes(
+    tickets=10, users=1_000, clients=16, rounds=1, deadline_s=60.0, events=100, workload="spread"
+)
+
+
+@functools.cache
+def _picks(events: int, users: int) -> tuple[int, ...]:
+    pick = random.Random(f"spread {events} {users}")  # the same picks in every process
+    return tuple(pick.randrange(events) for _ in range(users))
+
+
+def event_of(sizes: Sizes, index: int) -> int:
+    """The event (0 .. events - 1) that user number `index` joins."""
+    if sizes.events == 1:
+        return 0
+    return _picks(sizes.events, sizes.users)[index]
+
+
+def user_index(user: str) -> int:
+    return int(user.removeprefix("user"))
 
 
 def user_name(index: int) -> str:
@@ -69,6 +115,7 @@ class Users:
     under the GIL: `next` on a range iterator is atomic), until the deadline."""
 
     def __init__(self, sizes: Sizes) -> None:
+        self.sizes = sizes
         self._next: Iterator[int] = iter(range(sizes.users))
         self.deadline = time.perf_counter() + sizes.deadline_s
         self.hit_deadline = False
@@ -81,6 +128,10 @@ class Users:
             self.hit_deadline = True
             raise StopIteration
         return user_name(next(self._next))
+
+    def event_of(self, user: str) -> int:
+        """The event (0 .. events - 1) that `user` joins."""
+        return event_of(self.sizes, user_index(user))
 
 
 @attrs.define
@@ -113,11 +164,56 @@ class FinalState:
     tickets: list[tuple[str, str]]
 
 
-def check(sizes: Sizes, replies: Replies, final: FinalState, *, complete: bool) -> list[str]:
-    """The problems with one run, or [] if it is correct: nothing oversold, every acknowledged
-    command reflected in the final state, every user's final status what they were told, no seat
-    offered twice. `complete` is False when the run stopped at its deadline: users never run are
-    then not held against it."""
+def check(
+    sizes: Sizes,
+    replies: Replies,
+    final: FinalState | Sequence[FinalState],
+    *,
+    complete: bool,
+) -> list[str]:
+    """The problems with one run, or [] if it is correct: for each event, nothing oversold,
+    every acknowledged command reflected in the final state, every user's final status what they
+    were told, no seat offered twice. `final` is the one event's state (`onsale`) or every
+    event's, by event number (0 .. events - 1). `complete` is False when the run stopped at its
+    deadline: users never run are then not held against it."""
+    finals = [final] if isinstance(final, FinalState) else list(final)
+    if len(finals) != sizes.events:
+        return [f"final state of {len(finals)} events, not {sizes.events}"]
+    if sizes.events == 1:
+        return _check_event(sizes, replies, finals[0], complete=complete)
+    users: list[list[str]] = [[] for _ in range(sizes.events)]
+    for index in range(sizes.users):
+        users[event_of(sizes, index)].append(user_name(index))
+    problems: list[str] = []
+    failed = 0
+    for number, (mine, state) in enumerate(zip(users, finals, strict=True)):
+        members = set(mine)
+        part = Replies(
+            joined={u: s for u, s in replies.joined.items() if u in members},
+            purchased={u: t for u, t in replies.purchased.items() if u in members},
+        )
+        one = Sizes(
+            tickets=sizes.tickets,
+            users=len(mine),
+            clients=sizes.clients,
+            rounds=sizes.rounds,
+            deadline_s=sizes.deadline_s,
+        )
+        found = _check_event(one, part, state, complete=complete)
+        failed += bool(found)
+        problems += [f"event {number}: {p}" for p in found[:3]]
+    if failed > 3:
+        problems = [f"{failed} of {sizes.events} events fail their checks", *problems[:9]]
+    stray = set(replies.joined) - {u for mine in users for u in mine}
+    if stray:
+        problems.append(f"{len(stray)} joins of users not in the workload")
+    if replies.errors:
+        problems.append(f"refused commands: {dict(replies.errors)}")
+    return problems
+
+
+def _check_event(sizes: Sizes, replies: Replies, final: FinalState, *, complete: bool) -> list[str]:
+    """`check` of one event, with `sizes.users` the users who join it."""
     problems: list[str] = []
     sold = len(final.tickets)
     if final.total_tickets != sizes.tickets:
@@ -171,7 +267,7 @@ def summarize(
     contender: str,
     sizes: Sizes,
     replies: Replies,
-    final: FinalState,
+    final: FinalState | Sequence[FinalState],
     seconds: float,
     complete: bool,
     **details: Any,
@@ -180,6 +276,7 @@ def summarize(
     lat = sorted(replies.latencies)
     return {
         "contender": contender,
+        "workload": sizes.workload,
         "commands": replies.commands,
         "joins": len(replies.joined),
         "purchases": len(replies.purchased),
