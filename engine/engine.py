@@ -53,6 +53,8 @@ from engine.scheduler import Scheduler
 from engine.snapshotting import SnapshotInfo, build_snapshot, load_stream
 from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
 from engine.timers import TimerService
+from engine.written_streams import WrittenStreams
+from engine.written_streams import build as build_filter
 from snapshots import Snapshot, list_files, newest_valid, snapshot_dir
 
 log = logging.getLogger("turnstile.engine")
@@ -207,6 +209,8 @@ class Engine:
         self.read_models = ReadModels(self.registry.projections.values())
         self._snapshot: Snapshot | None = None
         self._actors: OrderedDict[str, Actor] = OrderedDict()
+        #: Streams the journal may hold: spares the read of a stream never written.
+        self._written = WrittenStreams()
         self._requests: dict[RequestKey, Reply] = {}
         self._commit = GroupCommit(
             self.journal,
@@ -440,7 +444,10 @@ class Engine:
         return self._activate(aggregate, stream, state, version)
 
     def _load(self, aggregate: Aggregate[Any], stream: str) -> tuple[Any, int]:
-        """A stream's committed state from disk: its snapshot row plus its later journal rows."""
+        """A stream's committed state from disk: its snapshot row plus its later journal rows
+        (none to read for a stream never written)."""
+        if not self._written.might_hold(stream):
+            return aggregate.initial, 0
         try:
             return load_stream(
                 self._snapshot, aggregate, stream, lambda v: self.journal.read_stream(stream, v)
@@ -519,6 +526,8 @@ class Engine:
         erasures: list[tuple[str, int]] = []
         for submission in _with_companions(batch):
             actor = submission.actor
+            if not actor.committed_version and submission.events:
+                self._written.add(actor.stream)  # its first rows: readable from now on
             actor.committed_state = submission.state
             actor.committed_version = submission.version
             actor.in_flight -= 1
@@ -727,10 +736,35 @@ class Engine:
         )
         log.info("recovered to seq %d (%s)", journal_seq, self.recovery)
 
+    async def _build_written_streams(self) -> None:
+        """Build the filter of written streams off the event loop (reads go to the journal
+        until it is installed; see engine/written_streams.py)."""
+        written = self._written
+        written.begin_build()
+        journal = self.journal
+
+        def build() -> Any:
+            reader = journal.reader()
+            try:
+                streams = list(reader.streams())
+            finally:
+                reader.close()
+            return build_filter(streams, len(streams))
+
+        try:
+            bloom = await self.run_io(build)
+        except Exception:
+            written.abandon_build()
+            log.exception("could not list the journal's streams; activations read the journal")
+            return
+        written.install(bloom)
+
     async def _housekeeping(self) -> None:
         while True:
             await trio.sleep(max(1.0, self.config.idle_seconds / 4))
             self._passivate_idle()
+            if self._written.wants_rebuild:
+                self._nursery.start_soon(self._build_written_streams)
 
     async def _sweep_timers(self) -> None:
         while True:
@@ -785,6 +819,7 @@ async def open_engine(
         )
         try:
             await engine._recover()
+            nursery.start_soon(engine._build_written_streams)
             nursery.start_soon(engine._commit.run)
             nursery.start_soon(engine._timers.run, engine._fire_timer)
             nursery.start_soon(engine._housekeeping)

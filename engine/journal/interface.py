@@ -161,6 +161,10 @@ class JournalReader(Protocol):
         (raises `DamagedRow` on the first that fails)."""
         ...
 
+    def streams(self) -> Iterator[str]:
+        """Every stream with at least one row, each once (in no particular order)."""
+        ...
+
     def lookup_request(self, session_id: str, request_id: int) -> RequestRecord | None:
         """The idempotency record of `(session_id, request_id)`, if its mutation committed."""
         ...

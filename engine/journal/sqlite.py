@@ -210,6 +210,14 @@ class SqliteReader:
             verify(row)
         return out
 
+    def streams(self) -> Iterator[str]:
+        # An index-only walk of (stream, version): each stream's rows are adjacent in it.
+        try:
+            for (stream,) in self._conn.execute("SELECT DISTINCT stream FROM events"):
+                yield stream
+        except sqlite3.DatabaseError as exc:
+            raise JournalReadError(f"{self.path.name}: {exc}") from exc
+
     def lookup_request(self, session_id: str, request_id: int) -> RequestRecord | None:
         found = self._query(
             f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE session_id = ? AND request_id = ?",

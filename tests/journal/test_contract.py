@@ -197,6 +197,12 @@ def test_read_stream_gives_its_rows_after_a_version_in_version_order(journal: Jo
     assert journal.read_stream("counter/c_nobody") == []
 
 
+def test_streams_lists_each_written_stream_once(journal: Journal) -> None:
+    assert list(journal.streams()) == []
+    rows = seed(journal)
+    assert sorted(journal.streams()) == sorted({r.stream for r in rows})
+
+
 def test_read_stream_detects_a_damaged_row(
     journal_backend: Backend, journal: Journal, data_dir: Path
 ) -> None:

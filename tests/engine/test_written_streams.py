@@ -1,0 +1,85 @@
+"""The filter of written streams (engine/written_streams.py): never a false "not written", also
+for streams committed while it is built; the engine reads a stream whenever it may hold rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.testing.harness import EngineHarness, open_harness
+from engine.written_streams import BloomFilter, WrittenStreams, build
+from tests.engine.conftest import CONFIG
+from tests.engine.counters import COUNTERS
+
+
+def test_a_bloom_filter_has_no_false_negatives_and_few_false_positives() -> None:
+    bloom = BloomFilter(10_000)
+    held = [f"ratelimit/rl_{i:024x}" for i in range(10_000)]
+    for stream in held:
+        bloom.add(stream)
+    assert all(stream in bloom for stream in held)
+    others = [f"events/ev_{i:020x}" for i in range(20_000)]
+    false_positives = sum(stream in bloom for stream in others)
+    assert false_positives < len(others) * 0.01
+
+
+def test_the_filter_says_maybe_until_built_and_keeps_streams_committed_during_the_build() -> None:
+    written = WrittenStreams()
+    assert written.might_hold("counter/ct_a") and not written.ready
+    written.begin_build()
+    bloom = build(["counter/ct_a"], 1)  # what the journal held when the build began
+    written.add("counter/ct_b")  # committed while the build ran
+    assert written.might_hold("counter/ct_b")
+    written.install(bloom)
+    assert written.ready
+    assert written.might_hold("counter/ct_a") and written.might_hold("counter/ct_b")
+    assert not written.might_hold("counter/ct_never")
+    written.add("counter/ct_c")
+    assert written.might_hold("counter/ct_c")
+
+
+def test_a_failed_build_leaves_every_read_to_the_journal() -> None:
+    written = WrittenStreams()
+    written.begin_build()
+    written.abandon_build()
+    assert written.might_hold("counter/ct_never") and not written.ready
+
+
+def test_a_filter_past_its_capacity_asks_for_a_rebuild() -> None:
+    written = WrittenStreams()
+    written.begin_build()
+    written.install(build([], 0))
+    bloom = written._bloom
+    assert bloom is not None and not written.wants_rebuild
+    for i in range(bloom.capacity + 1):
+        written.add(f"counter/ct_{i}")
+    assert written.wants_rebuild
+
+
+async def test_streams_written_before_a_restart_are_read_after_it(tmp_path: Path) -> None:
+    """A restart builds the filter from the journal: the counters come back with their values,
+    and a stream never written is answered without a journal read."""
+    async with open_harness(tmp_path / "data", modules=(COUNTERS,), config=CONFIG) as h:
+        ids = [await h.mutation("counters:create", {"label": str(i)}) for i in range(20)]
+        for cid in ids:
+            await h.mutation("counters:add", {"counterId": cid, "amount": 2})
+        await restart_and_check(h, ids)
+
+
+async def restart_and_check(h: EngineHarness, ids: list[str]) -> None:
+    engine = await h.restart()
+    await h.settle()
+    assert engine._written.ready
+    reads: list[str] = []
+    read_stream = engine.journal.read_stream
+
+    def counting(stream: str, after_version: int = 0) -> list[object]:
+        reads.append(stream)
+        return read_stream(stream, after_version)  # type: ignore[return-value]
+
+    engine.journal.read_stream = counting  # type: ignore[method-assign]
+    for cid in ids:
+        assert await h.mutation("counters:add", {"counterId": cid, "amount": 1}) == 3
+    fresh = await h.mutation("counters:create", {"label": "new"})
+    assert await h.mutation("counters:add", {"counterId": fresh, "amount": 1}) == 1
+    # One read per counter written before the restart; none for the one created after it.
+    assert sorted(reads) == sorted(f"counter/{cid}" for cid in ids)
