@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.journal import Row
 from engine.testing.harness import EngineHarness, open_harness
 from engine.written_streams import BloomFilter, WrittenStreams, build
 from tests.engine.conftest import CONFIG
@@ -24,7 +25,7 @@ def test_a_bloom_filter_has_no_false_negatives_and_few_false_positives() -> None
 
 def test_the_filter_says_maybe_until_built_and_keeps_streams_committed_during_the_build() -> None:
     written = WrittenStreams()
-    assert written.might_hold("counter/ct_a") and not written.ready
+    assert written.might_hold("counter/ct_a") and written.expected == 0
     written.begin_build()
     bloom = build(["counter/ct_a"], 1)  # what the journal held when the build began
     written.add("counter/ct_b")  # committed while the build ran
@@ -72,9 +73,9 @@ async def restart_and_check(h: EngineHarness, ids: list[str]) -> None:
     reads: list[str] = []
     read_stream = engine.journal.read_stream
 
-    def counting(stream: str, after_version: int = 0) -> list[object]:
+    def counting(stream: str, after_version: int = 0) -> list[Row]:
         reads.append(stream)
-        return read_stream(stream, after_version)  # type: ignore[return-value]
+        return read_stream(stream, after_version)
 
     engine.journal.read_stream = counting  # type: ignore[method-assign]
     for cid in ids:
