@@ -174,7 +174,10 @@ they were told (offered then purchased, or waiting), no user or entry with two t
 min(tickets, users who joined it) offers. Contenders run one after another, each round of each
 in its own subprocess (rounds interleave the contenders and the workloads), on a fresh store in
 a temporary directory, on the same machine; a ratio is Turnstile's median commands/s over the
-row's, and each aim is judged against the family's best row of that workload.
+row's, and each aim is judged against the family's best row of that workload. A full run has
+two rounds (three took over ten minutes on this 2-core machine, most of it PostgreSQL's rows on
+`onsale`); a round stops taking users at its deadline (the row is then marked incomplete), and
+no round starts once the run has taken `--budget` seconds.
 
 - Turnstile: the engine in-process through `Engine.mutation` (no WebSocket), as `lab.bench`
   runs it (`engine.tune_gc()`, default `EngineConfig` except `snapshot_every=0`), with 64 trio
@@ -184,7 +187,8 @@ row's, and each aim is judged against the family's best row of that workload.
   `postgres -h 127.0.0.1` on a free port, `fsync=on`, `synchronous_commit=on`, deleted
   afterwards); tables `events` (with its seat counters), `waiting_list`, `tickets`,
   `join_limits`; clients are psycopg 3 `AsyncConnection`s on one asyncio loop, a row per
-  connection count. Two designs, each row named by its own:
+  connection count (by default `FOR UPDATE` at 8, `plpgsql` at 8, 16 and 64; `--pg-clients`
+  sets others). Two designs, each row named by its own:
   `FOR UPDATE` runs each command as a client-side READ COMMITTED transaction of a handful of
   statements (a round trip each) that locks the event row with `SELECT ... FOR UPDATE`;
   `plpgsql` runs each command as ONE call of a plpgsql function (`join_waiting_list`,

@@ -70,10 +70,10 @@ class Sizes:
         return sum(min(self.tickets, n) for n in per_event.values())
 
 
-FULL = Sizes(tickets=1_000, users=10_000, clients=64, rounds=3, deadline_s=300.0)
+FULL = Sizes(tickets=1_000, users=10_000, clients=64, rounds=2, deadline_s=120.0)
 QUICK = Sizes(tickets=100, users=1_000, clients=16, rounds=1, deadline_s=60.0)
 FULL_SPREAD = Sizes(
-    tickets=10, users=10_000, clients=64, rounds=3, deadline_s=300.0, events=1_000,
+    tickets=10, users=10_000, clients=64, rounds=2, deadline_s=120.0, events=1_000,
     workload="spread",
 )  # fmt: skip
 QUICK_SPREAD = Sizes(
