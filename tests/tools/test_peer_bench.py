@@ -222,10 +222,12 @@ def test_command_line_quick_run_prints_a_table_per_workload(tmp_path: Path) -> N
     command = [sys.executable, "-m", "lab.peer_bench", "--quick", "--only", "turnstile"]
     command += ["--tickets", "5", "--users", "30", "--clients", "4", "--events", "6"]
     command += ["--event-tickets", "2", "--json", str(out)]
+    command += ["--rounds", "2", "--budget", "0"]  # the budget is spent: one round only
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
+    assert "quick sizes, 1 of 2 round(s)" in done.stdout
     assert "workload `onsale`: one event with 5 tickets, 30 users" in done.stdout
     assert "workload `spread`: 6 events of 2 tickets each, 30 users" in done.stdout
     assert done.stdout.count("Turnstile, 4 tasks") == 4  # a row and a note per workload
