@@ -31,8 +31,8 @@ JOIN = "events:joinWaitingList"
 PURCHASE = "events:purchaseTicket"
 
 
-async def onsale(data_dir: Path, sizes: Sizes) -> dict[str, Any]:
-    """Run the workload once on a fresh engine in `data_dir`; return its summary."""
+async def run_workload(data_dir: Path, sizes: Sizes) -> dict[str, Any]:
+    """Run `sizes.workload` once on a fresh engine in `data_dir`; return its summary."""
     import trio
 
     from domain.errors import Overloaded, TurnstileError
@@ -152,4 +152,4 @@ def run(scratch: Path, sizes: Sizes) -> dict[str, Any]:
     """One round in this process (the caller has applied `engine.tune_gc()` if it wants it)."""
     import trio
 
-    return trio.run(onsale, scratch / "turnstile-data", sizes)
+    return trio.run(run_workload, scratch / "turnstile-data", sizes)

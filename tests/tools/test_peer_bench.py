@@ -76,7 +76,7 @@ def test_the_spread_workload_fills_some_events_and_not_others() -> None:
 async def test_turnstile_side_runs_the_workload_and_passes_its_checks(
     tmp_path: Path, sizes: Sizes
 ) -> None:
-    result = await turnstile_side.onsale(tmp_path / "data", sizes)
+    result = await turnstile_side.run_workload(tmp_path / "data", sizes)
     assert_correct_round(result, sizes)
     assert "synchronous=FULL" in result["durability"]
 
