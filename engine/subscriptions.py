@@ -4,10 +4,17 @@ A query reads through a `RecordingView`, which notes every aggregate stream and 
 it touched. Subscriptions to the same function, args and caller form one *group*: the group is
 evaluated once and indexed under the keys it read. After each committed batch the engine
 passes the keys the batch touched and its sequence number N; every group indexed under one of
-them is re-evaluated, and if its encoded result differs from the last one, each member's single
-pending slot is replaced by `(N, value)`. A slow consumer therefore sees fewer, newer values and
-never an unbounded queue, and every value it sees was computed on exactly the journal prefix up
-to its `ts`.
+them is re-evaluated, and if its encoded result differs from the last one, it becomes the
+group's result at `N`: every member's pending update is then `(N, value)` (a member holds no copy:
+it reads the group's newest result when it takes one). A slow consumer therefore sees fewer,
+newer values and never an unbounded queue, and every value it sees was computed on exactly the
+journal prefix up to its `ts`.
+
+A commit costs one evaluation per affected group plus one call per member *waiting* for a change
+(one that took the group's previous result); a member whose update is still pending is not
+touched again however many commits change the group, so with a thousand members that read slower
+than the commits come, a commit costs the few that caught up, not a thousand (docs/benchmarks.md,
+"Fan-out").
 
 A subscription that joins a group takes the group's current result without an evaluation: the
 group is re-evaluated at every commit that touches what it read, so its result is the current
@@ -87,21 +94,22 @@ def evaluate(spec: QuerySpec[Any], args: Any, identity: Identity, view: Recordin
 
 
 class Subscription:
-    """One live query. It holds the newest undelivered `(ts, result)` only (kept as two fields:
-    a tuple per delivery would outlive young-generation collections and make the cyclic GC
-    scan every object of the process more often)."""
+    """One live query. Its pending update is its group's newest result if it has not taken that
+    one yet, at the later of the ts that result was made at and the ts the subscription began
+    (nothing is kept per delivery: a tuple or a slot per update would outlive young-generation
+    collections and make the cyclic GC scan every object of the process more often)."""
 
     __slots__ = (
+        "_source",
         "_waiter",
         "args",
         "closed",
         "group",
         "identity",
-        "last",
         "on_change",
-        "pending_result",
-        "pending_ts",
+        "seen",
         "spec",
+        "start_ts",
     )
 
     def __init__(
@@ -117,19 +125,18 @@ class Subscription:
         self.identity = identity
         #: Subscriptions with equal `group` keys share evaluations (same function, args, caller).
         self.group = group
-        self.last: bytes | None = None
-        self.pending_ts = 0
-        self.pending_result: Result | None = None
+        #: The last result taken.
+        self.seen: Result | None = None
+        #: The committed state the subscription began at.
+        self.start_ts = 0
         self.closed = False
+        #: Called when an update becomes pending (not again until it is taken).
         self.on_change = on_change
         self._waiter: trio.Event | None = None
+        self._source: _Group | None = None
 
-    def offer(self, ts: int, result: Result) -> None:
-        if result.encoded == self.last:
-            return
-        self.last = result.encoded
-        self.pending_ts = ts
-        self.pending_result = result
+    def _changed(self) -> None:
+        """The group has a result this subscription has not taken (it was waiting for one)."""
         if self._waiter is not None:
             self._waiter.set()
             self._waiter = None
@@ -139,35 +146,46 @@ class Subscription:
     @property
     def pending(self) -> tuple[int, Result] | None:
         """The newest undelivered `(ts, result)`, if any."""
-        if self.pending_result is None:
+        source = self._source
+        if source is None or source.result is self.seen:
             return None
-        return self.pending_ts, self.pending_result
+        return max(source.ts, self.start_ts), source.result
 
     def take(self) -> tuple[int, Result] | None:
         """The pending update, if any, removing it (for consumers that poll on `on_change`)."""
-        pending = self.pending
-        self.pending_result = None
-        return pending
+        source = self._source
+        if source is None:
+            return None
+        result = source.result
+        if result is self.seen:
+            return None
+        self.seen = result
+        source.waiting[self] = None  # told at the next change
+        ts = source.ts
+        return (ts if ts > self.start_ts else self.start_ts), result
 
     async def next(self) -> tuple[int, Result]:
-        while self.pending_result is None:
+        pending = self.take()
+        while pending is None:
             self._waiter = trio.Event()
             await self._waiter.wait()
-        pending = (self.pending_ts, self.pending_result)
-        self.pending_result = None
+            pending = self.take()
         return pending
 
 
 class _Group:
-    """Subscriptions that share evaluations, the keys their query read, and its last result."""
+    """Subscriptions that share evaluations, the keys their query read, its last result and the
+    commit that made it, and the members that took that result (told at the next change)."""
 
-    __slots__ = ("key", "members", "reads", "result")
+    __slots__ = ("key", "members", "reads", "result", "ts", "waiting")
 
-    def __init__(self, key: Hashable, result: Result) -> None:
+    def __init__(self, key: Hashable, result: Result, ts: int) -> None:
         self.key = key
         self.members: set[Subscription] = set()
         self.reads: set[ReadKey] = set()
         self.result = result
+        self.ts = ts
+        self.waiting: dict[Subscription, None] = {}
 
 
 class Subscriptions:
@@ -182,21 +200,25 @@ class Subscriptions:
         group = self._groups.get(sub.group)
         if group is None:
             result = evaluate(sub.spec, sub.args, sub.identity, self._make_view())
-            group = self._groups[sub.group] = _Group(sub.group, result)
+            group = self._groups[sub.group] = _Group(sub.group, result, ts)
             self._reindex(group, result.reads)
         group.members.add(sub)
         self.count += 1
-        sub.offer(ts, group.result)
+        sub.start_ts = ts
+        sub._source = group
+        sub._changed()
 
     def remove(self, sub: Subscription) -> None:
         if sub.closed:
             return
         sub.closed = True
         self.count -= 1
-        group = self._groups.get(sub.group)
+        group = sub._source
+        sub._source = None
         if group is None:
             return
         group.members.discard(sub)
+        group.waiting.pop(sub, None)
         if not group.members:
             del self._groups[sub.group]
             self._reindex(group, set())
@@ -231,5 +253,9 @@ class Subscriptions:
             if result.encoded == group.result.encoded:
                 continue  # unchanged: keep the old result (and what was encoded from it)
             group.result = result
-            for sub in group.members:
-                sub.offer(ts, result)
+            group.ts = ts
+            waiting = group.waiting
+            if waiting:
+                group.waiting = {}
+                for sub in waiting:
+                    sub._changed()

@@ -13,6 +13,12 @@ to `events:getEventAvailability` on one event:
   commit's ts, arrival minus commit time (both processes read the same machine clock);
 - baseline: a bare trio-websocket server on the same N clients broadcasting a pre-made message as
   long as a measured Transition, in one loop (deliveries/s, counted by the child the same way);
+- server CPU per delivery: the server process's CPU time (user + system, every thread) over a
+  phase, from the first join (or broadcast) to the end of the phase, divided by the deliveries
+  the child counted; for Turnstile it includes the writer's joins and the commits they make;
+- the machine's baseline, measured in the same run so that a slow machine can be told from a
+  slow fan-out: a fixed CPU-bound Python loop's rate (best of three short runs, at the start
+  and at the end) beside the bare broadcast's deliveries/s and CPU per delivery;
 - end-to-end mutations/s: 100 `open_client` clients in the child, each sending joins in a
   closed loop over WebSocket.
 
@@ -44,6 +50,37 @@ from lab.rawws import open_many, open_raw, read_until, subscribe_to_event
 HOST = "127.0.0.1"
 JOIN = "events:joinWaitingList"
 LAT_SAMPLE_CLIENTS = 200  # latency pairs use at most this many clients (every k-th)
+LOOP_ITERATIONS = 200_000  # the machine baseline's Python loop, per run
+
+
+def _cpu() -> float:
+    """CPU seconds this process (every thread) has used, user plus system."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _loop(n: int) -> int:
+    """A fixed CPU-bound piece of plain Python (arithmetic, a dict, a list, calls): the kind of
+    work the fan-out's Python does, so its rate says how fast this machine runs such code."""
+    table: dict[int, int] = {}
+    items: list[int] = []
+    total = 0
+    for i in range(n):
+        total = (total + i * 7) % 1_000_003
+        table[i & 255] = total
+        if i & 15 == 0:
+            items.append(len(items))
+    return total + len(table) + len(items)
+
+
+def loop_rate() -> float:
+    """Iterations of `_loop` per second, best of three runs of LOOP_ITERATIONS."""
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        _loop(LOOP_ITERATIONS)
+        best = max(best, LOOP_ITERATIONS / (time.perf_counter() - t0))
+    return best
 
 
 # -- child: the subscribers -------------------------------------------------------------------
@@ -270,6 +307,7 @@ async def _fanout(engine: Any, port: int, n: int, seconds: float, pace: float) -
                 )
                 commits.append((time.time(), outcome.ts))
 
+            cpu0 = _cpu()
             with trio.fail_after(seconds + 30):
                 async with trio.open_nursery() as writers:
                     start = trio.current_time()
@@ -284,6 +322,7 @@ async def _fanout(engine: Any, port: int, n: int, seconds: float, pace: float) -
                             i += 1
                         await trio.sleep_until(start + i / pace)
             await trio.sleep(1.0)  # let the last Transitions arrive
+            cpu = _cpu() - cpu0
             data = await child.finish()
     finally:
         child.kill()
@@ -299,6 +338,8 @@ async def _fanout(engine: Any, port: int, n: int, seconds: float, pace: float) -
         "p99": percentile(lat, 99),
         "size": size,
         "per_client": count / n,
+        "cpu": cpu,
+        "cpu_per_delivery": cpu / count if count else float("nan"),
     }
 
 
@@ -329,6 +370,7 @@ async def _baseline(n: int, seconds: float, size: int) -> dict[str, Any]:
             await child.start(nursery)
             with trio.fail_after(30):
                 await all_in.wait()
+            cpu0 = _cpu()
             end = trio.current_time() + seconds
             sent = 0
             with trio.fail_after(seconds + 30):
@@ -337,6 +379,7 @@ async def _baseline(n: int, seconds: float, size: int) -> dict[str, Any]:
                         await ws.send_message(message)
                     sent += len(conns)
             await trio.sleep(1.0)
+            cpu = _cpu() - cpu0
             data = await child.finish()
             done.set()
             nursery.cancel_scope.cancel()
@@ -344,7 +387,13 @@ async def _baseline(n: int, seconds: float, size: int) -> dict[str, Any]:
         if child is not None:
             child.kill()
     count, rate = _rate(data["counts"])
-    return {"deliveries": count, "rate": rate, "sent": sent}
+    return {
+        "deliveries": count,
+        "rate": rate,
+        "sent": sent,
+        "cpu": cpu,
+        "cpu_per_delivery": cpu / count if count else float("nan"),
+    }
 
 
 async def _e2e(port: int, engine: Any, clients: int, seconds: float) -> dict[str, Any]:
@@ -388,7 +437,7 @@ async def _parent(quick: bool) -> list[dict[str, Any]]:
     sizes = (100, 300) if quick else (100, 1000)
     seconds = 2.0 if quick else 5.0
     pace = float(os.environ.get("FANOUT_PACE", "500"))
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = [{"loop_start": loop_rate()}]
     with tempfile.TemporaryDirectory(prefix="fanout_") as tmp:
         async with open_server(
             Path(tmp) / "data",
@@ -402,33 +451,49 @@ async def _parent(quick: bool) -> list[dict[str, Any]]:
                 base = await _baseline(n, seconds, fan["size"])
                 rows.append({"n": n, "fan": fan, "base": base, "pace": pace})
                 print(
-                    f"  N={n}: fan-out {fan['rate']:,.0f}/s, baseline {base['rate']:,.0f}/s",
+                    f"  N={n}: fan-out {fan['rate']:,.0f}/s "
+                    f"({fan['cpu_per_delivery'] * 1e6:.1f} us CPU each), "
+                    f"baseline {base['rate']:,.0f}/s ({base['cpu_per_delivery'] * 1e6:.1f} us)",
                     file=sys.stderr,
                     flush=True,
                 )
             e2e = await _e2e(port, engine, 100, seconds)
             rows.append({"e2e": e2e})
+    rows.append({"loop_end": loop_rate()})
     return rows
 
 
-def _table(rows: list[dict[str, Any]], quick: bool) -> str:
+def _table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| subscribers | joins committed/s (paced at) | updates delivered/s | per client | "
-        "p50 commit->delivery | p99 | baseline broadcast deliveries/s (frame bytes) | ratio |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "p50 commit->delivery | p99 | baseline broadcast deliveries/s (frame bytes) | ratio | "
+        "server CPU per delivery: fan-out | baseline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     e2e = None
+    loops: dict[str, float] = {}
     for row in rows:
         if "e2e" in row:
             e2e = row["e2e"]
+            continue
+        if "loop_start" in row or "loop_end" in row:
+            loops.update(row)
             continue
         f, b = row["fan"], row["base"]
         ratio = f["rate"] / b["rate"] if b["rate"] else float("nan")
         lines.append(
             f"| {row['n']:,} | {f['commit_rate']:,.0f} ({row['pace']:,.0f}) | {f['rate']:,.0f} | "
             f"{f['per_client']:,.0f} | {f['p50'] * 1e3:.1f} ms | {f['p99'] * 1e3:.1f} ms | "
-            f"{b['rate']:,.0f} ({f['size']}) | {ratio:.2f} |"
+            f"{b['rate']:,.0f} ({f['size']}) | {ratio:.2f} | "
+            f"{f['cpu_per_delivery'] * 1e6:.1f} us | {b['cpu_per_delivery'] * 1e6:.1f} us |"
         )
+    lines.append("")
+    lines.append(
+        "Machine baseline (same run): a fixed Python loop ran "
+        f"{loops.get('loop_start', 0) / 1e6:.2f} M iterations/s at the start, "
+        f"{loops.get('loop_end', 0) / 1e6:.2f} M at the end; the bare broadcast's "
+        "deliveries/s and CPU per delivery are in the table."
+    )
     if e2e:
         lines.append("")
         lines.append(
@@ -468,7 +533,7 @@ def main() -> None:
         f"Fan-out (sync protocol), {'quick' if args.quick else 'full'} run, "
         f"{time.monotonic() - t0:.0f} s; {machine_line(info)}"
     )
-    print(_table(rows, args.quick))
+    print(_table(rows))
     print(json.dumps(rows), file=sys.stderr)
 
 
