@@ -8,9 +8,10 @@ requests, `read_timeout` from a request's first byte to its last, `write_timeout
 response, and the connection's message and byte allowance (`Throttle`: reading pauses while it
 is spent). None of them bounds a function's own run.
 
-`GET /api/<version>/sync` with `Upgrade: websocket` leaves the HTTP loop: the head already read
-is replayed to trio-websocket, which finishes the handshake, and the connection becomes a sync
-session (`engine.server.websocket`).
+`GET /api/<version>/sync` with `Upgrade: websocket` leaves the HTTP loop: once the head is
+checked (`Connection: Upgrade`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version: 13`; 400 if not),
+`engine.server.websocket` answers it, and whatever arrived after the head is read as the
+connection's first frames. The connection becomes a sync session.
 
 Shutdown (`stop` set): the listener closes at once; idle keep-alive connections and WebSocket
 sessions are closed; requests in flight get `drain_seconds` to be answered (with
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import http
 import logging
+import re
 from typing import TYPE_CHECKING, cast
 
 import h11
@@ -30,7 +32,6 @@ from engine.server import api
 from engine.server.auth import Authenticator
 from engine.server.context import ServerContext
 from engine.server.metrics import Metrics
-from engine.server.streams import PrefixedStream
 from engine.server.websocket import serve_sync
 from engine.sync.limits import ServerConfig, SessionLimits, Throttle
 
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("turnstile.server")
 
 RECEIVE_BYTES = 64 * 1024
+#: The blank line that ends a request head (h11 accepts bare LF line ends too).
+_HEAD_END = re.compile(rb"\n\r?\n")
 #: After answering a request whose body was not read, keep discarding input this long (and at
 #: most this much) before closing, so the client reads the answer instead of a reset.
 LINGER_SECONDS = 1.0
@@ -248,7 +251,15 @@ class Connection:
         if not api.SYNC_PATH.match(path):
             await self._refuse(404, "Not found.")
             return
-        if not headers.get(b"sec-websocket-key") or headers.get(b"sec-websocket-version") != b"13":
+        key = headers.get(b"sec-websocket-key")
+        connection = {
+            token.strip() for token in headers.get(b"connection", b"").lower().split(b",")
+        }
+        if (
+            not key
+            or headers.get(b"sec-websocket-version") != b"13"
+            or b"upgrade" not in connection
+        ):
             await self._refuse(400, "Not a valid WebSocket handshake.")
             return
         self.session_scope = trio.CancelScope()
@@ -268,8 +279,11 @@ class Connection:
             ),
             metrics=self.ctx.metrics,
         )
+        # What arrived after the head (a client may send frames before it reads our 101).
+        head_end = _HEAD_END.search(self.raw)
+        received = bytes(self.raw[head_end.end() :]) if head_end is not None else b""
         await serve_sync(
-            self.ctx, PrefixedStream(bytes(self.raw), self.stream), self.session_scope, limits
+            self.ctx, self.stream, self.session_scope, limits, key=key, received=received
         )
 
     # -- writing --------------------------------------------------------------------------

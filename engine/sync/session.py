@@ -39,7 +39,6 @@ at the version the last one ended at; `ModifyQuerySet.baseVersion` and
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -94,6 +93,21 @@ class Authenticates(Protocol):
         """The identity a valid user token grants; raises `Unauthenticated` otherwise."""
 
 
+class SyncSocket(Protocol):
+    """What a session uses of its WebSocket connection (the server's `ServerWebSocket`, or a
+    trio-websocket connection). A closed connection raises `trio_websocket.ConnectionClosed`."""
+
+    @property
+    def closed(self) -> trio_websocket.CloseReason | None:
+        """Why the connection was or is being closed, else None."""
+
+    async def get_message(self) -> str | bytes: ...
+
+    async def send_message(self, message: str | bytes) -> None: ...
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
 class SessionHost(Protocol):
     """What a session needs of the server that runs it (the server's `ServerContext`). A host
     may also carry `fanout` (the server's one writing loop) and `limits` (this session's
@@ -144,7 +158,7 @@ class LimitReached(Exception):
 class SyncSession:
     def __init__(
         self,
-        ws: trio_websocket.WebSocketConnection,
+        ws: SyncSocket,
         server: SessionHost,
         *,
         limits: SessionLimits | None = None,
@@ -246,20 +260,24 @@ class SyncSession:
     # -- reading --------------------------------------------------------------------------
 
     async def _reader(self) -> None:
+        ws, limits = self.ws, self.limits
+        throttle, identities = limits.throttle, limits.identities
         while True:
-            connect_by = self.limits.connect_by if self.session_id is None else math.inf
             try:
-                with trio.move_on_at(connect_by) as waiting:
-                    data = await self.ws.get_message()
+                if self.session_id is None:
+                    with trio.move_on_at(limits.connect_by) as waiting:
+                        data = await ws.get_message()
+                    if waiting.cancelled_caught:
+                        limits.reached("handshake")
+                        self.drop = "no Connect arrived in time"
+                        return
+                else:
+                    data = await ws.get_message()
             except trio_websocket.ConnectionClosed:
                 return
-            if waiting.cancelled_caught:
-                self.limits.reached("handshake")
-                self.drop = "no Connect arrived in time"
-                return
-            await self.limits.throttle.admit(len(data))
-            if self.limits.identities is not None:
-                await self.limits.identities.admit(self.identity)
+            await throttle.admit(len(data))
+            if identities is not None:
+                await identities.admit(self.identity)
             try:
                 message = parse(data)
                 if self.session_id is None and message["type"] != "Connect":
@@ -284,7 +302,11 @@ class SyncSession:
         elif kind == "ModifyQuerySet":
             self._modify_query_set(message)
         elif kind == "Mutation":
-            await self._in_flight.acquire()  # past the limit, reading waits for one to finish
+            if self._in_flight.value:
+                self._in_flight.acquire_nowait()  # (no checkpoint: the reader yields when
+                # the socket has nothing more for it)
+            else:
+                await self._in_flight.acquire()  # past the limit, reading waits for one to end
             handed_over = False
             try:
                 handed_over = self._mutation(message)
@@ -634,7 +656,7 @@ def _failed(query_id: int, error: TurnstileError) -> dict[str, Any]:
 
 
 async def run_sync_session(
-    ws: trio_websocket.WebSocketConnection,
+    ws: SyncSocket,
     server: SessionHost,
     *,
     limits: SessionLimits | None = None,
@@ -653,5 +675,6 @@ __all__ = [
     "LimitReached",
     "SessionHost",
     "SyncSession",
+    "SyncSocket",
     "run_sync_session",
 ]
