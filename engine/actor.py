@@ -1,4 +1,4 @@
-"""Actors: one trio task per aggregate, handling its commands one at a time.
+"""Actors: one per aggregate stream, deciding its commands one at a time.
 
 An actor owns two states of its aggregate:
 - the *working* state, ahead of the disk, which decides the next command (pipelining: the actor
@@ -7,12 +7,16 @@ An actor owns two states of its aggregate:
   queries read.
 
 A command is decided synchronously by the domain's one decide step (`domain.model.decide`: the
-handler on a `Decision` of the working state) and its events handed to the group commit; the
-command's `Reply` resolves only once the batch holding those events is durable.
+handler on a `Decision` of the working state), in the task that offers it, and its events handed
+to the group commit; the command's `Reply` resolves only once the batch holding those events is
+durable. Deciding inline is what keeps commands serial: the event loop runs one task at a time
+and a decision never awaits, so no two decisions of one actor interleave, and commands are
+decided in the order they are offered (no mailbox to queue in, no task hop per command).
 A handler that raises leaves no trace: the working state is untouched and nothing is submitted.
 
-The mailbox is bounded: when it is full, `offer` raises `Overloaded` at once instead of queueing
-without limit or dropping the command silently.
+The pipeline is bounded: an actor with `pipeline_limit` commands decided and not yet durable
+refuses the next with `Overloaded` at once, instead of queueing without limit or dropping the
+command silently.
 """
 
 from __future__ import annotations
@@ -38,21 +42,25 @@ SYSTEM = ADMIN
 
 
 class Reply:
-    """The outcome of one command, resolved exactly once; any number of tasks may wait on it."""
+    """The outcome of one command, resolved exactly once; any number of tasks may wait on it.
 
-    __slots__ = ("_done", "error", "on_done", "ts", "value")
+    Waiters park on trio's low-level primitives directly (no `trio.Event` per command): the
+    commit of a batch reschedules each caller once."""
+
+    __slots__ = ("_waiters", "done", "error", "on_done", "ts", "value")
 
     def __init__(self) -> None:
-        self._done = trio.Event()
+        self.done = False
         self.value: Any = None
         self.ts = 0
         self.error: TurnstileError | None = None
         #: Called once, when the outcome is known (before any waiter wakes).
         self.on_done: Callable[[], None] | None = None
+        self._waiters: list[trio.lowlevel.Task] | None = None
 
     @property
     def is_done(self) -> bool:
-        return self._done.is_set()
+        return self.done
 
     def resolve(self, value: Any, ts: int) -> None:
         self.value, self.ts = value, ts
@@ -63,13 +71,33 @@ class Reply:
         self._finish()
 
     def _finish(self) -> None:
-        self._done.set()
+        self.done = True
         if self.on_done is not None:
             on_done, self.on_done = self.on_done, None
             on_done()
+        waiters, self._waiters = self._waiters, None
+        if waiters:
+            reschedule = trio.lowlevel.reschedule
+            for task in waiters:
+                reschedule(task)
 
     async def wait(self) -> tuple[Any, int]:
-        await self._done.wait()
+        """The value and ts, or raise the refusal. A checkpoint, like every trio wait:
+        cancellable while the outcome is unknown (the command itself goes on)."""
+        if self.done:
+            await trio.lowlevel.checkpoint()
+        else:
+            task = trio.lowlevel.current_task()
+            waiters = self._waiters
+            if waiters is None:
+                waiters = self._waiters = []
+            waiters.append(task)
+
+            def abort(_: Any) -> trio.lowlevel.Abort:
+                waiters.remove(task)
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
         if self.error is not None:
             raise self.error
         return self.value, self.ts
@@ -114,23 +142,19 @@ class ActorHost(Protocol):
 
     def new_token(self) -> str: ...
     def submit(self, submission: Submission) -> None: ...
-    def start_actor(self, actor: Actor) -> None: ...
     @property
     def checks_invariants(self) -> bool: ...
 
 
 class Actor:
     __slots__ = (
-        "_mailbox_size",
-        "_receive",
-        "_send",
         "aggregate",
         "committed_state",
         "committed_version",
         "host",
         "in_flight",
         "last_used",
-        "started",
+        "pipeline_limit",
         "stream",
         "working_state",
         "working_version",
@@ -144,87 +168,38 @@ class Actor:
         stream: str,
         state: Any,
         version: int,
-        mailbox_size: int,
+        pipeline_limit: int,
     ) -> None:
         self.host = host
         self.aggregate = aggregate
         self.stream = stream
         self.working_state = self.committed_state = state
         self.working_version = self.committed_version = version
+        #: Submissions decided and not yet committed (or failed).
         self.in_flight = 0
         self.last_used = 0.0
-        self.started = False
-        self._mailbox_size = mailbox_size
-        # The mailbox and task are made on the first command (many actors only serve reads).
-        self._send: trio.MemorySendChannel[Command] | None = None
-        self._receive: trio.MemoryReceiveChannel[Command] | None = None
+        self.pipeline_limit = pipeline_limit
 
     @property
     def is_idle(self) -> bool:
-        """Nothing queued and nothing on its way to disk: safe to drop from memory."""
-        if self.in_flight:
-            return False
-        return self._send is None or self._send.statistics().current_buffer_used == 0
+        """Nothing on its way to disk: safe to drop from memory."""
+        return not self.in_flight
 
     def offer(self, command: Command) -> None:
-        """Queue the command, or raise `Overloaded` at once if the mailbox is full.
-
-        Raises `trio.ClosedResourceError` if the actor was passivated meanwhile (the caller
-        then looks the actor up again)."""
-        if self._send is None:
-            if self.started:  # closed before it ever got a mailbox
-                raise trio.ClosedResourceError
-            self._send, self._receive = trio.open_memory_channel[Command](self._mailbox_size)
-            self.started = True
-            self.host.start_actor(self)
-        try:
-            self._send.send_nowait(command)
-        except trio.WouldBlock:
+        """Decide `command` now, or raise `Overloaded` at once if `pipeline_limit` commands of
+        this actor are still on their way to disk."""
+        if self.in_flight >= self.pipeline_limit:
             raise Overloaded(
                 "Too many commands are waiting for this record; retry shortly.",
                 stream=self.stream,
-            ) from None
-
-    @property
-    def has_queued(self) -> bool:
-        return self._send is not None and self._send.statistics().current_buffer_used > 0
-
-    def refuse_queued(self, error: TurnstileError) -> None:
-        """Answer every command still in the mailbox with `error` (at shutdown)."""
-        if self._receive is None:
-            return
-        while True:
-            try:
-                command = self._receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return
-            command.reply.fail(error)
-
-    def close(self) -> None:
-        self.started = True
-        if self._send is not None:
-            self._send.close()
+            )
+        self.decide(command)
 
     def reset_to_committed(self) -> None:
         """Forget the working state (its batch failed): decide again from the journal's state."""
         self.working_state = self.committed_state
         self.working_version = self.committed_version
         self.in_flight = 0
-
-    async def run(self) -> None:
-        receive = self._receive
-        assert receive is not None
-        async with receive:
-            async for command in receive:
-                self.decide(command)
-                # Decide everything already queued before yielding: a hot actor then costs one
-                # scheduler pass per burst, not one per command.
-                while True:
-                    try:
-                        command = receive.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                    self.decide(command)
 
     def _accept(self, decision: Decision[Any]) -> None:
         self.working_state = decision.state

@@ -72,7 +72,8 @@ SWEEP_SECONDS = 60.0
 class EngineConfig:
     #: SQLite `synchronous`: FULL survives power loss; NORMAL only process crashes.
     synchronous: str = "FULL"
-    #: Commands that may wait in one actor's mailbox before `Overloaded` is answered.
+    #: Commands of one actor decided and not yet durable (its pipeline to the journal) before
+    #: the next is refused with `Overloaded`.
     mailbox_size: int = 4_096
     #: Actors kept in memory at most; idle ones beyond are passivated, least recently used first.
     max_resident_actors: int = 20_000
@@ -269,10 +270,9 @@ class Engine:
         With `session_id` and `request_id`, a repeat of an executed request returns the
         original result and `ts` without executing again (also after a restart); a repeat of a
         request still in flight waits for it. Raises a `TurnstileError` on refusal."""
-        pending = self.begin_mutation(
-            name, args, identity, session_id=session_id, request_id=request_id
-        )
-        return await pending.outcome()
+        reply = self._begin(name, args, identity, session_id, request_id)
+        value, ts = await reply.wait()
+        return Outcome(value, ts)
 
     def begin_mutation(
         self,
@@ -283,21 +283,32 @@ class Engine:
         session_id: str | None = None,
         request_id: int | None = None,
     ) -> PendingMutation:
-        """The synchronous half of `mutation`: validate, de-duplicate and hand the command to
-        its actor's mailbox before returning, so that mutations begun in order reach each actor
-        in that order (a sync session relies on this). Refusals known at once raise here."""
+        """The synchronous half of `mutation`: validate, de-duplicate and decide the command
+        before returning, so that mutations begun in order are decided in that order (a sync
+        session relies on this). Refusals known before deciding raise here; the decision's own
+        refusal comes from `outcome()`."""
+        return PendingMutation(self._begin(name, args, identity, session_id, request_id))
+
+    def _begin(
+        self,
+        name: str,
+        args: Any,
+        identity: Identity,
+        session_id: str | None,
+        request_id: int | None,
+    ) -> Reply:
         spec = self.registry.mutation(name)
         request: RequestKey | None = None
         if session_id is not None and request_id is not None:
             request = (session_id, request_id)
             running = self._requests.get(request)
             if running is not None:
-                return PendingMutation(running)
+                return running
             record = self.journal.lookup_request(session_id, request_id)
             if record is not None:
                 done = Reply()
                 done.resolve(codec.loads(record.result), record.seq)
-                return PendingMutation(done)
+                return done
         parsed = codec.decode_args(args, spec.args_type)
         aggregate = spec.aggregate
         if spec.route is None:
@@ -309,12 +320,12 @@ class Engine:
         reply = Reply()
         command = Command(spec.handle, parsed, identity, reply, request, spec.rate_limit)
         self._offer(aggregate, aggregate.stream_of(aggregate_id), command)
-        if request is not None:
+        if request is not None and not reply.done:
             self._requests[request] = reply
             # Forgotten once its outcome is known (committed with the request's record, or
             # refused), whoever waits for it or stops waiting.
             reply.on_done = functools.partial(self._forget_request, request, reply)
-        return PendingMutation(reply)
+        return reply
 
     def _forget_request(self, request: RequestKey, reply: Reply) -> None:
         if self._requests.get(request) is reply:
@@ -410,11 +421,6 @@ class Engine:
     def submit(self, submission: Submission) -> None:
         self._commit.submit(submission)
 
-    def start_actor(self, actor: Actor) -> None:
-        """Give an actor its task, on its first command (actors only read, or only used as a
-        rate limiter inside another actor's step, never need one)."""
-        self._nursery.start_soon(actor.run)
-
     def resident(self, aggregate: Aggregate[Any], stream: str) -> Actor:
         """The resident actor of another aggregate's stream, for a co-decision or a rate
         limiter's take inside a command (the decide step has checked the id)."""
@@ -425,14 +431,7 @@ class Engine:
     def _offer(self, aggregate: Aggregate[Any], stream: str, command: Command) -> None:
         if self._closing:
             raise Overloaded("The server is shutting down; retry on the next connection.")
-        for _ in range(3):
-            actor = self._resident(aggregate, stream)
-            try:
-                actor.offer(command)
-                return
-            except trio.ClosedResourceError:
-                continue  # passivated between lookup and send: look it up again
-        raise Internal("Could not reach the record's actor.")
+        self._resident(aggregate, stream).offer(command)
 
     def _resident(self, aggregate: Aggregate[Any], stream: str) -> Actor:
         actor = self._actors.get(stream)
@@ -463,7 +462,7 @@ class Engine:
             stream=stream,
             state=state,
             version=version,
-            mailbox_size=self.config.mailbox_size,
+            pipeline_limit=self.config.mailbox_size,
         )
         actor.last_used = trio.current_time()
         self._actors[stream] = actor
@@ -490,8 +489,7 @@ class Engine:
         return RecordingView(self._read_committed, self.read_models.states)
 
     def _passivate(self, stream: str) -> None:
-        actor = self._actors.pop(stream)
-        actor.close()
+        del self._actors[stream]
         self.stats["passivated"] += 1
 
     def _passivate_lru(self) -> None:
@@ -774,20 +772,15 @@ class Engine:
                 log.warning("timer sweep fired %d overdue timers", swept)
 
     async def _close(self) -> None:
-        """Refuse new commands, let every queued one be decided and committed (and answered),
-        then close. Bounded: whatever is still undecided after 30 s is refused."""
+        """Refuse new commands, let every decided one be committed (and answered), then close.
+        Bounded: if the journal cannot take them within 30 s, they are refused."""
         self._closing = True
-        actors = list(self._actors.values())
         self._actors.clear()
-        for actor in actors:
-            actor.close()  # mailboxes still deliver what they hold, then end
         with trio.CancelScope(shield=True), trio.move_on_after(30):
-            while any(actor.has_queued for actor in actors) or self._commit.queued:
-                await trio.lowlevel.checkpoint()
-                await self._commit.drained()
             await self._commit.drained()
-        for actor in actors:
-            actor.refuse_queued(Overloaded("The server shut down before handling this command."))
+        unsaved = self._commit.take_queued()
+        if unsaved:
+            self._refuse(unsaved, Overloaded("The server shut down before saving this change."))
         if self._snapshot is not None:
             self._snapshot.close()
         self.journal.close()

@@ -70,6 +70,12 @@ class GroupCommit:
     def queued(self) -> int:
         return len(self._queue)
 
+    def take_queued(self) -> list[Submission]:
+        """Remove and return every submission not yet taken into a batch (at shutdown, when
+        the journal could not take them in time: the caller refuses them)."""
+        queued, self._queue = self._queue, []
+        return queued
+
     async def drained(self) -> None:
         """Wait until everything submitted so far is committed or failed."""
         await self._idle.wait()

@@ -1082,8 +1082,8 @@ when `mutation()` returned; each join is for a user never seen before, so none i
    command": `time.thread_time()` of the event-loop thread and `time.process_time()` of the
    process (event loop + commit thread) over the window, divided by the commands acknowledged.
 2. One hot event: a fresh event with 100 seats, 10,000 users joining through 2,000 client tasks
-   (the actor's mailbox holds 4,096); timed from the first call to the last acknowledgement;
-   several rounds on fresh events, median reported.
+   (an actor's pipeline to disk holds 4,096); timed from the first call to the last
+   acknowledgement; several rounds on fresh events, median reported.
 3. Latency: `perf_counter` from the call to the return of `mutation()` for the commands of case 1
    (so under its load: with closed-loop clients it is about clients / throughput, mostly
    queueing), plus the same command with 1 and 64 clients to show the unloaded floor.

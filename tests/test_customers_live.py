@@ -86,8 +86,8 @@ async def test_creates_queued_together_are_decided_one_after_the_other(
     turnstile: EngineHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
     t = turnstile
-    # Both are in their actors' mailboxes before either is decided, let alone committed;
-    # which actor runs first is the scheduler's choice.
+    # Both are decided, in the order begun, before either is committed: the second sees the
+    # first's claim on the phone number in its working state.
     pending = [
         t.engine.begin_mutation("customers:create", person(1, phone="0207 946 0000"), STAFF),
         t.engine.begin_mutation("customers:create", person(2, phone="020-7946-0000"), STAFF),
