@@ -21,17 +21,21 @@ imports nothing of the server side (`engine.sync`, `engine.server`, the engine's
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import trio
 import trio_websocket
 
+from engine.wire import frames
+from engine.wire.connection import WebSocket
 from engine.wire.protocol import decode_ts
 from engine.wire.values import convex_to_json, json_to_convex
 
@@ -43,41 +47,65 @@ HANDSHAKE_SECONDS = 10.0
 #: How long closing waits for the server's answer to the close handshake before cutting the
 #: connection (it answers at once unless it is gone or stuck).
 CLOSE_SECONDS = 1.0
-_CONNECTION_LOST = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError)
+#: Largest message accepted from the server.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Longest answer to the upgrade request read before the connection is given up.
+_MAX_HEAD_BYTES = 16 * 1024
+_CONNECTION_LOST = (
+    trio_websocket.ConnectionClosed,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    OSError,
+)
 
 
-class _OpeningStream(trio.abc.Stream):
-    """The TCP stream as trio-websocket sees it. trio-websocket waits forever for the server's
-    101 answer if the connection ends first (a server killed mid-handshake); the end of the
-    connection (EOF, or the stream broken) cancels `opening`, the scope of that wait, so the
-    client reconnects at once. Past the opening the scope is gone and this only delegates."""
+class _Socket(Protocol):
+    """What the client sends through (its `WebSocket`; the tests' stand-ins)."""
 
-    def __init__(self, stream: trio.abc.Stream, opening: trio.CancelScope) -> None:
-        self._stream = stream
-        self._opening = opening
+    async def send_message(self, message: str) -> None: ...
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        try:
-            data = bytes(await self._stream.receive_some(max_bytes))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._opening.cancel()
-            raise
+    async def aclose(self) -> None: ...
+
+
+class HandshakeFailed(OSError):
+    """The server did not accept the WebSocket upgrade (or the connection ended first)."""
+
+
+async def open_websocket(stream: trio.abc.Stream, host: str, port: int, resource: str) -> WebSocket:
+    """The client's opening handshake on `stream` (RFC 6455 4.1: no extension, no
+    subprotocol), then the connection. Raises `HandshakeFailed` when the connection ends or
+    the server answers anything but a valid 101 (a server killed before its answer ends the
+    connection: the client learns it at once and reconnects)."""
+    key = base64.b64encode(os.urandom(16))
+    await stream.send_all(
+        f"GET {resource} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = bytearray()
+    while (end := head.find(b"\r\n\r\n")) < 0:
+        if len(head) > _MAX_HEAD_BYTES:
+            raise HandshakeFailed("the answer to the WebSocket upgrade is too long")
+        data = await stream.receive_some(4096)
         if not data:
-            self._opening.cancel()
-        return data
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        try:
-            await self._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._opening.cancel()
-            raise
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
+            raise HandshakeFailed("the connection ended during the WebSocket handshake")
+        head += data
+    status, *lines = bytes(head[:end]).split(b"\r\n")
+    if not status.startswith(b"HTTP/1.1 101 "):
+        raise HandshakeFailed(f"the WebSocket upgrade was refused: {status[:200]!r}")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get(b"sec-websocket-accept") != frames.accept_token(key):
+        raise HandshakeFailed("the server's Sec-WebSocket-Accept does not match the key")
+    return WebSocket(
+        stream,
+        client=True,
+        max_message_size=MAX_MESSAGE_BYTES,
+        received=bytes(head[end + 4 :]),
+        sock=stream.socket if isinstance(stream, trio.SocketStream) else None,
+    )
 
 
 class FunctionError(Exception):
@@ -148,7 +176,7 @@ class Client:
         self._admin_key = admin_key
         self._session_id = str(uuid.uuid4())
         self._connections = 0
-        self._ws: trio_websocket.WebSocketConnection | None = None
+        self._ws: _Socket | None = None
         self._connected = trio.Event()
         self._next_request = 0
         self._next_query = 0
@@ -263,37 +291,25 @@ class Client:
         delay = 0.05
         started = False
         while True:
-            stream: trio.SocketStream | None = None
+            stream: trio.abc.Stream | None = None
             try:
-                # We own the TCP stream and close it ourselves: trio-websocket leaves it open
-                # when the server closes first.
                 stream = await trio.open_tcp_stream(self._host, self._port)
-                async with trio.open_nursery() as nursery:
-                    # The opening ends when the connection does (`_OpeningStream`), and is
-                    # bounded for a server that keeps it open without answering. (Typed for a
-                    # socket stream, trio-websocket uses only the `Stream` interface.)
-                    with trio.move_on_after(HANDSHAKE_SECONDS) as opening:
-                        ws = await trio_websocket.wrap_client_stream(
-                            nursery,
-                            _OpeningStream(stream, opening),  # type: ignore[arg-type]
-                            self._host,
-                            self._resource,
-                            max_message_size=16 * 1024 * 1024,
-                        )
-                    if opening.cancelled_caught:
-                        nursery.cancel_scope.cancel()
-                        raise OSError("the WebSocket handshake did not complete")
-                    try:
-                        await self._handshake(ws)
-                        if not started:
-                            started = True
-                            task_status.started()
-                        delay = 0.05
-                        await self._read(ws)
-                    finally:
-                        self._ws = None
-                        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_SECONDS):
-                            await ws.aclose()
+                # Bounded for a server that keeps the connection open without answering.
+                with trio.move_on_after(HANDSHAKE_SECONDS) as opening:
+                    ws = await open_websocket(stream, self._host, self._port, self._resource)
+                if opening.cancelled_caught:
+                    raise HandshakeFailed("the WebSocket handshake did not complete")
+                try:
+                    await self._handshake(ws)
+                    if not started:
+                        started = True
+                        task_status.started()
+                    delay = 0.05
+                    await self._read(ws)
+                finally:
+                    self._ws = None
+                    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_SECONDS):
+                        await ws.aclose()
             except* _CONNECTION_LOST as lost:
                 if not self._closing:
                     log.info("connection lost (%r); reconnecting", lost.exceptions[0])
@@ -308,7 +324,7 @@ class Client:
             await trio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    async def _handshake(self, ws: trio_websocket.WebSocketConnection) -> None:
+    async def _handshake(self, ws: _Socket) -> None:
         """Connect, authenticate, replay the query set from version 0, re-send in-flight
         mutations: all before anything else can be sent on this connection."""
         async with self._send_lock:
@@ -347,7 +363,7 @@ class Client:
                 await ws.send_message(orjson.dumps(message).decode())
             self._ws = ws
 
-    async def _read(self, ws: trio_websocket.WebSocketConnection) -> None:
+    async def _read(self, ws: WebSocket) -> None:
         while True:
             try:
                 data = await ws.get_message()
@@ -432,4 +448,4 @@ async def open_client(
             nursery.cancel_scope.cancel()
 
 
-__all__ = ["Client", "FunctionError", "open_client"]
+__all__ = ["Client", "FunctionError", "HandshakeFailed", "open_client", "open_websocket"]

@@ -429,4 +429,11 @@ def test_the_client_and_the_wire_load_none_of_the_engine() -> None:
     )
     loaded = set(ast.literal_eval(done.stdout))
     assert loaded, "the probe loaded nothing: it did not run"
-    assert loaded <= {"engine.client", "engine.wire", "engine.wire.protocol", "engine.wire.values"}
+    assert loaded <= {
+        "engine.client",
+        "engine.wire",
+        "engine.wire.connection",
+        "engine.wire.frames",
+        "engine.wire.protocol",
+        "engine.wire.values",
+    }

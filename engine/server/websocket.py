@@ -1,37 +1,21 @@
 """A connection that asked for `/api/<version>/sync` becomes one sync session.
 
 The HTTP layer has already read and checked the upgrade request; `serve_sync` answers it (101,
-with the `Sec-WebSocket-Accept` token; no extension, no subprotocol) and runs the session on a
-`ServerWebSocket`, the server's end of the connection:
-
-- Reading happens in the task that asks for a message (the session's reader): `get_message()`
-  parses every frame the socket delivered (`engine.wire.frames.MessageReader`) and returns the
-  next message, reading from the socket only when none is complete. No reader task, no queue
-  and no event per message; what is buffered is at most one read of the socket and the message
-  being assembled. A ping is answered with a pong as it is read.
-- Everything sent goes through one `Outbox` over the stream, which the session also writes its
-  frames to directly.
-- Messages are limited to `max_body_bytes` (characters for text, bytes for binary); a larger
-  one closes the connection with 1009, a protocol violation with 1002 (1007 for text that is
-  not UTF-8), and then the stream is closed.
-- Closing (`aclose`) sends a close frame and waits for the peer's (read by whichever task is
-  reading, or by `aclose` itself), then closes the stream. A peer's close is answered with the
-  same code, and the stream is closed at once (RFC 6455 7.1.1: the server closes TCP first).
-
-The session itself is `engine.sync.session.run_sync_session`; an exception from it ends that
-connection only. Closed connections raise `trio_websocket.ConnectionClosed` carrying a
-`trio_websocket.CloseReason`, as trio-websocket's do (the session and its tests catch those).
+with the `Sec-WebSocket-Accept` token; no extension, no subprotocol) and runs the session on
+the server's end of the connection, an `engine.wire.connection.WebSocket` (its messages are
+read in the session's reader task, straight from the socket). Everything sent goes through one
+`Outbox` over the stream, which the session also writes its frames to directly. Messages are
+limited to `max_body_bytes` (characters for text, bytes for binary): a larger one closes the
+connection with 1009. The session itself is `engine.sync.session.run_sync_session`; an
+exception from it ends that connection only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 
 import attrs
 import trio
-import trio.lowlevel
 import trio_websocket
 
 from engine.server.context import ServerContext
@@ -39,17 +23,13 @@ from engine.server.outbox import Outbox
 from engine.sync import session as sync_session
 from engine.sync.limits import SessionLimits
 from engine.wire import frames
-from engine.wire.frames import FrameError, MessageReader
+from engine.wire.connection import WebSocket
 
 log = logging.getLogger("turnstile.server")
 
 #: Close code when the server is going away (shutdown).
 GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
-#: Bytes asked of the socket per read.
-RECEIVE_BYTES = 64 * 1024
-#: Messages returned from what one read delivered before the reader lets other tasks run.
-MESSAGES_PER_TURN = 16
 
 
 def handshake_response(key: bytes) -> bytes:
@@ -58,200 +38,6 @@ def handshake_response(key: bytes) -> bytes:
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + frames.accept_token(key) + b"\r\n\r\n"
     )
-
-
-class ServerWebSocket:
-    """The server's end of one WebSocket connection (see the module docstring): what a sync
-    session uses of a connection, `get_message`, `send_message`, `aclose` and `closed`."""
-
-    def __init__(
-        self,
-        stream: Outbox,
-        *,
-        max_message_size: int,
-        received: bytes = b"",
-        sock: trio.socket.SocketType | None = None,
-    ) -> None:
-        self._stream = stream
-        #: The socket under `stream`, read directly (None: read through `stream`).
-        self._socket = sock
-        self._full = False
-        self._reader = MessageReader(masked=True, max_message_size=max_message_size)
-        if received:
-            self._reader.feed(received)
-        self._closed: trio_websocket.CloseReason | None = None
-        #: We sent a close frame; the peer's answer ends the handshake.
-        self._closing = False
-        self._close_done = trio.Event()
-        #: A task is waiting for the socket in `_receive` (and `_left` is set when it leaves).
-        self._reading = False
-        self._left = trio.Event()
-        self._turn = 0
-
-    @property
-    def closed(self) -> trio_websocket.CloseReason | None:
-        """Why the connection was or is being closed, else None."""
-        return self._closed
-
-    # -- reading ----------------------------------------------------------------------------
-
-    async def get_message(self) -> str | bytes:
-        """The next text (str) or binary (bytes) message. Raises `ConnectionClosed` once the
-        connection is closed or closing."""
-        if self._closed is not None:
-            raise trio_websocket.ConnectionClosed(self._closed)
-        message = await self._next_message()
-        self._turn += 1
-        if self._turn >= MESSAGES_PER_TURN:
-            self._turn = 0
-            await trio.lowlevel.checkpoint()
-        return message
-
-    async def _next_message(self) -> str | bytes:
-        reader = self._reader
-        while True:
-            try:
-                item = reader.next()
-            except FrameError as error:
-                await self._fail(error)
-                raise trio_websocket.ConnectionClosed(self._closed) from None
-            if item is None:
-                self._turn = 0
-                await self._receive()
-                continue
-            opcode, payload = item
-            if opcode == frames.TEXT or opcode == frames.BINARY:
-                if self._closing:
-                    continue  # sent after our close frame: discarded
-                return payload
-            assert isinstance(payload, bytes)  # control frames carry bytes
-            if opcode == frames.PING:
-                if not self._closing:
-                    await self._send_frame(frames.PONG, payload)
-            elif opcode == frames.CLOSE:
-                await self._peer_closed(payload)
-                raise trio_websocket.ConnectionClosed(self._closed)
-
-    async def _receive(self) -> None:
-        self._reading = True
-        try:
-            data = await self._read()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            data = b""
-        finally:
-            self._reading = False
-            self._left.set()
-            self._left = trio.Event()
-        if not data:
-            self._abort()
-            raise trio_websocket.ConnectionClosed(self._closed)
-        self._reader.feed(data)
-
-    async def _read(self) -> bytes | bytearray:
-        """One read of the socket: straight from its file descriptor when there is one (as the
-        `Outbox` writes), waiting for it to be readable first unless the last read filled the
-        buffer (then more is likely waiting), so an idle connection costs no failed read.
-        Either way one read is one checkpoint, as the stream's `receive_some` is."""
-        sock = self._socket
-        if sock is None:
-            return await self._stream.receive_some(RECEIVE_BYTES)
-        if self._full:
-            await trio.lowlevel.checkpoint()
-        else:
-            await trio.lowlevel.wait_readable(sock)
-        while True:
-            fd = sock.fileno()
-            if fd < 0:  # closed under us: never read a number that may be reused
-                raise trio.ClosedResourceError("the socket is closed")
-            try:
-                data = os.read(fd, RECEIVE_BYTES)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(sock)
-                continue
-            except InterruptedError:
-                continue
-            except OSError as error:
-                raise trio.BrokenResourceError(str(error)) from error
-            self._full = len(data) == RECEIVE_BYTES
-            return data
-
-    async def _peer_closed(self, payload: bytes) -> None:
-        try:
-            code, reason = frames.parse_close(payload)
-        except FrameError as error:
-            await self._fail(error)
-            return
-        self._closed = trio_websocket.CloseReason(code, reason or None)
-        if not self._closing:
-            # The peer began the close handshake: answer with its code, then close TCP.
-            self._closing = True
-            await self._send_frame(frames.CLOSE, frames.close_payload(code, reason))
-        self._close_done.set()
-        await self._close_stream()
-
-    async def _fail(self, error: FrameError) -> None:
-        """The peer broke the protocol: close with the error's code, then close the stream."""
-        log.debug("WebSocket protocol error: %s", error.reason)
-        if self._closed is None:
-            self._closed = trio_websocket.CloseReason(error.code, error.reason)
-        if not self._closing:
-            self._closing = True
-            await self._send_frame(frames.CLOSE, frames.close_payload(error.code, error.reason))
-        self._close_done.set()
-        await self._close_stream()
-
-    def _abort(self) -> None:
-        """The connection ended without a close handshake."""
-        if self._closed is None:
-            self._closed = trio_websocket.CloseReason(frames.ABNORMAL_CLOSURE, None)
-        self._closing = True
-        self._close_done.set()
-
-    # -- writing ----------------------------------------------------------------------------
-
-    async def send_message(self, message: str | bytes) -> None:
-        """Send one text (str) or binary (bytes) message."""
-        if self._closed is not None:
-            raise trio_websocket.ConnectionClosed(self._closed)
-        if isinstance(message, str):
-            await self._send_frame(frames.TEXT, message.encode())
-        else:
-            await self._send_frame(frames.BINARY, message)
-        if self._closed is not None:  # the write failed
-            raise trio_websocket.ConnectionClosed(self._closed)
-
-    async def _send_frame(self, opcode: int, payload: bytes) -> None:
-        try:
-            await self._stream.send_all(frames.frame(opcode, payload))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._abort()
-
-    # -- closing ----------------------------------------------------------------------------
-
-    async def aclose(self, code: int = frames.NORMAL_CLOSURE, reason: str | None = None) -> None:
-        """Close: send a close frame with `code`, wait for the peer's, close the stream.
-        Idempotent; a cancelled close still closes the stream."""
-        if self._closed is not None:
-            return
-        try:
-            self._closed = trio_websocket.CloseReason(frames.NORMAL_CLOSURE, None)
-            self._closing = True
-            await self._send_frame(frames.CLOSE, frames.close_payload(code, reason))
-            while not self._close_done.is_set():
-                if self._reading:
-                    # Another task is reading: it sees the peer's answer (or the end).
-                    await self._left.wait()
-                    continue
-                try:
-                    await self._next_message()
-                except trio_websocket.ConnectionClosed:
-                    break
-        finally:
-            await self._close_stream()
-
-    async def _close_stream(self) -> None:
-        with contextlib.suppress(trio.BrokenResourceError):
-            await self._stream.aclose()
 
 
 async def serve_sync(
@@ -277,7 +63,7 @@ async def serve_sync(
             return
     if handshake.cancelled_caught:
         return
-    ws = ServerWebSocket(
+    ws = WebSocket(
         outbox,
         max_message_size=config.max_body_bytes,
         received=received,
@@ -306,4 +92,4 @@ async def serve_sync(
                 await ws.aclose(code=code, reason=reason or None)
 
 
-__all__ = ["ServerWebSocket", "handshake_response", "serve_sync"]
+__all__ = ["handshake_response", "serve_sync"]
