@@ -220,6 +220,7 @@ class Engine:
             on_failed=self._on_failed,
             on_refused=self._on_refused,
             max_batch=config.max_batch,
+            threaded=config.offload_io,
         )
         self.committed_seq = self._commit.last_seq
         self._timers = TimerService(clock, self.read_models.timers)

@@ -1,9 +1,10 @@
 """Group commit: many actors' submissions, one transaction, one fsync.
 
 Submissions queue in memory in the order actors decided them (so each stream's versions reach
-the journal in order). One task takes everything queued, numbers the events with consecutive
-sequence numbers, and appends them in one transaction in a worker thread; while that fsync runs,
-the actors keep deciding and the next batch fills up. After the commit:
+the journal in order). A batch takes what is queued (up to `max_batch`), numbers the events with
+consecutive sequence numbers, and appends them in one transaction; one batch is written at a
+time, and while it is written the actors keep deciding and the next batch fills up. After the
+commit:
 
 - `on_committed(batch, last_seq)` runs on the event loop: committed states, read models,
   subscriptions and replies move forward together (one consistent cut at `last_seq`);
@@ -16,6 +17,19 @@ the actors keep deciding and the next batch fills up. After the commit:
   batch is written as usual; then `on_refused(submissions, error)` gets those left out. One
   bad command costs its own actors' pipelined work, not everyone's.
 
+When a batch starts (the writer and the loop overlap):
+- with `threaded`, the append runs in a worker thread started straight from `submit` once
+  `cut` submissions are queued and no batch is being written, so the thread writes the first
+  part of a burst while the loop is still deciding the rest of it (a burst of replies wakes
+  many callers at once, and they all decide within one pass of the scheduler, where no task
+  could start a write). `cut` adapts: half the size of the last batch, at least 1, so a lone
+  command starts its batch at once and a burst is split in two that take turns with the loop.
+  When the write ends, the next batch starts at once with everything queued meanwhile.
+- in any case the commit task starts a batch with whatever is queued when it runs and no batch
+  is being written (the end of a scheduler pass: nothing more is coming now). Without
+  `threaded` (tests under a virtual clock) this is the only way, and the append runs through
+  `run_io`, as any other disk work.
+
 A submission's `ts` is the sequence number of its last event, or, for a command that emitted
 nothing, the last sequence number durable when its batch committed (never less than any state it
 could have read).
@@ -23,10 +37,14 @@ could have read).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import outcome
 import trio
+import trio.lowlevel
 
 from domain.model import Event
 from engine import codec
@@ -34,6 +52,20 @@ from engine.actor import Submission
 from engine.journal import Batch, Journal, RequestRecord, Row, checksum
 
 log = logging.getLogger("turnstile.commit")
+
+
+class _Prepared:
+    """One batch on its way to the journal: what is written, and what was left out."""
+
+    __slots__ = ("error", "good", "last_seq", "refused", "rows", "tainted")
+
+    def __init__(self) -> None:
+        self.good: list[Submission] = []
+        self.refused: list[Submission] = []
+        self.tainted: set[int] = set()  # ids of actors whose working state built on a refusal
+        self.error: BaseException | None = None
+        self.rows: Batch | None = None
+        self.last_seq = 0
 
 
 class GroupCommit:
@@ -46,6 +78,7 @@ class GroupCommit:
         on_failed: Callable[[list[Submission], BaseException], None],
         on_refused: Callable[[list[Submission], BaseException], None] | None = None,
         max_batch: int = 4_096,
+        threaded: bool = False,
     ) -> None:
         self._journal = journal
         self._run_io = run_io
@@ -53,18 +86,30 @@ class GroupCommit:
         self._on_failed = on_failed
         self._on_refused = on_refused or on_failed
         self._max_batch = max_batch
+        self._threaded = threaded
         self._queue: list[Submission] = []
         self._wakeup = trio.Event()
         self._idle = trio.Event()
         self._idle.set()
+        #: A batch is being written (at most one at a time).
+        self._writing = False
+        self._cut = 1
+        #: An error raised while finishing a threaded batch on the loop: the commit task
+        #: raises it, so that it ends the engine as an error in the commit task would.
+        self._crashed: BaseException | None = None
         self.last_seq = journal.last_seq()
         self.batches = 0
         self.rows_written = 0
 
     def submit(self, submission: Submission) -> None:
-        self._queue.append(submission)
-        self._idle = trio.Event() if self._idle.is_set() else self._idle
-        self._wakeup.set()
+        queue = self._queue
+        queue.append(submission)
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        if self._threaded and not self._writing and len(queue) >= self._cut:
+            self._start_threaded()
+        else:
+            self._wakeup.set()
 
     @property
     def queued(self) -> int:
@@ -82,24 +127,43 @@ class GroupCommit:
 
     async def run(self) -> None:
         while True:
-            if not self._queue:
-                self._idle.set()
+            if self._crashed is not None:
+                raise self._crashed
+            if self._writing or not self._queue:
+                if not self._writing and not self._queue:
+                    self._idle.set()
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
                 continue
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            await self._commit(batch)
+            if self._threaded:
+                self._start_threaded()
+                continue
+            prepared = self._prepare()
+            self._writing = True
+            error: BaseException | None = None
+            if prepared.rows is not None:
+                try:
+                    await self._run_io(functools.partial(self._journal.append, prepared.rows))
+                except Exception as io_error:
+                    error = io_error
+            self._finish(prepared, error)
 
-    async def _commit(self, batch: list[Submission]) -> None:
+    # -- one batch ------------------------------------------------------------------------
+
+    def _take(self) -> list[Submission]:
+        batch = self._queue[: self._max_batch]
+        del self._queue[: self._max_batch]
+        self._cut = max(1, len(batch) // 2)
+        return batch
+
+    def _prepare(self) -> _Prepared:
+        """Take a batch from the queue and encode it (on the loop: it reads the states)."""
+        prepared = _Prepared()
         rows: list[Row] = []
         requests: list[RequestRecord] = []
         seq = self.last_seq
-        good: list[Submission] = []
-        refused: list[Submission] = []
-        tainted: set[int] = set()  # ids of actors whose working state built on a refusal
-        error: BaseException | None = None
-        for submission in batch:
+        good, refused, tainted = prepared.good, prepared.refused, prepared.tainted
+        for submission in self._take():
             actors = _actors_of(submission)
             if actors & tainted:
                 refused.append(submission)
@@ -109,7 +173,7 @@ class GroupCommit:
                 encoded, record, last = _encode(submission, seq)
             except Exception as exc:
                 log.error("a command's change cannot be encoded, refused: %r", exc)
-                error = exc
+                prepared.error = exc
                 refused.append(submission)
                 tainted |= actors
                 continue
@@ -118,25 +182,66 @@ class GroupCommit:
                 requests.append(record)
             seq = submission.ts = last
             good.append(submission)
+        prepared.last_seq = seq
         if good:
-            try:
-                batch_rows = Batch(rows=rows, requests=requests)
-                await self._run_io(lambda: self._journal.append(batch_rows))
-            except Exception as io_error:
-                log.error("journal append failed, %d commands refused: %r", len(batch), io_error)
-                failed = good + self._queue
-                self._queue = []
-                if refused:
-                    assert error is not None
-                    self._on_refused(refused, error)
-                self._on_failed(failed, io_error)
-                return
-            self.last_seq = seq
+            prepared.rows = Batch(rows=rows, requests=requests)
+        return prepared
+
+    def _start_threaded(self) -> None:
+        token = trio.lowlevel.current_trio_token()
+        prepared = self._prepare()
+        self._writing = True
+        rows = prepared.rows
+        if rows is None:  # everything taken was refused: nothing to write
+            self._finish(prepared, None)
+            return
+        journal = self._journal
+
+        def deliver(result: outcome.Outcome[None]) -> None:  # in the worker thread
+            token.run_sync_soon(self._written, prepared, result)
+
+        trio.lowlevel.start_thread_soon(lambda: journal.append(rows), deliver)
+
+    def _written(self, prepared: _Prepared, result: outcome.Outcome[Any]) -> None:
+        """Back on the loop after a threaded append."""
+        error = result.error if isinstance(result, outcome.Error) else None
+        try:
+            if error is not None and not isinstance(error, Exception):
+                raise error  # KeyboardInterrupt and the like: not a storage fault
+            self._finish(prepared, error)
+            if self._queue and not self._writing:
+                self._start_threaded()  # what queued during the write waited long enough
+        except BaseException as exc:
+            self._crashed = exc
+            self._wakeup.set()
+
+    def _finish(self, prepared: _Prepared, io_error: BaseException | None) -> None:
+        """The batch's append returned (`io_error` None) or raised."""
+        self._writing = False
+        good, refused = prepared.good, prepared.refused
+        if io_error is not None:
+            log.error(
+                "journal append failed, %d commands refused: %r",
+                len(good) + len(refused),
+                io_error,
+            )
+            failed = good + self._queue
+            self._queue = []
+            if refused:
+                assert prepared.error is not None
+                self._on_refused(refused, prepared.error)
+            self._on_failed(failed, io_error)
+            self._wakeup.set()
+            return
+        if good:
+            assert prepared.rows is not None
+            self.last_seq = prepared.last_seq
             self.batches += 1
-            self.rows_written += len(rows)
-            self._on_committed(good, seq)
+            self.rows_written += len(prepared.rows.rows)
+            self._on_committed(good, prepared.last_seq)
         if refused:
-            assert error is not None
+            assert prepared.error is not None
+            tainted = prepared.tainted
             # Queued submissions decided on top of a refused one go with it.
             kept: list[Submission] = []
             for submission in self._queue:
@@ -147,7 +252,8 @@ class GroupCommit:
                 else:
                     kept.append(submission)
             self._queue = kept
-            self._on_refused(refused, error)
+            self._on_refused(refused, prepared.error)
+        self._wakeup.set()
 
 
 def row_of(seq: int, event: Event) -> Row:

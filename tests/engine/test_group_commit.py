@@ -1,0 +1,153 @@
+"""The group commit's threaded path (engine/group_commit.py): a burst is split so the writer
+starts while the loop still decides, batches are written one at a time and numbered in order,
+and a failed append refuses its batch and everything queued behind it.
+
+The journal here is a stand-in whose `append` the test holds on a `threading.Event`, so which
+submissions land in which batch is decided by the test, never by timing."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, cast
+
+import trio
+
+from engine.actor import Actor, Reply, Submission
+from engine.group_commit import GroupCommit
+from engine.journal import Batch, Journal
+from tests.engine.counters import CounterAdded
+
+
+class HeldJournal:
+    """Records each batch; `append` waits for `release` (set it to let writes through) and
+    raises `fail_next` once if set."""
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+        self.release = threading.Event()
+        self.started = threading.Semaphore(0)
+        self.fail_next: Exception | None = None
+
+    def last_seq(self) -> int:
+        return 0
+
+    def append(self, batch: Batch) -> None:
+        self.started.release()
+        self.release.wait()
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
+        self.batches.append(batch)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.committed: list[tuple[list[Submission], int]] = []
+        self.failed: list[tuple[list[Submission], BaseException]] = []
+
+    def on_committed(self, batch: list[Submission], last_seq: int) -> None:
+        self.committed.append((batch, last_seq))
+        for submission in batch:
+            submission.reply.resolve(None, submission.ts)
+
+    def on_failed(self, batch: list[Submission], error: BaseException) -> None:
+        self.failed.append((batch, error))
+
+
+async def no_io(work: Any) -> None:
+    raise AssertionError("the threaded path does not use run_io")
+
+
+def submission(actor: object, n: int) -> Submission:
+    event = CounterAdded(stream=f"counter/ct_{id(actor)}", version=n, at=0, amount=1)
+    return Submission(
+        actor=cast(Actor, actor),
+        events=(event,),
+        state=None,
+        version=n,
+        value=None,
+        reply=Reply(),
+        request=None,
+        decided_at=0,
+    )
+
+
+async def wait_started(journal: HeldJournal) -> None:
+    await trio.to_thread.run_sync(journal.started.acquire)
+
+
+async def test_a_burst_is_split_and_batches_are_written_one_at_a_time_in_order() -> None:
+    journal, recorder = HeldJournal(), Recorder()
+    commit = GroupCommit(
+        cast(Journal, journal),
+        run_io=no_io,
+        on_committed=recorder.on_committed,
+        on_failed=recorder.on_failed,
+        threaded=True,
+    )
+    actor = object()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commit.run)
+        # A burst of 10 within one pass of the scheduler: the first starts a batch at once
+        # (the cut is 1 while nothing was written), the other 9 queue behind the write.
+        first = [submission(actor, n) for n in range(1, 11)]
+        for s in first:
+            commit.submit(s)
+        await wait_started(journal)
+        assert commit.queued == 9
+        journal.release.set()
+        await commit.drained()
+        assert [len(b.rows) for b in journal.batches] == [1, 9]
+        # The next burst is cut at half the last batch (4): a write starts at the 4th.
+        journal.release.clear()
+        second = [submission(actor, n) for n in range(11, 21)]
+        for s in second[:3]:
+            commit.submit(s)
+        assert commit.queued == 3  # below the cut: waits for the commit task or more work
+        for s in second[3:]:
+            commit.submit(s)
+        await wait_started(journal)
+        journal.release.set()
+        await commit.drained()
+        nursery.cancel_scope.cancel()
+    sizes = [len(b.rows) for b in journal.batches]
+    # The 4 went as one batch; the 6 that queued during its write, as the next.
+    assert sizes == [1, 9, 4, 6]
+    seqs = [row.seq for b in journal.batches for row in b.rows]
+    assert seqs == list(range(1, 21))
+    assert [s.ts for s in first + second] == list(range(1, 21))
+    assert all(s.reply.is_done for s in first + second)
+    assert [last for _, last in recorder.committed] == [
+        sum(sizes[: i + 1]) for i in range(len(sizes))
+    ]
+
+
+async def test_a_failed_append_refuses_its_batch_and_what_queued_behind_it() -> None:
+    journal, recorder = HeldJournal(), Recorder()
+    commit = GroupCommit(
+        cast(Journal, journal),
+        run_io=no_io,
+        on_committed=recorder.on_committed,
+        on_failed=recorder.on_failed,
+        threaded=True,
+    )
+    actor = object()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commit.run)
+        journal.fail_next = OSError(28, "No space left on device")
+        burst = [submission(actor, n) for n in range(1, 6)]
+        for s in burst:
+            commit.submit(s)
+        await wait_started(journal)
+        journal.release.set()
+        await commit.drained()
+        assert journal.batches == []
+        [(failed, error)] = recorder.failed
+        assert failed == burst and isinstance(error, OSError)
+        # Numbering restarts after the last durable seq: the next write is seq 1 again.
+        again = submission(actor, 1)
+        commit.submit(again)
+        await commit.drained()
+        nursery.cancel_scope.cancel()
+    assert [row.seq for b in journal.batches for row in b.rows] == [1]
+    assert again.ts == 1
