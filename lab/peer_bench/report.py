@@ -174,10 +174,11 @@ they were told (offered then purchased, or waiting), no user or entry with two t
 min(tickets, users who joined it) offers. Contenders run one after another, each round of each
 in its own subprocess (rounds interleave the contenders and the workloads), on a fresh store in
 a temporary directory, on the same machine; a ratio is Turnstile's median commands/s over the
-row's, and each aim is judged against the family's best row of that workload. A full run has
-two rounds (three took over ten minutes on this 2-core machine, most of it PostgreSQL's rows on
-`onsale`); a round stops taking users at its deadline (the row is then marked incomplete), and
-no round starts once the run has taken `--budget` seconds.
+row's (the median of two rounds is their mean), and each aim is judged against the family's
+best row of that workload. A full run has two rounds, to keep it near five minutes on this
+2-core machine (about 100 s a round when the machine is quiet, twice that when it is busy, most
+of it PostgreSQL's rows); a round stops taking users at its deadline (the row is then marked
+incomplete), and no round starts once the run has taken `--budget` seconds.
 
 - Turnstile: the engine in-process through `Engine.mutation` (no WebSocket), as `lab.bench`
   runs it (`engine.tune_gc()`, default `EngineConfig` except `snapshot_every=0`), with 64 trio
