@@ -39,11 +39,13 @@ at the version the last one ended at; `ModifyQuerySet.baseVersion` and
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import orjson
 import trio
+import trio.lowlevel
 import trio_websocket
 
 from domain.errors import NotFound, TurnstileError, Unauthenticated
@@ -81,6 +83,8 @@ POLICY_VIOLATION = 1008
 MAX_UNSENT_RESPONSES = 10_000
 #: Distinct Transitions kept on one query result for other sessions to reuse.
 MAX_SHARED_TRANSITIONS = 64
+#: Tasks of one session awaiting its mutations' outcomes at most (each takes the oldest begun).
+ANSWERING_TASKS = 8
 
 
 class Authenticates(Protocol):
@@ -178,6 +182,10 @@ class SyncSession:
         # (tests) may carry none, and then the shipped limits apply.
         self.limits = limits or getattr(server, "limits", None) or SessionLimits.defaults()
         self._in_flight = trio.Semaphore(self.limits.config.max_mutations_in_flight)
+        #: Mutations begun and not yet answered, oldest first, and the tasks answering them.
+        self._answering: deque[tuple[int, PendingMutation]] = deque()
+        self._answerers = 0
+        self._idle_answerers = trio.lowlevel.ParkingLot()
         #: The `SessionSlots` key this session holds (a signed-in user's subject), if any.
         self.slot: str | None = None
         #: Why the connection is to be dropped rather than closed (see `DropConnection`).
@@ -234,6 +242,7 @@ class SyncSession:
         """Give back what the connection held (its subscriptions and its user's slot) as soon
         as it is over; idempotent."""
         self.over = True
+        self._idle_answerers.unpark_all()  # (those awaiting an outcome finish theirs first)
         self.fanout.forget(self)
         for query in self.queries.values():
             self._drop(query)
@@ -395,8 +404,29 @@ class SyncSession:
         except TurnstileError as error:
             self._respond_error("MutationResponse", request_id, error)
             return False
-        self._waiters.start_soon(self._await_mutation, request_id, pending)
+        self._answering.append((request_id, pending))
+        if self._idle_answerers:
+            self._idle_answerers.unpark()
+        elif self._answerers < ANSWERING_TASKS:
+            self._answerers += 1
+            self._waiters.start_soon(self._answer_mutations)
         return True
+
+    async def _answer_mutations(self) -> None:
+        """Await begun mutations in the order begun and queue their responses; idle, wait
+        for the next one (no task per mutation). Up to `ANSWERING_TASKS` run, so a slow
+        mutation holds up only those queued behind it past that many. Ends with the session
+        once nothing is left to answer."""
+        try:
+            while True:
+                while self._answering:
+                    request_id, pending = self._answering.popleft()
+                    await self._await_mutation(request_id, pending)
+                if self.over:
+                    return
+                await self._idle_answerers.park()
+        finally:
+            self._answerers -= 1
 
     async def _await_mutation(self, request_id: int, pending: PendingMutation) -> None:
         try:
