@@ -6,8 +6,12 @@ loop sending to all clients beats a writer task per client (docs/benchmarks.md, 
   side sends goes through one buffer in order, so frames never interleave.
 - `write_texts(payloads)` is synchronous: it encodes each payload as one unmasked text frame
   (RFC 6455 5.2; the server negotiates no extension, so the encoding is fixed) and, if nothing is
-  waiting ahead of it, hands them straight to the socket with one non-blocking `write`. What the
+  waiting ahead of it, hands them straight to the socket with one non-blocking `send`. What the
   socket does not take stays buffered; `drain()` writes it when the socket can take more.
+- A fan-out hands the same payload object to every session at the same versions, so the frame
+  of the last single payload written is kept (by identity) and sent again as it is: one lookup
+  instead of a header and a copy per delivery. `pending` and `broken` are plain attributes kept
+  up to date, read without a call.
 - The library's own frames (handshake, pong, close) arrive through `send_all`, which appends to
   the same buffer and waits for it to drain.
 - `Outbox` is a `Sender` (`engine.sync.sender`), the interface a sync session writes through;
@@ -22,7 +26,9 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -46,6 +52,10 @@ def text_frame(payload: bytes) -> bytes:
     return head + payload
 
 
+#: The last single payload `write_texts` framed, and its frame (the fan-out's shared Transition).
+_last_framed: list[bytes] = [b"", text_frame(b"")]
+
+
 def _socket_of(stream: Any) -> Any:
     """The trio socket `stream` writes to unchanged, if there is one: a `SocketStream`, or one
     seen through `PrefixedStream`s (which pass sends straight on). Any other wrapper (TLS, for
@@ -57,26 +67,35 @@ def _socket_of(stream: Any) -> Any:
     return None
 
 
+def _send_of(sock: Any) -> Callable[[bytes | bytearray | memoryview], int] | None:
+    """The `send` of the standard-library socket under trio's `sock`, if it has one: one C call
+    per write (trio's socket keeps it, non-blocking, as `_sock`; it raises BlockingIOError when
+    full and OSError once closed, when its fd is -1, so a reused fd number is never written to).
+    None for any other socket: then `_write` uses `os.write` on its `fileno()`."""
+    raw = getattr(sock, "_sock", None)
+    if isinstance(raw, socket.socket) and raw.type == socket.SOCK_STREAM:
+        send: Callable[[bytes | bytearray | memoryview], int] = raw.send
+        return send
+    return None
+
+
 class Outbox(trio.abc.Stream):
     """A stream wrapper with one ordered send buffer; see the module docstring."""
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.transport_stream = stream
         self._socket = _socket_of(stream)
+        self._send = _send_of(self._socket)
         self._buffer = bytearray()
         self._drain_lock = trio.Lock()
         self._broken = False
         self._closed = False
+        #: Something written is not yet handed to the connection (the buffer is not empty).
+        self.pending = False
+        #: The connection failed a write, or the stream is closed: nothing more is sent.
+        self.broken = False
         #: Bytes handed to the connection so far.
         self.written = 0
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._buffer)
-
-    @property
-    def broken(self) -> bool:
-        return self._broken or self._closed
 
     # -- synchronous writing ---------------------------------------------------------------
 
@@ -84,13 +103,36 @@ class Outbox(trio.abc.Stream):
         if self.broken or not payloads:
             return
         if len(payloads) == 1:
-            self._append(text_frame(payloads[0]))
+            payload = payloads[0]
+            last = _last_framed
+            if payload is last[0]:
+                data = last[1]
+            else:
+                data = last[1] = text_frame(payload)
+                last[0] = payload
         else:
-            self._append(b"".join(text_frame(payload) for payload in payloads))
+            data = b"".join(text_frame(payload) for payload in payloads)
+        send = self._send
+        if self.pending or send is None:
+            self._append(data)
+            return
+        # Nothing waits ahead: straight to the socket, and buffer only what it did not take.
+        try:
+            sent = send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # failed, or closed under us (a closed socket has no fd to reuse)
+            self._fail()
+            return
+        self.written += sent
+        if sent < len(data):
+            self._buffer += memoryview(data)[sent:]
+            self.pending = True
 
     def _append(self, data: bytes | bytearray | memoryview) -> None:
-        if self._buffer or self._socket is None:
+        if self.pending or self._socket is None:
             self._buffer += data
+            self.pending = True
             return
         # Nothing waits ahead: straight to the socket, and buffer only what it did not take.
         sent = self._write(data)
@@ -98,6 +140,7 @@ class Outbox(trio.abc.Stream):
             self._fail()
         elif sent < len(data):
             self._buffer += memoryview(data)[sent:]
+            self.pending = True
 
     def _flush(self) -> None:
         """Hand the socket as much of the buffer as it takes now, without blocking."""
@@ -110,10 +153,20 @@ class Outbox(trio.abc.Stream):
                 return
             else:
                 del self._buffer[:sent]
+                self.pending = bool(self._buffer)
 
     def _write(self, data: bytes | bytearray | memoryview) -> int:
         """One non-blocking write to the socket: the bytes it took, 0 when it is full (or there
         is no socket), -1 when the connection failed it (or was closed under us)."""
+        if self._send is not None:
+            try:
+                sent = self._send(data)
+            except BlockingIOError:
+                return 0
+            except OSError:
+                return -1
+            self.written += sent
+            return sent
         if self._socket is None:
             return 0
         fd = self._socket.fileno()
@@ -135,7 +188,9 @@ class Outbox(trio.abc.Stream):
 
     def _fail(self) -> None:
         self._broken = True
+        self.broken = True
         self._buffer.clear()
+        self.pending = False
 
     # -- waiting -----------------------------------------------------------------------------
 
@@ -153,6 +208,7 @@ class Outbox(trio.abc.Stream):
                             self._fail()
                             raise
                         del self._buffer[: len(chunk)]
+                        self.pending = bool(self._buffer)
                         self.written += len(chunk)
                     else:
                         await trio.lowlevel.wait_writable(self._socket)
@@ -183,7 +239,9 @@ class Outbox(trio.abc.Stream):
 
     async def aclose(self) -> None:
         self._closed = True
+        self.broken = True
         self._buffer.clear()
+        self.pending = False
         await self.transport_stream.aclose()
 
 
