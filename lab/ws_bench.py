@@ -1,19 +1,23 @@
 """Mutations over WebSocket against the engine in-process: `python -m lab.ws_bench [--quick]`.
 
-One run, one server (in this process, on 127.0.0.1, a free port), some events created first,
-then two phases of `events:joinWaitingList` (admin identity, a user never seen before each
-time, a random event of the set), each a closed loop counted over a fixed window after a
-warm-up:
+One run, one server (in this process, on 127.0.0.1, a free port), some events created first
+(each phase joins events of its own), then three phases of `events:joinWaitingList` (admin
+identity, a user never seen before each time, a random event of the phase's set), each a closed
+loop counted over a fixed window after a warm-up:
 
 - in-process: `tasks` (64) trio tasks calling `Engine.mutation` in the server's process;
 - WebSocket: `clients` (100) `engine.client.open_client` clients, each one mutation at a time,
-  held by `procs` (1) child processes so that the clients' CPU is not the server's.
+  held by `procs` (1) child processes so that the clients' CPU is not the server's;
+- in-process with request ids: as the first, each task a session numbering its calls, as a sync
+  client's mutations are (the engine looks each one up and keeps its record): what of the
+  WebSocket's cost is the engine's part of the protocol rather than the front door's.
 
-It prints both rates, their ratio (WebSocket over in-process, the figure to compare across runs)
-and each phase's p50/p99 latency. `measure()` returns the same figures as a dict, for a line of
-another benchmark. Correctness is checked on the way: every mutation sent is acknowledged, and
-the joins the engine holds afterwards equal the joins acknowledged (`ok` in the dict). Every
-phase is bounded in time; nothing asserts on time.
+It prints the rates, the ratio WebSocket / in-process (the figure to compare across runs; also
+against the third phase), p50/p99 latency and CPU per mutation of the server and the clients
+(process CPU time over the window, worker threads included). `measure()` returns the same
+figures as a dict, for a line of another benchmark. Correctness is checked on the way: every
+mutation sent is acknowledged, and the joins the engine holds afterwards equal the joins
+acknowledged (`ok` in the dict). Every phase is bounded in time; nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -252,24 +256,31 @@ class Child:
 # -- parent -----------------------------------------------------------------------------------
 
 
-async def _in_process(engine: Any, events: list[str], sizes: Sizes) -> dict[str, Any]:
+async def _in_process(
+    engine: Any, events: list[str], sizes: Sizes, *, request_ids: bool = False
+) -> dict[str, Any]:
+    """The closed loops in-process; with `request_ids`, each task is a session of its own and
+    numbers its requests, as a sync client does (the engine then keeps each one's record)."""
     from domain.errors import TurnstileError
     from domain.identity import ADMIN
 
     window = Window()
+    tag = "ids" if request_ids else "in"
 
     async def loop(index: int) -> None:
-        rng = random.Random(f"in-{index}")
+        rng = random.Random(f"{tag}-{index}")
         mutation = engine.mutation
         perf = time.perf_counter
+        session = f"{tag}-session-{index}" if request_ids else None
         n = 0
         while not window.stop:
-            args = {"eventId": events[rng.randrange(len(events))], "userId": f"in{index}-{n}"}
+            args = {"eventId": events[rng.randrange(len(events))], "userId": f"{tag}{index}-{n}"}
+            request = n if request_ids else None
             n += 1
             window.started += 1
             t0 = perf()
             try:
-                await mutation(JOIN, args, ADMIN)
+                await mutation(JOIN, args, ADMIN, session_id=session, request_id=request)
             except TurnstileError as error:
                 window.fail(type(error).__name__)
                 continue
@@ -355,39 +366,43 @@ async def measure_async(sizes: Sizes, data_dir: Path | None = None) -> dict[str,
         ) as server:
             engine = server.engine
             # Each phase joins events of its own, so both start from streams of the same size.
+            n = sizes.events
             events = [
-                (await engine.mutation(CREATE, event_args(i), ADMIN)).value
-                for i in range(2 * sizes.events)
+                (await engine.mutation(CREATE, event_args(i), ADMIN)).value for i in range(3 * n)
             ]
-            inproc = await _in_process(engine, events[: sizes.events], sizes)
-            ws = await _websocket(server.port, events[sizes.events :], sizes)
+            inproc = await _in_process(engine, events[:n], sizes)
+            ws = await _websocket(server.port, events[n : 2 * n], sizes)
+            with_ids = await _in_process(engine, events[2 * n :], sizes, request_ids=True)
             await engine.wait_idle()
             held = await _joins_held(engine, events)
-    acked = inproc["acked"] + ws["acked"]
-    ok = (
-        not inproc["failed"]
-        and not ws["failed"]
-        and inproc["started"] == inproc["acked"]
-        and ws["started"] == ws["acked"]
-        and held == acked
+    phases = (inproc, ws, with_ids)
+    acked = sum(phase["acked"] for phase in phases)
+    ok = held == acked and all(
+        not phase["failed"] and phase["started"] == phase["acked"] for phase in phases
     )
-    ratio = ws["rate"] / inproc["rate"] if inproc["rate"] else float("nan")
-    for phase in (inproc, ws):
+    for phase in phases:
         del phase["latencies"]
     return {
         "sizes": attrs.asdict(sizes),
         "in_process": inproc,
         "websocket": ws,
-        "ratio": ratio,
+        "in_process_with_ids": with_ids,
+        "ratio": _ratio(ws, inproc),
+        "ratio_with_ids": _ratio(ws, with_ids),
         "joins_held": held,
         "ok": ok,
     }
 
 
+def _ratio(phase: dict[str, Any], baseline: dict[str, Any]) -> float:
+    return float(phase["rate"] / baseline["rate"]) if baseline["rate"] else float("nan")
+
+
 def measure(sizes: Sizes = FULL) -> dict[str, Any]:
-    """Run both phases once (in a trio run of its own) and return their figures: `in_process`
-    and `websocket` (each with `rate` per second, `p50_ms`, `p99_ms` and the counts), `ratio`
-    (WebSocket over in-process) and `ok` (every mutation acknowledged, the counts add up)."""
+    """Run the phases once (in a trio run of its own) and return their figures: `in_process`,
+    `websocket` and `in_process_with_ids` (each with `rate` per second, `p50_ms`, `p99_ms`,
+    `cpu_us` per mutation and the counts), `ratio` (WebSocket over in-process),
+    `ratio_with_ids` and `ok` (every mutation acknowledged, the counts add up)."""
     from engine import tune_gc
 
     tune_gc()  # as `turnstile serve` runs
@@ -397,6 +412,7 @@ def measure(sizes: Sizes = FULL) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     s, ip, ws = result["sizes"], result["in_process"], result["websocket"]
+    ids = result["in_process_with_ids"]
     rows = [
         ("in-process", f"{s['tasks']} tasks calling Engine.mutation", ip),
         (
@@ -404,6 +420,7 @@ def report(result: dict[str, Any]) -> str:
             f"{s['clients']} open_client clients in {ws['procs']} process(es)",
             ws,
         ),
+        ("in-process, request ids", f"{s['tasks']} tasks, each a session numbering its calls", ids),
     ]
     lines = [
         "| phase | load | mutations/s | p50 | p99 | acknowledged |",
@@ -415,20 +432,23 @@ def report(result: dict[str, Any]) -> str:
             f"{phase['p99_ms']:.1f} ms | {phase['acked']:,} of {phase['started']:,} |"
         )
     lines.append("")
-    lines.append(f"WebSocket / in-process: {result['ratio']:.2f}")
+    lines.append(
+        f"WebSocket / in-process: {result['ratio']:.2f} (against in-process with request ids, "
+        f"which a sync session's mutations carry: {result['ratio_with_ids']:.2f})"
+    )
     clients_busy = ", ".join(f"{busy:.0%}" for busy in ws["client_cpu_busy"])
     lines.append(
         f"CPU busy (of one core): server {ip['cpu_busy']:.0%} in-process, "
         f"{ws['cpu_busy']:.0%} over WebSocket; client process(es) {clients_busy}"
     )
     lines.append(
-        f"CPU per mutation: server {ip['cpu_us']:.0f} us in-process, {ws['cpu_us']:.0f} us over "
-        f"WebSocket; clients {ws['client_cpu_us']:.0f} us"
+        f"CPU per mutation: server {ip['cpu_us']:.0f} us in-process ({ids['cpu_us']:.0f} us with "
+        f"request ids), {ws['cpu_us']:.0f} us over WebSocket; clients {ws['client_cpu_us']:.0f} us"
     )
     check = "ok" if result["ok"] else "MISMATCH"
     lines.append(
         f"Joins held by the engine afterwards: {result['joins_held']:,} "
-        f"(acknowledged: {ip['acked'] + ws['acked']:,}; {check})"
+        f"(acknowledged: {ip['acked'] + ws['acked'] + ids['acked']:,}; {check})"
     )
     return "\n".join(lines)
 
