@@ -52,7 +52,8 @@ class Metrics:
             registry=self.registry,
         )
         self.journal_seq = Gauge(
-            "turnstile_journal_seq", "The last committed journal sequence number.",
+            "turnstile_journal_seq",
+            "The last committed journal sequence number.",
             registry=self.registry,
         )
         # python_gc_collections_total{generation}: a full (generation 2) collection pauses the
@@ -65,16 +66,19 @@ class Metrics:
             registry=self.registry,
         )
         self.resident_actors = Gauge(
-            "turnstile_resident_actors", "Aggregate actors held in memory.",
+            "turnstile_resident_actors",
+            "Aggregate actors held in memory.",
             registry=self.registry,
         )
         #: Open WebSocket sync sessions (the server counts them around each session).
         self.ws_sessions = Gauge(
-            "turnstile_websocket_sessions", "Open WebSocket sync sessions.",
+            "turnstile_websocket_sessions",
+            "Open WebSocket sync sessions.",
             registry=self.registry,
         )
         self.open_connections = Gauge(
-            "turnstile_open_connections", "Open TCP connections (HTTP and WebSocket).",
+            "turnstile_open_connections",
+            "Open TCP connections (HTTP and WebSocket).",
             registry=self.registry,
         )
         self.limited = Counter(
@@ -92,8 +96,7 @@ class Metrics:
         )
         self.throttled = Counter(
             "turnstile_throttled",
-            "Times a connection's reading paused because it spent its message or byte "
-            "allowance.",
+            "Times a connection's reading paused because it spent its message or byte allowance.",
             registry=self.registry,
         )
 

@@ -104,11 +104,7 @@ def check_udf_path(path: Any) -> str:
 
 def protocol_int(value: Any) -> bool:
     """Whether `value` is an integer a client message may carry (not a bool, 0..2**53-1)."""
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and 0 <= value <= MAX_PROTOCOL_INT
-    )
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PROTOCOL_INT
 
 
 _FIELDS: dict[str, tuple[tuple[str, tuple[type, ...], bool], ...]] = {
