@@ -9,16 +9,24 @@ Cases (see docs/benchmarks.md for what each one means):
 
 - `baseline`   raw sqlite3: rows like the engine's, 1,000 per transaction, WAL, synchronous=FULL
                (run three times, spread over the run; ratios use the median);
+- `floor`      the floor of the design, bare trio: 64 client tasks each handing requests to one
+               server task and parking for its answer (round trips/s, loop CPU per round trip),
+               and one hop (an Event set, its waiter resuming) per second;
 - `many`       1. durable `events:joinWaitingList` commands/s spread over 1,000 events, many
                concurrent clients, and 3. their call-to-durable-ack latency under that load;
 - `light`      latency of the same command with 1 and 64 clients (the unloaded floor);
 - `hot`        2. commands/s on one hot event, 10,000 users joining (100 seats, most wait);
+- `websocket`  lab.ws_bench's mutations/s over WebSocket (100 clients of the bundled client) and
+               in-process, in the same run, and their ratio;
 - `recovery`   4. recovery of a 1,000,000-event journal without and with a snapshot, plus the
                time to activate (lazily load) one hot stream and ordinary streams;
 - `memory`     5. peak RSS with 100,000 events touched (created + one join each).
 
+Cases 1 and 2 are also given as a ratio of the bare trio round trip, and every garbage
+collection during their windows is timed per generation (`gc.callbacks`).
+
 Nothing here asserts on time: it measures and prints. `--quick` runs small sizes (a smoke test,
-well under 30 s); the full run takes a few minutes. `--cprofile DIR` also writes a cProfile of
+well under a minute); the full run takes a few minutes. `--cprofile DIR` also writes a cProfile of
 the event-loop thread for the `many` and `hot` cases (`DIR/<case>.prof`, and a text summary).
 """
 
@@ -57,6 +65,8 @@ TITLE = "# Engine benchmark"
 AIM_MANY = 50_000
 AIM_HOT = 20_000
 AIM_RECOVERY = 300_000
+AIM_GC_PAUSE_MS = 50.0  # no full (generation 2) collection pausing longer
+AIM_WS_RATIO = 0.5  # WebSocket mutations/s over in-process, same run
 
 JOIN = "events:joinWaitingList"
 CREATE = "events:create"
@@ -81,6 +91,11 @@ class Sizes:
     rec_sample_streams: int
     mem_events: int
     mem_clients: int
+    floor_clients: int
+    floor_round_trips: int  # per client
+    floor_hop_rounds: int  # per pair of tasks (two hops a round)
+    ws_warmup_s: float
+    ws_seconds: float
 
 
 FULL = Sizes(
@@ -101,6 +116,11 @@ FULL = Sizes(
     rec_sample_streams=200,
     mem_events=100_000,
     mem_clients=2_000,
+    floor_clients=64,
+    floor_round_trips=5_000,
+    floor_hop_rounds=5_000,
+    ws_warmup_s=1.0,
+    ws_seconds=3.0,
 )
 
 QUICK = Sizes(
@@ -121,17 +141,24 @@ QUICK = Sizes(
     rec_sample_streams=20,
     mem_events=5_000,
     mem_clients=500,
+    floor_clients=64,
+    floor_round_trips=500,
+    floor_hop_rounds=500,
+    ws_warmup_s=0.5,
+    ws_seconds=1.5,
 )
 
 #: The order the parent runs the cases in: the baseline is measured next to the throughput cases.
 PLAN = (
     ("baseline", "baseline"),
     ("baseline-no-index", "baseline-no-index"),
+    ("floor", "floor"),
     ("many", "many"),
     ("baseline", "baseline"),
     ("hot", "hot"),
     ("baseline", "baseline"),
     ("light", "light"),
+    ("websocket", "websocket"),
     ("recovery", "recovery"),
     ("memory", "memory"),
 )
@@ -386,6 +413,169 @@ def case_baseline(sizes: Sizes, *, stream_index: bool = True) -> dict[str, Any]:
     }
 
 
+# -- the floor: bare trio hand-offs -----------------------------------------------------------
+
+
+async def trio_round_trips(clients: int, per_client: int) -> dict[str, Any]:
+    """The floor of the engine's design: `clients` tasks each hand `per_client` requests, one at
+    a time, to one server task through a memory channel and park until it answers
+    (`trio.lowlevel.reschedule`, as a mutation's caller parks on its reply): task A -> task B ->
+    task A, closed loop, nothing else. The counts come back for checking: `round_trips`
+    (answers the clients took), `served` (requests the server took) and `wrong` (answers that
+    were not the server's reply to that request)."""
+    import trio
+
+    send, receive = trio.open_memory_channel[tuple[int, Any, list[int]]](clients)
+    total = clients * per_client
+    counts = {"round_trips": 0, "served": 0, "wrong": 0}
+    reschedule = trio.lowlevel.reschedule
+
+    def cannot_abort(_: Any) -> trio.lowlevel.Abort:
+        return trio.lowlevel.Abort.FAILED
+
+    async def server() -> None:
+        served = 0
+        for _ in range(total):
+            n, task, box = await receive.receive()
+            box[0] = n + 1
+            reschedule(task)
+            served += 1
+        counts["served"] = served
+
+    async def client() -> None:
+        task = trio.lowlevel.current_task()
+        box = [0]
+        done = wrong = 0
+        for n in range(per_client):
+            send.send_nowait((n, task, box))
+            await trio.lowlevel.wait_task_rescheduled(cannot_abort)
+            done += 1
+            wrong += box[0] != n + 1
+        counts["round_trips"] += done
+        counts["wrong"] += wrong
+
+    loop0 = time.thread_time()
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server)
+        for _ in range(clients):
+            nursery.start_soon(client)
+    elapsed = time.perf_counter() - t0
+    loop_s = time.thread_time() - loop0
+    done = counts["round_trips"]
+    return {
+        "clients": clients,
+        "per_client": per_client,
+        **counts,
+        "seconds": elapsed,
+        "per_s": done / elapsed,
+        "loop_us_per_round_trip": loop_s / max(1, done) * 1e6,
+    }
+
+
+async def trio_hops(pairs: int, rounds: int) -> dict[str, Any]:
+    """One hop: a task sets a `trio.Event` and the task waiting on it resumes. `pairs` pairs of
+    tasks play ping-pong `rounds` times (two hops a round), each side waiting on an Event of its
+    own that the other sets. `hops` counts the wake-ups that ran."""
+    import trio
+
+    counts = {"hops": 0}
+
+    async def pair() -> None:
+        events = {"a": trio.Event(), "b": trio.Event()}
+
+        async def pinger() -> None:
+            for _ in range(rounds):
+                events["b"].set()
+                await events["a"].wait()
+                events["a"] = trio.Event()
+                counts["hops"] += 1
+
+        async def ponger() -> None:
+            for _ in range(rounds):
+                await events["b"].wait()
+                events["b"] = trio.Event()
+                counts["hops"] += 1
+                events["a"].set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ponger)
+            nursery.start_soon(pinger)
+
+    loop0 = time.thread_time()
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(pairs):
+            nursery.start_soon(pair)
+    elapsed = time.perf_counter() - t0
+    loop_s = time.thread_time() - loop0
+    hops = counts["hops"]
+    return {
+        "tasks": 2 * pairs,
+        "rounds": rounds,
+        "hops": hops,
+        "seconds": elapsed,
+        "per_s": hops / elapsed,
+        "loop_us_per_hop": loop_s / max(1, hops) * 1e6,
+    }
+
+
+async def run_floor(sizes: Sizes) -> dict[str, Any]:
+    # The first, short run of each warms the interpreter's caches; the second is reported.
+    await trio_round_trips(sizes.floor_clients, max(1, sizes.floor_round_trips // 10))
+    round_trip = await trio_round_trips(sizes.floor_clients, sizes.floor_round_trips)
+    await trio_hops(sizes.floor_clients // 2, max(1, sizes.floor_hop_rounds // 10))
+    hop = await trio_hops(sizes.floor_clients // 2, sizes.floor_hop_rounds)
+    return {"round_trip": round_trip, "hop": hop}
+
+
+# -- GC pauses --------------------------------------------------------------------------------
+
+
+class GcPauses:
+    """Every collection's duration per generation while recording: `gc.callbacks`, perf_counter
+    from 'start' to 'stop' (the wall time the collecting thread held the interpreter)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[list[float]] = [[], [], []]
+        self._started: float | None = None
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+            self._started = None
+
+    @contextmanager
+    def recording(self) -> Iterator[GcPauses]:
+        gc.callbacks.append(self)
+        try:
+            yield self
+        finally:
+            gc.callbacks.remove(self)
+
+    def summary(self) -> dict[str, list[float]]:
+        return gc_summary(self.pauses)
+
+
+def gc_summary(pauses: list[list[float]]) -> dict[str, list[float]]:
+    return {
+        "collections": [len(p) for p in pauses],
+        "max_ms": [max(p, default=0.0) * 1e3 for p in pauses],
+        "total_ms": [sum(p) * 1e3 for p in pauses],
+    }
+
+
+def gc_merge(summaries: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """One summary of several windows (the hot rounds)."""
+    return {
+        "collections": [sum(s["collections"][g] for s in summaries) for g in range(3)],
+        "max_ms": [max((s["max_ms"][g] for s in summaries), default=0.0) for g in range(3)],
+        "total_ms": [sum(s["total_ms"][g] for s in summaries) for g in range(3)],
+    }
+
+
 # -- cases 1 and 3: many events, many clients -------------------------------------------------
 
 
@@ -443,19 +633,21 @@ class Load:
 
         engine = self.engine
         result: dict[str, Any] = {}
+        pauses = GcPauses()
         async with trio.open_nursery() as nursery:
             for i in range(self.clients):
                 nursery.start_soon(self.client, i)
             await trio.sleep(warmup)
-            batches0, rows0 = commit_stats(engine)
-            cpu0, loop0 = time.process_time(), time.thread_time()
-            start = time.perf_counter()
-            self.window = (start, start + seconds + 3600)
-            await trio.sleep(seconds)
-            end = time.perf_counter()
-            self.window = (start, end)
-            cpu1, loop1 = time.process_time(), time.thread_time()
-            batches1, rows1 = commit_stats(engine)
+            with pauses.recording():
+                batches0, rows0 = commit_stats(engine)
+                cpu0, loop0 = time.process_time(), time.thread_time()
+                start = time.perf_counter()
+                self.window = (start, start + seconds + 3600)
+                await trio.sleep(seconds)
+                end = time.perf_counter()
+                self.window = (start, end)
+                cpu1, loop1 = time.process_time(), time.thread_time()
+                batches1, rows1 = commit_stats(engine)
             self.stop = True
         elapsed = end - start
         lat = sorted(self.latencies)
@@ -479,6 +671,7 @@ class Load:
             max_ms=(lat[-1] if lat else float("nan")) * 1e3,
             outcomes=dict(self.outcomes),
             errors=dict(self.errors),
+            gc=pauses.summary(),
         )
         return result
 
@@ -567,15 +760,16 @@ async def hot_round(engine: Any, sizes: Sizes, round_no: int) -> dict[str, Any]:
                 break
 
     await engine.wait_idle()
-    batches0, rows0 = commit_stats(engine)
-    cpu0, loop0 = time.process_time(), time.thread_time()
-    started = time.perf_counter()
-    async with trio.open_nursery() as nursery:
-        for _ in range(sizes.hot_clients):
-            nursery.start_soon(client)
-    elapsed = time.perf_counter() - started
-    cpu1, loop1 = time.process_time(), time.thread_time()
-    batches1, rows1 = commit_stats(engine)
+    with GcPauses().recording() as pauses:
+        batches0, rows0 = commit_stats(engine)
+        cpu0, loop0 = time.process_time(), time.thread_time()
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(sizes.hot_clients):
+                nursery.start_soon(client)
+        elapsed = time.perf_counter() - started
+        cpu1, loop1 = time.process_time(), time.thread_time()
+        batches1, rows1 = commit_stats(engine)
     acked = sum(outcomes.values())
     batches = batches1 - batches0
     lat = sorted(latencies)
@@ -593,6 +787,7 @@ async def hot_round(engine: Any, sizes: Sizes, round_no: int) -> dict[str, Any]:
         "p99_ms": percentile(lat, 99) * 1e3,
         "outcomes": dict(outcomes),
         "errors": dict(errors),
+        "gc": pauses.summary(),
     }
 
 
@@ -616,6 +811,7 @@ async def run_hot(sizes: Sizes) -> dict[str, Any]:
         "cmds_per_s_min": min(rates),
         "cmds_per_s_max": max(rates),
         "config": config_text,
+        "gc": gc_merge([x["gc"] for x in rounds]),
     }
 
 
@@ -823,6 +1019,18 @@ async def run_memory(sizes: Sizes) -> dict[str, Any]:
     }
 
 
+# -- WebSocket end to end ------------------------------------------------------------------
+
+
+def case_websocket(sizes: Sizes) -> dict[str, Any]:
+    """lab.ws_bench's phases (in-process, then 100 `open_client` clients over WebSocket, then
+    in-process with request ids), shortened to `ws_warmup_s` + `ws_seconds` each."""
+    from lab import ws_bench
+
+    ws_sizes = attrs.evolve(ws_bench.FULL, warmup=sizes.ws_warmup_s, seconds=sizes.ws_seconds)
+    return ws_bench.measure(ws_sizes)
+
+
 # -- the child side ---------------------------------------------------------------------------
 
 
@@ -838,7 +1046,10 @@ def run_case(case: str, sizes: Sizes, profile_dir: Path | None) -> dict[str, Any
     if case == "recovery":
         tune_gc()
         return case_recovery(sizes)
+    if case == "websocket":
+        return case_websocket(sizes)
     runners: dict[str, Callable[[Sizes], Any]] = {
+        "floor": run_floor,
         "many": run_many,
         "light": run_light,
         "hot": run_hot,
@@ -930,11 +1141,52 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         f"first / last tenth {fmt_int(bare['first_tenth_rows_per_s'])} / "
         f"{fmt_int(bare['last_tenth_rows_per_s'])}; one run; not the journal's schema",
     )
+    floor = res.get("floor")
+    floor_rate = floor["round_trip"]["per_s"] if floor else 0.0
+    if floor:
+        trip, hop = floor["round_trip"], floor["hop"]
+        add(
+            f"7. floor: bare trio round trip A -> B -> A, {trip['clients']} clients",
+            f"{fmt_int(trip['per_s'])} round trips/s",
+            "",
+            f"{trip['loop_us_per_round_trip']:,.1f} us loop CPU per round trip; memory channel to "
+            f"one server task, reply by reschedule; {trip['round_trips']:,} round trips",
+        )
+        add(
+            f"   one hop: Event set, waiter resumes ({hop['tasks']} tasks in pairs)",
+            f"{fmt_int(hop['per_s'])} hops/s",
+            "",
+            f"{hop['loop_us_per_hop']:,.1f} us loop CPU per hop; {hop['hops']:,} hops",
+        )
+
+    def ratios(rate: float) -> str:
+        if not floor:
+            return f"{rate / base_rate:.3f}x baseline"
+        return f"{rate / base_rate:.3f}x baseline, {rate / floor_rate:.3f}x trio round trip"
+
+    def gc_line(case: str, gc_res: dict[str, Any], acked: int) -> None:
+        counts, longest = gc_res["collections"], gc_res["max_ms"]
+        full_max = longest[2]
+        if counts[2] == 0:
+            mark = "met (no generation-2 collection in the window)"
+        elif full_max <= AIM_GC_PAUSE_MS:
+            mark = "met"
+        else:
+            mark = f"MISSED (longest {full_max:,.0f} ms)"
+        per_cmd = sum(gc_res["total_ms"]) * 1e3 / max(1, acked)
+        add(
+            f"   GC in case {case}: collections gen 0/1/2, max pause per gen",
+            f"{'/'.join(str(n) for n in counts)}; {' / '.join(f'{m:,.1f}' for m in longest)} ms",
+            f"gen 2 <= {AIM_GC_PAUSE_MS:,.0f} ms",
+            f"{mark}; GC {per_cmd:,.1f} us per command "
+            f"({sum(gc_res['total_ms']):,.0f} ms in the window)",
+        )
+
     add(
         f"1. durable joins over {many['events']:,} events, {many['clients']:,} clients",
         f"{fmt_int(many['cmds_per_s'])} cmds/s",
         f">= {AIM_MANY:,}",
-        f"{verdict(many['cmds_per_s'], AIM_MANY)}; {many['cmds_per_s'] / base_rate:.3f}x baseline",
+        f"{verdict(many['cmds_per_s'], AIM_MANY)}; {ratios(many['cmds_per_s'])}",
     )
     add(
         "   journal rows/s during case 1",
@@ -949,11 +1201,13 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         "",
         f"event loop busy {many['loop_busy']:.0%} of wall time",
     )
+    if "gc" in many:
+        gc_line("1", many["gc"], many["acked"])
     add(
         f"2. one hot event, {hot['users']:,} users join ({hot['tickets']} seats)",
         f"{fmt_int(hot['cmds_per_s'])} cmds/s",
         f">= {AIM_HOT:,}",
-        f"{verdict(hot['cmds_per_s'], AIM_HOT)}; {hot['cmds_per_s'] / base_rate:.3f}x baseline; "
+        f"{verdict(hot['cmds_per_s'], AIM_HOT)}; {ratios(hot['cmds_per_s'])}; "
         f"median of {len(hot['rounds'])} rounds "
         f"({fmt_int(hot['cmds_per_s_min'])}-{fmt_int(hot['cmds_per_s_max'])}), "
         f"{hot['clients']:,} clients",
@@ -964,6 +1218,8 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         "   case 2: rows/batch, event-loop CPU per command",
         f"{hot_rpb:,.0f} rows, {hot_loop:,.0f} us",
     )
+    if "gc" in hot:
+        gc_line("2", hot["gc"], sum(r["acked"] for r in hot["rounds"]))
     add(
         "3. latency call -> durable ack, under case 1 load",
         f"p50 {many['p50_ms']:,.1f} ms, p99 {many['p99_ms']:,.1f} ms",
@@ -985,6 +1241,19 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
             f"p50 {lr['p50_ms']:,.1f} ms, p99 {lr['p99_ms']:,.1f} ms",
             "",
             f"{fmt_int(lr['cmds_per_s'])} cmds/s, {lr['rows_per_batch']:,.1f} rows/batch",
+        )
+    ws = res.get("websocket")
+    if ws:
+        over, inproc = ws["websocket"], ws["in_process"]
+        ratio = ws["ratio"]
+        mark = "met" if ratio >= AIM_WS_RATIO else f"MISSED ({ratio / AIM_WS_RATIO:.0%} of aim)"
+        add(
+            f"8. WebSocket, {ws['sizes']['clients']} clients (lab.ws_bench, closed loop)",
+            f"{fmt_int(over['rate'])} mutations/s",
+            f">= {AIM_WS_RATIO}x in-process",
+            f"{mark}; = {ratio:.2f}x in-process ({fmt_int(inproc['rate'])}/s in the same run, "
+            f"{ws['sizes']['tasks']} tasks); p50 {over['p50_ms']:,.1f} ms, "
+            f"p99 {over['p99_ms']:,.1f} ms",
         )
     plain, snap = rec["plain"], rec["with_snapshot"]
     add(
@@ -1061,6 +1330,23 @@ def anomalies(res: dict[str, Any]) -> list[str]:
     for clients, lr in res["light"]["by_clients"].items():
         if lr["errors"]:
             out.append(f"light load ({clients} clients) refusals: {lr['errors']}")
+    floor = res.get("floor")
+    if floor:
+        trip, hop = floor["round_trip"], floor["hop"]
+        expected = trip["clients"] * trip["per_client"]
+        if not trip["round_trips"] == trip["served"] == expected or trip["wrong"]:
+            out.append(
+                f"trio round trip counts off: {trip['round_trips']:,} answered, "
+                f"{trip['served']:,} served, {trip['wrong']:,} wrong of {expected:,}"
+            )
+        if hop["hops"] != hop["tasks"] * hop["rounds"]:
+            out.append(f"trio hops: {hop['hops']:,} of {hop['tasks'] * hop['rounds']:,}")
+    ws = res.get("websocket")
+    if ws and not ws["ok"]:
+        out.append(
+            f"WebSocket case: counts do not add up (joins held {ws['joins_held']:,}; "
+            f"see lab.ws_bench)"
+        )
     return out
 
 
@@ -1109,6 +1395,30 @@ when `mutation()` returned; each join is for a user never seen before, so none i
    of many streams scatter over the unique (stream, version) index, so each commit dirties many
    index pages; the diagnostic line drops that index (not the journal's schema) to show it.
    Ratios compare commands/s (case 1: ~3 rows per command) and rows/s against rows/s.
+7. Floor: what the design costs with nothing in it, in bare trio and the same process setup
+   (`tune_gc()`, own subprocess). 64 client tasks each put a request on a memory channel to one
+   server task and park (`trio.lowlevel.wait_task_rescheduled`, as a mutation's caller parks on
+   its reply); the server takes each with `receive()` and reschedules its client with the
+   answer: task A -> task B -> task A, closed loop, 5,000 round trips per client. "Loop CPU per
+   round trip" is `time.thread_time()` over the run divided by the round trips. One hop: 32
+   pairs of tasks playing ping-pong through `trio.Event`s (one task sets, the other resumes),
+   hops per second. Cases 1 and 2 are also given as a ratio of the round trip's rate: the
+   share of trio's own hand-off rate the engine reaches while also deciding, encoding and
+   fsyncing each command. Counts (answers, requests served, answers matched to
+   their request, hops) are checked; a mismatch is listed under the table.
+   GC lines: during the measured windows of cases 1 and 2 (all rounds of case 2), a
+   `gc.callbacks` hook times every collection with `perf_counter` from its 'start' to its
+   'stop', per generation (a collection in the commit thread counts too: it holds the
+   interpreter as well). Shown: collections per generation, the longest pause per generation,
+   and all GC time divided by the commands acknowledged. Aim: no full (generation 2)
+   collection pausing more than 50 ms; with `tune_gc()`'s thresholds a window may hold none,
+   and the line says so.
+8. WebSocket: `lab.ws_bench.measure()` in its own subprocess, with shorter phases (1 s warm-up
+   and 3 s counted each): `events:joinWaitingList` through a server on 127.0.0.1 by 100 clients
+   of `engine.client.open_client`, each one mutation at a time, held by a child process so
+   their CPU is not the server's; before it, 64 in-process tasks calling `Engine.mutation` on
+   the same server's engine. The ratio WebSocket / in-process is the figure (aim >= 0.5);
+   `python -m lab.ws_bench` reports the phases in full, a third one included.
 
 The machine is shared and noisy: runs differ by 10-30 %; compare ratios within one run, not
 absolute figures across runs.
@@ -1183,7 +1493,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m lab.bench", description=(__doc__ or "").split("\n")[0]
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test, < 30 s)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test, < 1 min)")
     parser.add_argument("--write-doc", action="store_true", help=f"also write {DOC.name}")
     parser.add_argument("--json", type=Path, help="also write every raw figure to this file")
     parser.add_argument(
