@@ -50,7 +50,8 @@ def test_gc_pauses_are_recorded_per_generation_while_recording_only() -> None:
     assert summary["collections"][2] >= 1
     assert summary["collections"][0] >= 1
     assert all(m >= 0 for m in summary["max_ms"])
-    merged = gc_merge([summary, gc_summary([[0.001], [], [0.002, 0.003]])])
+    assert all(len(c) == len(p) for c, p in zip(pauses.cpu, pauses.pauses, strict=True))
+    merged = gc_merge([summary, gc_summary([[0.001], [], [0.002, 0.003]], [[0.001], [], [0, 0]])])
     assert merged["collections"] == [
         summary["collections"][0] + 1,
         summary["collections"][1],
@@ -63,7 +64,12 @@ def test_gc_pauses_are_recorded_per_generation_while_recording_only() -> None:
 
 
 def gc_figures(full_pause_ms: float) -> dict[str, list[float]]:
-    return {"collections": [40, 2, 1], "max_ms": [1.5, 4.0, full_pause_ms], "total_ms": [30, 6, 1]}
+    return {
+        "collections": [40, 2, 1],
+        "max_ms": [1.5, 4.0, full_pause_ms],
+        "max_cpu_ms": [1.0, 3.0, 9.0],
+        "total_ms": [30, 6, 1],
+    }
 
 
 def results(floor: dict[str, Any] | None, websocket: bool) -> dict[str, Any]:
@@ -196,6 +202,7 @@ def test_the_table_takes_the_floor_gc_and_websocket_lines() -> None:
     gc1 = next(line for line in lines if "GC in case 1" in line)
     assert "40/2/1" in gc1 and "MISSED (longest 80 ms)" in gc1
     assert "GC 0.5 us per command" in gc1  # 37 ms over 70,000 commands
+    assert "most CPU one took per gen 1.0 / 3.0 / 9.0 ms" in gc1
     gc2 = next(line for line in lines if "GC in case 2" in line)
     assert "80/4/2" in gc2 and "met;" in gc2
     ws = next(line for line in lines if line.startswith("8. WebSocket, 100 clients"))
