@@ -46,8 +46,12 @@ def json_to_convex(value: Any) -> Any:
 
 def convex_to_json(value: Any) -> Any:
     """Encode a Python value as JSON-ready data in Convex's encoding. Tuples encode as arrays,
-    attrs-free mappings as objects. Raises `Internal` for what Convex cannot carry."""
-    return _encode(value, "", 0)
+    attrs-free mappings as objects. Raises `Internal` (naming the field's path) for what Convex
+    cannot carry. Costs one pass over the value, as decoding does."""
+    try:
+        return _encode(value, 0)
+    except _Fault as fault:
+        raise Internal(fault.describe(fault.path() or "value")) from None
 
 
 def _join(path: str, key: str) -> str:
@@ -168,16 +172,70 @@ def _special(number: float) -> bool:
     return number == 0.0 and math.copysign(1.0, number) < 0
 
 
-def _encode(value: Any, path: str, depth: int) -> Any:
+def _encode(value: Any, depth: int) -> Any:
+    """`convex_to_json`'s pass: one call per container, scalars inside one checked inline
+    (most of a result is scalars); a fault's path is spelled out only on the way out."""
     if depth > MAX_DEPTH:
-        raise Internal(f"Result nested deeper than {MAX_DEPTH} levels at {path or 'value'}.")
+        raise _Fault(lambda at: f"Result nested deeper than {MAX_DEPTH} levels at {at}.")
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    shallow = depth < MAX_DEPTH
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            if type(key) is not str or key.startswith("$"):
+                raise _Fault(_unsendable_key(key))
+            of = type(inner)
+            if shallow and (
+                of is str
+                or of is bool
+                or inner is None
+                or (of is int and -MAX_SAFE_INTEGER <= inner <= MAX_SAFE_INTEGER)
+            ):
+                out[key] = inner
+                continue
+            try:
+                out[key] = _encode(inner, depth + 1)
+            except _Fault as fault:
+                fault.segments.append(key)
+                raise
+        return out
+    if kind is list or kind is tuple:
+        items: list[Any] = []
+        for index, item in enumerate(value):
+            of = type(item)
+            if shallow and (
+                of is str
+                or of is bool
+                or item is None
+                or (of is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER)
+            ):
+                items.append(item)
+                continue
+            try:
+                items.append(_encode(item, depth + 1))
+            except _Fault as fault:
+                fault.segments.append(index)
+                raise
+        return items
+    return _encode_other(value, depth)
+
+
+def _unsendable_key(key: Any) -> Callable[[str], str]:
+    return lambda at: f"Field name {key!r} at {at} cannot be sent."
+
+
+def _encode_other(value: Any, depth: int) -> Any:
+    """Everything but plain dicts, lists, tuples and the JSON scalars: numbers, bytes,
+    subclasses, other mappings and sequences."""
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return value
         if not MIN_INT64 <= value <= MAX_INT64:
-            raise Internal(f"Integer at {path or 'value'} does not fit in 64 bits.")
+            raise _Fault(lambda at: f"Integer at {at} does not fit in 64 bits.")
         return {"$integer": base64.b64encode(value.to_bytes(8, "little", signed=True)).decode()}
     if isinstance(value, float):
         if _special(value):
@@ -186,15 +244,10 @@ def _encode(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$bytes": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, list | tuple):
-        return [_encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        return _encode(list(value), depth)
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, inner in value.items():
-            if not isinstance(key, str) or key.startswith("$"):
-                raise Internal(f"Field name {key!r} at {path or 'value'} cannot be sent.")
-            out[key] = _encode(inner, _join(path, key), depth + 1)
-        return out
-    raise Internal(f"A value of type {type(value).__name__} cannot be sent.")
+        return _encode(dict(value), depth)
+    raise _Fault(lambda at: f"A value of type {type(value).__name__} cannot be sent.")
 
 
 __all__ = ["convex_to_json", "json_to_convex"]
