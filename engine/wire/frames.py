@@ -147,6 +147,14 @@ class MessageReader:
             if available < 2:
                 return None
             first, second = buffer[pos], buffer[pos + 1]
+            if first == 0x81 and 0x80 <= second < 0xFE and self._masked and not self._opcode:
+                # The common case read by a server: a whole masked text message of < 126 bytes.
+                end = pos + 6 + (second & 0x7F)
+                if len(buffer) < end:
+                    return None
+                key = bytes(buffer[pos + 2 : pos + 6])
+                self._pos = end
+                return TEXT, self._text(mask(bytes(buffer[pos + 6 : end]), key))
             opcode = first & 0x0F
             fin = first & 0x80
             length = second & 0x7F
@@ -217,13 +225,16 @@ class MessageReader:
                 self._opcode, self._fragments, self._size = 0, [], 0
             if opcode == BINARY:
                 return opcode, payload
-            try:
-                text = payload.decode("utf-8")
-            except UnicodeDecodeError:
-                raise FrameError(INVALID_DATA, "A text message that is not UTF-8") from None
-            if len(text) > self.max_message_size:
-                raise self._too_big()
-            return opcode, text
+            return opcode, self._text(payload)
+
+    def _text(self, payload: bytes) -> str:
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FrameError(INVALID_DATA, "A text message that is not UTF-8") from None
+        if len(text) > self.max_message_size:
+            raise self._too_big()
+        return text
 
     def _check_size(self, opcode: int, size: int) -> None:
         """Refuse a message that is sure to be above the limit as soon as its frame header
