@@ -58,6 +58,9 @@ class WebSocket:
     ) -> None:
         self._stream = stream
         self._client = client
+        #: Random bytes for masking keys, taken four at a time (one read of the system's
+        #: source per 256 frames sent, not one each).
+        self._keys = b""
         #: The socket under `stream`, read directly (None: read through `stream`).
         self._socket = sock
         self._full = False
@@ -208,7 +211,11 @@ class WebSocket:
 
     async def _send_frame(self, opcode: int, payload: bytes) -> None:
         try:
-            key = os.urandom(4) if self._client else None
+            key = None
+            if self._client:
+                if not self._keys:
+                    self._keys = os.urandom(1024)
+                key, self._keys = self._keys[:4], self._keys[4:]
             await self._stream.send_all(frames.frame(opcode, payload, key))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._abort()
