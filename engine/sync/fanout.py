@@ -57,10 +57,6 @@ class Fanout:
         self._clock = clock
         self._due: dict[Flushable, None] = {}
         self._urgent: dict[Flushable, None] = {}
-        #: The due sessions of the pass under way, in order, and how far it got (a session in
-        #: it is flushed only if it is still in `_due`: not forgotten, not flushed as urgent).
-        self._pass: list[Flushable] = []
-        self._at = 0
         self._wake = trio.Event()
         #: The loop waits on `_wake` (a mark must set it); False while it flushes, so marking
         #: then is two dict operations and no call.
@@ -83,21 +79,6 @@ class Fanout:
         self._urgent.pop(session, None)
         self._due.pop(session, None)
 
-    def _next_due(self) -> Flushable | None:
-        """The next due session, taken out of `_due`; None when none is due."""
-        due = self._due
-        while True:
-            if self._at >= len(self._pass):
-                self._pass = list(due) if due else []
-                self._at = 0
-                if not self._pass:
-                    return None
-            session = self._pass[self._at]
-            self._at += 1
-            if session in due:
-                del due[session]
-                return session
-
     @property
     def waiting(self) -> int:
         """Sessions marked and not yet flushed."""
@@ -112,20 +93,32 @@ class Fanout:
                 self._wake = trio.Event()
             self._idle = False
             yield_at = clock() + self.slice_seconds
+            # A pass takes the due sessions as they stand, in order, as a list: taking each one
+            # is then no scan past those taken before it. A session in the list is flushed only
+            # if it is still due (not forgotten, not flushed as urgent meanwhile); those marked
+            # during the pass wait for the next one.
+            due = self._due
+            in_pass: list[Flushable] = []
+            at = 0
             flushed = 0
             try:
                 while True:
-                    session: Flushable | None
                     if urgent:
                         session = next(iter(urgent))
                         del urgent[session]
-                        self._due.pop(session, None)
+                        due.pop(session, None)
+                    elif at < len(in_pass):
+                        session = in_pass[at]
+                        at += 1
+                        if session not in due:
+                            continue
+                        del due[session]
+                    elif due:
+                        in_pass, at = list(due), 0
+                        continue
                     else:
-                        # A pass takes the due sessions as they stand (`_next_due`), so that
-                        # taking each one is not a scan past the ones taken before it.
-                        session = self._next_due()
-                        if session is None:
-                            break
+                        in_pass = []  # (holds no ended session while the loop waits)
+                        break
                     try:
                         session.flush()
                     except Exception:
