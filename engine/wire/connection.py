@@ -75,6 +75,9 @@ class WebSocket:
         self._reading = False
         self._left = trio.Event()
         self._turn = 0
+        #: Frames are written one at a time: the reader's pongs and close answers may meet
+        #: another task's messages (a plain stream refuses two concurrent `send_all`s).
+        self._send_lock = trio.Lock()
 
     @property
     def closed(self) -> trio_websocket.CloseReason | None:
@@ -210,13 +213,15 @@ class WebSocket:
             raise trio_websocket.ConnectionClosed(self._closed)
 
     async def _send_frame(self, opcode: int, payload: bytes) -> None:
+        key = None
+        if self._client:
+            if not self._keys:
+                self._keys = os.urandom(1024)
+            key, self._keys = self._keys[:4], self._keys[4:]
+        data = frames.frame(opcode, payload, key)
         try:
-            key = None
-            if self._client:
-                if not self._keys:
-                    self._keys = os.urandom(1024)
-                key, self._keys = self._keys[:4], self._keys[4:]
-            await self._stream.send_all(frames.frame(opcode, payload, key))
+            async with self._send_lock:
+                await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._abort()
 

@@ -7,6 +7,7 @@ import os
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -228,3 +229,32 @@ async def test_an_upgrade_without_connection_upgrade_is_refused(live: LiveServer
     finally:
         await stream.aclose()
     assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_concurrent_sends_on_a_plain_stream_are_written_one_after_another() -> None:
+    """The reader's pongs and close answers may meet another task's messages; a plain stream
+    (not the server's Outbox) refuses two `send_all`s at once, so the connection orders them."""
+    from engine.wire.connection import WebSocket
+
+    client_end, server_end = trio.testing.memory_stream_pair()
+    ws = WebSocket(client_end, client=True, max_message_size=1 << 20)
+    reader = MessageReader(masked=True, max_message_size=1 << 20)
+    got: list[tuple[int, str | bytes]] = []
+
+    async def send(tag: str) -> None:
+        for i in range(50):
+            await ws.send_message(f"{tag}{i}")
+
+    async def read() -> None:
+        while len(got) < 100:
+            reader.feed(await server_end.receive_some())
+            got.extend(read_all(reader))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            nursery.start_soon(send, "a")
+            nursery.start_soon(send, "b")
+    assert sorted(payload for _, payload in got) == sorted(
+        [f"a{i}" for i in range(50)] + [f"b{i}" for i in range(50)]
+    )
