@@ -66,6 +66,9 @@ A = TypeVar("A")
 ENGINE_MODULE = Module(aggregates=(RATE_LIMITER, JOB), projections=(), mutations=(), queries=())
 #: How often overdue timers are swept up (docs/reference/limits.md, "The engine").
 SWEEP_SECONDS = 60.0
+#: How often the journal's per-stream lookups catch up with the commits (`Journal.index_tail`,
+#: in a worker thread); reads of a stream scan the rows committed since.
+INDEX_SECONDS = 0.25
 
 
 @attrs.frozen(kw_only=True)
@@ -758,6 +761,20 @@ class Engine:
             return
         written.install(bloom)
 
+    async def _index_journal(self) -> None:
+        indexed = self.committed_seq
+        while True:
+            await trio.sleep(INDEX_SECONDS)
+            if self.committed_seq == indexed:
+                continue
+            target = self.committed_seq
+            try:
+                await self.run_io(self.journal.index_tail)
+            except Exception:
+                log.exception("the journal's stream index could not catch up; retrying")
+                continue
+            indexed = target
+
     async def _housekeeping(self) -> None:
         while True:
             await trio.sleep(max(1.0, self.config.idle_seconds / 4))
@@ -814,6 +831,7 @@ async def open_engine(
         try:
             await engine._recover()
             nursery.start_soon(engine._build_written_streams)
+            nursery.start_soon(engine._index_journal)
             nursery.start_soon(engine._commit.run)
             nursery.start_soon(engine._timers.run, engine._fire_timer)
             nursery.start_soon(engine._housekeeping)

@@ -202,6 +202,12 @@ class Journal(JournalReader, Protocol):
         """A new reader of this journal, for use from one other thread; close it when done."""
         ...
 
+    def index_tail(self) -> int:
+        """Bring the journal's per-stream lookups up to date with some of what is committed,
+        off the commit path (a backend whose `append` keeps them current returns 0). Returns
+        how far it moved (0: up to date). From one thread at a time, beside `append`."""
+        ...
+
     def append(self, batch: Batch) -> None:
         """Write the batch in one transaction and make it durable before returning, or write
         nothing and raise. Raises if a row's seq or `(stream, version)` is taken, or a

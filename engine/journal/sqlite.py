@@ -1,7 +1,29 @@
 """The SQLite journal: one database file per data dir (`journal.db`, WAL), holding the rows
 (`events`), the idempotency records (`requests`), the erasures done (`erasures_done`) and the
 format (`meta`); `quarantine` and `quarantine_requests` appear when a damaged tail is set aside.
-This module is the only one that knows these tables.
+Beside it, `streams.db` is the stream index: which seqs hold each stream's versions. This module
+is the only one that knows these tables.
+
+The commit path appends rows in `seq` order only (`seq` is the rowid: each batch goes to the end
+of the table), so a commit dirties a few pages whatever the journal's size. Per-stream lookups
+are served by the stream index, kept off the commit path (format 2; a format-1 journal, which
+had a unique `(stream, version)` index on `events`, is converted when opened for writing):
+- `stream_index(stream, version, seq)` in `streams.db`, with `indexed.seq` the position up to
+  which it holds every row. `index_tail` copies the rows after that position into it, in SQL, on
+  a connection of its own (the engine runs it in a worker thread every `INDEX_EVERY` rows or
+  seconds); it writes only `streams.db`, so it never holds the journal's write lock.
+- a read of one stream (`read_stream`) takes its indexed rows by seq plus the rows after
+  `indexed.seq` (the unindexed tail, a short range scan), in one statement, so it sees every
+  committed row whatever the indexer is doing; each row is checked (its stream, versions
+  ascending) and any disagreement falls back to a full scan of the journal (the index is
+  derived data: it is never trusted over the journal).
+- `streams.db` is written with `synchronous=OFF`: everything in it can be derived again from the
+  journal. At open it is checked against the journal (its position must hold the row the index
+  says it holds) and rebuilt from scratch if it is missing, unreadable or disagrees.
+- "No version written twice" is checked by `append` before it writes: each stream's first
+  version in a batch must follow the highest version the journal holds for it (indexed or in the
+  tail), and versions within a batch must ascend; otherwise the batch writes nothing and raises
+  `sqlite3.IntegrityError`, as the unique index did.
 
 Guarantees beyond `engine.journal.interface`:
 - `append` is one `BEGIN IMMEDIATE` transaction; with `synchronous=FULL` the batch is durable
@@ -21,6 +43,7 @@ Guarantees beyond `engine.journal.interface`:
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,13 +66,21 @@ from engine.journal.interface import (
     verify,
 )
 
-FORMAT_VERSION = 1
+log = logging.getLogger("turnstile.journal")
+
+FORMAT_VERSION = 2
 JOURNAL_FILE = "journal.db"
+#: The stream index beside the journal (derived from it; see the module docstring).
+INDEX_FILE = "streams.db"
+#: The unique index format 1 kept on `events`, dropped when a journal is converted.
+_FORMAT_1_INDEX = "idx_events_stream_version"
 
 _COLUMNS = "seq, stream, version, type, schema, payload, at, crc"
 _REQUEST_COLUMNS = "session_id, request_id, result, seq, at"
 #: SQLite allows 32,766 bound values per statement; 8 per row.
 _ROWS_PER_INSERT = 4_000
+#: Streams looked up in the stream index per statement by the append's version check.
+_STREAMS_PER_LOOKUP = 500
 #: Rows at the end of the journal checked at every start (`SqliteJournal.repair_tail`).
 TAIL_WINDOW = 10_000
 _INSERT_SQL: dict[int, str] = {}
@@ -71,7 +102,9 @@ def _insert_sql(count: int) -> str:
 
 
 def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path.resolve().as_uri(), uri=True, isolation_level=None, check_same_thread=False
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=5000")
@@ -85,6 +118,30 @@ def _connect_ro(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA query_only=1")
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+def _attach_index(conn: sqlite3.Connection, journal_path: Path, *, read_only: bool) -> bool:
+    """Attach the stream index as `idx` to a journal connection; False (nothing attached) if a
+    read-only connection finds no index to read."""
+    path = journal_path.with_name(INDEX_FILE)
+    if read_only and not path.is_file():
+        return False
+    uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+    conn.execute("ATTACH DATABASE ? AS idx", (uri,))
+    return True
+
+
+def _create_index_schema(conn: sqlite3.Connection, schema: str = "main") -> None:
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {schema}.stream_index (stream TEXT NOT NULL,"
+        " version INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (stream, version))"
+        " WITHOUT ROWID"
+    )
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {schema}.indexed"
+        " (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL)"
+    )
+    conn.execute(f"INSERT OR IGNORE INTO {schema}.indexed VALUES (0, 0)")
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -105,7 +162,6 @@ def create_schema(conn: sqlite3.Connection) -> None:
             pk="seq",
             not_null={"stream", "version", "type", "schema", "payload", "at", "crc"},
         )
-        db.table("events").create_index(["stream", "version"], unique=True)
     if "requests" not in db.table_names():
         db.table("requests").create(
             {"session_id": str, "request_id": int, "result": bytes, "seq": int, "at": int},
@@ -116,16 +172,25 @@ def create_schema(conn: sqlite3.Connection) -> None:
         db.table("meta").create({"key": str, "value": str}, pk="key")
         db.table("meta").insert({"key": "format", "value": str(FORMAT_VERSION)})
     found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    if found is not None and int(found[0]) == 1:
+        return  # converted by `SqliteJournal.open` once the stream index is built
     if found is None or int(found[0]) != FORMAT_VERSION:
         raise RuntimeError(f"journal format {found} is not {FORMAT_VERSION}")
+
+
+def _format(conn: sqlite3.Connection) -> int:
+    [(value,)] = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall()
+    return int(value)
 
 
 class SqliteReader:
     """`JournalReader` over one SQLite connection (see `engine.journal.interface`)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, indexed: bool) -> None:
         self.path = path
         self._conn = conn
+        #: The stream index is attached as `idx` (a reader of a journal without one scans).
+        self._indexed = indexed
 
     def close(self) -> None:
         self._conn.close()
@@ -201,19 +266,27 @@ class SqliteReader:
         return None if seq is None else int(seq)
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[Row]:
-        rows = self._query(
-            f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version",
-            (stream, after_version),
-        )
-        out = [Row(*r) for r in rows]
+        out = [Row(*r) for r in self._query(self._stream_sql(), (stream, after_version))]
+        if not _stream_rows_agree(out, stream, after_version):
+            log.error("the stream index disagrees with the journal on %s; scanning", stream)
+            out = [Row(*r) for r in self._query(_SCAN_STREAM_SQL, (stream, after_version))]
         for row in out:
             verify(row)
         return out
 
+    def _stream_sql(self) -> str:
+        return _INDEXED_STREAM_SQL if self._indexed else _SCAN_STREAM_SQL
+
     def streams(self) -> Iterator[str]:
-        # An index-only walk of (stream, version): each stream's rows are adjacent in it.
+        # The index's (stream, version) order walked once, then the unindexed tail.
+        sql = (
+            "SELECT DISTINCT stream FROM idx.stream_index UNION"
+            " SELECT stream FROM events WHERE seq > (SELECT seq FROM idx.indexed)"
+            if self._indexed
+            else "SELECT DISTINCT stream FROM events"
+        )
         try:
-            for (stream,) in self._conn.execute("SELECT DISTINCT stream FROM events"):
+            for (stream,) in self._conn.execute(sql):
                 yield stream
         except sqlite3.DatabaseError as exc:
             raise JournalReadError(f"{self.path.name}: {exc}") from exc
@@ -289,6 +362,49 @@ class SqliteReader:
         return {int(bucket): int(count) for bucket, count in found}
 
 
+def _stream_rows_agree(rows: list[Row], stream: str, after_version: int) -> bool:
+    last = after_version
+    for row in rows:
+        if row.stream != stream or row.version <= last:
+            return False
+        last = row.version
+    return True
+
+
+#: One stream's rows after a version: through the stream index up to its position, plus the
+#: unindexed tail after it (a range scan of the last rows), read at one position.
+_INDEXED_STREAM_SQL = (
+    f"SELECT {_COLUMNS} FROM events WHERE seq IN"
+    " (SELECT seq FROM idx.stream_index WHERE stream = ?1 AND version > ?2)"
+    f" UNION SELECT {_COLUMNS} FROM events"
+    " WHERE seq > (SELECT seq FROM idx.indexed) AND stream = ?1 AND version > ?2"
+    " ORDER BY version"
+)
+#: The same without an index (a full scan): for a reader of a journal that has none, and when
+#: the index disagrees with the journal.
+_SCAN_STREAM_SQL = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream = ?1 AND version > ?2 ORDER BY version"
+)
+
+
+def _index_is_sound(conn: sqlite3.Connection) -> bool:
+    """Does the attached index describe this journal? Its position must not be past the
+    journal's end, and the row at its position must be the one it indexes there."""
+    try:
+        [(position,)] = conn.execute("SELECT seq FROM idx.indexed").fetchall()
+        if position == 0:
+            return not conn.execute("SELECT 1 FROM idx.stream_index LIMIT 1").fetchall()
+        found = conn.execute(
+            "SELECT e.stream, e.version, i.seq FROM events e"
+            " LEFT JOIN idx.stream_index i ON i.stream = e.stream AND i.version = e.version"
+            " WHERE e.seq = ?",
+            (position,),
+        ).fetchall()
+        return bool(found) and found[0][2] == position
+    except sqlite3.DatabaseError:
+        return False
+
+
 def open_reader(data_dir: Path) -> SqliteReader:
     """A read-only reader of the journal in `data_dir`; nothing is written to the database.
     Raises `FileNotFoundError` if there is no journal, `JournalReadError` if it cannot be
@@ -297,18 +413,39 @@ def open_reader(data_dir: Path) -> SqliteReader:
     if not path.is_file():
         raise FileNotFoundError(f"no journal at {path}")
     try:
-        return SqliteReader(path, _connect_ro(path))
+        return _open_reader(path)
     except sqlite3.DatabaseError as exc:
         raise JournalReadError(f"{path.name}: {exc}") from exc
+
+
+def _open_reader(path: Path) -> SqliteReader:
+    conn = _connect_ro(path)
+    indexed = False
+    try:
+        if _attach_index(conn, path, read_only=True):
+            indexed = _index_is_sound(conn)
+            if not indexed:
+                conn.execute("DETACH DATABASE idx")
+    except sqlite3.DatabaseError:
+        indexed = False  # an index it cannot read: scan instead
+    return SqliteReader(path, conn, indexed=indexed)
 
 
 class SqliteJournal(SqliteReader):
     """`Journal` on SQLite. Open with `SqliteJournal.open(data_dir)`; close when done. Its
     own reads go through the event loop's reader connection."""
 
-    def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection):
-        super().__init__(path, reader)
+    def __init__(
+        self,
+        path: Path,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
+        indexer: sqlite3.Connection,
+    ):
+        super().__init__(path, reader, indexed=True)
         self._writer = writer
+        #: The stream index's own connection (`streams.db` as main, the journal read-only).
+        self._indexer = indexer
 
     @classmethod
     def open(cls, data_dir: Path, *, synchronous: str = "FULL") -> SqliteJournal:
@@ -321,15 +458,70 @@ class SqliteJournal(SqliteReader):
         path = data_dir / JOURNAL_FILE
         writer = _connect(path, synchronous=synchronous)
         create_schema(writer)
+        indexer = _open_indexer(path)
+        # Read-only for the writer and the loop's reader: the writer's BEGIN IMMEDIATE must not
+        # take the index's write lock (the indexer writes it beside the appends).
+        _attach_index(writer, path, read_only=True)
+        if not _index_is_sound(writer):
+            log.warning("the stream index does not match the journal: rebuilding it")
+            _reset_index(indexer)
         reader = _connect(path, synchronous=synchronous)
-        return cls(path, writer, reader)
+        _attach_index(reader, path, read_only=True)
+        journal = cls(path, writer, reader, indexer)
+        while journal.index_tail():  # catch up with what the last run left unindexed
+            pass
+        if _format(writer) == 1:
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute(f"DROP INDEX IF EXISTS {_FORMAT_1_INDEX}")
+            writer.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT_VERSION),))
+            writer.execute("COMMIT")
+            log.info(
+                "journal converted to format %d (stream index in %s)", FORMAT_VERSION, INDEX_FILE
+            )
+        return journal
 
     def close(self) -> None:
         self._conn.close()
         self._writer.close()
+        self._indexer.close()
 
     def reader(self) -> SqliteReader:
-        return SqliteReader(self.path, _connect_ro(self.path))
+        return _open_reader(self.path)
+
+    # -- the stream index (one thread at a time, beside the writer) -----------------------
+
+    def index_tail(self, max_rows: int = 200_000) -> int:
+        """Copy up to `max_rows` committed rows after the index's position into the stream
+        index and move the position past them, in one transaction of `streams.db` (never the
+        journal's write lock). Returns how many seqs it moved over (0: up to date)."""
+        conn = self._indexer
+        conn.execute(
+            "BEGIN IMMEDIATE"
+        )  # the index's write lock only: the journal is attached read-only
+        try:
+            [(position,)] = conn.execute("SELECT seq FROM indexed").fetchall()
+            [(end,)] = conn.execute("SELECT max(seq) FROM j.events").fetchall()
+            until = min(int(end or 0), position + max_rows)
+            if until <= position:
+                conn.execute("COMMIT")
+                return 0
+            conn.execute(
+                "INSERT INTO stream_index SELECT stream, version, seq FROM j.events"
+                " WHERE seq > ? AND seq <= ?",
+                (position, until),
+            )
+            conn.execute("UPDATE indexed SET seq = ?", (until,))
+            conn.execute("COMMIT")
+            return int(until - position)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def unindexed(self) -> int:
+        """Rows committed after the stream index's position (the tail reads scan)."""
+        [(count,)] = self._query("SELECT max(seq) - (SELECT seq FROM idx.indexed) FROM events")
+        return int(count or 0)
 
     # -- writing (one thread at a time) -------------------------------------------------
 
@@ -337,6 +529,7 @@ class SqliteJournal(SqliteReader):
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
+            _check_versions(conn, batch.rows)
             # Multi-row INSERTs, not executemany: executemany gives up the interpreter lock
             # around every row and, with the event loop busy, waits to get it back each time.
             rows = batch.rows
@@ -379,6 +572,9 @@ class SqliteJournal(SqliteReader):
         if bad is None:
             return None
         first, reason = bad
+        # Seqs from `first` on will be written again: the index forgets everything first and
+        # is built again from what stays (a crash in between leaves it empty: rebuilt at open).
+        _reset_index(self._indexer)
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS quarantine AS SELECT * FROM events WHERE 0")
@@ -398,6 +594,8 @@ class SqliteJournal(SqliteReader):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        while self.index_tail():
+            pass
         return TailRepair(
             first_seq=first, last_seq=end, rows=rows, requests=requests, reason=reason
         )
@@ -485,6 +683,87 @@ class SqliteJournal(SqliteReader):
             conn.execute("INSERT OR IGNORE INTO erasures_done VALUES (?, ?, ?)", (stream, seq, at))
         finally:
             conn.close()
+
+
+def _open_indexer(journal_path: Path) -> sqlite3.Connection:
+    """The stream index's own connection: `streams.db` (created, or recreated if it cannot be
+    read) with the journal attached read-only as `j`."""
+    path = journal_path.with_name(INDEX_FILE)
+    for attempt in range(2):
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")  # derived data: rebuilt, never trusted
+            conn.execute("PRAGMA busy_timeout=5000")
+            _create_index_schema(conn)
+            conn.execute("SELECT count(*) FROM indexed").fetchall()
+            conn.execute("ATTACH DATABASE ? AS j", (journal_path.resolve().as_uri() + "?mode=ro",))
+            return conn
+        except sqlite3.DatabaseError:
+            conn.close()
+            if attempt:
+                raise
+            log.warning("the stream index %s cannot be read: rebuilding it", path)
+            for stale in (
+                path,
+                path.with_name(path.name + "-wal"),
+                path.with_name(path.name + "-shm"),
+            ):
+                stale.unlink(missing_ok=True)
+    raise AssertionError("unreachable")
+
+
+def _reset_index(indexer: sqlite3.Connection) -> None:
+    indexer.execute("BEGIN IMMEDIATE")
+    try:
+        indexer.execute("DELETE FROM stream_index")
+        indexer.execute("UPDATE indexed SET seq = 0")
+        indexer.execute("COMMIT")
+    except BaseException:
+        if indexer.in_transaction:
+            indexer.execute("ROLLBACK")
+        raise
+
+
+def _check_versions(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
+    """Refuse a batch that would write a stream's version twice or out of order (see the module
+    docstring); runs inside the append's transaction, so it sees exactly what is committed."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for row in rows:
+        previous = last.get(row.stream)
+        if previous is None:
+            first[row.stream] = row.version
+        elif row.version <= previous:
+            raise sqlite3.IntegrityError(
+                f"{row.stream}: version {row.version} after {previous} in one batch"
+            )
+        last[row.stream] = row.version
+    if not first:
+        return
+    held: dict[str, int] = dict(
+        conn.execute(
+            "SELECT stream, max(version) FROM events"
+            " WHERE seq > (SELECT seq FROM idx.indexed) GROUP BY stream"
+        ).fetchall()
+    )
+    others = [stream for stream in first if stream not in held]
+    for start in range(0, len(others), _STREAMS_PER_LOOKUP):
+        chunk = others[start : start + _STREAMS_PER_LOOKUP]
+        values = ", ".join(["(?)"] * len(chunk))
+        for stream, version in conn.execute(
+            f"WITH s(name) AS (VALUES {values}) SELECT name,"
+            " (SELECT max(version) FROM idx.stream_index WHERE stream = name) FROM s",
+            chunk,
+        ):
+            if version is not None:
+                held[stream] = version
+    for stream, version in first.items():
+        top = held.get(stream, 0)
+        if version <= top:
+            raise sqlite3.IntegrityError(
+                f"{stream}: version {version} is already written (the stream is at {top})"
+            )
 
 
 def _create_erasures_done(conn: sqlite3.Connection) -> None:

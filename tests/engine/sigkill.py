@@ -258,8 +258,8 @@ def install_kill_points() -> None:
     connect = sqlite3.connect
 
     def connect_parking(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
-        name = str(database).partition("?")[0]
-        if "factory" not in kwargs and not kwargs.get("uri"):
+        name, _, query = str(database).partition("?")
+        if "factory" not in kwargs and "mode=ro" not in query:  # read-only ones never commit
             if name.endswith(JOURNAL_FILE):
                 kwargs["factory"] = _JournalConnection
             elif name.endswith(".db.tmp"):
