@@ -830,6 +830,8 @@ async def open_engine(
         )
         try:
             await engine._recover()
+            if _freeze_after_recovery:
+                gc.freeze()
             nursery.start_soon(engine._build_written_streams)
             nursery.start_soon(engine._index_journal)
             nursery.start_soon(engine._commit.run)
@@ -844,7 +846,20 @@ async def open_engine(
             nursery.cancel_scope.cancel()
 
 
+#: Set by `tune_gc`: engines opened afterwards freeze what their recovery built.
+_freeze_after_recovery = False
+
+
 def tune_gc() -> None:
-    """Long-lived servers hold many small objects; fewer young-generation collections help
-    throughput: each young collection walks what was allocated since the last one."""
+    """The garbage collector as a long-lived server wants it (call once, before opening the
+    engine; `turnstile serve` does):
+    - fewer young-generation collections: each one walks what was allocated since the last;
+    - what start-up and recovery built (modules, read models, the recovered states) is moved
+      out of the collector's reach (`gc.freeze`) once the engine has recovered, so that no
+      full collection ever walks it again: with a large journal it is most of the heap, and a
+      full collection over it pauses the event loop for seconds. It is released by reference
+      counting as usual when it stops being used; only a reference cycle among those objects
+      would outlive its use, and the state built at recovery holds none."""
+    global _freeze_after_recovery
     gc.set_threshold(50_000, 20, 20)
+    _freeze_after_recovery = True
