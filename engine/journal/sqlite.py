@@ -266,16 +266,19 @@ class SqliteReader:
         return None if seq is None else int(seq)
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[Row]:
-        out = [Row(*r) for r in self._query(self._stream_sql(), (stream, after_version))]
+        params = (stream, after_version)
+        if self._indexed:
+            with self.consistent():  # the indexed part and the tail at one position
+                found = self._query(_INDEXED_PART_SQL, params) + self._query(_TAIL_PART_SQL, params)
+        else:
+            found = self._query(_SCAN_STREAM_SQL, params)
+        out = [Row(*r) for r in found]
         if not _stream_rows_agree(out, stream, after_version):
             log.error("the stream index disagrees with the journal on %s; scanning", stream)
             out = [Row(*r) for r in self._query(_SCAN_STREAM_SQL, (stream, after_version))]
         for row in out:
             verify(row)
         return out
-
-    def _stream_sql(self) -> str:
-        return _INDEXED_STREAM_SQL if self._indexed else _SCAN_STREAM_SQL
 
     def streams(self) -> Iterator[str]:
         # The index's (stream, version) order walked once, then the unindexed tail.
@@ -371,14 +374,17 @@ def _stream_rows_agree(rows: list[Row], stream: str, after_version: int) -> bool
     return True
 
 
-#: One stream's rows after a version: through the stream index up to its position, plus the
-#: unindexed tail after it (a range scan of the last rows), read at one position.
-_INDEXED_STREAM_SQL = (
-    f"SELECT {_COLUMNS} FROM events WHERE seq IN"
-    " (SELECT seq FROM idx.stream_index WHERE stream = ?1 AND version > ?2)"
-    f" UNION SELECT {_COLUMNS} FROM events"
-    " WHERE seq > (SELECT seq FROM idx.indexed) AND stream = ?1 AND version > ?2"
-    " ORDER BY version"
+#: One stream's rows after a version, read at one position in two parts: through the stream
+#: index up to its position (in the index's version order), then the unindexed tail after it (a
+#: range scan of the last rows, in seq order, which is version order within a stream).
+_INDEXED_PART_SQL = (
+    "SELECT " + ", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(",")) + " FROM"
+    " idx.stream_index i JOIN events e ON e.seq = i.seq"
+    " WHERE i.stream = ?1 AND i.version > ?2 ORDER BY i.version"
+)
+_TAIL_PART_SQL = (
+    f"SELECT {_COLUMNS} FROM events WHERE seq > (SELECT seq FROM idx.indexed)"
+    " AND stream = ?1 AND version > ?2 ORDER BY seq"
 )
 #: The same without an index (a full scan): for a reader of a journal that has none, and when
 #: the index disagrees with the journal.
