@@ -238,13 +238,16 @@ def replace(instance: S, **changes: Any) -> S:
     validators and converters are not run, so state classes must not rely on them."""
     cls = type(instance)
     if not hasattr(cls, "__slots__"):
-        # Dict-backed classes (the big, hot states): copy the namespace in one go.
-        new = object.__new__(cls)
-        namespace = new.__dict__
-        namespace.update(instance.__dict__)
-        if not namespace.keys() >= changes.keys():
-            raise TypeError(f"{cls.__name__} has no field(s) {sorted(changes - namespace.keys())}")
+        # Dict-backed classes (the big, hot states): copy the namespace in one go and install
+        # it as the new instance's (a frozen class refuses plain attribute assignment).
+        namespace = instance.__dict__.copy()
+        size = len(namespace)
         namespace.update(changes)
+        if len(namespace) != size:  # a key the instance does not have
+            unknown = sorted(changes.keys() - instance.__dict__.keys())
+            raise TypeError(f"{cls.__name__} has no field(s) {unknown}")
+        new = object.__new__(cls)
+        object.__setattr__(new, "__dict__", namespace)
         return new
     known = _FIELD_NAMES.get(cls)
     if known is None:
