@@ -47,14 +47,14 @@ from engine.actor import SYSTEM, Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
 from engine.group_commit import GroupCommit
 from engine.journal import DamagedRow, open_journal, verify
+from engine.journal_filter import JournalFilter
+from engine.journal_filter import build as build_filter
 from engine.readmodels import ReadModels, refold
 from engine.registry import Registry
 from engine.scheduler import Scheduler
 from engine.snapshotting import SnapshotInfo, build_snapshot, load_stream
 from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
 from engine.timers import TimerService
-from engine.written_streams import WrittenStreams
-from engine.written_streams import build as build_filter
 from snapshots import Snapshot, list_files, newest_valid, snapshot_dir
 
 log = logging.getLogger("turnstile.engine")
@@ -66,6 +66,9 @@ A = TypeVar("A")
 ENGINE_MODULE = Module(aggregates=(RATE_LIMITER, JOB), projections=(), mutations=(), queries=())
 #: How often overdue timers are swept up (docs/reference/limits.md, "The engine").
 SWEEP_SECONDS = 60.0
+#: Sessions whose highest committed request id the engine keeps in memory (least recently used
+#: forgotten first; a forgotten one is read again from the journal when it next sends).
+REQUEST_MARKS = 100_000
 #: How often the journal's per-stream lookups catch up with the commits (`Journal.index_tail`,
 #: in a worker thread); reads of a stream scan the rows committed since.
 INDEX_SECONDS = 0.25
@@ -214,7 +217,12 @@ class Engine:
         self._snapshot: Snapshot | None = None
         self._actors: OrderedDict[str, Actor] = OrderedDict()
         #: Streams the journal may hold: spares the read of a stream never written.
-        self._written = WrittenStreams()
+        self._written = JournalFilter()
+        #: Sessions that may have idempotency records (engine/journal_filter.py), and the highest
+        #: request id known committed per session seen since start: a request above it cannot
+        #: have a record, so only a re-sent one is looked up in the journal.
+        self._recorded = JournalFilter()
+        self._request_marks: OrderedDict[str, int] = OrderedDict()
         self._requests: dict[RequestKey, Reply] = {}
         self._commit = GroupCommit(
             self.journal,
@@ -308,7 +316,11 @@ class Engine:
             running = self._requests.get(request)
             if running is not None:
                 return running
-            record = self.journal.lookup_request(session_id, request_id)
+            record = (
+                self.journal.lookup_request(session_id, request_id)
+                if request_id <= self._request_mark(session_id)
+                else None
+            )
             if record is not None:
                 done = Reply()
                 done.resolve(codec.loads(record.result), record.seq)
@@ -330,6 +342,19 @@ class Engine:
             # refused), whoever waits for it or stops waiting.
             reply.on_done = functools.partial(self._forget_request, request, reply)
         return reply
+
+    def _request_mark(self, session_id: str) -> int:
+        """The highest request id of `session_id` that may have a record."""
+        marks = self._request_marks
+        mark = marks.get(session_id)
+        if mark is None:
+            might = self._recorded.might_hold(session_id)
+            mark = marks[session_id] = self.journal.last_request_id(session_id) if might else 0
+            if len(marks) > REQUEST_MARKS:
+                marks.popitem(last=False)
+        else:
+            marks.move_to_end(session_id)
+        return mark
 
     def _forget_request(self, request: RequestKey, reply: Reply) -> None:
         if self._requests.get(request) is reply:
@@ -530,6 +555,11 @@ class Engine:
             actor = submission.actor
             if not actor.committed_version and submission.events:
                 self._written.add(actor.stream)  # its first rows: readable from now on
+            if submission.request is not None:
+                session_id, request_id = submission.request
+                self._recorded.add(session_id)  # its record: found from now on
+                if self._request_marks.get(session_id, request_id) < request_id:
+                    self._request_marks[session_id] = request_id
             actor.committed_state = submission.state
             actor.committed_version = submission.version
             actor.in_flight -= 1
@@ -738,28 +768,31 @@ class Engine:
         )
         log.info("recovered to seq %d (%s)", journal_seq, self.recovery)
 
-    async def _build_written_streams(self) -> None:
-        """Build the filter of written streams off the event loop (reads go to the journal
-        until it is installed; see engine/written_streams.py)."""
-        written = self._written
-        written.begin_build()
+    async def _build_filters(self) -> None:
+        await self._build_filter(self._written, "streams")
+        await self._build_filter(self._recorded, "sessions")
+
+    async def _build_filter(self, target: JournalFilter, listing: str) -> None:
+        """Build one filter off the event loop from the journal's listing of `streams` or
+        `sessions` (reads go to the journal until it is installed; engine/journal_filter.py)."""
+        target.begin_build()
         journal = self.journal
 
         def build() -> Any:
             reader = journal.reader()
             try:
-                streams = list(reader.streams())
+                keys = list(getattr(reader, listing)())
             finally:
                 reader.close()
-            return build_filter(streams, len(streams))
+            return build_filter(keys, len(keys))
 
         try:
             bloom = await self.run_io(build)
         except Exception:
-            written.abandon_build()
-            log.exception("could not list the journal's streams; activations read the journal")
+            target.abandon_build()
+            log.exception("could not list the journal's %s; reading the journal instead", listing)
             return
-        written.install(bloom)
+        target.install(bloom)
 
     async def _index_journal(self) -> None:
         indexed = self.committed_seq
@@ -780,7 +813,9 @@ class Engine:
             await trio.sleep(max(1.0, self.config.idle_seconds / 4))
             self._passivate_idle()
             if self._written.wants_rebuild:
-                self._nursery.start_soon(self._build_written_streams)
+                self._nursery.start_soon(self._build_filter, self._written, "streams")
+            if self._recorded.wants_rebuild:
+                self._nursery.start_soon(self._build_filter, self._recorded, "sessions")
 
     async def _sweep_timers(self) -> None:
         while True:
@@ -832,7 +867,7 @@ async def open_engine(
             await engine._recover()
             if _freeze_after_recovery:
                 gc.freeze()
-            nursery.start_soon(engine._build_written_streams)
+            nursery.start_soon(engine._build_filters)
             nursery.start_soon(engine._index_journal)
             nursery.start_soon(engine._commit.run)
             nursery.start_soon(engine._timers.run, engine._fire_timer)

@@ -165,6 +165,14 @@ class JournalReader(Protocol):
         """Every stream with at least one row, each once (in no particular order)."""
         ...
 
+    def last_request_id(self, session_id: str) -> int:
+        """The highest request id of `session_id` with an idempotency record (0 if none)."""
+        ...
+
+    def sessions(self) -> Iterator[str]:
+        """Every session id with at least one idempotency record, each once."""
+        ...
+
     def lookup_request(self, session_id: str, request_id: int) -> RequestRecord | None:
         """The idempotency record of `(session_id, request_id)`, if its mutation committed."""
         ...

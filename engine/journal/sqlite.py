@@ -294,6 +294,20 @@ class SqliteReader:
         except sqlite3.DatabaseError as exc:
             raise JournalReadError(f"{self.path.name}: {exc}") from exc
 
+    def last_request_id(self, session_id: str) -> int:
+        [(found,)] = self._query(
+            "SELECT max(request_id) FROM requests WHERE session_id = ?", (session_id,)
+        )
+        return int(found or 0)
+
+    def sessions(self) -> Iterator[str]:
+        # An index-only walk of the requests' primary key (session_id, request_id).
+        try:
+            for (session_id,) in self._conn.execute("SELECT DISTINCT session_id FROM requests"):
+                yield session_id
+        except sqlite3.DatabaseError as exc:
+            raise JournalReadError(f"{self.path.name}: {exc}") from exc
+
     def lookup_request(self, session_id: str, request_id: int) -> RequestRecord | None:
         found = self._query(
             f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE session_id = ? AND request_id = ?",

@@ -203,6 +203,12 @@ def test_streams_lists_each_written_stream_once(journal: Journal) -> None:
     assert sorted(journal.streams()) == sorted({r.stream for r in rows})
 
 
+def test_sessions_lists_each_session_with_a_record_once(journal: Journal) -> None:
+    assert list(journal.sessions()) == []
+    seed(journal)
+    assert sorted(journal.sessions()) == ["s1", "s2"]
+
+
 def test_read_stream_detects_a_damaged_row(
     journal_backend: Backend, journal: Journal, data_dir: Path
 ) -> None:

@@ -1,13 +1,14 @@
-"""The filter of written streams (engine/written_streams.py): never a false "not written", also
-for streams committed while it is built; the engine reads a stream whenever it may hold rows."""
+"""The journal filters (engine/journal_filter.py): never a false "nothing there", also for keys
+committed while a filter is built; the engine reads a stream whenever it may hold rows, and
+looks up a request whenever its session may have a record."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from engine.journal import Row
+from engine.journal_filter import BloomFilter, JournalFilter, build
 from engine.testing.harness import EngineHarness, open_harness
-from engine.written_streams import BloomFilter, WrittenStreams, build
 from tests.engine.conftest import CONFIG
 from tests.engine.counters import COUNTERS
 
@@ -24,7 +25,7 @@ def test_a_bloom_filter_has_no_false_negatives_and_few_false_positives() -> None
 
 
 def test_the_filter_says_maybe_until_built_and_keeps_streams_committed_during_the_build() -> None:
-    written = WrittenStreams()
+    written = JournalFilter()
     assert written.might_hold("counter/ct_a") and written.expected == 0
     written.begin_build()
     bloom = build(["counter/ct_a"], 1)  # what the journal held when the build began
@@ -39,14 +40,14 @@ def test_the_filter_says_maybe_until_built_and_keeps_streams_committed_during_th
 
 
 def test_a_failed_build_leaves_every_read_to_the_journal() -> None:
-    written = WrittenStreams()
+    written = JournalFilter()
     written.begin_build()
     written.abandon_build()
     assert written.might_hold("counter/ct_never") and not written.ready
 
 
 def test_a_filter_past_its_capacity_asks_for_a_rebuild() -> None:
-    written = WrittenStreams()
+    written = JournalFilter()
     written.begin_build()
     written.install(build([], 0))
     bloom = written._bloom
@@ -84,3 +85,35 @@ async def restart_and_check(h: EngineHarness, ids: list[str]) -> None:
     assert await h.mutation("counters:add", {"counterId": fresh, "amount": 1}) == 1
     # One read per counter written before the restart; none for the one created after it.
     assert sorted(reads) == sorted(f"counter/{cid}" for cid in ids)
+
+
+async def test_a_request_is_looked_up_only_when_its_session_may_have_a_record(
+    tmp_path: Path,
+) -> None:
+    async with open_harness(tmp_path / "data", modules=(COUNTERS,), config=CONFIG) as h:
+        cid = await h.mutation("counters:create", {"label": "a"})
+        args = {"counterId": cid, "amount": 1}
+        first = await h.engine.mutation(
+            "counters:add", args, h.admin, session_id="old", request_id=1
+        )
+        engine = await h.restart()
+        await h.settle()
+        assert engine._recorded.ready
+        lookups: list[tuple[str, int]] = []
+        lookup = engine.journal.lookup_request
+
+        def counting(session_id: str, request_id: int) -> object:
+            lookups.append((session_id, request_id))
+            return lookup(session_id, request_id)
+
+        engine.journal.lookup_request = counting  # type: ignore[method-assign,assignment]
+        again = await engine.mutation("counters:add", args, h.admin, session_id="old", request_id=1)
+        assert (again.value, again.ts) == (first.value, first.ts)  # the original, not re-run
+        for n in range(1, 4):
+            await engine.mutation("counters:add", args, h.admin, session_id="new", request_id=n)
+        again = await engine.mutation("counters:add", args, h.admin, session_id="new", request_id=2)
+        assert again.value == 3  # the original result of request 2 (total 3), not a fifth add
+        # Only re-sent requests are looked up: "old" 1, and "new" 2 (at or below the highest
+        # id committed for its session); a new request id is never looked up.
+        assert lookups == [("old", 1), ("new", 2)]
+        assert await h.query("counters:get", {"counterId": cid}) == {"total": 4, "rang": 0}
