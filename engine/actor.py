@@ -47,7 +47,7 @@ class Reply:
     Waiters park on trio's low-level primitives directly (no `trio.Event` per command): the
     commit of a batch reschedules each caller once."""
 
-    __slots__ = ("_waiters", "done", "error", "on_done", "ts", "value")
+    __slots__ = ("_callbacks", "_waiters", "done", "error", "on_done", "ts", "value")
 
     def __init__(self) -> None:
         self.done = False
@@ -57,6 +57,7 @@ class Reply:
         #: Called once, when the outcome is known (before any waiter wakes).
         self.on_done: Callable[[], None] | None = None
         self._waiters: list[trio.lowlevel.Task] | None = None
+        self._callbacks: list[Callable[[], None]] | None = None
 
     @property
     def is_done(self) -> bool:
@@ -70,11 +71,25 @@ class Reply:
         self.error = error
         self._finish()
 
+    def add_callback(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once the outcome is known (at once if it is), on the event loop,
+        before any waiter wakes. A callback that raises is logged and does not stop the rest."""
+        if self.done:
+            _call(callback)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(callback)
+
     def _finish(self) -> None:
         self.done = True
         if self.on_done is not None:
             on_done, self.on_done = self.on_done, None
             on_done()
+        callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for callback in callbacks:
+                _call(callback)
         waiters, self._waiters = self._waiters, None
         if waiters:
             reschedule = trio.lowlevel.reschedule
@@ -101,6 +116,13 @@ class Reply:
         if self.error is not None:
             raise self.error
         return self.value, self.ts
+
+
+def _call(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        log.exception("a reply's callback failed")
 
 
 @attrs.define(slots=True)

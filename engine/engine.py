@@ -159,6 +159,27 @@ class PendingMutation:
         value, ts = await self._reply.wait()
         return Outcome(value, ts)
 
+    @property
+    def done(self) -> bool:
+        """The outcome is known (`result()` gives it without waiting)."""
+        return self._reply.done
+
+    def result(self) -> Outcome:
+        """The outcome of a finished mutation: its durable result, or raises its refusal.
+        Raises RuntimeError while it is not finished."""
+        reply = self._reply
+        if not reply.done:
+            raise RuntimeError("the mutation has no outcome yet")
+        if reply.error is not None:
+            raise reply.error
+        return Outcome(reply.value, reply.ts)
+
+    def add_done_callback(self, callback: Callable[[PendingMutation], None]) -> None:
+        """Call `callback(self)` once the outcome is known (at once if it is), on the event
+        loop, without a task: e.g. to queue the answer to a client. It must not block; one
+        that raises is logged."""
+        self._reply.add_callback(functools.partial(callback, self))
+
 
 class QueryUpdates:
     """The updates of one in-process subscription (`Engine.subscribe`), as an async iterator

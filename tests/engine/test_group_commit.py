@@ -3,19 +3,26 @@ starts while the loop still decides, batches are written one at a time and numbe
 and a failed append refuses its batch and everything queued behind it.
 
 The journal here is a stand-in whose `append` the test holds on a `threading.Event`, so which
-submissions land in which batch is decided by the test, never by timing."""
+submissions land in which batch is decided by the test, never by timing. Last, what a caller sees
+of a batch's outcome without a task: `PendingMutation.add_done_callback`."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import trio
 
+from domain.errors import TurnstileError
 from engine.actor import Actor, Reply, Submission
+from engine.engine import PendingMutation
 from engine.group_commit import GroupCommit
 from engine.journal import Batch, Journal
-from tests.engine.counters import CounterAdded
+from engine.testing.harness import open_harness
+from tests.engine.conftest import CONFIG
+from tests.engine.counters import COUNTERS, CounterAdded
 
 
 class HeldJournal:
@@ -151,3 +158,35 @@ async def test_a_failed_append_refuses_its_batch_and_what_queued_behind_it() -> 
         nursery.cancel_scope.cancel()
     assert [row.seq for b in journal.batches for row in b.rows] == [1]
     assert again.ts == 1
+
+
+async def test_a_pending_mutation_calls_back_once_its_outcome_is_known(tmp_path: Path) -> None:
+    """`PendingMutation.add_done_callback`: called once with the durable result or the refusal,
+    at once for an outcome already known, and a callback that raises disturbs nobody."""
+    async with open_harness(tmp_path / "data", modules=(COUNTERS,), config=CONFIG) as h:
+        cid = await h.mutation("counters:create", {"label": "a"})
+        seen: list[object] = []
+
+        def record(pending: PendingMutation) -> None:
+            try:
+                seen.append(pending.result().value)
+            except TurnstileError as exc:
+                seen.append(exc.code)
+
+        def broken(pending: PendingMutation) -> None:
+            raise RuntimeError("a bug in a callback")
+
+        good = h.engine.begin_mutation("counters:add", {"counterId": cid, "amount": 2}, h.admin)
+        assert not good.done
+        with pytest.raises(RuntimeError):
+            good.result()
+        good.add_done_callback(broken)
+        good.add_done_callback(record)
+        refused = h.engine.begin_mutation("counters:add", {"counterId": cid, "amount": -9}, h.admin)
+        assert refused.done  # refused when decided: known at once
+        refused.add_done_callback(record)
+        assert len(seen) == 1 and isinstance(seen[0], str)  # the refusal's code
+        await good.outcome()
+        assert seen[-1] == 2 and len(seen) == 2
+        good.add_done_callback(record)  # already known: called at once
+        assert seen[-1] == 2 and len(seen) == 3
