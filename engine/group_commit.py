@@ -164,18 +164,19 @@ class GroupCommit:
         seq = self.last_seq
         good, refused, tainted = prepared.good, prepared.refused, prepared.tainted
         for submission in self._take():
-            actors = _actors_of(submission)
-            if actors & tainted:
-                refused.append(submission)
-                tainted |= actors
-                continue
+            if tainted:  # (empty unless a submission of this batch was refused)
+                actors = _actors_of(submission)
+                if actors & tainted:
+                    refused.append(submission)
+                    tainted |= actors
+                    continue
             try:
                 encoded, record, last = _encode(submission, seq)
             except Exception as exc:
                 log.error("a command's change cannot be encoded, refused: %r", exc)
                 prepared.error = exc
                 refused.append(submission)
-                tainted |= actors
+                tainted |= _actors_of(submission)
                 continue
             rows += encoded
             if record is not None:
