@@ -21,9 +21,7 @@ imports nothing of the server side (`engine.sync`, `engine.server`, the engine's
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -33,8 +31,10 @@ from typing import Any, Protocol
 import orjson
 import trio
 import trio_websocket
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, RejectConnection, Request
+from wsproto.utilities import RemoteProtocolError
 
-from engine.wire import frames
 from engine.wire.connection import WebSocket
 from engine.wire.protocol import decode_ts
 from engine.wire.values import convex_to_json, json_to_convex
@@ -49,8 +49,6 @@ HANDSHAKE_SECONDS = 10.0
 CLOSE_SECONDS = 1.0
 #: Largest message accepted from the server.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-#: Longest answer to the upgrade request read before the connection is given up.
-_MAX_HEAD_BYTES = 16 * 1024
 _CONNECTION_LOST = (
     trio_websocket.ConnectionClosed,
     trio.BrokenResourceError,
@@ -72,40 +70,36 @@ class HandshakeFailed(OSError):
 
 
 async def open_websocket(stream: trio.abc.Stream, host: str, port: int, resource: str) -> WebSocket:
-    """The client's opening handshake on `stream` (RFC 6455 4.1: no extension, no
+    """The client's opening handshake on `stream` (RFC 6455 4.1, wsproto's: no extension, no
     subprotocol), then the connection. Raises `HandshakeFailed` when the connection ends or
     the server answers anything but a valid 101 (a server killed before its answer ends the
     connection: the client learns it at once and reconnects)."""
-    key = base64.b64encode(os.urandom(16))
-    await stream.send_all(
-        f"GET {resource} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    head = bytearray()
-    while (end := head.find(b"\r\n\r\n")) < 0:
-        if len(head) > _MAX_HEAD_BYTES:
-            raise HandshakeFailed("the answer to the WebSocket upgrade is too long")
+    handshake = WSConnection(ConnectionType.CLIENT)
+    await stream.send_all(handshake.send(Request(host=f"{host}:{port}", target=resource)))
+    while True:
         data = await stream.receive_some(4096)
         if not data:
             raise HandshakeFailed("the connection ended during the WebSocket handshake")
-        head += data
-    status, *lines = bytes(head[:end]).split(b"\r\n")
-    if not status.startswith(b"HTTP/1.1 101 "):
-        raise HandshakeFailed(f"the WebSocket upgrade was refused: {status[:200]!r}")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get(b"sec-websocket-accept") != frames.accept_token(key):
-        raise HandshakeFailed("the server's Sec-WebSocket-Accept does not match the key")
-    return WebSocket(
-        stream,
-        client=True,
-        max_message_size=MAX_MESSAGE_BYTES,
-        received=bytes(head[end + 4 :]),
-        sock=stream.socket if isinstance(stream, trio.SocketStream) else None,
-    )
+        try:
+            handshake.receive_data(bytes(data))
+            for event in handshake.events():
+                if isinstance(event, AcceptConnection):
+                    # wsproto's connection, holding what arrived after the 101.
+                    assert handshake.connection is not None
+                    return WebSocket(
+                        stream,
+                        client=True,
+                        max_message_size=MAX_MESSAGE_BYTES,
+                        connection=handshake.connection,
+                        sock=stream.socket if isinstance(stream, trio.SocketStream) else None,
+                    )
+                if isinstance(event, RejectConnection):
+                    raise HandshakeFailed(
+                        f"the WebSocket upgrade was refused: status {event.status_code}"
+                    )
+        except RemoteProtocolError as error:
+            # A malformed or overlong answer (h11 bounds the head), a wrong accept token.
+            raise HandshakeFailed(f"the WebSocket upgrade failed: {error}") from None
 
 
 class FunctionError(Exception):

@@ -433,7 +433,6 @@ def test_the_client_and_the_wire_load_none_of_the_engine() -> None:
         "engine.client",
         "engine.wire",
         "engine.wire.connection",
-        "engine.wire.frames",
         "engine.wire.protocol",
         "engine.wire.values",
     }

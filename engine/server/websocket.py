@@ -1,13 +1,13 @@
 """A connection that asked for `/api/<version>/sync` becomes one sync session.
 
 The HTTP layer has already read and checked the upgrade request; `serve_sync` answers it (101,
-with the `Sec-WebSocket-Accept` token; no extension, no subprotocol) and runs the session on
-the server's end of the connection, an `engine.wire.connection.WebSocket` (its messages are
-read in the session's reader task, straight from the socket). Everything sent goes through one
-`Outbox` over the stream, which the session also writes its frames to directly. Messages are
-limited to `max_body_bytes` (characters for text, bytes for binary): a larger one closes the
-connection with 1009. The session itself is `engine.sync.session.run_sync_session`; an
-exception from it ends that connection only.
+with the `Sec-WebSocket-Accept` token wsproto computes; no extension, no subprotocol) and runs
+the session on the server's end of the connection, an `engine.wire.connection.WebSocket`
+(wsproto's protocol; its messages are read in the session's reader task, straight from the
+socket). Everything sent goes through one `Outbox` over the stream, which the session also
+writes its frames to directly. Messages are limited to `max_body_bytes` (characters for text,
+bytes for binary): a larger one closes the connection with 1009. The session itself is
+`engine.sync.session.run_sync_session`; an exception from it ends that connection only.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import logging
 import attrs
 import trio
 import trio_websocket
+from wsproto.utilities import generate_accept_token
 
 from engine.server.context import ServerContext
 from engine.server.outbox import Outbox
 from engine.sync import session as sync_session
 from engine.sync.limits import SessionLimits
-from engine.wire import frames
 from engine.wire.connection import WebSocket
 
 log = logging.getLogger("turnstile.server")
@@ -36,7 +36,7 @@ def handshake_response(key: bytes) -> bytes:
     """The 101 answer to an upgrade request carrying `Sec-WebSocket-Key: key`."""
     return (
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + frames.accept_token(key) + b"\r\n\r\n"
+        b"Sec-WebSocket-Accept: " + generate_accept_token(key) + b"\r\n\r\n"
     )
 
 

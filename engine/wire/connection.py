@@ -2,22 +2,34 @@
 
 What both ends of a sync connection use: `get_message`, `send_message`, `aclose` and `closed`
 (the interface of a trio-websocket connection, and its `ConnectionClosed` / `CloseReason`, so
-code written against one runs on the other). Frames are `engine.wire.frames`'.
+code written against one runs on the other). The protocol is wsproto's (`wsproto.connection.
+Connection`, the post-handshake half of `wsproto.WSConnection`): it parses, unmasks and checks
+every frame (RFC 6455 5.2-5.5: reserved bits, opcodes, masking, length encodings, control
+frames, continuations, UTF-8 of text, close codes), writes and masks ours, and keeps the state
+of the close handshake. This module adds the I/O, the message size limit and the assembling of
+a message that arrives in pieces.
 
-- Reading happens in the task that asks for a message: `get_message()` parses every frame the
-  socket delivered and returns the next message, reading from the socket only when none is
-  complete. No reader task, no queue and no event per message; what is buffered is at most one
-  read of the socket and the message being assembled. A ping is answered with a pong as it is
-  read. Given the socket under the stream, it is read directly (its file descriptor), waiting
-  for it to be readable first, so an idle connection costs no failed read.
-- A frame the peer may not send closes the connection with its code (1002, 1007 for text that
-  is not UTF-8, 1009 for a message above `max_message_size`), then the stream is closed.
+- Reading happens in the task that asks for a message: `get_message()` takes wsproto's events
+  for what the socket delivered and returns the next message, reading from the socket only
+  when none is complete. No reader task, no queue and no event object of ours per message;
+  what is buffered is at most one read of the socket and the message being assembled. A ping
+  is answered with a pong as it is read. Given the socket under the stream, it is read
+  directly (its file descriptor), waiting for it to be readable first, so an idle connection
+  costs no failed read.
+- A frame the peer may not send closes the connection with the code wsproto gives it (1002,
+  1007 for text that is not UTF-8), a message above `max_message_size` with 1009 (counted in
+  characters for text, in bytes for binary, as trio-websocket counts, and refused as soon as
+  that much of it has arrived); then the stream is closed.
 - Closing (`aclose`) sends a close frame and waits for the peer's (read by whichever task is
   reading, or by `aclose` itself), then closes the stream; the caller bounds the wait. A
   peer's close is answered with the same code, and the stream is closed at once.
+- Frames are written one at a time (the reader's pongs and close answers may meet another
+  task's messages).
 
-Opening handshakes are the caller's: the server's in `engine.server.websocket`, the client's
-in `engine.client`; the bytes that arrived after one are handed over as `received`.
+Opening handshakes are the caller's: the server's in `engine.server.websocket` (its 101 after
+`engine.server.http` read the request), the client's in `engine.client` (wsproto's
+`WSConnection`, which hands over its `Connection`); the bytes that arrived after one are
+handed over as `received`.
 """
 
 from __future__ import annotations
@@ -25,14 +37,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 import trio
 import trio.lowlevel
 import trio_websocket
-
-from engine.wire import frames
-from engine.wire.frames import FrameError, MessageReader
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessage
+from wsproto.frame_protocol import CloseReason
+from wsproto.utilities import LocalProtocolError
 
 log = logging.getLogger("turnstile.wire")
 
@@ -41,11 +54,17 @@ RECEIVE_BYTES = 64 * 1024
 #: Messages returned from what one read delivered before the reader lets other tasks run.
 MESSAGES_PER_TURN = 16
 
+_OPEN = ConnectionState.OPEN
+_LOCAL_CLOSING = ConnectionState.LOCAL_CLOSING
+_CLOSED = ConnectionState.CLOSED
+
 
 class WebSocket:
     """One end of a WebSocket connection on `stream` (see the module docstring): a client's
-    (`client=True`: its frames are masked, the peer's are not) or a server's. `sock` is the
-    socket under `stream` when writes to it need no transformation (then it is read directly)."""
+    (`client=True`: its frames are masked, the peer's are not) or a server's. `connection` is
+    the wsproto connection an opening handshake produced (else a new one is made). `sock` is
+    the socket under `stream` when writes to it need no transformation (then it is read
+    directly)."""
 
     def __init__(
         self,
@@ -55,18 +74,24 @@ class WebSocket:
         max_message_size: int,
         received: bytes = b"",
         sock: Any = None,
+        connection: Connection | None = None,
     ) -> None:
         self._stream = stream
-        self._client = client
-        #: Random bytes for masking keys, taken four at a time (one read of the system's
-        #: source per 256 frames sent, not one each).
-        self._keys = b""
+        if connection is None:
+            connection = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
+        self._conn = connection
+        if received:
+            connection.receive_data(received)
+        #: wsproto's events for what was received so far (a generator, resumed where the
+        #: last message was taken; a new one after each read).
+        self._events = connection.events()
+        self.max_message_size = max_message_size
+        #: The pieces of a message that arrives in more than one frame or read, and its size.
+        self._parts: list[Any] = []
+        self._size = 0
         #: The socket under `stream`, read directly (None: read through `stream`).
         self._socket = sock
         self._full = False
-        self._reader = MessageReader(masked=not client, max_message_size=max_message_size)
-        if received:
-            self._reader.feed(received)
         self._closed: trio_websocket.CloseReason | None = None
         #: We sent a close frame; the peer's answer ends the handshake.
         self._closing = False
@@ -99,31 +124,55 @@ class WebSocket:
         return message
 
     async def _next_message(self) -> str | bytes:
-        reader = self._reader
         while True:
-            try:
-                item = reader.next()
-            except FrameError as error:
-                await self._fail(error)
-                raise trio_websocket.ConnectionClosed(self._closed) from None
-            if item is None:
-                self._turn = 0
-                await self._receive()
-                continue
-            opcode, payload = item
-            if opcode == frames.TEXT or opcode == frames.BINARY:
-                if self._closing:
-                    continue  # sent after our close frame: discarded
-                return payload
-            assert isinstance(payload, bytes)  # control frames carry bytes
-            if opcode == frames.PING:
-                if not self._closing:
-                    await self._send_frame(frames.PONG, payload)
-            elif opcode == frames.CLOSE:
-                await self._peer_closed(payload)
-                raise trio_websocket.ConnectionClosed(self._closed)
+            for event in self._events:
+                if isinstance(event, (TextMessage, BytesMessage)):
+                    # wsproto's frame layer hands over bytes (typed bytes | bytearray).
+                    data = cast("str | bytes", event.data)
+                    if event.message_finished and not self._parts:
+                        message: str | bytes | None = data
+                        if len(data) > self.max_message_size:
+                            await self._too_big()
+                    else:
+                        message = await self._piece(data, event.message_finished)
+                    if message is None or self._closing:
+                        continue  # a part, or sent after our close frame: discarded
+                    return message
+                if isinstance(event, Ping):
+                    if self._conn.state is _OPEN:
+                        await self._send_event(event.response())
+                elif isinstance(event, CloseConnection):
+                    await self._close_event(event)
+                    raise trio_websocket.ConnectionClosed(self._closed)
+                # a Pong: nothing to do
+            self._turn = 0
+            await self._receive()
+
+    async def _piece(self, data: str | bytes, finished: bool) -> str | bytes | None:
+        """Add a piece of a message; the whole message once `finished`, else None."""
+        self._size += len(data)
+        if self._size > self.max_message_size:
+            await self._too_big()
+        self._parts.append(data)
+        if not finished:
+            return None
+        parts, self._parts, self._size = self._parts, [], 0
+        if isinstance(data, str):
+            return "".join(parts)
+        return b"".join(parts)
+
+    async def _too_big(self) -> None:
+        await self._fail(
+            CloseReason.MESSAGE_TOO_BIG,
+            f"Exceeded maximum message size: {self.max_message_size} bytes",
+        )
+        raise trio_websocket.ConnectionClosed(self._closed)
 
     async def _receive(self) -> None:
+        if self._conn.state is _CLOSED:
+            # Both close frames went by (an aclose's read): nothing more is read.
+            self._close_done.set()
+            raise trio_websocket.ConnectionClosed(self._closed)
         self._reading = True
         try:
             data = await self._read()
@@ -136,16 +185,17 @@ class WebSocket:
         if not data:
             self._abort()
             raise trio_websocket.ConnectionClosed(self._closed)
-        self._reader.feed(data)
+        self._conn.receive_data(data)
+        self._events = self._conn.events()
 
-    async def _read(self) -> bytes | bytearray:
+    async def _read(self) -> bytes:
         """One read of the socket: straight from its file descriptor when there is one (as the
         `Outbox` writes), waiting for it to be readable first unless the last read filled the
         buffer (then more is likely waiting), so an idle connection costs no failed read.
         Either way one read is one checkpoint, as the stream's `receive_some` is."""
         sock = self._socket
         if sock is None:
-            return await self._stream.receive_some(RECEIVE_BYTES)
+            return bytes(await self._stream.receive_some(RECEIVE_BYTES))
         if self._full:
             await trio.lowlevel.checkpoint()
         else:
@@ -166,36 +216,37 @@ class WebSocket:
             self._full = len(data) == RECEIVE_BYTES
             return data
 
-    async def _peer_closed(self, payload: bytes) -> None:
-        try:
-            code, reason = frames.parse_close(payload)
-        except FrameError as error:
-            await self._fail(error)
+    async def _close_event(self, event: CloseConnection) -> None:
+        """A close from wsproto: the peer's close frame (wsproto moved on to the closing or
+        closed state), or a frame the peer may not send (the state did not move)."""
+        state = self._conn.state
+        if state is _OPEN or state is _LOCAL_CLOSING:
+            await self._fail(event.code, event.reason or "")
             return
-        self._closed = trio_websocket.CloseReason(code, reason or None)
+        self._closed = trio_websocket.CloseReason(event.code, event.reason or None)
         if not self._closing:
             # The peer began the close handshake: answer with its code, then close TCP (RFC
             # 6455 7.1.1 has the server close first; a client closing too loses nothing).
             self._closing = True
-            await self._send_frame(frames.CLOSE, frames.close_payload(code, reason))
+            await self._send_event(event.response())
         self._close_done.set()
         await self._close_stream()
 
-    async def _fail(self, error: FrameError) -> None:
-        """The peer broke the protocol: close with the error's code, then close the stream."""
-        log.debug("WebSocket protocol error: %s", error.reason)
+    async def _fail(self, code: int, reason: str) -> None:
+        """The peer broke the protocol: close with `code`, then close the stream."""
+        log.debug("WebSocket protocol error: %s", reason)
         if self._closed is None:
-            self._closed = trio_websocket.CloseReason(error.code, error.reason)
+            self._closed = trio_websocket.CloseReason(code, reason)
         if not self._closing:
             self._closing = True
-            await self._send_frame(frames.CLOSE, frames.close_payload(error.code, error.reason))
+            await self._send_event(CloseConnection(code=code, reason=reason))
         self._close_done.set()
         await self._close_stream()
 
     def _abort(self) -> None:
         """The connection ended without a close handshake."""
         if self._closed is None:
-            self._closed = trio_websocket.CloseReason(frames.ABNORMAL_CLOSURE, None)
+            self._closed = trio_websocket.CloseReason(CloseReason.ABNORMAL_CLOSURE, None)
         self._closing = True
         self._close_done.set()
 
@@ -206,19 +257,17 @@ class WebSocket:
         if self._closed is not None:
             raise trio_websocket.ConnectionClosed(self._closed)
         if isinstance(message, str):
-            await self._send_frame(frames.TEXT, message.encode())
+            await self._send_event(TextMessage(data=message))
         else:
-            await self._send_frame(frames.BINARY, message)
+            await self._send_event(BytesMessage(data=message))
         if self._closed is not None:  # the write failed
             raise trio_websocket.ConnectionClosed(self._closed)
 
-    async def _send_frame(self, opcode: int, payload: bytes) -> None:
-        key = None
-        if self._client:
-            if not self._keys:
-                self._keys = os.urandom(1024)
-            key, self._keys = self._keys[:4], self._keys[4:]
-        data = frames.frame(opcode, payload, key)
+    async def _send_event(self, event: Event) -> None:
+        try:
+            data = self._conn.send(event)
+        except LocalProtocolError:
+            return  # not in this state (the close handshake is over): nothing to send
         try:
             async with self._send_lock:
                 await self._stream.send_all(data)
@@ -227,15 +276,17 @@ class WebSocket:
 
     # -- closing ----------------------------------------------------------------------------
 
-    async def aclose(self, code: int = frames.NORMAL_CLOSURE, reason: str | None = None) -> None:
+    async def aclose(
+        self, code: int = CloseReason.NORMAL_CLOSURE, reason: str | None = None
+    ) -> None:
         """Close: send a close frame with `code`, wait for the peer's, close the stream.
         Idempotent; a cancelled close still closes the stream."""
         if self._closed is not None:
             return
         try:
-            self._closed = trio_websocket.CloseReason(frames.NORMAL_CLOSURE, None)
+            self._closed = trio_websocket.CloseReason(CloseReason.NORMAL_CLOSURE, None)
             self._closing = True
-            await self._send_frame(frames.CLOSE, frames.close_payload(code, reason))
+            await self._send_event(CloseConnection(code=code, reason=reason))
             while not self._close_done.is_set():
                 if self._reading:
                     # Another task is reading: it sees the peer's answer (or the end).
