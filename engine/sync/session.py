@@ -4,6 +4,9 @@ Plan (docs/engine.md, "Live queries" and "Fan-out to sync clients"):
 - A *reader* task parses each client message in order. Query-set changes and authentication
   change the session's target version; mutations are handed to their actors synchronously
   (`Engine.begin_mutation`), so one client's mutations reach each actor in the order sent.
+  No task awaits a mutation: its MutationResponse is queued by a callback of its outcome
+  (`PendingMutation.add_done_callback`), which runs in the engine's commit processing after
+  `committed_seq` covers the write, and marks the session urgent.
 - Writing is the server's one fan-out loop (`engine/sync/fanout.py`): any change marks the
   session due, and the loop calls `flush()`, which builds the finished MutationResponses, then
   at most one Transition, from the session's current state without awaiting in between, so
@@ -38,17 +41,16 @@ at the version the last one ended at; `ModifyQuerySet.baseVersion` and
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import orjson
 import trio
-import trio.lowlevel
 import trio_websocket
 
-from domain.errors import NotFound, TurnstileError, Unauthenticated
+from domain.errors import Internal, NotFound, TurnstileError, Unauthenticated
 from domain.identity import ANONYMOUS, Identity
 from engine import codec
 from engine.engine import PendingMutation
@@ -83,8 +85,6 @@ POLICY_VIOLATION = 1008
 MAX_UNSENT_RESPONSES = 10_000
 #: Distinct Transitions kept on one query result for other sessions to reuse.
 MAX_SHARED_TRANSITIONS = 64
-#: Tasks of one session awaiting its mutations' outcomes at most (each takes the oldest begun).
-ANSWERING_TASKS = 8
 
 
 class Authenticates(Protocol):
@@ -182,10 +182,10 @@ class SyncSession:
         # (tests) may carry none, and then the shipped limits apply.
         self.limits = limits or getattr(server, "limits", None) or SessionLimits.defaults()
         self._in_flight = trio.Semaphore(self.limits.config.max_mutations_in_flight)
-        #: Mutations begun and not yet answered, oldest first, and the tasks answering them.
-        self._answering: deque[tuple[int, PendingMutation]] = deque()
-        self._answerers = 0
-        self._idle_answerers = trio.lowlevel.ParkingLot()
+        #: Mutations begun and not yet answered (each holds an in-flight slot until then).
+        self._unanswered = 0
+        #: Set when the last unanswered mutation is answered, while an ended session waits.
+        self._all_answered: trio.Event | None = None
         #: The `SessionSlots` key this session holds (a signed-in user's subject), if any.
         self.slot: str | None = None
         #: Why the connection is to be dropped rather than closed (see `DropConnection`).
@@ -212,29 +212,26 @@ class SyncSession:
         """Serve until the client leaves or breaks the protocol. Raises `DropConnection` when
         the client stopped reading or never said Connect."""
         try:
-            async with trio.open_nursery() as waiters:
-                self._waiters = waiters
+            async with trio.open_nursery() as nursery:
+                if self._own_fanout:
+                    nursery.start_soon(self.fanout.run)
+                nursery.start_soon(self._keeper)
+                nursery.start_soon(self._pinger)
+                self._nursery = nursery
                 try:
-                    async with trio.open_nursery() as nursery:
-                        if self._own_fanout:
-                            nursery.start_soon(self.fanout.run)
-                        nursery.start_soon(self._keeper)
-                        nursery.start_soon(self._pinger)
-                        self._nursery = nursery
-                        try:
-                            await self._reader()
-                        finally:
-                            nursery.cancel_scope.cancel()
+                    await self._reader()
                 finally:
-                    self._release()
-                    # Mutations in flight outlive the connection for a while (the engine knows
-                    # each one's request id until it has an outcome, so a reconnected client
-                    # re-sending it is given this execution, whether or not anyone waits).
-                    waiters.cancel_scope.deadline = (
-                        trio.current_time() + self.limits.config.mutation_grace
-                    )
+                    nursery.cancel_scope.cancel()
         finally:
             self._release()
+        if self._unanswered:
+            # Mutations in flight outlive the connection (the engine goes on executing them;
+            # their answers go nowhere), and the session waits for them for a while: the
+            # engine knows each one's request id until it has an outcome, so a reconnected
+            # client re-sending it is given this execution, whether or not anyone waits.
+            self._all_answered = trio.Event()
+            with trio.move_on_after(self.limits.config.mutation_grace):
+                await self._all_answered.wait()
         if self.drop is not None:
             raise DropConnection(self.drop)
 
@@ -242,7 +239,6 @@ class SyncSession:
         """Give back what the connection held (its subscriptions and its user's slot) as soon
         as it is over; idempotent."""
         self.over = True
-        self._idle_answerers.unpark_all()  # (those awaiting an outcome finish theirs first)
         self.fanout.forget(self)
         for query in self.queries.values():
             self._drop(query)
@@ -385,8 +381,8 @@ class SyncSession:
             query.sub = None
 
     def _mutation(self, message: dict[str, Any]) -> bool:
-        """Begin a Mutation; True if a task now awaits its outcome (and holds its in-flight
-        slot), False if it was answered at once."""
+        """Begin a Mutation; True if it now holds its in-flight slot until `_answer` gives it
+        back, False if it was refused before it began (answered here)."""
         request_id = message["requestId"]
         raw_args = single_args(message["args"])
         try:
@@ -404,39 +400,34 @@ class SyncSession:
         except TurnstileError as error:
             self._respond_error("MutationResponse", request_id, error)
             return False
-        self._answering.append((request_id, pending))
-        if self._idle_answerers:
-            self._idle_answerers.unpark()
-        elif self._answerers < ANSWERING_TASKS:
-            self._answerers += 1
-            self._waiters.start_soon(self._answer_mutations)
+        self._unanswered += 1
+        # Answered when its outcome is known (at once if it already is), with no task awaiting
+        # it: responses are queued in the order outcomes become known, which for mutations of
+        # one actor is the order they were begun.
+        pending.add_done_callback(functools.partial(self._answer, request_id))
         return True
 
-    async def _answer_mutations(self) -> None:
-        """Await begun mutations in the order begun and queue their responses; idle, wait
-        for the next one (no task per mutation). Up to `ANSWERING_TASKS` run, so a slow
-        mutation holds up only those queued behind it past that many. Ends with the session
-        once nothing is left to answer."""
+    def _answer(self, request_id: int, pending: PendingMutation) -> None:
+        """Queue the MutationResponse of a finished mutation and give back its in-flight slot.
+        Called once per mutation, on the event loop, inside the engine's commit processing (or
+        at once from `_mutation`): it must not wait, and does no more than encode and queue.
+        After the session is over the answer goes nowhere (nothing is flushed any more)."""
+        self._in_flight.release()
+        self._unanswered -= 1
+        if not self._unanswered and self._all_answered is not None:
+            self._all_answered.set()
         try:
-            while True:
-                while self._answering:
-                    request_id, pending = self._answering.popleft()
-                    await self._await_mutation(request_id, pending)
-                if self.over:
-                    return
-                await self._idle_answerers.park()
-        finally:
-            self._answerers -= 1
-
-    async def _await_mutation(self, request_id: int, pending: PendingMutation) -> None:
-        try:
-            outcome = await pending.outcome()
+            outcome = pending.result()
             result = convex_values.convex_to_json(outcome.value)
         except TurnstileError as error:
             self._respond_error("MutationResponse", request_id, error)
             return
-        finally:
-            self._in_flight.release()
+        except Exception:
+            # (a bug; an awaiting task would have ended the session: here the client is told)
+            log.exception("session %s: answering mutation %s failed", self.session_id, request_id)
+            failure = Internal("The server failed to answer this mutation.")
+            self._respond_error("MutationResponse", request_id, failure)
+            return
         message = {
             "type": "MutationResponse",
             "requestId": request_id,
@@ -570,6 +561,40 @@ class SyncSession:
         """Write everything due now, without waiting (called by the fan-out loop)."""
         if self.over or self.outbox.pending or self.outbox.broken or self.ws.closed is not None:
             return
+        # The common case of a fan-out: one live query, nothing else due. At most its update
+        # is sent, as the Transition other sessions at the same versions share (what `_frames`
+        # would build, without its lists).
+        queries = self.queries
+        if (
+            len(queries) == 1
+            and not self.responses
+            and not self.removed
+            and not self.ping_due
+            and self.closing is None
+        ):
+            sent = self._sent
+            (query,) = queries.values()
+            sub = query.sub
+            if (
+                sent[0] == self.query_set_version
+                and sent[2] == self.identity_version
+                and query.error is None
+                and sub is not None
+            ):
+                update = sub.take()
+                if update is None:
+                    return  # nothing due (what `_frames` would find)
+                target = (sent[0], self.engine.committed_seq, sent[2])
+                result = update[1]
+                frame = result.encodings.get((query.query_id, *sent, *target))
+                if frame is None:
+                    frame = self._one_update(query.query_id, result, target)
+                self._sent = target
+                outbox = self.outbox
+                outbox.write_texts([frame])
+                if outbox.pending or outbox.broken:
+                    self._attention.set()
+                return
         frames = self._frames()
         if frames:
             self.outbox.write_texts(frames)
