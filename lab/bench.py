@@ -1269,7 +1269,8 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
             f">= {AIM_WS_RATIO}x in-process",
             f"{mark}; = {ratio:.2f}x in-process ({fmt_int(inproc['rate'])}/s in the same run, "
             f"{ws['sizes']['tasks']} tasks); p50 {over['p50_ms']:,.1f} ms, "
-            f"p99 {over['p99_ms']:,.1f} ms",
+            f"p99 {over['p99_ms']:,.1f} ms; {ws['ratio_with_ids']:.2f}x in-process with "
+            f"request ids",
         )
     plain, snap = rec["plain"], rec["with_snapshot"]
     add(

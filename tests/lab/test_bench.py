@@ -173,6 +173,7 @@ def results(floor: dict[str, Any] | None, websocket: bool) -> dict[str, Any]:
             "in_process": {"rate": 8_000.0},
             "websocket": {"rate": 3_000.0, "p50_ms": 30.0, "p99_ms": 60.0},
             "ratio": 3_000.0 / 8_000.0,
+            "ratio_with_ids": 0.5,
             "joins_held": 1,
             "ok": True,
         }
@@ -208,6 +209,7 @@ def test_the_table_takes_the_floor_gc_and_websocket_lines() -> None:
     ws = next(line for line in lines if line.startswith("8. WebSocket, 100 clients"))
     assert "3,000 mutations/s" in ws
     assert "MISSED (75% of aim); = 0.38x in-process (8,000/s in the same run" in ws
+    assert ws.endswith("0.50x in-process with request ids")
     assert anomalies(res) == []
 
 
