@@ -262,6 +262,7 @@ class Engine:
         self._seq_advanced = trio.Event()
         self._events_since_snapshot = 0
         self._snapshot_lock = trio.Lock()
+        self._index_lock = trio.Lock()
         self._erasure_lock = trio.Lock()
         self._erasure_types = sorted(
             name
@@ -816,17 +817,20 @@ class Engine:
         target.install(bloom)
 
     async def _index_journal(self) -> None:
+        """Keep the journal's stream index caught up. The lock is held for each catch-up, so
+        `_close` never closes the journal while a worker thread still works on it."""
         indexed = self.committed_seq
-        while True:
+        while not self._closing:
             await trio.sleep(INDEX_SECONDS)
             if self.committed_seq == indexed:
                 continue
             target = self.committed_seq
-            try:
-                await self.run_io(self.journal.index_tail)
-            except Exception:
-                log.exception("the journal's stream index could not catch up; retrying")
-                continue
+            async with self._index_lock:  # (held for good by `_close` once it has it)
+                try:
+                    await self.run_io(self.journal.index_tail)
+                except Exception:
+                    log.exception("the journal's stream index could not catch up; retrying")
+                    continue
             indexed = target
 
     async def _housekeeping(self) -> None:
@@ -855,6 +859,8 @@ class Engine:
         unsaved = self._commit.take_queued()
         if unsaved:
             self._refuse(unsaved, Overloaded("The server shut down before saving this change."))
+        with trio.CancelScope(shield=True):
+            await self._index_lock.acquire()  # a catch-up in a worker thread ends first
         if self._snapshot is not None:
             self._snapshot.close()
         self.journal.close()

@@ -4,8 +4,13 @@ looks up a request whenever its session may have a record."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import attrs
+import trio
+
+from engine import open_engine
 from engine.journal import Row
 from engine.journal_filter import BloomFilter, JournalFilter, build
 from engine.testing.harness import EngineHarness, open_harness
@@ -117,3 +122,36 @@ async def test_a_request_is_looked_up_only_when_its_session_may_have_a_record(
         # id committed for its session); a new request id is never looked up.
         assert lookups == [("old", 1), ("new", 2)]
         assert await h.query("counters:get", {"counterId": cid}) == {"total": 4, "rang": 0}
+
+
+async def test_closing_waits_for_a_stream_index_catch_up_in_its_worker_thread(
+    tmp_path: Path,
+) -> None:
+    """The journal is closed only once the stream index's catch-up (in a worker thread) has
+    returned: closing a SQLite connection another thread is using crashes the process."""
+    config = attrs.evolve(CONFIG, offload_io=True)
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+    async with (
+        trio.open_nursery() as nursery,
+        open_engine(tmp_path / "data", modules=(COUNTERS,), config=config) as engine,
+    ):
+        journal = engine.journal
+        index_tail, close = journal.index_tail, journal.close
+
+        def held_index_tail() -> int:
+            started.set()
+            release.wait()
+            order.append("indexed")
+            return index_tail()
+
+        def recorded_close() -> None:
+            order.append("closed")
+            close()
+
+        journal.index_tail = held_index_tail  # type: ignore[method-assign]
+        journal.close = recorded_close  # type: ignore[method-assign]
+        await engine.mutation("counters:create", {"label": "a"})
+        await trio.to_thread.run_sync(started.wait)  # a catch-up is in its thread now
+        nursery.start_soon(trio.to_thread.run_sync, release.set)
+    assert order == ["indexed", "closed"]
