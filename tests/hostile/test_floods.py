@@ -86,6 +86,8 @@ PER_CONNECTION = (
     "engine.subscriptions.Subscription",
     "engine.sync.limits.Throttle",
     "trio_websocket._impl.WebSocketConnection",
+    "engine.wire.connection.WebSocket",
+    "wsproto.connection.Connection",
     "trio.SocketStream",
     "h11._connection.Connection",
     "wsproto.WSConnection",
