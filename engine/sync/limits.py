@@ -49,11 +49,6 @@ class ServerConfig:
     write_timeout: float = 10.0
     #: Seconds in-flight requests get to finish after shutdown starts; then they are cut.
     drain_seconds: float = 10.0
-    #: WebSocket messages buffered per connection before the reader waits. Each may be up to
-    #: `max_body_bytes`, so this (plus the one being read) bounds what a client that sends
-    #: faster than its allowance makes the server hold: about 5 MiB at the defaults.
-    ws_queue_size: int = 4
-
     # -- hostile clients and floods (docs/reliability.md) ------------------------------------
     #: Open TCP connections at most; one more is closed at once, before a byte is read.
     max_connections: int = 10_000
