@@ -22,8 +22,10 @@ When a batch starts (the writer and the loop overlap):
   `cut` submissions are queued and no batch is being written, so the thread writes the first
   part of a burst while the loop is still deciding the rest of it (a burst of replies wakes
   many callers at once, and they all decide within one pass of the scheduler, where no task
-  could start a write). `cut` adapts: half the size of the last batch, at least 1, so a lone
-  command starts its batch at once and a burst is split in two that take turns with the loop.
+  could start a write). `cut` adapts: half the size of the last batch, at least `min_cut`
+  (`MIN_CUT`, 256), so a large burst is split in two that take turns with the loop, while a
+  small one (a few dozen clients) still goes as one batch: splitting it would only add a
+  commit, and with a few clients each commit's fsync is what the callers wait for.
   When the write ends, the next batch starts at once with everything queued meanwhile.
 - in any case the commit task starts a batch with whatever is queued when it runs and no batch
   is being written (the end of a scheduler pass: nothing more is coming now). Without
@@ -53,6 +55,9 @@ from engine.journal import Batch, Journal, RequestRecord, Row, checksum
 
 log = logging.getLogger("turnstile.commit")
 
+#: The smallest cut of a threaded batch (see the module docstring).
+MIN_CUT = 256
+
 
 class _Prepared:
     """One batch on its way to the journal: what is written, and what was left out."""
@@ -79,6 +84,7 @@ class GroupCommit:
         on_refused: Callable[[list[Submission], BaseException], None] | None = None,
         max_batch: int = 4_096,
         threaded: bool = False,
+        min_cut: int = MIN_CUT,
     ) -> None:
         self._journal = journal
         self._run_io = run_io
@@ -93,7 +99,8 @@ class GroupCommit:
         self._idle.set()
         #: A batch is being written (at most one at a time).
         self._writing = False
-        self._cut = 1
+        self._min_cut = max(1, min_cut)
+        self._cut = self._min_cut
         #: An error raised while finishing a threaded batch on the loop: the commit task
         #: raises it, so that it ends the engine as an error in the commit task would.
         self._crashed: BaseException | None = None
@@ -153,7 +160,7 @@ class GroupCommit:
     def _take(self) -> list[Submission]:
         batch = self._queue[: self._max_batch]
         del self._queue[: self._max_batch]
-        self._cut = max(1, len(batch) // 2)
+        self._cut = max(self._min_cut, len(batch) // 2)
         return batch
 
     def _prepare(self) -> _Prepared:

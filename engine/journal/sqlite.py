@@ -267,11 +267,7 @@ class SqliteReader:
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[Row]:
         params = (stream, after_version)
-        if self._indexed:
-            with self.consistent():  # the indexed part and the tail at one position
-                found = self._query(_INDEXED_PART_SQL, params) + self._query(_TAIL_PART_SQL, params)
-        else:
-            found = self._query(_SCAN_STREAM_SQL, params)
+        found = self._query(_INDEXED_STREAM_SQL if self._indexed else _SCAN_STREAM_SQL, params)
         out = [Row(*r) for r in found]
         if not _stream_rows_agree(out, stream, after_version):
             log.error("the stream index disagrees with the journal on %s; scanning", stream)
@@ -388,17 +384,16 @@ def _stream_rows_agree(rows: list[Row], stream: str, after_version: int) -> bool
     return True
 
 
-#: One stream's rows after a version, read at one position in two parts: through the stream
-#: index up to its position (in the index's version order), then the unindexed tail after it (a
-#: range scan of the last rows, in seq order, which is version order within a stream).
-_INDEXED_PART_SQL = (
+#: One stream's rows after a version, in one statement (one position): through the stream index
+#: up to its position (the index's order, joined to `events` by rowid), then the unindexed tail
+#: after it (a range scan of the last rows). The two parts are disjoint by seq.
+_INDEXED_STREAM_SQL = (
     "SELECT " + ", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(",")) + " FROM"
     " idx.stream_index i JOIN events e ON e.seq = i.seq"
-    " WHERE i.stream = ?1 AND i.version > ?2 ORDER BY i.version"
-)
-_TAIL_PART_SQL = (
-    f"SELECT {_COLUMNS} FROM events WHERE seq > (SELECT seq FROM idx.indexed)"
-    " AND stream = ?1 AND version > ?2 ORDER BY seq"
+    " WHERE i.stream = ?1 AND i.version > ?2"
+    f" UNION ALL SELECT {_COLUMNS} FROM events WHERE seq > (SELECT seq FROM idx.indexed)"
+    " AND stream = ?1 AND version > ?2"
+    " ORDER BY 3"
 )
 #: The same without an index (a full scan): for a reader of a journal that has none, and when
 #: the index disagrees with the journal.
