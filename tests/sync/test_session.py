@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,25 +10,9 @@ import trio.testing
 
 from engine.sync.session import run_sync_session
 from engine.testing import EngineHarness
-from engine.testing.harness import open_harness
 from engine.wire.protocol import decode_ts
+from tests.sync.conftest import ORG_ARGS
 from tests.sync.fake_ws import FakeWebSocket, StubServer
-
-ORG_ARGS = {
-    "name": "Gig",
-    "description": "",
-    "location": "Hall",
-    "eventDate": 1_900_000_000_000,
-    "price": 100,
-    "totalTickets": 1,
-    "orgId": "org_a",
-}
-
-
-@pytest.fixture
-async def h(tmp_path: Any) -> AsyncIterator[EngineHarness]:
-    async with open_harness(tmp_path / "data") as harness:
-        yield harness
 
 
 async def open_session(

@@ -8,7 +8,6 @@ itself, in the order it likes."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,26 +20,10 @@ from engine.engine import PendingMutation
 from engine.sync.limits import ServerConfig, SessionLimits, SessionSlots, Throttle
 from engine.sync.session import SyncSession
 from engine.testing import EngineHarness
-from engine.testing.harness import open_harness
 from engine.wire import values as convex_values
 from engine.wire.protocol import decode_ts
+from tests.sync.conftest import ORG_ARGS
 from tests.sync.fake_ws import FakeWebSocket, StubServer
-
-ORG_ARGS = {
-    "name": "Gig",
-    "description": "",
-    "location": "Hall",
-    "eventDate": 1_900_000_000_000,
-    "price": 100,
-    "totalTickets": 1,
-    "orgId": "org_a",
-}
-
-
-@pytest.fixture
-async def h(tmp_path: Any) -> AsyncIterator[EngineHarness]:
-    async with open_harness(tmp_path / "data") as harness:
-        yield harness
 
 
 class Outcomes:

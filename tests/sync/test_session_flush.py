@@ -4,35 +4,17 @@ else due (a response, a removal, a new query set, a Ping) still goes the general
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
 import trio
 import trio.testing
 
 from engine.sync.session import SyncSession
 from engine.testing import EngineHarness
-from engine.testing.harness import open_harness
 from engine.wire.protocol import decode_ts
+from tests.sync.conftest import ORG_ARGS
 from tests.sync.fake_ws import FakeWebSocket, StubServer
-
-ORG_ARGS = {
-    "name": "Gig",
-    "description": "",
-    "location": "Hall",
-    "eventDate": 1_900_000_000_000,
-    "price": 100,
-    "totalTickets": 50,
-    "orgId": "org_a",
-}
-
-
-@pytest.fixture
-async def h(tmp_path: Any) -> AsyncIterator[EngineHarness]:
-    async with open_harness(tmp_path / "data") as harness:
-        yield harness
 
 
 class Recorder:
@@ -94,7 +76,7 @@ def check_chain(messages: list[dict[str, Any]]) -> None:
 async def test_sessions_at_the_same_versions_are_sent_one_shared_transition(
     h: EngineHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
-    event_id = await h.mutation("events:create", ORG_ARGS)
+    event_id = await h.mutation("events:create", dict(ORG_ARGS, totalTickets=50))
     async with trio.open_nursery() as nursery:
         (a, out_a), (b, out_b) = [await start(nursery, h, name) for name in ("a", "b")]
         for ws in (a, b):
@@ -118,8 +100,8 @@ async def test_sessions_at_the_same_versions_are_sent_one_shared_transition(
 async def test_with_other_things_due_one_query_goes_the_general_way(
     h: EngineHarness, autojump_clock: trio.testing.MockClock
 ) -> None:
-    event_id = await h.mutation("events:create", ORG_ARGS)
-    other = await h.mutation("events:create", ORG_ARGS)
+    event_id = await h.mutation("events:create", dict(ORG_ARGS, totalTickets=50))
+    other = await h.mutation("events:create", dict(ORG_ARGS, totalTickets=50))
     async with trio.open_nursery() as nursery:
         ws, out = await start(nursery, h, "s")
         await ws.send(
