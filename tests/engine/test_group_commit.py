@@ -79,20 +79,24 @@ def submission(actor: object, n: int) -> Submission:
     )
 
 
+def threaded_commit(journal: HeldJournal, recorder: Recorder, **options: Any) -> GroupCommit:
+    return GroupCommit(
+        cast(Journal, journal),
+        run_io=no_io,
+        on_committed=recorder.on_committed,
+        on_failed=recorder.on_failed,
+        threaded=True,
+        **options,
+    )
+
+
 async def wait_started(journal: HeldJournal) -> None:
     await trio.to_thread.run_sync(journal.started.acquire)
 
 
 async def test_a_burst_is_split_and_batches_are_written_one_at_a_time_in_order() -> None:
     journal, recorder = HeldJournal(), Recorder()
-    commit = GroupCommit(
-        cast(Journal, journal),
-        run_io=no_io,
-        on_committed=recorder.on_committed,
-        on_failed=recorder.on_failed,
-        threaded=True,
-        min_cut=1,
-    )
+    commit = threaded_commit(journal, recorder, min_cut=1)
     actor = object()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(commit.run)
@@ -133,13 +137,7 @@ async def test_a_burst_is_split_and_batches_are_written_one_at_a_time_in_order()
 
 async def test_a_failed_append_refuses_its_batch_and_what_queued_behind_it() -> None:
     journal, recorder = HeldJournal(), Recorder()
-    commit = GroupCommit(
-        cast(Journal, journal),
-        run_io=no_io,
-        on_committed=recorder.on_committed,
-        on_failed=recorder.on_failed,
-        threaded=True,
-    )
+    commit = threaded_commit(journal, recorder)
     actor = object()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(commit.run)
