@@ -46,7 +46,7 @@ from engine import codec, erasure
 from engine.actor import SYSTEM, Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
 from engine.group_commit import GroupCommit
-from engine.journal import DamagedRow, open_journal, verify
+from engine.journal import DamagedRow, JournalReader, open_journal, verify
 from engine.journal_filter import JournalFilter
 from engine.journal_filter import build as build_filter
 from engine.readmodels import ReadModels, refold
@@ -58,6 +58,16 @@ from engine.timers import TimerService
 from snapshots import Snapshot, list_files, newest_valid, snapshot_dir
 
 log = logging.getLogger("turnstile.engine")
+
+
+def _list_streams(reader: JournalReader) -> Iterable[str]:
+    return reader.streams()
+
+
+def _list_sessions(reader: JournalReader) -> Iterable[str]:
+    return reader.sessions()
+
+
 T = TypeVar("T")
 S = TypeVar("S")
 A = TypeVar("A")
@@ -791,10 +801,12 @@ class Engine:
         log.info("recovered to seq %d (%s)", journal_seq, self.recovery)
 
     async def _build_filters(self) -> None:
-        await self._build_filter(self._written, "streams")
-        await self._build_filter(self._recorded, "sessions")
+        await self._build_filter(self._written, _list_streams)
+        await self._build_filter(self._recorded, _list_sessions)
 
-    async def _build_filter(self, target: JournalFilter, listing: str) -> None:
+    async def _build_filter(
+        self, target: JournalFilter, listing: Callable[[JournalReader], Iterable[str]]
+    ) -> None:
         """Build one filter off the event loop from the journal's listing of `streams` or
         `sessions` (reads go to the journal until it is installed; engine/journal_filter.py)."""
         target.begin_build()
@@ -803,7 +815,7 @@ class Engine:
         def build() -> Any:
             reader = journal.reader()
             try:
-                keys = list(getattr(reader, listing)())
+                keys = list(listing(reader))
             finally:
                 reader.close()
             return build_filter(keys, len(keys))
@@ -812,7 +824,7 @@ class Engine:
             bloom = await self.run_io(build)
         except Exception:
             target.abandon_build()
-            log.exception("could not list the journal's %s; reading the journal instead", listing)
+            log.exception("could not list the journal's keys; reading the journal instead")
             return
         target.install(bloom)
 
@@ -838,9 +850,9 @@ class Engine:
             await trio.sleep(max(1.0, self.config.idle_seconds / 4))
             self._passivate_idle()
             if self._written.wants_rebuild:
-                self._nursery.start_soon(self._build_filter, self._written, "streams")
+                self._nursery.start_soon(self._build_filter, self._written, _list_streams)
             if self._recorded.wants_rebuild:
-                self._nursery.start_soon(self._build_filter, self._recorded, "sessions")
+                self._nursery.start_soon(self._build_filter, self._recorded, _list_sessions)
 
     async def _sweep_timers(self) -> None:
         while True:
