@@ -36,11 +36,18 @@ class Event:
 
     `stream` is the aggregate's key (`"event/ev_..."`), `version` its 1-based position in that
     stream, `at` milliseconds since the Unix epoch (UTC) when the command was decided.
-    Subclasses are registered under their class name, which is the journal's `type` column;
-    bump `schema` when a subclass's fields change incompatibly.
+    Subclasses are registered under their `type_name`, the journal's `type` column: the class
+    name, prefixed by the app's `namespace` for an app's events (`shop.ItemAdded`; the built-in
+    events have none), so that two apps' events never share a name in the journal. An app sets
+    `namespace` once, on a base class of its events. Bump `schema` when a subclass's fields
+    change incompatibly.
     """
 
     schema: ClassVar[int] = 1
+    #: The app whose event this is (`domain.app.App.name`); "" for the built-in events.
+    namespace: ClassVar[str] = ""
+    #: The journal's name of this type: `namespace.ClassName`, or the class name alone.
+    type_name: ClassVar[str] = "Event"
     #: The fields that hold personal data: blanked in the journal once the stream is erased
     #: (an `Erasure` event on it). Subclasses name theirs.
     personal_fields: ClassVar[tuple[str, ...]] = ()
@@ -51,11 +58,15 @@ class Event:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        name = cls.__name__
+        name = f"{cls.namespace}.{cls.__name__}" if cls.namespace else cls.__name__
+        cls.type_name = name
         known = EVENT_TYPES.get(name)
-        # attrs re-creates slotted classes: the final class replaces its draft of one qualname.
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise TypeError(f"two event types named {name}")
+        # attrs re-creates slotted classes: the final class replaces its draft of one name.
+        if known is not None and _origin(known) != _origin(cls):
+            raise TypeError(
+                f"two event types named {name}: {_origin(known)} and {_origin(cls)}"
+                " (an app's events set `namespace` to the app's name)"
+            )
         EVENT_TYPES[name] = cls
 
     def timer_changes(self) -> Iterable[TimerChange]:
@@ -69,6 +80,10 @@ class Event:
         if not self.personal_fields:
             return self
         return replace(self, **{name: _blank(getattr(self, name)) for name in self.personal_fields})
+
+
+def _origin(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _blank(value: Any) -> Any:

@@ -84,6 +84,9 @@ class MutationSpec(Generic[A, S]):
     route: Callable[[A], str] | None
     handle: Callable[[Decision[S], A], Any]
     rate_limit: RateLimit | None = None
+    #: The reply's type, for generated clients (`turnstile codegen`); None: `handle`'s return
+    #: annotation.
+    returns: Any = None
 
 
 @attrs.frozen(kw_only=True)
@@ -93,16 +96,21 @@ class QuerySpec(Generic[A]):
     name: str
     args_type: type[A]
     evaluate: Callable[[View, A, Identity], Any]
+    #: The result's type, for generated clients (`turnstile codegen`); None: `evaluate`'s
+    #: return annotation.
+    returns: Any = None
 
 
 @attrs.frozen(kw_only=True)
 class Module:
-    """One domain area's declarations, as the engine registers them."""
+    """One domain area's declarations, as the engine registers them (an app, `domain.app.App`,
+    is a named one)."""
 
-    aggregates: tuple[Aggregate[Any], ...]
-    projections: tuple[Projection[Any], ...]
-    mutations: tuple[MutationSpec[Any, Any], ...]
-    queries: tuple[QuerySpec[Any], ...]
+    aggregates: tuple[Aggregate[Any], ...] = ()
+    #: Read models folded from every committed event.
+    projections: tuple[Projection[Any], ...] = ()
+    mutations: tuple[MutationSpec[Any, Any], ...] = ()
+    queries: tuple[QuerySpec[Any], ...] = ()
     #: Scheduled work (`domain.scheduling.CronJob`), run by the engine's scheduler.
     jobs: tuple[CronJob, ...] = ()
 

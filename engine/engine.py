@@ -36,6 +36,7 @@ import attrs
 import trio
 import trio.lowlevel
 
+from domain.app import App
 from domain.errors import Internal, NotFound, Overloaded, TurnstileError
 from domain.identity import ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
@@ -73,7 +74,7 @@ S = TypeVar("S")
 A = TypeVar("A")
 
 #: What the engine itself keeps in the journal, beside the domain modules.
-ENGINE_MODULE = Module(aggregates=(RATE_LIMITER, JOB), projections=(), mutations=(), queries=())
+ENGINE_MODULE = App(name="engine", aggregates=(RATE_LIMITER, JOB))
 #: How often overdue timers are swept up (docs/reference/limits.md, "The engine").
 SWEEP_SECONDS = 60.0
 #: Sessions whose highest committed request id the engine keeps in memory (least recently used
@@ -891,9 +892,9 @@ async def open_engine(
     Leaving the block answers every command already decided (after its commit) and closes the
     journal; commands offered after that are refused with `Overloaded`."""
     if modules is None:
-        from domain.catalog import MODULES
+        from domain.catalog import BOOKING
 
-        modules = MODULES
+        modules = (BOOKING,)
     async with trio.open_nursery() as nursery:
         engine = Engine(
             Path(data_dir),

@@ -271,7 +271,7 @@ def row_of(seq: int, event: Event) -> Row:
         seq,
         event.stream,
         event.version,
-        type(event).__name__,
+        type(event).type_name,
         type(event).schema,
         payload,
         event.at,

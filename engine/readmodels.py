@@ -51,7 +51,7 @@ class ReadModels:
         for projection in self.projections.values():
             if not projection.event_types:
                 return None
-            names.update(t.__name__ for t in projection.event_types)
+            names.update(t.type_name for t in projection.event_types)
         return sorted(names)
 
     def refold_types(self, names: Iterable[str]) -> list[str] | None:
@@ -61,7 +61,7 @@ class ReadModels:
             projection = self.projections[name]
             if not projection.event_types:
                 return None
-            types.update(t.__name__ for t in projection.event_types)
+            types.update(t.type_name for t in projection.event_types)
         return sorted(types)
 
     def apply_to(self, event: Event, names: set[str]) -> None:

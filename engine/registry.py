@@ -1,7 +1,11 @@
 """The function registry: Convex-style names bound to the domain's declarations.
 
-Built once from the domain `Module`s; answers which mutation or query a name is, which
-aggregate kind owns a stream, and which projections exist. Names are `module:function`.
+Built once from the apps and modules the engine serves; answers which mutation or query a name
+is (aliases included), which aggregate kind owns a stream, and which projections exist. Names
+are `module:function`. Whatever cannot be served together is refused here, before anything
+starts, with an `AppError` that names the apps involved: a function, aggregate kind, id prefix,
+projection or job declared twice; an alias that hides a function or points at none; a reserved
+function name taken by an app.
 """
 
 from __future__ import annotations
@@ -9,9 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from domain.app import BUILTIN_APP, RESERVED_FUNCTION_MODULES, App, AppError
 from domain.errors import InvalidArgs, NotFound
 from domain.model import Aggregate, Module, MutationSpec, Projection, QuerySpec
 from domain.scheduling import CronJob
+
+
+def owner_of(module: Module) -> str:
+    """The app a module's declarations belong to (plain modules are the built-in app's)."""
+    return module.name if isinstance(module, App) else BUILTIN_APP
 
 
 class Registry:
@@ -21,40 +31,75 @@ class Registry:
         self.aggregates: dict[str, Aggregate[Any]] = {}
         self.projections: dict[str, Projection[Any]] = {}
         self.jobs: dict[str, CronJob] = {}
+        #: Alias -> the function's own name.
+        self.aliases: dict[str, str] = {}
+        #: Which app declared each name ("function events:create", "aggregate event", ...).
+        self._owners: dict[str, str] = {}
+        id_prefixes: dict[str, str] = {}
+        aliases: list[tuple[str, str, str]] = []
         for module in modules:
+            app = owner_of(module)
             for aggregate in module.aggregates:
-                self._add(self.aggregates, aggregate.kind, aggregate)
+                self._add(self.aggregates, "aggregate kind", aggregate.kind, aggregate, app)
+                self._add(id_prefixes, "id prefix", aggregate.id_prefix, aggregate.kind, app)
             for projection in module.projections:
-                self._add(self.projections, projection.name, projection)
+                self._add(self.projections, "read model", projection.name, projection, app)
             for mutation in module.mutations:
-                self._check_name(mutation.name)
-                self._add(self.mutations, mutation.name, mutation)
+                self._check_name(mutation.name, app)
+                self._add(self.mutations, "function", mutation.name, mutation, app)
             for query in module.queries:
-                self._check_name(query.name)
-                self._add(self.queries, query.name, query)
+                self._check_name(query.name, app)
+                self._add(self.queries, "function", query.name, query, app)
             for job in module.jobs:
-                self._add(self.jobs, job.name, job)
+                self._add(self.jobs, "cron job", job.name, job, app)
+            if isinstance(module, App):
+                aliases.extend((alias, target, app) for alias, target in module.aliases)
+        for alias, target, app in aliases:
+            self._check_name(alias, app)
+            if target not in self.mutations and target not in self.queries:
+                raise AppError(f"app {app!r}: alias {alias!r} names no function ({target!r})")
+            self._add(self.aliases, "function", alias, target, app)
 
-    @staticmethod
-    def _add(table: dict[str, Any], key: str, value: Any) -> None:
-        if key in table:
-            raise ValueError(f"{key!r} is declared twice")
+    def _add(self, table: dict[str, Any], what: str, key: str, value: Any, app: str) -> None:
+        owner = f"{what} {key}"
+        if what == "function":
+            clash = key in self.mutations or key in self.queries or key in self.aliases
+        else:
+            clash = key in table
+        if clash:
+            first = self._owners[owner]
+            if first == app:
+                raise AppError(f"app {app!r} declares {what} {key!r} twice")
+            raise AppError(f"app {app!r} declares {what} {key!r}, which app {first!r} declares")
+        self._owners[owner] = app
         table[key] = value
 
     @staticmethod
-    def _check_name(name: str) -> None:
+    def _check_name(name: str, app: str) -> None:
         module, sep, function = name.partition(":")
         if not (module and sep and function):
-            raise ValueError(f"function name {name!r} is not module:function")
+            raise AppError(f"app {app!r}: function name {name!r} is not module:function")
+        if app != BUILTIN_APP and (
+            module.startswith("_")
+            or function.startswith("_")
+            or module in RESERVED_FUNCTION_MODULES
+        ):
+            raise AppError(f"app {app!r}: function name {name!r} is reserved to Turnstile")
+
+    def owner(self, name: str) -> str:
+        """The app that serves function `name` (its own name or an alias)."""
+        return self._owners[f"function {name}"]
 
     def mutation(self, name: str) -> MutationSpec[Any, Any]:
-        spec = self.mutations.get(_normalize(name))
+        found = _normalize(name)
+        spec = self.mutations.get(self.aliases.get(found, found))
         if spec is None:
             raise NotFound(f"Could not find public function for '{name}'.", function=name)
         return spec
 
     def query(self, name: str) -> QuerySpec[Any]:
-        spec = self.queries.get(_normalize(name))
+        found = _normalize(name)
+        spec = self.queries.get(self.aliases.get(found, found))
         if spec is None:
             raise NotFound(f"Could not find public function for '{name}'.", function=name)
         return spec

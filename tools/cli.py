@@ -1,7 +1,7 @@
 """The `turnstile` command (docs/reference/cli.md).
 
     turnstile serve [--host 127.0.0.1] [--port 3210] [--data-dir ./data]
-                    [--admin-key K] [--jwt-secret S] [--demo]
+                    [--admin-key K] [--jwt-secret S] [--demo] [--app MODULE ...]
     turnstile token --jwt-secret S --sub USER [--org ORG] [--cap CAP ...] [--ttl SECONDS]
     turnstile loadtest --url URL [--scenario onsale|booking|fanout|mixed] ...  (docs/loadtest.md)
 
@@ -26,10 +26,12 @@ from pathlib import Path
 import trio
 
 from domain.identity import ADMIN, CAPABILITIES
+from domain.model import Module
 from domain.scheduling import JOB
 from engine import Engine, open_engine, tune_gc
 from engine.server import Authenticator, RunningServer, mint_token, open_server
 from tools import loadtest, replay
+from tools.app_option import add_app_option, load_app_modules
 
 DEMO_ORG = "org_demo"
 DEV_USER = "dev-user"
@@ -51,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--jwt-secret", default=os.environ.get("TURNSTILE_JWT_SECRET"))
     serve.add_argument("--demo", action="store_true", help="load demo data on an empty journal")
     serve.add_argument("--log-level", default="INFO")
+    add_app_option(serve)
 
     token = commands.add_parser("token", help="print a user token (HS256 JWT)")
     token.add_argument("--jwt-secret", default=os.environ.get("TURNSTILE_JWT_SECRET"))
@@ -93,6 +96,7 @@ def _token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    modules = load_app_modules(parser, args.apps)
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
@@ -111,14 +115,16 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         token = mint_token(jwt_secret, DEV_USER, ttl_seconds=7 * 24 * 3600)
         print(f"dev user token (sub={DEV_USER}, 7 days): {token}")
     sys.stdout.flush()
-    trio.run(_run, args, authenticator)
+    trio.run(_run, args, authenticator, modules)
     return 0
 
 
-async def _run(args: argparse.Namespace, authenticator: Authenticator) -> None:
+async def _run(
+    args: argparse.Namespace, authenticator: Authenticator, modules: tuple[Module, ...]
+) -> None:
     tune_gc()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_engine(args.data_dir) as engine:
+        async with open_engine(args.data_dir, modules=modules) as engine:
             if args.demo:
                 await _load_demo(engine)
             async with (

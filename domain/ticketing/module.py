@@ -24,6 +24,7 @@ from domain.ticketing.projections import EVENT_CATALOG, USER_QUEUE, USER_TICKETS
 
 _route_event = commands.route_event
 
+
 def _join_limit_key(args: EventUserArgs, identity: Identity) -> str:
     # Authorize before counting: nobody may spend another user's joins.
     require_user(identity, args.user_id)

@@ -383,9 +383,7 @@ def _purchased(state: EventQueueState, e: TicketPurchased) -> EventQueueState:
 
 def _checked_in(state: EventQueueState, e: TicketCheckedIn) -> EventQueueState:
     ticket = state.tickets[e.ticket_id]
-    return replace(
-        state, tickets=state.tickets.set(ticket.id, replace(ticket, status="used"))
-    )
+    return replace(state, tickets=state.tickets.set(ticket.id, replace(ticket, status="used")))
 
 
 def _refunded(state: EventQueueState, e: TicketRefunded) -> EventQueueState:
@@ -445,9 +443,7 @@ def _queue_called(state: EventQueueState, e: QueueEntryCalled) -> EventQueueStat
 
 def _queue_completed(state: EventQueueState, e: QueueEntryCompleted) -> EventQueueState:
     entry = state.queue[e.queue_entry_id]
-    return replace(
-        state, queue=state.queue.set(entry.id, replace(entry, status="completed"))
-    )
+    return replace(state, queue=state.queue.set(entry.id, replace(entry, status="completed")))
 
 
 _FOLDS: dict[type[Event], Callable[[EventQueueState, Any], EventQueueState]] = {

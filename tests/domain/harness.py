@@ -225,7 +225,7 @@ class World:
             assert (event.stream, event.version, event.at) == (stream, version, self.now)
             # Every event survives the journal's codec unchanged.
             assert (
-                decode_event(type(event).__name__, stream, version, event.at, encode_event(event))
+                decode_event(type(event).type_name, stream, version, event.at, encode_event(event))
                 == event
             )
             for change in event.timer_changes():
