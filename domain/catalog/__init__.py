@@ -6,6 +6,7 @@ modules of `domain` (`domain.model`, `domain.errors`, ...), so the root imports 
 from __future__ import annotations
 
 from domain.app import BUILTIN_APP, App
+from domain.catalog.aliases import SEED_ALIASES
 from domain.customers import CUSTOMERS
 from domain.model import Module
 from domain.notifications import NOTIFICATIONS
@@ -15,4 +16,4 @@ from domain.venue import VENUE
 MODULES: tuple[Module, ...] = (TICKETING, NOTIFICATIONS, CUSTOMERS, VENUE)
 
 #: The built-in booking domain as one app, loaded like any other (`engine.apps.load_apps`).
-BOOKING = App.combining(BUILTIN_APP, MODULES)
+BOOKING = App.combining(BUILTIN_APP, MODULES, aliases=SEED_ALIASES)
