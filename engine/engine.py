@@ -831,12 +831,15 @@ class Engine:
 
     async def _index_journal(self) -> None:
         """Keep the journal's stream index caught up. The lock is held for each catch-up, so
-        `_close` never closes the journal while a worker thread still works on it."""
+        `_close` never closes the journal while a worker thread still works on it. An idle
+        engine waits for the next commit instead of polling (in virtual time, a test that lets
+        days pass would otherwise wake this task every `INDEX_SECONDS` of them)."""
         indexed = self.committed_seq
         while not self._closing:
-            await trio.sleep(INDEX_SECONDS)
             if self.committed_seq == indexed:
+                await self._seq_advanced.wait()
                 continue
+            await trio.sleep(INDEX_SECONDS)
             target = self.committed_seq
             async with self._index_lock:  # (held for good by `_close` once it has it)
                 try:
