@@ -1,5 +1,9 @@
-"""Turnstile's domain: pure aggregates, rules and function declarations (no I/O, no clock)."""
+"""Turnstile's domain: pure aggregates, rules and function declarations (no I/O, no clock).
 
+What is exported here (and `domain.app.App`) is the API an app is written against
+(docs/apps.md); the rest of the package is the built-in booking app's own."""
+
+from domain.app import App, AppError
 from domain.errors import (
     Conflict,
     Forbidden,
@@ -11,7 +15,16 @@ from domain.errors import (
     TurnstileError,
     Unauthenticated,
 )
-from domain.identity import ADMIN, ANONYMOUS, Identity
+from domain.identity import (
+    ADMIN,
+    ANONYMOUS,
+    Identity,
+    org_for_new_record,
+    require_authenticated,
+    require_cap,
+    require_org,
+    require_user,
+)
 from domain.model import (
     Aggregate,
     Decision,
@@ -23,18 +36,25 @@ from domain.model import (
     TimerChange,
     View,
 )
+from domain.scheduling import CronJob, DailyAt, Every, JobCommand
 
 __all__ = [
     "ADMIN",
     "ANONYMOUS",
     "Aggregate",
+    "App",
+    "AppError",
     "Conflict",
+    "CronJob",
+    "DailyAt",
     "Decision",
     "Event",
+    "Every",
     "Forbidden",
     "Identity",
     "Internal",
     "InvalidArgs",
+    "JobCommand",
     "Module",
     "MutationSpec",
     "NotFound",
@@ -46,4 +66,9 @@ __all__ = [
     "TurnstileError",
     "Unauthenticated",
     "View",
+    "org_for_new_record",
+    "require_authenticated",
+    "require_cap",
+    "require_org",
+    "require_user",
 ]
