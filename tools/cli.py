@@ -30,7 +30,7 @@ from domain.model import Module
 from domain.scheduling import JOB
 from engine import Engine, open_engine, tune_gc
 from engine.server import Authenticator, RunningServer, mint_token, open_server
-from tools import loadtest, replay
+from tools import codegen, loadtest, replay
 from tools.app_option import add_app_option, load_app_modules
 
 DEMO_ORG = "org_demo"
@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     loadtest.add_parser(commands)
+    add_app_option(codegen.add_parser(commands))
 
     replay.add_arguments(
         commands.add_parser("replay", help="verify, recover, inspect or export a journal")
@@ -82,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return loadtest.main(parser, args)
     if args.command == "replay":
         return replay.run(args)
+    if args.command == "codegen":
+        return codegen.run(args, load_app_modules(parser, args.apps))
     return _serve(parser, args)
 
 
