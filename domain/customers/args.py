@@ -11,6 +11,7 @@ from __future__ import annotations
 import attrs
 
 from domain.customers.events import Scalar
+from domain.pagination import PaginationOpts
 
 
 @attrs.frozen(kw_only=True)
@@ -49,8 +50,7 @@ class UpdateCustomerArgs:
 
 @attrs.frozen(kw_only=True)
 class CustomerIdArgs:
-    """`{customerId}`: customers:get, customers:calculateCLV, customers:exportData,
-    memberships:list."""
+    """`{customerId}`: customers:get, customers:calculateCLV, customers:exportData."""
 
     customer_id: str
 
@@ -72,6 +72,16 @@ class ListCustomersArgs:
     #: `continueCursor` of the previous page; None for the first.
     cursor: str | None = None
     org_id: str | None = None
+    #: Convex's form of paging, instead of `limit` and `cursor` (domain.pagination).
+    pagination_opts: PaginationOpts | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MembershipListArgs:
+    """`{customerId, paginationOpts?}`: memberships:list."""
+
+    customer_id: str
+    pagination_opts: PaginationOpts | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -98,8 +108,10 @@ class AddPointsArgs:
 
 @attrs.frozen(kw_only=True)
 class ActivityArgs:
-    """`{entityType: "customer" | "membership", entityId, limit?}`."""
+    """`{entityType: "customer" | "membership", entityId, limit?, paginationOpts?}`."""
 
     entity_type: str
     entity_id: str
     limit: int | None = None
+    #: Convex's form of paging, instead of `limit` (domain.pagination).
+    pagination_opts: PaginationOpts | None = None

@@ -13,6 +13,7 @@ from domain.customers.args import (
     CustomerIdArgs,
     EnrollArgs,
     ListCustomersArgs,
+    MembershipListArgs,
     OrgArgs,
     SoftStateArgs,
     UpdateCustomerArgs,
@@ -61,7 +62,9 @@ QUERIES: tuple[QuerySpec[Any], ...] = (
     QuerySpec(name="customers:list", args_type=ListCustomersArgs, evaluate=queries.list_customers),
     QuerySpec(name="customers:typeStatistics", args_type=OrgArgs, evaluate=queries.type_statistics),
     QuerySpec(name="customers:exportData", args_type=CustomerIdArgs, evaluate=queries.export_data),
-    QuerySpec(name="memberships:list", args_type=CustomerIdArgs, evaluate=queries.list_memberships),
+    QuerySpec(
+        name="memberships:list", args_type=MembershipListArgs, evaluate=queries.list_memberships
+    ),
     QuerySpec(name="activity:list", args_type=ActivityArgs, evaluate=queries.list_activity),
 )
 

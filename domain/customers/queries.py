@@ -5,19 +5,31 @@ missing one (null where a missing one is null, NotFound where it is NotFound).
 Lists and statistics read the directory projection under the caller's organization only, so a
 subscription is re-evaluated only for changes in that organization; single customers read their
 own aggregate.
+
+The lists (customers:list, memberships:list, activity:list) answer one page in Convex's form
+(`domain.pagination`) when `paginationOpts` is given, read exactly as without it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from domain.customers import profile as rules
 from domain.customers.aggregate import CUSTOMER
-from domain.customers.args import ActivityArgs, CustomerIdArgs, ListCustomersArgs, OrgArgs
+from domain.customers.args import (
+    ActivityArgs,
+    CustomerIdArgs,
+    ListCustomersArgs,
+    MembershipListArgs,
+    OrgArgs,
+)
 from domain.customers.commands import READ
 from domain.customers.projections import (
     CUSTOMER_DIRECTORY,
     ENTRY_SEP,
     FIELD_SEP,
     CustomerSummary,
+    OrgDirectory,
 )
 from domain.customers.state import CustomerState
 from domain.customers.wire import (
@@ -34,6 +46,7 @@ from domain.errors import InvalidArgs, NotFound
 from domain.identity import Identity, org_for_new_record, require_cap
 from domain.ids import is_root_id, owner_of
 from domain.model import View
+from domain.pagination import PaginationOpts, paginate, scope_of, start_key
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
@@ -79,9 +92,18 @@ def list_customers(view: View, args: ListCustomersArgs, identity: Identity) -> D
     """customers:list -> {page, continueCursor, isDone}: the organization's active customers in
     creation order, filtered by `locationId` and `lifecycle`, and by `search` (case-insensitive
     substring of first name, last name or email). `cursor` is a previous `continueCursor`;
-    `isDone` is true once the end was reached. Admin callers name the organization (`orgId`)."""
+    `isDone` is true once the end was reached. Admin callers name the organization (`orgId`).
+
+    With `paginationOpts` (and neither `limit` nor `cursor`), Convex's page of the same list,
+    keyed by creation number in the organization."""
     require_cap(identity, READ)
     org_id = org_for_new_record(identity, args.org_id)
+    if args.pagination_opts is not None:
+        if args.limit is not None or args.cursor is not None:
+            raise InvalidArgs(
+                "limit and cursor are not taken with paginationOpts.", path="paginationOpts"
+            )
+        return _customer_page(view, args, org_id, args.pagination_opts)
     limit = _limit(args.limit)
     lifecycle = rules.lifecycle(args.lifecycle)
     start = _cursor(args.cursor)
@@ -111,6 +133,51 @@ def list_customers(view: View, args: ListCustomersArgs, identity: Identity) -> D
     ]
     end = resume if resume is not None else max(start, directory.size)
     return {"page": page, "continueCursor": str(end), "isDone": resume is None}
+
+
+def _customer_page(view: View, args: ListCustomersArgs, org_id: str, opts: PaginationOpts) -> Doc:
+    lifecycle = rules.lifecycle(args.lifecycle)
+    needle = (args.search or "").strip().casefold() or None
+    directory = view.projection(CUSTOMER_DIRECTORY, org_id).of(org_id)
+    scope = scope_of("customers:list", args)
+    after = start_key(opts, scope)
+    start = after[0] + 1 if after and isinstance(after[0], int) else 0
+    rows: Iterator[CustomerSummary] = iter(())
+    # No name or email holds a separator, so a needle with one matches nothing.
+    if needle is None or (FIELD_SEP not in needle and ENTRY_SEP not in needle):
+        rows = _matching(directory, start, needle, lifecycle, args.location_id)
+    page = paginate(rows, key=lambda summary: (summary.number,), opts=opts, scope=scope)
+    return page.doc(
+        lambda summary: customer_doc(
+            customer_id=summary.id,
+            org_id=org_id,
+            created_at=summary.created_at,
+            profile=summary.profile,
+            soft_state=summary.soft_state,
+            figures=summary.figures,
+        )
+    )
+
+
+def _matching(
+    directory: OrgDirectory,
+    start: int,
+    needle: str | None,
+    lifecycle: str | None,
+    location_id: str | None,
+) -> Iterator[CustomerSummary]:
+    """The matching active customers numbered `start` or later, in creation order, found a
+    page of the directory at a time as they are read."""
+    resume: int | None = start
+    while resume is not None:
+        found, resume = directory.page(
+            start=resume,
+            limit=DEFAULT_PAGE,
+            needle=needle,
+            lifecycle=lifecycle,
+            location_id=location_id,
+        )
+        yield from found
 
 
 def _cursor(cursor: str | None) -> int:
@@ -158,21 +225,36 @@ def export_data(view: View, args: CustomerIdArgs, identity: Identity) -> Doc:
     }
 
 
-def list_memberships(view: View, args: CustomerIdArgs, identity: Identity) -> list[Doc]:
-    """memberships:list -> the customer's memberships in enrolment order; NotFound if missing."""
+def list_memberships(view: View, args: MembershipListArgs, identity: Identity) -> list[Doc] | Doc:
+    """memberships:list -> the customer's memberships in enrolment order; NotFound if missing.
+    With `paginationOpts`, a page of them keyed by enrolment number."""
     require_cap(identity, READ)
     state = _require_customer(view, identity, args.customer_id)
     assert state.id is not None
     customer_id = state.id
     ordered = sorted(state.memberships.values(), key=lambda m: m.number)
+    if args.pagination_opts is not None:
+        page = paginate(
+            ordered,
+            key=lambda m: (m.number,),
+            opts=args.pagination_opts,
+            scope=scope_of("memberships:list", args),
+        )
+        return page.doc(lambda m: membership_doc(customer_id, m))
     return [membership_doc(customer_id, m) for m in ordered]
 
 
-def list_activity(view: View, args: ActivityArgs, identity: Identity) -> list[Doc]:
+def list_activity(view: View, args: ActivityArgs, identity: Identity) -> list[Doc] | Doc:
     """activity:list -> up to `limit` (default 50) timeline entries, newest first: of a
     customer (`entityType` "customer": every change) or of a membership ("membership": the
-    entries about it). NotFound for a missing entity; another entity type is InvalidArgs."""
+    entries about it). NotFound for a missing entity; another entity type is InvalidArgs.
+    With `paginationOpts` (and no `limit`), a page of the whole timeline, newest first, keyed
+    by entry number (new entries join the first page)."""
     require_cap(identity, READ)
+    if args.pagination_opts is not None:
+        if args.limit is not None:
+            raise InvalidArgs("limit is not taken with paginationOpts.", path="paginationOpts")
+        return _activity_page(view, args, identity, args.pagination_opts)
     limit = _limit(args.limit)
     if args.entity_type == "customer":
         state = _require_customer(view, identity, args.entity_id)
@@ -190,4 +272,37 @@ def list_activity(view: View, args: ActivityArgs, identity: Identity) -> list[Do
             activity_doc(holder.id, "membership", args.entity_id, holder.entry(n))
             for n in reversed(about[-limit:])
         ]
+    raise InvalidArgs(f"entityType must be one of {', '.join(ENTITY_TYPES)}.", path="entityType")
+
+
+def _activity_page(view: View, args: ActivityArgs, identity: Identity, opts: PaginationOpts) -> Doc:
+    scope = scope_of("activity:list", args)
+    if args.entity_type == "customer":
+        state = _require_customer(view, identity, args.entity_id)
+        assert state.id is not None
+        customer_id = state.id
+        after = start_key(opts, scope)
+        first = state.activity_count - 1
+        if after and isinstance(after[0], int):  # newest first: older than the cursor's
+            first = min(first, after[0] - 1)
+        customer_page = paginate(
+            range(first, -1, -1), key=lambda n: (n,), opts=opts, scope=scope, descending=True
+        )
+        return customer_page.doc(
+            lambda n: activity_doc(customer_id, "customer", customer_id, state.entry(n))
+        )
+    if args.entity_type == "membership":
+        owner = owner_of(args.entity_id, "ms", "cu")
+        holder = read_customer(view, identity, owner) if owner is not None else None
+        if holder is None or args.entity_id not in holder.memberships:
+            raise NotFound("Membership not found.")
+        assert holder.id is not None
+        holder_id = holder.id
+        about = holder.membership_activity.get(args.entity_id, ())
+        membership_page = paginate(
+            reversed(about), key=lambda n: (n,), opts=opts, scope=scope, descending=True
+        )
+        return membership_page.doc(
+            lambda n: activity_doc(holder_id, "membership", args.entity_id, holder.entry(n))
+        )
     raise InvalidArgs(f"entityType must be one of {', '.join(ENTITY_TYPES)}.", path="entityType")

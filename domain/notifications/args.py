@@ -13,6 +13,8 @@ from typing import Any
 import attrs
 import immutables
 
+from domain.pagination import PaginationOpts
+
 
 @attrs.frozen(kw_only=True)
 class EmitWebhookEventArgs:
@@ -25,8 +27,9 @@ class EmitWebhookEventArgs:
 
 @attrs.frozen(kw_only=True)
 class UserWebhookEventsArgs:
-    """`{userId, since}`: webhooks:getUserWebhookEvents; `since` is ms since the epoch (any
-    JavaScript number, as `Date.now() - 60000` gives it)."""
+    """`{userId, since, paginationOpts?}`: webhooks:getUserWebhookEvents; `since` is ms since
+    the epoch (any JavaScript number, as `Date.now() - 60000` gives it)."""
 
     user_id: str
     since: float
+    pagination_opts: PaginationOpts | None = None

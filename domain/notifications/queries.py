@@ -15,19 +15,29 @@ from domain.notifications.aggregate import INBOX
 from domain.notifications.args import UserWebhookEventsArgs
 from domain.notifications.state import inbox_id
 from domain.notifications.wire import Doc, notification_doc
+from domain.pagination import paginate, scope_of
 
 
 def get_user_webhook_events(
     view: View, args: UserWebhookEventsArgs, identity: Identity
-) -> list[Doc]:
+) -> list[Doc] | Doc:
     """webhooks:getUserWebhookEvents -> the user's live notifications with `createdAt >
     since`, oldest first (ties in arrival order). Only the user themself or admin may ask
-    (Unauthenticated, Forbidden); an empty `userId` is InvalidArgs."""
+    (Unauthenticated, Forbidden); an empty `userId` is InvalidArgs. With `paginationOpts`, a
+    page of them keyed by `(createdAt, arrival number)` (an expired one leaves its page)."""
     require_user(identity, args.user_id)
     if not args.user_id:
         raise InvalidArgs("userId must not be empty.", path="userId")
     state = view.aggregate(INBOX, inbox_id(args.user_id))
-    if state is None:
-        return []
-    newer = (n for n in state.notifications.values() if n.created_at > args.since)
-    return [notification_doc(n) for n in sorted(newer, key=lambda n: (n.created_at, n.number))]
+    notifications = () if state is None else state.notifications.values()
+    newer = (n for n in notifications if n.created_at > args.since)
+    ordered = sorted(newer, key=lambda n: (n.created_at, n.number))
+    if args.pagination_opts is not None:
+        page = paginate(
+            ordered,
+            key=lambda n: (n.created_at, n.number),
+            opts=args.pagination_opts,
+            scope=scope_of("webhooks:getUserWebhookEvents", args),
+        )
+        return page.doc(notification_doc)
+    return [notification_doc(n) for n in ordered]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from domain.pagination import PaginationOpts
+
 
 @attrs.frozen(kw_only=True)
 class CreateEventArgs:
@@ -47,8 +49,18 @@ class EventIdArgs:
 
 
 @attrs.frozen(kw_only=True)
-class NoArgs:
-    """`{}`: events:list."""
+class ListEventsArgs:
+    """`{paginationOpts?}`: events:list (a page of the list when `paginationOpts` is given)."""
+
+    pagination_opts: PaginationOpts | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EventListArgs:
+    """`{eventId, paginationOpts?}`: tickets:listForEvent, queue:getEventQueue."""
+
+    event_id: str
+    pagination_opts: PaginationOpts | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -61,9 +73,17 @@ class EventUserArgs:
 
 @attrs.frozen(kw_only=True)
 class UserArgs:
-    """`{userId}`: events:getUserTickets, queue:getUserQueue."""
+    """`{userId}`: queue:getUserQueue."""
 
     user_id: str
+
+
+@attrs.frozen(kw_only=True)
+class UserListArgs:
+    """`{userId, paginationOpts?}`: events:getUserTickets."""
+
+    user_id: str
+    pagination_opts: PaginationOpts | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -15,7 +15,8 @@ from typing import Any
 from domain.errors import Conflict, NotFound
 from domain.identity import Identity, require_cap, require_org, require_user
 from domain.model import Decision, View
-from domain.ticketing.args import EventIdArgs, EventUserArgs, UserArgs
+from domain.pagination import paginate, scope_of
+from domain.ticketing.args import EventIdArgs, EventListArgs, EventUserArgs, UserArgs
 from domain.ticketing.commands import existing_event, require_not_cancelled
 from domain.ticketing.events import QueueEntryCalled, QueueEntryCompleted, QueueJoined, QueueLeft
 from domain.ticketing.positions import estimated_time, open_queue_entry, queue_position
@@ -94,20 +95,28 @@ def complete(d: State, args: EventUserArgs) -> None:
     d.emit(QueueEntryCompleted, queue_entry_id=entry.id, user_id=entry.user_id)
 
 
-def get_event_queue(view: View, args: EventIdArgs, identity: Identity) -> list[Doc]:
+def get_event_queue(view: View, args: EventListArgs, identity: Identity) -> list[Doc] | Doc:
     """queue:getEventQueue -> the waiting entries in order, each with `position` and
-    `estimatedTime`. Needs `queue:manage` in the event's organization."""
+    `estimatedTime`. Needs `queue:manage` in the event's organization. With `paginationOpts`,
+    a page of them keyed by their number in the queue (an entry called or cancelled leaves its
+    page; a new one joins the last)."""
     require_cap(identity, "queue:manage")
     state = read_event(view, args.event_id)
     if state is None or state.event is None:
         raise NotFound("Event not found.")
     require_org(identity, state.event.org_id, "Event")
     holes = set(state.queue_holes)
-    return [
-        queue_doc(state, state.queue[queue_entry_id(state.event.id, n)])
-        for n in range(state.queue_head, state.queue_count)
-        if n not in holes
-    ]
+    event_id = state.event.id
+    waiting = (n for n in range(state.queue_head, state.queue_count) if n not in holes)
+    if args.pagination_opts is not None:
+        page = paginate(
+            waiting,
+            key=lambda n: (n,),
+            opts=args.pagination_opts,
+            scope=scope_of("queue:getEventQueue", args),
+        )
+        return page.doc(lambda n: queue_doc(state, state.queue[queue_entry_id(event_id, n)]))
+    return [queue_doc(state, state.queue[queue_entry_id(event_id, n)]) for n in waiting]
 
 
 def get_user_queue(view: View, args: UserArgs, identity: Identity) -> list[Doc]:

@@ -12,13 +12,15 @@ from domain.ticketing.aggregate import EVENT_QUEUE
 from domain.ticketing.args import (
     CreateEventArgs,
     EventIdArgs,
+    EventListArgs,
     EventUserArgs,
-    NoArgs,
+    ListEventsArgs,
     PurchaseTicketArgs,
     ReleaseTicketArgs,
     TicketIdArgs,
     UpdateEventArgs,
     UserArgs,
+    UserListArgs,
 )
 from domain.ticketing.projections import EVENT_CATALOG, USER_QUEUE, USER_TICKETS
 
@@ -129,13 +131,15 @@ MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
 
 QUERIES: tuple[QuerySpec[Any], ...] = (
     QuerySpec(name="events:get", args_type=EventIdArgs, evaluate=queries.get_event),
-    QuerySpec(name="events:list", args_type=NoArgs, evaluate=queries.list_events),
+    QuerySpec(name="events:list", args_type=ListEventsArgs, evaluate=queries.list_events),
     QuerySpec(
         name="events:getEventAvailability",
         args_type=EventIdArgs,
         evaluate=queries.get_event_availability,
     ),
-    QuerySpec(name="events:getUserTickets", args_type=UserArgs, evaluate=queries.get_user_tickets),
+    QuerySpec(
+        name="events:getUserTickets", args_type=UserListArgs, evaluate=queries.get_user_tickets
+    ),
     QuerySpec(
         name="waitingList:getQueuePosition",
         args_type=EventUserArgs,
@@ -147,10 +151,12 @@ QUERIES: tuple[QuerySpec[Any], ...] = (
         evaluate=queries.get_user_ticket_for_event,
     ),
     QuerySpec(
-        name="tickets:listForEvent", args_type=EventIdArgs, evaluate=queries.list_tickets_for_event
+        name="tickets:listForEvent",
+        args_type=EventListArgs,
+        evaluate=queries.list_tickets_for_event,
     ),
     QuerySpec(
-        name="queue:getEventQueue", args_type=EventIdArgs, evaluate=live_queue.get_event_queue
+        name="queue:getEventQueue", args_type=EventListArgs, evaluate=live_queue.get_event_queue
     ),
     QuerySpec(name="queue:getUserQueue", args_type=UserArgs, evaluate=live_queue.get_user_queue),
 )

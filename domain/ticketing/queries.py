@@ -3,6 +3,9 @@
 Public reads (events:get, events:list, events:getEventAvailability)
 work without identity and across organizations: the marketplace is public. A malformed event id
 reads nothing and is treated as a missing event.
+
+The lists (events:list, events:getUserTickets, tickets:listForEvent) answer one page
+(`domain.pagination`) when `paginationOpts` is given, read exactly as the whole list is.
 """
 
 from __future__ import annotations
@@ -11,8 +14,15 @@ from domain.errors import NotFound
 from domain.identity import Identity, require_cap, require_org, require_user
 from domain.ids import is_root_id
 from domain.model import View
+from domain.pagination import paginate, scope_of
 from domain.ticketing.aggregate import EVENT_QUEUE
-from domain.ticketing.args import EventIdArgs, EventUserArgs, NoArgs, UserArgs
+from domain.ticketing.args import (
+    EventIdArgs,
+    EventListArgs,
+    EventUserArgs,
+    ListEventsArgs,
+    UserListArgs,
+)
 from domain.ticketing.positions import held_ticket
 from domain.ticketing.projections import CATALOG_KEY, EVENT_CATALOG, USER_TICKETS
 from domain.ticketing.state import EventInfo, EventQueueState
@@ -35,11 +45,25 @@ def get_event(view: View, args: EventIdArgs, identity: Identity) -> Doc | None:
     return None if state is None else event_doc(_info(state))
 
 
-def list_events(view: View, args: NoArgs, identity: Identity) -> list[Doc]:
-    """events:list -> every event not cancelled, soonest `eventDate` first (ties by id)."""
+def list_events(view: View, args: ListEventsArgs, identity: Identity) -> list[Doc] | Doc:
+    """events:list -> every event not cancelled, soonest `eventDate` first (ties by id); with
+    `paginationOpts`, a page of them keyed by `(eventDate, id)` (an event whose date changes
+    moves to its new place, as if deleted and inserted there)."""
     catalog = view.projection(EVENT_CATALOG, CATALOG_KEY)
-    ordered = sorted(catalog.events.values(), key=lambda info: (info.event_date, info.id))
+    ordered = sorted(catalog.events.values(), key=_event_key)
+    if args.pagination_opts is not None:
+        page = paginate(
+            ordered,
+            key=_event_key,
+            opts=args.pagination_opts,
+            scope=scope_of("events:list", args),
+        )
+        return page.doc(event_doc)
     return [event_doc(info) for info in ordered]
+
+
+def _event_key(info: EventInfo) -> tuple[int, str]:
+    return (info.event_date, info.id)
 
 
 def get_event_availability(view: View, args: EventIdArgs, identity: Identity) -> Doc:
@@ -51,9 +75,10 @@ def get_event_availability(view: View, args: EventIdArgs, identity: Identity) ->
     return availability_doc(state)
 
 
-def get_user_tickets(view: View, args: UserArgs, identity: Identity) -> list[Doc]:
+def get_user_tickets(view: View, args: UserListArgs, identity: Identity) -> list[Doc] | Doc:
     """events:getUserTickets -> the user's tickets (every status), each with its `event`,
-    oldest purchase first. Only the user (or admin) may ask."""
+    oldest purchase first. Only the user (or admin) may ask. With `paginationOpts`, a page of
+    them keyed by `(purchasedAt, ticket id)`."""
     require_user(identity, args.user_id)
     index = view.projection(USER_TICKETS, args.user_id)
     found: list[Doc] = []
@@ -64,8 +89,20 @@ def get_user_tickets(view: View, args: UserArgs, identity: Identity) -> list[Doc
         event = event_doc(_info(state))
         for tid in state.tickets_by_user.get(args.user_id, ()):
             found.append({**ticket_doc(event_id, state.tickets[tid]), "event": event})
-    found.sort(key=lambda doc: doc["purchasedAt"])
-    return found
+    if args.pagination_opts is None:
+        found.sort(key=lambda doc: doc["purchasedAt"])
+        return found
+    found.sort(key=_purchase_key)  # (ties in purchase time by ticket id)
+    return paginate(
+        found,
+        key=_purchase_key,
+        opts=args.pagination_opts,
+        scope=scope_of("events:getUserTickets", args),
+    ).doc(lambda doc: doc)
+
+
+def _purchase_key(doc: Doc) -> tuple[int, str]:
+    return (doc["purchasedAt"], doc["_id"])
 
 
 def get_queue_position(view: View, args: EventUserArgs, identity: Identity) -> Doc | None:
@@ -105,9 +142,10 @@ def get_user_ticket_for_event(view: View, args: EventUserArgs, identity: Identit
     return ticket_doc(_info(state).id, ticket)
 
 
-def list_tickets_for_event(view: View, args: EventIdArgs, identity: Identity) -> list[Doc]:
+def list_tickets_for_event(view: View, args: EventListArgs, identity: Identity) -> list[Doc] | Doc:
     """tickets:listForEvent -> every ticket of the event in purchase order. Needs
-    `events:manage` in the event's organization."""
+    `events:manage` in the event's organization. With `paginationOpts`, a page of them keyed
+    by purchase number."""
     require_cap(identity, "events:manage")
     state = read_event(view, args.event_id)
     if state is None:
@@ -115,6 +153,14 @@ def list_tickets_for_event(view: View, args: EventIdArgs, identity: Identity) ->
     info = _info(state)
     require_org(identity, info.org_id, "Event")
     ordered = sorted(state.tickets.values(), key=lambda t: t.number)
+    if args.pagination_opts is not None:
+        page = paginate(
+            ordered,
+            key=lambda t: (t.number,),
+            opts=args.pagination_opts,
+            scope=scope_of("tickets:listForEvent", args),
+        )
+        return page.doc(lambda t: ticket_doc(info.id, t))
     return [ticket_doc(info.id, t) for t in ordered]
 
 

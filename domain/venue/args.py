@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import immutables
 
+from domain.pagination import PaginationOpts
 from domain.venue.values import Address, OperatingHours
 
 
@@ -40,9 +41,17 @@ class UpdateLocationArgs:
 
 @attrs.frozen(kw_only=True)
 class LocationIdArgs:
-    """`{locationId}`: locations:get, services:list."""
+    """`{locationId}`: locations:get."""
 
     location_id: str
+
+
+@attrs.frozen(kw_only=True)
+class ListServicesArgs:
+    """`{locationId, paginationOpts?}`: services:list."""
+
+    location_id: str
+    pagination_opts: PaginationOpts | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +59,7 @@ class ListLocationsArgs:
     """`{}` for members of an organization; admin callers name it in `orgId`."""
 
     org_id: str | None = None
+    pagination_opts: PaginationOpts | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -125,13 +135,15 @@ class ListOrdersByLocationArgs:
     from_: int | None = None
     to: int | None = None
     status: str | None = None
+    pagination_opts: PaginationOpts | None = None
 
 
 @attrs.frozen(kw_only=True)
 class CustomerIdArgs:
-    """`{customerId}`: orders:listByCustomer."""
+    """`{customerId, paginationOpts?}`: orders:listByCustomer."""
 
     customer_id: str
+    pagination_opts: PaginationOpts | None = None
 
 
 @attrs.frozen(kw_only=True)

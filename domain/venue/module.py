@@ -17,6 +17,7 @@ from domain.venue.args import (
     DailyAnalyticsArgs,
     ListLocationsArgs,
     ListOrdersByLocationArgs,
+    ListServicesArgs,
     LocationIdArgs,
     OrderIdArgs,
     RecordPaymentArgs,
@@ -89,7 +90,7 @@ MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
 QUERIES: tuple[QuerySpec[Any], ...] = (
     QuerySpec(name="locations:get", args_type=LocationIdArgs, evaluate=queries.get_location),
     QuerySpec(name="locations:list", args_type=ListLocationsArgs, evaluate=queries.list_locations),
-    QuerySpec(name="services:list", args_type=LocationIdArgs, evaluate=queries.list_services),
+    QuerySpec(name="services:list", args_type=ListServicesArgs, evaluate=queries.list_services),
     QuerySpec(
         name="orders:listByLocation",
         args_type=ListOrdersByLocationArgs,

@@ -4,6 +4,9 @@ Each checks its capability (`locations:manage` for locations and services,
 `orders:manage` for orders) and the caller's organization: another organization's location,
 service or order is NotFound exactly as a missing one, and never appears in a listing.
 A malformed id reads nothing and is treated as a missing record.
+
+The lists answer one page in Convex's form (`domain.pagination`) when `paginationOpts` is
+given, read exactly as without it.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from domain.errors import InvalidArgs, NotFound
 from domain.identity import Identity, org_for_new_record, require_cap, require_org
 from domain.ids import is_root_id
 from domain.model import View
+from domain.pagination import paginate, scope_of
 from domain.venue.aggregate import LOCATION
 from domain.venue.args import (
     CustomerIdArgs,
     ListLocationsArgs,
     ListOrdersByLocationArgs,
+    ListServicesArgs,
     LocationIdArgs,
 )
 from domain.venue.hours import DAY_MS
@@ -40,30 +45,53 @@ def get_location(view: View, args: LocationIdArgs, identity: Identity) -> Doc:
     return location_doc(_info(read_location(view, args.location_id, identity)))
 
 
-def list_locations(view: View, args: ListLocationsArgs, identity: Identity) -> list[Doc]:
+def list_locations(view: View, args: ListLocationsArgs, identity: Identity) -> list[Doc] | Doc:
     """locations:list -> the organization's locations, oldest first. Members list their own
-    organization's; admin callers name one in `orgId`."""
+    organization's; admin callers name one in `orgId`. With `paginationOpts`, a page of them
+    keyed by `(createdAt, id)`."""
     require_cap(identity, "locations:manage")
     org_id = org_for_new_record(identity, args.org_id)
     directory = view.projection(LOCATION_DIRECTORY, org_id)
-    ordered = sorted(directory.of(org_id).values(), key=lambda info: (info.created_at, info.id))
+    ordered = sorted(directory.of(org_id).values(), key=_location_key)
+    if args.pagination_opts is not None:
+        page = paginate(
+            ordered,
+            key=_location_key,
+            opts=args.pagination_opts,
+            scope=scope_of("locations:list", args),
+        )
+        return page.doc(location_doc)
     return [location_doc(info) for info in ordered]
 
 
-def list_services(view: View, args: LocationIdArgs, identity: Identity) -> list[Doc]:
-    """services:list -> the location's services (active or not) in creation order."""
+def _location_key(info: LocationInfo) -> tuple[int, str]:
+    return (info.created_at, info.id)
+
+
+def list_services(view: View, args: ListServicesArgs, identity: Identity) -> list[Doc] | Doc:
+    """services:list -> the location's services (active or not) in creation order. With
+    `paginationOpts`, a page of them keyed by creation number."""
     require_cap(identity, "locations:manage")
     state = read_location(view, args.location_id, identity)
     ordered = sorted(state.services.values(), key=lambda service: service.number)
+    if args.pagination_opts is not None:
+        page = paginate(
+            ordered,
+            key=lambda service: (service.number,),
+            opts=args.pagination_opts,
+            scope=scope_of("services:list", args),
+        )
+        return page.doc(lambda service: service_doc(args.location_id, service))
     return [service_doc(args.location_id, service) for service in ordered]
 
 
 def list_orders_by_location(
     view: View, args: ListOrdersByLocationArgs, identity: Identity
-) -> list[Doc]:
+) -> list[Doc] | Doc:
     """orders:listByLocation -> the location's orders whose listing time (a booking's
     `scheduledAt`, else `createdAt`) lies in `[from, to]` (either bound optional) and whose
-    status is `status` if given; ordered by that time, then by placement."""
+    status is `status` if given; ordered by that time, then by placement. With
+    `paginationOpts`, a page of them keyed by `(listing time, placement number)`."""
     require_cap(identity, "orders:manage")
     state = read_location(view, args.location_id, identity)
     if args.status is not None and args.status not in ORDER_STATUSES:
@@ -78,8 +106,20 @@ def list_orders_by_location(
         and (low is None or order.listed_at >= low)
         and (high is None or order.listed_at <= high)
     ]
-    found.sort(key=lambda order: (order.listed_at, order.number))
+    found.sort(key=_listing_key)
+    if args.pagination_opts is not None:
+        page = paginate(
+            found,
+            key=_listing_key,
+            opts=args.pagination_opts,
+            scope=scope_of("orders:listByLocation", args),
+        )
+        return page.doc(lambda order: order_doc(args.location_id, order))
     return [order_doc(args.location_id, order) for order in found]
+
+
+def _listing_key(order: Order) -> tuple[int, int]:
+    return (order.listed_at, order.number)
 
 
 def _orders_listed_between(state: LocationState, low: int | None, high: int | None) -> list[Order]:
@@ -94,9 +134,12 @@ def _orders_listed_between(state: LocationState, low: int | None, high: int | No
     return [state.orders[oid] for bucket in buckets for oid in bucket]
 
 
-def list_orders_by_customer(view: View, args: CustomerIdArgs, identity: Identity) -> list[Doc]:
+def list_orders_by_customer(
+    view: View, args: CustomerIdArgs, identity: Identity
+) -> list[Doc] | Doc:
     """orders:listByCustomer -> the customer's orders at the caller's organization's
-    locations, oldest first. NotFound for an id that is not a customer id."""
+    locations, oldest first. NotFound for an id that is not a customer id. With
+    `paginationOpts`, a page of them keyed by `(createdAt, id)`."""
     require_cap(identity, "orders:manage")
     if not is_root_id(args.customer_id, "cu"):
         raise NotFound("Customer not found.")
@@ -111,6 +154,14 @@ def list_orders_by_customer(view: View, args: CustomerIdArgs, identity: Identity
             order = state.orders[ref.order_id]
             found.append((order.created_at, order.id, order_doc(ref.location_id, order)))
     found.sort(key=lambda item: (item[0], item[1]))
+    if args.pagination_opts is not None:
+        page = paginate(
+            found,
+            key=lambda item: (item[0], item[1]),
+            opts=args.pagination_opts,
+            scope=scope_of("orders:listByCustomer", args),
+        )
+        return page.doc(lambda item: item[2])
     return [doc for _, _, doc in found]
 
 
