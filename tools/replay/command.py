@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from tools.app_option import add_app_option, load_app_modules
 from tools.replay.export import ExportFilter, export_events
 from tools.replay.pitr import RecoveryRefused, copy_until
 from tools.replay.progress import Progress
@@ -37,6 +38,7 @@ DESCRIPTION = """\
 The journal replay tool. Reads DATA_DIR only (read-only SQLite), except --into, which writes a
 new data dir. Modes (one of):
   --verify                 rebuild everything from the journal and check it, and the snapshots
+                           (with --app MODULE ...: the apps the server was serving)
   --into NEW_DIR           point-in-time copy (with --until-seq N or --until-time T)
   --stats                  events per type and stream kind, bytes, rate, biggest streams
   --export FILE.jsonl      events as JSON lines (filters; --follow tails a live journal)
@@ -68,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=10, help="--stats: biggest streams shown")
     parser.add_argument("--bucket-minutes", type=int, metavar="M", help="--stats: rate buckets")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    add_app_option(parser)
     parser.set_defaults(replay_parser=parser)
 
 
@@ -126,18 +129,21 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = verify(args.data_dir, progress=_progress)
+    modules = load_app_modules(args.replay_parser, args.apps)
+    report = verify(args.data_dir, progress=_progress, modules=modules)
     _emit(args, report.as_json(), render_verify(report))
     return OK if report.ok else PROBLEMS
 
 
 def _copy(args: argparse.Namespace) -> int:
+    modules = load_app_modules(args.replay_parser, args.apps)
     copy = copy_until(
         args.data_dir,
         args.into,
         until_seq=args.until_seq,
         until_ms=args.until_time,
         progress=_progress,
+        modules=modules,
     )
     _emit(args, copy.as_json(), render_copy(copy))
     return OK if copy.ok else PROBLEMS

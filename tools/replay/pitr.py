@@ -25,12 +25,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from domain.model import Module
 from engine.journal import Batch, JournalReader, RequestRecord, Row, open_journal
 from tools.replay.checks import RowChecks, span
 from tools.replay.findings import Finding, Findings
@@ -85,6 +86,7 @@ def copy_until(
     until_seq: int | None = None,
     until_ms: int | None = None,
     progress: ProgressFactory = quiet,
+    modules: Iterable[Module] | None = None,
 ) -> RecoveryCopy:
     """Copy the journal prefix up to `until_seq` (or up to the last row decided at or before
     `until_ms`; the whole journal if neither) into `into`. Raises `RecoveryRefused` when it
@@ -106,7 +108,7 @@ def copy_until(
             )
             staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a data dir is not
             try:
-                report = _copy(reader, source, staging, into, target, until_ms, progress)
+                report = _copy(reader, source, staging, into, target, until_ms, progress, modules)
                 if report.ok:
                     _fsync(staging)
                     os.replace(staging, into)
@@ -141,9 +143,10 @@ def _copy(
     target: int,
     until_ms: int | None,
     progress: ProgressFactory,
+    modules: Iterable[Module] | None,
 ) -> RecoveryCopy:
     findings = Findings()
-    checks = RowChecks(load_registry(), findings)
+    checks = RowChecks(load_registry(modules), findings)
     notes: list[str] = []
     copied = requests = 0
     last_at: int | None = None

@@ -9,9 +9,11 @@ beside a WAL database, as any reader does). Rows are read a chunk at a time by s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from domain.catalog import MODULES
+from domain.catalog import BOOKING
+from domain.model import Module
 from engine.engine import ENGINE_MODULE
 from engine.journal import JOURNAL_FILE, JournalReader, open_reader
 from engine.registry import Registry
@@ -21,10 +23,10 @@ class NoJournal(Exception):
     """The data dir holds no journal."""
 
 
-def load_registry() -> Registry:
-    """Every aggregate and projection the engine serves (domain modules + the engine's own),
-    so the tool works over whatever domain.catalog registers."""
-    return Registry((*MODULES, ENGINE_MODULE))
+def load_registry(modules: Iterable[Module] | None = None) -> Registry:
+    """Every aggregate and projection the engine serves with `modules` (the apps that
+    `engine.apps.load_apps` gives; by default the built-in app alone) and the engine's own."""
+    return Registry((*(modules or (BOOKING,)), ENGINE_MODULE))
 
 
 def journal_path(data_dir: Path) -> Path:

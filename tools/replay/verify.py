@@ -18,11 +18,13 @@ A read error stops the pass and is reported with the last seq read; nothing is h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from domain.model import Module
 from engine.journal import JournalReader, JournalReadError
 from snapshots import list_files, snapshot_dir
 from tools.replay.checks import RowChecks, span
@@ -63,12 +65,17 @@ class VerifyReport:
 
 
 def verify(
-    data_dir: Path, *, progress: ProgressFactory = quiet, limit: int = 1_000
+    data_dir: Path,
+    *,
+    progress: ProgressFactory = quiet,
+    limit: int = 1_000,
+    modules: Iterable[Module] | None = None,
 ) -> VerifyReport:
-    """Check the data dir (read-only). Raises `source.NoJournal` if it has no journal; every
-    other problem is a finding in the report."""
+    """Check the data dir (read-only) against the apps `modules` (the built-in one by default:
+    an app's streams are then findings, of a kind no loaded app declares). Raises
+    `source.NoJournal` if it has no journal; every other problem is a finding in the report."""
     journal_path(data_dir)
-    registry = load_registry()
+    registry = load_registry(modules)
     findings = Findings(limit)
     notes: list[str] = []
     # Snapshots first, then the journal in one read transaction: on a live data dir every
