@@ -52,6 +52,7 @@ import trio_websocket
 
 from domain.errors import Internal, NotFound, TurnstileError, Unauthenticated
 from domain.identity import ANONYMOUS, Identity
+from domain.pagination import pinned_args
 from engine import codec
 from engine.engine import PendingMutation
 from engine.subscriptions import Result, Subscription
@@ -135,6 +136,14 @@ class QuerySetEntry:
     sub: Subscription | None = None
     #: A failure found when the query was added (bad name or args), not yet sent.
     error: TurnstileError | None = None
+
+    @property
+    def journal(self) -> str | None:
+        """Convex's query journal of this query: the `endCursor` of a page (domain.pagination),
+        which is how the client keeps a page's range when it subscribes again."""
+        opts = self.args.get("paginationOpts") if isinstance(self.args, dict) else None
+        end = opts.get("endCursor") if isinstance(opts, dict) else None
+        return end if isinstance(end, str) else None
 
 
 @attrs.define
@@ -350,6 +359,8 @@ class SyncSession:
                         f" {self.limits.config.max_queries_per_session}).",
                     )
                 query = QuerySetEntry(query_id, path, single_args(args))
+                # A page subscribed again keeps the range of its journal.
+                query.args = pinned_args(query.args, change.get("journal")) or query.args
                 self.queries[query_id] = query
                 self._subscribe(query)
             elif change.get("type") == "Remove":
@@ -374,6 +385,26 @@ class SyncSession:
         group = (spec.name, codec.dumps(query.args), self.identity)
         query.sub = Subscription(spec, parsed, self.identity, group, on_change=self.wake)
         self.engine.subscriptions.add(query.sub, self.engine.committed_seq)
+        if isinstance(query.args, dict) and "paginationOpts" in query.args:
+            self._pin(query)
+
+    def _pin(self, query: QuerySetEntry) -> None:
+        """Keep a page asked for without `endCursor` at the range of its first answer, as
+        Convex's server does with its query journal (domain.pagination): the subscription is
+        replaced by one ending at that answer's `continueCursor`, evaluated on the same
+        committed state, so it answers the same page and keeps its range from then on. A
+        first answer that is an error pins nothing (until the query is subscribed again)."""
+        pending = query.sub.pending if query.sub is not None else None
+        if pending is None or pending[1].error is not None:
+            return
+        value = pending[1].value
+        end = value.get("continueCursor") if isinstance(value, dict) else None
+        pinned = pinned_args(query.args, end)
+        if pinned is None:
+            return
+        self._drop(query)
+        query.args = pinned
+        self._subscribe(query)
 
     def _drop(self, query: QuerySetEntry) -> None:
         if query.sub is not None:
@@ -656,7 +687,9 @@ class SyncSession:
         self, entries: list[dict[str, Any] | tuple[int, Result]], target: StateVersion
     ) -> bytes:
         modifications = [
-            entry if isinstance(entry, dict) else _updated(*entry, convex_values.convex_to_json)
+            entry
+            if isinstance(entry, dict)
+            else _updated(*entry, convex_values.convex_to_json, self._journal(entry[0]))
             for entry in entries
         ]
         transition = {
@@ -666,6 +699,10 @@ class SyncSession:
             "modifications": modifications,
         }
         return orjson.dumps(transition)
+
+    def _journal(self, query_id: int) -> str | None:
+        query = self.queries.get(query_id)
+        return None if query is None else query.journal
 
     def _one_update(self, query_id: int, result: Result, target: StateVersion) -> bytes:
         """A Transition carrying one QueryUpdated: the common case of a fan-out. Sessions at
@@ -680,7 +717,12 @@ class SyncSession:
         return frame
 
 
-def _updated(query_id: int, result: Result, encode: Any) -> dict[str, Any]:
+def _updated(
+    query_id: int, result: Result, encode: Any, journal: str | None = None
+) -> dict[str, Any]:
+    """A QueryUpdated (or QueryFailed) of `result`. `journal` is a function of the query's
+    args (a page's `endCursor`), so the frame can be shared by every session holding the
+    same result (`_one_update`)."""
     if result.error is not None:
         return _failed(query_id, result.error)
     try:
@@ -695,7 +737,7 @@ def _updated(query_id: int, result: Result, encode: Any) -> dict[str, Any]:
         "queryId": query_id,
         "value": value,
         "logLines": [],
-        "journal": None,
+        "journal": journal,
     }
 
 
