@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ pytestmark = pytest.mark.skipif(
 
 
 class Server:
-    def __init__(self, data_dir: Path, port: int = 0) -> None:
+    """`turnstile serve` in a child process; `options` are further command-line options
+    (`["--app", "tests.apps.giftcards"]`)."""
+
+    def __init__(self, data_dir: Path, port: int = 0, options: Sequence[str] = ()) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -42,6 +46,7 @@ class Server:
                 ADMIN_KEY,
                 "--jwt-secret",
                 JWT_SECRET,
+                *options,
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -105,11 +110,11 @@ def test_convex_client_subscribes_mutates_and_reads_its_writes(tmp_path: Path) -
     assert steps["http-query"]["value"]["purchasedCount"] == 1
 
 
-def restart(data_dir: Path, port: int) -> Server:
+def restart(data_dir: Path, port: int, options: Sequence[str] = ()) -> Server:
     """Start again on the same port (the old socket may linger a moment after SIGKILL)."""
     for attempt in range(10):
         try:
-            return Server(data_dir, port)
+            return Server(data_dir, port, options)
         except AssertionError:
             if attempt == 9:
                 raise
