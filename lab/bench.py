@@ -694,7 +694,7 @@ async def run_many(sizes: Sizes) -> dict[str, Any]:
 
     with temp_data_dir("many") as data_dir:
         config = EngineConfig(synchronous="FULL", snapshot_every=0)
-        async with open_engine(data_dir, config=config) as engine:
+        async with open_engine(data_dir, config=config, modules=engine_modules()) as engine:
             started = time.perf_counter()
             ids = await create_events(engine, sizes.many_events, 100, sizes.many_clients)
             create_s = time.perf_counter() - started
@@ -725,7 +725,7 @@ async def run_light(sizes: Sizes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with temp_data_dir("light") as data_dir:
         config = EngineConfig(synchronous="FULL", snapshot_every=0)
-        async with open_engine(data_dir, config=config) as engine:
+        async with open_engine(data_dir, config=config, modules=engine_modules()) as engine:
             ids = await create_events(engine, 100, 100, 50)
             for clients in sizes.light_clients:
                 load = Load(engine, ids, clients, tag=f"c{clients}-")
@@ -810,7 +810,7 @@ async def run_hot(sizes: Sizes) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = []
     with temp_data_dir("hot") as data_dir:
         config = EngineConfig(synchronous="FULL", snapshot_every=0)
-        async with open_engine(data_dir, config=config) as engine:
+        async with open_engine(data_dir, config=config, modules=engine_modules()) as engine:
             for r in range(sizes.hot_rounds):
                 rounds.append(await hot_round(engine, sizes, r))
             config_text = config_line(engine)
@@ -898,7 +898,7 @@ async def time_recovery(
     config = EngineConfig(snapshot_every=0)
     gc.collect()
     started = time.perf_counter()
-    async with open_engine(data_dir, config=config) as engine:
+    async with open_engine(data_dir, config=config, modules=engine_modules()) as engine:
         entered = time.perf_counter() - started
         report = engine.recovery
         assert report is not None
@@ -929,16 +929,31 @@ async def time_recovery(
     }
 
 
+#: `--app` import paths: every engine of the run serves these apps beside the built-in one
+#: (their cost to the built-in cases is then what the figures show).
+APPS: list[str] = []
+
+
+def engine_modules() -> Any:
+    """What every engine of the run serves: the built-in app and the `--app` ones."""
+    try:
+        from engine.apps import load_apps
+    except ImportError:  # an engine from before apps (an A/B against an older commit)
+        from domain.catalog import MODULES
+
+        return MODULES
+    return load_apps(APPS)
+
+
 def engine_registry() -> Any:
-    """The registry an engine with the default modules builds (domain + the engine's own)."""
-    from domain.catalog import MODULES
+    """The registry an engine of the run builds (its apps + the engine's own)."""
     from engine import Registry
 
     try:
         from engine.engine import ENGINE_MODULE
     except ImportError:  # an engine without aggregates of its own
-        return Registry(MODULES)
-    return Registry((*MODULES, ENGINE_MODULE))
+        return Registry(engine_modules())
+    return Registry((*engine_modules(), ENGINE_MODULE))
 
 
 def case_recovery(sizes: Sizes) -> dict[str, Any]:
@@ -993,7 +1008,7 @@ async def run_memory(sizes: Sizes) -> dict[str, Any]:
     before = rss_mib()
     with temp_data_dir("memory") as data_dir:
         config = EngineConfig(synchronous="FULL", snapshot_every=0)
-        async with open_engine(data_dir, config=config) as engine:
+        async with open_engine(data_dir, config=config, modules=engine_modules()) as engine:
             todo = iter(range(sizes.mem_events))
             statuses: Counter[str] = Counter()
 
@@ -1107,6 +1122,8 @@ def run_child(case: str, quick: bool, profile_dir: Path | None) -> dict[str, Any
             command.append("--quick")
         if profile_dir is not None:
             command += ["--cprofile", str(profile_dir)]
+        for app in APPS:
+            command += ["--app", app]
         subprocess.run(command, cwd=REPO, check=True)
         result: dict[str, Any] = json.loads(out.read_text())
         return result
@@ -1493,6 +1510,8 @@ def parent_main(args: argparse.Namespace) -> None:
         f"SQLite {info['sqlite']}; {'quick' if args.quick else 'full'} sizes; {total:,.0f} s"
     )
     print(f"code: commit {info['commit']}; uncommitted: {', '.join(info['dirty']) or 'none'}")
+    if APPS:
+        print(f"apps served beside the built-in one: {', '.join(APPS)}")
     print(
         f"load average at start {info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}"
     )
@@ -1518,9 +1537,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--cprofile", type=Path, help="write cProfile output of the many/hot cases to this dir"
     )
+    parser.add_argument(
+        "--app",
+        dest="apps",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="serve this app beside the built-in one in every engine of the run (repeatable)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    APPS[:] = args.apps
+    engine_modules()  # a wrong app stops the run before any case starts
     if args.child:
         child_main(args.child, args.quick, args.out, args.cprofile)
     else:
