@@ -15,10 +15,10 @@ follows the one codec (`engine.codec`), since that is what turns args and result
 - a `TypedDict`: an object type with its own keys (`?` for those it does not require).
 
 The direction matters for attrs classes only. As args (`"args"`) a field with a default may be
-left out, so its key is optional (`limit?: number | null`) and fields not in `__init__` are not
-sent. As a result (`"result"`) the codec writes every field, so every key is present. Fields keep
-their declared order, so the output is the same on every run. A class that contains itself
-cannot be written out inline and is refused.
+left out, so its key is optional (`limit?: number | null`). As a result (`"result"`) the codec
+writes every field, so every key is present. Fields not in `__init__` travel neither way.
+Fields keep their declared order, so the output is the same on every run. A class that
+contains itself cannot be written out inline and is refused.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ class _Translation:
             hints = _hints(cls)
             fields: list[Field] = []
             for field in attrs.fields(cls):
-                if self.direction == "args" and not field.init:
+                if not field.init:  # the codec neither reads nor writes it
                     continue
                 optional = self.direction == "args" and field.default is not attrs.NOTHING
                 tp = self.of(hints.get(field.name, Any), bound)
@@ -263,11 +263,19 @@ class _Translation:
 
     def typed_dict(self, cls: type) -> TsType:
         with self.opening(cls):
-            hints = _hints(cls)
-            required = getattr(cls, "__required_keys__", frozenset(hints))
-            return ObjectOf(
-                tuple(Field(key, self.of(tp, {}), key not in required) for key, tp in hints.items())
-            )
+            hints = _hints(cls, extras=True)
+            fields = []
+            for key, tp in hints.items():
+                # `__required_keys__` misses a `NotRequired` written as a string annotation
+                # (`from __future__ import annotations`), so the annotation itself decides.
+                marker = typing.get_origin(tp)
+                if marker is typing.NotRequired or marker is typing.Required:
+                    optional = marker is typing.NotRequired
+                    tp = typing.get_args(tp)[0]
+                else:
+                    optional = key not in getattr(cls, "__required_keys__", hints)
+                fields.append(Field(key, self.of(tp, {}), optional))
+            return ObjectOf(tuple(fields))
 
     @contextlib.contextmanager
     def opening(self, cls: type) -> Iterator[None]:
@@ -281,9 +289,9 @@ class _Translation:
             self.open.pop()
 
 
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: type, *, extras: bool = False) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(cls)
+        return typing.get_type_hints(cls, include_extras=extras)
     except Exception as exc:  # a bad annotation can raise anything; say whose it is
         raise CodegenError(
             f"the annotations of {_describe(cls)} cannot be resolved: {exc}"
