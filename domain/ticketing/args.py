@@ -72,15 +72,8 @@ class EventUserArgs:
 
 
 @attrs.frozen(kw_only=True)
-class UserArgs:
-    """`{userId}`: queue:getUserQueue."""
-
-    user_id: str
-
-
-@attrs.frozen(kw_only=True)
 class UserListArgs:
-    """`{userId, paginationOpts?}`: events:getUserTickets."""
+    """`{userId, paginationOpts?}`: events:getUserTickets, queue:getUserQueue."""
 
     user_id: str
     pagination_opts: PaginationOpts | None = None

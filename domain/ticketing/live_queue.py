@@ -16,7 +16,7 @@ from domain.errors import Conflict, NotFound
 from domain.identity import Identity, require_cap, require_org, require_user
 from domain.model import Decision, View
 from domain.pagination import paginate, scope_of
-from domain.ticketing.args import EventIdArgs, EventListArgs, EventUserArgs, UserArgs
+from domain.ticketing.args import EventIdArgs, EventListArgs, EventUserArgs, UserListArgs
 from domain.ticketing.commands import existing_event, require_not_cancelled
 from domain.ticketing.events import QueueEntryCalled, QueueEntryCompleted, QueueJoined, QueueLeft
 from domain.ticketing.positions import estimated_time, open_queue_entry, queue_position
@@ -119,15 +119,29 @@ def get_event_queue(view: View, args: EventListArgs, identity: Identity) -> list
     return [queue_doc(state, state.queue[queue_entry_id(event_id, n)]) for n in waiting]
 
 
-def get_user_queue(view: View, args: UserArgs, identity: Identity) -> list[Doc]:
+def get_user_queue(view: View, args: UserListArgs, identity: Identity) -> list[Doc] | Doc:
     """queue:getUserQueue -> the user's waiting or called entries in every event, in the order
-    they joined those queues. The user (or admin) only."""
+    they joined those queues. The user (or admin) only. With `paginationOpts`, a page of them
+    keyed by `(joinedAt, entry id)`."""
     require_user(identity, args.user_id)
     index = view.projection(USER_QUEUE, args.user_id)
-    found: list[Doc] = []
+    found: list[tuple[EventQueueState, QueueEntry]] = []
     for event_id in index.of(args.user_id):
         state = read_event(view, event_id)
         entry = None if state is None else open_queue_entry(state, args.user_id)
         if state is not None and entry is not None:
-            found.append(queue_doc(state, entry))
-    return found
+            found.append((state, entry))
+    if args.pagination_opts is not None:
+        found.sort(key=_joined_key)
+        page = paginate(
+            found,
+            key=_joined_key,
+            opts=args.pagination_opts,
+            scope=scope_of("queue:getUserQueue", args),
+        )
+        return page.doc(lambda row: queue_doc(*row))
+    return [queue_doc(state, entry) for state, entry in found]
+
+
+def _joined_key(row: tuple[EventQueueState, QueueEntry]) -> tuple[int, str]:
+    return (row[1].joined_at, row[1].id)

@@ -19,7 +19,6 @@ from domain.ticketing.args import (
     ReleaseTicketArgs,
     TicketIdArgs,
     UpdateEventArgs,
-    UserArgs,
     UserListArgs,
 )
 from domain.ticketing.projections import EVENT_CATALOG, USER_QUEUE, USER_TICKETS
@@ -158,7 +157,9 @@ QUERIES: tuple[QuerySpec[Any], ...] = (
     QuerySpec(
         name="queue:getEventQueue", args_type=EventListArgs, evaluate=live_queue.get_event_queue
     ),
-    QuerySpec(name="queue:getUserQueue", args_type=UserArgs, evaluate=live_queue.get_user_queue),
+    QuerySpec(
+        name="queue:getUserQueue", args_type=UserListArgs, evaluate=live_queue.get_user_queue
+    ),
 )
 
 TICKETING = Module(

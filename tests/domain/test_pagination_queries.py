@@ -97,6 +97,15 @@ def _queue(w: World) -> Listing:
     return Listing("queue:getEventQueue", {"eventId": event_id}, ORGANIZER, grow)
 
 
+def _user_queue(w: World) -> Listing:
+    def grow(w: World, n: int) -> object:
+        w.now += n % 2 * MINUTE  # some join at the same time
+        event_id = create_event(w, name=f"Gig {n}")
+        return w.mutate("queue:joinQueue", {"eventId": event_id, "userId": "ann"}, user("ann"))
+
+    return Listing("queue:getUserQueue", {"userId": "ann"}, user("ann"), grow)
+
+
 def _notifications(w: World) -> Listing:
     def grow(w: World, n: int) -> object:
         w.now += n % 2  # some share a creation time
@@ -182,6 +191,7 @@ LISTINGS = {
     "events:getUserTickets": _user_tickets,
     "tickets:listForEvent": _tickets,
     "queue:getEventQueue": _queue,
+    "queue:getUserQueue": _user_queue,
     "webhooks:getUserWebhookEvents": _notifications,
     "customers:list": _customers,
     "memberships:list": _memberships,
