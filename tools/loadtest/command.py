@@ -1,7 +1,8 @@
 """`turnstile loadtest`: its arguments and what the command does with the run's result.
 
 Exit status: 0 when every correctness check passed, 1 when one failed, 2 when the run could
-not start (bad arguments, a URL that is not loopback, an unreachable server, a refused key).
+not start (bad arguments, a URL that is not loopback, an unreachable server, a refused key, an
+app that does not load, a scenario neither built in nor declared by an `--app`).
 """
 
 from __future__ import annotations
@@ -14,16 +15,24 @@ from typing import Any
 
 import trio
 
+from tools.app_option import add_app_option, load_app_modules
 from tools.loadtest.config import SCENARIO_NAMES, ConfigError, LoadConfig
 from tools.loadtest.html import render_html
 from tools.loadtest.report import build_report, summary_text, write_report
 from tools.loadtest.runner import SetupFailed, run_loadtest
+from tools.loadtest.scenarios import resolve_scenarios
 
 DESCRIPTION = """Simulated users over real WebSockets (the project's Python client) against a
 Turnstile server on this machine. Scenarios: onsale (users rush an event, then buy, release or
 let offers lapse), booking (staff book services at a location), fanout (many subscribers, few
-writers), mixed (all at once). Reports throughput, HDR latency percentiles, errors by code and
+writers), mixed (all at once), and those an app declares (--app MODULE: its module's
+`loadtest_scenarios`). Reports throughput, HDR latency percentiles, errors by code and
 correctness checks; exits 1 if a check fails."""
+#: `--app` here names an app the server serves, whose module may declare load scenarios.
+APP_HELP = (
+    "an app the server serves (as `turnstile serve --app` takes it), whose module's"
+    " `loadtest_scenarios` --scenario may also name; repeatable"
+)
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -38,7 +47,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     add("--url", required=True, help="the server, e.g. http://127.0.0.1:3210 (loopback only)")
     add("--admin-key", default=os.environ.get("TURNSTILE_ADMIN_KEY"))
     add("--jwt-secret", default=os.environ.get("TURNSTILE_JWT_SECRET"))
-    add("--scenario", choices=SCENARIO_NAMES, default=defaults.scenario)
+    # Not `choices=`: an app's scenarios are known only once --app is loaded (see `main`).
+    add("--scenario", default=defaults.scenario, metavar="{" + ",".join(SCENARIO_NAMES) + "}",
+        help="a built-in scenario, or one an --app declares")  # fmt: skip
+    add_app_option(parser)
+    for action in parser._actions:
+        if action.dest == "apps":
+            action.help = APP_HELP
     add("--duration", type=float, default=defaults.duration, help="seconds of load at most")
     add("--settle", type=float, default=defaults.settle,
         help="seconds for subscribers to converge after the load, at most")  # fmt: skip
@@ -62,10 +77,21 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     add("--seed", type=int, help="seed of the users' random choices")
     add("--report", type=Path, help="write the full report as JSON here")
     add("--html", type=Path, help="write a self-contained HTML report with charts here")
+    # `main` refuses an unknown scenario as this parser's own `choices=` once did.
+    parser.set_defaults(loadtest_parser=parser)
     return parser
 
 
 def main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    apps = tuple(args.apps)
+    if apps:
+        load_app_modules(parser, apps)  # a wrong app: exit 2, as `turnstile serve --app`
+    elif args.scenario not in SCENARIO_NAMES:
+        # The refusal argparse gave when the built-in names were the only choices.
+        choices = ", ".join(map(repr, SCENARIO_NAMES))
+        args.loadtest_parser.error(
+            f"argument --scenario: invalid choice: {args.scenario!r} (choose from {choices})"
+        )
     config = LoadConfig(
         url=args.url,
         admin_key=args.admin_key or "",
@@ -85,6 +111,7 @@ def main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         bookings=args.bookings,
         think_ms=args.think_ms,
         org_id=args.org,
+        apps=apps,
         seed=args.seed,
         report=args.report,
         html=args.html,
@@ -92,6 +119,7 @@ def main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     )
     try:
         config.validate()
+        resolve_scenarios(config)
     except ConfigError as exc:
         parser.error(f"loadtest: {exc}")
     try:

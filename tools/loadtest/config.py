@@ -50,6 +50,9 @@ class LoadConfig:
     #: before they are cut short (counted unfinished).
     grace: float = GRACE_SECONDS
     org_id: str = "org_loadtest"
+    #: Apps (import paths, as `turnstile serve --app` takes them) whose module-level
+    #: `loadtest_scenarios` `scenario` may also name (`tools.loadtest.scenarios.apps`).
+    apps: tuple[str, ...] = ()
     seed: int | None = None
     report: Path | None = None
     html: Path | None = None
@@ -58,7 +61,9 @@ class LoadConfig:
 
     def validate(self) -> None:
         check_loopback(self.url)
-        if self.scenario not in SCENARIO_NAMES:
+        # An app's scenario name is known only once its module is imported: resolving the
+        # scenario (`tools.loadtest.scenarios.resolve_scenarios`) checks it then.
+        if not self.apps and self.scenario not in SCENARIO_NAMES:
             raise ConfigError(f"unknown scenario {self.scenario!r}")
         if not self.admin_key:
             raise ConfigError("the harness needs the server's admin key (--admin-key)")

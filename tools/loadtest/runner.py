@@ -28,7 +28,7 @@ from tools.loadtest.scenarios import (
     RunContext,
     Scenario,
     ScenarioUnavailable,
-    scenario_plan,
+    resolve_scenarios,
 )
 from tools.loadtest.users import MeasuredClient, leaves, open_measured_client
 
@@ -80,9 +80,11 @@ async def run_loadtest(
     `load_started`, its `sent` log).
 
     Raises `ConfigError` before sending anything if the config is unusable (a non-loopback URL
-    among others), and `SetupFailed` if the run cannot start.
+    among others, or a scenario no app in `config.apps` declares), and `SetupFailed` if the
+    run cannot start.
     """
     config.validate()
+    plan = resolve_scenarios(config)
     recorder = Recorder() if recorder is None else recorder
     failure: str | None = None
     result: RunResult | None = None
@@ -105,7 +107,7 @@ async def run_loadtest(
         async with trio.open_nursery() as nursery:
             admin = await nursery.start(hold_admin)
             try:
-                result = await _run(config, recorder, admin, release, progress)
+                result = await _run(config, plan, recorder, admin, release, progress)
             finally:
                 release.set()
     except* trio.TooSlowError:
@@ -127,6 +129,7 @@ async def run_loadtest(
 
 async def _run(
     config: LoadConfig,
+    plan: list[tuple[type[Scenario], bool]],
     recorder: Recorder,
     admin: MeasuredClient,
     release: trio.Event,
@@ -140,7 +143,7 @@ async def _run(
     scenarios: list[Scenario] = []
     skipped: dict[str, str] = {}
     async with AsyncExitStack() as stack:
-        for cls, optional in scenario_plan(config.scenario):
+        for cls, optional in plan:
             scenario = cls(context)
             try:
                 await scenario.prepare(stack)

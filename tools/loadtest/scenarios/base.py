@@ -39,6 +39,15 @@ class ScenarioUnavailable(Exception):
     """The server lacks what a scenario needs (the message says what)."""
 
 
+def missing_function(error: FunctionError) -> str | None:
+    """The function's name when `error` is the server's refusal of a function it does not
+    serve (`NotFound` naming it); None for any other error, a record not found included."""
+    if error.code != "NotFound":
+        return None
+    function = error.data.get("function")
+    return str(function) if function else None
+
+
 @attrs.frozen(kw_only=True)
 class Audience:
     """The subscribers of one live query, and how the harness reads its current value."""
@@ -214,4 +223,5 @@ __all__ = [
     "RunContext",
     "Scenario",
     "ScenarioUnavailable",
+    "missing_function",
 ]

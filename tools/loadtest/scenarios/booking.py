@@ -23,7 +23,13 @@ from typing import Any
 from engine.client import FunctionError
 from tools.loadtest.checks import Check, acknowledged_present
 from tools.loadtest.recorder import Watch
-from tools.loadtest.scenarios.base import Audience, Participant, Scenario, ScenarioUnavailable
+from tools.loadtest.scenarios.base import (
+    Audience,
+    Participant,
+    Scenario,
+    ScenarioUnavailable,
+    missing_function,
+)
 from tools.loadtest.users import MeasuredClient
 
 LIST_BY_LOCATION = "orders:listByLocation"
@@ -104,7 +110,7 @@ class Booking(Scenario):
         try:
             created = await admin.call("locations:create", location_args(org_id, context.run_id))
         except FunctionError as error:
-            if error.code == "NotFound" and error.data.get("function"):
+            if missing_function(error):
                 raise ScenarioUnavailable(
                     "the server has no Venue CRM functions (locations:create)"
                 ) from None
