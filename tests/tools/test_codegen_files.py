@@ -86,10 +86,10 @@ def test_the_built_in_files_are_the_same_on_every_run(tmp_path: Path) -> None:
             capture_output=True,
             timeout=60,
         )
-    generated = generate(load_apps())
-    for name, text in ((API_JS, generated.js), (API_DTS, generated.dts)):
-        assert (tmp_path / "1" / name).read_text() == text
-        assert (tmp_path / "2" / name).read_text() == text
+    # (Compared with each other only: this checkout's declarations may change mid-session.)
+    for name in (API_JS, API_DTS):
+        assert (tmp_path / "1" / name).read_text() == (tmp_path / "2" / name).read_text()
+    assert "events:create" in references((tmp_path / "1" / API_DTS).read_text())
 
 
 def test_the_header_says_generated_and_how_to_regenerate() -> None:
