@@ -22,6 +22,7 @@ from domain.ticketing.args import (
     UserListArgs,
 )
 from domain.ticketing.projections import EVENT_CATALOG, USER_QUEUE, USER_TICKETS
+from domain.ticketing.wire import AvailabilityDoc, EventDoc
 
 _route_event = commands.route_event
 
@@ -129,12 +130,18 @@ MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
 )
 
 QUERIES: tuple[QuerySpec[Any], ...] = (
-    QuerySpec(name="events:get", args_type=EventIdArgs, evaluate=queries.get_event),
+    QuerySpec(
+        name="events:get",
+        args_type=EventIdArgs,
+        evaluate=queries.get_event,
+        returns=EventDoc | None,
+    ),
     QuerySpec(name="events:list", args_type=ListEventsArgs, evaluate=queries.list_events),
     QuerySpec(
         name="events:getEventAvailability",
         args_type=EventIdArgs,
         evaluate=queries.get_event_availability,
+        returns=AvailabilityDoc,
     ),
     QuerySpec(
         name="events:getUserTickets", args_type=UserListArgs, evaluate=queries.get_user_tickets

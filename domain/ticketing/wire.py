@@ -7,12 +7,40 @@ when the state it read does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from domain.ticketing.positions import estimated_time, queue_position, waiting_position
 from domain.ticketing.state import EventInfo, EventQueueState, QueueEntry, Ticket, WaitingListEntry
 
 Doc = dict[str, Any]
+
+
+class EventDoc(TypedDict):
+    """What `event_doc` returns, as generated clients type it (`turnstile codegen`)."""
+
+    _id: str
+    _creationTime: int
+    name: str
+    description: str
+    location: str
+    eventDate: int
+    price: int
+    totalTickets: int
+    userId: str | None
+    orgId: str
+    locationId: str | None
+    averageServiceMinutes: int
+    isCancelled: bool
+
+
+class AvailabilityDoc(TypedDict):
+    """What `availability_doc` returns, as generated clients type it."""
+
+    isSoldOut: bool
+    totalTickets: int
+    purchasedCount: int
+    activeOffers: int
+    remainingTickets: int
 
 
 def event_doc(info: EventInfo) -> Doc:

@@ -35,9 +35,10 @@ async function main(): Promise<void> {
   const http = new ConvexHttpClient(url);
   http.setAuth(userToken);
   const eventId: string = await http.mutation(api.events.create, createArgs);
-  const availability: Record<string, any> = await http.query(api.events.getEventAvailability, {
-    eventId,
-  });
+  const availability = await http.query(api.events.getEventAvailability, { eventId });
+  const totalTickets: number = availability.totalTickets;
+  const event = await http.query(api.events.get, { eventId });
+  const eventName: string | undefined = event?.name;
 
   const noteId: string = await http.mutation(api.notes.board.add, {
     text: "first",
@@ -53,7 +54,8 @@ async function main(): Promise<void> {
     unsavedChangesWarning: false,
   });
   client.setAuth(async () => userToken);
-  const live = await nextValue<Record<string, any>>((resolve) =>
+  type Availability = FunctionReturnType<typeof api.events.getEventAvailability>;
+  const live = await nextValue<Availability>((resolve) =>
     client.onUpdate(api.events.getEventAvailability, { eventId }, resolve),
   );
   const before = await nextValue<NoteDoc>((resolve) =>
@@ -68,7 +70,8 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify({
       eventId,
-      totalTickets: availability.totalTickets,
+      totalTickets,
+      eventName,
       liveRemaining: live.remainingTickets,
       noteId,
       viaAlias,

@@ -17,6 +17,8 @@ export async function wrongCalls(): Promise<void> {
   const note = await http.query(api.notes.board.get, { noteId: "nt_1" });
   const text: string = note.text; // wrong
   await http.mutation(api.notes.board.pin, { noteId: "nt_1", pinned: null }); // wrong
+  const sold: string = (await http.query(api.events.getEventAvailability, { eventId: "x" })).isSoldOut; // wrong
   void id;
   void text;
+  void sold;
 }

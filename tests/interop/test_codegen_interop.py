@@ -94,7 +94,7 @@ def test_the_generated_api_type_checks_refuses_wrong_calls_and_runs(project: Pat
         int(found.group(1))
         for found in re.finditer(r"codegen_wrong\.ts\((\d+),\d+\): error", refused.stdout)
     }
-    assert len(marked) == 9
+    assert len(marked) == 10
     assert reported == marked, refused.stdout
 
     out = project / "out"
@@ -105,6 +105,7 @@ def test_the_generated_api_type_checks_refuses_wrong_calls_and_runs(project: Pat
     seen = run_against_a_server(project, out / "codegen_check.js")
     assert seen["eventId"].startswith("ev_")
     assert seen["totalTickets"] == 3
+    assert seen["eventName"] == "Codegen gig"
     assert seen["liveRemaining"] == 3  # the subscription through api.events.getEventAvailability
     assert seen["noteId"].startswith("nt_")
     assert seen["viaAlias"].startswith("nt_")  # board:add, the alias

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from domain.app import App
 from domain.catalog import BOOKING
 from domain.identity import Identity
 from domain.model import QuerySpec, View
+from domain.ticketing.state import EventInfo, EventQueueState
+from domain.ticketing.wire import AvailabilityDoc, EventDoc, availability_doc, event_doc
 from engine.apps import load_apps
 from engine.registry import Registry
 from tools.cli import main
@@ -258,3 +261,33 @@ def test_every_args_type_of_the_built_in_app_is_an_object_type() -> None:
     for function in generate((BOOKING,)).functions:
         rendered: Any = function.args.render()
         assert rendered.startswith("{\n") or rendered == "Record<string, never>", function.name
+
+
+def test_the_ticketing_docs_have_exactly_the_keys_and_types_their_typed_dicts_declare() -> None:
+    info = EventInfo(
+        id="ev_1",
+        created_at=1,
+        name="Gig",
+        description="",
+        location="Hall",
+        event_date=2,
+        price=2500,
+        total_tickets=10,
+        org_id="org_1",
+        location_id=None,
+        user_id="ann",
+        average_service_minutes=5,
+    )
+    for doc, declared in (
+        (event_doc(info), EventDoc),
+        (availability_doc(EventQueueState(event=info)), AvailabilityDoc),
+    ):
+        hints = typing.get_type_hints(declared)
+        assert list(doc) == list(hints)
+        for key, value in doc.items():
+            expected = hints[key]
+            allowed = typing.get_args(expected) or (expected,)
+            assert isinstance(value, tuple(type(None) if a is None else a for a in allowed)), key
+    dts = generate((BOOKING,)).dts
+    assert "        isCancelled: boolean;\n      } | null\n    >;\n" in dts  # events:get
+    assert "        remainingTickets: number;\n      }\n    >;\n" in dts
