@@ -31,7 +31,7 @@ from domain.scheduling import JOB
 from engine import Engine, open_engine, tune_gc
 from engine.server import Authenticator, RunningServer, mint_token, open_server
 from tools import codegen, loadtest, replay
-from tools.app_option import add_app_option, load_app_modules
+from tools.apps import add_app_option, load_app_modules
 
 DEMO_ORG = "org_demo"
 DEV_USER = "dev-user"

@@ -28,7 +28,7 @@ only, sorted, so it can be committed and diffed."""
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the `codegen` sub-command to `commands` (an argparse sub-parsers object); the
-    caller adds `--app` (`tools.app_option.add_app_option`) to the parser returned."""
+    caller adds `--app` (`tools.apps.add_app_option`) to the parser returned."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "codegen",
         help="write api.js and api.d.ts for a frontend, as convex/_generated/api",

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from tools.app_option import add_app_option, load_app_modules
+from tools.apps import add_app_option, load_app_modules
 from tools.loadtest.config import SCENARIO_NAMES, ConfigError, LoadConfig
 from tools.loadtest.html import render_html
 from tools.loadtest.report import build_report, summary_text, write_report
@@ -50,10 +50,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     # Not `choices=`: an app's scenarios are known only once --app is loaded (see `main`).
     add("--scenario", default=defaults.scenario, metavar="{" + ",".join(SCENARIO_NAMES) + "}",
         help="a built-in scenario, or one an --app declares")  # fmt: skip
-    add_app_option(parser)
-    for action in parser._actions:
-        if action.dest == "apps":
-            action.help = APP_HELP
+    add_app_option(parser, help=APP_HELP)
     add("--duration", type=float, default=defaults.duration, help="seconds of load at most")
     add("--settle", type=float, default=defaults.settle,
         help="seconds for subscribers to converge after the load, at most")  # fmt: skip

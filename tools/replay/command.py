@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tools.app_option import add_app_option, load_app_modules
+from tools.apps import add_app_option, load_app_modules
 from tools.replay.export import ExportFilter, export_events
 from tools.replay.pitr import RecoveryRefused, copy_until
 from tools.replay.progress import Progress
@@ -156,6 +156,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    load_app_modules(args.replay_parser, args.apps)  # their event types (and upcasters)
     where = ExportFilter(
         streams=tuple(args.stream),
         types=tuple(args.type),

@@ -1,4 +1,4 @@
-"""The `--app MODULE` option, as every command that opens a data dir takes it.
+"""The `--app MODULE` option, as every command that serves or reads apps takes it.
 
 `add_app_option(parser)` adds it (repeatable); `load_app_modules(parser, values)` loads the apps
 (`engine.apps.load_apps`: the built-in app first) and turns an `AppError` into the parser's
@@ -21,9 +21,9 @@ HELP = (
 )
 
 
-def add_app_option(parser: argparse.ArgumentParser) -> None:
+def add_app_option(parser: argparse.ArgumentParser, help: str = HELP) -> None:
     parser.add_argument(
-        "--app", dest="apps", action="append", default=[], metavar="MODULE", help=HELP
+        "--app", dest="apps", action="append", default=[], metavar="MODULE", help=help
     )
 
 
