@@ -15,7 +15,7 @@ function declarations of `domain.model`) can build on it without a circle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
@@ -39,11 +39,21 @@ class Event:
     Subclasses are registered under their `type_name`, the journal's `type` column: the class
     name, prefixed by the app's `namespace` for an app's events (`shop.ItemAdded`; the built-in
     events have none), so that two apps' events never share a name in the journal. An app sets
-    `namespace` once, on a base class of its events. Bump `schema` when a subclass's fields
-    change incompatibly.
+    `namespace` once, on a base class of its events.
+
+    Schema evolution: when a type's fields change, bump its `schema` and give an upcaster for
+    the step, `upcasters = {1: add_currency}`: `upcasters[n]` turns the payload of a row written
+    at schema n (a dict of the fields in their wire form, camelCase, without stream, version
+    and at) into one of schema n + 1. Rows written at older schemas are upcast step by step
+    wherever the journal is read (recovery, stream loads, snapshots, replay, export); the
+    journal itself is never rewritten for it. Upcasters must be pure and cover every step from
+    the oldest schema still in any journal up to `schema`; a row older than that, or written by
+    a newer build (a higher schema), is refused with an error naming the type and schemas.
     """
 
     schema: ClassVar[int] = 1
+    #: Payload upgrades, schema n -> n + 1 (see above).
+    upcasters: ClassVar[Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
     #: The app whose event this is (`domain.app.App.name`); "" for the built-in events.
     namespace: ClassVar[str] = ""
     #: The journal's name of this type: `namespace.ClassName`, or the class name alone.
@@ -58,6 +68,7 @@ class Event:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _check_schema(cls)
         name = f"{cls.namespace}.{cls.__name__}" if cls.namespace else cls.__name__
         cls.type_name = name
         known = EVENT_TYPES.get(name)
@@ -80,6 +91,38 @@ class Event:
         if not self.personal_fields:
             return self
         return replace(self, **{name: _blank(getattr(self, name)) for name in self.personal_fields})
+
+
+def _check_schema(cls: type[Event]) -> None:
+    schema, steps = cls.schema, cls.upcasters
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise TypeError(f"{cls.__name__}.schema must be an integer >= 1, not {schema!r}")
+    if steps and set(steps) != set(range(min(steps), schema)):
+        raise TypeError(
+            f"{cls.__name__}.upcasters must step every schema from the oldest it upgrades to"
+            f" {schema}: {sorted(steps)} given"
+        )
+
+
+def upcast(cls: type[Event], schema: int, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` (a payload of `cls` written at `schema`) in `cls`'s current schema. ValueError if
+    no upcasters reach it from there, or if it was written by a newer build."""
+    if schema == cls.schema:
+        return body
+    if schema > cls.schema:
+        raise ValueError(
+            f"{cls.type_name} written with schema {schema} by a newer build; this build reads"
+            f" schema {cls.schema}"
+        )
+    for step in range(schema, cls.schema):
+        upgrade = cls.upcasters.get(step)
+        if upgrade is None:
+            raise ValueError(
+                f"{cls.type_name} written with schema {schema}: no upcaster from schema {step}"
+                f" (this build reads schema {cls.schema})"
+            )
+        body = upgrade(body)
+    return body
 
 
 def _origin(cls: type) -> str:
@@ -199,6 +242,10 @@ class Aggregate(Generic[S]):
     evolve: Callable[[S, Event], S]
     on_timer: Callable[[Decision[S], str], None] | None = None
     check_invariants: Callable[[S], None] | None = None
+    #: Bump when `state_type` or `evolve` changes: snapshots hold states of the version they
+    #: were built with, and a stream whose snapshot state is of another version is folded
+    #: again from its events (at activation, and into the next snapshot).
+    state_version: int = 1
 
     def stream_of(self, aggregate_id: str) -> str:
         return f"{self.kind}/{aggregate_id}"

@@ -25,8 +25,10 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import make_converter
 
+from domain.core import upcast
 from domain.errors import InvalidArgs
 from domain.model import EVENT_TYPES, Event
+from engine.journal.interface import Row
 
 T = TypeVar("T")
 
@@ -182,15 +184,36 @@ def encode_event(event: Event) -> bytes:
     return orjson.dumps(body)
 
 
-def decode_event(type_name: str, stream: str, version: int, at: int, payload: bytes) -> Event:
+def decode_event(
+    type_name: str, stream: str, version: int, at: int, payload: bytes, schema: int | None = None
+) -> Event:
+    """The event of a journal row. A payload written at an older `schema` is upcast first
+    (`domain.core.upcast`; None: the type's current schema). ValueError for an unknown type, a
+    schema no upcaster reaches or a newer build's; cattrs' errors for a payload that does not
+    structure."""
     event_type = EVENT_TYPES.get(type_name)
     if event_type is None:
         raise ValueError(f"unknown event type {type_name!r}")
     body = orjson.loads(payload)
+    if schema is not None and schema != event_type.schema:
+        body = upcast(event_type, schema, body)
     body["stream"] = stream
     body["version"] = version
     body["at"] = at
     return converter.structure(body, event_type)
+
+
+def decode_row(row: Row) -> Event:
+    """`decode_event` of a journal row (its schema included)."""
+    return decode_event(row.type, row.stream, row.version, row.at, row.payload, row.schema)
+
+
+def upcast_payload(type_name: str, schema: int, body: Any) -> Any:
+    """A row's decoded payload in its type's current schema (unchanged for an unknown type)."""
+    event_type = EVENT_TYPES.get(type_name)
+    if event_type is None or schema == event_type.schema or not isinstance(body, dict):
+        return body
+    return upcast(event_type, schema, body)
 
 
 def encode_value(value: Any, value_type: type) -> bytes:

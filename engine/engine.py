@@ -53,7 +53,7 @@ from engine.journal_filter import build as build_filter
 from engine.readmodels import ReadModels, refold
 from engine.registry import Registry
 from engine.scheduler import Scheduler
-from engine.snapshotting import SnapshotInfo, build_snapshot, load_stream
+from engine.snapshotting import SnapshotInfo, build_snapshot, load_stream, stale_kinds
 from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
 from engine.timers import TimerService
 from snapshots import Snapshot, list_files, newest_valid, snapshot_dir
@@ -247,6 +247,8 @@ class Engine:
                     path.rename(directory / "quarantine" / path.name)
         self.read_models = ReadModels(self.registry.projections.values())
         self._snapshot: Snapshot | None = None
+        #: Aggregate kinds whose state rows in `_snapshot` are of another state version.
+        self._stale_kinds: frozenset[str] = frozenset()
         self._actors: OrderedDict[str, Actor] = OrderedDict()
         #: Streams the journal may hold: spares the read of a stream never written.
         self._written = JournalFilter()
@@ -511,7 +513,11 @@ class Engine:
             return aggregate.initial, 0
         try:
             return load_stream(
-                self._snapshot, aggregate, stream, lambda v: self.journal.read_stream(stream, v)
+                self._snapshot,
+                aggregate,
+                stream,
+                lambda v: self.journal.read_stream(stream, v),
+                self._stale_kinds,
             )
         except DamagedRow as exc:
             log.error("cannot load %s: %s", stream, exc)
@@ -704,6 +710,7 @@ class Engine:
                 )
                 if info is not None:
                     opened = await self.run_io(lambda: Snapshot.open(info.path))
+                    self._stale_kinds = frozenset()  # it was built with this build's versions
                     old, self._snapshot = self._snapshot, opened
                     if old is not None:
                         old.close()
@@ -761,6 +768,13 @@ class Engine:
 
         def rebuild() -> tuple[Snapshot | None, ReadModels, int]:
             snapshot = newest_valid(snapshot_dir(self.data_dir), at_most_seq=journal_seq)
+            self._stale_kinds = stale_kinds(snapshot, self.registry)
+            if self._stale_kinds:
+                log.info(
+                    "aggregate states of %s in the snapshot are of another version: folding"
+                    " them from their events",
+                    sorted(self._stale_kinds),
+                )
             models = ReadModels(self.registry.projections.values())
             folded = 0
             reader = self.journal.reader()  # this may run in a worker thread: a reader of its own
@@ -780,9 +794,7 @@ class Engine:
                     types=models.interesting_types(),
                 ):
                     verify(row)
-                    models.apply(
-                        codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
-                    )
+                    models.apply(codec.decode_row(row))
                     folded += 1
             finally:
                 reader.close()

@@ -31,9 +31,14 @@ from engine.journal import Journal, Row
 log = logging.getLogger("turnstile.erasure")
 
 
-def _redacted(row: Row) -> bytes:
-    event = codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
-    return codec.encode_event(event.redacted())
+def _redacted(row: Row) -> tuple[int, bytes]:
+    """The row's event with its personal fields blanked, in its type's current schema (a row
+    of an older schema is upcast, so it is rewritten with the current one)."""
+    event = codec.decode_row(row)
+    redacted = event.redacted()
+    if redacted is event and row.schema == event.schema:
+        return row.schema, row.payload
+    return event.schema, codec.encode_event(redacted)
 
 
 def scrub_stream(journal: Journal, stream: str, before_seq: int) -> int:

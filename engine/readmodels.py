@@ -119,7 +119,7 @@ def refold(models: ReadModels, missing: set[str], rows: Iterable[Any]) -> int:
     folded = 0
     for row in rows:
         verify(row)
-        event = codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
+        event = codec.decode_row(row)
         models.apply_to(event, missing)
         folded += 1
     return folded

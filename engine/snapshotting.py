@@ -12,6 +12,12 @@ If the base snapshot turns out damaged, the build starts over from the journal's
 `load_stream` is the other direction: one stream's committed state from its snapshot row and
 its journal rows after it (an actor's activation).
 
+A snapshot records the state version of every aggregate kind it holds (`Aggregate.state_version`,
+in its read-model entry `_states`; none recorded means version 1). Where it differs from this
+build's, that kind's state rows are stale (`stale_kinds`): activation folds such a stream from
+its first event, and the next build folds the kind's streams again from the journal's start
+instead of from the base snapshot's rows.
+
 The snapshot files themselves (format, validity, atomic write) are the `snapshots` package's,
 which knows nothing of the engine; this module is where the two meet.
 """
@@ -20,13 +26,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from domain.model import Aggregate
+from domain.model import Aggregate, Event
 from engine import codec
 from engine.journal import JournalReader, Row, open_reader, verify
 from engine.readmodels import ReadModels, refold
@@ -57,6 +63,28 @@ class SnapshotInfo:
     seconds: float
 
 
+#: The read-model entry of a snapshot recording its aggregates' state versions.
+STATE_VERSIONS = "_states"
+
+
+def state_versions(registry: Registry) -> bytes:
+    return codec.dumps({kind: a.state_version for kind, a in sorted(registry.aggregates.items())})
+
+
+def stale_kinds(snapshot: Snapshot | None, registry: Registry) -> frozenset[str]:
+    """The aggregate kinds whose state rows in `snapshot` are of another state version than
+    this build's (see the module's docstring)."""
+    if snapshot is None:
+        return frozenset()
+    raw = snapshot.read_model(STATE_VERSIONS)
+    recorded = codec.loads(raw) if raw is not None else {}
+    return frozenset(
+        kind
+        for kind, aggregate in registry.aggregates.items()
+        if recorded.get(kind, 1) != aggregate.state_version
+    )
+
+
 def fold_stream(
     aggregate: Aggregate[Any], state: Any, version: int, rows: list[Row]
 ) -> tuple[Any, int]:
@@ -68,9 +96,7 @@ def fold_stream(
             raise StreamGap(
                 f"{row.stream}: version {row.version} follows {version} (seq {row.seq})"
             )
-        state = evolve(
-            state, codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
-        )
+        state = evolve(state, codec.decode_row(row))
         version = row.version
     return state, version
 
@@ -110,8 +136,10 @@ def _build(
         return None
     models = ReadModels(registry.projections.values())
     missing: set[str] = set()
+    stale: frozenset[str] = frozenset()
     if base is not None:
         missing = models.load(base.read_models())
+        stale = stale_kinds(base, registry)
         base.close()
     writer = SnapshotWriter.create(directory, until, base=base.path if base else None)
     try:
@@ -123,20 +151,17 @@ def _build(
             )
         cache: dict[str, tuple[Any, int]] = {}
         folded = 0
+        if stale:  # their base rows are of another state version: fold them from the start
+            for row in journal.scan(until_seq=base_seq):
+                if row.stream.partition("/")[0] in stale:
+                    verify(row)
+                    _fold_into(cache, registry.aggregate_of(row.stream), row, None)
         for row in journal.scan(after_seq=base_seq, until_seq=until):
             verify(row)
             aggregate = registry.aggregate_of(row.stream)
-            entry = cache.get(row.stream)
-            if entry is None:
-                entry = _base_state(writer, aggregate, row.stream)
-            state, version = entry
-            if row.version != version + 1:
-                raise StreamGap(
-                    f"{row.stream}: version {row.version} follows {version} (seq {row.seq})"
-                )
-            event = codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
-            cache[row.stream] = (aggregate.evolve(state, event), row.version)
-            models.apply(event)
+            models.apply(
+                _fold_into(cache, aggregate, row, None if aggregate.kind in stale else writer)
+            )
             folded += 1
         states = [
             StateRow(
@@ -146,12 +171,31 @@ def _build(
             )
             for stream, (state, version) in cache.items()
         ]
-        final = writer.finish(states, models.encode())
+        final = writer.finish(states, {**models.encode(), STATE_VERSIONS: state_versions(registry)})
     except BaseException:
         writer.close()
         raise
     prune(directory, keep=keep)
     return SnapshotInfo(until, final, len(cache), folded, time.perf_counter() - started)
+
+
+def _fold_into(
+    cache: dict[str, tuple[Any, int]],
+    aggregate: Aggregate[Any],
+    row: Row,
+    base: SnapshotWriter | None,
+) -> Event:
+    """Fold `row` into its stream's entry of `cache` (first taken from `base`'s row, or the
+    initial state without a base); the row's event."""
+    entry = cache.get(row.stream)
+    if entry is None:
+        entry = (aggregate.initial, 0) if base is None else _base_state(base, aggregate, row.stream)
+    state, version = entry
+    if row.version != version + 1:
+        raise StreamGap(f"{row.stream}: version {row.version} follows {version} (seq {row.seq})")
+    event = codec.decode_row(row)
+    cache[row.stream] = (aggregate.evolve(state, event), row.version)
+    return event
 
 
 def _base_state(writer: SnapshotWriter, aggregate: Aggregate[Any], stream: str) -> tuple[Any, int]:
@@ -166,12 +210,14 @@ def load_stream(
     aggregate: Aggregate[Any],
     stream: str,
     rows_after: Callable[[int], list[Row]],
+    stale: Container[str] = (),
 ) -> tuple[Any, int]:
-    """The committed state of `stream`: its snapshot row (if trustworthy) + journal rows after it.
+    """The committed state of `stream`: its snapshot row (if trustworthy and not of a `stale`
+    kind, `stale_kinds`) + journal rows after it.
 
     `rows_after(version)` returns the stream's journal rows after that version."""
     state, version = aggregate.initial, 0
-    if snapshot is not None:
+    if snapshot is not None and aggregate.kind not in stale:
         try:
             row = snapshot.state(stream)
         except DamagedSnapshot as exc:

@@ -119,6 +119,18 @@ class Snapshot:
                 raise DamagedSnapshot(f"{self.path.name}: state of {stream} fails its checksum")
             yield StateRow(stream, version, payload)
 
+    def read_model(self, name: str) -> bytes | None:
+        """One read model's payload (None if the file holds none of that name)."""
+        found = self._conn.execute(
+            "SELECT payload, crc FROM read_models WHERE name = ?", (name,)
+        ).fetchone()
+        if found is None:
+            return None
+        payload, crc = found
+        if zlib.crc32(payload) != crc:
+            raise DamagedSnapshot(f"{self.path.name}: read model {name} fails its checksum")
+        return bytes(payload)
+
     def read_models(self) -> dict[str, bytes]:
         out = {}
         for name, payload, crc in self._conn.execute("SELECT name, payload, crc FROM read_models"):

@@ -105,7 +105,7 @@ def full_replay(t: EngineHarness, streams: list[str]) -> tuple[dict[str, Any], R
         states[stream] = state
     models = ReadModels(t.engine.registry.projections.values())
     for row in journal.scan():
-        models.apply(codec.decode_event(row.type, row.stream, row.version, row.at, row.payload))
+        models.apply(codec.decode_row(row))
     return states, models
 
 

@@ -235,12 +235,12 @@ class Journal(JournalReader, Protocol):
         ...
 
     def rewrite_payloads(
-        self, stream: str, before_seq: int, rewrite: Callable[[Row], bytes]
+        self, stream: str, before_seq: int, rewrite: Callable[[Row], tuple[int, bytes]]
     ) -> int:
-        """Replace the payload of each of `stream`'s rows with seq < `before_seq` by
+        """Replace the schema and payload of each of `stream`'s rows with seq < `before_seq` by
         `rewrite(row)` (checksums verified first: raises `DamagedRow`), in one transaction,
         with new checksums; seq, version, type and time are untouched. Returns the number of
-        rows whose payload changed. When it returns the change is durable and no copy of a
+        rows whose schema or payload changed. When it returns the change is durable and no copy of a
         replaced payload remains in the journal's files."""
         ...
 

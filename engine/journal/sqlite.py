@@ -635,7 +635,7 @@ class SqliteJournal(SqliteReader):
         return conn
 
     def rewrite_payloads(
-        self, stream: str, before_seq: int, rewrite: Callable[[Row], bytes]
+        self, stream: str, before_seq: int, rewrite: Callable[[Row], tuple[int, bytes]]
     ) -> int:
         conn = self._erasure_connection()
         try:
@@ -646,17 +646,18 @@ class SqliteJournal(SqliteReader):
                     (stream, before_seq),
                 )
             ]
-            updates: list[tuple[bytes, int, int]] = []
+            updates: list[tuple[int, bytes, int, int]] = []
             for row in rows:
                 verify(row)
-                payload = rewrite(row)
-                if payload != row.payload:
-                    updates.append((payload, checksum(payload), row.seq))
+                schema, payload = rewrite(row)
+                if payload != row.payload or schema != row.schema:
+                    updates.append((schema, payload, checksum(payload), row.seq))
             if updates:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     conn.executemany(
-                        "UPDATE events SET payload = ?, crc = ? WHERE seq = ?", updates
+                        "UPDATE events SET schema = ?, payload = ?, crc = ? WHERE seq = ?",
+                        updates,
                     )
                     conn.execute("COMMIT")
                 except BaseException:
@@ -790,10 +791,11 @@ def _create_erasures_done(conn: sqlite3.Connection) -> None:
 
 
 def _types_clause(types: Sequence[str]) -> str:
-    # Type names are Python identifiers (event class names): safe to inline, as a partial
-    # index's WHERE clause must be literal.
+    # Type names are event class names, an app's prefixed by its namespace (`shop.ItemAdded`):
+    # identifiers joined by dots, safe to inline, as a partial index's WHERE clause must be
+    # literal.
     for name in types:
-        if not name.isidentifier():
+        if not all(part.isidentifier() for part in name.split(".")):
             raise ValueError(f"not an event type name: {name!r}")
     return "type IN (" + ", ".join(f"'{name}'" for name in sorted(types)) + ")"
 

@@ -386,9 +386,9 @@ def test_rewrite_payloads_replaces_only_what_changes_before_the_position(
     journal.append(batch(*written))
     seen: list[int] = []
 
-    def redact(stored: Row) -> bytes:
+    def redact(stored: Row) -> tuple[int, bytes]:
         seen.append(stored.seq)
-        return stored.payload.replace(secret, b"")
+        return stored.schema, stored.payload.replace(secret, b"")
 
     assert journal.rewrite_payloads("customer/c_1", 5, redact) == 2
     assert seen == [1, 2, 4]  # the stream's rows before seq 5, in order
@@ -408,6 +408,14 @@ def test_rewrite_payloads_replaces_only_what_changes_before_the_position(
     assert journal.rewrite_payloads("customer/c_1", 5, redact) == 0  # idempotent
 
 
+def test_rewrite_payloads_writes_a_new_schema_with_its_payload(journal: Journal) -> None:
+    journal.append(batch(row(1, "customer/c_1", 1, payload=b'{"name":"x"}')))
+    assert journal.rewrite_payloads("customer/c_1", 2, lambda r: (2, b'{"name":""}')) == 1
+    (after,) = journal.scan()
+    assert (after.schema, after.payload) == (2, b'{"name":""}')
+    verify(after)
+
+
 def test_rewrite_payloads_refuses_a_damaged_row_and_changes_nothing(
     journal_backend: Backend, journal: Journal, data_dir: Path
 ) -> None:
@@ -415,7 +423,7 @@ def test_rewrite_payloads_refuses_a_damaged_row_and_changes_nothing(
     journal_backend.damage_payload(data_dir, 5)
     before = list(journal.scan())
     with pytest.raises(DamagedRow):
-        journal.rewrite_payloads("counter/c_a", 8, lambda r: b"{}")
+        journal.rewrite_payloads("counter/c_a", 8, lambda r: (r.schema, b"{}"))
     assert list(journal.scan()) == before
     assert [r.payload for r in before if r.seq != 5] == [r.payload for r in rows if r.seq != 5]
 

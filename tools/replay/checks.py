@@ -82,18 +82,19 @@ class RowChecks:
             )
             trusted = False
         event_type = EVENT_TYPES.get(row.type)
-        if event_type is not None and row.schema != event_type.schema:
+        if event_type is not None and not _readable_schema(event_type, row.schema):
             add(
                 "schema",
                 f"{row.type} written with schema {row.schema}; this build reads schema "
-                f"{event_type.schema}",
+                f"{event_type.schema}"
+                + ("" if row.schema > event_type.schema else " and has no upcaster from it"),
                 seq=row.seq,
                 stream=row.stream,
             )
         if not trusted:
             return None
         try:
-            return codec.decode_event(row.type, row.stream, row.version, row.at, row.payload)
+            return codec.decode_row(row)
         except Exception as exc:
             add(
                 "decode",
@@ -109,3 +110,13 @@ def _reason(exc: BaseException) -> str:
         return _reason(exc.exceptions[0])
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _readable_schema(event_type: type[Event], schema: int) -> bool:
+    """Whether rows of `schema` decode in this build: its own schema, or an older one its
+    upcasters step up from."""
+    steps = event_type.upcasters
+    return schema == event_type.schema or (
+        schema < event_type.schema
+        and all(step in steps for step in range(schema, event_type.schema))
+    )

@@ -15,6 +15,7 @@ poll, so a reader of the file sees whole lines.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 import attrs
 import orjson
 
+from engine import codec
 from engine.journal import Row, checksum
 from tools.replay.findings import Finding, Findings
 from tools.replay.progress import Progress, ProgressFactory, quiet
@@ -75,7 +77,11 @@ class ExportSummary:
 
 
 def line_of(row: Row) -> bytes:
-    """The JSON line of one (checksum-verified) row."""
+    """The JSON line of one (checksum-verified) row: its payload in its type's current schema
+    (upcast from an older one), or as written where this build cannot upcast it."""
+    payload = orjson.loads(row.payload)
+    with contextlib.suppress(ValueError):  # a newer build's row, or no upcaster: as written
+        payload = codec.upcast_payload(row.type, row.schema, payload)
     return (
         orjson.dumps(
             {
@@ -84,7 +90,7 @@ def line_of(row: Row) -> bytes:
                 "version": row.version,
                 "type": row.type,
                 "at": row.at,
-                "payload": orjson.loads(row.payload),
+                "payload": payload,
             }
         )
         + b"\n"
