@@ -113,10 +113,11 @@ class Registry:
 
 
 def _normalize(name: str) -> str:
-    """Convex clients may send `events.js:create` or `events:create`; both name one function."""
+    """Convex clients may send `events.js:create` or `events:create`; both name one function.
+    A bare module name is its default export (`notes` is `notes:default`), as Convex has it."""
     if not isinstance(name, str):
         raise InvalidArgs("The function name must be a string.", path="udfPath")
-    module, sep, function = name.partition(":")
+    module, _, function = name.partition(":")
     if module.endswith(".js"):
         module = module[:-3]
-    return f"{module}{sep}{function}" if sep else name
+    return f"{module}:{function or 'default'}"

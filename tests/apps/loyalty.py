@@ -3,8 +3,8 @@ wrote the journal checked in beside it, and how old rows are read (docs/apps.md,
 app"):
 
 - `MemberJoined` is at schema 2: the one `name` became `firstName` and `lastName`, and emails
-  are stored lower-case (a normalization, as venue CRMs run); its upcaster turns a schema-1 payload into
-  that.
+  are stored lower-case (a normalization, as venue CRMs run); its upcaster turns a schema-1
+  payload into that.
 - `PointsEarned` is at schema 2: it gained `reason`; rows written before say "purchase".
 - The member state gained `tier` and split the name, so `MEMBER.state_version` is 2: the
   snapshot's version-1 states are not read; members are folded from their events.

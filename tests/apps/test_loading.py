@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from domain import App, AppError
+from domain import App, AppError, NotFound, QuerySpec
 from domain.catalog import BOOKING
 from engine.apps import load_apps
 from engine.registry import Registry
@@ -106,3 +106,15 @@ def test_serve_with_a_wrong_app_exits_2_and_opens_nothing(tmp_path: Path) -> Non
     assert "app 'loose': event type LooseThingHappened" in done.stderr
     assert "listening" not in done.stdout
     assert not data_dir.exists()
+
+
+def test_a_bare_module_name_is_its_default_export() -> None:
+    from tests.apps.broken import NoArgs, _nothing
+
+    default = QuerySpec(name="notes:default", args_type=NoArgs, evaluate=_nothing)
+    registry = Registry((App(name="notes", queries=(default,)),))
+    assert registry.query("notes") is default
+    assert registry.query("notes.js") is default
+    assert registry.query("notes.js:default") is default
+    with pytest.raises(NotFound):
+        registry.query("events")
