@@ -19,6 +19,9 @@ Plan (docs/engine.md, "Live queries" and "Fan-out to sync clients"):
   (the newest), so a client that reads slowly gets fewer, newer Transitions and the session's
   memory stays bounded; unchanged results are not re-sent.
 - A Ping every 15 s keeps the client's inactivity timer quiet.
+- A page of a paginated list subscribed without `endCursor` is pinned at its first answer's
+  `continueCursor`, sent as the query's journal; an `Add` with a journal is pinned there
+  (`_pin`, domain/pagination.py): Convex's client relies on this to keep its pages gapless.
 
 Limits (`SessionLimits`, numbers in `ServerConfig`): the client's Connect must arrive within the
 handshake time; its messages are admitted by its connection's `Throttle` and by its signed-in
