@@ -36,6 +36,7 @@ from domain.model import (
     TimerChange,
     View,
 )
+from domain.pagination import InvalidCursor, Page, PaginationOpts, paginate, scope_of
 from domain.scheduling import CronJob, DailyAt, Every, JobCommand
 
 __all__ = [
@@ -54,11 +55,14 @@ __all__ = [
     "Identity",
     "Internal",
     "InvalidArgs",
+    "InvalidCursor",
     "JobCommand",
     "Module",
     "MutationSpec",
     "NotFound",
     "Overloaded",
+    "Page",
+    "PaginationOpts",
     "Projection",
     "QuerySpec",
     "RateLimited",
@@ -67,8 +71,10 @@ __all__ = [
     "Unauthenticated",
     "View",
     "org_for_new_record",
+    "paginate",
     "require_authenticated",
     "require_cap",
     "require_org",
     "require_user",
+    "scope_of",
 ]

@@ -24,12 +24,15 @@ from domain import (
     JobCommand,
     MutationSpec,
     NotFound,
+    PaginationOpts,
     Projection,
     QuerySpec,
     View,
     org_for_new_record,
+    paginate,
     require_cap,
     require_org,
+    scope_of,
 )
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -180,18 +183,20 @@ def expire(d: Decision[GiftCard], args: GiftCardIdArgs) -> None:
 
 # -- the read model and the queries ----------------------------------------------------------------
 
-#: Per organization, its cards' ids in issue order -> (expires_at, expired).
-Cards = immutables.Map[str, immutables.Map[str, tuple[int, bool]]]
+#: Per organization, its cards: id -> (issued_at, expires_at, expired).
+Cards = immutables.Map[str, immutables.Map[str, tuple[int, int, bool]]]
 
 
 def apply_cards(cards: Cards, event: Event) -> Cards:
     card_id = event.stream.partition("/")[2]
-    if isinstance(event, GiftCardIssued | GiftCardExpired):
-        entries = cards.get(event.org_id, immutables.Map())
-        expires_at = event.expires_at if isinstance(event, GiftCardIssued) else entries[card_id][0]
-        expired = isinstance(event, GiftCardExpired)
-        return cards.set(event.org_id, entries.set(card_id, (expires_at, expired)))
-    return cards
+    entries = cards.get(getattr(event, "org_id", ""), immutables.Map())
+    if isinstance(event, GiftCardIssued):
+        entry = (event.at, event.expires_at, False)
+    elif isinstance(event, GiftCardExpired):
+        entry = (*entries[card_id][:2], True)
+    else:
+        return cards
+    return cards.set(event.org_id, entries.set(card_id, entry))
 
 
 def _cards_keys(event: Event) -> tuple[str, ...]:
@@ -212,6 +217,8 @@ CARDS = Projection(
 @attrs.frozen(kw_only=True)
 class ListArgs:
     org_id: str | None = None
+    #: Convex's `paginationOpts` (`usePaginatedQuery`): a page instead of the whole list.
+    pagination_opts: PaginationOpts | None = None
 
 
 def _doc(card_id: str, card: GiftCard) -> dict[str, object]:
@@ -233,17 +240,30 @@ def get(view: View, args: GiftCardIdArgs, identity: Identity) -> dict[str, objec
     return _doc(args.gift_card_id, card)
 
 
-def list_cards(view: View, args: ListArgs, identity: Identity) -> list[dict[str, object]]:
-    """giftcards:list -> the organization's cards, in issue order."""
+def list_cards(
+    view: View, args: ListArgs, identity: Identity
+) -> list[dict[str, object]] | dict[str, object]:
+    """giftcards:list -> the organization's cards, oldest first; with `paginationOpts`, a page
+    of them (keyed by issue time and id, so pages never skip or repeat a card)."""
     require_cap(identity, MANAGE)
     org_id = org_for_new_record(identity, args.org_id)
     entries = view.projection(CARDS, org_id).get(org_id, immutables.Map())
-    found = []
-    for card_id in entries:
-        card = view.aggregate(GIFT_CARD, card_id)
-        if card is not None:
-            found.append(_doc(card_id, card))
-    return found
+    ordered = sorted((issued_at, card_id) for card_id, (issued_at, _, _) in entries.items())
+
+    def doc(key: tuple[int, str]) -> dict[str, object]:
+        card = view.aggregate(GIFT_CARD, key[1])
+        assert card is not None, "a listed card has events"
+        return _doc(key[1], card)
+
+    if args.pagination_opts is not None:
+        page = paginate(
+            ordered,
+            key=lambda k: k,
+            opts=args.pagination_opts,
+            scope=scope_of("giftcards:list", args),
+        )
+        return page.doc(doc)
+    return [doc(key) for key in ordered]
 
 
 # -- the cron job ----------------------------------------------------------------------------------
@@ -253,7 +273,7 @@ def plan_expiry(view: View, now: int) -> list[JobCommand]:
     """Every card past its date and not yet expired, once a day."""
     commands = []
     for entries in view.projection(CARDS, "").values():
-        for card_id, (expires_at, expired) in entries.items():
+        for card_id, (_, expires_at, expired) in entries.items():
             if not expired and expires_at <= now:
                 commands.append(
                     JobCommand(

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 import trio
 
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, InvalidArgs, NotFound
 from engine.testing import EngineHarness, staff
 
 ORG = "org_gifts"
@@ -99,3 +99,44 @@ async def test_the_apps_events_are_journaled_in_its_namespace(
     assert types == ["giftcards.GiftCardIssued", "giftcards.GiftCardRedeemed"]
     await turnstile.start()
     assert (await turnstile.query("giftcards:get", {"giftCardId": card}, CLERK))["balance"] == 60
+
+
+async def test_the_list_pages_in_convex_form_and_a_pinned_page_keeps_its_range(
+    turnstile: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    cards = []
+    for n in range(5):
+        cards.append(
+            await turnstile.mutation("giftcards:issue", {"amount": 10, "recipient": f"R{n}"}, CLERK)
+        )
+        await turnstile.advance(seconds=1)  # issue times apart: the list's order is theirs
+    first = await turnstile.query(
+        "giftcards:list", {"paginationOpts": {"numItems": 2, "cursor": None}}, CLERK
+    )
+    assert [doc["_id"] for doc in first["page"]] == cards[:2]
+    assert first["isDone"] is False
+    rest = await turnstile.query(
+        "giftcards:list",
+        {"paginationOpts": {"numItems": 10, "cursor": first["continueCursor"]}},
+        CLERK,
+    )
+    assert [doc["_id"] for doc in rest["page"]] == cards[2:]
+    assert rest["isDone"] is True
+    # Pinned at its end, the first page keeps its range while cards are issued after it.
+    await turnstile.mutation("giftcards:issue", {"amount": 10, "recipient": "Late"}, CLERK)
+    pinned = await turnstile.query(
+        "giftcards:list",
+        {
+            "paginationOpts": {
+                "numItems": 2,
+                "cursor": None,
+                "endCursor": first["continueCursor"],
+            }
+        },
+        CLERK,
+    )
+    assert [doc["_id"] for doc in pinned["page"]] == cards[:2]
+    with pytest.raises(InvalidArgs, match="InvalidCursor"):
+        await turnstile.query(
+            "giftcards:list", {"paginationOpts": {"numItems": 2, "cursor": "garbage"}}, CLERK
+        )
