@@ -4,11 +4,9 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from engine.server.auth import mint_token
 from tests.interop.test_convex_client import (
@@ -16,10 +14,9 @@ from tests.interop.test_convex_client import (
     HERE,
     JWT_SECRET,
     REPO,
-    Server,
     free_port,
     pytestmark,
-    restart,
+    steps_across_sigkill,
 )
 
 __all__ = ["pytestmark"]
@@ -29,35 +26,10 @@ APP = ["--app", "tests.apps.giftcards"]
 
 def test_an_app_is_served_to_the_convex_client_across_a_sigkill(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    port = free_port()
-    server = Server(data_dir, port, APP)
     token = mint_token(JWT_SECRET, "clerk-1", "org_interop", ["orders:manage"], 600)
-    node = subprocess.Popen(
-        ["node", str(HERE / "app_scenario.mjs"), server.url, ADMIN_KEY, token],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    steps = steps_across_sigkill(
+        [str(HERE / "app_scenario.mjs"), ADMIN_KEY, token], data_dir, free_port(), APP
     )
-    steps: dict[str, Any] = {}
-    try:
-        assert node.stdout is not None
-        for line in node.stdout:
-            if not line.startswith("{"):
-                continue  # the convex client's own log lines
-            step = json.loads(line)
-            steps[step["step"]] = step
-            if step["step"] == "sent":
-                server.process.kill()  # SIGKILL: no goodbye to anyone
-                server.process.communicate(timeout=30)
-                server = restart(data_dir, port, APP)
-            if step["step"] in ("done", "error"):
-                break
-        node.communicate(timeout=60)
-    finally:
-        if node.poll() is None:
-            node.kill()
-            node.communicate()
-        assert server.stop() == 0
     assert "error" not in steps, steps
     assert steps["subscribed"]["value"]["balance"] == 5000
     assert steps["redeemed"]["left"] == 3800

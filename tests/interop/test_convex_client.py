@@ -128,21 +128,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_convex_client_survives_sigkill_and_runs_the_in_flight_mutation_once(
-    tmp_path: Path,
-) -> None:
-    port = free_port()
-    server = Server(tmp_path / "data", port)
+def steps_across_sigkill(
+    node_args: Sequence[str], data_dir: Path, port: int, options: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run a node scenario against a server on `port`; when it prints the step "sent", kill
+    the server with SIGKILL and start it again on the same port (the client must reconnect by
+    itself). The scenario's steps by name, once it printed "done" or "error"."""
+    server = Server(data_dir, port, options)
     node = subprocess.Popen(
-        [
-            "node",
-            str(HERE / "scenario.mjs"),
-            server.url,
-            ADMIN_KEY,
-            user_token("ann"),
-            "ann",
-            "reconnect",
-        ],
+        ["node", *node_args[:1], server.url, *node_args[1:]],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -158,7 +152,7 @@ def test_convex_client_survives_sigkill_and_runs_the_in_flight_mutation_once(
             if step["step"] == "sent":
                 server.process.kill()  # SIGKILL: no goodbye to anyone
                 server.process.communicate(timeout=30)
-                server = restart(tmp_path / "data", port)
+                server = restart(data_dir, port, options)
             if step["step"] in ("done", "error"):
                 break
         node.communicate(timeout=60)
@@ -167,6 +161,17 @@ def test_convex_client_survives_sigkill_and_runs_the_in_flight_mutation_once(
             node.kill()
             node.communicate()
         assert server.stop() == 0
+    return steps
+
+
+def test_convex_client_survives_sigkill_and_runs_the_in_flight_mutation_once(
+    tmp_path: Path,
+) -> None:
+    steps = steps_across_sigkill(
+        [str(HERE / "scenario.mjs"), ADMIN_KEY, user_token("ann"), "ann", "reconnect"],
+        tmp_path / "data",
+        free_port(),
+    )
     assert "error" not in steps, steps
     assert steps["joined"]["joined"]["status"] == "offered"  # not a Conflict from a 2nd run
     assert steps["joined"]["seenAfterJoin"]["activeOffers"] == 1
