@@ -29,12 +29,15 @@ CAPABILITIES: frozenset[str] = frozenset(
 
 @attrs.frozen(kw_only=True)
 class Identity:
-    """A caller. `subject` is the user id (None for anonymous and admin callers)."""
+    """A caller. `subject` is the user id (None for anonymous and admin callers);
+    `token_identifier` is Convex's `tokenIdentifier`, `iss|sub` of the token that signed the
+    user in (None for anonymous and admin callers)."""
 
     subject: str | None = None
     org_id: str | None = None
     caps: frozenset[str] = frozenset()
     is_admin: bool = False
+    token_identifier: str | None = None
 
     @property
     def is_anonymous(self) -> bool:

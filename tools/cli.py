@@ -30,6 +30,7 @@ from domain.model import Module
 from domain.scheduling import JOB
 from engine import Engine, open_engine, tune_gc
 from engine.server import Authenticator, RunningServer, mint_token, open_server
+from engine.server.identity_providers import AuthConfigError, Provider, load_auth_config
 from tools import codegen, loadtest, replay
 from tools.apps import add_app_option, load_app_modules
 
@@ -51,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, default=Path("./data"))
     serve.add_argument("--admin-key", default=os.environ.get("TURNSTILE_ADMIN_KEY"))
     serve.add_argument("--jwt-secret", default=os.environ.get("TURNSTILE_JWT_SECRET"))
+    serve.add_argument(
+        "--auth-config",
+        type=Path,
+        default=os.environ.get("TURNSTILE_AUTH_CONFIG"),
+        metavar="FILE",
+        help="identity providers (Clerk, Auth0, OIDC, custom JWT), in auth.config.ts's fields",
+    )
     serve.add_argument("--demo", action="store_true", help="load demo data on an empty journal")
     serve.add_argument("--log-level", default="INFO")
     add_app_option(serve)
@@ -105,15 +113,25 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    providers: tuple[Provider, ...] = ()
+    if args.auth_config is not None:
+        try:
+            providers = load_auth_config(Path(args.auth_config))
+        except AuthConfigError as exc:
+            parser.error(str(exc))
     admin_key = args.admin_key or secrets.token_urlsafe(24)
-    jwt_secret = args.jwt_secret or secrets.token_urlsafe(48)
+    # Development tokens: with the given secret; else, without identity providers, with one made
+    # now (printed below); with providers and no secret, none at all.
+    jwt_secret = args.jwt_secret or (None if providers else secrets.token_urlsafe(48))
     try:
-        authenticator = Authenticator(admin_key, jwt_secret)
+        authenticator = Authenticator(admin_key, jwt_secret, providers)
     except ValueError as exc:
         parser.error(str(exc))
     if not args.admin_key:
         print(f"dev admin key: {admin_key}")
-    if not args.jwt_secret:
+    for provider in providers:
+        print(f"identity provider: {provider.issuer} ({provider.kind}, {provider.algorithm})")
+    if not args.jwt_secret and jwt_secret is not None:
         print(f"dev jwt secret: {jwt_secret}")
         token = mint_token(jwt_secret, DEV_USER, ttl_seconds=7 * 24 * 3600)
         print(f"dev user token (sub={DEV_USER}, 7 days): {token}")

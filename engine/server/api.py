@@ -153,7 +153,7 @@ def _health(ctx: ServerContext, draining: bool) -> HttpResponse:
     return json_response(200, {"status": "ok", "journalSeq": ctx.engine.committed_seq})
 
 
-def identify(authenticator: Authenticator, authorization: bytes | None) -> Identity:
+async def identify(authenticator: Authenticator, authorization: bytes | None) -> Identity:
     """The caller named by an `Authorization` header; none is `ANONYMOUS`. Raises `AuthFailed`."""
     if not authorization:
         return ANONYMOUS
@@ -165,7 +165,7 @@ def identify(authenticator: Authenticator, authorization: bytes | None) -> Ident
     if scheme == "Convex" and credential:
         return authenticator.admin(credential)
     if scheme == "Bearer" and credential:
-        return authenticator.user(credential)
+        return (await authenticator.authenticate(credential)).identity
     raise AuthFailed("The Authorization header must be 'Convex <admin key>' or 'Bearer <token>'.")
 
 
@@ -209,7 +209,7 @@ async def call_function(ctx: ServerContext, kind: str, request: HttpRequest) -> 
             outcome = "BadRequest"
             return error_response(400, error)
         try:
-            identity = identify(ctx.authenticator, request.headers.get(b"authorization"))
+            identity = await identify(ctx.authenticator, request.headers.get(b"authorization"))
         except AuthFailed as error:
             outcome = error.code
             return error_response(401, error)

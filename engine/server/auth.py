@@ -1,33 +1,58 @@
 """Who is calling: the admin key and user tokens (docs/reference/identity.md).
 
-User tokens are HS256 JWTs signed with the server's secret, with claims `sub` (the user id,
-required), `exp` (required), `org_id` (optional) and `caps` (optional list of capabilities).
-Only HS256 is accepted: a token with `alg: none` or any other algorithm is refused, as is one
-that is expired, wrongly signed or malformed. A token naming a capability this server does not
-know is refused too (fail closed): a typo in a grant should be loud, not silently grant less.
+User tokens are JWTs of two kinds:
+- tokens of an identity provider of the auth config (`engine.server.identity_providers`: Clerk,
+  Auth0, any OIDC provider, custom JWT issuers), signed RS256 or ES256. Their `iss` picks the
+  provider; only that provider's algorithm is accepted (never `none`, never HS256, so a public
+  key can never serve as a shared secret); `kid` picks its key; `aud` must hold its
+  `applicationID` (when it has one); `exp`, `nbf` and `iat` hold within `LEEWAY_SECONDS`;
+- development tokens, HS256 with the server's `--jwt-secret` (when it has one), for an `iss`
+  that is none of the providers'.
+Claims: `sub` (the user id, required), `exp` (required), the organization from `org_id` or
+Clerk's `o.id`, capabilities from `caps` (a list; a capability this server does not know is
+refused: a typo in a grant should be loud, not silently grant less). `tokenIdentifier` is
+`iss|sub` (`turnstile|sub` for a development token without `iss`).
 
-A refusal raises `AuthFailed`, never falls back to another identity.
+`authenticate(token)` may fetch a provider's keys (off the event loop, bounded); `user(token)`
+never does (a provider key not yet known is refused). A refusal raises `AuthFailed`, never
+falls back to another identity; a malformed token of any shape is a refusal, not a traceback.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import attrs
 import jwt
 
 from domain.errors import Unauthenticated
 from domain.identity import ADMIN, CAPABILITIES, Identity
+from engine.server.identity_providers import KeySet, Provider, ProviderStatus, key_sets
 
 ALGORITHM = "HS256"
 #: RFC 7518 3.2: an HS256 key is at least as long as the hash (32 bytes).
 MIN_SECRET_BYTES = 32
+#: Clock skew allowed on `exp`, `nbf` and `iat`.
+LEEWAY_SECONDS = 60
+#: A longer token is refused unread.
+MAX_TOKEN_CHARS = 16 * 1024
+#: The `iss` part of a development token's `tokenIdentifier` when it names none.
+DEV_ISSUER = "turnstile"
 
 
 class AuthFailed(Unauthenticated):
     """A credential was presented and is not valid (code `Unauthenticated`)."""
+
+
+@attrs.frozen
+class SignedIn:
+    """A verified user token: who it names, and until when (seconds since the epoch)."""
+
+    identity: Identity
+    expires_at: float
 
 
 def _check_secret(secret: str) -> bytes:
@@ -48,14 +73,36 @@ def _check_caps(caps: Any) -> frozenset[str]:
     return frozenset(caps)
 
 
-class Authenticator:
-    """Turns presented credentials into an `Identity`. Holds the server's secrets."""
+def _organization(claims: Mapping[str, Any]) -> str | None:
+    org_id = claims.get("org_id")
+    if org_id is None:
+        clerk = claims.get("o")  # Clerk's session token: {"o": {"id": "org_...", ...}}
+        org_id = clerk.get("id") if isinstance(clerk, dict) else None
+    if org_id is not None and (not isinstance(org_id, str) or not org_id):
+        raise AuthFailed("The token's organization claim must be a non-empty string.")
+    return org_id
 
-    def __init__(self, admin_key: str, jwt_secret: str) -> None:
+
+class Authenticator:
+    """Turns presented credentials into an `Identity`. Holds the server's secrets and its
+    identity providers' key sets."""
+
+    def __init__(
+        self,
+        admin_key: str,
+        jwt_secret: str | None,
+        providers: Sequence[Provider] = (),
+    ) -> None:
         if not admin_key:
             raise ValueError("The admin key must not be empty.")
         self._admin_key = admin_key.encode()
-        self._jwt_key = _check_secret(jwt_secret)
+        self._jwt_key = None if jwt_secret is None else _check_secret(jwt_secret)
+        self._key_sets = key_sets(providers)
+
+    @property
+    def providers(self) -> Mapping[str, ProviderStatus]:
+        """Each identity provider's status, by issuer (for `/metrics`)."""
+        return {issuer: keys.status for issuer, keys in self._key_sets.items()}
 
     def admin(self, key: str) -> Identity:
         """`ADMIN` if `key` is the admin key (compared in constant time); else `AuthFailed`."""
@@ -64,27 +111,110 @@ class Authenticator:
         return ADMIN
 
     def user(self, token: str) -> Identity:
-        """The identity a valid user token grants; `AuthFailed` for any invalid token."""
+        """The identity a valid user token grants, without fetching any key (a provider's
+        key not yet known is refused); `AuthFailed` for any invalid token."""
+        provider, kid = self._provider_of(token)
+        if provider is None:
+            return self._development(token).identity
+        return self._verify(token, provider.provider, provider.cached(kid)).identity
+
+    async def authenticate(self, token: str) -> SignedIn:
+        """The identity a valid user token grants and its expiry, fetching the provider's
+        keys if needed (bounded; see `identity_providers`); `AuthFailed` for any invalid
+        token."""
+        provider, kid = self._provider_of(token)
+        if provider is None:
+            return self._development(token)
+        return self._verify(token, provider.provider, await provider.key(kid))
+
+    def _provider_of(self, token: str) -> tuple[KeySet | None, str | None]:
+        """The key set of the token's issuer (None: a development token) and its `kid`."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+            raise AuthFailed("The token is not valid.")
         try:
-            claims = jwt.decode(
-                token,
-                self._jwt_key,
-                algorithms=[ALGORITHM],
-                options={"require": ["sub", "exp"]},
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except Exception:  # any malformed token: bad base64, JSON, nesting, types
+            raise AuthFailed("The token is not valid.") from None
+        issuer = unverified.get("iss")
+        keys = self._key_sets.get(issuer) if isinstance(issuer, str) else None
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if keys is None:
+            if algorithm != ALGORITHM or self._jwt_key is None:
+                raise AuthFailed(f"No identity provider issues tokens as {issuer!r}.")
+            return None, None
+        if algorithm != keys.provider.algorithm:
+            raise AuthFailed(
+                f"The token is signed with {algorithm!r}; {issuer} signs with"
+                f" {keys.provider.algorithm}."
             )
+        if kid is not None and not isinstance(kid, str):
+            raise AuthFailed("The token's kid must be a string.")
+        return keys, kid
+
+    def _verify(self, token: str, provider: Provider, key: jwt.PyJWK | None) -> SignedIn:
+        if key is None:
+            raise AuthFailed(f"The token's signing key is not one of {provider.issuer}'s.")
+        return self._decode(
+            token,
+            lambda: jwt.decode(
+                token,
+                key.key,
+                algorithms=[provider.algorithm],
+                audience=provider.audience,
+                issuer=provider.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={
+                    "require": ["sub", "exp", "iss"],
+                    "verify_aud": provider.audience is not None,
+                },
+            ),
+        )
+
+    def _development(self, token: str) -> SignedIn:
+        assert self._jwt_key is not None
+        key = self._jwt_key
+        return self._decode(
+            token,
+            lambda: jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["sub", "exp"], "verify_aud": False},
+            ),
+        )
+
+    @staticmethod
+    def _decode(token: str, decode: Callable[[], dict[str, Any]]) -> SignedIn:
+        try:
+            claims = decode()
         except jwt.ExpiredSignatureError:
             raise AuthFailed("The token has expired.") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthFailed("The token is not valid yet.") from None
+        except jwt.InvalidAudienceError:
+            raise AuthFailed("The token is not for this application (aud).") from None
+        except jwt.InvalidIssuerError:
+            raise AuthFailed("The token's issuer does not match its provider.") from None
         except jwt.PyJWTError as exc:
             raise AuthFailed(f"The token is not valid: {exc}") from None
-        except (ValueError, TypeError):
+        except Exception:  # a claim of a type PyJWT does not expect, and the like
             raise AuthFailed("The token is not valid.") from None
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise AuthFailed("The token's sub claim must be a non-empty string.")
-        org_id = claims.get("org_id")
-        if org_id is not None and (not isinstance(org_id, str) or not org_id):
-            raise AuthFailed("The token's org_id claim must be a non-empty string.")
-        return Identity(subject=subject, org_id=org_id, caps=_check_caps(claims.get("caps")))
+        expires_at = claims["exp"]
+        if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+            raise AuthFailed("The token's exp claim must be a number.")
+        issuer = claims.get("iss")
+        identity = Identity(
+            subject=subject,
+            org_id=_organization(claims),
+            caps=_check_caps(claims.get("caps")),
+            token_identifier=f"{issuer if isinstance(issuer, str) else DEV_ISSUER}|{subject}",
+        )
+        return SignedIn(identity, float(expires_at))
 
 
 def mint_token(
@@ -108,4 +238,4 @@ def mint_token(
     return jwt.encode(claims, _check_secret(secret), algorithm=ALGORITHM)
 
 
-__all__ = ["AuthFailed", "Authenticator", "mint_token"]
+__all__ = ["AuthFailed", "Authenticator", "SignedIn", "mint_token"]

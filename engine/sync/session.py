@@ -97,8 +97,21 @@ class Authenticates(Protocol):
     def admin(self, key: str) -> Identity:
         """The admin identity for the admin key; raises `Unauthenticated` otherwise."""
 
-    def user(self, token: str) -> Identity:
-        """The identity a valid user token grants; raises `Unauthenticated` otherwise."""
+    async def authenticate(self, token: str) -> VerifiedToken:
+        """The identity a valid user token grants, and its expiry (it may fetch an identity
+        provider's keys, bounded); raises `Unauthenticated` otherwise."""
+
+
+class VerifiedToken(Protocol):
+    """A verified user token (the server's `SignedIn`)."""
+
+    @property
+    def identity(self) -> Identity: ...
+
+    @property
+    def expires_at(self) -> float:
+        """Seconds since the epoch."""
+        ...
 
 
 class SyncSocket(Protocol):
@@ -515,7 +528,7 @@ class SyncSession:
             elif token_type == "Admin":
                 identity = self.server.authenticator.admin(value)
             else:
-                identity = self.server.authenticator.user(value)
+                identity = (await self.server.authenticator.authenticate(value)).identity
         except Unauthenticated as failure:
             error = {
                 "type": "AuthError",

@@ -93,7 +93,7 @@ class Credentials:
             target.user_token("fuzz-user")[:-4] + "AAAA",  # wrong signature
             jwt.encode({**secret_claims, "exp": 1}, target_secret(), algorithm="HS256"),
             jwt.encode(secret_claims, "some-other-secret-that-is-long-enough!!", "HS256"),
-            jwt.encode(secret_claims, None, algorithm="none"),
+            jwt.encode(secret_claims, "", algorithm="none"),
             jwt.encode({**secret_claims, "caps": ["root"]}, target_secret(), "HS256"),
             jwt.encode({"exp": secret_claims["exp"]}, target_secret(), "HS256"),
             "not.a.token",

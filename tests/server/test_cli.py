@@ -124,7 +124,10 @@ def test_token_prints_a_token_the_server_accepts() -> None:
     )
     identity = Authenticator("k", SECRET).user(done.stdout.strip())
     assert identity == Identity(
-        subject="ann", org_id="org_a", caps=frozenset({"events:manage", "tickets:checkin"})
+        subject="ann",
+        org_id="org_a",
+        caps=frozenset({"events:manage", "tickets:checkin"}),
+        token_identifier="turnstile|ann",
     )
 
 

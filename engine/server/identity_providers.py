@@ -1,0 +1,325 @@
+"""Identity providers: the issuers whose tokens Turnstile accepts (docs/reference/identity.md).
+
+`load_auth_config(path)` reads a JSON file with the fields of Convex's `auth.config.ts`:
+
+    {"providers": [
+      {"domain": "https://clerk.example.com", "applicationID": "convex"},
+      {"type": "customJwt", "issuer": "https://auth.example.com", "algorithm": "RS256",
+       "jwks": "https://auth.example.com/jwks.json", "applicationID": "turnstile"}]}
+
+Plan:
+- One `Provider` per entry: its issuer (an OIDC provider's `domain`), the one algorithm its
+  tokens are signed with (customJwt: `algorithm`, RS256 or ES256; OIDC: RS256, or `algorithm`
+  when given), its audience (`applicationID`; required for OIDC, optional for customJwt) and
+  where its keys are: OIDC: `jwks_uri` of `{domain}/.well-known/openid-configuration`;
+  customJwt: `jwks`, an http(s) URL or a `data:application/json;base64,...` URI (read once, at
+  load: it never changes).
+- A `KeySet` per provider caches its keys by `kid`. Fetches run in a worker thread (urllib,
+  socket timeout `FETCH_TIMEOUT`, at most `MAX_DOCUMENT_BYTES`), never on the event loop, one at
+  a time per provider: a caller that needs keys while a fetch runs waits for that fetch.
+- When a fetch happens: at first use; once the cache lifetime has passed (the answer's
+  Cache-Control max-age, clamped to [MIN_CACHE_SECONDS, MAX_CACHE_SECONDS]; DEFAULT_CACHE_SECONDS
+  without one); and when a token names a `kid` the cache does not hold, at most once per
+  `REFRESH_SECONDS` per provider. Times are `trio.current_time()`.
+- A successful fetch replaces the whole key set (a key the provider removed stops working); a
+  failed one keeps the keys already known (a provider that is down never stops tokens signed by
+  them), is logged and counted (`ProviderStatus`), and is not retried before `REFRESH_SECONDS`.
+  A token whose `kid` is unknown while its provider is down is refused at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import jwt
+import trio
+
+log = logging.getLogger("turnstile.auth")
+
+#: Seconds a key fetch (each of an OIDC discovery and its JWKS) may take.
+FETCH_TIMEOUT = 3.0
+#: The largest discovery document or JWKS read.
+MAX_DOCUMENT_BYTES = 1 << 20
+#: At most one fetch per provider this often, for an unknown `kid` or after a failure.
+REFRESH_SECONDS = 30.0
+MIN_CACHE_SECONDS = 60.0
+MAX_CACHE_SECONDS = 24 * 3600.0
+DEFAULT_CACHE_SECONDS = 3600.0
+#: The algorithms a provider may sign with (asymmetric only: a public key is never a secret).
+ALGORITHMS = ("RS256", "ES256")
+
+
+class AuthConfigError(ValueError):
+    """The auth config cannot be used; the message says which entry and why."""
+
+
+@attrs.frozen(kw_only=True)
+class Provider:
+    """One identity provider of the auth config (see the module's docstring)."""
+
+    issuer: str
+    algorithm: str
+    audience: str | None
+    #: OIDC: the discovery document's URL; None for customJwt.
+    discovery_url: str | None = None
+    #: customJwt: the JWKS URL (None when the keys came in a `data:` URI).
+    jwks_url: str | None = None
+    #: customJwt with a `data:` URI: the key set itself.
+    jwks: Mapping[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        return "oidc" if self.discovery_url else "customJwt"
+
+
+def load_auth_config(path: Path) -> tuple[Provider, ...]:
+    """The providers of an auth config file; `AuthConfigError` naming the fault."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AuthConfigError(f"cannot read the auth config {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise AuthConfigError(f"the auth config {path} is not JSON: {exc}") from None
+    return parse_auth_config(document)
+
+
+def parse_auth_config(document: Any) -> tuple[Provider, ...]:
+    if not isinstance(document, dict) or not isinstance(document.get("providers"), list):
+        raise AuthConfigError('the auth config must be {"providers": [...]}')
+    providers = tuple(_provider(entry, index) for index, entry in enumerate(document["providers"]))
+    issuers = [p.issuer for p in providers]
+    for issuer in issuers:
+        if issuers.count(issuer) > 1:
+            raise AuthConfigError(f"two providers have the issuer {issuer!r}")
+    return providers
+
+
+def _provider(entry: Any, index: int) -> Provider:
+    where = f"providers[{index}]"
+    if not isinstance(entry, dict):
+        raise AuthConfigError(f"{where} must be an object")
+    known = {"type", "domain", "issuer", "jwks", "algorithm", "applicationID"}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise AuthConfigError(f"{where} has unknown fields: {', '.join(unknown)}")
+    audience = _text(entry, "applicationID", where, required=False)
+    kind = entry.get("type", "oidc")
+    algorithm = entry.get("algorithm", "RS256")
+    if algorithm not in ALGORITHMS:
+        raise AuthConfigError(f"{where}.algorithm must be one of {', '.join(ALGORITHMS)}")
+    if kind == "customJwt":
+        issuer = _text(entry, "issuer", where)
+        jwks = _text(entry, "jwks", where)
+        if jwks.startswith("data:"):
+            return Provider(
+                issuer=issuer, algorithm=algorithm, audience=audience, jwks=_data_uri(jwks, where)
+            )
+        return Provider(
+            issuer=issuer, algorithm=algorithm, audience=audience, jwks_url=_url(jwks, where)
+        )
+    if kind != "oidc":
+        raise AuthConfigError(f"{where}.type must be 'customJwt' (or absent, for OIDC)")
+    domain = _url(_text(entry, "domain", where), where).rstrip("/")
+    if audience is None:
+        raise AuthConfigError(f"{where}: an OIDC provider needs its applicationID")
+    return Provider(
+        issuer=domain,
+        algorithm=algorithm,
+        audience=audience,
+        discovery_url=f"{domain}/.well-known/openid-configuration",
+    )
+
+
+def _text(entry: dict[str, Any], key: str, where: str, *, required: bool = True) -> Any:
+    value = entry.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise AuthConfigError(f"{where}.{key} must be a non-empty string")
+    return value
+
+
+def _url(value: str, where: str) -> str:
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise AuthConfigError(f"{where}: {value!r} is not an http(s) URL")
+    return value
+
+
+def _data_uri(value: str, where: str) -> Mapping[str, Any]:
+    head, sep, data = value.partition(",")
+    if not sep or not head.endswith(";base64"):
+        raise AuthConfigError(f"{where}.jwks: a data: URI must be base64 (data:...;base64,...)")
+    try:
+        document = json.loads(base64.b64decode(data, validate=True))
+    except ValueError as exc:
+        raise AuthConfigError(f"{where}.jwks: the data: URI holds no JSON key set: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise AuthConfigError(f"{where}.jwks: the data: URI holds no JSON key set")
+    return document
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+
+class FetchFailed(Exception):
+    """A provider's discovery document or key set could not be fetched or read."""
+
+
+@attrs.define
+class ProviderStatus:
+    """What `/metrics` and the log say of one provider."""
+
+    fetches: int = 0
+    failures: int = 0
+    keys: int = 0
+    last_error: str = ""
+    #: Whether the last fetch (if any) succeeded.
+    up: bool = True
+
+
+class KeySet:
+    """One provider's keys by `kid` (see the module's docstring for when it fetches)."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.status = ProviderStatus()
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._fresh_until = -float("inf")
+        self._last_attempt = -float("inf")
+        self._fetching: trio.Event | None = None
+        if provider.jwks is not None:  # a data: URI: the keys are known for good
+            self._install(provider.jwks, fresh_until=float("inf"))
+
+    def cached(self, kid: str | None) -> jwt.PyJWK | None:
+        """The key `kid` if it is already known (no fetch, no clock)."""
+        return self._keys.get(kid)
+
+    async def key(self, kid: str | None) -> jwt.PyJWK | None:
+        """The provider's key `kid`; None if the provider has no such key (or cannot be
+        reached and it was not known). A known key is answered at once, also once the cache
+        has expired: the refresh then runs in the background. An unknown one waits for a
+        fetch (within the rate limit; at most `FETCH_TIMEOUT` per document)."""
+        now = trio.current_time()
+        found = self._keys.get(kid)
+        if found is not None:
+            if now >= self._fresh_until and self._fetching is None and self._may_fetch(now):
+                trio.lowlevel.spawn_system_task(self._refresh)
+            return found
+        if self._may_fetch(now):
+            await self._refresh()
+        return self._keys.get(kid)
+
+    def _may_fetch(self, now: float) -> bool:
+        if self.provider.jwks is not None:
+            return False
+        return self._fetching is not None or now - self._last_attempt >= REFRESH_SECONDS
+
+    async def _refresh(self) -> None:
+        if self._fetching is not None:  # one fetch at a time: wait for the one running
+            await self._fetching.wait()
+            return
+        self._fetching = done = trio.Event()
+        self._last_attempt = trio.current_time()
+        self.status.fetches += 1
+        try:
+            document, max_age = await trio.to_thread.run_sync(
+                _fetch_keys, self.provider, abandon_on_cancel=True
+            )
+            self._install(document, fresh_until=trio.current_time() + max_age)
+            self.status.up = True
+            self.status.last_error = ""
+        except FetchFailed as exc:
+            self.status.failures += 1
+            self.status.up = False
+            self.status.last_error = str(exc)
+            log.warning(
+                "identity provider %s: %s (keeping %d known keys)",
+                self.provider.issuer,
+                exc,
+                len(self._keys),
+            )
+        finally:
+            self._fetching = None
+            done.set()
+
+    def _install(self, document: Mapping[str, Any], *, fresh_until: float) -> None:
+        keys: dict[str | None, jwt.PyJWK] = {}
+        entries = document.get("keys")
+        if not isinstance(entries, list):
+            raise FetchFailed("the key set has no keys list")
+        for entry in entries:
+            if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+                continue
+            try:
+                key = jwt.PyJWK(entry, algorithm=self.provider.algorithm)
+            except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
+                log.warning("identity provider %s: unusable key: %s", self.provider.issuer, exc)
+                continue
+            keys[entry.get("kid")] = key
+        self._keys = keys
+        self.status.keys = len(keys)
+        self._fresh_until = fresh_until
+
+
+def _fetch_keys(provider: Provider) -> tuple[Mapping[str, Any], float]:
+    """In a worker thread: the provider's key set and how long it may be cached."""
+    url = provider.jwks_url
+    if provider.discovery_url is not None:
+        discovery, _ = _fetch_json(provider.discovery_url)
+        url = discovery.get("jwks_uri") if isinstance(discovery, dict) else None
+        if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise FetchFailed("the discovery document names no http(s) jwks_uri")
+    assert url is not None
+    document, max_age = _fetch_json(url)
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise FetchFailed(f"{url} is not a JSON key set")
+    return document, max_age
+
+
+def _fetch_json(url: str) -> tuple[Any, float]:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as answer:
+            body = answer.read(MAX_DOCUMENT_BYTES + 1)
+            cache_control = answer.headers.get("Cache-Control", "")
+    except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts are OSErrors
+        raise FetchFailed(f"{url}: {exc}") from None
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise FetchFailed(f"{url}: more than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        return json.loads(body), _max_age(cache_control)
+    except ValueError:
+        raise FetchFailed(f"{url}: not JSON") from None
+
+
+def _max_age(cache_control: str) -> float:
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.lower() == "max-age" and value.strip().isdigit():
+            return min(max(float(value), MIN_CACHE_SECONDS), MAX_CACHE_SECONDS)
+    return DEFAULT_CACHE_SECONDS
+
+
+def key_sets(providers: Sequence[Provider]) -> dict[str, KeySet]:
+    """A key set per provider, by issuer."""
+    return {provider.issuer: KeySet(provider) for provider in providers}
+
+
+__all__ = [
+    "AuthConfigError",
+    "KeySet",
+    "Provider",
+    "ProviderStatus",
+    "key_sets",
+    "load_auth_config",
+    "parse_auth_config",
+]
