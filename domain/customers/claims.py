@@ -8,6 +8,12 @@ A customer command takes and releases claims with `Decision.co_decide` in its ow
 step: the claim's events are committed in the same transaction as the customer's, or not at
 all, and two commands racing for one value are serialized by the claim's actor, so at most one
 of them can win. Soft states (deleted, suspended, archived) keep their claims.
+
+The same aggregate says which locations an organization has: `locations:create` takes the
+claim (organization, "locationId", id) for the new location, and a command of a module that
+cannot reach the location aggregate itself (a customer's or a ticketing event's `locationId`)
+reads that claim with `require_location`. A location of another organization and one that does
+not exist leave the claim equally empty, so both are refused with the same NotFound.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from typing import Any
 
 import attrs
 
-from domain.customers.events import CustomerClaimReleased, CustomerClaimTaken
+from domain.customers.events import CustomerClaimReleased, CustomerClaimTaken, LocationClaimTaken
 from domain.customers.profile import Profile, email_key
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.model import Aggregate, Decision, Event
 
 #: claim field -> (wire name, the noun in a Conflict's message).
@@ -33,7 +39,8 @@ CLAIM_FIELDS: dict[str, tuple[str, str]] = {
 
 @attrs.frozen(kw_only=True)
 class ClaimState:
-    """`owner` is the id of the customer holding the value, None when free."""
+    """`owner` is the id of the customer (or, for a location claim, the location) holding the
+    value, None when free."""
 
     owner: str | None = None
 
@@ -43,6 +50,8 @@ def evolve(state: ClaimState, event: Event) -> ClaimState:
         return ClaimState(owner=event.customer_id)
     if isinstance(event, CustomerClaimReleased):
         return ClaimState()
+    if isinstance(event, LocationClaimTaken):
+        return ClaimState(owner=event.location_id)
     raise TypeError(f"{type(event).__name__} is not a claim event")
 
 
@@ -67,6 +76,27 @@ def user_claim_id(org_id: str, user_id: str) -> str:
     """The claim that names the customer whose app user id is `user_id` in `org_id`; its
     state's `owner` is that customer's id (None: the user is no customer there)."""
     return claim_id(org_id, "userId", user_id)
+
+
+def location_claim_id(org_id: str, location_id: str) -> str:
+    """The claim whose state's `owner` is `location_id` if that is a location of `org_id`."""
+    return claim_id(org_id, "locationId", location_id)
+
+
+def register_location(d: Decision[Any], org_id: str) -> None:
+    """Record the deciding location (`d`) as one of `org_id`'s (emits nothing if it is)."""
+    part = d.co_decide(CLAIM, location_claim_id(org_id, d.aggregate_id))
+    if part.state.owner != d.aggregate_id:
+        part.emit(LocationClaimTaken, location_id=d.aggregate_id)
+
+
+def require_location(d: Decision[Any], org_id: str, location_id: str) -> None:
+    """Refuse `location_id` unless it names a location of `org_id`: a location of another
+    organization, a missing one and a malformed id are the same NotFound, the one a command on
+    a missing location answers."""
+    part = d.co_decide(CLAIM, location_claim_id(org_id, location_id))
+    if part.state.owner != location_id:
+        raise NotFound("Location not found.")
 
 
 def claims_of(org_id: str, profile: Profile) -> Iterator[tuple[str, str]]:

@@ -23,7 +23,7 @@ from domain.customers.args import (
     SoftStateArgs,
     UpdateCustomerArgs,
 )
-from domain.customers.claims import claims_of, release, update_claims
+from domain.customers.claims import claims_of, release, require_location, update_claims
 from domain.customers.events import (
     CustomerClvCalculated,
     CustomerCreated,
@@ -124,6 +124,8 @@ def create_customer(d: State, args: CreateCustomerArgs) -> str:
     The customer belongs to the caller's organization (an admin names it in `orgId`), starts
     active, and takes its email, phone and user id claims: Conflict (with `field` and
     `existingCustomerId`) if another customer of the organization holds one, in any soft state.
+    A `locationId` must name a location of that organization: another organization's is
+    NotFound, exactly as a missing one.
     """
     require_cap(d.identity, WRITE)
     org_id = org_for_new_record(d.identity, args.org_id)
@@ -143,6 +145,8 @@ def create_customer(d: State, args: CreateCustomerArgs) -> str:
         user_id=rules.text(args.user_id, "userId"),
     )
     rules.check_complete(profile)
+    if profile.location_id is not None:
+        require_location(d, org_id, profile.location_id)
     update_claims(d, org_id, None, profile)
     d.emit(
         CustomerCreated,
@@ -186,8 +190,9 @@ def update_customer(d: State, args: UpdateCustomerArgs) -> None:
     """customers:update: change the fields given; "" removes an optional field. The whole
     resulting profile must still pass the customer rules (InvalidArgs), a changed email, phone
     or user id moves its claim (the old value is released, the new one taken: Conflict if
-    another customer holds it). Conflict while the customer is deleted or archived. Emits
-    nothing when nothing changes."""
+    another customer holds it); a new `locationId` must name a location of the customer's
+    organization (NotFound otherwise, as for a missing one). Conflict while the customer is
+    deleted or archived. Emits nothing when nothing changes."""
     require_cap(d.identity, WRITE)
     state = existing(d)
     require_unlocked(state)
@@ -207,6 +212,8 @@ def update_customer(d: State, args: UpdateCustomerArgs) -> None:
         return
     revised = replace(current, **changes, **dict.fromkeys(cleared))
     rules.check_complete(revised)
+    if "location_id" in changes:
+        require_location(d, _org(state), changes["location_id"])
     update_claims(d, _org(state), current, revised)
     d.emit(CustomerUpdated, org_id=_org(state), by=actor_of(d.identity), cleared=cleared, **changes)
 

@@ -193,6 +193,15 @@ class CustomerClaimReleased(Event):
     customer_id: str
 
 
+@attrs.frozen(kw_only=True)
+class LocationClaimTaken(Event):
+    """On a claim stream: the location `location_id` belongs to the claim's organization (taken
+    once, when the location is created; never released). Commands of other modules that store
+    a `locationId` read it to refuse a location that is not the organization's."""
+
+    location_id: str
+
+
 #: Every event type of a customer stream.
 CUSTOMER_EVENTS: tuple[type[Event], ...] = (
     CustomerCreated,
@@ -207,12 +216,16 @@ CUSTOMER_EVENTS: tuple[type[Event], ...] = (
 )
 
 #: Every event type of a claim stream.
-CLAIM_EVENTS: tuple[type[Event], ...] = (CustomerClaimTaken, CustomerClaimReleased)
+CLAIM_EVENTS: tuple[type[Event], ...] = (
+    CustomerClaimTaken,
+    CustomerClaimReleased,
+    LocationClaimTaken,
+)
 
 #: (event class, the names of its fields holding personal data), for every event class that
 #: has any (each class also declares them as `Event.personal_fields`, which the engine's erasure
 #: blanks). Ids of other records, amounts, statuses, times and figures are not personal; `by`
-#: names staff, not the customer; claim events hold only a customer id.
+#: names staff, not the customer; claim events hold only a customer or location id.
 PERSONAL_FIELDS: tuple[tuple[type[Event], tuple[str, ...]], ...] = tuple(
     (cls, cls.personal_fields) for cls in (*CUSTOMER_EVENTS, *CLAIM_EVENTS) if cls.personal_fields
 )

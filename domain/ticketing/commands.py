@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from domain.customers.aggregate import CUSTOMER
-from domain.customers.claims import CLAIM, user_claim_id
+from domain.customers.claims import CLAIM, require_location, user_claim_id
 from domain.customers.reactions import record_ticket_purchase
 from domain.errors import Conflict, Forbidden, InvalidArgs, NotFound
 from domain.identity import (
@@ -142,7 +142,9 @@ def create_event(d: State, args: CreateEventArgs) -> str:
     """events:create -> the new event's id (made by the engine: `d.aggregate_id`).
 
     Needs `events:manage`; the event belongs to the caller's organization (an admin names it in
-    `orgId`) and records the caller as its creator. Conflict if the stream already has an event.
+    `orgId`) and records the caller as its creator; a `locationId` must name a location of that
+    organization (NotFound otherwise, exactly as for a missing one). Conflict if the stream
+    already has an event.
     """
     require_cap(d.identity, "events:manage")
     org_id = org_for_new_record(d.identity, args.org_id)
@@ -155,6 +157,8 @@ def create_event(d: State, args: CreateEventArgs) -> str:
     )
     if d.state.event is not None:
         raise Conflict("An event with this id already exists.", eventId=d.aggregate_id)
+    if args.location_id is not None:
+        require_location(d, org_id, args.location_id)
     d.emit(
         EventCreated,
         name=args.name,
@@ -176,8 +180,9 @@ def update_event(d: State, args: UpdateEventArgs) -> None:
     event's organization; an event cannot move to another organization (`orgId`, InvalidArgs).
 
     `totalTickets` may not drop below valid + used tickets + live offers (Conflict with
-    `minimum`); raising it offers the new seats to waiting users at once. A cancelled event
-    cannot change (Conflict). Emits nothing when no field is given.
+    `minimum`); raising it offers the new seats to waiting users at once. A new `locationId`
+    must name a location of the event's organization (NotFound otherwise, as for a missing
+    one). A cancelled event cannot change (Conflict). Emits nothing when no field is given.
     """
     require_cap(d.identity, "events:manage")
     info = existing_event(d.state)
@@ -197,6 +202,8 @@ def update_event(d: State, args: UpdateEventArgs) -> None:
         raise Conflict(
             f"totalTickets cannot go below the {held} tickets sold or on offer.", minimum=held
         )
+    if args.location_id is not None and args.location_id != info.location_id:
+        require_location(d, info.org_id, args.location_id)
     changes = {
         "name": args.name,
         "description": args.description,

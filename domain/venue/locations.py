@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from domain.customers.claims import register_location
 from domain.errors import Conflict, InvalidArgs, NotFound
 from domain.identity import org_for_new_record, require_cap, require_org
 from domain.ids import is_root_id, owner_of
@@ -124,6 +125,9 @@ def create_location(d: State, args: CreateLocationArgs) -> str:
     Needs `locations:manage`; the location belongs to the caller's organization (an admin
     names it in `orgId`). `timezone` must be an IANA key and `operatingHours` well-formed
     (InvalidArgs with the bad field's path). Conflict if the stream already has a location.
+    The organization's location claim is taken in the same transaction
+    (`domain.customers.claims.register_location`), so a customer or a ticketing event may name
+    the location from the commit on.
     """
     require_cap(d.identity, "locations:manage")
     org_id = org_for_new_record(d.identity, args.org_id)
@@ -140,15 +144,18 @@ def create_location(d: State, args: CreateLocationArgs) -> str:
         settings=args.settings,
         user_id=d.identity.subject,
     )
+    register_location(d, org_id)
     return d.aggregate_id
 
 
 def update_location(d: State, args: UpdateLocationArgs) -> None:
     """locations:update: replace the fields given (None = keep). Needs `locations:manage` in
     the location's organization. Bookings already made keep their times; new bookings follow
-    the new hours and timezone. Emits nothing when no field is given."""
+    the new hours and timezone. Emits nothing when no field is given. Also takes the location
+    claim if the location has none (one created before locations took it at creation)."""
     require_cap(d.identity, "locations:manage")
     info = existing_location(d)
+    register_location(d, info.org_id)
     _validate_location(name=args.name, timezone=args.timezone, hours=args.operating_hours)
     changes = {
         "name": args.name,

@@ -24,6 +24,7 @@ from tests.domain.test_customers_world import (
     RIVAL,
     WRITER,
     CustomerWorld,
+    open_location,
 )
 
 
@@ -49,6 +50,8 @@ def names(page: dict[str, Any]) -> list[str]:
 
 def populated() -> tuple[CustomerWorld, dict[str, str]]:
     w = CustomerWorld()
+    for location_id in ("lo_1", "lo_2"):
+        open_location(w, location_id)
     ids = {}
     for n, (first, last, extra) in enumerate(
         [
@@ -133,6 +136,8 @@ def test_paging_search_and_filters_across_blocks_match_a_brute_force_scan() -> N
     """Over several blocks, with archived, restored and moved customers, and filters both
     common (searched through a block's text) and rare (each member checked)."""
     w = CustomerWorld()
+    for location_id in ("lo_rare", "lo_main"):
+        open_location(w, location_id)
     firsts = ["Ann", "Bob", "Cara", "Dev", "Ella", "Finn"]
     rows: dict[str, dict[str, Any]] = {}
     for n in range(BLOCK * 2 + 37):

@@ -38,6 +38,7 @@ from tests.domain.test_customers_world import (
     CustomerWorld,
     create,
     get,
+    open_location,
     refused,
 )
 
@@ -54,6 +55,7 @@ BEN: dict[str, Any] = {
 
 def test_create_normalizes_and_records_the_profile() -> None:
     w = CustomerWorld()
+    open_location(w, "lo_main")
     customer_id = create(
         w,
         firstName="  Ann ",
@@ -309,6 +311,7 @@ def test_update_changes_only_the_fields_given() -> None:
 
 def test_update_with_empty_text_removes_an_optional_field() -> None:
     w = CustomerWorld()
+    open_location(w, "lo_1")
     customer_id = create(w, notes="remember me", locationId="lo_1")
     w.mutate("customers:update", {"customerId": customer_id, "notes": "", "locationId": ""}, WRITER)
     doc = get(w, customer_id)

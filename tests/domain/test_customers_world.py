@@ -5,7 +5,9 @@ by `domain.model.decide`, the engine's own decide step, co-decisions (`Decision.
 included: the other aggregates' parts are committed with the command's own events if the
 handler returns, and dropped with them if it raises. `react` runs a reaction of
 `domain.customers.reactions` inside a command of another module, the way an order or ticket
-handler will. The tests at the bottom hold the world itself to those rules.
+handler will; `open_location` makes a location id one of an organization's, as
+`locations:create` does, for worlds without the venue module. The tests at the bottom hold the
+world itself to those rules.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from domain.customers import CLAIM, CUSTOMER, CUSTOMERS, CustomerState
-from domain.customers.claims import claim_id
+from domain.customers.claims import claim_id, register_location
 from domain.errors import Conflict
 from domain.identity import ADMIN, Identity
 from domain.model import Decision, Event
@@ -78,6 +80,12 @@ class CustomerWorld(World):
 
     def claim_events(self) -> list[Event]:
         return [e for e in self.journal if e.stream.startswith("claim/")]
+
+
+def open_location(world: World, location_id: str, org_id: str = ORG) -> None:
+    """Take `org_id`'s claim on `location_id`, as `locations:create` does, so customers and
+    events may name it (a claim stream stands in for the location itself)."""
+    world.run(CLAIM, location_id, ADMIN, lambda d: register_location(d, org_id))
 
 
 def create(world: CustomerWorld, caller: Identity = WRITER, **fields: Any) -> str:

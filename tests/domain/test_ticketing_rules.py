@@ -19,6 +19,7 @@ from domain.ticketing import (
 )
 from domain.ticketing.module import MUTATIONS
 from tests.domain.harness import MINUTE, T0, decide
+from tests.domain.test_customers_world import open_location
 from tests.domain.ticketing_helpers import (
     ANON,
     DOOR,
@@ -55,6 +56,7 @@ CREATE_ARGS: dict[str, Any] = {
 
 def test_create_records_the_event_for_the_callers_org_and_creator() -> None:
     w = new_world()
+    open_location(w, "lo_x1y2", ORG)
     event_id = w.mutate("events:create", {**CREATE_ARGS, "locationId": "lo_x1y2"}, ORGANIZER)
     assert event_id == "ev_t0001"
     assert w.query("events:get", {"eventId": event_id}, ANON) == {
