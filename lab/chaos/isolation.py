@@ -32,6 +32,13 @@ args are valid and a leak would have shown), and must name one of the victim's r
 its answer is figures only; each mutation, called by the owner at the end, must not be refused
 as malformed.
 
+References across organizations get a part of their own (`REFERENCES`): each organization's
+manager (and the admin key, naming the organization) stores its own records with an id of
+another organization's in the args (a customer's location, an order's customer or service, an
+event's location). Each must be refused with NotFound and the errorData of the same call naming
+an id that exists nowhere, writing no journal row; the same call naming the caller's own record
+must be accepted (`reference_controls`).
+
 Then a sample of the refused calls and the queries goes over HTTP to a live server on 127.0.0.1
 with real HS256 JWTs (the auth path), and forged tokens (wrong secret, expired, `alg: none`)
 claiming to be a buyer are refused with 401 while the buyer's real token is answered.
@@ -94,6 +101,10 @@ class IsolationReport:
     calls: int = 0
     twins: int = 0
     controls: int = 0
+    #: Calls storing a reference to another organization's record (`REFERENCES`), and the
+    #: same calls naming the caller's own record.
+    references: int = 0
+    reference_controls: int = 0
     http_calls: int = 0
     auth_checks: int = 0
     by_function: Counter[str] = attrs.field(factory=Counter)
@@ -121,6 +132,8 @@ class IsolationReport:
             "calls": self.calls,
             "twins": self.twins,
             "controls": self.controls,
+            "references": self.references,
+            "referenceControls": self.reference_controls,
             "httpCalls": self.http_calls,
             "authChecks": self.auth_checks,
             "functions": len(self.by_function),
@@ -542,12 +555,147 @@ async def run_isolation(
         if answer.refused or not mutation:
             refused.append(plan)
 
+    await _cross_references(engine, world, report, Fakes(random.Random(config.seed + 3)))
     if config.http_sample > 0:
         rng = random.Random(config.seed + 2)
         sample = rng.sample(refused, min(config.http_sample, len(refused)))
         await _over_http(engine, world, sample, report)
     await _owner_controls(engine, world, probes, report, queries=False)
     return report
+
+
+# -- references across organizations -------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Reference:
+    """A mutation that stores, in a record of the caller's organization, an id of another
+    record: `build(home, target, ref)` gives its args, `ref` standing for the referenced id,
+    which is of kind `kind` and taken from `target`."""
+
+    name: str
+    kind: str
+    build: Callable[[Org, str, str], dict[str, Any]]
+
+
+def _purchase(customer_id: str, location_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "customerId": customer_id,
+        "locationId": location_id,
+        "type": "purchase",
+        "items": [{"quantity": 1, **item}],
+    }
+
+
+def _event(org_id: str, location_id: str) -> dict[str, Any]:
+    return {
+        "name": "Reference probe",
+        "description": "",
+        "location": "Somewhere",
+        "eventDate": 1_800_000_000_000,
+        "price": 1000,
+        "totalTickets": 5,
+        "orgId": org_id,
+        "locationId": location_id,
+    }
+
+
+#: Every reference to another aggregate that a mutation stores, as a manager makes it.
+REFERENCES: tuple[Reference, ...] = (
+    Reference(
+        name="customers:create",
+        kind="location",
+        build=lambda home, tag, ref: {
+            "firstName": f"Ref {tag}",
+            "customerType": "new",
+            "orgId": home.org_id,
+            "locationId": ref,
+        },
+    ),
+    Reference(
+        name="customers:update",
+        kind="location",
+        build=lambda home, tag, ref: {"customerId": home.customer_id, "locationId": ref},
+    ),
+    Reference(
+        name="orders:create",
+        kind="customer",
+        build=lambda home, tag, ref: _purchase(
+            ref, home.location_id, {"name": f"Ref {tag}", "price": 100}
+        ),
+    ),
+    Reference(
+        name="orders:create",
+        kind="service",
+        build=lambda home, tag, ref: _purchase(
+            home.customer_id, home.location_id, {"serviceId": ref}
+        ),
+    ),
+    Reference(
+        name="events:create",
+        kind="location",
+        build=lambda home, tag, ref: _event(home.org_id, ref),
+    ),
+    Reference(
+        name="events:update",
+        kind="location",
+        build=lambda home, tag, ref: {"eventId": home.event_id, "locationId": ref},
+    ),
+)
+
+
+async def _cross_references(
+    engine: Engine, world: World, report: IsolationReport, fakes: Fakes
+) -> None:
+    """Each organization's manager, and the admin key naming that organization, stores every
+    `REFERENCES` entry pointing at each other organization's record: NotFound with the errorData
+    of an id that exists nowhere, and no journal row. Then each entry pointing at the caller's
+    own record, which must be accepted."""
+    for home in world.orgs:
+        for caller, who in ((home.staff()["boss"], "boss"), (ADMIN, "admin")):
+            for target in world.orgs:
+                if target is home:
+                    continue
+                theirs = _ids_of(target, None)
+                for reference in REFERENCES:
+                    ref = theirs[reference.kind]
+                    label = (
+                        f"{reference.name} by {home.org_id}/{who} naming {target.org_id}'s "
+                        f"{reference.kind} {ref}"
+                    )
+                    tag = f"{home.index}x{report.references}"
+                    answer = await call(
+                        engine, reference.name, reference.build(home, tag, ref), caller
+                    )
+                    report.references += 1
+                    missing = await call(
+                        engine,
+                        reference.name,
+                        reference.build(home, tag, fakes.of(ref)),
+                        caller,
+                    )
+                    if answer.code != "NotFound":
+                        report.breach(f"{label}: {answer.code or 'accepted'}, not NotFound")
+                    elif answer.data != missing.data:
+                        report.breach(
+                            f"{label}: refused with {answer.data}, but {missing.data} for an id"
+                            " that exists nowhere"
+                        )
+                    if answer.streams or missing.streams:
+                        rows = len(answer.streams) + len(missing.streams)
+                        report.breach(f"{label}: refused, yet the journal gained {rows} rows")
+    for home in world.orgs:
+        own = _ids_of(home, None)
+        for reference in REFERENCES:
+            tag = f"{home.index}c{report.reference_controls}"
+            args = reference.build(home, tag, own[reference.kind])
+            answer = await call(engine, reference.name, args, home.staff()["boss"])
+            report.reference_controls += 1
+            if answer.refused:
+                report.breach(
+                    f"control: {reference.name} by {home.org_id}/boss naming its own "
+                    f"{reference.kind} was refused ({answer.code}: {answer.data})"
+                )
 
 
 async def _owner_controls(
@@ -679,10 +827,12 @@ async def _over_http(
 
 
 __all__ = [
+    "REFERENCES",
     "Answer",
     "IsolationConfig",
     "IsolationReport",
     "Plan",
+    "Reference",
     "call",
     "judge",
     "plan_calls",

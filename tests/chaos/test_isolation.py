@@ -15,10 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio.testing
 
 from domain.catalog import MODULES
-from domain.customers import CUSTOMER
+from domain.customers import CUSTOMER, commands
 from domain.customers.args import CustomerIdArgs, SoftStateArgs
 from domain.customers.commands import route_customer, suspend_customer
 from domain.errors import NotFound
@@ -27,6 +28,7 @@ from domain.model import Decision, Module, MutationSpec, QuerySpec, View
 from engine.registry import Registry
 from engine.testing import open_harness
 from lab.chaos import PROBES, IsolationConfig, Probe, missing_probes, run_isolation
+from lab.chaos.isolation import REFERENCES
 from lab.chaos.probes import ORG
 
 SEED = 20260101
@@ -58,6 +60,17 @@ async def test_no_party_reads_or_writes_another_partys_records(
     assert report.http_calls == 80
     assert report.auth_checks == 6 * 4  # three forged tokens and the real one, per buyer
     assert report.controls == len(functions)
+    # References across organizations: each of the 3 managers and the admin key naming each
+    # organization, at each of the 2 other organizations' records, per reference kind; then
+    # each manager naming its own.
+    assert report.references == 3 * 2 * 2 * len(REFERENCES)
+    assert report.reference_controls == 3 * len(REFERENCES)
+    assert {(r.name, r.kind) for r in REFERENCES} >= {
+        ("customers:create", "location"),
+        ("customers:update", "location"),
+        ("orders:create", "customer"),
+        ("orders:create", "service"),
+    }
     # Refusals dominate; what was answered (queries) held nothing of the victim's.
     assert report.outcomes["Forbidden"] + report.outcomes["NotFound"] > report.calls // 2
     assert report.outcomes["Unauthenticated"] > 0
@@ -168,3 +181,23 @@ async def test_each_kind_of_leak_is_caught(
     assert "customers:get by" not in breaches
     # Over HTTP too, the sample being drawn from the same calls.
     assert report.http_calls == 10
+
+
+async def test_a_reference_stored_unread_is_caught(
+    tmp_path: Path, mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # customers:create and customers:update as they were before they read the location's
+    # claim: another organization's location is stored.
+    monkeypatch.setattr(commands, "require_location", lambda d, org_id, location_id: None)
+    probes = {name: probe for name, probe in PROBES.items() if name == "customers:get"}
+    async with open_harness(tmp_path / "data") as turnstile:
+        config = IsolationConfig(orgs=2, rounds=0, seed=SEED, http_sample=0)
+        report = await run_isolation(turnstile.engine, config, probes=probes)
+    flagged = {line.partition(" by ")[0] for line in report.breaches}
+    assert flagged == {"customers:create", "customers:update"}
+    assert any(
+        line.startswith("customers:create by org_iso_a/boss naming org_iso_b's location lo_")
+        and line.endswith(": accepted, not NotFound")
+        for line in report.breaches
+    )
+    assert report.references == 2 * 1 * 2 * len(REFERENCES)
