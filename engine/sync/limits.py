@@ -84,6 +84,11 @@ class ServerConfig:
     #: answers go nowhere). A re-sent request is given the same execution either way: the
     #: engine knows its id until it has an outcome.
     mutation_grace: float = 10.0
+    #: Seconds past a user token's `exp` that its sync session still holds the identity: the
+    #: clock skew the token's verification allows (`engine.server.auth.LEEWAY_SECONDS`, which
+    #: a test keeps equal). Then the session tells the client with AuthError and sends no
+    #: result for that identity until a new Authenticate.
+    token_leeway: float = 60.0
 
 
 class LimitCounters(Protocol):

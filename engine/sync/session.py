@@ -19,6 +19,18 @@ Plan (docs/engine.md, "Live queries" and "Fan-out to sync clients"):
   (the newest), so a client that reads slowly gets fewer, newer Transitions and the session's
   memory stays bounded; unchanged results are not re-sent.
 - A Ping every 15 s keeps the client's inactivity timer quiet.
+- A user token holds its identity until its `exp` plus `ServerConfig.token_leeway` (the clock
+  skew its verification allows). Then, as Convex's server does, the session sends AuthError
+  (`authUpdateAttempted: false`, `baseVersion` the session's identity version), and the identity
+  is suspended: every query's subscription is dropped (a result computed for it and not yet
+  sent is never sent), queries added meanwhile are held unevaluated, and mutations are held
+  unbegun (they take their in-flight slots). The connection stays open. A new Authenticate
+  restores the session: every query is evaluated again for the new identity, then the held
+  mutations begin, in the order sent, as the new identity. Convex's client answers the
+  AuthError by closing the connection, fetching a fresh token and reconnecting (it sends its
+  unanswered mutations again); one already refreshing sends the new Authenticate here. The
+  deadline is on trio's clock (one sleep, moved by each Authenticate; nothing wakes while none
+  is due): `exp` is turned into it once, from the wall clock, when the token is verified.
 - A page of a paginated list subscribed without `endCursor` is pinned at its first answer's
   `continueCursor`, sent as the query's journal; an `Add` with a journal is pinned there
   (`_pin`, domain/pagination.py): Convex's client relies on this to keep its pages gapless.
@@ -46,6 +58,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -230,6 +244,15 @@ class SyncSession:
         self.over = False
         #: Wakes the keeper: unsent bytes to drain, or a session to end.
         self._attention = trio.Event()
+        #: `trio.current_time()` at which the user token's identity ends (inf: never).
+        self.identity_deadline = math.inf
+        #: The identity's token has expired: nothing is evaluated or begun for it until a new
+        #: Authenticate.
+        self.expired = False
+        #: Mutations that arrived while `expired`, to begin after the next Authenticate.
+        self._held: list[dict[str, Any]] = []
+        #: Sleeps until `identity_deadline` (`_expiry`).
+        self._expiry_scope = trio.CancelScope()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -242,6 +265,7 @@ class SyncSession:
                     nursery.start_soon(self.fanout.run)
                 nursery.start_soon(self._keeper)
                 nursery.start_soon(self._pinger)
+                nursery.start_soon(self._expiry)
                 self._nursery = nursery
                 try:
                     await self._reader()
@@ -339,7 +363,12 @@ class SyncSession:
                 await self._in_flight.acquire()  # past the limit, reading waits for one to end
             handed_over = False
             try:
-                handed_over = self._mutation(message)
+                if self.expired:
+                    single_args(message["args"])  # (refused now if malformed, as when begun)
+                    self._held.append(message)  # keeps its slot until it is begun
+                    handed_over = True
+                else:
+                    handed_over = self._mutation(message)
             finally:
                 if not handed_over:
                     self._in_flight.release()
@@ -391,6 +420,8 @@ class SyncSession:
         self.wake()
 
     def _subscribe(self, query: QuerySetEntry) -> None:
+        if self.expired:
+            return  # evaluated for the next identity (`_authenticate`)
         try:
             spec = self.engine.registry.query(query.udf_path)
             raw = convex_values.json_to_convex(query.args)
@@ -520,6 +551,7 @@ class SyncSession:
             )
         token_type = message["tokenType"]
         value = message.get("value")
+        expires_at = math.inf
         try:
             if token_type == "None":
                 identity = ANONYMOUS
@@ -528,7 +560,8 @@ class SyncSession:
             elif token_type == "Admin":
                 identity = self.server.authenticator.admin(value)
             else:
-                identity = (await self.server.authenticator.authenticate(value)).identity
+                signed_in = await self.server.authenticator.authenticate(value)
+                identity, expires_at = signed_in.identity, signed_in.expires_at
         except Unauthenticated as failure:
             error = {
                 "type": "AuthError",
@@ -548,12 +581,54 @@ class SyncSession:
         self._hold_slot(identity)
         self.identity = identity
         self.identity_version = base + 1
+        # `exp` is on the wall clock; the deadline on trio's, turned once, here.
+        leeway = self.limits.config.token_leeway
+        self._hold_until(trio.current_time() + (expires_at + leeway - time.time()))
+        self.expired = False
         # Results depend on who asks: re-evaluate every query for the new identity.
         for query in self.queries.values():
             self._drop(query)
             query.error = None
             self._subscribe(query)
+        held, self._held = self._held, []
+        for mutation in held:
+            if not self._mutation(mutation):
+                self._in_flight.release()
         self.wake()
+
+    def _hold_until(self, deadline: float) -> None:
+        self.identity_deadline = deadline
+        self._expiry_scope.deadline = deadline
+
+    async def _expiry(self) -> None:
+        """End the identity when its deadline passes; sleeps while none is due (the deadline
+        is the sleep's, moved by `_hold_until`)."""
+        while True:
+            self._expiry_scope = trio.CancelScope(deadline=self.identity_deadline)
+            with self._expiry_scope:
+                await trio.sleep_forever()
+            self._expire()
+
+    def _expire(self) -> None:
+        """The user token's time is up: tell the client with Convex's AuthError, and suspend
+        the identity (see the module's docstring). Runs without a checkpoint, so no result of
+        the identity is written after the AuthError."""
+        self._hold_until(math.inf)
+        if self.over:
+            return
+        log.info("session %s: the user token has expired", self.session_id)
+        self.expired = True
+        for query in self.queries.values():
+            self._drop(query)
+            query.error = None
+        error = {
+            "type": "AuthError",
+            "error": "The token has expired.",
+            "baseVersion": self.identity_version,
+            "authUpdateAttempted": False,
+        }
+        self.outbox.write_texts([orjson.dumps(error)])
+        self._attention.set()
 
     def _hold_slot(self, identity: Identity) -> None:
         """Count this session against its signed-in user's `max_sessions_per_identity`."""
