@@ -2,7 +2,10 @@
 
     turnstile serve [--host 127.0.0.1] [--port 3210] [--data-dir ./data]
                     [--admin-key K] [--jwt-secret S] [--demo] [--app MODULE ...]
+    turnstile serve --print-auth-config
     turnstile token --jwt-secret S --sub USER [--org ORG] [--cap CAP ...] [--ttl SECONDS]
+    turnstile token --key FILE [--kid K] [--iss ISSUER] [--aud AUD] [--alg A] --sub USER ...
+    turnstile token --new-key FILE [--alg RS256|ES256] [--kid K] [--iss ISSUER] [--aud AUD]
     turnstile loadtest --url URL [--scenario onsale|booking|fanout|mixed] ...  (docs/loadtest.md)
 
 `serve` recovers the engine, then prints exactly `listening on http://HOST:PORT` (the bound port,
@@ -14,6 +17,7 @@ closes; the exit status is then 0. A second signal cuts the drain short.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -29,13 +33,20 @@ from domain.identity import ADMIN, CAPABILITIES
 from domain.model import Module
 from domain.scheduling import JOB
 from engine import Engine, open_engine, tune_gc
-from engine.server import Authenticator, RunningServer, mint_token, open_server
-from engine.server.identity_providers import AuthConfigError, Provider, load_auth_config
+from engine.server import Authenticator, RunningServer, dev_tokens, mint_token, open_server
+from engine.server.identity_providers import (
+    ALGORITHMS,
+    AuthConfigError,
+    Provider,
+    load_auth_config,
+)
 from tools import codegen, loadtest, replay
 from tools.apps import add_app_option, load_app_modules
 
 DEMO_ORG = "org_demo"
 DEV_USER = "dev-user"
+#: Seconds a printed token is valid by default.
+TOKEN_TTL = 3600
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,18 +70,40 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="identity providers (Clerk, Auth0, OIDC, custom JWT), in auth.config.ts's fields",
     )
+    serve.add_argument(
+        "--print-auth-config",
+        action="store_true",
+        help="print an example auth config (Clerk, Auth0, OIDC, custom JWT) and exit",
+    )
     serve.add_argument("--demo", action="store_true", help="load demo data on an empty journal")
     serve.add_argument("--log-level", default="INFO")
     add_app_option(serve)
 
-    token = commands.add_parser("token", help="print a user token (HS256 JWT)")
-    token.add_argument("--jwt-secret", default=os.environ.get("TURNSTILE_JWT_SECRET"))
-    token.add_argument("--sub", required=True, help="the user id")
+    token = commands.add_parser(
+        "token", help="print a user token (HS256, or RS256/ES256 with a development key)"
+    )
+    token.add_argument("--jwt-secret", help="the server's secret (default $TURNSTILE_JWT_SECRET)")
+    token.add_argument("--sub", help="the user id (required but with --new-key)")
     token.add_argument("--org", help="the user's organization")
     token.add_argument(
         "--cap", action="append", default=[], choices=sorted(CAPABILITIES), help="repeatable"
     )
-    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    token.add_argument("--ttl", type=int, help=f"seconds until it expires (default {TOKEN_TTL})")
+    token.add_argument(
+        "--key", type=Path, metavar="FILE", help="sign with this private key (PEM), not a secret"
+    )
+    token.add_argument(
+        "--new-key",
+        type=Path,
+        metavar="FILE",
+        help="write a new private key (mode 0600) and print the auth config that accepts it",
+    )
+    token.add_argument(
+        "--alg", choices=ALGORITHMS, help="with --key: the key's (checked); --new-key: RS256"
+    )
+    token.add_argument("--kid", help=f"the key's id (default {dev_tokens.DEFAULT_KID})")
+    token.add_argument("--iss", help=f"the issuer (default {dev_tokens.DEFAULT_ISSUER})")
+    token.add_argument("--aud", help=f"the audience (default {dev_tokens.DEFAULT_AUDIENCE})")
     loadtest.add_parser(commands)
     add_app_option(codegen.add_parser(commands))
 
@@ -97,16 +130,90 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    if not args.jwt_secret:
-        parser.error("token needs --jwt-secret (or TURNSTILE_JWT_SECRET)")
+    if args.key is not None or args.new_key is not None:
+        return _key_token(parser, args)
+    key_only = {"--alg": args.alg, "--kid": args.kid, "--iss": args.iss, "--aud": args.aud}
+    key_flags = [flag for flag, value in key_only.items() if value is not None]
+    if key_flags:
+        need = "needs" if len(key_flags) == 1 else "need"
+        parser.error(f"token: {', '.join(key_flags)} {need} --key or --new-key")
+    secret = args.jwt_secret or os.environ.get("TURNSTILE_JWT_SECRET")
+    if not secret:
+        parser.error("token needs --jwt-secret (or TURNSTILE_JWT_SECRET), or --key")
+    if not args.sub:
+        parser.error("token needs --sub (the user id)")
     try:
-        print(mint_token(args.jwt_secret, args.sub, args.org, args.cap, args.ttl))
+        print(mint_token(secret, args.sub, args.org, args.cap, _ttl(args)))
     except ValueError as exc:
         parser.error(str(exc))
     return 0
 
 
+def _ttl(args: argparse.Namespace) -> int:
+    return TOKEN_TTL if args.ttl is None else int(args.ttl)
+
+
+def _key_token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`--new-key FILE`: write a key, print its auth config; `--key FILE`: print a token."""
+    if args.key is not None and args.new_key is not None:
+        parser.error("token: give --key (sign with a key) or --new-key (make one), not both")
+    if args.jwt_secret is not None:
+        parser.error("token: --jwt-secret signs HS256; a key signs by itself (drop one)")
+    kid = args.kid or dev_tokens.DEFAULT_KID
+    issuer = args.iss or dev_tokens.DEFAULT_ISSUER
+    audience = args.aud or dev_tokens.DEFAULT_AUDIENCE
+    if args.new_key is not None:
+        token_flags = (
+            ("--sub", args.sub),
+            ("--org", args.org),
+            ("--cap", args.cap),
+            ("--ttl", args.ttl),
+        )
+        given = [flag for flag, value in token_flags if value not in (None, [])]
+        if given:
+            parser.error(
+                f"token --new-key prints an auth config, not a token: drop {', '.join(given)}"
+                " (then mint with --key)"
+            )
+        try:
+            key = dev_tokens.new_private_key(args.alg or "RS256")
+            dev_tokens.write_private_key(args.new_key, key)
+        except dev_tokens.DevKeyError as exc:
+            parser.error(str(exc))
+        config = dev_tokens.dev_auth_config(key, kid=kid, issuer=issuer, audience=audience)
+        print(json.dumps(config, indent=2))
+        print(
+            f"wrote {args.new_key} ({dev_tokens.algorithm_of(key)}, kid {kid}); serve with the"
+            f" config above as --auth-config, mint with: turnstile token --key {args.new_key}"
+            " --sub USER",
+            file=sys.stderr,
+        )
+        return 0
+    if not args.sub:
+        parser.error("token needs --sub (the user id)")
+    try:
+        key = dev_tokens.load_private_key(args.key)
+        token = dev_tokens.mint_dev_token(
+            key,
+            args.sub,
+            org=args.org,
+            caps=args.cap,
+            ttl_seconds=_ttl(args),
+            kid=kid,
+            issuer=issuer,
+            audience=audience,
+            algorithm=args.alg,
+        )
+    except dev_tokens.DevKeyError as exc:
+        parser.error(str(exc))
+    print(token)
+    return 0
+
+
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.print_auth_config:
+        print(json.dumps(dev_tokens.EXAMPLE_AUTH_CONFIG, indent=2))
+        return 0
     modules = load_app_modules(parser, args.apps)
     logging.basicConfig(
         level=args.log_level.upper(),
