@@ -41,6 +41,8 @@ LEEWAY_SECONDS = 60
 MAX_TOKEN_CHARS = 16 * 1024
 #: The `iss` part of a development token's `tokenIdentifier` when it names none.
 DEV_ISSUER = "turnstile"
+#: The most of a token's own value (its `iss`, its `alg`) a refusal quotes.
+QUOTED_CHARS = 80
 
 
 class AuthFailed(Unauthenticated):
@@ -69,8 +71,19 @@ def _check_caps(caps: Any) -> frozenset[str]:
         raise AuthFailed("The token's caps claim must be a list of strings.")
     unknown = sorted(set(caps) - CAPABILITIES)
     if unknown:
-        raise AuthFailed(f"The token names unknown capabilities: {', '.join(unknown)}.")
+        raise AuthFailed(f"The token names unknown capabilities: {_cut(', '.join(unknown))}.")
     return frozenset(caps)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= QUOTED_CHARS else text[: QUOTED_CHARS - 3] + "..."
+
+
+def _quoted(value: Any) -> str:
+    """A token's value as a refusal quotes it: a scalar's repr, else its type, cut short."""
+    return _cut(
+        repr(value) if isinstance(value, str | int | float | None) else type(value).__name__
+    )
 
 
 def _organization(claims: Mapping[str, Any]) -> str | None:
@@ -141,11 +154,11 @@ class Authenticator:
         algorithm, kid = header.get("alg"), header.get("kid")
         if keys is None:
             if algorithm != ALGORITHM or self._jwt_key is None:
-                raise AuthFailed(f"No identity provider issues tokens as {issuer!r}.")
+                raise AuthFailed(f"No identity provider issues tokens as {_quoted(issuer)}.")
             return None, None
         if algorithm != keys.provider.algorithm:
             raise AuthFailed(
-                f"The token is signed with {algorithm!r}; {issuer} signs with"
+                f"The token is signed with {_quoted(algorithm)}; {issuer} signs with"
                 f" {keys.provider.algorithm}."
             )
         if kid is not None and not isinstance(kid, str):
@@ -228,7 +241,7 @@ def mint_token(
     caps = list(caps)
     unknown = sorted(set(caps) - CAPABILITIES)
     if unknown:
-        raise ValueError(f"Unknown capabilities: {', '.join(unknown)}.")
+        raise ValueError(f"Unknown capabilities: {_cut(', '.join(unknown))}.")
     now = int(time.time())
     claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + ttl_seconds}
     if org is not None:

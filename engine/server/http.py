@@ -361,6 +361,7 @@ async def serve(
     )
     ctx.metrics.bind_engine(engine)
     ctx.metrics.bind_fanout(ctx.fanout)
+    ctx.metrics.bind_authenticator(authenticator)
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound: int = listeners[0].socket.getsockname()[1]
     server = HttpServer(ctx)

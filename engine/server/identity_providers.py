@@ -14,9 +14,15 @@ Plan:
   where its keys are: OIDC: `jwks_uri` of `{domain}/.well-known/openid-configuration`;
   customJwt: `jwks`, an http(s) URL or a `data:application/json;base64,...` URI (read once, at
   load: it never changes).
-- A `KeySet` per provider caches its keys by `kid`. Fetches run in a worker thread (urllib,
-  socket timeout `FETCH_TIMEOUT`, at most `MAX_DOCUMENT_BYTES`), never on the event loop, one at
-  a time per provider: a caller that needs keys while a fetch runs waits for that fetch.
+- A `KeySet` per provider caches its keys by `kid`. Fetches run in a worker thread (urllib), never
+  on the event loop, one at a time per provider: a caller that needs keys while a fetch runs
+  waits for that fetch. The fetch is the provider's, not the caller's: a caller that goes away
+  (its connection closed) does not cancel it for the others. Each document (an OIDC discovery,
+  a JWKS) is at most `MAX_DOCUMENT_BYTES`; connecting and each read wait at most
+  `FETCH_TIMEOUT` (real seconds: a provider that stops answering fails the fetch that long
+  after its last byte), and a body still unread `FETCH_TIMEOUT` after the request began is a
+  failure. Any fault of the provider's answer (status, body, JSON, key material) is a failed
+  fetch, never an exception out of the key set.
 - When a fetch happens: at first use; once the cache lifetime has passed (the answer's
   Cache-Control max-age, clamped to [MIN_CACHE_SECONDS, MAX_CACHE_SECONDS]; DEFAULT_CACHE_SECONDS
   without one); and when a token names a `kid` the cache does not hold, at most once per
@@ -24,14 +30,18 @@ Plan:
 - A successful fetch replaces the whole key set (a key the provider removed stops working); a
   failed one keeps the keys already known (a provider that is down never stops tokens signed by
   them), is logged and counted (`ProviderStatus`), and is not retried before `REFRESH_SECONDS`.
-  A token whose `kid` is unknown while its provider is down is refused at once.
+  A token whose `kid` is unknown while its provider is down is refused at once. The first
+  success after a failure is logged too.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -44,8 +54,11 @@ import trio
 
 log = logging.getLogger("turnstile.auth")
 
-#: Seconds a key fetch (each of an OIDC discovery and its JWKS) may take.
+#: Seconds to connect, to wait for each read, and to read a whole document (each of an OIDC
+#: discovery and its JWKS), in real time.
 FETCH_TIMEOUT = 3.0
+#: Bytes asked of the socket per read of a document.
+READ_BYTES = 64 * 1024
 #: The largest discovery document or JWKS read.
 MAX_DOCUMENT_BYTES = 1 << 20
 #: At most one fetch per provider this often, for an unknown `kid` or after a failure.
@@ -207,15 +220,15 @@ class KeySet:
         """The provider's key `kid`; None if the provider has no such key (or cannot be
         reached and it was not known). A known key is answered at once, also once the cache
         has expired: the refresh then runs in the background. An unknown one waits for a
-        fetch (within the rate limit; at most `FETCH_TIMEOUT` per document)."""
+        fetch (within the rate limit; bounded as the module's docstring says)."""
         now = trio.current_time()
         found = self._keys.get(kid)
         if found is not None:
-            if now >= self._fresh_until and self._fetching is None and self._may_fetch(now):
-                trio.lowlevel.spawn_system_task(self._refresh)
+            if now >= self._fresh_until and self._may_fetch(now):
+                self._start_fetch()
             return found
         if self._may_fetch(now):
-            await self._refresh()
+            await self._start_fetch().wait()
         return self._keys.get(kid)
 
     def _may_fetch(self, now: float) -> bool:
@@ -223,33 +236,51 @@ class KeySet:
             return False
         return self._fetching is not None or now - self._last_attempt >= REFRESH_SECONDS
 
-    async def _refresh(self) -> None:
-        if self._fetching is not None:  # one fetch at a time: wait for the one running
-            await self._fetching.wait()
-            return
-        self._fetching = done = trio.Event()
-        self._last_attempt = trio.current_time()
+    def _start_fetch(self) -> trio.Event:
+        """The running fetch's completion; starts one if none runs. The fetch is a system
+        task, so no caller's cancellation cuts it short for the others."""
+        if self._fetching is None:
+            self._fetching = trio.Event()
+            self._last_attempt = trio.current_time()
+            trio.lowlevel.spawn_system_task(self._fetch, self._fetching)
+        return self._fetching
+
+    async def _fetch(self, done: trio.Event) -> None:
         self.status.fetches += 1
         try:
             document, max_age = await trio.to_thread.run_sync(
                 _fetch_keys, self.provider, abandon_on_cancel=True
             )
             self._install(document, fresh_until=trio.current_time() + max_age)
+        except FetchFailed as exc:
+            self._failed(str(exc))
+        except Exception as exc:  # a system task must not raise: any other fault is a failure
+            self._failed(f"{type(exc).__name__}: {exc}")
+        else:
+            if not self.status.up:
+                log.info(
+                    "identity provider %s: reachable again (%d keys known)",
+                    self.provider.issuer,
+                    len(self._keys),
+                )
             self.status.up = True
             self.status.last_error = ""
-        except FetchFailed as exc:
-            self.status.failures += 1
-            self.status.up = False
-            self.status.last_error = str(exc)
-            log.warning(
-                "identity provider %s: %s (keeping %d known keys)",
-                self.provider.issuer,
-                exc,
-                len(self._keys),
-            )
         finally:
             self._fetching = None
             done.set()
+
+    def _failed(self, error: str) -> None:
+        self.status.failures += 1
+        self.status.up = False
+        self.status.last_error = error
+        log.warning(
+            "identity provider %s: cannot fetch its keys: %s (keeping %d known keys; a token"
+            " of another kid is refused; next attempt in %g s at the earliest)",
+            self.provider.issuer,
+            error,
+            len(self._keys),
+            REFRESH_SECONDS,
+        )
 
     def _install(self, document: Mapping[str, Any], *, fresh_until: float) -> None:
         keys: dict[str | None, jwt.PyJWK] = {}
@@ -261,7 +292,7 @@ class KeySet:
                 continue
             try:
                 key = jwt.PyJWK(entry, algorithm=self.provider.algorithm)
-            except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
+            except Exception as exc:  # any fault of one key's material skips that key only
                 log.warning("identity provider %s: unusable key: %s", self.provider.issuer, exc)
                 continue
             keys[entry.get("kid")] = key
@@ -287,17 +318,30 @@ def _fetch_keys(provider: Provider) -> tuple[Mapping[str, Any], float]:
 
 def _fetch_json(url: str) -> tuple[Any, float]:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    deadline = time.monotonic() + FETCH_TIMEOUT
+    chunks: list[bytes] = []
+    size = 0
     try:
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as answer:
-            body = answer.read(MAX_DOCUMENT_BYTES + 1)
             cache_control = answer.headers.get("Cache-Control", "")
-    except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts are OSErrors
-        raise FetchFailed(f"{url}: {exc}") from None
-    if len(body) > MAX_DOCUMENT_BYTES:
+            while size <= MAX_DOCUMENT_BYTES:
+                if time.monotonic() > deadline:
+                    raise FetchFailed(f"{url}: not read within {FETCH_TIMEOUT:g} s")
+                chunk = answer.read1(READ_BYTES)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+    # URLError, HTTPError and timeouts are OSErrors; a malformed answer is an HTTPException.
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()  # an error status carries the open answer: release its socket
+        raise FetchFailed(f"{url}: {exc or type(exc).__name__}") from None
+    if size > MAX_DOCUMENT_BYTES:
         raise FetchFailed(f"{url}: more than {MAX_DOCUMENT_BYTES} bytes")
     try:
-        return json.loads(body), _max_age(cache_control)
-    except ValueError:
+        return json.loads(b"".join(chunks)), _max_age(cache_control)
+    except (ValueError, RecursionError):
         raise FetchFailed(f"{url}: not JSON") from None
 
 

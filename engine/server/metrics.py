@@ -2,10 +2,12 @@
 
 Function names are labels only when the catalogue knows them (`observe_call` is given the
 name only after lookup succeeded, else `"<unknown>"`), so a client cannot grow the label set.
+The identity providers' series are labelled by issuer, which only the auth config names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -16,14 +18,56 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from engine.engine import Engine
+    from engine.server.auth import Authenticator
+    from engine.server.identity_providers import ProviderStatus
     from engine.sync.fanout import Fanout
 
 UNKNOWN_FUNCTION = "<unknown>"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class _IdentityProviders(Collector):
+    """Each identity provider's state, read from the authenticator at scrape time."""
+
+    def __init__(self) -> None:
+        self.statuses: Callable[[], Mapping[str, ProviderStatus]] = dict
+
+    def collect(self) -> Iterator[Metric]:
+        statuses = self.statuses()
+        up = GaugeMetricFamily(
+            "turnstile_identity_provider_up",
+            "1 while an identity provider's last key fetch succeeded (or none was needed "
+            "yet), 0 while it is failing: tokens signed by keys already known keep working.",
+            labels=["issuer"],
+        )
+        keys = GaugeMetricFamily(
+            "turnstile_identity_provider_keys",
+            "Signing keys of an identity provider held in the cache.",
+            labels=["issuer"],
+        )
+        fetches = CounterMetricFamily(
+            "turnstile_identity_provider_fetches",
+            "Key fetches started for an identity provider (OIDC: discovery and JWKS count once).",
+            labels=["issuer"],
+        )
+        failures = CounterMetricFamily(
+            "turnstile_identity_provider_fetch_failures",
+            "Key fetches of an identity provider that failed (unreachable, an error status, "
+            "not a key set); the log says why.",
+            labels=["issuer"],
+        )
+        for issuer, status in sorted(statuses.items()):
+            up.add_metric([issuer], 1.0 if status.up else 0.0)
+            keys.add_metric([issuer], float(status.keys))
+            fetches.add_metric([issuer], float(status.fetches))
+            failures.add_metric([issuer], float(status.failures))
+        yield from (up, keys, fetches, failures)
 
 
 class Metrics:
@@ -99,6 +143,13 @@ class Metrics:
             "Times a connection's reading paused because it spent its message or byte allowance.",
             registry=self.registry,
         )
+
+        self._identity_providers = _IdentityProviders()
+        self.registry.register(self._identity_providers)
+
+    def bind_authenticator(self, authenticator: Authenticator) -> None:
+        """Read the identity providers' states (`Authenticator.providers`) at scrape time."""
+        self._identity_providers.statuses = lambda: authenticator.providers
 
     def bind_engine(self, engine: Engine) -> None:
         """Read the engine's gauges at scrape time."""
