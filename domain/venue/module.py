@@ -25,6 +25,7 @@ from domain.venue.args import (
     UpdateOrderStatusArgs,
     UpdateServiceArgs,
 )
+from domain.venue.location_claims import LOCATION_CLAIMS, UNCLAIMED_LOCATIONS
 from domain.venue.projections import CUSTOMER_ORDERS, LOCATION_DIRECTORY
 from domain.venue.reminders import BOOKING_REMINDERS, UPCOMING_BOOKINGS
 
@@ -106,8 +107,14 @@ QUERIES: tuple[QuerySpec[Any], ...] = (
 
 VENUE = Module(
     aggregates=(LOCATION,),
-    projections=(LOCATION_DIRECTORY, CUSTOMER_ORDERS, DAILY_ANALYTICS, UPCOMING_BOOKINGS),
+    projections=(
+        LOCATION_DIRECTORY,
+        CUSTOMER_ORDERS,
+        DAILY_ANALYTICS,
+        UPCOMING_BOOKINGS,
+        UNCLAIMED_LOCATIONS,
+    ),
     mutations=MUTATIONS,
     queries=QUERIES,
-    jobs=(BOOKING_REMINDERS,),
+    jobs=(BOOKING_REMINDERS, LOCATION_CLAIMS),
 )
