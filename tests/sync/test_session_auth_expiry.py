@@ -53,13 +53,14 @@ async def open_session(h: EngineHarness, nursery: trio.Nursery) -> Client:
 
 async def read_all(client: Client) -> list[dict[str, Any]]:
     """Everything the session has written once it has nothing more to do now, Pings left out."""
-    await trio.testing.wait_all_tasks_blocked()
     messages = []
-    while client.ws.pending():
+    while True:
+        await trio.testing.wait_all_tasks_blocked()  # (reading one may let the next be sent)
+        if not client.ws.pending():
+            return messages
         message = await client.next()
         if message["type"] != "Ping":
             messages.append(message)
-    return messages
 
 
 def updates(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -199,3 +200,36 @@ async def test_admin_and_anonymous_sessions_never_expire(
         assert "AuthError" not in [message["type"] for message in later]
         assert client.results[1]["remainingTickets"] == 0
         client.ws.disconnect()
+
+
+async def test_a_result_not_yet_sent_at_expiry_is_never_sent(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A client that reads nothing for a while: its socket is full, so a newer result waits
+    in its subscription when the token's time is up. What was written before is delivered,
+    then the AuthError, and never that result."""
+    event_id = await h.mutation("events:create", ORG_ARGS)
+    ws = FakeWebSocket(buffer=1)
+    server = StubServer(h.engine, authenticator=Authenticator("admin-key", SECRET))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_sync_session, ws.connection, server)
+        await ws.send({"type": "Connect", "sessionId": "s-1", "connectionCount": 0, "clientTs": 0})
+        # Accepted within the leeway: the identity ends about 10 s from now.
+        await ws.send(authenticate(0, value=token("ann", ttl=10 - int(LEEWAY))))
+        await trio.sleep(1)  # the Transition acknowledging it fills the socket
+        await ws.send(position_query(event_id, "ann", 0))
+        await trio.sleep(1)  # the query's first answer waits in the outbox
+        await ws.send(add_query(2, "events:getUserTickets", {"userId": "ann"}, 1))
+        await h.mutation("events:joinWaitingList", {"eventId": event_id, "userId": "ann"})
+        await trio.sleep(1)  # a newer answer of query 1, and query 2's first, wait in their
+        # subscriptions
+        await trio.sleep(10)
+        client = Client(ws)
+        messages = await read_all(client)
+        kinds = [message["type"] for message in messages]
+        assert kinds[:3] == ["Transition", "Transition", "AuthError"]
+        # (then, at most, the query set's new version acknowledged, with no result)
+        assert updates(messages[2:]) == []
+        assert client.version["identity"] == 1
+        assert client.results == {1: None}
+        ws.disconnect()
