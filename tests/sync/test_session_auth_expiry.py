@@ -53,7 +53,7 @@ async def open_session(h: EngineHarness, nursery: trio.Nursery) -> Client:
 
 async def read_all(client: Client) -> list[dict[str, Any]]:
     """Everything the session has written once it has nothing more to do now, Pings left out."""
-    messages = []
+    messages: list[dict[str, Any]] = []
     while True:
         await trio.testing.wait_all_tasks_blocked()  # (reading one may let the next be sent)
         if not client.ws.pending():
