@@ -10,7 +10,9 @@ User tokens are JWTs of two kinds:
   that is none of the providers'.
 Claims: `sub` (the user id, required), `exp` (required), the organization from `org_id` or
 Clerk's `o.id`, capabilities from `caps` (a list; a capability this server does not know is
-refused: a typo in a grant should be loud, not silently grant less). `tokenIdentifier` is
+refused: a typo in a grant should be loud, not silently grant less). A claim of the wrong type
+(`sub` or `org_id` not a string, `o` not an object, `caps` not a list of strings, `exp`, `nbf`
+or `iat` not a number) refuses the token. `tokenIdentifier` is
 `iss|sub` (`turnstile|sub` for a development token without `iss`).
 
 `authenticate(token)` may fetch a provider's keys (off the event loop, bounded); `user(token)`
@@ -90,7 +92,9 @@ def _organization(claims: Mapping[str, Any]) -> str | None:
     org_id = claims.get("org_id")
     if org_id is None:
         clerk = claims.get("o")  # Clerk's session token: {"o": {"id": "org_...", ...}}
-        org_id = clerk.get("id") if isinstance(clerk, dict) else None
+        if clerk is not None and not isinstance(clerk, dict):
+            raise AuthFailed("The token's o claim must be an object.")
+        org_id = clerk.get("id") if clerk is not None else None
     if org_id is not None and (not isinstance(org_id, str) or not org_id):
         raise AuthFailed("The token's organization claim must be a non-empty string.")
     return org_id
@@ -217,9 +221,11 @@ class Authenticator:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise AuthFailed("The token's sub claim must be a non-empty string.")
+        for name in ("exp", "nbf", "iat"):  # PyJWT also takes "123" and true for a time
+            value = claims.get(name, 0)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise AuthFailed(f"The token's {name} claim must be a number.")
         expires_at = claims["exp"]
-        if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
-            raise AuthFailed("The token's exp claim must be a number.")
         issuer = claims.get("iss")
         identity = Identity(
             subject=subject,

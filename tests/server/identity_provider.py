@@ -58,6 +58,10 @@ class LocalProvider:
         self.algorithm = algorithm
         self.max_age = max_age
         self.down = False
+        #: Answer with bytes that are not HTTP at all.
+        self.garbled = False
+        #: When set, the JWKS answer's body as is (200), instead of the published keys.
+        self.jwks_body: bytes | None = None
         self.requests: list[str] = []
         self._arrived = threading.Condition()
         #: Cleared by `hold()`: requests then wait for `release()` (or the server's end).
@@ -154,8 +158,12 @@ class LocalProvider:
                     provider.requests.append(self.path)
                     provider._arrived.notify_all()
                 provider._open.wait(timeout=30)
-                if provider.down:
+                if provider.garbled:
+                    self.wfile.write(b"this is not HTTP\r\n\r\n")
+                elif provider.down:
                     self._answer(503, {"error": "down"})
+                elif self.path == "/jwks.json" and provider.jwks_body is not None:
+                    self._answer(200, raw=provider.jwks_body)
                 elif self.path == "/.well-known/openid-configuration":
                     self._answer(
                         200, {"issuer": provider.issuer, "jwks_uri": f"{provider.issuer}/jwks.json"}
@@ -165,8 +173,8 @@ class LocalProvider:
                 else:
                     self._answer(404, {"error": "not found"})
 
-            def _answer(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
+            def _answer(self, status: int, body: Any = None, *, raw: bytes | None = None) -> None:
+                data = raw if raw is not None else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
