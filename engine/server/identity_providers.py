@@ -21,12 +21,14 @@ Plan:
   a JWKS) is at most `MAX_DOCUMENT_BYTES`; connecting and each read wait at most
   `FETCH_TIMEOUT` (real seconds: a provider that stops answering fails the fetch that long
   after its last byte), and a body still unread `FETCH_TIMEOUT` after the request began is a
-  failure. Any fault of the provider's answer (status, body, JSON, key material) is a failed
-  fetch, never an exception out of the key set.
+  failure. Any fault of the provider's answer (its status, malformed HTTP, a body that is no
+  JSON key set) is a failed fetch, never an exception out of the key set; a key that cannot be
+  used is skipped (and logged), the others kept.
 - When a fetch happens: at first use; once the cache lifetime has passed (the answer's
   Cache-Control max-age, clamped to [MIN_CACHE_SECONDS, MAX_CACHE_SECONDS]; DEFAULT_CACHE_SECONDS
-  without one); and when a token names a `kid` the cache does not hold, at most once per
-  `REFRESH_SECONDS` per provider. Times are `trio.current_time()`.
+  without one), in the background while the known keys keep answering; and when a token names
+  a `kid` the cache does not hold, at most once per `REFRESH_SECONDS` per provider. Times are
+  `trio.current_time()`.
 - A successful fetch replaces the whole key set (a key the provider removed stops working); a
   failed one keeps the keys already known (a provider that is down never stops tokens signed by
   them), is logged and counted (`ProviderStatus`), and is not retried before `REFRESH_SECONDS`.
