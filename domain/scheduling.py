@@ -12,7 +12,8 @@ tick is computed from `now`, so missed ticks are not replayed one by one).
 
 Schedules: `Every(minutes=N)` ticks at the multiples of N minutes since the epoch (UTC);
 `DailyAt(hour, minute, timezone)` ticks at that wall-clock time in an IANA timezone, on
-daylight-saving days included (the engine computes the instants with zoneinfo).
+daylight-saving days included (the engine computes the instants with zoneinfo); `AtStart()`
+ticks once at each start of the server.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ class DailyAt:
     timezone: str = "UTC"
 
 
-Schedule = Every | DailyAt
+@attrs.frozen(kw_only=True)
+class AtStart:
+    """Once at each start of the server, soon after recovery, and not again until the next:
+    for work that catches up after an upgrade (a backfill), whose plan finds nothing left to do
+    once it is done."""
+
+
+Schedule = Every | DailyAt | AtStart
 
 
 @attrs.frozen(kw_only=True)
@@ -90,7 +98,8 @@ class JobScheduled(Event):
     next_due: int
 
     def timer_changes(self) -> Iterator[TimerChange]:
-        yield TimerChange(key=TICK, due_at=self.next_due)
+        # No next tick (0): an `AtStart` job after its run.
+        yield TimerChange(key=TICK, due_at=self.next_due or None)
 
 
 @attrs.frozen(kw_only=True)
@@ -101,7 +110,8 @@ class JobRan(Event):
     refusals: tuple[str, ...] = ()
 
     def timer_changes(self) -> Iterator[TimerChange]:
-        yield TimerChange(key=TICK, due_at=self.next_due)
+        # No next tick (0): an `AtStart` job after its run.
+        yield TimerChange(key=TICK, due_at=self.next_due or None)
 
 
 def evolve(state: JobState, event: Event) -> JobState:

@@ -3,7 +3,9 @@
 Plan:
 - At start (after recovery) every declared job whose aggregate has no next tick, or one that is
   not on its current schedule, is scheduled for its next tick after `now`. Each job's next tick
-  is a durable timer armed by its own events, so it survives restarts.
+  is a durable timer armed by its own events, so it survives restarts. An `AtStart` job runs
+  right there instead, before the engine serves anyone, at every start, and arms no next tick
+  (it writes nothing at all when its plan is empty).
 - When a job's timer falls due the timer service calls `tick(stream)`: the job's `plan` reads
   committed state at one cut, the planned commands run as the system caller, each with the
   idempotency key `("job:<name>", hash(tick, key))`, a bounded number at a time; then `JobRan`
@@ -33,6 +35,7 @@ from domain.identity import Identity
 from domain.model import Aggregate, Decision, View
 from domain.scheduling import (
     JOB,
+    AtStart,
     CronJob,
     Every,
     JobCommand,
@@ -82,7 +85,10 @@ class JobHost(Protocol):
 
 
 def next_tick(plan: Schedule, after_ms: int) -> int:
-    """The first tick of `plan` strictly after `after_ms` (ms since the epoch)."""
+    """The first tick of `plan` strictly after `after_ms` (ms since the epoch); 0 for none (an
+    `AtStart` job ticks only when the server starts)."""
+    if isinstance(plan, AtStart):
+        return 0
     if isinstance(plan, Every):
         period = plan.minutes * MINUTE_MS
         return (after_ms // period + 1) * period
@@ -100,7 +106,7 @@ def next_tick(plan: Schedule, after_ms: int) -> int:
 
 
 def is_on_schedule(plan: Schedule, due_ms: int) -> bool:
-    return next_tick(plan, due_ms - 1) == due_ms
+    return not isinstance(plan, AtStart) and next_tick(plan, due_ms - 1) == due_ms
 
 
 def request_id(tick: int, key: str) -> int:
@@ -130,6 +136,9 @@ class Scheduler:
         if not self._run_jobs:
             return
         for job in self._jobs.values():
+            if isinstance(job.schedule, AtStart):
+                await self._run_tick(job, engine.now_ms(), record_nothing=False)
+                continue
             state = engine.committed_state(JOB, job_id(job.name))
             due = 0 if state is None else state.next_due
             if due and is_on_schedule(job.schedule, due):
@@ -151,8 +160,16 @@ class Scheduler:
         state = engine.committed_state(JOB, job_id(job.name))
         if state is None or not state.next_due:
             return True
-        tick = state.next_due
+        return await self._run_tick(job, state.next_due)
+
+    async def _run_tick(self, job: CronJob, tick: int, *, record_nothing: bool = True) -> bool:
+        """Plan and run `job`'s tick `tick`, then record it and arm the next one (a tick that
+        planned nothing is recorded only if `record_nothing`: an `AtStart` job with nothing
+        left to do writes nothing)."""
+        engine = self._engine
         planned = list(job.plan(engine.read_view(), engine.now_ms()))
+        if not planned and not record_nothing:
+            return True
         refusals: list[str] = []
         limiter = trio.CapacityLimiter(CONCURRENCY)
 

@@ -15,8 +15,10 @@ import trio
 
 from domain.errors import NotFound
 from engine.testing import open_harness, staff
+from engine.testing.harness import TEST_EPOCH_MS
 from tools.cli import main
 
+DAY_MS = 24 * 3600 * 1000
 FIXTURE = Path(__file__).parent / "fixtures" / "locations_before_claims" / "data"
 
 
@@ -48,8 +50,9 @@ async def test_old_locations_get_their_claims_and_are_named_again(
 ) -> None:
     ids = _ids()
     first, second = ids["locations"]
-    async with open_harness(data_dir) as h:
-        await h.advance(2)  # the job's first tick
+    # A day after the fixture was written (by a harness on the same epoch): time moved on.
+    async with open_harness(data_dir, epoch_ms=TEST_EPOCH_MS + DAY_MS) as h:
+        await h.settle()  # the job's run at start
         created = await h.mutation(
             "customers:create", _customer(ids["org"], second, "bo@x.example")
         )

@@ -10,9 +10,10 @@ Plan:
   `LocationClaimTaken`: per location id, its organization (once created) and whether it holds its
   claim. Order-free (a create and its claim commit together, the claim first): each event sets
   its half. Folded from the whole journal at the first start of a build that has it.
-- `LOCATION_CLAIMS`, a cron job every `EVERY_MINUTES`: for each location that is created and
-  holds no claim, `locations:update` with no field (as the system caller), which takes the
-  missing claim and changes nothing else. Once every location holds its claim it plans nothing.
+- `LOCATION_CLAIMS`, a job run once at each start (`AtStart`): for each location that is
+  created and holds no claim, `locations:update` with no field (as the system caller), which
+  takes the missing claim and changes nothing else. Once every location holds its claim it
+  plans nothing (and writes two job rows per start).
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ import immutables
 
 from domain.customers.events import LocationClaimTaken
 from domain.model import Event, Projection, View
-from domain.scheduling import CronJob, Every, JobCommand
+from domain.scheduling import AtStart, CronJob, JobCommand
 from domain.venue.events import LocationCreated
 
-EVERY_MINUTES = 1
 #: The read model's one key (no query reads it; the job does).
 KEY = "all"
 
@@ -69,6 +69,4 @@ def plan_claims(view: View, now: int) -> list[JobCommand]:
     ]
 
 
-LOCATION_CLAIMS = CronJob(
-    name="locationClaims", schedule=Every(minutes=EVERY_MINUTES), plan=plan_claims
-)
+LOCATION_CLAIMS = CronJob(name="locationClaims", schedule=AtStart(), plan=plan_claims)
