@@ -33,12 +33,13 @@ import jwt
 from domain.errors import Unauthenticated
 from domain.identity import ADMIN, CAPABILITIES, Identity
 from engine.server.identity_providers import KeySet, Provider, ProviderStatus, key_sets
+from engine.sync.limits import TOKEN_LEEWAY_SECONDS
 
 ALGORITHM = "HS256"
 #: RFC 7518 3.2: an HS256 key is at least as long as the hash (32 bytes).
 MIN_SECRET_BYTES = 32
-#: Clock skew allowed on `exp`, `nbf` and `iat`.
-LEEWAY_SECONDS = 60
+#: Clock skew allowed on `exp`, `nbf` and `iat` (the sync session's too).
+LEEWAY_SECONDS = TOKEN_LEEWAY_SECONDS
 #: A longer token is refused unread.
 MAX_TOKEN_CHARS = 16 * 1024
 #: The `iss` part of a development token's `tokenIdentifier` when it names none.

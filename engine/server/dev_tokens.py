@@ -42,14 +42,8 @@ EXAMPLE_AUTH_CONFIG: dict[str, Any] = {
     "providers": [
         # Clerk: the Frontend API URL; a JWT template named "convex" sets aud.
         {"domain": "https://YOUR-FRONTEND-API.clerk.accounts.dev", "applicationID": "convex"},
-        # Auth0: its iss ends in "/", which an OIDC entry's domain loses; customJwt keeps it.
-        {
-            "type": "customJwt",
-            "issuer": "https://YOUR-TENANT.us.auth0.com/",
-            "jwks": "https://YOUR-TENANT.us.auth0.com/.well-known/jwks.json",
-            "algorithm": "RS256",
-            "applicationID": "YOUR-AUTH0-CLIENT-ID",
-        },
+        # Auth0: the tenant's domain with its trailing "/", exactly as Auth0's tokens' iss.
+        {"domain": "https://YOUR-TENANT.us.auth0.com/", "applicationID": "YOUR-AUTH0-CLIENT-ID"},
         # Any OIDC provider: its issuer, whose /.well-known/openid-configuration names jwks_uri.
         {"domain": "https://idp.example.com", "applicationID": "turnstile"},
         # A custom issuer: its key set's URL (or a data: URI, as `turnstile token --new-key`).

@@ -142,14 +142,16 @@ def _provider(entry: Any, index: int) -> Provider:
         )
     if kind != "oidc":
         raise AuthConfigError(f"{where}.type must be 'customJwt' (or absent, for OIDC)")
-    domain = _url(_text(entry, "domain", where), where).rstrip("/")
+    # The issuer is the domain exactly as written, as Convex matches it: Clerk's has no
+    # trailing slash, Auth0's has one (`https://tenant.auth0.com/`).
+    domain = _url(_text(entry, "domain", where), where)
     if audience is None:
         raise AuthConfigError(f"{where}: an OIDC provider needs its applicationID")
     return Provider(
         issuer=domain,
         algorithm=algorithm,
         audience=audience,
-        discovery_url=f"{domain}/.well-known/openid-configuration",
+        discovery_url=f"{domain.rstrip('/')}/.well-known/openid-configuration",
     )
 
 

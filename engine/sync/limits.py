@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from domain.identity import Identity
 
 
+#: The clock skew allowed on a user token's `exp`, `nbf` and `iat`, in its verification
+#: (`engine.server.auth`) and in the session holding its identity.
+TOKEN_LEEWAY_SECONDS = 60.0
+
+
 @attrs.frozen(kw_only=True)
 class ServerConfig:
     """Limits of the front door. The timeouts bound how long a slow or silent client can hold
@@ -85,10 +90,10 @@ class ServerConfig:
     #: engine knows its id until it has an outcome.
     mutation_grace: float = 10.0
     #: Seconds past a user token's `exp` that its sync session still holds the identity: the
-    #: clock skew the token's verification allows (`engine.server.auth.LEEWAY_SECONDS`, which
-    #: a test keeps equal). Then the session tells the client with AuthError and sends no
-    #: result for that identity until a new Authenticate.
-    token_leeway: float = 60.0
+    #: clock skew the token's verification allows (`TOKEN_LEEWAY_SECONDS`, which
+    #: `engine.server.auth` verifies with). Then the session tells the client with AuthError
+    #: and sends no result for that identity until a new Authenticate.
+    token_leeway: float = TOKEN_LEEWAY_SECONDS
 
 
 class LimitCounters(Protocol):

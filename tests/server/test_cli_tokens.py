@@ -135,7 +135,7 @@ def test_the_example_auth_config_parses(capsys: pytest.CaptureFixture[str]) -> N
     providers = parse_auth_config(example)
     assert [(p.kind, p.algorithm) for p in providers] == [
         ("oidc", "RS256"),
-        ("customJwt", "RS256"),
+        ("oidc", "RS256"),
         ("oidc", "RS256"),
         ("customJwt", "ES256"),
     ]

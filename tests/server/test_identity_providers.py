@@ -142,3 +142,15 @@ def test_a_bad_auth_config_is_refused_naming_the_entry() -> None:
     ]:
         with pytest.raises(AuthConfigError, match=message):
             parse_auth_config(config)
+
+
+async def test_an_oidc_domain_is_matched_exactly_as_written_trailing_slash_and_all() -> None:
+    # Auth0's issuer ends in "/", Clerk's does not: each provider's `iss` is its domain as written.
+    with LocalProvider() as idp:
+        auth = _authenticator(
+            {"providers": [{"domain": f"{idp.issuer}/", "applicationID": "convex"}]}
+        )
+        signed = await auth.authenticate(idp.token("ann", iss=f"{idp.issuer}/"))
+        assert signed.identity.token_identifier == f"{idp.issuer}/|ann"
+        with pytest.raises(AuthFailed):
+            await auth.authenticate(idp.token("ann"))  # no slash: another issuer
