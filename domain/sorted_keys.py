@@ -183,6 +183,16 @@ class SortedKeys:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"SortedKeys is immutable; {name} cannot be set")
 
+    # An immutable value is its own copy; pickling keeps its chunks as they are.
+    def __copy__(self) -> SortedKeys:
+        return self
+
+    def __deepcopy__(self, memo: object) -> SortedKeys:
+        return self
+
+    def __reduce__(self) -> tuple[object, tuple[int, tuple[Chunk, ...]]]:
+        return (_restored, (self._chunk_size, self._chunks))
+
     def _replaced(self, at: int, count: int, chunks: tuple[Chunk, ...], length: int) -> SortedKeys:
         """A new set whose chunks `at .. at + count` are `chunks`; every other chunk shared."""
         new = object.__new__(SortedKeys)
@@ -242,6 +252,8 @@ class SortedKeys:
         return self._replaced(at, 1, (shrunk,), length)
 
     def __contains__(self, key: object) -> bool:
+        """Whether `key` (a tuple) is in the set; raises `TypeError` for a tuple holding a
+        value of no index type."""
         if not isinstance(key, tuple) or not self._chunks:
             return False
         stored = encode_key(key)
@@ -336,6 +348,12 @@ class SortedKeys:
         shown = list(itertools.islice(self, 4))
         more = ", ..." if self._length > len(shown) else ""
         return f"SortedKeys([{', '.join(map(repr, shown))}{more}], {self._length} keys)"
+
+
+def _restored(chunk_size: int, chunks: tuple[Chunk, ...]) -> SortedKeys:
+    keys = object.__new__(SortedKeys)
+    keys._set(chunk_size, chunks, tuple(chunk[0] for chunk in chunks), sum(map(len, chunks)))
+    return keys
 
 
 SortedKeys.EMPTY = SortedKeys()

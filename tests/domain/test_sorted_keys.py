@@ -9,9 +9,11 @@ for sameness through `shape`, which tells apart what Python's `==` does not (1, 
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import math
+import pickle
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
@@ -455,3 +457,12 @@ def test_scan_reads_lazily_from_the_set_it_was_made_on(monkeypatch: pytest.Monke
     later = keys.remove((9_996,)).add((20_000,))
     assert next(found) == (9_996,), "a scan reads the value it was made on"
     assert next(later.scan(reverse=True)) == (20_000,)
+
+
+def test_copies_are_the_value_itself_and_pickles_round_trip() -> None:
+    keys = SortedKeys([(n, math.nan, -0.0) for n in range(40)], chunk_size=4).add(("x",))
+    assert copy.copy(keys) is keys and copy.deepcopy({"k": keys})["k"] is keys
+    back = pickle.loads(pickle.dumps(keys))
+    check_structure(back)
+    assert back == keys and shapes(back) == shapes(keys)
+    assert back.add((0.5,)) == keys.add((0.5,))
