@@ -37,7 +37,8 @@ from domain.model import (
     View,
 )
 from domain.pagination import InvalidCursor, Page, PaginationOpts, paginate, scope_of
-from domain.scheduling import CronJob, DailyAt, Every, JobCommand
+from domain.scheduling import AtStart, CronJob, DailyAt, Every, JobCommand
+from domain.tables import Index, Stored, Table, db
 
 __all__ = [
     "ADMIN",
@@ -45,6 +46,7 @@ __all__ = [
     "Aggregate",
     "App",
     "AppError",
+    "AtStart",
     "Conflict",
     "CronJob",
     "DailyAt",
@@ -53,6 +55,7 @@ __all__ = [
     "Every",
     "Forbidden",
     "Identity",
+    "Index",
     "Internal",
     "InvalidArgs",
     "InvalidCursor",
@@ -66,10 +69,13 @@ __all__ = [
     "Projection",
     "QuerySpec",
     "RateLimited",
+    "Stored",
+    "Table",
     "TimerChange",
     "TurnstileError",
     "Unauthenticated",
     "View",
+    "db",
     "org_for_new_record",
     "paginate",
     "require_authenticated",

@@ -70,5 +70,6 @@ class App(Module):
             mutations=tuple(f for m in parts for f in m.mutations),
             queries=tuple(q for m in parts for q in m.queries),
             jobs=tuple(j for m in parts for j in m.jobs),
+            tables=tuple(t for m in parts for t in m.tables),
             aliases=tuple(aliases),
         )

@@ -269,6 +269,25 @@ class Projection(Generic[S]):
     #: Bump when `apply` or the state's shape changes: a snapshot holding another version of
     #: the projection is not used for it, and it is folded again from the whole journal.
     version: int = 1
+    #: For a state the codec cannot store as it is (one holding derived indexes): the type it
+    #: is stored as in snapshots, and the two conversions. None: `state_type` itself.
+    snapshot_type: Any = None
+    to_snapshot: Callable[[S], Any] | None = None
+    from_snapshot: Callable[[Any], S] | None = None
+
+    def stored(self, state: S) -> tuple[Any, Any]:
+        """`(value, type)` of `state` as a snapshot stores it."""
+        if self.to_snapshot is None:
+            return state, self.state_type
+        return self.to_snapshot(state), self.snapshot_type
+
+    def restored(self, value: Any) -> S:
+        """The state of a value read as `stored(...)`'s type."""
+        return value if self.from_snapshot is None else self.from_snapshot(value)
+
+    @property
+    def stored_type(self) -> Any:
+        return self.state_type if self.snapshot_type is None else self.snapshot_type
 
     @property
     def snapshot_key(self) -> str:

@@ -113,6 +113,8 @@ class Module:
     queries: tuple[QuerySpec[Any], ...] = ()
     #: Scheduled work (`domain.scheduling.CronJob`), run by the engine's scheduler.
     jobs: tuple[CronJob, ...] = ()
+    #: Tables (`domain.tables.Table`): each brings its aggregate kind and its read model.
+    tables: tuple[Any, ...] = ()
 
 
 def by_name(specs: Iterable[MutationSpec[Any, Any] | QuerySpec[Any]]) -> Mapping[str, Any]:

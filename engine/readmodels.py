@@ -88,7 +88,7 @@ class ReadModels:
 
     def encode(self) -> dict[str, bytes]:
         out = {
-            p.snapshot_key: codec.encode_value(self.states[name], p.state_type)
+            p.snapshot_key: codec.encode_value(*p.stored(self.states[name]))
             for name, p in self.projections.items()
         }
         out["_timers"] = codec.dumps(
@@ -105,7 +105,9 @@ class ReadModels:
             if payload is None:
                 missing.add(name)
             else:
-                self.states[name] = codec.decode_value(payload, projection.state_type)
+                self.states[name] = projection.restored(
+                    codec.decode_value(payload, projection.stored_type)
+                )
         self.timers = {
             (stream, key): int(due)
             for stream, key, due in codec.loads(encoded.get("_timers", b"[]"))

@@ -42,6 +42,14 @@ class Registry:
             for aggregate in module.aggregates:
                 self._add(self.aggregates, "aggregate kind", aggregate.kind, aggregate, app)
                 self._add(id_prefixes, "id prefix", aggregate.id_prefix, aggregate.kind, app)
+            for table in module.tables:
+                self._add(
+                    self.aggregates, "aggregate kind", table.aggregate.kind, table.aggregate, app
+                )
+                self._add(id_prefixes, "id prefix", table.id_prefix, table.aggregate.kind, app)
+                self._add(
+                    self.projections, "read model", table.projection.name, table.projection, app
+                )
             for projection in module.projections:
                 self._add(self.projections, "read model", projection.name, projection, app)
             for mutation in module.mutations:

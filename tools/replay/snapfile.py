@@ -217,11 +217,12 @@ class SnapshotFile:
                 notes.append(f"{name}: read model {projection.snapshot_key} not in the file")
                 continue
             try:
-                theirs = codec.decode_value(payload, projection.state_type)
+                theirs = codec.decode_value(payload, projection.stored_type)
             except Exception as exc:
                 self._damaged(findings, f"{name}: read model {model} does not decode: {exc}")
                 continue
-            difference = first_difference(theirs, models.states[model], projection.state_type)
+            mine, stored_type = projection.stored(models.states[model])
+            difference = first_difference(theirs, mine, stored_type)
             if difference is not None:
                 findings.add(
                     "snapshot-differs",
