@@ -19,6 +19,12 @@ through `db(view, identity)` in a query: `get(table, id)` and `query(table)` wit
 range bounds on the field after the equal ones, `order`, `filter`, `take`, `first`, `unique`,
 `collect` and `paginate`. Every read is recorded by the view, so a query is live.
 
+Evolution: a table's documents change shape with `schema` (bumped) and `upcasters`
+(`{1: fn}`: a schema-1 document's dict, wire names, to schema 2), applied to the documents of
+its events wherever the journal is read; a new field with a default needs none. The schema is
+also the table's state and read-model version, so snapshots of another schema are folded again.
+A backfill is an `AtStart` job (domain.scheduling) patching what is left to migrate.
+
 Tenancy: for a table with `owner`, a caller that is not admin writes only documents of its own
 organization (another's is refused with `Forbidden` on insert, `NotFound` otherwise) and reads
 only those (`get` answers None; queries are scoped to its organization).
@@ -26,7 +32,7 @@ only those (`get` answers None; queries are scoped to its organization).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -79,6 +85,8 @@ class Table(Generic[D]):
         indexes: Sequence[Index] = (),
         owner: str | None = None,
         personal: Sequence[str] = (),
+        schema: int = 1,
+        upcasters: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
     ) -> None:
         if not attrs.has(document):
             raise TypeError(f"table {name}: the document type must be an attrs class")
@@ -91,6 +99,8 @@ class Table(Generic[D]):
         self.namespace = namespace
         self.name = name
         self.document = document
+        self.schema = schema
+        self.upcasters = dict(upcasters or {})
         self.id_prefix = id_prefix
         self.owner = owner
         self.personal = tuple(personal)
@@ -117,6 +127,8 @@ class Table(Generic[D]):
             state_type=self.state_type,
             initial=self.state_type(),
             evolve=self._evolve,
+            # Documents of another schema in a snapshot are folded again from their events.
+            state_version=schema,
         )
         # Snapshots store the documents; the index keys are derived again when loaded.
         self.docs_type: type[Any] = attrs.make_class(
@@ -132,6 +144,7 @@ class Table(Generic[D]):
             apply=self._apply,
             keys=self._keys,
             event_types=(self.inserted, self.patched, self.replaced, self.deleted),
+            version=schema,
             snapshot_type=self.docs_type,
             to_snapshot=lambda index: self.docs_type(docs=index.docs),
             from_snapshot=lambda stored: TableIndex.of(self, stored.docs.values()),
@@ -147,7 +160,14 @@ class Table(Generic[D]):
         personal = self.personal
 
         def body(extra: dict[str, Any]) -> dict[str, Any]:
-            return {"namespace": ns, "__module__": doc.__module__, **extra}
+            steps = {n: _on_documents(step) for n, step in self.upcasters.items()}
+            return {
+                "namespace": ns,
+                "__module__": doc.__module__,
+                "schema": self.schema,
+                "upcasters": steps,
+                **extra,
+            }
 
         def redacted(event: Any) -> Any:
             return replace(
@@ -248,6 +268,21 @@ class Table(Generic[D]):
 def read_key(index: str, prefix: tuple[Any, ...]) -> str:
     """The key a query over `index` with equal `prefix` registers (and events name)."""
     return f"{index}:{prefix!r}"
+
+
+def _on_documents(
+    step: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A table's document upcaster as its events' upcaster: applied to each document the
+    payload holds (`document`, `before`); a patch's `fields` names are left as written."""
+
+    def upcast(body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: step(value) if key in ("document", "before") and isinstance(value, dict) else value
+            for key, value in body.items()
+        }
+
+    return upcast
 
 
 def _camel(name: str) -> str:
@@ -470,18 +505,20 @@ class Query(Generic[D]):
 
     def with_index(self, name: str, **equal: Any) -> Query[D]:
         """Use index `name`, with its leading fields equal to `equal` (a prefix of its fields,
-        the owner field aside: it is the caller's organization unless an admin names it)."""
+        the owner field aside: it is the caller's organization; an admin names it, or names no
+        field at all and reads every organization's documents)."""
         fields = self._table.indexes.get(name)
         if fields is None:
             raise InvalidArgs(f"{self._table.name} has no index {name!r}.", path="index")
         owner = self._table.owner
         if owner is not None and owner not in equal:
-            if self._identity.is_admin:
+            if not self._identity.is_admin:
+                equal = {owner: self._identity.org_id, **equal}
+            elif equal:  # an admin's other equal fields come after the organization's
                 raise InvalidArgs(
                     f"Admin callers name the organization ({owner}) of {self._table.name}.",
                     path=owner,
                 )
-            equal = {owner: self._identity.org_id, **equal}
         names = fields[: len(equal)]
         if set(names) != set(equal):
             raise InvalidArgs(
