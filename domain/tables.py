@@ -32,6 +32,7 @@ only those (`get` answers None; queries are scoped to its organization).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -39,7 +40,7 @@ import attrs
 import immutables
 
 from domain.core import Aggregate, Decision, Erasure, Event, Projection, View, replace
-from domain.errors import Forbidden, InvalidArgs, NotFound
+from domain.errors import Conflict, Forbidden, InvalidArgs, NotFound
 from domain.identity import Identity
 from domain.ids import is_root_id, root_id
 from domain.pagination import Page, PaginationOpts, paginate
@@ -57,10 +58,20 @@ class Index:
 
     name: str
     fields: tuple[str, ...]
+    #: No two documents may hold the same values of `fields` (the owner field included): a
+    #: write that would is a `Conflict` naming the document that holds them.
+    unique: bool = False
 
     @classmethod
-    def of(cls, name: str, *fields: str) -> Index:
-        return cls(name, tuple(fields))
+    def of(cls, name: str, *fields: str, unique: bool = False) -> Index:
+        return cls(name, tuple(fields), unique)
+
+
+@attrs.frozen(kw_only=True)
+class UniqueClaim:
+    """Who holds one set of values of a unique index: the document's `_id`, or nobody."""
+
+    owner: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -111,6 +122,12 @@ class Table(Generic[D]):
                 raise TypeError(f"table {name}: index {index.name!r} is declared twice")
             rest = index.fields[1:] if index.fields[:1] == scoped else index.fields
             self.indexes[index.name] = (*scoped, *rest)
+        self.unique = tuple(index.name for index in indexes if index.unique)
+        if self.unique and len(id_prefix) > 3:
+            raise TypeError(
+                f"table {name}: a table with unique indexes has an id prefix of 2-3 letters"
+            )
+        self.claim_prefix = f"{id_prefix}u"
         self._make_events()
         self.state_type: type[Any] = attrs.make_class(
             f"{_camel(name)}State",
@@ -136,6 +153,14 @@ class Table(Generic[D]):
             {"docs": attrs.field(type=immutables.Map[str, Stored[document]])},  # type: ignore[valid-type]
             frozen=True,
             kw_only=True,
+        )
+        #: A unique index's claims: one aggregate per set of values (kind `<kind>.unique`).
+        self.claims: Aggregate[UniqueClaim] = Aggregate(
+            kind=f"{namespace}.{name}.unique",
+            id_prefix=self.claim_prefix,
+            state_type=UniqueClaim,
+            initial=UniqueClaim(),
+            evolve=self._evolve_claim,
         )
         self.projection: Projection[TableIndex[D]] = Projection(
             name=f"{namespace}.{name}",
@@ -208,6 +233,22 @@ class Table(Generic[D]):
             kw_only=True,
             class_body=body(redaction),
         )
+        self.claim_taken: type[Event] = attrs.make_class(
+            f"{camel}ClaimTaken",
+            {"owner": attrs.field(type=str)},
+            bases=(Event,),
+            frozen=True,
+            kw_only=True,
+            class_body=body({}),
+        )
+        self.claim_released: type[Event] = attrs.make_class(
+            f"{camel}ClaimReleased",
+            {},
+            bases=(Event,),
+            frozen=True,
+            kw_only=True,
+            class_body=body({}),
+        )
         self.deleted: type[Event] = attrs.make_class(
             f"{camel}Deleted",
             {"before": attrs.field(type=doc)},
@@ -229,6 +270,23 @@ class Table(Generic[D]):
         if kind is self.deleted:
             return self.state_type(stored=None, deleted=True)
         raise TypeError(f"{type(event).__name__} is not an event of table {self.name}")
+
+    def _evolve_claim(self, state: UniqueClaim, event: Event) -> UniqueClaim:
+        if type(event) is self.claim_taken:
+            return UniqueClaim(owner=event.owner)  # type: ignore[attr-defined]
+        if type(event) is self.claim_released:
+            return UniqueClaim()
+        raise TypeError(f"{type(event).__name__} is not a claim of table {self.name}")
+
+    @property
+    def aggregates(self) -> tuple[Aggregate[Any], ...]:
+        """The aggregate kinds the table brings: its documents', and its claims' if any."""
+        return (self.aggregate, self.claims) if self.unique else (self.aggregate,)
+
+    def claim_id(self, index: str, document: D) -> str:
+        values = tuple(getattr(document, f) for f in self.indexes[index])
+        digest = hashlib.blake2b(repr((index, values)).encode(), digest_size=12).hexdigest()
+        return root_id(self.claim_prefix, digest)
 
     def _apply(self, index: TableIndex[D], event: Event) -> TableIndex[D]:
         doc_id = event.stream.partition("/")[2]
@@ -388,8 +446,36 @@ class Writes:
             part = d
         else:
             part = d.co_decide(table.aggregate, root_id(table.id_prefix, d.new_token()))
+        self._take(table, document, part.aggregate_id)
         part.emit(table.inserted, document=document)
         return part.aggregate_id
+
+    def _take(self, table: Table[D], document: D, doc_id: str) -> None:
+        """Hold `document`'s values of each unique index for `doc_id`, or `Conflict`."""
+        for index in table.unique:
+            claim = self._d.co_decide(table.claims, table.claim_id(index, document))
+            owner = claim.state.owner
+            if owner == doc_id:
+                continue
+            if owner is not None:
+                fields = ", ".join(table.indexes[index])
+                raise Conflict(
+                    f"A {table.name} document with this {fields} exists.",
+                    index=index,
+                    existingId=owner,
+                )
+            claim.emit(table.claim_taken, owner=doc_id)
+
+    def _release(self, table: Table[D], document: D, doc_id: str, kept: D | None = None) -> None:
+        """Give up `document`'s unique values held by `doc_id` (those `kept` still holds
+        aside)."""
+        for index in table.unique:
+            claim_id = table.claim_id(index, document)
+            if kept is not None and table.claim_id(index, kept) == claim_id:
+                continue
+            claim = self._d.co_decide(table.claims, claim_id)
+            if claim.state.owner == doc_id:
+                claim.emit(table.claim_released)
 
     def get(self, table: Table[D], doc_id: str) -> D | None:
         """The document (this mutation's writes included), or None: missing, deleted, or of
@@ -417,16 +503,21 @@ class Writes:
             raise InvalidArgs(f"{table.name} has no field {unknown[0]!r}.", path=unknown[0])
         document = attrs.evolve(stored.document, **changes)  # type: ignore[misc]
         self._keep_owner(table, stored.document, document)
+        self._take(table, document, doc_id)
+        self._release(table, stored.document, doc_id, kept=document)
         part.emit(table.patched, document=document, before=stored.document, fields=tuple(changes))
         return document
 
     def replace(self, table: Table[D], doc_id: str, document: D) -> None:
         part, stored = self._existing(table, doc_id)
         self._keep_owner(table, stored.document, document)
+        self._take(table, document, doc_id)
+        self._release(table, stored.document, doc_id, kept=document)
         part.emit(table.replaced, document=document, before=stored.document)
 
     def delete(self, table: Table[D], doc_id: str) -> None:
         part, stored = self._existing(table, doc_id)
+        self._release(table, stored.document, doc_id)
         part.emit(table.deleted, before=stored.document)
 
     @staticmethod

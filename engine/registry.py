@@ -43,10 +43,9 @@ class Registry:
                 self._add(self.aggregates, "aggregate kind", aggregate.kind, aggregate, app)
                 self._add(id_prefixes, "id prefix", aggregate.id_prefix, aggregate.kind, app)
             for table in module.tables:
-                self._add(
-                    self.aggregates, "aggregate kind", table.aggregate.kind, table.aggregate, app
-                )
-                self._add(id_prefixes, "id prefix", table.id_prefix, table.aggregate.kind, app)
+                for kind in table.aggregates:
+                    self._add(self.aggregates, "aggregate kind", kind.kind, kind, app)
+                    self._add(id_prefixes, "id prefix", kind.id_prefix, kind.kind, app)
                 self._add(
                     self.projections, "read model", table.projection.name, table.projection, app
                 )

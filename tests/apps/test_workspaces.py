@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from domain.errors import Forbidden, NotFound
+from domain.errors import Conflict, Forbidden, NotFound
 from engine.testing import EngineHarness, staff
 from tools.cli import main
 
@@ -116,3 +116,33 @@ async def test_snapshots_restarts_verify_and_erasure_of_a_deleted_document(
     assert main(["replay", str(turnstile.data_dir), "--verify", "--app", APP]) == 0
     await turnstile.start()
     assert [d["name"] for d in await turnstile.query("workspaces:list", {}, ANN)] == ["Kept"]
+
+
+async def test_a_unique_index_refuses_a_second_holder_of_its_values(
+    turnstile: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    first = await turnstile.mutation("workspaces:create", {"name": "A", "slug": "same"}, ANN)
+    with pytest.raises(Conflict) as refused:
+        await turnstile.mutation("workspaces:create", {"name": "B", "slug": "same"}, ANN)
+    assert refused.value.details["existingId"] == first
+    # Another organization's values are its own.
+    await turnstile.mutation("workspaces:create", {"name": "C", "slug": "same"}, BO)
+    # Racing writers of one value: exactly one wins, the rest are refused, nothing half-written.
+    outcomes: list[str] = []
+
+    async def race(n: int) -> None:
+        try:
+            await turnstile.mutation("workspaces:create", {"name": f"R{n}", "slug": "race"}, ANN)
+            outcomes.append("won")
+        except Conflict:
+            outcomes.append("Conflict")
+
+    async with trio.open_nursery() as nursery:
+        for n in range(4):
+            nursery.start_soon(race, n)
+    assert sorted(outcomes) == ["Conflict"] * 3 + ["won"]
+    slugs = [d["slug"] for d in await turnstile.query("workspaces:list", {}, ANN)]
+    assert slugs == ["race", "same"]
+    # A deleted document gives its values up.
+    await turnstile.mutation("workspaces:delete", {"workspaceId": first}, ANN)
+    await turnstile.mutation("workspaces:create", {"name": "D", "slug": "same"}, ANN)

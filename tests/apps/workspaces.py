@@ -46,7 +46,7 @@ WORKSPACES: Table[Workspace] = Table(
     name="workspaces",
     document=Workspace,
     id_prefix="wo",
-    indexes=(Index.of("by_slug", "org_id", "slug"),),
+    indexes=(Index.of("by_slug", "org_id", "slug", unique=True),),
     owner="org_id",
     personal=("description",),
 )
