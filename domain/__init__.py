@@ -38,7 +38,7 @@ from domain.model import (
 )
 from domain.pagination import InvalidCursor, Page, PaginationOpts, paginate, scope_of
 from domain.scheduling import AtStart, CronJob, DailyAt, Every, JobCommand
-from domain.tables import Index, Stored, Table, db
+from domain.tables import Index, Search, Stored, Table, db
 
 __all__ = [
     "ADMIN",
@@ -69,6 +69,7 @@ __all__ = [
     "Projection",
     "QuerySpec",
     "RateLimited",
+    "Search",
     "Stored",
     "Table",
     "TimerChange",

@@ -33,6 +33,7 @@ only those (`get` answers None; queries are scoped to its organization).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -67,6 +68,29 @@ class Index:
         return cls(name, tuple(fields), unique)
 
 
+@attrs.frozen
+class Search:
+    """A search index over the text of `field`, with equality filters on `filter_fields` (the
+    owner field first, when the table has one), as Convex's `searchIndex` declares it."""
+
+    name: str
+    field: str
+    filter_fields: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, name: str, field: str, *filter_fields: str) -> Search:
+        return cls(name, field, tuple(filter_fields))
+
+
+#: What a search matches: runs of letters and digits, case folded.
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    """The search terms of `text`, in order (case folded)."""
+    return [word.casefold() for word in _WORD.findall(text)]
+
+
 @attrs.frozen(kw_only=True)
 class UniqueClaim:
     """Who holds one set of values of a unique index: the document's `_id`, or nobody."""
@@ -98,11 +122,13 @@ class Table(Generic[D]):
         personal: Sequence[str] = (),
         schema: int = 1,
         upcasters: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
+        search: Sequence[Search] = (),
     ) -> None:
         if not attrs.has(document):
             raise TypeError(f"table {name}: the document type must be an attrs class")
         fields = {f.name for f in attrs.fields(document)}
-        for field in [*(f for index in indexes for f in index.fields), owner, *personal]:
+        searched = [f for each in search for f in (each.field, *each.filter_fields)]
+        for field in [*(f for index in indexes for f in index.fields), owner, *personal, *searched]:
             if field is not None and field not in fields:
                 raise TypeError(f"table {name}: {document.__name__} has no field {field!r}")
         if not name.isidentifier():
@@ -122,6 +148,13 @@ class Table(Generic[D]):
                 raise TypeError(f"table {name}: index {index.name!r} is declared twice")
             rest = index.fields[1:] if index.fields[:1] == scoped else index.fields
             self.indexes[index.name] = (*scoped, *rest)
+        #: Search index name -> (the searched field, its filter fields, the owner's first).
+        self.searches: dict[str, tuple[str, tuple[str, ...]]] = {}
+        for each in search:
+            if each.name in self.indexes or each.name in self.searches:
+                raise TypeError(f"table {name}: index {each.name!r} is declared twice")
+            rest = tuple(f for f in each.filter_fields if f != owner)
+            self.searches[each.name] = (each.field, (*scoped, *rest))
         self.unique = tuple(index.name for index in indexes if index.unique)
         if self.unique and len(id_prefix) > 3:
             raise TypeError(
@@ -311,11 +344,23 @@ class Table(Generic[D]):
                 values = tuple(getattr(doc, f) for f in fields)
                 for n in range(len(values) + 1):
                     yield read_key(index, values[:n])
+            for name, (_, filters) in self.searches.items():
+                values = tuple(getattr(doc, f) for f in filters)
+                for n in range(len(values) + 1):
+                    yield read_key(name, values[:n])
 
     # -- helpers ------------------------------------------------------------------------------
 
     def owner_of(self, document: D) -> str | None:
         return None if self.owner is None else getattr(document, self.owner)
+
+    def search_keys(self, name: str, stored: Stored[D]) -> list[tuple[Any, ...]]:
+        """A document's keys in search index `name`: one per distinct word of its field."""
+        field, filters = self.searches[name]
+        values = tuple(getattr(stored.document, f) for f in filters)
+        text = getattr(stored.document, field)
+        terms = sorted(set(words(text))) if isinstance(text, str) else []
+        return [(*values, term, stored.creation_time, stored.id) for term in terms]
 
     def index_key(self, index: str, stored: Stored[D]) -> tuple[Any, ...]:
         fields = self.indexes[index]
@@ -372,7 +417,8 @@ class TableIndex(Generic[D]):
 
     @classmethod
     def empty(cls, table: Table[D]) -> TableIndex[D]:
-        return cls(table, immutables.Map(), {name: SortedKeys.EMPTY for name in table.indexes})
+        names = [*table.indexes, *table.searches]
+        return cls(table, immutables.Map(), {name: SortedKeys.EMPTY for name in names})
 
     @classmethod
     def of(cls, table: Table[D], documents: Iterable[Stored[D]]) -> TableIndex[D]:
@@ -387,20 +433,30 @@ class TableIndex(Generic[D]):
     def __hash__(self) -> int:
         return hash(self.docs)
 
+    def _keys_of(self, name: str, stored: Stored[D]) -> list[tuple[Any, ...]]:
+        if name in self.table.searches:
+            return self.table.search_keys(name, stored)
+        return [self.table.index_key(name, stored)]
+
     def put(self, stored: Stored[D]) -> TableIndex[D]:
         keys = dict(self.keys)
         old = self.docs.get(stored.id)
-        for name in self.table.indexes:
+        for name in keys:
             if old is not None:
-                keys[name] = keys[name].remove(self.table.index_key(name, old))
-            keys[name] = keys[name].add(self.table.index_key(name, stored))
+                for key in self._keys_of(name, old):
+                    keys[name] = keys[name].remove(key)
+            for key in self._keys_of(name, stored):
+                keys[name] = keys[name].add(key)
         return TableIndex(self.table, self.docs.set(stored.id, stored), keys)
 
     def drop(self, doc_id: str) -> TableIndex[D]:
         old = self.docs.get(doc_id)
         if old is None:
             return self
-        keys = {name: k.remove(self.table.index_key(name, old)) for name, k in self.keys.items()}
+        keys = dict(self.keys)
+        for name in keys:
+            for key in self._keys_of(name, old):
+                keys[name] = keys[name].remove(key)
         return TableIndex(self.table, self.docs.delete(doc_id), keys)
 
 
@@ -555,6 +611,50 @@ class Reads:
 
     def query(self, table: Table[D]) -> Query[D]:
         return Query(self._view, self._identity, table)
+
+    def search(
+        self, table: Table[D], name: str, text: str, *, limit: int = 100, **filters: Any
+    ) -> list[Stored[D]]:
+        """The documents whose field holds every word of `text` (the last one as a prefix, as
+        a user types it), filtered by `filters` equal (the owner's is the caller's
+        organization), newest first, at most `limit`. Live, as every read here."""
+        found = table.searches.get(name)
+        if found is None:
+            raise InvalidArgs(f"{table.name} has no search index {name!r}.", path="index")
+        field, filter_fields = found
+        owner = table.owner
+        if owner is not None and owner not in filters:
+            if not self._identity.is_admin:
+                filters = {owner: self._identity.org_id, **filters}
+            else:
+                raise InvalidArgs(f"Admin callers name the organization ({owner}).", path=owner)
+        if set(filters) != set(filter_fields):
+            raise InvalidArgs(
+                f"Search {name} of {table.name} filters on {', '.join(filter_fields)}.",
+                path="filters",
+            )
+        terms = words(text)
+        if not terms:
+            return []
+        prefix = tuple(filters[f] for f in filter_fields)
+        state = self._view.projection(table.projection, read_key(name, prefix))
+        last = terms[-1]
+        ids: set[str] = set()
+        for key in state.keys[name].scan(
+            prefix=prefix,
+            lower=Bound(last, inclusive=True),
+            upper=Bound(last + "\U0010ffff", inclusive=False),
+        ):
+            ids.add(str(key[-1]))
+        matches = []
+        whole = set(terms[:-1])
+        for doc_id in ids:
+            stored = state.docs[doc_id]
+            have = set(words(getattr(stored.document, field)))
+            if whole <= have:
+                matches.append(stored)
+        matches.sort(key=lambda s: (s.creation_time, s.id), reverse=True)
+        return matches[:limit]
 
 
 @attrs.frozen

@@ -146,3 +146,26 @@ async def test_a_unique_index_refuses_a_second_holder_of_its_values(
     # A deleted document gives its values up.
     await turnstile.mutation("workspaces:delete", {"workspaceId": first}, ANN)
     await turnstile.mutation("workspaces:create", {"name": "D", "slug": "same"}, ANN)
+
+
+async def test_search_finds_every_word_the_last_as_a_prefix_within_the_organization(
+    turnstile: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    names = ["Spring Gala Planning", "Gala Dinner", "Autumn fair", "galaxy night"]
+    for n, name in enumerate(names):
+        await turnstile.mutation("workspaces:create", {"name": name, "slug": f"w{n}"}, ANN)
+        await turnstile.advance(seconds=1)
+    await turnstile.mutation("workspaces:create", {"name": "Gala elsewhere", "slug": "x"}, BO)
+
+    async def search(text: str) -> list[str]:
+        found: list[str] = await turnstile.query("workspaces:search", {"text": text}, ANN)
+        return found
+
+    assert await search("gala") == ["galaxy night", "Gala Dinner", "Spring Gala Planning"]
+    assert await search("GALA din") == ["Gala Dinner"]
+    assert await search("planning spring") == ["Spring Gala Planning"]
+    assert await search("nothing") == []
+    assert await search("  ") == []
+    ids = [d["_id"] for d in await turnstile.query("workspaces:list", {}, ANN)]
+    await turnstile.mutation("workspaces:rename", {"workspaceId": ids[1], "name": "Harvest"}, ANN)
+    assert "Gala Dinner" not in await search("gala")

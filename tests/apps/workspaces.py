@@ -20,7 +20,7 @@ from domain import (
     require_cap,
     scope_of,
 )
-from domain.tables import Index, Table, db
+from domain.tables import Index, Search, Table, db
 
 MANAGE = "locations:manage"
 
@@ -49,6 +49,7 @@ WORKSPACES: Table[Workspace] = Table(
     indexes=(Index.of("by_slug", "org_id", "slug", unique=True),),
     owner="org_id",
     personal=("description",),
+    search=(Search.of("search_name", "name"),),
 )
 AUDIT: Table[AuditEntry] = Table(
     namespace="platform",
@@ -139,6 +140,16 @@ def list_workspaces(view: View, args: ListArgs, identity: Identity) -> Any:
     return [_doc(stored) for stored in q.collect()]
 
 
+@attrs.frozen(kw_only=True)
+class SearchArgs:
+    text: str
+
+
+def search(view: View, args: SearchArgs, identity: Identity) -> list[str]:
+    found = db(view, identity).search(WORKSPACES, "search_name", args.text)
+    return [stored.document.name for stored in found]
+
+
 def audit_of(view: View, args: IdArgs, identity: Identity) -> list[str]:
     q = db(view, identity).query(AUDIT).with_index("by_workspace", workspace_id=args.workspace_id)
     return [stored.document.action for stored in q.collect()]
@@ -178,5 +189,6 @@ app = App(
         QuerySpec(name="workspaces:get", args_type=IdArgs, evaluate=get),
         QuerySpec(name="workspaces:list", args_type=ListArgs, evaluate=list_workspaces),
         QuerySpec(name="workspaces:audit", args_type=IdArgs, evaluate=audit_of),
+        QuerySpec(name="workspaces:search", args_type=SearchArgs, evaluate=search),
     ),
 )
