@@ -1,4 +1,4 @@
-"""Seed 003's platform records as an app of tables: `turnstile serve --app tests.apps.platform`.
+"""The platform seed's records as an app of tables: `turnstile serve --app tests.apps.platform`.
 
 Organizations, platform roles, team members, workspaces and their members, orders, passes,
 check-ins, notifications and releases are tables (records.py); ticket tiers are an aggregate

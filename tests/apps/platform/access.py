@@ -1,4 +1,4 @@
-"""Capabilities granted by roles (seed 003's `requireCapability()`), read from the tables.
+"""Capabilities granted by roles (the platform seed's `requireCapability()`), read from the tables.
 
 A caller's rights in an organization are those of its role there: its `TeamMember` document
 names a `PlatformRole`, whose `capabilities` are what it may do. The token's own `caps` claim is

@@ -1,4 +1,4 @@
-"""The platform's plain documents (seed 003's foundational records), each a `Table` in the
+"""The platform's plain documents (the platform seed's foundational records), each a `Table` in the
 app's namespace: organizations, platform roles, team members, workspaces, workspace members,
 orders, passes, check-ins, notifications and releases. Every organization-owned table declares
 `owner="org_id"`, so tenancy is the table's, not each handler's."""

@@ -1,4 +1,4 @@
-"""Ticket tiers, orders, passes and check-ins: the records of seed 003 with serial rules.
+"""Ticket tiers, orders, passes and check-ins: the records of the platform seed with serial rules.
 
 - **Ticket tiers are an aggregate** (`EVENT_TIERS`, one per event): each tier has its own
   capacity and price, and `sold <= capacity` must hold across every purchase and refund. The
