@@ -1,4 +1,4 @@
-"""Seed 003's platform records as an app of tables (tests/apps/platform), through the `turnstile`
+"""The platform seed's records as an app of tables (tests/apps/platform), through the `turnstile`
 fixture in virtual time: roles that grant capabilities, memberships read by id in mutations and
 by index in queries, tiers that are never oversold, passes that check in once."""
 
