@@ -5,6 +5,7 @@ by index in queries, tiers that are never oversold, passes that check in once.""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -332,3 +333,16 @@ async def test_the_journal_holds_the_apps_namespace_and_replays_clean(
     } <= types
     assert all(name.startswith("platform_seed.") for name in types)
     assert main(["replay", str(turnstile.data_dir), "--verify", "--app", APP]) == 0
+
+
+def test_the_doc_page_lists_every_function_of_the_app_once() -> None:
+    from tests.apps.platform import app
+
+    page = (Path(__file__).parents[2] / "docs" / "platform-app.md").read_text()
+    listed = [
+        line.split("|")[1].strip().strip("`")
+        for line in page.splitlines()
+        if line.startswith("| `platform/")
+    ]
+    served = [spec.name for spec in (*app.mutations, *app.queries)]
+    assert sorted(listed) == sorted(served)
