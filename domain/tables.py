@@ -702,6 +702,10 @@ class Query(Generic[D]):
         if fields is None:
             raise InvalidArgs(f"{self._table.name} has no index {name!r}.", path="index")
         owner = self._table.owner
+        foreign = owner is not None and owner in equal and equal[owner] != self._identity.org_id
+        if foreign and not self._identity.is_admin:
+            # Another organization's documents read as if there were none.
+            return self._with(index=name, equal=(None,), predicate=lambda _: False)
         if owner is not None and owner not in equal:
             if not self._identity.is_admin:
                 equal = {owner: self._identity.org_id, **equal}

@@ -53,6 +53,8 @@ async def test_another_organization_neither_sees_nor_writes(
     await turnstile.mutation("workspaces:create", {"name": "B", "slug": "b"}, BO)
     assert await turnstile.query("workspaces:get", {"workspaceId": mine}, BO) is None
     assert [d["slug"] for d in await turnstile.query("workspaces:list", {}, BO)] == ["b"]
+    # Naming another organization in the args reads nothing of it.
+    assert await turnstile.query("workspaces:list", {"orgId": "org_a"}, BO) == []
     with pytest.raises(NotFound):
         await turnstile.mutation("workspaces:rename", {"workspaceId": mine, "name": "Mine"}, BO)
     with pytest.raises(Forbidden):
