@@ -90,7 +90,7 @@ class Event:
         still decodes and replays, carrying no personal data."""
         if not self.personal_fields:
             return self
-        return replace(self, **{name: _blank(getattr(self, name)) for name in self.personal_fields})
+        return replace(self, **{name: blank(getattr(self, name)) for name in self.personal_fields})
 
 
 def _check_schema(cls: type[Event]) -> None:
@@ -129,14 +129,15 @@ def _origin(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _blank(value: Any) -> Any:
+def blank(value: Any) -> Any:
+    """`value` with its personal data blanked, as `Event.redacted` blanks a personal field."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
         return ""
     if attrs.has(type(value)):
         return replace(
-            value, **{f.name: _blank(getattr(value, f.name)) for f in attrs.fields(type(value))}
+            value, **{f.name: blank(getattr(value, f.name)) for f in attrs.fields(type(value))}
         )
     return type(value)()  # tuples, lists, dicts, immutables.Map: empty
 

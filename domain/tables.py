@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 import immutables
 
-from domain.core import Aggregate, Decision, Erasure, Event, Projection, View, replace
+from domain.core import Aggregate, Decision, Erasure, Event, Projection, View, blank, replace
 from domain.errors import Conflict, Forbidden, InvalidArgs, NotFound
 from domain.identity import Identity
 from domain.ids import is_root_id, root_id
@@ -393,9 +393,7 @@ def _camel(name: str) -> str:
 
 
 def _blank_fields(document: Any, names: Sequence[str]) -> Any:
-    from domain.core import _blank
-
-    return replace(document, **{name: _blank(getattr(document, name)) for name in names})
+    return replace(document, **{name: blank(getattr(document, name)) for name in names})
 
 
 # -- the read model -------------------------------------------------------------------------------
@@ -610,7 +608,9 @@ class Reads:
         return stored
 
     def query(self, table: Table[D]) -> Query[D]:
-        return Query(self._view, self._identity, table)
+        query = Query(self._view, self._identity, table)
+        # Scoped to the caller's organization from the start (an admin's: every one).
+        return query.with_index(BY_CREATION_TIME) if table.owner is not None else query
 
     def search(
         self, table: Table[D], name: str, text: str, *, limit: int = 100, **filters: Any
@@ -678,8 +678,11 @@ class Query(Generic[D]):
         bounds: _Range = _Range(),
         descending: bool = False,
         predicate: Callable[[D], bool] | None = None,
+        nothing: bool = False,
     ) -> None:
         self._view, self._identity, self._table = view, identity, table
+        #: A query that can match nothing (another organization's documents, for a user).
+        self._nothing = nothing
         self._index, self._equal, self._bounds = index, equal, bounds
         self._descending, self._predicate = descending, predicate
 
@@ -690,6 +693,7 @@ class Query(Generic[D]):
             "bounds": self._bounds,
             "descending": self._descending,
             "predicate": self._predicate,
+            "nothing": self._nothing,
             **changes,
         }
         return Query(self._view, self._identity, self._table, **fields)
@@ -705,7 +709,7 @@ class Query(Generic[D]):
         foreign = owner is not None and owner in equal and equal[owner] != self._identity.org_id
         if foreign and not self._identity.is_admin:
             # Another organization's documents read as if there were none.
-            return self._with(index=name, equal=(None,), predicate=lambda _: False)
+            return self._with(index=name, equal=(), nothing=True)
         if owner is not None and owner not in equal:
             if not self._identity.is_admin:
                 equal = {owner: self._identity.org_id, **equal}
@@ -752,8 +756,8 @@ class Query(Generic[D]):
 
     def _rows(self) -> Iterator[Stored[D]]:
         table = self._table
-        if table.owner is not None and self._index == BY_CREATION_TIME and not self._equal:
-            self = self.with_index(BY_CREATION_TIME)
+        if self._nothing:
+            return
         state = self._view.projection(table.projection, read_key(self._index, self._equal))
         keys = state.keys[self._index].scan(
             prefix=self._equal,
