@@ -166,6 +166,8 @@ class Decision(Generic[S]):
 
     __slots__ = (
         "_co_decide",
+        "_co_decided",
+        "_committed",
         "_evolve",
         "_tokens",
         "events",
@@ -187,6 +189,8 @@ class Decision(Generic[S]):
         evolve: Callable[[S, Event], S],
         tokens: Callable[[], str],
         co_decide: Callable[[Aggregate[Any], str], Decision[Any]] | None = None,
+        co_decided: Callable[[], tuple[Decision[Any], ...]] | None = None,
+        committed: Callable[[], View] | None = None,
     ) -> None:
         self.stream = stream
         self.state = state
@@ -197,6 +201,8 @@ class Decision(Generic[S]):
         self._evolve = evolve
         self._tokens = tokens
         self._co_decide = co_decide
+        self._co_decided = co_decided
+        self._committed = committed
 
     @property
     def aggregate_id(self) -> str:
@@ -217,6 +223,21 @@ class Decision(Generic[S]):
         if self._co_decide is None:
             raise RuntimeError("this decision cannot reach other aggregates")
         return self._co_decide(aggregate, aggregate_id)
+
+    def co_decided(self) -> tuple[Decision[Any], ...]:
+        """The decisions this command has taken on other aggregates so far (`co_decide`), in
+        the order it first reached them; empty for a decision that cannot reach others."""
+        return () if self._co_decided is None else self._co_decided()
+
+    def committed_view(self) -> View:
+        """What a query would read now: committed aggregate states and read models (a table's
+        indexes, projections), without what is decided but not yet durable, this command's own
+        writes included. For lookups a handler needs beyond the records it decides on. Not
+        serial: what it shows may change before this command commits, so a rule across
+        records needs an aggregate or a unique index, not this view alone."""
+        if self._committed is None:
+            raise RuntimeError("this decision has no view of the committed read models")
+        return self._committed()
 
     def emit(self, event_type: type[E], **fields: Any) -> E:
         """Record `event_type(**fields)` as the stream's next event and fold it into `state`."""

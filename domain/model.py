@@ -160,13 +160,15 @@ def decide(
     reach: Reach | None = None,
     rate_limit: RateLimit | None = None,
     check_invariants: bool = False,
+    committed: Callable[[], View] | None = None,
 ) -> Decided[S]:
     """Decide `handle(decision, args)` on `stream` (at `state`, `version`), as the engine does.
 
     Without `reach` the handler cannot co-decide (`Decision.co_decide` raises RuntimeError) and
     a `rate_limit` is refused with ValueError. Raises whatever the handler, the rate limit, a
     `reach` or an invariant check raises; nothing is changed anywhere then, since every state
-    here is a new value. Pure: the same arguments give the same decision."""
+    here is a new value. Pure: the same arguments give the same decision. `committed` is what
+    `Decision.committed_view` answers (the engine's committed read models)."""
     others: dict[str, tuple[Aggregate[Any], Decision[Any]]] = {}
 
     def part(other: Aggregate[Any], other_stream: str) -> Decision[Any]:
@@ -180,6 +182,7 @@ def decide(
             identity=identity,
             evolve=other.evolve,
             tokens=tokens,
+            committed=committed,
         )
 
     def co_decide(other: Aggregate[Any], other_id: str) -> Decision[Any]:
@@ -202,6 +205,8 @@ def decide(
         evolve=aggregate.evolve,
         tokens=tokens,
         co_decide=None if reach is None else co_decide,
+        co_decided=None if reach is None else lambda: tuple(f[1] for f in others.values()),
+        committed=committed,
     )
     if rate_limit is not None:
         if reach is None:

@@ -32,7 +32,9 @@ only those (`get` answers None; queries are scoped to its organization).
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import heapq
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -45,7 +47,7 @@ from domain.errors import Conflict, Forbidden, InvalidArgs, NotFound
 from domain.identity import Identity
 from domain.ids import is_root_id, root_id
 from domain.pagination import Page, PaginationOpts, paginate
-from domain.sorted_keys import Bound, SortedKeys
+from domain.sorted_keys import Bound, SortedKeys, encode_key
 
 D = TypeVar("D")
 
@@ -574,6 +576,22 @@ class Writes:
         self._release(table, stored.document, doc_id)
         part.emit(table.deleted, before=stored.document)
 
+    def query(self, table: Table[D]) -> Query[D]:
+        """`query(table)` as a query has it (`Reads.query`: indexes, ranges, order, filter,
+        `take`, `first`, `unique`, `collect`, `paginate`), over the committed documents
+        (`Decision.committed_view`) with this mutation's own writes in place: what it inserted,
+        patched or replaced is read as written, what it deleted is gone. Documents other
+        commands wrote and that are not yet durable are not seen, so a rule that no two
+        documents may share a value needs a `unique` index, not a query that finds none."""
+        mine: dict[str, Stored[D] | None] = {}
+        kind = table.aggregate.kind
+        d = self._d
+        for part in (d, *d.co_decided()):
+            if part.events and part.stream.partition("/")[0] == kind:
+                mine[part.aggregate_id] = part.state.stored
+        query = Reads(d.committed_view(), d.identity).query(table)
+        return query._with(overlay=mine) if mine else query
+
     @staticmethod
     def _keep_owner(table: Table[D], before: D, after: D) -> None:
         if table.owner_of(before) != table.owner_of(after):
@@ -679,8 +697,12 @@ class Query(Generic[D]):
         descending: bool = False,
         predicate: Callable[[D], bool] | None = None,
         nothing: bool = False,
+        overlay: Mapping[str, Stored[D] | None] | None = None,
     ) -> None:
         self._view, self._identity, self._table = view, identity, table
+        #: In a mutation: the documents it wrote itself, by id (None: deleted), read in place
+        #: of their committed versions.
+        self._overlay = overlay
         #: A query that can match nothing (another organization's documents, for a user).
         self._nothing = nothing
         self._index, self._equal, self._bounds = index, equal, bounds
@@ -694,6 +716,7 @@ class Query(Generic[D]):
             "descending": self._descending,
             "predicate": self._predicate,
             "nothing": self._nothing,
+            "overlay": self._overlay,
             **changes,
         }
         return Query(self._view, self._identity, self._table, **fields)
@@ -759,17 +782,34 @@ class Query(Generic[D]):
         if self._nothing:
             return
         state = self._view.projection(table.projection, read_key(self._index, self._equal))
-        keys = state.keys[self._index].scan(
+        keys = self._scan(state.keys[self._index])
+        docs: Mapping[str, Stored[D] | None] = state.docs
+        overlay = self._overlay
+        if overlay:
+            # This mutation's own writes: its documents' committed keys are skipped, and the
+            # keys of what it wrote are merged in, in index order.
+            own = SortedKeys(
+                self._table.index_key(self._index, stored)
+                for stored in overlay.values()
+                if stored is not None
+            )
+            committed = (key for key in keys if key[-1] not in overlay)
+            keys = heapq.merge(committed, self._scan(own), key=encode_key, reverse=self._descending)
+            docs = collections.ChainMap(overlay, docs)  # type: ignore[arg-type]
+        predicate = self._predicate
+        for key in keys:
+            stored = docs[str(key[-1])]
+            assert stored is not None
+            if predicate is None or predicate(stored.document):
+                yield stored
+
+    def _scan(self, keys: SortedKeys) -> Iterator[tuple[Any, ...]]:
+        return keys.scan(
             prefix=self._equal,
             lower=self._bounds.lower,
             upper=self._bounds.upper,
             reverse=self._descending,
         )
-        predicate = self._predicate
-        for key in keys:
-            stored = state.docs[str(key[-1])]
-            if predicate is None or predicate(stored.document):
-                yield stored
 
     def collect(self) -> list[Stored[D]]:
         return list(self._rows())

@@ -30,7 +30,7 @@ import trio
 
 from domain.errors import Internal, Overloaded, TurnstileError
 from domain.identity import ADMIN, Identity
-from domain.model import Aggregate, Decision, Event, decide
+from domain.model import Aggregate, Decision, Event, View, decide
 from domain.ratelimit import RateLimit
 
 log = logging.getLogger("turnstile.actor")
@@ -163,6 +163,10 @@ class ActorHost(Protocol):
         ...
 
     def new_token(self) -> str: ...
+    def committed_view(self) -> View:
+        """A view of the committed states and read models, as a query reads them."""
+        ...
+
     def submit(self, submission: Submission) -> None: ...
     @property
     def checks_invariants(self) -> bool: ...
@@ -257,6 +261,7 @@ class Actor:
                 reach=reach,
                 rate_limit=command.rate_limit,
                 check_invariants=host.checks_invariants,
+                committed=host.committed_view,
             )
         except TurnstileError as error:
             command.reply.fail(error)

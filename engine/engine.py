@@ -556,6 +556,10 @@ class Engine:
     def _view(self) -> RecordingView:
         return RecordingView(self._read_committed, self.read_models.states)
 
+    def committed_view(self) -> View:
+        """What `Decision.committed_view` gives a handler: the view a query gets."""
+        return self._view()
+
     def _passivate(self, stream: str) -> None:
         del self._actors[stream]
         self.stats["passivated"] += 1

@@ -1,6 +1,6 @@
 """The platform seed's records as an app of tables (tests/apps/platform), through the `turnstile`
-fixture in virtual time: roles that grant capabilities, memberships read by id in mutations and
-by index in queries, tiers that are never oversold, passes that check in once."""
+fixture in virtual time: roles that grant capabilities, memberships found by index (or named) in
+mutations and queries, tiers that are never oversold, passes that check in once."""
 
 from __future__ import annotations
 
@@ -90,8 +90,12 @@ async def test_an_organization_is_bootstrapped_and_its_roles_grant_capabilities(
         await turnstile.mutation(
             "platform/workspaces:create", {"name": "Ops", "slug": "ops", "asMember": owner}, dee
         )
-    with pytest.raises(Forbidden):  # no membership named at all
+    with pytest.raises(Forbidden, match="workspaces:manage"):  # found by index: same role
         await turnstile.mutation("platform/workspaces:create", {"name": "Ops", "slug": "ops"}, dee)
+    with pytest.raises(Forbidden, match="not a member"):  # no membership in org_a at all
+        await turnstile.mutation(
+            "platform/workspaces:create", {"name": "Ops", "slug": "ops"}, person("eve", "org_a")
+        )
     # A role changed by an owner takes effect at the next call, in mutations and queries alike.
     await turnstile.mutation(
         "platform/team:setRole",
@@ -101,6 +105,8 @@ async def test_an_organization_is_bootstrapped_and_its_roles_grant_capabilities(
     workspace = await turnstile.mutation(
         "platform/workspaces:create", {"name": "Ops", "slug": "ops", "asMember": door}, dee
     )
+    # Without asMember, the mutation finds dee's membership through the team's index.
+    await turnstile.mutation("platform/workspaces:create", {"name": "Web", "slug": "web"}, dee)
     await turnstile.mutation(
         "platform/workspaces:addMember",
         {"workspaceId": workspace, "memberId": owner, "access": "editor", "asMember": door},
@@ -109,7 +115,8 @@ async def test_an_organization_is_bootstrapped_and_its_roles_grant_capabilities(
     members = await turnstile.query("platform/workspaces:members", {"workspaceId": workspace}, dee)
     assert [(m["userId"], m["access"]) for m in members] == [("ann", "editor")]
     assert [w["slug"] for w in await turnstile.query("platform/workspaces:list", {}, ann)] == [
-        "ops"
+        "ops",
+        "web",
     ]
     team = await turnstile.query("platform/team:list", {}, ann)
     assert sorted((m["userId"], m["role"]) for m in team) == [("ann", "owner"), ("dee", "owner")]

@@ -7,11 +7,12 @@ Admin callers (the backend's key) hold every capability.
 
 - In a query, `role_of(view, identity)` finds the caller's membership through the team's
   `by_user` index (live: a subscription is re-run when the membership or its role changes).
-- In a mutation, index reads are not available yet, so the caller names its membership
-  (`asMember`, the `_id` that `platform/team:me` answers) and `require_capability(d, member_id,
-  cap)` reads it, and its role, by id with `db(d).get`. A membership of another user, of another
-  organization, or a role without the capability is `Forbidden`; the documents read are part of
-  the decision, so a role changed concurrently is decided before or after, never halfway.
+- In a mutation, `require_capability(d, member_id, cap)` finds the caller's membership through
+  the same index at the committed cut (`db(d).query`), unless the caller names it (`asMember`,
+  the `_id` that `platform/team:me` answers), then reads it, and its role, by id with
+  `db(d).get`. A membership of another user, of another organization, or a role without the
+  capability is `Forbidden`; the documents read by id are part of the decision, so a role
+  changed concurrently is decided before or after, never halfway.
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ def require_capability(d: Decision[Any], member_id: str | None, cap: str) -> Rol
     if identity.is_admin:
         return ADMIN_ROLE
     if member_id is None:
-        raise Forbidden(
-            "Name your membership (asMember) to act in an organization.", path="asMember"
-        )
+        found_member = db(d).query(TEAM).with_index("by_user", user_id=identity.subject).first()
+        if found_member is None:
+            raise Forbidden("You are not a member of this organization.")
+        member_id = found_member.id
     member = db(d).get(TEAM, member_id)
     if member is None or member.user_id != identity.subject:
         raise Forbidden("asMember must be your own membership of this organization.")
