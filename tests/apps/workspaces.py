@@ -76,6 +76,12 @@ class RenameArgs:
 
 
 @attrs.frozen(kw_only=True)
+class DescribeArgs:
+    workspace_id: str
+    description: str
+
+
+@attrs.frozen(kw_only=True)
 class IdArgs:
     workspace_id: str
 
@@ -106,6 +112,12 @@ def rename(d: Decision[Any], args: RenameArgs) -> None:
         raise Conflict("A workspace needs a name.")
     doc = db(d).patch(WORKSPACES, args.workspace_id, name=args.name)
     _audit(d, doc.org_id, "rename", args.workspace_id)
+
+
+def describe(d: Decision[Any], args: DescribeArgs) -> None:
+    require_cap(d.identity, MANAGE)
+    doc = db(d).patch(WORKSPACES, args.workspace_id, description=args.description)
+    _audit(d, doc.org_id, "describe", args.workspace_id)
 
 
 def delete(d: Decision[Any], args: IdArgs) -> None:
@@ -176,6 +188,13 @@ app = App(
             aggregate=WORKSPACES.aggregate,
             route=_to,
             handle=rename,
+        ),
+        MutationSpec(
+            name="workspaces:describe",
+            args_type=DescribeArgs,
+            aggregate=WORKSPACES.aggregate,
+            route=_to,
+            handle=describe,
         ),
         MutationSpec(
             name="workspaces:delete",
