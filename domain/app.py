@@ -56,6 +56,11 @@ class App(Module):
             raise AppError(
                 f"app name {self.name!r} is not a lower-case identifier of at most 32 characters"
             )
+        for table in self.tables:
+            try:
+                table.resolve_refs(self.tables)
+            except TypeError as error:
+                raise AppError(f"app {self.name!r}: {error}") from None
 
     @classmethod
     def combining(

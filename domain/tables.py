@@ -125,12 +125,15 @@ class Table(Generic[D]):
         schema: int = 1,
         upcasters: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
         search: Sequence[Search] = (),
+        refs: Mapping[str, str] | None = None,
     ) -> None:
         if not attrs.has(document):
             raise TypeError(f"table {name}: the document type must be an attrs class")
         fields = {f.name for f in attrs.fields(document)}
         searched = [f for each in search for f in (each.field, *each.filter_fields)]
-        for field in [*(f for index in indexes for f in index.fields), owner, *personal, *searched]:
+        refs = dict(refs or {})
+        named = [*(f for index in indexes for f in index.fields), owner, *personal, *searched]
+        for field in [*named, *refs]:
             if field is not None and field not in fields:
                 raise TypeError(f"table {name}: {document.__name__} has no field {field!r}")
         if not name.isidentifier():
@@ -143,6 +146,10 @@ class Table(Generic[D]):
         self.id_prefix = id_prefix
         self.owner = owner
         self.personal = tuple(personal)
+        #: Fields holding ids of other tables of the app (Convex's `v.id("table")`): field ->
+        #: that table's name. `App` resolves them to id prefixes (`resolve_refs`).
+        self.refs = refs
+        self._ref_prefixes: dict[str, str] | None = None if refs else {}
         scoped = (owner,) if owner is not None else ()
         self.indexes: dict[str, tuple[str, ...]] = {BY_CREATION_TIME: scoped}
         for index in indexes:
@@ -212,6 +219,36 @@ class Table(Generic[D]):
 
     def __repr__(self) -> str:
         return f"Table({self.namespace}.{self.name})"
+
+    def resolve_refs(self, tables: Iterable[Table[Any]]) -> None:
+        """Resolve `refs` against the tables of the app (`App` does it when it is declared);
+        a name that is not one of them raises TypeError."""
+        by_name = {t.name: t.id_prefix for t in tables if t.namespace == self.namespace}
+        missing = sorted(set(self.refs.values()) - set(by_name))
+        if missing:
+            raise TypeError(
+                f"table {self.name}: refs name no table of app {self.namespace}: "
+                + ", ".join(missing)
+            )
+        self._ref_prefixes = {field: by_name[target] for field, target in self.refs.items()}
+
+    def check_refs(self, document: D) -> None:
+        """InvalidArgs unless each ref field holds ids of its table (None, one id, or a
+        list of them), as Convex's `v.id` checks an id's table but not that it exists."""
+        prefixes = self._ref_prefixes
+        if prefixes is None:
+            raise RuntimeError(f"table {self.name}: its refs are resolved by the App it is in")
+        for field, prefix in prefixes.items():
+            value = getattr(document, field)
+            values = value if isinstance(value, list | tuple) else (value,)
+            for each in values:
+                if each is not None and not (isinstance(each, str) and is_root_id(each, prefix)):
+                    head, *rest = field.split("_")
+                    raise InvalidArgs(
+                        f"{head}{''.join(w.title() for w in rest)} must be an id of table"
+                        f" {self.refs[field]}, not {each!r}.",
+                        path="".join([head, *(w.title() for w in rest)]),
+                    )
 
     # -- events and folding ----------------------------------------------------------------------
 
@@ -492,6 +529,7 @@ class Writes:
         new one (`route=None`) of this table, else a new document co-decided with it."""
         if not isinstance(document, table.document):
             raise TypeError(f"{table.name} stores {table.document.__name__}, not {type(document)}")
+        table.check_refs(document)
         owner = table.owner_of(document)
         identity = self._d.identity
         if owner is not None and not identity.is_admin and owner != identity.org_id:
@@ -558,6 +596,8 @@ class Writes:
         if unknown:
             raise InvalidArgs(f"{table.name} has no field {unknown[0]!r}.", path=unknown[0])
         document = attrs.evolve(stored.document, **changes)  # type: ignore[misc]
+        if not table.refs.keys().isdisjoint(changes):
+            table.check_refs(document)
         self._keep_owner(table, stored.document, document)
         self._take(table, document, doc_id)
         self._release(table, stored.document, doc_id, kept=document)
@@ -566,6 +606,7 @@ class Writes:
 
     def replace(self, table: Table[D], doc_id: str, document: D) -> None:
         part, stored = self._existing(table, doc_id)
+        table.check_refs(document)
         self._keep_owner(table, stored.document, document)
         self._take(table, document, doc_id)
         self._release(table, stored.document, doc_id, kept=document)

@@ -131,6 +131,7 @@ TEAM: Table[TeamMember] = Table(
     indexes=(Index.of("by_user", "org_id", "user_id"),),
     owner="org_id",
     personal=("display_name",),
+    refs={"role_id": "platform_roles"},
 )
 WORKSPACES: Table[Workspace] = Table(
     namespace=NAMESPACE,
@@ -147,6 +148,7 @@ WORKSPACE_MEMBERS: Table[WorkspaceMember] = Table(
     id_prefix="wm",
     indexes=(Index.of("by_workspace", "org_id", "workspace_id", "user_id"),),
     owner="org_id",
+    refs={"workspace_id": "workspaces"},
 )
 ORDERS: Table[Order] = Table(
     namespace=NAMESPACE,
@@ -156,6 +158,7 @@ ORDERS: Table[Order] = Table(
     indexes=(Index.of("by_event", "org_id", "event_id"),),
     owner="org_id",
     personal=("buyer_name", "buyer_email"),
+    refs={"pass_ids": "passes"},
 )
 PASSES: Table[Pass] = Table(
     namespace=NAMESPACE,
@@ -164,6 +167,7 @@ PASSES: Table[Pass] = Table(
     id_prefix="ps",
     indexes=(Index.of("by_order", "org_id", "order_id"),),
     owner="org_id",
+    refs={"order_id": "orders", "check_in_id": "check_ins"},
 )
 CHECK_INS: Table[CheckIn] = Table(
     namespace=NAMESPACE,
@@ -172,6 +176,7 @@ CHECK_INS: Table[CheckIn] = Table(
     id_prefix="ci",
     indexes=(Index.of("by_event", "org_id", "event_id", "at"),),
     owner="org_id",
+    refs={"pass_id": "passes"},
 )
 NOTIFICATIONS: Table[Notification] = Table(
     namespace=NAMESPACE,
