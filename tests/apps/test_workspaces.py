@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from domain.errors import Conflict, Forbidden, NotFound
+from domain.errors import Conflict, Forbidden, InvalidArgs, NotFound
 from engine.testing import EngineHarness, staff
 from tools.cli import main
 
@@ -44,6 +44,27 @@ async def test_documents_are_written_read_and_listed_by_index(
         await turnstile.mutation("workspaces:rename", {"workspaceId": ids[1], "name": "X"}, ANN)
     await turnstile.restart()
     assert [d["slug"] for d in await turnstile.query("workspaces:list", {}, ANN)] == ["mid", "zeta"]
+
+
+async def test_a_nested_object_is_checked_written_and_kept(
+    turnstile: EngineHarness, autojump_clock: trio.testing.MockClock
+) -> None:
+    made = await turnstile.mutation("workspaces:create", {"name": "N", "slug": "n"}, ANN)
+    doc = await turnstile.query("workspaces:get", {"workspaceId": made}, ANN)
+    assert doc["settings"] == {"timezone": "UTC", "features": []}  # the nested default
+    settings = {"timezone": "Europe/Oslo", "features": ["waitlist", "passes"]}
+    await turnstile.mutation(
+        "workspaces:configure", {"workspaceId": made, "settings": settings}, ANN
+    )
+    with pytest.raises(InvalidArgs) as refused:  # the nested object's own fields are typed
+        await turnstile.mutation(
+            "workspaces:configure", {"workspaceId": made, "settings": {"timezone": 5}}, ANN
+        )
+    assert "timezone" in str(refused.value.details.get("path"))
+    await turnstile.engine.snapshot_now()
+    await turnstile.restart()
+    doc = await turnstile.query("workspaces:get", {"workspaceId": made}, ANN)
+    assert doc["settings"] == settings
 
 
 async def test_another_organization_neither_sees_nor_writes(

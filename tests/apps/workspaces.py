@@ -26,11 +26,20 @@ MANAGE = "locations:manage"
 
 
 @attrs.frozen(kw_only=True)
+class Settings:
+    """A nested object of a document: checked by the table's schema like any field."""
+
+    timezone: str = "UTC"
+    features: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
 class Workspace:
     org_id: str
     name: str
     slug: str
     description: str = ""
+    settings: Settings = Settings()
 
 
 @attrs.frozen(kw_only=True)
@@ -82,6 +91,12 @@ class DescribeArgs:
 
 
 @attrs.frozen(kw_only=True)
+class ConfigureArgs:
+    workspace_id: str
+    settings: Settings
+
+
+@attrs.frozen(kw_only=True)
 class IdArgs:
     workspace_id: str
 
@@ -120,6 +135,12 @@ def describe(d: Decision[Any], args: DescribeArgs) -> None:
     _audit(d, doc.org_id, "describe", args.workspace_id)
 
 
+def configure(d: Decision[Any], args: ConfigureArgs) -> None:
+    require_cap(d.identity, MANAGE)
+    doc = db(d).patch(WORKSPACES, args.workspace_id, settings=args.settings)
+    _audit(d, doc.org_id, "configure", args.workspace_id)
+
+
 def delete(d: Decision[Any], args: IdArgs) -> None:
     require_cap(d.identity, MANAGE)
     doc = db(d).get(WORKSPACES, args.workspace_id)
@@ -135,6 +156,10 @@ def _doc(stored: Any) -> dict[str, Any]:
         "name": stored.document.name,
         "slug": stored.document.slug,
         "description": stored.document.description,
+        "settings": {
+            "timezone": stored.document.settings.timezone,
+            "features": list(stored.document.settings.features),
+        },
     }
 
 
@@ -195,6 +220,13 @@ app = App(
             aggregate=WORKSPACES.aggregate,
             route=_to,
             handle=describe,
+        ),
+        MutationSpec(
+            name="workspaces:configure",
+            args_type=ConfigureArgs,
+            aggregate=WORKSPACES.aggregate,
+            route=_to,
+            handle=configure,
         ),
         MutationSpec(
             name="workspaces:delete",
