@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from domain.app import RESERVED_APP_NAMES, App, AppError
 from domain.catalog import BOOKING
 from domain.model import EVENT_TYPES, Module
-from engine.registry import Registry
+from engine.registry import ENGINE_MODULE, Registry
 
 __all__ = ["AppError", "load_apps"]
 
@@ -63,7 +63,7 @@ def check_apps(found: Sequence[tuple[str, App]]) -> None:
                     f"app {app.name!r}: event type {type_name} ({module}) has {whose}; set"
                     f" `namespace = {app.name!r}` on the app's events"
                 )
-    Registry((BOOKING, *(app for _, app in found)))
+    Registry((ENGINE_MODULE, BOOKING, *(app for _, app in found)))
 
 
 def _import_app(path: str) -> App:

@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,22 +36,21 @@ import attrs
 import trio
 import trio.lowlevel
 
-from domain.app import App
 from domain.errors import Internal, NotFound, Overloaded, TurnstileError
 from domain.identity import ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
 from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, View
-from domain.ratelimit import RATE_LIMITER
-from domain.scheduling import JOB
+from domain.storage import STORED_FILES, FileDeleted, StoredFile
 from engine import codec, erasure
 from engine.actor import SYSTEM, Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
+from engine.files import FileStore
 from engine.group_commit import GroupCommit
 from engine.journal import DamagedRow, JournalReader, open_journal, verify
 from engine.journal_filter import JournalFilter
 from engine.journal_filter import build as build_filter
 from engine.readmodels import ReadModels, refold
-from engine.registry import Registry
+from engine.registry import ENGINE_MODULE, Registry
 from engine.scheduler import Scheduler
 from engine.snapshotting import SnapshotInfo, build_snapshot, load_stream, stale_kinds
 from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
@@ -73,8 +72,6 @@ T = TypeVar("T")
 S = TypeVar("S")
 A = TypeVar("A")
 
-#: What the engine itself keeps in the journal, beside the domain modules.
-ENGINE_MODULE = App(name="engine", aggregates=(RATE_LIMITER, JOB))
 #: How often overdue timers are swept up (docs/reference/limits.md, "The engine").
 SWEEP_SECONDS = 60.0
 #: Sessions whose highest committed request id the engine keeps in memory (least recently used
@@ -227,6 +224,8 @@ class Engine:
         self.clock = clock
         self._nursery = nursery
         self.journal = open_journal(data_dir, synchronous=config.synchronous)
+        #: Stored files' bytes (engine/files.py); a file's record is its `file` aggregate.
+        self.files = FileStore(data_dir)
         self.tail_repair = self.journal.repair_tail()
         if self.tail_repair is not None:
             log.error(
@@ -459,6 +458,11 @@ class Engine:
         """Wait until every command decided so far is committed (or failed)."""
         await self._commit.drained()
 
+    def stored_files(self) -> Mapping[str, StoredFile]:
+        """Every stored file's record at `committed_seq` (storage id -> size, sha256)."""
+        files: Mapping[str, StoredFile] = self.read_models.states[STORED_FILES.name]
+        return files
+
     def resident_actors(self) -> int:
         return len(self._actors)
 
@@ -613,6 +617,8 @@ class Engine:
                     for change in event.timer_changes():
                         if change.due_at is not None:
                             timers.armed(event.stream, change.key, change.due_at)
+                    if type(event) is FileDeleted:  # gone before anyone is answered
+                        self.files.remove(event.stream.partition("/")[2])
                     if isinstance(event, Erasure):  # its seq: batches are numbered in order
                         erasures.append((event.stream, self.committed_seq + events + 1))
                     events += 1
@@ -924,6 +930,10 @@ async def open_engine(
         )
         try:
             await engine._recover()
+            recorded = engine.stored_files()
+            removed = await engine.run_io(lambda: engine.files.reconcile(recorded))
+            if removed:
+                log.warning("removed %d unrecorded stored files at start", len(removed))
             if _freeze_after_recovery:
                 gc.freeze()
             nursery.start_soon(engine._build_filters)

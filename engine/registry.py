@@ -16,7 +16,18 @@ from typing import Any
 from domain.app import BUILTIN_APP, RESERVED_FUNCTION_MODULES, App, AppError
 from domain.errors import InvalidArgs, NotFound
 from domain.model import Aggregate, Module, MutationSpec, Projection, QuerySpec
-from domain.scheduling import CronJob
+from domain.ratelimit import RATE_LIMITER
+from domain.scheduling import JOB, CronJob
+from domain.storage import STORAGE
+
+#: What the engine itself keeps in the journal, beside the apps: every registry holds it.
+ENGINE_MODULE = App(
+    name="engine",
+    aggregates=(RATE_LIMITER, JOB, *STORAGE.aggregates),
+    projections=STORAGE.projections,
+    mutations=STORAGE.mutations,
+    queries=STORAGE.queries,
+)
 
 
 def owner_of(module: Module) -> str:
@@ -86,7 +97,7 @@ class Registry:
         module, sep, function = name.partition(":")
         if not (module and sep and function):
             raise AppError(f"app {app!r}: function name {name!r} is not module:function")
-        if app != BUILTIN_APP and (
+        if app not in (BUILTIN_APP, ENGINE_MODULE.name) and (
             module.startswith("_")
             or function.startswith("_")
             or module in RESERVED_FUNCTION_MODULES

@@ -950,7 +950,7 @@ def engine_registry() -> Any:
     from engine import Registry
 
     try:
-        from engine.engine import ENGINE_MODULE
+        from engine.registry import ENGINE_MODULE
     except ImportError:  # an engine without aggregates of its own
         return Registry(engine_modules())
     return Registry((*engine_modules(), ENGINE_MODULE))

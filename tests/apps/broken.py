@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import attrs
 
-from domain import App, Decision, Identity, MutationSpec, QuerySpec, View
+from domain import Aggregate, App, Decision, Identity, MutationSpec, QuerySpec, View
 from tests.apps import giftcards
 
 
@@ -52,3 +52,15 @@ SAME_KIND = App(
 )
 SECOND_GIFTCARDS = App(name="giftcards", queries=(_query("other:get"),))
 NOT_AN_APP = {"name": "dict"}
+ENGINE_PREFIX = App(
+    name="squatter",
+    aggregates=(
+        Aggregate(
+            kind="limits",
+            id_prefix="rl",
+            state_type=NoArgs,
+            initial=NoArgs(),
+            evolve=lambda s, e: s,
+        ),
+    ),
+)

@@ -47,6 +47,10 @@ def test_an_app_is_served_after_the_built_in_one() -> None:
             "tests.apps.broken:SAME_KIND",
             "app 'copycat' declares aggregate kind 'giftcard', which app 'giftcards' declares",
         ),
+        (
+            "tests.apps.broken:ENGINE_PREFIX",
+            "app 'squatter' declares id prefix 'rl', which app 'engine' declares",
+        ),
         ("tests.apps.broken:NOT_AN_APP", "has no `NOT_AN_APP` that is a domain.app.App"),
         ("tests.apps.broken:MISSING", "has no `MISSING`"),
         (

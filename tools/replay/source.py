@@ -14,9 +14,8 @@ from pathlib import Path
 
 from domain.catalog import BOOKING
 from domain.model import Module
-from engine.engine import ENGINE_MODULE
 from engine.journal import JOURNAL_FILE, JournalReader, open_reader
-from engine.registry import Registry
+from engine.registry import ENGINE_MODULE, Registry
 
 
 class NoJournal(Exception):
