@@ -37,6 +37,8 @@ class ServerContext:
             lambda self: IdentityAllowance.of(self.config, self.metrics), takes_self=True
         )
     )
+    #: Storage ids whose upload is being received (a second POST to the URL is refused).
+    uploading: set[str] = attrs.field(factory=set)
     #: Set only on the copy handed to one sync session: that session's limits.
     limits: SessionLimits | None = None
 

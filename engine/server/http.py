@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, cast
 import h11
 import trio
 
-from engine.server import api
+from domain.storage import ORIGIN, ORIGIN_ID, set_origin
+from engine.server import api, files
 from engine.server.auth import Authenticator
 from engine.server.context import ServerContext
 from engine.server.metrics import Metrics
@@ -228,6 +229,19 @@ class Connection:
             await self._upgrade(headers, path)
             return False
         self.handshaking = False
+        if files.handles(head.method, path):
+            exchange = files.Exchange(
+                ctx=self.ctx,
+                connection=self.h11,
+                head=head,
+                headers=headers,
+                next_event=self._next_event,
+                send=self._send,
+                refuse=self._refuse,
+                admit=self.throttle.admit,
+                draining=self.server.draining,
+            )
+            return await files.serve(exchange)
         declared = headers.get(b"content-length")
         if declared is not None and int(declared) > self.config.max_body_bytes:
             await self._refuse(413, "The request body is larger than the server accepts.")
@@ -337,6 +351,11 @@ class Connection:
                 pass
 
 
+def origin_of(host: str, port: int) -> str:
+    """`http://HOST:PORT`, as a client names a server listening there."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 async def serve(
     engine: Engine,
     *,
@@ -346,13 +365,17 @@ async def serve(
     config: ServerConfig | None = None,
     metrics: Metrics | None = None,
     stop: trio.Event | None = None,
+    public_url: str | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve HTTP and WebSocket on `host:port` (port 0: a free one) for a recovered `engine`.
 
     Reports the bound port through `task_status.started(port)` once connections are accepted.
     Runs until cancelled (abrupt) or until `stop` is set (graceful: see the module docstring),
-    then returns. The engine stays open; the caller closes it afterwards."""
+    then returns. The engine stays open; the caller closes it afterwards.
+
+    The URLs file storage answers begin with `public_url` (default `http://HOST:PORT` as
+    bound); it is journaled before the first connection is accepted (`domain.storage`)."""
     ctx = ServerContext(
         engine=engine,
         authenticator=authenticator,
@@ -364,6 +387,8 @@ async def serve(
     ctx.metrics.bind_authenticator(authenticator)
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound: int = listeners[0].socket.getsockname()[1]
+    origin = (public_url or origin_of(host, bound)).rstrip("/")
+    await engine.run_internal(ORIGIN, ORIGIN_ID, set_origin, origin)
     server = HttpServer(ctx)
     async with trio.open_nursery() as writers:
         writers.start_soon(ctx.fanout.run)

@@ -144,6 +144,40 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.storage_uploads = Counter(
+            "turnstile_storage_uploads",
+            "Uploads to storage URLs, by outcome: stored, unknown, used, expired, tooLarge, "
+            "stalled, abandoned (the client went away), refused (the record was refused).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.storage_downloads = Counter(
+            "turnstile_storage_downloads",
+            "Stored-file downloads answered, by status (200, 206, 404, 416; 304 is not one).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.storage_bytes_received = Counter(
+            "turnstile_storage_received_bytes",
+            "Bytes of stored uploads.",
+            registry=self.registry,
+        )
+        self.storage_bytes_sent = Counter(
+            "turnstile_storage_sent_bytes",
+            "Bytes of stored files sent in downloads.",
+            registry=self.registry,
+        )
+        self.stored_bytes = Gauge(
+            "turnstile_storage_stored_bytes",
+            "Bytes of every stored file recorded at the last committed position.",
+            registry=self.registry,
+        )
+        self.stored_files = Gauge(
+            "turnstile_storage_stored_files",
+            "Stored files recorded at the last committed position.",
+            registry=self.registry,
+        )
+
         self._identity_providers = _IdentityProviders()
         self.registry.register(self._identity_providers)
 
@@ -155,6 +189,10 @@ class Metrics:
         """Read the engine's gauges at scrape time."""
         self.journal_seq.set_function(lambda: float(engine.committed_seq))
         self.resident_actors.set_function(lambda: float(engine.resident_actors()))
+        self.stored_bytes.set_function(
+            lambda: float(sum(record.size for record in engine.stored_files().values()))
+        )
+        self.stored_files.set_function(lambda: float(len(engine.stored_files())))
 
     def bind_fanout(self, fanout: Fanout) -> None:
         """Read the fan-out loop's backlog at scrape time."""

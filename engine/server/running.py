@@ -80,11 +80,13 @@ async def open_server(
     metrics: Metrics | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    public_url: str | None = None,
 ) -> AsyncIterator[RunningServer]:
     """Serve HTTP and the sync WebSocket on `host:port` (port 0: a free one) for the block.
 
     `engine` is a running engine, or a data dir for the server to recover and run an engine of
-    its own (with `engine_config`). Guarantees:
+    its own (with `engine_config`). `public_url` begins the URLs file storage answers
+    (default: `server.url`). Guarantees:
 
     - When the block starts, the listener is bound and accepting connections at `server.url`.
     - Leaving the block stops the server gracefully (as `stop()` does) and returns once it has
@@ -124,6 +126,7 @@ async def open_server(
                         config=server.config,
                         metrics=server.metrics,
                         stop=server._stop,
+                        public_url=public_url,
                         task_status=task_status,
                     )
             finally:

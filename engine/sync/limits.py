@@ -94,6 +94,12 @@ class ServerConfig:
     #: `engine.server.auth` verifies with). Then the session tells the client with AuthError
     #: and sends no result for that identity until a new Authenticate.
     token_leeway: float = TOKEN_LEEWAY_SECONDS
+    # -- file storage (docs/storage.md) ---------------------------------------------------
+    #: Largest file an upload URL takes, in bytes (413 beyond, nothing kept).
+    max_upload_bytes: int = 20 * 1024 * 1024
+    #: Seconds an upload may go without a byte arriving; then it is answered 408, cut off and
+    #: its partial file removed.
+    upload_stall_timeout: float = 30.0
 
 
 class LimitCounters(Protocol):

@@ -1,0 +1,384 @@
+"""File storage over HTTP: the upload URL's POST and `GET /api/storage/ID`, both streamed.
+
+`engine.server.http` hands a request here once its head is read and before its body is (an
+`Exchange`: the connection's h11 state and its reading and writing steps), so that neither an
+upload nor a download is ever whole in memory.
+
+Upload (`POST /api/storage/upload?token=ID`, the URL `storage:generateUploadUrl` answered):
+1. refused before a byte of the body is read, and the connection closed: an id never issued
+   (404), a URL already used or being used (409), one expired (410), a declared
+   `Content-Length` above `max_upload_bytes` (413);
+2. the upload counts one message against the connection's allowance and one against the
+   allowance of the user who asked for the URL (`IdentityAllowance`, shared with that user's
+   function calls);
+3. the body is written to `incoming/` in chunks of `UPLOAD_CHUNK` in a worker thread, hashed
+   as it goes; more than `max_upload_bytes` is 413, a pause longer than `upload_stall_timeout`
+   between two reads cuts the connection, a client gone ends it: in each case the partial file
+   is removed and nothing is recorded;
+4. the file is made durable (fsync, rename, fsync of the directory), then its record is
+   committed through the engine (`domain.storage.store`), and only then is the answer 200
+   `{"storageId"}`. A record refused (the URL used meanwhile or expired) removes the bytes
+   again. Once the record is offered it is waited for shielded from cancellation, so a file is
+   never removed under a record that may commit.
+
+Download (`GET`/`HEAD /api/storage/ID`): `Content-Type` as uploaded, `Content-Length`, a strong
+`ETag` (the sha256), `Accept-Ranges: bytes`; `If-None-Match` naming it is 304; one
+`Range: bytes=...` is 206 with `Content-Range` (416 if it lies past the end; several ranges are
+answered with the whole file). The bytes are read in `READ_CHUNK`s in a worker thread and each
+chunk written before the next is read. An id not stored, or deleted, is 404.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import attrs
+import h11
+import orjson
+import trio
+
+from domain.errors import TurnstileError
+from domain.identity import Identity
+from domain.ids import is_root_id
+from domain.storage import (
+    FILE,
+    FILE_PATH,
+    FILE_PREFIX,
+    STORED,
+    UPLOAD_PATH,
+    FileState,
+    StoreArgs,
+    store,
+    upload_refusal,
+)
+from engine.files import READ_CHUNK, Incoming
+from engine.server.api import CORS_HEADERS, HttpResponse, json_response
+from engine.server.context import ServerContext
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
+#: What an upload buffers before a write to disk.
+UPLOAD_CHUNK = 1024 * 1024
+DEFAULT_CONTENT_TYPE = b"application/octet-stream"
+NOT_FOUND = {"status": "error", "errorMessage": "Not found."}
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_REFUSALS = {
+    "unknown": (404, "No such upload URL."),
+    "used": (409, "This upload URL has been used."),
+    "expired": (410, "This upload URL has expired."),
+}
+
+
+class _Gone(Exception):
+    """The client went away or broke the protocol mid-request: close the connection."""
+
+
+@attrs.frozen(kw_only=True)
+class Exchange:
+    """One request of a connection, as `engine.server.http` hands it over."""
+
+    ctx: ServerContext
+    connection: h11.Connection
+    head: h11.Request
+    headers: dict[bytes, bytes]
+    #: The next h11 event (reading more from the socket as needed).
+    next_event: Callable[[], Awaitable[Any]]
+    #: Write bytes to the socket within the write timeout (raises to end the connection).
+    send: Callable[[bytes | None], Awaitable[None]]
+    #: Answer and close, as the connection does a request it will not read.
+    refuse: Callable[[int, str], Awaitable[None]]
+    #: The connection's allowance (`Throttle.admit`).
+    admit: Callable[[int], Awaitable[None]]
+    draining: bool = False
+
+
+def handles(method: bytes, path: str) -> bool:
+    """Whether this request is storage's (OPTIONS stays with the API's preflight)."""
+    if path == UPLOAD_PATH:
+        return method == b"POST"
+    return path.startswith(FILE_PATH) and method in (b"GET", b"HEAD")
+
+
+async def serve(ex: Exchange) -> bool:
+    """Answer one storage request; whether the connection may carry another."""
+    path = ex.head.target.partition(b"?")[0].decode("ascii", "replace")
+    if path == UPLOAD_PATH:
+        return await _upload(ex)
+    return await _download(ex, path[len(FILE_PATH) :])
+
+
+def _file(engine: Engine, storage_id: str) -> FileState | None:
+    """The committed record of `storage_id`; None for what is not a storage id at all (no
+    actor is made for it)."""
+    if not is_root_id(storage_id, FILE_PREFIX):
+        return None
+    state: FileState = engine.committed_state(FILE, storage_id)
+    return state
+
+
+# -- upload -----------------------------------------------------------------------------------
+
+
+def _token(target: bytes) -> str:
+    query = target.partition(b"?")[2].decode("ascii", "replace")
+    values = parse_qs(query).get("token", [])
+    return values[0] if len(values) == 1 else ""
+
+
+async def _refuse(ex: Exchange, status: int, message: str, outcome: str) -> bool:
+    ex.ctx.metrics.storage_uploads.labels(outcome).inc()
+    ex.ctx.metrics.http_requests.labels("/api/storage/upload", str(status)).inc()
+    await ex.refuse(status, message)
+    return False
+
+
+async def _upload(ex: Exchange) -> bool:
+    ctx, engine, config = ex.ctx, ex.ctx.engine, ex.ctx.config
+    storage_id = _token(ex.head.target)
+    if storage_id in ctx.uploading:
+        return await _refuse(ex, 409, "This upload URL is being used.", "used")
+    state = _file(engine, storage_id) or FILE.initial
+    refusal = upload_refusal(state, engine.now_ms())
+    if refusal is not None:
+        status, message = _REFUSALS[refusal]
+        return await _refuse(ex, status, message, refusal)
+    declared = ex.headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > config.max_upload_bytes:
+        return await _refuse(ex, 413, "The file is larger than the server accepts.", "tooLarge")
+    await ex.admit(0)
+    if state.user_id is not None:
+        await ctx.identities.admit(Identity(subject=state.user_id))
+    content_type = ex.headers.get(b"content-type", DEFAULT_CONTENT_TYPE).decode("latin-1")
+    ctx.uploading.add(storage_id)
+    try:
+        return await _receive(ex, engine, storage_id, content_type)
+    finally:
+        ctx.uploading.discard(storage_id)
+
+
+async def _receive(ex: Exchange, engine: Engine, storage_id: str, content_type: str) -> bool:
+    ctx, config = ex.ctx, ex.ctx.config
+    incoming: Incoming = await trio.to_thread.run_sync(engine.files.begin, storage_id)
+    finished = False
+    try:
+        if ex.connection.they_are_waiting_for_100_continue:
+            await ex.send(
+                ex.connection.send(h11.InformationalResponse(status_code=100, headers=[]))
+            )
+        buffered: list[bytes] = []
+        pending = 0
+        while True:
+            with trio.move_on_after(config.upload_stall_timeout) as waiting:
+                try:
+                    event = await ex.next_event()
+                except h11.RemoteProtocolError:
+                    raise _Gone from None
+            if waiting.cancelled_caught:
+                ctx.metrics.limited.labels("upload_stall").inc()
+                await _abort(incoming)
+                return await _refuse(ex, 408, "The upload stalled.", "stalled")
+            if isinstance(event, h11.Data):
+                if incoming.size + pending + len(event.data) > config.max_upload_bytes:
+                    await _abort(incoming)
+                    return await _refuse(
+                        ex, 413, "The file is larger than the server accepts.", "tooLarge"
+                    )
+                buffered.append(event.data)
+                pending += len(event.data)
+                if pending >= UPLOAD_CHUNK:
+                    await trio.to_thread.run_sync(incoming.write, b"".join(buffered))
+                    buffered, pending = [], 0
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:
+                raise _Gone  # the client closed mid-upload
+        if buffered:
+            await trio.to_thread.run_sync(incoming.write, b"".join(buffered))
+        await trio.to_thread.run_sync(incoming.finish)
+        finished = True
+        args = StoreArgs(content_type=content_type, sha256=incoming.sha256, size=incoming.size)
+        with trio.CancelScope(shield=True):
+            try:
+                await engine.run_internal(FILE, storage_id, store, args)
+            except TurnstileError as error:
+                await trio.to_thread.run_sync(engine.files.remove, storage_id)
+                status = 409 if error.code == "Conflict" else 503
+                return await _refuse(ex, status, error.message, "refused")
+        ctx.metrics.storage_uploads.labels("stored").inc()
+        ctx.metrics.storage_bytes_received.inc(incoming.size)
+        ctx.metrics.http_requests.labels("/api/storage/upload", "200").inc()
+        await _answer(ex, json_response(200, {"storageId": storage_id}))
+        return _reusable(ex)
+    except _Gone:
+        ctx.metrics.storage_uploads.labels("abandoned").inc()
+        return False
+    finally:
+        if not finished:
+            await _abort(incoming)
+
+
+async def _abort(incoming: Incoming) -> None:
+    """Remove a partial upload (before the client hears of its refusal), even when the
+    request is being cancelled."""
+    with trio.CancelScope(shield=True):
+        await trio.to_thread.run_sync(incoming.abort)
+
+
+# -- download ---------------------------------------------------------------------------------
+
+
+def _byte_range(header: bytes | None, size: int) -> tuple[int, int] | bool | None:
+    """`(first, last)` of a single satisfiable range, None to send the whole file, False if
+    the range lies wholly past the end (416)."""
+    if header is None:
+        return None
+    match = _RANGE.match(header.decode("latin-1").strip())
+    if match is None:
+        return None  # several ranges, or another unit: the whole file
+    first, last = match[1], match[2]
+    if not first:
+        if not last:
+            return None
+        suffix = int(last)
+        if suffix == 0:
+            return False
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = size - 1 if not last else min(int(last), size - 1)
+    if last and int(last) < start:
+        return None  # not a valid range: ignored
+    if start >= size:
+        return False
+    return start, end
+
+
+def _matches(if_none_match: bytes | None, etag: bytes) -> bool:
+    if if_none_match is None:
+        return False
+    tags = {tag.strip().removeprefix(b"W/") for tag in if_none_match.split(b",")}
+    return b"*" in tags or etag in tags
+
+
+async def _end_of_request(ex: Exchange) -> bool:
+    """Read the rest of a GET (its end, and a body if one was sent, dropped), so that the
+    connection can carry the next request; False if the client broke off or sent too much."""
+    received = 0
+    while True:
+        try:
+            event = await ex.next_event()
+        except h11.RemoteProtocolError:
+            return False
+        if isinstance(event, h11.EndOfMessage):
+            return True
+        if not isinstance(event, h11.Data):
+            return False
+        received += len(event.data)
+        if received > ex.ctx.config.max_body_bytes:
+            return False
+
+
+async def _download(ex: Exchange, storage_id: str) -> bool:
+    ctx, engine = ex.ctx, ex.ctx.engine
+    with trio.move_on_after(ex.ctx.config.read_timeout) as reading:
+        complete = await _end_of_request(ex)
+    if reading.cancelled_caught or not complete:
+        return False
+    state = _file(engine, storage_id)
+    fd = None
+    if state is not None and state.status == STORED:
+        fd = await trio.to_thread.run_sync(engine.files.open, storage_id)
+    if state is None or fd is None or state.status != STORED:
+        if fd is not None:
+            os.close(fd)
+        return await _plain(ex, json_response(404, NOT_FOUND))
+    try:
+        etag = b'"' + state.sha256.encode("ascii") + b'"'
+        headers = [
+            (b"etag", etag),
+            (b"accept-ranges", b"bytes"),
+            (b"cache-control", b"private, max-age=2592000, immutable"),
+        ]
+        if _matches(ex.headers.get(b"if-none-match"), etag):
+            return await _plain(ex, HttpResponse(304, headers=tuple(headers)))
+        size = state.size
+        wanted = _byte_range(ex.headers.get(b"range"), size)
+        if wanted is False:
+            headers.append((b"content-range", f"bytes */{size}".encode()))
+            body = orjson.dumps({"status": "error", "errorMessage": "Range Not Satisfiable"})
+            return await _plain(ex, HttpResponse(416, body, headers=tuple(headers)))
+        status, first, last = 200, 0, size - 1
+        if isinstance(wanted, tuple):
+            status, (first, last) = 206, wanted
+            headers.append((b"content-range", f"bytes {first}-{last}/{size}".encode()))
+        length = last - first + 1 if size else 0
+        headers += [
+            (b"content-length", str(length).encode()),
+            (b"content-type", state.content_type.encode("latin-1") or DEFAULT_CONTENT_TYPE),
+        ]
+        if ex.draining:
+            headers.append((b"connection", b"close"))
+        ctx.metrics.storage_downloads.labels(str(status)).inc()
+        ctx.metrics.http_requests.labels("/api/storage", str(status)).inc()
+        response = h11.Response(
+            status_code=status, headers=[*CORS_HEADERS, *headers], reason=_reason(status)
+        )
+        await ex.send(ex.connection.send(response))
+        if ex.head.method != b"HEAD":
+            offset, remaining = first, length
+            while remaining > 0:
+                count = min(READ_CHUNK, remaining)
+                chunk = await trio.to_thread.run_sync(os.pread, fd, count, offset)
+                if not chunk:
+                    raise _Gone  # the file shrank under us: cut the response short
+                await ex.send(ex.connection.send(h11.Data(data=chunk)))
+                offset += len(chunk)
+                remaining -= len(chunk)
+            ctx.metrics.storage_bytes_sent.inc(length)
+        await ex.send(ex.connection.send(h11.EndOfMessage()))
+        return _reusable(ex)
+    except _Gone:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _reason(status: int) -> bytes:
+    return {200: b"OK", 206: b"Partial Content"}.get(status, b"")
+
+
+def _reusable(ex: Exchange) -> bool:
+    return (
+        not ex.draining
+        and ex.connection.our_state is h11.DONE
+        and ex.connection.their_state is h11.DONE
+    )
+
+
+async def _answer(ex: Exchange, response: HttpResponse) -> None:
+    head = h11.Response(
+        status_code=response.status,
+        headers=response.header_list(close=ex.draining),
+        reason=b"OK" if response.status == 200 else b"",
+    )
+    out = bytearray(ex.connection.send(head) or b"")
+    if response.body and ex.head.method != b"HEAD":
+        out += ex.connection.send(h11.Data(data=response.body)) or b""
+    out += ex.connection.send(h11.EndOfMessage()) or b""
+    await ex.send(bytes(out))
+
+
+async def _plain(ex: Exchange, response: HttpResponse) -> bool:
+    """A download's answer without the file (304, 404, 416): the request has no body to read."""
+    if response.status != 304:
+        ex.ctx.metrics.storage_downloads.labels(str(response.status)).inc()
+    ex.ctx.metrics.http_requests.labels("/api/storage", str(response.status)).inc()
+    await _answer(ex, response)
+    return _reusable(ex)
+
+
+__all__ = ["Exchange", "handles", "serve"]
