@@ -3,6 +3,7 @@
 What is exported here (and `domain.app.App`) is the API an app is written against
 (docs/apps.md); the rest of the package is the built-in booking app's own."""
 
+from domain.actions import ActionContext, ActionSpec, FetchFailed, FetchResponse
 from domain.app import App, AppError
 from domain.errors import (
     Conflict,
@@ -37,12 +38,22 @@ from domain.model import (
     View,
 )
 from domain.pagination import InvalidCursor, Page, PaginationOpts, paginate, scope_of
+from domain.routes import HttpRoute, RouteRequest, RouteResponse
+from domain.scheduled import (
+    cancel_scheduled,
+    run_after,
+    run_at,
+    scheduled_function,
+    scheduled_functions,
+)
 from domain.scheduling import AtStart, CronJob, DailyAt, Every, JobCommand
 from domain.tables import Index, Search, Stored, Table, db
 
 __all__ = [
     "ADMIN",
     "ANONYMOUS",
+    "ActionContext",
+    "ActionSpec",
     "Aggregate",
     "App",
     "AppError",
@@ -53,7 +64,10 @@ __all__ = [
     "Decision",
     "Event",
     "Every",
+    "FetchFailed",
+    "FetchResponse",
     "Forbidden",
+    "HttpRoute",
     "Identity",
     "Index",
     "Internal",
@@ -69,6 +83,8 @@ __all__ = [
     "Projection",
     "QuerySpec",
     "RateLimited",
+    "RouteRequest",
+    "RouteResponse",
     "Search",
     "Stored",
     "Table",
@@ -76,6 +92,7 @@ __all__ = [
     "TurnstileError",
     "Unauthenticated",
     "View",
+    "cancel_scheduled",
     "db",
     "org_for_new_record",
     "paginate",
@@ -83,5 +100,9 @@ __all__ = [
     "require_cap",
     "require_org",
     "require_user",
+    "run_after",
+    "run_at",
+    "scheduled_function",
+    "scheduled_functions",
     "scope_of",
 ]

@@ -10,13 +10,13 @@ the built-in booking domain, which is itself the app `booking` (`domain.catalog.
 - Function names are `module:function`, as Convex names a file's exports; a name may be served
   by one app only. `aliases` serve a function under further names as well (another file's name
   for it, as a seed's frontend calls it).
-- Names beginning with `_` (Convex's system functions) and the module `storage` (file storage)
-  are reserved to Turnstile.
+- Names beginning with `_` (Convex's system functions), the module `storage` (file storage)
+  and the module `scheduler` (scheduled functions' operator query) are reserved to Turnstile.
 
 What is wrong with a set of apps (a name declared twice, a reserved name, an event type in
 another app's namespace) is found before anything starts: `engine.apps.load_apps` raises
-`AppError` and no server or journal is opened. Actions, HTTP routes and scheduled functions will
-be further fields of the same declaration.
+`AppError` and no server or journal is opened. `actions` (domain.actions) and `routes`
+(domain.routes) are declared the same way, and checked with the rest.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ BUILTIN_APP = "booking"
 #: Names no app may take: the built-in app's and the engine's own.
 RESERVED_APP_NAMES = frozenset({BUILTIN_APP, "engine", "turnstile", "system"})
 #: Function modules reserved to Turnstile (besides every name beginning with `_`).
-RESERVED_FUNCTION_MODULES = frozenset({"storage"})
+RESERVED_FUNCTION_MODULES = frozenset({"storage", "scheduler"})
 
 
 class AppError(ValueError):
@@ -76,5 +76,7 @@ class App(Module):
             queries=tuple(q for m in parts for q in m.queries),
             jobs=tuple(j for m in parts for j in m.jobs),
             tables=tuple(t for m in parts for t in m.tables),
+            actions=tuple(a for m in parts for a in m.actions),
+            routes=tuple(r for m in parts for r in m.routes),
             aliases=tuple(aliases),
         )

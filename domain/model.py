@@ -115,6 +115,10 @@ class Module:
     jobs: tuple[CronJob, ...] = ()
     #: Tables (`domain.tables.Table`): each brings its aggregate kind and its read model.
     tables: tuple[Any, ...] = ()
+    #: Actions (`domain.actions.ActionSpec`): functions run outside the actors.
+    actions: tuple[Any, ...] = ()
+    #: HTTP routes (`domain.routes.HttpRoute`), served on the server's port.
+    routes: tuple[Any, ...] = ()
 
 
 def by_name(specs: Iterable[MutationSpec[Any, Any] | QuerySpec[Any]]) -> Mapping[str, Any]:
@@ -146,6 +150,67 @@ class Decided(Generic[S]):
         self.others = others
 
 
+class _Parts:
+    """The other aggregates one command reaches (the limiter's take, co-decisions), one
+    `Decision` per stream in the order first reached: one object per command, whose bound
+    methods are the decision's `co_decide` and `co_decided` (no closures built per command)."""
+
+    __slots__ = ("committed", "found", "identity", "now", "reach", "stream", "tokens")
+
+    def __init__(
+        self,
+        stream: str,
+        reach: Reach,
+        now: int,
+        identity: Identity,
+        tokens: Callable[[], str],
+        committed: Callable[[], View] | None,
+    ) -> None:
+        self.stream = stream
+        self.reach = reach
+        self.now = now
+        self.identity = identity
+        self.tokens = tokens
+        self.committed = committed
+        #: stream -> (aggregate, decision); None until the first part is reached.
+        self.found: dict[str, tuple[Aggregate[Any], Decision[Any]]] | None = None
+
+    def part(self, other: Aggregate[Any], other_stream: str) -> Decision[Any]:
+        found = self.found
+        if found is None:
+            found = self.found = {}
+        other_state, other_version = self.reach(other, other_stream)
+        decision: Decision[Any] = Decision(
+            stream=other_stream,
+            state=other_state,
+            version=other_version,
+            now=self.now,
+            identity=self.identity,
+            evolve=other.evolve,
+            tokens=self.tokens,
+            committed=self.committed,
+        )
+        found[other_stream] = (other, decision)
+        return decision
+
+    def co_decide(self, other: Aggregate[Any], other_id: str) -> Decision[Any]:
+        if not is_root_id(other_id, other.id_prefix):
+            raise NotFound(f"No {other.kind} with id {other_id!r}.")
+        other_stream = other.stream_of(other_id)
+        if other_stream == self.stream:
+            raise ValueError("a command cannot co-decide on its own aggregate")
+        found = self.found
+        if found is not None:
+            known = found.get(other_stream)
+            if known is not None:
+                return known[1]
+        return self.part(other, other_stream)
+
+    def co_decided(self) -> tuple[Decision[Any], ...]:
+        found = self.found
+        return () if found is None else tuple([known[1] for known in found.values()])
+
+
 def decide(
     aggregate: Aggregate[S],
     stream: str,
@@ -169,33 +234,7 @@ def decide(
     `reach` or an invariant check raises; nothing is changed anywhere then, since every state
     here is a new value. Pure: the same arguments give the same decision. `committed` is what
     `Decision.committed_view` answers (the engine's committed read models)."""
-    others: dict[str, tuple[Aggregate[Any], Decision[Any]]] = {}
-
-    def part(other: Aggregate[Any], other_stream: str) -> Decision[Any]:
-        assert reach is not None
-        other_state, other_version = reach(other, other_stream)
-        return Decision(
-            stream=other_stream,
-            state=other_state,
-            version=other_version,
-            now=now,
-            identity=identity,
-            evolve=other.evolve,
-            tokens=tokens,
-            committed=committed,
-        )
-
-    def co_decide(other: Aggregate[Any], other_id: str) -> Decision[Any]:
-        if not is_root_id(other_id, other.id_prefix):
-            raise NotFound(f"No {other.kind} with id {other_id!r}.")
-        other_stream = other.stream_of(other_id)
-        if other_stream == stream:
-            raise ValueError("a command cannot co-decide on its own aggregate")
-        found = others.get(other_stream)
-        if found is None:
-            found = others[other_stream] = (other, part(other, other_stream))
-        return found[1]
-
+    parts = None if reach is None else _Parts(stream, reach, now, identity, tokens, committed)
     decision = Decision(
         stream=stream,
         state=state,
@@ -204,27 +243,26 @@ def decide(
         identity=identity,
         evolve=aggregate.evolve,
         tokens=tokens,
-        co_decide=None if reach is None else co_decide,
-        co_decided=None if reach is None else lambda: tuple(f[1] for f in others.values()),
+        co_decide=None if parts is None else parts.co_decide,
+        co_decided=None if parts is None else parts.co_decided,
         committed=committed,
     )
     if rate_limit is not None:
-        if reach is None:
+        if parts is None:
             raise ValueError("a rate-limited command needs `reach` to take from its limiter")
         key = rate_limit.key(args, identity)  # may refuse the caller
         limiter = RATE_LIMITER.stream_of(limiter_id(rate_limit.name, key))
-        taken = part(RATE_LIMITER, limiter)
-        others[limiter] = (RATE_LIMITER, taken)
-        take(taken, rate_limit)
+        take(parts.part(RATE_LIMITER, limiter), rate_limit)
     value = handle(decision, args)
+    found = None if parts is None else parts.found
     if check_invariants:
         check = aggregate.check_invariants
         if check is not None:
             check(decision.state)
-        for other, other_part in others.values():
+        for other, other_part in () if found is None else found.values():
             check = other.check_invariants
             if check is not None:
                 check(other_part.state)
-    if not others:
+    if not found:
         return Decided(value, decision, ())
-    return Decided(value, decision, tuple([found[1] for found in others.values()]))
+    return Decided(value, decision, tuple([known[1] for known in found.values()]))

@@ -5,7 +5,8 @@ is (aliases included), which aggregate kind owns a stream, and which projections
 are `module:function`. Whatever cannot be served together is refused here, before anything
 starts, with an `AppError` that names the apps involved: a function, aggregate kind, id prefix,
 projection or job declared twice; an alias that hides a function or points at none; a reserved
-function name taken by an app.
+function name taken by an app; a route on a path Turnstile serves, or one method and path
+routed twice. It also picks the route that serves an HTTP request (`route_for`).
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from domain.actions import ActionSpec
 from domain.app import BUILTIN_APP, RESERVED_FUNCTION_MODULES, App, AppError
 from domain.errors import InvalidArgs, NotFound
 from domain.model import Aggregate, Module, MutationSpec, Projection, QuerySpec
 from domain.ratelimit import RATE_LIMITER
+from domain.routes import HttpRoute
+from domain.scheduled import SCHEDULED
 from domain.scheduling import JOB, CronJob
 from domain.storage import STORAGE
 
 #: What the engine itself keeps in the journal, beside the apps: every registry holds it.
 ENGINE_MODULE = App(
     name="engine",
-    aggregates=(RATE_LIMITER, JOB, *STORAGE.aggregates),
-    projections=STORAGE.projections,
+    aggregates=(RATE_LIMITER, JOB, *STORAGE.aggregates, *SCHEDULED.aggregates),
+    projections=(*STORAGE.projections, *SCHEDULED.projections),
     mutations=STORAGE.mutations,
-    queries=STORAGE.queries,
+    queries=(*STORAGE.queries, *SCHEDULED.queries),
 )
 
 
@@ -42,6 +46,9 @@ class Registry:
         self.aggregates: dict[str, Aggregate[Any]] = {}
         self.projections: dict[str, Projection[Any]] = {}
         self.jobs: dict[str, CronJob] = {}
+        self.actions: dict[str, ActionSpec[Any]] = {}
+        #: HTTP routes, with the app that declared each (`route_for` picks one for a request).
+        self.routes: list[tuple[HttpRoute, str]] = []
         #: Alias -> the function's own name.
         self.aliases: dict[str, str] = {}
         #: Which app declared each name ("function events:create", "aggregate event", ...).
@@ -70,18 +77,32 @@ class Registry:
                 self._add(self.queries, "function", query.name, query, app)
             for job in module.jobs:
                 self._add(self.jobs, "cron job", job.name, job, app)
+            for action in module.actions:
+                self._check_name(action.name, app)
+                self._add(self.actions, "function", action.name, action, app)
+            for route in module.routes:
+                self._add_route(route, app)
             if isinstance(module, App):
                 aliases.extend((alias, target, app) for alias, target in module.aliases)
         for alias, target, app in aliases:
             self._check_name(alias, app)
-            if target not in self.mutations and target not in self.queries:
+            if (
+                target not in self.mutations
+                and target not in self.queries
+                and (target not in self.actions)
+            ):
                 raise AppError(f"app {app!r}: alias {alias!r} names no function ({target!r})")
             self._add(self.aliases, "function", alias, target, app)
 
     def _add(self, table: dict[str, Any], what: str, key: str, value: Any, app: str) -> None:
         owner = f"{what} {key}"
         if what == "function":
-            clash = key in self.mutations or key in self.queries or key in self.aliases
+            clash = (
+                key in self.mutations
+                or key in self.queries
+                or key in self.actions
+                or key in self.aliases
+            )
         else:
             clash = key in table
         if clash:
@@ -91,6 +112,38 @@ class Registry:
             raise AppError(f"app {app!r} declares {what} {key!r}, which app {first!r} declares")
         self._owners[owner] = app
         table[key] = value
+
+    def _add_route(self, route: HttpRoute, app: str) -> None:
+        problem = route.problem()
+        if problem is not None:
+            raise AppError(f"app {app!r}: route {route.method} {route.path}: {problem}")
+        for other, other_app in self.routes:
+            if (other.method, other.path, other.prefix) == (route.method, route.path, route.prefix):
+                what = f"route {route.method} {route.path}{'*' if route.prefix else ''}"
+                if other_app == app:
+                    raise AppError(f"app {app!r} declares {what} twice")
+                raise AppError(f"app {app!r} declares {what}, which app {other_app!r} declares")
+        self.routes.append((route, app))
+        # Exact paths first, then prefixes longest first: the first match is the one served.
+        self.routes.sort(key=lambda found: (found[0].prefix, -len(found[0].path)))
+
+    def route_for(self, method: str, path: str) -> tuple[HttpRoute | None, tuple[str, ...]]:
+        """The route serving `method path` (HEAD is served by a GET route), or None with the
+        methods the path has routes for (empty: no route at all, a 404; else a 405)."""
+        methods: list[str] = []
+        for route, _ in self.routes:
+            if route.matches(path):
+                if route.method == method or (method == "HEAD" and route.method == "GET"):
+                    return route, ()
+                methods.append(route.method)
+        return None, tuple(dict.fromkeys(methods))
+
+    def action(self, name: str) -> ActionSpec[Any]:
+        found = _normalize(name)
+        spec = self.actions.get(self.aliases.get(found, found))
+        if spec is None:
+            raise NotFound(f"Could not find public function for '{name}'.", function=name)
+        return spec
 
     @staticmethod
     def _check_name(name: str, app: str) -> None:

@@ -14,12 +14,14 @@ import logging
 import re
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import attrs
 import orjson
 
-from domain.errors import Internal, InvalidArgs, NotFound, TurnstileError
+from domain.errors import Internal, InvalidArgs, TurnstileError
 from domain.identity import ANONYMOUS, Identity
+from domain.routes import RouteRequest
 from engine.server.auth import Authenticator, AuthFailed
 from engine.server.context import ServerContext
 from engine.server.metrics import CONTENT_TYPE, UNKNOWN_FUNCTION
@@ -50,6 +52,8 @@ class HttpRequest:
     path: str
     headers: dict[bytes, bytes]
     body: bytes = b""
+    #: The query string (after "?"), undecoded.
+    query: str = ""
 
 
 @attrs.frozen
@@ -117,7 +121,7 @@ async def _route(ctx: ServerContext, request: HttpRequest, draining: bool) -> Ht
     if expected is None:
         if SYNC_PATH.match(request.path):
             return json_response(426, {"status": "error", "errorMessage": "Use a WebSocket."})
-        return json_response(404, {"status": "error", "errorMessage": "Not found."})
+        return await app_route(ctx, request)
     # HEAD is GET without the body (the HTTP layer leaves the body out).
     if request.method != expected and not (request.method == b"HEAD" and expected == b"GET"):
         allowed = expected + (b", HEAD, OPTIONS" if expected == b"GET" else b", OPTIONS")
@@ -131,6 +135,64 @@ async def _route(ctx: ServerContext, request: HttpRequest, draining: bool) -> Ht
     if request.path == "/metrics":
         return HttpResponse(200, ctx.metrics.render(), content_type=CONTENT_TYPE.encode())
     return await call_function(ctx, FUNCTION_KINDS[request.path], request)
+
+
+async def app_route(ctx: ServerContext, request: HttpRequest) -> HttpResponse:
+    """An app's HTTP route (domain.routes) for the request, or 404 / 405 if there is none."""
+    method = request.method.decode("ascii", "replace")
+    route, methods = ctx.engine.registry.route_for(method, request.path)
+    if route is None:
+        if methods:
+            allowed = ", ".join([*methods, "OPTIONS"]).encode()
+            return HttpResponse(
+                405,
+                orjson.dumps({"status": "error", "errorMessage": "Method not allowed."}),
+                headers=((b"allow", allowed),),
+            )
+        return json_response(404, {"status": "error", "errorMessage": "Not found."})
+    try:
+        identity = await identify(ctx.authenticator, request.headers.get(b"authorization"))
+    except AuthFailed as error:
+        return error_response(401, error)
+    await ctx.identities.admit(identity)
+    routed = RouteRequest(
+        method=method,
+        path=request.path,
+        query=request.query,
+        params=dict(parse_qsl(request.query, keep_blank_values=True)),
+        headers={
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in request.headers.items()
+        },
+        body=request.body,
+    )
+    answer = await ctx.actions.route(route, routed, identity)
+    return HttpResponse(
+        answer.status,
+        answer.body,
+        content_type=_header_value(answer.content_type) or b"application/octet-stream",
+        headers=tuple(
+            (name.lower().encode("ascii"), value)
+            for name, raw in answer.headers
+            if _TOKEN.fullmatch(name) and name.lower() not in _SERVER_HEADERS
+            for value in [_header_value(raw)]
+            if value is not None
+        ),
+    )
+
+
+#: What a route's response may not set: the server's own framing.
+_SERVER_HEADERS = frozenset({"content-type", "content-length", "connection", "transfer-encoding"})
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_value(value: str) -> bytes | None:
+    """A header value as bytes, or None for one HTTP cannot carry (a line break, non-Latin-1)."""
+    try:
+        encoded = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    return None if b"\r" in encoded or b"\n" in encoded or b"\0" in encoded else encoded
 
 
 def _preflight(request: HttpRequest) -> HttpResponse:
@@ -223,7 +285,11 @@ async def call_function(ctx: ServerContext, kind: str, request: HttpRequest) -> 
                 label = engine.registry.mutation(path).name
                 result = await engine.mutation(path, json_to_convex(raw_args), identity)
             else:
-                raise NotFound(f"Could not find public function for '{path}'.", function=path)
+                label = engine.registry.action(path).name
+                ran = await ctx.actions.run(path, json_to_convex(raw_args), identity)
+                body = {"status": "success", "value": ran.value, "logLines": list(ran.log_lines)}
+                outcome = "success"
+                return json_response(200, body)
             body = {"status": "success", "value": convex_to_json(result.value), "logLines": []}
         except TurnstileError as error:
             outcome = error.code

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from engine.actions import ActionLimits, ActionRunner
 from engine.server.auth import Authenticator
 from engine.server.metrics import Metrics
 from engine.sync.fanout import Fanout
@@ -39,6 +40,19 @@ class ServerContext:
     )
     #: Storage ids whose upload is being received (a second POST to the URL is refused).
     uploading: set[str] = attrs.field(factory=set)
+    #: Runs actions and the apps' HTTP routes (engine.actions), with their outbound HTTP.
+    actions: ActionRunner = attrs.field(
+        default=attrs.Factory(
+            lambda self: ActionRunner(
+                self.engine,
+                limits=ActionLimits(
+                    max_running=self.config.max_actions_running,
+                    max_waiting=self.config.max_actions_waiting,
+                ),
+            ),
+            takes_self=True,
+        )
+    )
     #: Set only on the copy handed to one sync session: that session's limits.
     limits: SessionLimits | None = None
 

@@ -256,7 +256,10 @@ class Connection:
             await self._refuse(413, "The request body is larger than the server accepts.")
             return False
         await self.throttle.admit(len(body))
-        request = api.HttpRequest(method=head.method, path=path, headers=headers, body=body)
+        query = head.target.partition(b"?")[2].decode("ascii", "replace")
+        request = api.HttpRequest(
+            method=head.method, path=path, headers=headers, body=body, query=query
+        )
         response = await api.handle(self.ctx, request, draining=self.server.draining)
         await self._respond(response, close=self.server.draining)
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
@@ -415,6 +418,8 @@ async def serve(
             connections.cancel_scope.deadline = trio.current_time() + ctx.config.drain_seconds
         # The connections are over (their nursery has exited): nothing is left to write.
         writers.cancel_scope.cancel()
+    with trio.CancelScope(shield=True):
+        await ctx.actions.aclose()  # the actions' outbound connections
 
 
 __all__ = ["HttpServer", "serve"]

@@ -100,6 +100,12 @@ class ServerConfig:
     #: Seconds an upload may go without a byte arriving; then it is answered 408, cut off and
     #: its partial file removed.
     upload_stall_timeout: float = 30.0
+    # -- actions and HTTP routes (domain.actions, domain.routes) --------------------------
+    #: Actions and route handlers running at once, server-wide.
+    max_actions_running: int = 64
+    #: Actions and route handlers waiting for one of those slots; one more is `Overloaded`
+    #: (a route: 503).
+    max_actions_waiting: int = 1_024
 
 
 class LimitCounters(Protocol):

@@ -67,10 +67,11 @@ import orjson
 import trio
 import trio_websocket
 
-from domain.errors import Internal, NotFound, TurnstileError, Unauthenticated
+from domain.errors import Internal, TurnstileError, Unauthenticated
 from domain.identity import ANONYMOUS, Identity
 from domain.pagination import pinned_args
 from engine import codec
+from engine.actions import ActionRunner
 from engine.engine import PendingMutation
 from engine.subscriptions import Result, Subscription
 from engine.sync.fanout import Fanout
@@ -251,6 +252,8 @@ class SyncSession:
         self.expired = False
         #: Mutations that arrived while `expired`, to begin after the next Authenticate.
         self._held: list[dict[str, Any]] = []
+        #: The action runner of a stand-in server that has none (tests).
+        self._own_actions: ActionRunner | None = None
         #: Sleeps until `identity_deadline` (`_expiry`).
         self._expiry_scope = trio.CancelScope()
 
@@ -373,7 +376,21 @@ class SyncSession:
                 if not handed_over:
                     self._in_flight.release()
         elif kind == "Action":
-            self._action(message)
+            if self._in_flight.value:
+                self._in_flight.acquire_nowait()
+            else:
+                await self._in_flight.acquire()
+            handed_over = False
+            try:
+                if self.expired:
+                    single_args(message["args"])
+                    self._held.append(message)  # begun after the next Authenticate
+                    handed_over = True
+                else:
+                    handed_over = self._action(message)
+            finally:
+                if not handed_over:
+                    self._in_flight.release()
         elif kind == "Authenticate":
             await self._authenticate(message)
         # "Event" is client telemetry: nothing to do.
@@ -516,13 +533,57 @@ class SyncSession:
         }
         self._queue_response(QueuedResponse(message, outcome.ts))
 
-    def _action(self, message: dict[str, Any]) -> None:
-        single_args(message["args"])  # a malformed Action is refused as a malformed Mutation is
-        error = NotFound(
-            f"Could not find public function for '{message['udfPath']}'.",
-            function=message["udfPath"],
+    def _action(self, message: dict[str, Any]) -> bool:
+        """Begin an Action in a task of the session's own (it may run long); True if it now
+        holds its in-flight slot until it is answered, False if it was refused at once."""
+        request_id = message["requestId"]
+        raw_args = single_args(message["args"])  # refused as a malformed Mutation is
+        try:
+            self.engine.registry.action(message["udfPath"])
+            args = convex_values.json_to_convex(raw_args)
+        except TurnstileError as error:
+            self._respond_error("ActionResponse", request_id, error)
+            return False
+        self._unanswered += 1
+        self._nursery.start_soon(
+            self._run_action, request_id, message["udfPath"], args, self.identity
         )
-        self._respond_error("ActionResponse", message["requestId"], error)
+        return True
+
+    async def _run_action(self, request_id: int, name: str, args: Any, identity: Identity) -> None:
+        started = time.perf_counter()
+        outcome = "Internal"
+        try:
+            ran = await self._actions().run(name, args, identity)
+            outcome = "success"
+            message = {
+                "type": "ActionResponse",
+                "requestId": request_id,
+                "success": True,
+                "result": ran.value,
+                "logLines": list(ran.log_lines),
+            }
+            self._queue_response(QueuedResponse(message, 0))
+        except TurnstileError as error:
+            outcome = error.code
+            self._respond_error("ActionResponse", request_id, error)
+        finally:
+            self._in_flight.release()
+            self._unanswered -= 1
+            if not self._unanswered and self._all_answered is not None:
+                self._all_answered.set()
+            metrics = getattr(self.server, "metrics", None)
+            if metrics is not None:
+                label = self.engine.registry.action(name).name
+                metrics.observe_call(label, "action", "ws", outcome, time.perf_counter() - started)
+
+    def _actions(self) -> ActionRunner:
+        runner: ActionRunner | None = getattr(self.server, "actions", None)
+        if runner is None:  # a stand-in server (tests) runs actions of its own
+            if self._own_actions is None:
+                self._own_actions = ActionRunner(self.engine)
+            runner = self._own_actions
+        return runner
 
     def _respond_error(self, kind: str, request_id: int, error: TurnstileError) -> None:
         message = {
@@ -591,8 +652,9 @@ class SyncSession:
             query.error = None
             self._subscribe(query)
         held, self._held = self._held, []
-        for mutation in held:
-            if not self._mutation(mutation):
+        for message in held:
+            begin = self._action if message["type"] == "Action" else self._mutation
+            if not begin(message):
                 self._in_flight.release()
         self.wake()
 

@@ -1,0 +1,73 @@
+"""A stand-in payment provider on 127.0.0.1 for tests/apps/payments.py: `POST /charges` with
+`{"amount"}` answers `{"id", "status": "pending"}`; an amount of 402 is refused (402), and one of
+504 is never answered (the caller's timeout ends it). Every request it got is kept."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import h11
+import orjson
+import trio
+
+
+@attrs.define
+class Provider:
+    url: str = ""
+    requests: list[dict[str, Any]] = attrs.field(factory=list)
+    _ids: Any = attrs.field(factory=lambda: itertools.count(1))
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        body = b""
+        head: h11.Request | None = None
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:
+                return
+        assert head is not None
+        call = orjson.loads(body) if body else {}
+        self.requests.append({"target": head.target.decode(), "body": call})
+        if call.get("amount") == 504:
+            await trio.sleep_forever()
+        if call.get("amount") == 402:
+            status, answer = 402, {"error": "card declined"}
+        else:
+            status, answer = 200, {"id": f"pi_{next(self._ids)}", "status": "pending"}
+        payload = orjson.dumps(answer)
+        headers = [("content-type", "application/json"), ("content-length", str(len(payload)))]
+        out = conn.send(h11.Response(status_code=status, headers=headers))
+        out += conn.send(h11.Data(data=payload)) + conn.send(h11.EndOfMessage())
+        await stream.send_all(out)
+        await stream.aclose()
+
+
+@asynccontextmanager
+async def running_provider() -> AsyncIterator[Provider]:
+    provider = Provider()
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, provider._serve, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        provider.url = f"http://127.0.0.1:{port}"
+        try:
+            yield provider
+        finally:
+            nursery.cancel_scope.cancel()
