@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
@@ -71,3 +73,25 @@ async def running_provider() -> AsyncIterator[Provider]:
             yield provider
         finally:
             nursery.cancel_scope.cancel()
+
+
+@contextmanager
+def provider_in_thread() -> Iterator[Provider]:
+    """The same provider served from a thread of its own, for a test that is not async (one
+    that drives a server in a child process)."""
+    ready: queue.Queue[tuple[Provider, trio.lowlevel.TrioToken, trio.CancelScope]] = queue.Queue()
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            async with running_provider() as provider:
+                ready.put((provider, trio.lowlevel.current_trio_token(), scope))
+                await trio.sleep_forever()
+
+    thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+    thread.start()
+    provider, token, scope = ready.get(timeout=30)
+    try:
+        yield provider
+    finally:
+        trio.from_thread.run_sync(scope.cancel, trio_token=token)
+        thread.join(timeout=30)
