@@ -39,7 +39,7 @@ import trio.lowlevel
 from domain.errors import Internal, NotFound, Overloaded, TurnstileError
 from domain.identity import ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
-from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, View
+from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, Projection, View
 from domain.storage import STORED_FILES, FileDeleted, StoredFile
 from engine import codec, erasure
 from engine.actor import SYSTEM, Actor, Command, Reply, RequestKey, Submission
@@ -51,6 +51,7 @@ from engine.journal_filter import JournalFilter
 from engine.journal_filter import build as build_filter
 from engine.readmodels import ReadModels, refold
 from engine.registry import ENGINE_MODULE, Registry
+from engine.scheduled import ScheduledFunctions, SchedulingView
 from engine.scheduler import Scheduler
 from engine.snapshotting import SnapshotInfo, build_snapshot, load_stream, stale_kinds
 from engine.subscriptions import ReadKey, RecordingView, Result, Subscription, Subscriptions
@@ -269,6 +270,8 @@ class Engine:
         self.committed_seq = self._commit.last_seq
         self._timers = TimerService(clock, self.read_models.timers)
         self.scheduler = Scheduler(self, self.registry.jobs, run_jobs=config.run_jobs)
+        #: Scheduled functions (engine/scheduled.py), run by the same rule as cron jobs.
+        self.scheduled = ScheduledFunctions(self, run=config.run_jobs)
         self.subscriptions = Subscriptions(self._view)
         self._closing = False
         self._seq_advanced = trio.Event()
@@ -427,6 +430,32 @@ class Engine:
         value, ts = await reply.wait()
         return Outcome(value, ts)
 
+    async def schedule_function(
+        self, function: str, args: Mapping[str, Any], at_ms: int, identity: Identity
+    ) -> str:
+        """Schedule mutation `function` with wire args `args` to run at `at_ms` (ms epoch; a
+        past time runs at once), as `identity` scheduled it (its organization sees and may
+        cancel it); the schedule's id, once it is durable. For code outside a mutation (an
+        action); a mutation uses `domain.run_at` / `run_after`, atomic with its own commit.
+        The function runs once, as the system caller (engine/scheduled.py). `InvalidArgs`
+        (nothing written) as `domain.run_at` refuses; `Overloaded` past the pending bound."""
+        return await self.scheduled.schedule(function, args, at_ms, identity)
+
+    async def cancel_scheduled(self, scheduled_id: str, identity: Identity) -> None:
+        """Cancel a pending schedule once and for all (durable when this returns): it never
+        runs. `NotFound` for none that `identity` may reach, `Conflict` once it is running,
+        done or failed; one already cancelled is left as it is."""
+        await self.scheduled.cancel(scheduled_id, identity)
+
+    def mutation_spec(self, name: str) -> Any:
+        """The mutation a name (or alias) serves; `NotFound` for none."""
+        return self.registry.mutation(name)
+
+    def projection_state(self, projection: Projection[S]) -> S:
+        """A read model's committed state (not recorded as a read)."""
+        state: S = self.read_models.states[projection.name]
+        return state
+
     def evaluate(self, spec: Any, parsed: Any, identity: Identity) -> Result:
         from engine.subscriptions import evaluate
 
@@ -561,8 +590,9 @@ class Engine:
         return RecordingView(self._read_committed, self.read_models.states)
 
     def committed_view(self) -> View:
-        """What `Decision.committed_view` gives a handler: the view a query gets."""
-        return self._view()
+        """What `Decision.committed_view` gives a handler: the view a query gets, which also
+        checks the functions a handler schedules (`domain.scheduled.Schedulable`)."""
+        return SchedulingView(self._read_committed, self.read_models.states, self.scheduled)
 
     def _passivate(self, stream: str) -> None:
         del self._actors[stream]
@@ -673,6 +703,14 @@ class Engine:
         self._nursery.start_soon(self._run_timer, stream, key)
 
     async def _run_timer(self, stream: str, key: str) -> None:
+        if self.scheduled.owns(stream):
+            try:
+                finished = await self.scheduled.fire(stream)
+            except TurnstileError as exc:
+                log.error("scheduled function %s could not run: %s", stream, exc)
+                finished = True
+            self._timers.done((stream, key), retry=not finished and not self._closing)
+            return
         if self.scheduler.owns(stream):
             try:
                 finished = await self.scheduler.tick(stream)
