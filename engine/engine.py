@@ -663,6 +663,8 @@ class Engine:
         for submission in batch:
             submission.reply.resolve(submission.value, submission.ts)
         self._events_since_snapshot += events
+        if self._written.wants_rebuild or self._recorded.wants_rebuild:
+            self._rebuild_filters()
         if (
             self.config.snapshot_every
             and self._events_since_snapshot >= self.config.snapshot_every
@@ -913,10 +915,18 @@ class Engine:
         while True:
             await trio.sleep(max(1.0, self.config.idle_seconds / 4))
             self._passivate_idle()
-            if self._written.wants_rebuild:
-                self._nursery.start_soon(self._build_filter, self._written, _list_streams)
-            if self._recorded.wants_rebuild:
-                self._nursery.start_soon(self._build_filter, self._recorded, _list_sessions)
+            self._rebuild_filters()
+
+    def _rebuild_filters(self) -> None:
+        """Start a larger build of each filter past its capacity (engine/journal_filter.py);
+        the build is begun here, so a second call before its task runs starts no other."""
+        for target, listing in (
+            (self._written, _list_streams),
+            (self._recorded, _list_sessions),
+        ):
+            if target.wants_rebuild:
+                target.begin_build()
+                self._nursery.start_soon(self._build_filter, target, listing)
 
     async def _sweep_timers(self) -> None:
         while True:

@@ -18,8 +18,13 @@ Plan (the same for both):
   and added when the built filter is installed (`install`), on the loop, so no bit is ever set
   from two threads.
 - After install, the engine adds every newly committed key (`add`) before anything can read it.
-  Past its capacity the filter answers True more often; it is rebuilt larger in the background
-  (`wants_rebuild`).
+  Past its capacity the filter answers True more often; the engine starts a rebuild, larger, in
+  the background as soon as a commit takes it past (`wants_rebuild`, checked per batch), not at
+  its next housekeeping sweep: a busy server adds a key per new user, and minutes of commits
+  past capacity would turn most activations of never-written streams into journal reads (each a
+  scan of the rows not yet in the stream index: milliseconds on the event loop).
+- The smallest filter holds 512Ki keys (1 MiB), so that a server starting empty takes hundreds
+  of thousands of new streams before its first rebuild.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from collections.abc import Iterable
 #: positives at capacity.
 BITS_PER_KEY = 16
 HASHES = 4
-#: The smallest filter (bits): 128 KiB.
-MIN_BITS = 1 << 20
+#: The smallest filter (bits): 1 MiB, room for 512Ki keys.
+MIN_BITS = 1 << 23
 
 
 class BloomFilter:
@@ -107,8 +112,9 @@ class JournalFilter:
             self._bloom.add(key)
 
     def begin_build(self) -> None:
-        """A build starts: note keys committed from now on."""
-        self._pending = []
+        """A build starts: note keys committed from now on (a build already begun goes on)."""
+        if self._pending is None:
+            self._pending = []
 
     def install(self, bloom: BloomFilter) -> None:
         """The build (which saw every key committed before `begin_build`) is done."""
