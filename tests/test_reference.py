@@ -181,7 +181,8 @@ async def test_each_function_refuses_exactly_the_callers_its_who_column_names(
     `Forbidden` naming that capability to a member holding every other one, and not refused
     to a member holding only it; "the user" is not refused to the user and refused to another
     member without capabilities; "admin" is refused to a member holding `*`; "anyone" is not
-    refused to an anonymous caller. Queries run first, then mutations (which change the
+    refused to an anonymous caller; "any signed-in caller" is refused to an anonymous caller
+    only. Queries run first, then mutations (which change the
     records: only refusals of rights are judged, not what the call did)."""
     from lab.chaos.probes import PROBES
     from lab.chaos.world import build_world
@@ -227,6 +228,9 @@ async def test_each_function_refuses_exactly_the_callers_its_who_column_names(
                 assert await refusal(name, ANONYMOUS) is None, name
             elif who.startswith("admin"):
                 assert await refusal(name, member("*")) == ("Forbidden", None), name
+            elif who.startswith("any signed-in caller"):
+                assert await refusal(name, ANONYMOUS) == ("Unauthenticated", None), name
+                assert await refusal(name, member()) is None, name
             elif who.startswith("the user"):
                 assert await refusal(name, Identity(subject=buyer.user_id)) is None, name
                 assert await refusal(name, member()) == ("Forbidden", None), name

@@ -33,7 +33,14 @@ from domain.identity import ADMIN, CAPABILITIES
 from domain.model import Module
 from domain.scheduling import JOB
 from engine import Engine, open_engine, tune_gc
-from engine.server import Authenticator, RunningServer, dev_tokens, mint_token, open_server
+from engine.server import (
+    Authenticator,
+    RunningServer,
+    ServerConfig,
+    dev_tokens,
+    mint_token,
+    open_server,
+)
 from engine.server.identity_providers import (
     ALGORITHMS,
     AuthConfigError,
@@ -76,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
         help="print an example auth config (Clerk, Auth0, OIDC, custom JWT) and exit",
     )
     serve.add_argument("--demo", action="store_true", help="load demo data on an empty journal")
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=ServerConfig().max_upload_bytes,
+        help="largest file an upload URL takes (413 beyond)",
+    )
+    serve.add_argument(
+        "--upload-stall-timeout",
+        type=float,
+        default=ServerConfig().upload_stall_timeout,
+        help="seconds an upload may go without a byte arriving (then 408, nothing kept)",
+    )
+    serve.add_argument(
+        "--public-url",
+        help="the base of the URLs file storage answers (default http://HOST:PORT as bound)",
+    )
     serve.add_argument("--log-level", default="INFO")
     add_app_option(serve)
 
@@ -257,7 +280,15 @@ async def _run(
                 await _load_demo(engine)
             async with (
                 open_server(
-                    engine, authenticator=authenticator, host=args.host, port=args.port
+                    engine,
+                    authenticator=authenticator,
+                    host=args.host,
+                    port=args.port,
+                    config=ServerConfig(
+                        max_upload_bytes=args.max_upload_bytes,
+                        upload_stall_timeout=args.upload_stall_timeout,
+                    ),
+                    public_url=args.public_url,
                 ) as server,
                 trio.open_nursery() as nursery,
             ):

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 from domain.app import BUILTIN_APP, App
 from domain.catalog.aliases import SEED_ALIASES
-from domain.customers import CUSTOMERS
+from domain.catalog.erasure import with_erasure_everywhere
 from domain.model import Module
 from domain.notifications import NOTIFICATIONS
+from domain.releases import RELEASES
 from domain.ticketing import TICKETING
 from domain.venue import VENUE
 
-MODULES: tuple[Module, ...] = (TICKETING, NOTIFICATIONS, CUSTOMERS, VENUE)
+MODULES: tuple[Module, ...] = (
+    TICKETING,
+    NOTIFICATIONS,
+    with_erasure_everywhere(),
+    VENUE,
+    RELEASES,
+)
 
 #: The built-in booking domain as one app, loaded like any other (`engine.apps.load_apps`).
 BOOKING = App.combining(BUILTIN_APP, MODULES, aliases=SEED_ALIASES)

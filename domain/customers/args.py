@@ -56,6 +56,15 @@ class CustomerIdArgs:
 
 
 @attrs.frozen(kw_only=True)
+class UploadPhotoArgs:
+    """`{customerId, storageId}`: customers:uploadPhoto (a file `storage:generateUploadUrl`'s
+    URL took)."""
+
+    customer_id: str
+    storage_id: str
+
+
+@attrs.frozen(kw_only=True)
 class SoftStateArgs:
     """`{customerId, reason?}`: customers:delete, restore, suspend, archive."""
 

@@ -22,12 +22,14 @@ from domain.customers.args import (
     EnrollArgs,
     SoftStateArgs,
     UpdateCustomerArgs,
+    UploadPhotoArgs,
 )
 from domain.customers.claims import claims_of, release, require_location, update_claims
 from domain.customers.events import (
     CustomerClvCalculated,
     CustomerCreated,
     CustomerErased,
+    CustomerPhotoSet,
     CustomerStateChanged,
     CustomerUpdated,
     MembershipEnrolled,
@@ -46,6 +48,7 @@ from domain.errors import Conflict, InvalidArgs, NotFound
 from domain.identity import Identity, org_for_new_record, require_cap, require_org
 from domain.ids import is_root_id, owner_of
 from domain.model import Decision, replace
+from domain.storage import erase_file, require_file
 
 State = Decision[CustomerState]
 
@@ -259,7 +262,9 @@ def erase_customer(d: State, args: CustomerIdArgs) -> None:
     """customers:erase (capability customers:erase): forget the customer's personal data
     (GDPR). In this command: the profile's personal fields, state-change reasons
     and wallet passes go, and its email, phone and user-id claims are released (so the values
-    may be used again); orders, figures and points stay as anonymous facts. After it commits,
+    may be used again); the photo's file is deleted; orders, figures and points stay as
+    anonymous facts (the built-in app also erases the notes of the customer's orders at their
+    locations: domain/catalog/erasure.py). After it commits,
     the engine blanks the personal fields of the customer's earlier journal rows and replaces
     the snapshots (engine/erasure.py). Erasing an erased customer changes nothing."""
     require_cap(d.identity, "customers:erase")
@@ -269,7 +274,30 @@ def erase_customer(d: State, args: CustomerIdArgs) -> None:
     require_soft_transition(state.soft_state, "erased", d.aggregate_id)
     for _, claim in claims_of(_org(state), _profile(state)):
         release(d, claim)
+    if state.photo_storage_id is not None:
+        erase_file(d, state.photo_storage_id)  # its bytes are gone once this commits
     d.emit(CustomerErased, org_id=_org(state), by=actor_of(d.identity))
+
+
+def upload_photo(d: State, args: UploadPhotoArgs) -> None:
+    """customers:uploadPhoto (capability customers:write): the customer's photo is now the
+    stored file `storageId`, which must be a file of the customer's organization (InvalidArgs
+    naming `storageId` otherwise). The photo it replaces is deleted, bytes and all. Conflict
+    while the customer is deleted or archived; the same photo again changes nothing."""
+    require_cap(d.identity, WRITE)
+    state = existing(d)
+    require_unlocked(state)
+    if args.storage_id == state.photo_storage_id:
+        return
+    require_file(d, args.storage_id)
+    if state.photo_storage_id is not None:
+        erase_file(d, state.photo_storage_id)
+    d.emit(
+        CustomerPhotoSet,
+        org_id=_org(state),
+        by=actor_of(d.identity),
+        photo_storage_id=args.storage_id,
+    )
 
 
 def calculate_clv(d: State, args: CustomerIdArgs) -> Doc:

@@ -107,6 +107,18 @@ class CustomerErased(Erasure):
 
 
 @attrs.frozen(kw_only=True)
+class CustomerPhotoSet(Event):
+    """The customer's photo is the stored file `photo_storage_id` (`domain.storage`). A picture
+    of the person is personal: erasing the customer deletes the file's bytes as well."""
+
+    personal_fields = ("photo_storage_id",)
+
+    org_id: str
+    by: str
+    photo_storage_id: str
+
+
+@attrs.frozen(kw_only=True)
 class CustomerClvCalculated(Event):
     """The lifetime-value figures were recalculated from the completed orders and differed."""
 
@@ -213,6 +225,7 @@ CUSTOMER_EVENTS: tuple[type[Event], ...] = (
     CustomerTicketPurchaseRecorded,
     MembershipEnrolled,
     MembershipPointsAdded,
+    CustomerPhotoSet,
 )
 
 #: Every event type of a claim stream.

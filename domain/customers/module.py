@@ -17,6 +17,7 @@ from domain.customers.args import (
     OrgArgs,
     SoftStateArgs,
     UpdateCustomerArgs,
+    UploadPhotoArgs,
 )
 from domain.customers.claims import CLAIM
 from domain.customers.jobs import CLV_RECALCULATION
@@ -46,6 +47,7 @@ MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
     _on_customer("customers:suspend", SoftStateArgs, commands.suspend_customer),
     _on_customer("customers:archive", SoftStateArgs, commands.archive_customer),
     _on_customer("customers:erase", CustomerIdArgs, commands.erase_customer),
+    _on_customer("customers:uploadPhoto", UploadPhotoArgs, commands.upload_photo),
     _on_customer("customers:calculateCLV", CustomerIdArgs, commands.calculate_clv),
     _on_customer("memberships:enroll", EnrollArgs, commands.enroll),
     MutationSpec(

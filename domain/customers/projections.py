@@ -36,6 +36,7 @@ from domain.customers.events import (
     CustomerCreated,
     CustomerErased,
     CustomerOrderRecorded,
+    CustomerPhotoSet,
     CustomerStateChanged,
     CustomerUpdated,
 )
@@ -63,6 +64,7 @@ class CustomerSummary:
     figures: Figures
     #: casefolded first name, last name and email joined by FIELD_SEP.
     search_text: str
+    photo_storage_id: str | None = None
 
     @property
     def active(self) -> bool:
@@ -301,6 +303,7 @@ Tracked = (
     | CustomerErased
     | CustomerClvCalculated
     | CustomerOrderRecorded
+    | CustomerPhotoSet
 )
 TRACKED: tuple[type[Event], ...] = (
     CustomerCreated,
@@ -309,6 +312,7 @@ TRACKED: tuple[type[Event], ...] = (
     CustomerErased,
     CustomerClvCalculated,
     CustomerOrderRecorded,
+    CustomerPhotoSet,
 )
 
 
@@ -326,8 +330,14 @@ def _changed(summary: CustomerSummary, event: Tracked) -> CustomerSummary:
         return replace(summary, soft_state=event.to_state)
     if isinstance(event, CustomerErased):
         return replace(
-            summary, profile=anonymized(summary.profile), soft_state="erased", search_text=""
+            summary,
+            profile=anonymized(summary.profile),
+            soft_state="erased",
+            search_text="",
+            photo_storage_id=None,
         )
+    if isinstance(event, CustomerPhotoSet):
+        return replace(summary, photo_storage_id=event.photo_storage_id)
     if isinstance(event, CustomerClvCalculated | CustomerOrderRecorded):
         return replace(summary, figures=_figures(event))
     return summary

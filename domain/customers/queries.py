@@ -47,6 +47,7 @@ from domain.identity import Identity, org_for_new_record, require_cap
 from domain.ids import is_root_id, owner_of
 from domain.model import View
 from domain.pagination import PaginationOpts, paginate, scope_of, start_key
+from domain.storage import file_url
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
@@ -85,7 +86,9 @@ def get_customer(view: View, args: CustomerIdArgs, identity: Identity) -> Doc | 
     """customers:get -> the customer in any soft state, with `stateHistory`, or null."""
     require_cap(identity, READ)
     state = read_customer(view, identity, args.customer_id)
-    return None if state is None else full_customer_doc(state)
+    if state is None:
+        return None
+    return full_customer_doc(state, file_url(view, state.photo_storage_id))
 
 
 def list_customers(view: View, args: ListCustomersArgs, identity: Identity) -> Doc:
@@ -128,6 +131,8 @@ def list_customers(view: View, args: ListCustomersArgs, identity: Identity) -> D
             profile=summary.profile,
             soft_state=summary.soft_state,
             figures=summary.figures,
+            photo_storage_id=summary.photo_storage_id,
+            photo_url=file_url(view, summary.photo_storage_id),
         )
         for summary in found
     ]
@@ -155,6 +160,8 @@ def _customer_page(view: View, args: ListCustomersArgs, org_id: str, opts: Pagin
             profile=summary.profile,
             soft_state=summary.soft_state,
             figures=summary.figures,
+            photo_storage_id=summary.photo_storage_id,
+            photo_url=file_url(view, summary.photo_storage_id),
         )
     )
 
@@ -213,7 +220,7 @@ def export_data(view: View, args: CustomerIdArgs, identity: Identity) -> Doc:
     purchases = sorted(state.ticket_purchases.values(), key=lambda p: (p.at, p.ticket_id))
     memberships = sorted(state.memberships.values(), key=lambda m: m.number)
     return {
-        "customer": full_customer_doc(state),
+        "customer": full_customer_doc(state, file_url(view, state.photo_storage_id)),
         "stateHistory": [state_change_doc(change) for change in state.state_history],
         "orders": [order_doc(order) for order in orders],
         "ticketPurchases": [ticket_purchase_doc(purchase) for purchase in purchases],

@@ -24,6 +24,7 @@ from domain.customers.events import (
     CustomerCreated,
     CustomerErased,
     CustomerOrderRecorded,
+    CustomerPhotoSet,
     CustomerStateChanged,
     CustomerTicketPurchaseRecorded,
     CustomerUpdated,
@@ -187,6 +188,8 @@ class CustomerState:
     activity_count: int = 0
     #: membership id -> the numbers of the timeline entries about it, oldest first.
     membership_activity: immutables.Map[str, tuple[int, ...]] = attrs.field(factory=_empty)
+    #: The customer's photo, a stored file (`customers:uploadPhoto`); None once erased.
+    photo_storage_id: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -290,8 +293,13 @@ def _erased(state: CustomerState, e: CustomerErased) -> Fold:
         soft_state="erased",
         state_history=(*history, step),
         memberships=memberships,
+        photo_storage_id=None,
     )
     return changed, "customer.erased", {"from": state.soft_state, "to": "erased"}
+
+
+def _photo_set(state: CustomerState, e: CustomerPhotoSet) -> Fold:
+    return replace(state, photo_storage_id=e.photo_storage_id), "customer.photoSet", {}
 
 
 def _figures_metadata(figures: Figures) -> dict[str, Scalar]:
@@ -393,6 +401,7 @@ _FOLDS: dict[type[Event], Callable[[CustomerState, Any], Fold]] = {
     CustomerUpdated: _updated,
     CustomerStateChanged: _state_changed,
     CustomerErased: _erased,
+    CustomerPhotoSet: _photo_set,
     CustomerClvCalculated: _clv_calculated,
     CustomerOrderRecorded: _order_recorded,
     CustomerTicketPurchaseRecorded: _ticket_recorded,

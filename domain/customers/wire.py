@@ -37,8 +37,11 @@ def customer_doc(
     profile: Profile,
     soft_state: str,
     figures: Figures,
+    photo_storage_id: str | None = None,
+    photo_url: str | None = None,
 ) -> Doc:
-    """A customer as lists show it: profile, soft `state` and lifetime-value figures."""
+    """A customer as lists show it: profile, soft `state`, lifetime-value figures, and its
+    photo's storage id and URL (`domain.storage.file_url`; null without one)."""
     return {
         "_id": customer_id,
         "_creationTime": created_at,
@@ -56,6 +59,8 @@ def customer_doc(
         "userId": profile.user_id,
         "state": soft_state,
         **figures_doc(figures),
+        "photoStorageId": photo_storage_id,
+        "photoUrl": photo_url,
     }
 
 
@@ -69,7 +74,7 @@ def state_change_doc(change: StateChange) -> Doc:
     }
 
 
-def full_customer_doc(state: CustomerState) -> Doc:
+def full_customer_doc(state: CustomerState, photo_url: str | None = None) -> Doc:
     """A customer as customers:get shows it: the list document plus `stateHistory` and
     `updatedAt` (the time of its latest change of any kind)."""
     assert state.id is not None and state.org_id is not None and state.profile is not None
@@ -81,6 +86,8 @@ def full_customer_doc(state: CustomerState) -> Doc:
             profile=state.profile,
             soft_state=state.soft_state,
             figures=state.figures,
+            photo_storage_id=state.photo_storage_id,
+            photo_url=photo_url,
         ),
         "stateHistory": [state_change_doc(change) for change in state.state_history],
         "updatedAt": state.updated_at,

@@ -25,6 +25,8 @@ class CreateEventArgs:
     org_id: str | None = None
     #: Live queue: minutes one person takes to serve (default 5), for `estimatedTime`.
     average_service_minutes: int | None = None
+    #: A stored file (`storage:generateUploadUrl`'s upload) of the caller's organization.
+    image_storage_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -39,6 +41,7 @@ class UpdateEventArgs:
     location_id: str | None = None
     org_id: str | None = None
     average_service_minutes: int | None = None
+    image_storage_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)

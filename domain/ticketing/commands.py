@@ -24,6 +24,7 @@ from domain.identity import (
 )
 from domain.ids import is_root_id, owner_of
 from domain.model import Decision
+from domain.storage import require_file
 from domain.ticketing.args import (
     CreateEventArgs,
     EventIdArgs,
@@ -159,6 +160,8 @@ def create_event(d: State, args: CreateEventArgs) -> str:
         raise Conflict("An event with this id already exists.", eventId=d.aggregate_id)
     if args.location_id is not None:
         require_location(d, org_id, args.location_id)
+    if args.image_storage_id is not None:
+        require_file(d, args.image_storage_id, path="imageStorageId")
     d.emit(
         EventCreated,
         name=args.name,
@@ -171,6 +174,7 @@ def create_event(d: State, args: CreateEventArgs) -> str:
         location_id=args.location_id,
         user_id=d.identity.subject,
         average_service_minutes=args.average_service_minutes or DEFAULT_AVERAGE_SERVICE_MINUTES,
+        image_storage_id=args.image_storage_id,
     )
     return d.aggregate_id
 
@@ -204,6 +208,8 @@ def update_event(d: State, args: UpdateEventArgs) -> None:
         )
     if args.location_id is not None and args.location_id != info.location_id:
         require_location(d, info.org_id, args.location_id)
+    if args.image_storage_id is not None and args.image_storage_id != info.image_storage_id:
+        require_file(d, args.image_storage_id, path="imageStorageId")
     changes = {
         "name": args.name,
         "description": args.description,
@@ -213,6 +219,7 @@ def update_event(d: State, args: UpdateEventArgs) -> None:
         "total_tickets": args.total_tickets,
         "location_id": args.location_id,
         "average_service_minutes": args.average_service_minutes,
+        "image_storage_id": args.image_storage_id,
     }
     if all(value is None for value in changes.values()):
         return

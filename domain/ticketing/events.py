@@ -31,6 +31,8 @@ class EventCreated(Event):
     location_id: str | None
     user_id: str | None
     average_service_minutes: int
+    #: The event's image, a stored file (`domain.storage`); absent from rows written before.
+    image_storage_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -45,6 +47,7 @@ class EventUpdated(Event):
     total_tickets: int | None = None
     location_id: str | None = None
     average_service_minutes: int | None = None
+    image_storage_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)

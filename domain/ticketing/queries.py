@@ -15,6 +15,7 @@ from domain.identity import Identity, require_cap, require_org, require_user
 from domain.ids import is_root_id
 from domain.model import View
 from domain.pagination import paginate, scope_of
+from domain.storage import file_url
 from domain.ticketing.aggregate import EVENT_QUEUE
 from domain.ticketing.args import (
     EventIdArgs,
@@ -42,7 +43,11 @@ def read_event(view: View, event_id: str) -> EventQueueState | None:
 def get_event(view: View, args: EventIdArgs, identity: Identity) -> Doc | None:
     """events:get -> the event (cancelled ones too), or null."""
     state = read_event(view, args.event_id)
-    return None if state is None else event_doc(_info(state))
+    return None if state is None else _event_doc(view, _info(state))
+
+
+def _event_doc(view: View, info: EventInfo) -> Doc:
+    return event_doc(info, file_url(view, info.image_storage_id))
 
 
 def list_events(view: View, args: ListEventsArgs, identity: Identity) -> list[Doc] | Doc:
@@ -58,8 +63,8 @@ def list_events(view: View, args: ListEventsArgs, identity: Identity) -> list[Do
             opts=args.pagination_opts,
             scope=scope_of("events:list", args),
         )
-        return page.doc(event_doc)
-    return [event_doc(info) for info in ordered]
+        return page.doc(lambda info: _event_doc(view, info))
+    return [_event_doc(view, info) for info in ordered]
 
 
 def _event_key(info: EventInfo) -> tuple[int, str]:
@@ -86,7 +91,7 @@ def get_user_tickets(view: View, args: UserListArgs, identity: Identity) -> list
         state = read_event(view, event_id)
         if state is None:
             continue
-        event = event_doc(_info(state))
+        event = _event_doc(view, _info(state))
         for tid in state.tickets_by_user.get(args.user_id, ()):
             found.append({**ticket_doc(event_id, state.tickets[tid]), "event": event})
     if args.pagination_opts is None:

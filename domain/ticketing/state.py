@@ -113,6 +113,7 @@ class EventInfo:
     user_id: str | None
     average_service_minutes: int
     is_cancelled: bool = False
+    image_storage_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -242,6 +243,7 @@ def event_info_of(e: EventCreated) -> EventInfo:
         location_id=e.location_id,
         user_id=e.user_id,
         average_service_minutes=e.average_service_minutes,
+        image_storage_id=e.image_storage_id,
     )
 
 
@@ -264,6 +266,7 @@ _UPDATABLE = (
     "total_tickets",
     "location_id",
     "average_service_minutes",
+    "image_storage_id",
 )
 
 

@@ -31,6 +31,8 @@ class EventDoc(TypedDict):
     locationId: str | None
     averageServiceMinutes: int
     isCancelled: bool
+    imageStorageId: str | None
+    imageUrl: str | None
 
 
 class AvailabilityDoc(TypedDict):
@@ -43,8 +45,9 @@ class AvailabilityDoc(TypedDict):
     remainingTickets: int
 
 
-def event_doc(info: EventInfo) -> Doc:
-    """The event; `userId` is its creator (null when an admin created it)."""
+def event_doc(info: EventInfo, image_url: str | None = None) -> Doc:
+    """The event; `userId` is its creator (null when an admin created it); `imageUrl` the URL
+    of its image (`domain.storage.file_url`: null without one, or once the file is deleted)."""
     return {
         "_id": info.id,
         "_creationTime": info.created_at,
@@ -59,6 +62,8 @@ def event_doc(info: EventInfo) -> Doc:
         "locationId": info.location_id,
         "averageServiceMinutes": info.average_service_minutes,
         "isCancelled": info.is_cancelled,
+        "imageStorageId": info.image_storage_id,
+        "imageUrl": image_url,
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import immutables
 
-from domain.model import Event
+from domain.model import Erasure, Event
 from domain.venue.values import Address, OperatingHours, OrderLine
 
 
@@ -92,7 +92,27 @@ class OrderPlaced(Event):
     scheduled_at: int | None
     ends_at: int | None
     resources: tuple[str, ...]
+    #: Free text about the customer's order: personal, erased with its customer
+    #: (`OrderNotesErased`).
     notes: str | None
+
+    personal_fields = ("notes",)
+
+
+@attrs.frozen(kw_only=True)
+class OrderNotesErased(Erasure):
+    """The customer `customer_id` was erased (`customers:erase`): the notes of its orders at
+    this location are forgotten. An erasure scoped to one customer in a stream shared with
+    others: the engine rewrites this stream's earlier rows as `redact` returns them, blanking
+    only that customer's orders' notes (engine/erasure.py)."""
+
+    customer_id: str
+
+    def redact(self, event: Event) -> Event:
+        """`event` as this erasure leaves it in the journal."""
+        if isinstance(event, OrderPlaced) and event.customer_id == self.customer_id:
+            return event.redacted()
+        return event
 
 
 @attrs.frozen(kw_only=True)
@@ -139,4 +159,5 @@ LOCATION_EVENTS: tuple[type[Event], ...] = (
     OrderStatusChanged,
     OrderPaymentRecorded,
     OrderReminderSent,
+    OrderNotesErased,
 )

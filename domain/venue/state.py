@@ -30,6 +30,7 @@ from domain.venue.bookings import BookingIndex, Slot, adding, removing
 from domain.venue.events import (
     LocationCreated,
     LocationUpdated,
+    OrderNotesErased,
     OrderPaymentRecorded,
     OrderPlaced,
     OrderReminderSent,
@@ -313,6 +314,14 @@ def _reminder_sent(state: LocationState, e: OrderReminderSent) -> LocationState:
     return replace(state, orders=state.orders.set(order.id, reminded))
 
 
+def _notes_erased(state: LocationState, e: OrderNotesErased) -> LocationState:
+    orders = state.orders
+    for order in state.orders.values():
+        if order.customer_id == e.customer_id and order.notes is not None:
+            orders = orders.set(order.id, replace(order, notes=None))
+    return replace(state, orders=orders)
+
+
 _FOLDS: dict[type[Event], Callable[[LocationState, Any], LocationState]] = {
     LocationCreated: _location_created,
     LocationUpdated: _location_updated,
@@ -322,4 +331,5 @@ _FOLDS: dict[type[Event], Callable[[LocationState, Any], LocationState]] = {
     OrderStatusChanged: _order_status_changed,
     OrderPaymentRecorded: _payment_recorded,
     OrderReminderSent: _reminder_sent,
+    OrderNotesErased: _notes_erased,
 }

@@ -43,6 +43,8 @@ USER_KINDS = frozenset({"user", "waitingList", "paymentIntent"})
 #: What a refusal may say: what a missing record or a missing right gets.
 REFUSALS = frozenset({"NotFound", "Forbidden", "Unauthenticated"})
 DAY_MS = 24 * 3600 * 1000
+#: A storage id no upload URL was issued for.
+NO_FILE = "kg_probeprobeprobe"
 
 
 class Pick(Protocol):
@@ -307,6 +309,11 @@ PROBES: dict[str, Probe] = {
         _soft("customers:archive"),
         _by_customer("customers:erase"),
         Probe(
+            name="customers:uploadPhoto",
+            scope=ORG,
+            build=lambda p: {"customerId": p("customer"), "storageId": NO_FILE},
+        ),
+        Probe(
             name="memberships:enroll",
             scope=ORG,
             build=lambda p: {"customerId": p("customer"), "programId": "probe", "tier": "gold"},
@@ -318,6 +325,12 @@ PROBES: dict[str, Probe] = {
         ),
         _by_customer("memberships:list"),
         Probe(name="activity:list", scope=ORG, build=_activity),
+        # File storage: a storage id is a capability of its own (whoever holds it may read the
+        # file, as in Convex); the probes name one never issued.
+        Probe(name="storage:generateUploadUrl", scope=PUBLIC, build=lambda p: {}),
+        Probe(name="storage:getUrl", scope=PUBLIC, build=lambda p: {"storageId": NO_FILE}),
+        Probe(name="storage:getMetadata", scope=PUBLIC, build=lambda p: {"storageId": NO_FILE}),
+        Probe(name="storage:delete", scope=PUBLIC, build=lambda p: {"storageId": NO_FILE}),
     )
 }
 

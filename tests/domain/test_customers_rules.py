@@ -86,6 +86,8 @@ def test_create_normalizes_and_records_the_profile() -> None:
         "clv": 0,
         "avgOrderValue": 0,
         "orderCount": 0,
+        "photoStorageId": None,
+        "photoUrl": None,
         "stateHistory": [],
         "updatedAt": T0,
     }

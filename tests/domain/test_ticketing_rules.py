@@ -73,6 +73,8 @@ def test_create_records_the_event_for_the_callers_org_and_creator() -> None:
         "locationId": "lo_x1y2",
         "averageServiceMinutes": 5,
         "isCancelled": False,
+        "imageStorageId": None,
+        "imageUrl": None,
     }
 
 

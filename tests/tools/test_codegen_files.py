@@ -289,5 +289,5 @@ def test_the_ticketing_docs_have_exactly_the_keys_and_types_their_typed_dicts_de
             allowed = typing.get_args(expected) or (expected,)
             assert isinstance(value, tuple(type(None) if a is None else a for a in allowed)), key
     dts = generate((BOOKING,)).dts
-    assert "        isCancelled: boolean;\n      } | null\n    >;\n" in dts  # events:get
+    assert "        imageUrl: string | null;\n      } | null\n    >;\n" in dts  # events:get
     assert "        remainingTickets: number;\n      }\n    >;\n" in dts
