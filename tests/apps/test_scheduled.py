@@ -14,7 +14,18 @@ import pytest
 import trio
 import trio.testing
 
-from domain import Conflict, Forbidden, InvalidArgs, NotFound, Overloaded, TurnstileError, run_at
+from domain import (
+    App,
+    AppError,
+    Conflict,
+    Forbidden,
+    InvalidArgs,
+    NotFound,
+    Overloaded,
+    QuerySpec,
+    TurnstileError,
+    run_at,
+)
 from domain.model import Decision, Module, MutationSpec
 from domain.scheduled import (
     FAILED,
@@ -25,6 +36,7 @@ from domain.scheduled import (
 )
 from engine.actor import RequestKey
 from engine.apps import load_apps
+from engine.registry import Registry
 from engine.scheduled import Dispatch, request_key
 from engine.testing import EngineHarness, open_harness, staff, user
 from tests.apps.reminders import REMINDER
@@ -424,3 +436,12 @@ async def test_replay_verify_is_clean_on_a_data_dir_with_schedules(
         await create(h, MINUTE)  # after the snapshot
     capsys.readouterr()
     assert main(["replay", str(data_dir), "--verify", "--app", "tests.apps.reminders"]) == 0
+
+
+def test_an_app_may_not_declare_a_function_in_the_module_scheduler() -> None:
+    taker = App(
+        name="taker",
+        queries=(QuerySpec(name="scheduler:list", args_type=Nothing, evaluate=lambda v, a, i: 0),),
+    )
+    with pytest.raises(AppError, match="reserved"):
+        Registry((taker,))
