@@ -18,6 +18,10 @@ build's, that kind's state rows are stale (`stale_kinds`): activation folds such
 its first event, and the next build folds the kind's streams again from the journal's start
 instead of from the base snapshot's rows.
 
+Each build also checks the stored files recorded at N (`domain.storage`, `engine.files`): each
+one's bytes of the recorded size and sha256; a problem is logged as an error naming the file and
+returned in `SnapshotInfo.file_problems`.
+
 The snapshot files themselves (format, validity, atomic write) are the `snapshots` package's,
 which knows nothing of the engine; this module is where the two meet.
 """
@@ -33,7 +37,9 @@ from typing import Any
 import attrs
 
 from domain.model import Aggregate, Event
+from domain.storage import STORED_FILES
 from engine import codec
+from engine.files import FileProblem, FileStore
 from engine.journal import JournalReader, Row, open_reader, verify
 from engine.readmodels import ReadModels, refold
 from engine.registry import Registry
@@ -61,6 +67,8 @@ class SnapshotInfo:
     streams_written: int
     events_folded: int
     seconds: float
+    #: Stored files not as recorded at `seq` (`engine.files.FileStore.check`).
+    file_problems: tuple[FileProblem, ...] = ()
 
 
 #: The read-model entry of a snapshot recording its aggregates' state versions.
@@ -176,7 +184,23 @@ def _build(
         writer.close()
         raise
     prune(directory, keep=keep)
-    return SnapshotInfo(until, final, len(cache), folded, time.perf_counter() - started)
+    problems = _check_files(data_dir, models)
+    return SnapshotInfo(
+        until, final, len(cache), folded, time.perf_counter() - started, tuple(problems)
+    )
+
+
+def _check_files(data_dir: Path, models: ReadModels) -> list[FileProblem]:
+    """Each stored file recorded at the snapshot's position against its bytes (size and
+    sha256); every problem is logged as an error naming the file. A file deleted after that
+    position, while the snapshot was built, may show as missing."""
+    recorded = models.states.get(STORED_FILES.name)
+    if not recorded:
+        return []
+    problems = FileStore(data_dir).check(recorded)
+    for problem in problems:
+        log.error("snapshot check: %s", problem.describe())
+    return problems
 
 
 def _fold_into(

@@ -130,7 +130,13 @@ def _token(target: bytes) -> str:
     return values[0] if len(values) == 1 else ""
 
 
-async def _refuse(ex: Exchange, status: int, message: str, outcome: str) -> bool:
+async def _refuse(
+    ex: Exchange, status: int, message: str, outcome: str, releasing: str | None = None
+) -> bool:
+    """Answer and close. `releasing`: the storage id whose upload ends here, given up before
+    the answer (which lingers), so the client may use its URL again at once."""
+    if releasing is not None:
+        ex.ctx.uploading.discard(releasing)
     ex.ctx.metrics.storage_uploads.labels(outcome).inc()
     ex.ctx.metrics.http_requests.labels("/api/storage/upload", str(status)).inc()
     await ex.refuse(status, message)
@@ -181,12 +187,16 @@ async def _receive(ex: Exchange, engine: Engine, storage_id: str, content_type: 
             if waiting.cancelled_caught:
                 ctx.metrics.limited.labels("upload_stall").inc()
                 await _abort(incoming)
-                return await _refuse(ex, 408, "The upload stalled.", "stalled")
+                return await _refuse(ex, 408, "The upload stalled.", "stalled", storage_id)
             if isinstance(event, h11.Data):
                 if incoming.size + pending + len(event.data) > config.max_upload_bytes:
                     await _abort(incoming)
                     return await _refuse(
-                        ex, 413, "The file is larger than the server accepts.", "tooLarge"
+                        ex,
+                        413,
+                        "The file is larger than the server accepts.",
+                        "tooLarge",
+                        storage_id,
                     )
                 buffered.append(event.data)
                 pending += len(event.data)
@@ -208,7 +218,7 @@ async def _receive(ex: Exchange, engine: Engine, storage_id: str, content_type: 
             except TurnstileError as error:
                 await trio.to_thread.run_sync(engine.files.remove, storage_id)
                 status = 409 if error.code == "Conflict" else 503
-                return await _refuse(ex, status, error.message, "refused")
+                return await _refuse(ex, status, error.message, "refused", storage_id)
         ctx.metrics.storage_uploads.labels("stored").inc()
         ctx.metrics.storage_bytes_received.inc(incoming.size)
         ctx.metrics.http_requests.labels("/api/storage/upload", "200").inc()

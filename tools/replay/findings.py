@@ -29,6 +29,7 @@ KINDS = {
     "snapshot-damaged": "a snapshot file or one of its rows cannot be trusted",
     "snapshot-differs": "a snapshot disagrees with the journal folded to its position",
     "damaged-row": "a row a copy or an export needed is damaged",
+    "stored-file": "a recorded stored file is missing, or its size or sha256 is not as recorded",
 }
 
 

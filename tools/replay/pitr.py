@@ -4,7 +4,8 @@ recovery into a new data dir that `turnstile serve` starts from.
 The copy holds the journal rows with seq <= N and the idempotency records with seq <= N
 (a record's seq is its command's last event, so every recorded command is whole), written
 through `engine.journal` (read with a `JournalReader`, written with `Journal.append`) into a
-fresh journal. No snapshot is copied: the
+fresh journal, and the bytes of every stored file recorded at N (`domain.storage`; one deleted
+since, its bytes gone, is noted in the report). No snapshot is copied: the
 engine folds the read models from the journal on its first start.
 
 Guarantees:
@@ -32,6 +33,9 @@ from typing import Any
 import attrs
 
 from domain.model import Module
+from domain.storage import STORED_FILES, FileDeleted, FileStored, StoredFile
+from engine import codec
+from engine.files import FileStore
 from engine.journal import Batch, JournalReader, RequestRecord, Row, open_journal
 from tools.replay.checks import RowChecks, span
 from tools.replay.findings import Finding, Findings
@@ -109,6 +113,8 @@ def copy_until(
             staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a data dir is not
             try:
                 report = _copy(reader, source, staging, into, target, until_ms, progress, modules)
+                if report.ok:
+                    report = _copy_files(reader, data_dir, staging, target, report)
                 if report.ok:
                     _fsync(staging)
                     os.replace(staging, into)
@@ -202,6 +208,30 @@ def _copy(
         findings=tuple(findings.items),
         notes=tuple(notes),
     )
+
+
+_FILE_TYPES = [FileStored.type_name, FileDeleted.type_name]
+
+
+def _copy_files(
+    reader: JournalReader, data_dir: Path, staging: Path, target: int, report: RecoveryCopy
+) -> RecoveryCopy:
+    """Copy the bytes of the stored files recorded at `target` into the staging data dir."""
+    recorded: Any = STORED_FILES.initial
+    for row in reader.scan(until_seq=target, types=_FILE_TYPES):
+        recorded = STORED_FILES.apply(recorded, codec.decode_row(row))
+    files: dict[str, StoredFile] = dict(recorded)
+    if not files:
+        return report
+    gone = FileStore(data_dir).copy_into(FileStore(staging), files)
+    notes = list(report.notes)
+    notes.append(f"{len(files) - len(gone)} stored file(s) copied")
+    if gone:
+        notes.append(
+            f"{len(gone)} stored file(s) recorded at seq {target} were deleted since (their"
+            f" bytes are gone, so the copy lacks them): {', '.join(gone[:5])}"
+        )
+    return attrs.evolve(report, notes=tuple(notes))
 
 
 def _chunks(records: Iterator[RequestRecord], size: int = 5_000) -> Iterator[list[RequestRecord]]:

@@ -12,6 +12,9 @@ and one version per stream, never the rows). It checks:
 - evidence of a truncated tail: a snapshot taken past the journal's end, idempotency records
   that name seqs past it. (Rows deleted cleanly from the end leave no other trace: a journal
   cut short with no snapshot or request record beyond it looks like a shorter journal.)
+- every stored file the journal records (`domain.storage`): its bytes on disk, of the recorded
+  size and sha256 (`engine.files.FileStore.check`); files on disk that no record names are
+  noted (the engine removes them at its next start).
 
 A read error stops the pass and is reported with the last seq read; nothing is hidden.
 """
@@ -25,6 +28,8 @@ from typing import Any
 import attrs
 
 from domain.model import Module
+from domain.storage import STORED_FILES
+from engine.files import FileStore
 from engine.journal import JournalReader, JournalReadError
 from snapshots import list_files, snapshot_dir
 from tools.replay.checks import RowChecks, span
@@ -109,6 +114,8 @@ def verify(
             seq=checks.last_seq + 1,
         )
     fold.finish()
+    if fold.models_broken_at is None:
+        _check_files(data_dir, fold, findings, notes)
     last = checks.last_seq
     for snapshot in pending:
         if readable and snapshot.seq <= last:
@@ -149,6 +156,21 @@ def _compare(
 ) -> SnapshotFile:
     snapshot.compare(fold, findings, notes)
     return snapshot
+
+
+def _check_files(data_dir: Path, fold: Fold, findings: Findings, notes: list[str]) -> None:
+    """Each recorded stored file against its bytes; the files no record names."""
+    recorded = fold.models.states.get(STORED_FILES.name, {})
+    store = FileStore(data_dir)
+    for problem in store.check(recorded):
+        findings.add("stored-file", problem.describe(), stream=f"file/{problem.storage_id}")
+    unrecorded = [name for name in store.names() if name not in recorded]
+    if unrecorded:
+        notes.append(
+            f"{len(unrecorded)} file(s) in storage/ that no record names (an upload cut short"
+            f" by a crash, or bytes of a deleted file; removed at the next start): "
+            f"{some(unrecorded)}"
+        )
 
 
 def _tail_evidence(journal: JournalReader, last: int, findings: Findings) -> None:
