@@ -11,9 +11,10 @@ that fits its code (InvalidArgs 400, Unauthenticated 401, Forbidden 403, NotFoun
 Conflict 409, RateLimited 429, Overloaded 503, anything else 500).
 
 Refused when the apps are loaded, before anything starts: a route under a path Turnstile
-serves itself (`RESERVED_PREFIXES`), a path that does not begin with "/", a method that is not
-an HTTP token, and the same method and path declared twice (by one app or two). When several
-routes match, an exact path wins over a prefix and a longer prefix over a shorter one.
+serves itself (`RESERVED_PREFIXES`) or on one of its own routes (`BUILTIN_ROUTES`), a path
+that does not begin with "/", a method that is not an HTTP token, and the same method and
+path declared twice (by one app or two). When several routes match, an exact path wins over
+a prefix and a longer prefix over a shorter one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from domain.errors import InvalidArgs
 
 #: Paths Turnstile answers itself, which no route may claim (a path equal to one, or under it).
 RESERVED_PREFIXES = ("/api/", "/health", "/metrics", "/dashboard")
+#: Turnstile's own routes (the webhooks and operations built in), which no app route may take.
+BUILTIN_ROUTES = ("/stripe/webhook", "/releases/ingest", "/cron/")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 _PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
@@ -97,6 +100,14 @@ class HttpRoute:
                 or (self.prefix and stem.startswith(self.path))
             ):
                 return f"path {self.path!r} is under {reserved!r}, which Turnstile serves"
+        for builtin in BUILTIN_ROUTES:
+            prefix = builtin.endswith("/")
+            if (
+                self.path == builtin
+                or (prefix and self.path.startswith(builtin))
+                or (self.prefix and builtin.startswith(self.path))
+            ):
+                return f"path {self.path!r} is Turnstile's own route {builtin!r}"
         if not 0 < self.timeout_seconds <= MAX_ACTION_SECONDS:
             return f"timeout_seconds is above 0 and at most {MAX_ACTION_SECONDS}"
         return None
@@ -105,4 +116,11 @@ class HttpRoute:
         return path.startswith(self.path) if self.prefix else path == self.path
 
 
-__all__ = ["METHODS", "RESERVED_PREFIXES", "HttpRoute", "RouteRequest", "RouteResponse"]
+__all__ = [
+    "BUILTIN_ROUTES",
+    "METHODS",
+    "RESERVED_PREFIXES",
+    "HttpRoute",
+    "RouteRequest",
+    "RouteResponse",
+]

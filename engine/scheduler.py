@@ -162,6 +162,19 @@ class Scheduler:
             return True
         return await self._run_tick(job, state.next_due)
 
+    async def run_now(self, name: str) -> tuple[int, tuple[str, ...]]:
+        """Run job `name`'s plan now, beside its schedule, which stays as it is (an operator's
+        `POST /cron/JOB`): the number of commands planned and the codes of those refused.
+        Each command's idempotency key is made of this run's millisecond, so two runs asked in
+        the same millisecond run each command once. KeyError for a job nobody declared."""
+        job = self._jobs[JOB.stream_of(job_id(name))]
+        engine = self._engine
+        tick = engine.now_ms()
+        planned = list(job.plan(engine.read_view(), tick))
+        refusals = await self._run_planned(job, tick, planned)
+        log.info("job %s run now: %d commands, %d refused", name, len(planned), len(refusals))
+        return len(planned), tuple(sorted(set(refusals)))
+
     async def _run_tick(self, job: CronJob, tick: int, *, record_nothing: bool = True) -> bool:
         """Plan and run `job`'s tick `tick`, then record it and arm the next one (a tick that
         planned nothing is recorded only if `record_nothing`: an `AtStart` job with nothing
@@ -170,18 +183,7 @@ class Scheduler:
         planned = list(job.plan(engine.read_view(), engine.now_ms()))
         if not planned and not record_nothing:
             return True
-        refusals: list[str] = []
-        limiter = trio.CapacityLimiter(CONCURRENCY)
-
-        async def run_one(command: JobCommand) -> None:
-            async with limiter:
-                code = await self._run(job, tick, command)
-                if code is not None:
-                    refusals.append(code)
-
-        async with trio.open_nursery() as nursery:
-            for command in planned:
-                nursery.start_soon(run_one, command)
+        refusals = await self._run_planned(job, tick, planned)
         if engine.closing:
             return False  # the run was cut short: the overdue tick runs again on start
         await engine.run_internal(
@@ -203,6 +205,22 @@ class Scheduler:
             len(refusals),
         )
         return True
+
+    async def _run_planned(self, job: CronJob, tick: int, planned: list[JobCommand]) -> list[str]:
+        """Run a tick's planned commands, `CONCURRENCY` at a time; the codes of the refused."""
+        refusals: list[str] = []
+        limiter = trio.CapacityLimiter(CONCURRENCY)
+
+        async def run_one(command: JobCommand) -> None:
+            async with limiter:
+                code = await self._run(job, tick, command)
+                if code is not None:
+                    refusals.append(code)
+
+        async with trio.open_nursery() as nursery:
+            for command in planned:
+                nursery.start_soon(run_one, command)
+        return refusals
 
     async def _run(self, job: CronJob, tick: int, command: JobCommand) -> str | None:
         for attempt in range(5):

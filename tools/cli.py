@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--demo", action="store_true", help="load demo data on an empty journal")
     serve.add_argument(
+        "--stripe-webhook-secret",
+        default=os.environ.get("TURNSTILE_STRIPE_WEBHOOK_SECRET"),
+        metavar="WHSEC",
+        help="Stripe's signing secret: serves POST /stripe/webhook (404 without it)",
+    )
+    serve.add_argument(
         "--max-upload-bytes",
         type=int,
         default=ServerConfig().max_upload_bytes,
@@ -289,6 +295,7 @@ async def _run(
                         upload_stall_timeout=args.upload_stall_timeout,
                     ),
                     public_url=args.public_url,
+                    stripe_webhook_secret=args.stripe_webhook_secret,
                 ) as server,
                 trio.open_nursery() as nursery,
             ):

@@ -9,6 +9,7 @@ from domain.model import Module, MutationSpec, QuerySpec
 from domain.notifications import commands, queries
 from domain.notifications.aggregate import INBOX
 from domain.notifications.args import EmitWebhookEventArgs, UserWebhookEventsArgs
+from domain.notifications.stripe import STRIPE_EVENT
 
 MUTATIONS: tuple[MutationSpec[Any, Any], ...] = (
     MutationSpec(
@@ -28,4 +29,6 @@ QUERIES: tuple[QuerySpec[Any], ...] = (
     ),
 )
 
-NOTIFICATIONS = Module(aggregates=(INBOX,), projections=(), mutations=MUTATIONS, queries=QUERIES)
+NOTIFICATIONS = Module(
+    aggregates=(INBOX, STRIPE_EVENT), projections=(), mutations=MUTATIONS, queries=QUERIES
+)

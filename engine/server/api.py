@@ -121,6 +121,12 @@ async def _route(ctx: ServerContext, request: HttpRequest, draining: bool) -> Ht
     if expected is None:
         if SYNC_PATH.match(request.path):
             return json_response(426, {"status": "error", "errorMessage": "Use a WebSocket."})
+        builtin = ctx.builtin_routes.get(request.path)
+        if builtin is None and request.path.count("/") > 1:
+            builtin = ctx.builtin_routes.get(request.path[: request.path.index("/", 1) + 1])
+        if builtin is not None:
+            answer: HttpResponse = await builtin(ctx, request)
+            return answer
         return await app_route(ctx, request)
     # HEAD is GET without the body (the HTTP layer leaves the body out).
     if request.method != expected and not (request.method == b"HEAD" and expected == b"GET"):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -14,6 +15,10 @@ from engine.sync.limits import IdentityAllowance, ServerConfig, SessionLimits, S
 
 if TYPE_CHECKING:
     from engine.engine import Engine
+
+#: A route of Turnstile's own: an `engine.server.api.HttpRequest` (whole) to its
+#: `HttpResponse` (typed loosely here: `api` imports this module).
+BuiltinRoute = Callable[["ServerContext", Any], Awaitable[Any]]
 
 
 @attrs.define(kw_only=True)
@@ -53,6 +58,10 @@ class ServerContext:
             takes_self=True,
         )
     )
+    #: Stripe's webhook signing secret (`--stripe-webhook-secret`); None: the route is 404.
+    stripe_webhook_secret: str | None = None
+    #: Turnstile's own routes (engine/server/webhooks.py), by exact path or "/prefix/".
+    builtin_routes: dict[str, BuiltinRoute] = attrs.field(factory=dict)
     #: Set only on the copy handed to one sync session: that session's limits.
     limits: SessionLimits | None = None
 

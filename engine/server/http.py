@@ -29,7 +29,7 @@ import h11
 import trio
 
 from domain.storage import ORIGIN, ORIGIN_ID, set_origin
-from engine.server import api, files
+from engine.server import api, files, webhooks
 from engine.server.auth import Authenticator
 from engine.server.context import ServerContext
 from engine.server.metrics import Metrics
@@ -369,6 +369,7 @@ async def serve(
     metrics: Metrics | None = None,
     stop: trio.Event | None = None,
     public_url: str | None = None,
+    stripe_webhook_secret: str | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve HTTP and WebSocket on `host:port` (port 0: a free one) for a recovered `engine`.
@@ -378,12 +379,15 @@ async def serve(
     then returns. The engine stays open; the caller closes it afterwards.
 
     The URLs file storage answers begin with `public_url` (default `http://HOST:PORT` as
-    bound); it is journaled before the first connection is accepted (`domain.storage`)."""
+    bound); it is journaled before the first connection is accepted (`domain.storage`).
+    `stripe_webhook_secret` serves `POST /stripe/webhook` (engine.server.stripe_webhook)."""
     ctx = ServerContext(
         engine=engine,
         authenticator=authenticator,
         metrics=metrics or Metrics(),
         config=config or ServerConfig(),
+        stripe_webhook_secret=stripe_webhook_secret,
+        builtin_routes=dict(webhooks.ROUTES),
     )
     ctx.metrics.bind_engine(engine)
     ctx.metrics.bind_fanout(ctx.fanout)

@@ -143,6 +143,14 @@ class Metrics:
             "Times a connection's reading paused because it spent its message or byte allowance.",
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "turnstile_webhooks",
+            "Requests to Turnstile's own webhook routes, by source (stripe, releases, cron) and"
+            " outcome: recorded, refused (a bad signature, key or body: nothing written),"
+            " failed (the write was refused).",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
 
         self.storage_uploads = Counter(
             "turnstile_storage_uploads",

@@ -81,12 +81,14 @@ async def open_server(
     host: str = "127.0.0.1",
     port: int = 0,
     public_url: str | None = None,
+    stripe_webhook_secret: str | None = None,
 ) -> AsyncIterator[RunningServer]:
     """Serve HTTP and the sync WebSocket on `host:port` (port 0: a free one) for the block.
 
     `engine` is a running engine, or a data dir for the server to recover and run an engine of
     its own (with `engine_config`). `public_url` begins the URLs file storage answers
-    (default: `server.url`). Guarantees:
+    (default: `server.url`); `stripe_webhook_secret` serves `POST /stripe/webhook`.
+    Guarantees:
 
     - When the block starts, the listener is bound and accepting connections at `server.url`.
     - Leaving the block stops the server gracefully (as `stop()` does) and returns once it has
@@ -127,6 +129,7 @@ async def open_server(
                         metrics=server.metrics,
                         stop=server._stop,
                         public_url=public_url,
+                        stripe_webhook_secret=stripe_webhook_secret,
                         task_status=task_status,
                     )
             finally:

@@ -212,6 +212,19 @@ PROBES: dict[str, Probe] = {
             scope=USER,
             build=lambda p: {"userId": p("user"), "since": 0},
         ),
+        # -- releases (the platform's deployments: no organization's records) ----------------
+        Probe(
+            name="releases:record",
+            scope=ADMIN,
+            build=lambda p: {
+                "deploymentId": p.text(),
+                "service": "web",
+                "commit": "c0ffee",
+                "status": "ready",
+                "deployedAt": 0,
+            },
+        ),
+        Probe(name="releases:list", scope=PUBLIC, build=lambda p: {}),
         # -- venue ---------------------------------------------------------------------------
         Probe(
             name="locations:create",
