@@ -91,6 +91,21 @@ class ActionContext(Protocol):
         """A log line for the caller (Convex's `logLines`) and the server's log."""
         ...
 
+    async def run_after(
+        self, delay_ms: int, function: str, args: Mapping[str, Any] | None = None
+    ) -> str:
+        """Schedule mutation or action `function` to run `delay_ms` from now, once (as the
+        system caller); the schedule's id, once it is durable (docs/apps.md, 5b)."""
+        ...
+
+    async def run_at(self, at_ms: int, function: str, args: Mapping[str, Any] | None = None) -> str:
+        """The same at `at_ms` (ms since the epoch; a past time runs at once)."""
+        ...
+
+    async def cancel_scheduled(self, scheduled_id: str) -> None:
+        """Cancel a pending schedule of the caller's organization (`Conflict` once it runs)."""
+        ...
+
     def as_system(self) -> ActionContext:
         """This context with the engine's system caller (an admin) as its caller: for a route
         that has authenticated its request by its own means (a webhook's verified signature),

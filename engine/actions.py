@@ -19,12 +19,15 @@ Plan:
   server's log.
 - `route(route, request, identity)` runs an HTTP route's handler the same way, with the route's
   own timeout (504 past it) and its errors mapped to statuses (domain.routes).
+- Scheduled functions: `run_after` / `run_at` / `cancel_scheduled` on the context go through
+  `Engine.schedule_function` / `cancel_scheduled` as the action's caller; while a server
+  serves, `ActionDispatch` lets a schedule name an action too (run as the system caller).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -33,11 +36,12 @@ import orjson
 import trio
 
 from domain.actions import ActionSpec, FetchFailed, FetchResponse
-from domain.errors import Internal, InvalidArgs, Overloaded, TurnstileError
+from domain.errors import Internal, InvalidArgs, NotFound, Overloaded, TurnstileError
 from domain.identity import Identity
 from domain.routes import HttpRoute, RouteRequest, RouteResponse
 from engine import codec
-from engine.actor import SYSTEM
+from engine.actor import SYSTEM, RequestKey
+from engine.scheduled import MutationDispatch
 from engine.wire.values import convex_to_json
 
 if TYPE_CHECKING:
@@ -133,6 +137,21 @@ class _Context:
             name = key.lower()
             joined[name] = f"{joined[name]}, {value}" if name in joined else value
         return FetchResponse(status=response.status_code, headers=joined, body=response.content)
+
+    async def run_after(
+        self, delay_ms: int, function: str, args: Mapping[str, Any] | None = None
+    ) -> str:
+        if delay_ms < 0:
+            raise InvalidArgs("delay_ms is not negative.", path="delayMs")
+        engine = self._runner.engine
+        return await self.run_at(engine.now_ms() + delay_ms, function, args)
+
+    async def run_at(self, at_ms: int, function: str, args: Mapping[str, Any] | None = None) -> str:
+        engine = self._runner.engine
+        return await engine.schedule_function(function, dict(args or {}), at_ms, self._identity)
+
+    async def cancel_scheduled(self, scheduled_id: str) -> None:
+        await self._runner.engine.cancel_scheduled(scheduled_id, self._identity)
 
     def as_system(self) -> _Context:
         inner = _Context(self._runner, SYSTEM, self._name, self.deadline)
@@ -230,8 +249,50 @@ class ActionRunner:
             self._slots.release()
 
 
+class ActionDispatch:
+    """Scheduled functions (engine.scheduled) that reach actions as well as mutations: the
+    dispatch a server installs while it serves (`install`), since actions run in its runner."""
+
+    def __init__(self, runner: ActionRunner) -> None:
+        self._runner = runner
+        self._mutations = MutationDispatch(runner.engine)
+
+    @classmethod
+    def install(cls, runner: ActionRunner) -> Callable[[], None]:
+        """Reach `runner`'s actions from the engine's scheduled functions; the returned call
+        puts the engine's own dispatch back (when the server stops)."""
+        scheduled = runner.engine.scheduled
+        before = scheduled.dispatch
+        scheduled.dispatch = cls(runner)
+
+        def restore() -> None:
+            scheduled.dispatch = before
+
+        return restore
+
+    def check(self, function: str, args: Mapping[str, Any]) -> str:
+        try:
+            return self._mutations.check(function, args)
+        except InvalidArgs as refused:
+            if refused.details.get("path") != "function":
+                raise
+        try:
+            spec = self._runner.engine.registry.action(function)
+        except (NotFound, InvalidArgs):
+            raise InvalidArgs(
+                f"{function!r} is no mutation or action that can be scheduled.", path="function"
+            ) from None
+        codec.decode_args(dict(args), spec.args_type)
+        return spec.name
+
+    async def run(self, function: str, args: dict[str, Any], request: RequestKey) -> Any:
+        if function in self._runner.engine.registry.actions:
+            return (await self._runner.run(function, args, SYSTEM)).value
+        return await self._mutations.run(function, args, request)
+
+
 def _error(status: int, error: TurnstileError) -> RouteResponse:
     return RouteResponse.of_json({"code": error.code, "message": error.message}, status=status)
 
 
-__all__ = ["ActionLimits", "ActionOutcome", "ActionRunner"]
+__all__ = ["ActionDispatch", "ActionLimits", "ActionOutcome", "ActionRunner"]

@@ -36,7 +36,7 @@ import attrs
 import trio
 import trio.lowlevel
 
-from domain.errors import Internal, NotFound, Overloaded, TurnstileError
+from domain.errors import Internal, InvalidArgs, NotFound, Overloaded, TurnstileError
 from domain.identity import ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
 from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, Projection, View
@@ -450,6 +450,14 @@ class Engine:
     def mutation_spec(self, name: str) -> Any:
         """The mutation a name (or alias) serves; `NotFound` for none."""
         return self.registry.mutation(name)
+
+    def serves_action(self, name: str) -> bool:
+        """Whether `name` (or an alias) is an action of the apps served."""
+        try:
+            self.registry.action(name)
+        except (NotFound, InvalidArgs):
+            return False
+        return True
 
     def projection_state(self, projection: Projection[S]) -> S:
         """A read model's committed state (not recorded as a read)."""

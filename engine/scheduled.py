@@ -101,6 +101,7 @@ class Dispatch(Protocol):
 
 class DispatchHost(Protocol):
     def mutation_spec(self, name: str) -> MutationSpec[Any, Any]: ...
+    def serves_action(self, name: str) -> bool: ...
     async def mutation(
         self,
         name: str,
@@ -129,6 +130,10 @@ class MutationDispatch:
         return spec.name
 
     async def run(self, function: str, args: dict[str, Any], request: RequestKey) -> Any:
+        if self._engine.serves_action(function):
+            # Scheduled while a server served (engine.actions.ActionDispatch); actions run only
+            # in a server's runner: retried until one serves again, never failed for it.
+            raise Overloaded("Scheduled actions run once a server serves.")
         outcome = await self._engine.mutation(
             function, args, SYSTEM, session_id=request[0], request_id=request[1]
         )

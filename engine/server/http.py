@@ -29,6 +29,7 @@ import h11
 import trio
 
 from domain.storage import ORIGIN, ORIGIN_ID, set_origin
+from engine.actions import ActionDispatch
 from engine.server import api, files, webhooks
 from engine.server.auth import Authenticator
 from engine.server.context import ServerContext
@@ -397,33 +398,37 @@ async def serve(
     origin = (public_url or origin_of(host, bound)).rstrip("/")
     await engine.run_internal(ORIGIN, ORIGIN_ID, set_origin, origin)
     server = HttpServer(ctx)
-    async with trio.open_nursery() as writers:
-        writers.start_soon(ctx.fanout.run)
-        async with trio.open_nursery() as connections:
-            accepting = trio.CancelScope()
+    restore_dispatch = ActionDispatch.install(ctx.actions)
+    try:
+        async with trio.open_nursery() as writers:
+            writers.start_soon(ctx.fanout.run)
+            async with trio.open_nursery() as connections:
+                accepting = trio.CancelScope()
 
-            async def accept(task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:
-                with accepting:
-                    await trio.serve_listeners(
-                        server.handle_stream,
-                        listeners,
-                        handler_nursery=connections,
-                        task_status=task_status,
-                    )
+                async def accept(task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:
+                    with accepting:
+                        await trio.serve_listeners(
+                            server.handle_stream,
+                            listeners,
+                            handler_nursery=connections,
+                            task_status=task_status,
+                        )
 
-            await connections.start(accept)
-            task_status.started(bound)
-            if stop is None:
-                await trio.sleep_forever()
-            else:
-                await stop.wait()
-            accepting.cancel()  # serve_listeners closes the listeners as it leaves
-            server.drain()
-            connections.cancel_scope.deadline = trio.current_time() + ctx.config.drain_seconds
-        # The connections are over (their nursery has exited): nothing is left to write.
-        writers.cancel_scope.cancel()
-    with trio.CancelScope(shield=True):
-        await ctx.actions.aclose()  # the actions' outbound connections
+                await connections.start(accept)
+                task_status.started(bound)
+                if stop is None:
+                    await trio.sleep_forever()
+                else:
+                    await stop.wait()
+                accepting.cancel()  # serve_listeners closes the listeners as it leaves
+                server.drain()
+                connections.cancel_scope.deadline = trio.current_time() + ctx.config.drain_seconds
+            # The connections are over (their nursery has exited): nothing is left to write.
+            writers.cancel_scope.cancel()
+    finally:
+        restore_dispatch()  # scheduled actions wait for the next server
+        with trio.CancelScope(shield=True):
+            await ctx.actions.aclose()  # the actions' outbound connections
 
 
 __all__ = ["HttpServer", "serve"]

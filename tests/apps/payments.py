@@ -173,6 +173,27 @@ async def charge(ctx: ActionContext, args: ChargeArgs) -> dict[str, Any]:
     return {"chargeId": charge_id, "providerId": made["id"], "status": made["status"]}
 
 
+@attrs.frozen(kw_only=True)
+class PollArgs:
+    provider_id: str
+    delay_ms: int = 0
+
+
+async def poll(ctx: ActionContext, args: PollArgs) -> str:
+    """payments:poll: ask the provider how a charge ended, and settle it (as the system)."""
+    answer = await ctx.fetch(f"{_provider()}/charges/{args.provider_id}", timeout_seconds=5)
+    status = answer.json()["status"]
+    await ctx.as_system().run_mutation(
+        "charges:settle", {"providerId": args.provider_id, "status": status}
+    )
+    return str(status)
+
+
+async def poll_later(ctx: ActionContext, args: PollArgs) -> str:
+    """payments:pollLater: schedule payments:poll (an action) `delayMs` from now; its id."""
+    return await ctx.run_after(args.delay_ms, "payments:poll", {"providerId": args.provider_id})
+
+
 async def stall(ctx: ActionContext, args: NoArgs) -> None:
     """payments:stall: never finishes (its time limit ends it)."""
     await trio.sleep_forever()
@@ -233,6 +254,8 @@ app = App(
     ),
     actions=(
         ActionSpec(name="payments:charge", args_type=ChargeArgs, run=charge, timeout_seconds=20),
+        ActionSpec(name="payments:poll", args_type=PollArgs, run=poll),
+        ActionSpec(name="payments:pollLater", args_type=PollArgs, run=poll_later),
         ActionSpec(name="payments:stall", args_type=NoArgs, run=stall, timeout_seconds=2),
         ActionSpec(name="payments:crash", args_type=NoArgs, run=crash),
     ),

@@ -1,6 +1,7 @@
 """A stand-in payment provider on 127.0.0.1 for tests/apps/payments.py: `POST /charges` with
-`{"amount"}` answers `{"id", "status": "pending"}`; an amount of 402 is refused (402), and one of
-504 is never answered (the caller's timeout ends it). Every request it got is kept."""
+`{"amount"}` answers `{"id", "status": "pending"}` and `GET /charges/ID` that it succeeded; an
+amount of 402 is refused (402), and one of 504 is never answered (the caller's timeout ends
+it). Every request it got is kept."""
 
 from __future__ import annotations
 
@@ -46,9 +47,13 @@ class Provider:
         assert head is not None
         call = orjson.loads(body) if body else {}
         self.requests.append({"target": head.target.decode(), "body": call})
+        if head.method == b"GET":  # GET /charges/ID: every charge has succeeded by then
+            call = {"lookup": head.target.decode().rpartition("/")[2]}
         if call.get("amount") == 504:
             await trio.sleep_forever()
-        if call.get("amount") == 402:
+        if "lookup" in call:
+            status, answer = 200, {"id": call["lookup"], "status": "succeeded"}
+        elif call.get("amount") == 402:
             status, answer = 402, {"error": "card declined"}
         else:
             status, answer = 200, {"id": f"pi_{next(self._ids)}", "status": "pending"}

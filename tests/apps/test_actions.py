@@ -56,7 +56,7 @@ async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         monkeypatch.setenv("PAYMENTS_PROVIDER_URL", provider.url)
         monkeypatch.setenv("PAYMENTS_HOOK_SECRET", HOOK_SECRET)
         modules = load_apps(["tests.apps.payments"])
-        config = EngineConfig(offload_io=True, run_jobs=False)
+        config = EngineConfig(offload_io=True)
         async with (
             open_engine(tmp_path / "data", modules=modules, config=config) as engine,
             open_server(
@@ -130,6 +130,34 @@ async def test_failing_crashing_and_stalling_actions_answer_errors_and_disturb_n
     assert _error(await live.action("charges:mine", {}, ann))["code"] == "NotFound"
     mine = _value(await call(live.server.port, "query", "charges:mine", {}, ann))
     assert [c["amount"] for c in mine] == [700]  # only the bystander's charge was recorded
+
+
+async def test_an_action_schedules_an_action_that_runs_once(live: Live) -> None:
+    ann = live.user("ann")
+    made = _value(await live.action("payments:charge", {"amount": 450}, ann))
+    scheduled = _value(
+        await live.action("payments:pollLater", {"providerId": made["providerId"]}, ann)
+    )
+    admin = f"Convex {ADMIN_KEY}"
+    with trio.fail_after(20):
+        while True:
+            listed = _value(await call(live.server.port, "query", "scheduler:list", {}, admin))
+            found = {row["_id"]: row for row in listed}[scheduled]
+            if found["state"] not in ("pending", "running"):
+                break
+            await trio.sleep(0.05)
+    assert (found["name"], found["state"], found["result"]) == (
+        "payments:poll",
+        "done",
+        "succeeded",
+    )
+    mine = _value(await call(live.server.port, "query", "charges:mine", {}, ann))
+    assert [c["status"] for c in mine] == ["succeeded"]
+    lookups = [r for r in live.provider.requests if r["target"].startswith("/charges/")]
+    assert lookups == [{"target": f"/charges/{made['providerId']}", "body": {}}]
+    # An unknown function is refused when scheduled, nothing written.
+    bad = await live.action("payments:pollLater", {"providerId": "x", "delayMs": -1}, ann)
+    assert _error(bad)["code"] == "InvalidArgs"
 
 
 async def test_a_fetch_past_its_timeout_fails_the_action_not_the_server(live: Live) -> None:
