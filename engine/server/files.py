@@ -11,10 +11,12 @@ Upload (`POST /api/storage/upload?token=ID`, the URL `storage:generateUploadUrl`
 2. the upload counts one message against the connection's allowance and one against the
    allowance of the user who asked for the URL (`IdentityAllowance`, shared with that user's
    function calls);
-3. the body is written to `incoming/` in chunks of `UPLOAD_CHUNK` in a worker thread, hashed
-   as it goes; more than `max_upload_bytes` is 413, a pause longer than `upload_stall_timeout`
-   between two reads cuts the connection, a client gone ends it: in each case the partial file
-   is removed and nothing is recorded;
+3. the body is read from the socket in pieces of up to `UPLOAD_CHUNK` and written to
+   `incoming/` about `UPLOAD_CHUNK` at a time by a worker thread, hashed as it goes, while the
+   next piece is read (at most `WRITES_AHEAD` chunks wait for the disk); more than
+   `max_upload_bytes` is 413, a pause longer than `upload_stall_timeout` between two reads is
+   408 and the connection closed, a client gone ends it: in each case the partial file is
+   removed (before any answer) and nothing is recorded;
 4. the file is made durable (fsync, rename, fsync of the directory), then its record is
    committed through the engine (`domain.storage.store`), and only then is the answer 200
    `{"storageId"}`. A record refused (the URL used meanwhile or expired) removes the bytes
@@ -24,16 +26,19 @@ Upload (`POST /api/storage/upload?token=ID`, the URL `storage:generateUploadUrl`
 Download (`GET`/`HEAD /api/storage/ID`): `Content-Type` as uploaded, `Content-Length`, a strong
 `ETag` (the sha256), `Accept-Ranges: bytes`; `If-None-Match` naming it is 304; one
 `Range: bytes=...` is 206 with `Content-Range` (416 if it lies past the end; several ranges are
-answered with the whole file). The bytes are read in `READ_CHUNK`s in a worker thread and each
-chunk written before the next is read. An id not stored, or deleted, is 404.
+answered with the whole file). The bytes go from the file to the socket by `sendfile` in a
+worker thread (the kernel copies them; the event loop never reads the file), each wait for the
+socket bounded by `write_timeout`. An id not stored, or deleted, is 404.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import selectors
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 import attrs
@@ -55,15 +60,21 @@ from domain.storage import (
     store,
     upload_refusal,
 )
-from engine.files import READ_CHUNK, Incoming
+from engine.files import Incoming
 from engine.server.api import CORS_HEADERS, HttpResponse, json_response
 from engine.server.context import ServerContext
 
 if TYPE_CHECKING:
     from engine.engine import Engine
 
-#: What an upload buffers before a write to disk.
+log = logging.getLogger("turnstile.storage")
+
+#: What an upload reads from its socket at once, and buffers before a write to disk.
 UPLOAD_CHUNK = 1024 * 1024
+#: Chunks of an upload read and waiting for the disk (memory: about this many UPLOAD_CHUNKs).
+WRITES_AHEAD = 2
+#: Most a download hands `sendfile` at once.
+SEND_CHUNK = 8 * 1024 * 1024
 DEFAULT_CONTENT_TYPE = b"application/octet-stream"
 NOT_FOUND = {"status": "error", "errorMessage": "Not found."}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -94,6 +105,8 @@ class Exchange:
     refuse: Callable[[int, str], Awaitable[None]]
     #: The connection's allowance (`Throttle.admit`).
     admit: Callable[[int], Awaitable[None]]
+    #: The connection's socket, which an upload's body is read from in large pieces.
+    stream: trio.SocketStream
     draining: bool = False
 
 
@@ -168,7 +181,7 @@ async def _upload(ex: Exchange) -> bool:
 
 
 async def _receive(ex: Exchange, engine: Engine, storage_id: str, content_type: str) -> bool:
-    ctx, config = ex.ctx, ex.ctx.config
+    ctx = ex.ctx
     incoming: Incoming = await trio.to_thread.run_sync(engine.files.begin, storage_id)
     finished = False
     try:
@@ -176,39 +189,28 @@ async def _receive(ex: Exchange, engine: Engine, storage_id: str, content_type: 
             await ex.send(
                 ex.connection.send(h11.InformationalResponse(status_code=100, headers=[]))
             )
-        buffered: list[bytes] = []
-        pending = 0
-        while True:
-            with trio.move_on_after(config.upload_stall_timeout) as waiting:
-                try:
-                    event = await ex.next_event()
-                except h11.RemoteProtocolError:
-                    raise _Gone from None
-            if waiting.cancelled_caught:
-                ctx.metrics.limited.labels("upload_stall").inc()
-                await _abort(incoming)
-                return await _refuse(ex, 408, "The upload stalled.", "stalled", storage_id)
-            if isinstance(event, h11.Data):
-                if incoming.size + pending + len(event.data) > config.max_upload_bytes:
-                    await _abort(incoming)
-                    return await _refuse(
-                        ex,
-                        413,
-                        "The file is larger than the server accepts.",
-                        "tooLarge",
-                        storage_id,
-                    )
-                buffered.append(event.data)
-                pending += len(event.data)
-                if pending >= UPLOAD_CHUNK:
-                    await trio.to_thread.run_sync(incoming.write, b"".join(buffered))
-                    buffered, pending = [], 0
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:
-                raise _Gone  # the client closed mid-upload
-        if buffered:
-            await trio.to_thread.run_sync(incoming.write, b"".join(buffered))
+        # The body is read on the event loop while a worker thread writes and hashes what was
+        # read before (at most WRITES_AHEAD chunks waiting): network and disk overlap.
+        send, receive = trio.open_memory_channel[list[bytes]](WRITES_AHEAD)
+        writer = _Writer(incoming)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.run, receive)
+            async with send:
+                outcome = await _read_body(ex, send)
+        if outcome == "gone":
+            ctx.metrics.storage_uploads.labels("abandoned").inc()
+            return False
+        if outcome != "complete" or writer.failed:
+            await _abort(incoming)  # before the answer, which lingers
+        if outcome == "stalled":
+            ctx.metrics.limited.labels("upload_stall").inc()
+            return await _refuse(ex, 408, "The upload stalled.", "stalled", storage_id)
+        if outcome == "tooLarge":
+            message = "The file is larger than the server accepts."
+            return await _refuse(ex, 413, message, "tooLarge", storage_id)
+        if writer.failed:
+            message = "The server could not store the file; nothing was kept."
+            return await _refuse(ex, 507, message, "refused", storage_id)
         await trio.to_thread.run_sync(incoming.finish)
         finished = True
         args = StoreArgs(content_type=content_type, sha256=incoming.sha256, size=incoming.size)
@@ -224,12 +226,69 @@ async def _receive(ex: Exchange, engine: Engine, storage_id: str, content_type: 
         ctx.metrics.http_requests.labels("/api/storage/upload", "200").inc()
         await _answer(ex, json_response(200, {"storageId": storage_id}))
         return _reusable(ex)
-    except _Gone:
-        ctx.metrics.storage_uploads.labels("abandoned").inc()
-        return False
     finally:
         if not finished:
             await _abort(incoming)
+
+
+class _Writer:
+    """Writes (and hashes) an upload's chunks in a worker thread, one chunk at a time. A write
+    that fails (a full disk) is logged; what follows is drained unwritten."""
+
+    def __init__(self, incoming: Incoming) -> None:
+        self.incoming = incoming
+        self.failed = False
+
+    async def run(self, chunks: trio.MemoryReceiveChannel[list[bytes]]) -> None:
+        async with chunks:
+            async for pieces in chunks:
+                if self.failed:
+                    continue
+                try:
+                    await trio.to_thread.run_sync(self.incoming.write_all, pieces)
+                except OSError:
+                    log.exception("writing upload %s failed", self.incoming.storage_id)
+                    self.failed = True
+
+
+async def _next_body_event(ex: Exchange) -> Any:
+    """The next h11 event of the upload's body, reading up to UPLOAD_CHUNK at once."""
+    while True:
+        event = ex.connection.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        ex.connection.receive_data(await ex.stream.receive_some(UPLOAD_CHUNK))
+
+
+async def _read_body(ex: Exchange, chunks: trio.MemorySendChannel[list[bytes]]) -> str:
+    """Read the body into `chunks` (lists of about UPLOAD_CHUNK bytes); how it ended:
+    `complete`, `tooLarge`, `stalled` or `gone` (the client left or broke the protocol)."""
+    config = ex.ctx.config
+    pieces: list[bytes] = []
+    pending = size = 0
+    while True:
+        with trio.move_on_after(config.upload_stall_timeout) as waiting:
+            try:
+                event = await _next_body_event(ex)
+            except (h11.RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+                return "gone"
+        if waiting.cancelled_caught:
+            return "stalled"
+        if isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > config.max_upload_bytes:
+                return "tooLarge"
+            pieces.append(event.data)
+            pending += len(event.data)
+            if pending >= UPLOAD_CHUNK:
+                await chunks.send(pieces)
+                pieces, pending = [], 0
+        elif isinstance(event, h11.EndOfMessage):
+            if pieces:
+                await chunks.send(pieces)
+            return "complete"
+        else:
+            return "gone"
 
 
 async def _abort(incoming: Incoming) -> None:
@@ -301,7 +360,7 @@ async def _download(ex: Exchange, storage_id: str) -> bool:
     state = _file(engine, storage_id)
     fd = None
     if state is not None and state.status == STORED:
-        fd = await trio.to_thread.run_sync(engine.files.open, storage_id)
+        fd = engine.files.open(storage_id)  # an open reads no data: not worth a thread
     if state is None or fd is None or state.status != STORED:
         if fd is not None:
             os.close(fd)
@@ -338,16 +397,14 @@ async def _download(ex: Exchange, storage_id: str) -> bool:
             status_code=status, headers=[*CORS_HEADERS, *headers], reason=_reason(status)
         )
         await ex.send(ex.connection.send(response))
-        if ex.head.method != b"HEAD":
-            offset, remaining = first, length
-            while remaining > 0:
-                count = min(READ_CHUNK, remaining)
-                chunk = await trio.to_thread.run_sync(os.pread, fd, count, offset)
-                if not chunk:
-                    raise _Gone  # the file shrank under us: cut the response short
-                await ex.send(ex.connection.send(h11.Data(data=chunk)))
-                offset += len(chunk)
-                remaining -= len(chunk)
+        if ex.head.method != b"HEAD" and length:
+            # h11 counts the body's bytes; a worker thread sends them from the file.
+            ex.connection.send_with_data_passthrough(h11.Data(data=cast("bytes", _Body(length))))
+            socket_fd = ex.stream.socket.fileno()
+            timeout = ex.ctx.config.write_timeout
+            sent = await trio.to_thread.run_sync(send_file, socket_fd, fd, first, length, timeout)
+            if sent < length:
+                raise _Gone  # the file shrank, or the client stopped reading: cut it short
             ctx.metrics.storage_bytes_sent.inc(length)
         await ex.send(ex.connection.send(h11.EndOfMessage()))
         return _reusable(ex)
@@ -355,6 +412,39 @@ async def _download(ex: Exchange, storage_id: str) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+class _Body:
+    """What h11 is told of a body sent by `send_file`: only its length."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def send_file(socket_fd: int, fd: int, offset: int, length: int, timeout: float) -> int:
+    """Send `length` bytes of `fd` from `offset` to the (non-blocking) socket with
+    `sendfile`, the kernel copying them, waiting at most `timeout` seconds each time the
+    socket takes nothing; the bytes sent (fewer if the file ended, the peer went away or the
+    wait ran out). Blocks: run it in a worker thread, with nothing else writing the socket."""
+    sent = 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(socket_fd, selectors.EVENT_WRITE)
+        while sent < length:
+            try:
+                count = os.sendfile(socket_fd, fd, offset + sent, min(SEND_CHUNK, length - sent))
+            except BlockingIOError:
+                if not selector.select(timeout):
+                    return sent
+                continue
+            except OSError:  # the peer is gone
+                return sent
+            if count == 0:  # the file ended early
+                return sent
+            sent += count
+    return sent
 
 
 def _reason(status: int) -> bytes:

@@ -240,6 +240,7 @@ class Connection:
                 send=self._send,
                 refuse=self._refuse,
                 admit=self.throttle.admit,
+                stream=self.stream,
                 draining=self.server.draining,
             )
             return await files.serve(exchange)

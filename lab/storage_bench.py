@@ -1,0 +1,242 @@
+"""File storage benchmark: `python -m lab.storage_bench [--quick] [--write-doc]`.
+
+What an upload and a download through `turnstile serve`'s storage routes cost beside copying
+the same bytes on the same disk, in one run so that the ratios are of one machine in one state.
+
+- The server: `open_server` in this process over a fresh data dir in `--dir` (a temporary
+  directory under it), `synchronous=FULL`, the default limits; the engine's disk work and the
+  storage routes' reads and writes in worker threads, as served.
+- The client: `http.client` in a worker thread (so its socket reads and writes leave the event
+  loop to the server), one keep-alive connection, admin key. An upload is the POST of the
+  file's bytes to a fresh upload URL (asked for before the clock starts), timed from the first
+  byte sent to the 200 `{"storageId"}`, which comes only once the bytes are fsynced, renamed,
+  the directory fsynced and the record committed (fsync) in the journal. A download is the GET
+  of the file, timed to its last byte.
+- The baselines, on the same disk (a sibling directory of the data dir), the same sizes and
+  counts: a raw copy (`shutil.copyfile` of a source file in the page cache to a new file), and
+  a durable raw copy (the same, then fsync of the file and of its directory: the least a
+  durable upload must do).
+- For each size (1 MiB and 20 MiB by default), `count` files: uploads, downloads and copies
+  take turns per file; the figure is total bytes over total time, MiB/s (2**20 bytes).
+
+Nothing here asserts on time. `--write-doc` writes the run's figures as the "## File storage"
+section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from engine import EngineConfig
+from engine.server import Authenticator, open_server
+from lab.figures import machine, machine_line, section_head, write_section
+
+SECTION = "## File storage"
+COMMAND = "python -m lab.storage_bench --write-doc"
+ADMIN_KEY = "storage-bench-admin-key"
+JWT_SECRET = "storage-bench-jwt-secret-long-enough-for-hs256"
+MIB = 1024 * 1024
+PATHS = ("upload", "download", "raw copy", "durable raw copy")
+
+
+@attrs.frozen(kw_only=True)
+class Sizes:
+    #: (file size in bytes, files of that size)
+    files: tuple[tuple[int, int], ...]
+
+
+FULL = Sizes(files=((1 * MIB, 40), (20 * MIB, 8)))
+QUICK = Sizes(files=((64 * 1024, 3), (1 * MIB, 2)))
+
+
+class Client:
+    """One keep-alive HTTP connection to the server (blocking; run it in a worker thread)."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, kind: str, path: str, args: dict[str, Any]) -> Any:
+        body = orjson.dumps({"path": path, "args": [args], "format": "convex_encoded_json"})
+        headers = {"Content-Type": "application/json", "Authorization": f"Convex {ADMIN_KEY}"}
+        self.connection.request("POST", f"/api/{kind}", body, headers)
+        reply = self.connection.getresponse()
+        answer = orjson.loads(reply.read())
+        if reply.status != 200:
+            raise RuntimeError(f"{path} answered {reply.status}: {answer}")
+        return answer["value"]
+
+    def upload(self, target: str, data: bytes) -> tuple[str, float]:
+        """POST `data` to the upload URL's path; (storage id, seconds to the 200)."""
+        started = time.perf_counter()
+        self.connection.request("POST", target, data, {"Content-Type": "image/png"})
+        reply = self.connection.getresponse()
+        answer = orjson.loads(reply.read())
+        seconds = time.perf_counter() - started
+        if reply.status != 200:
+            raise RuntimeError(f"upload answered {reply.status}: {answer}")
+        storage_id: str = answer["storageId"]
+        return storage_id, seconds
+
+    def download(self, storage_id: str, size: int) -> float:
+        started = time.perf_counter()
+        self.connection.request("GET", f"/api/storage/{storage_id}")
+        reply = self.connection.getresponse()
+        received = len(reply.read())
+        seconds = time.perf_counter() - started
+        if reply.status != 200 or received != size:
+            raise RuntimeError(f"download answered {reply.status} with {received} bytes")
+        return seconds
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def raw_copy(source: Path, target: Path, *, durable: bool) -> float:
+    started = time.perf_counter()
+    shutil.copyfile(source, target)
+    if durable:
+        _fsync(target)
+        _fsync(target.parent)
+    return time.perf_counter() - started
+
+
+def _one_size(client: Client, work: Path, size: int, count: int) -> dict[str, float]:
+    """Seconds of each path over `count` files of `size` bytes (blocking)."""
+    totals = dict.fromkeys(PATHS, 0.0)
+    copies = work / f"copies-{size}"
+    copies.mkdir()
+    for n in range(count):
+        data = os.urandom(size)
+        source = work / f"source-{size}-{n}"
+        source.write_bytes(data)
+        url = client.call("mutation", "storage:generateUploadUrl", {})
+        target = url.partition("://")[2].partition("/")[2]
+        storage_id, seconds = client.upload("/" + target, data)
+        totals["upload"] += seconds
+        totals["download"] += client.download(storage_id, size)
+        totals["raw copy"] += raw_copy(source, copies / f"plain-{n}", durable=False)
+        totals["durable raw copy"] += raw_copy(source, copies / f"durable-{n}", durable=True)
+        source.unlink()
+    return totals
+
+
+def measure(sizes: Sizes, directory: Path | None = None) -> dict[str, Any]:
+    """Run every size; {"sizes": [{size, count, seconds: {path: s}, mib_per_s: {path: x}}]}."""
+    with tempfile.TemporaryDirectory(prefix="storage-bench-", dir=directory) as tmp:
+        work = Path(tmp)
+        return trio.run(_measure, sizes, work)
+
+
+async def _measure(sizes: Sizes, work: Path) -> dict[str, Any]:
+    results: list[dict[str, Any]] = []
+    async with open_server(
+        work / "data",
+        authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
+        engine_config=EngineConfig(run_jobs=False, snapshot_every=0),
+    ) as server:
+        client = Client(server.port)
+        try:
+            for size, count in sizes.files:
+                seconds = await trio.to_thread.run_sync(_one_size, client, work, size, count)
+                total = size * count / MIB
+                results.append(
+                    {
+                        "size": size,
+                        "count": count,
+                        "seconds": seconds,
+                        "mib_per_s": {path: total / s for path, s in seconds.items()},
+                    }
+                )
+        finally:
+            client.close()
+    return {"sizes": results}
+
+
+def _size_label(size: int) -> str:
+    return f"{size // MIB} MiB" if size % MIB == 0 else f"{size // 1024} KiB"
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [
+        "| file size | files | upload MiB/s | download MiB/s | raw copy MiB/s |"
+        " durable raw copy MiB/s | upload vs durable raw copy | download vs raw copy |"
+        " upload vs raw copy |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for entry in result["sizes"]:
+        rate = entry["mib_per_s"]
+        lines.append(
+            f"| {_size_label(entry['size'])} | {entry['count']} | {rate['upload']:,.0f} |"
+            f" {rate['download']:,.0f} | {rate['raw copy']:,.0f} |"
+            f" {rate['durable raw copy']:,.0f} |"
+            f" {rate['upload'] / rate['durable raw copy']:.2f}x |"
+            f" {rate['download'] / rate['raw copy']:.2f}x |"
+            f" {rate['upload'] / rate['raw copy']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def _section(text: str, info: dict[str, Any], seconds: float, quick: bool) -> str:
+    return "\n".join(
+        [
+            *section_head(SECTION, info, command=COMMAND, seconds=seconds, quick=quick),
+            "Uploads and downloads through the storage routes of an in-process `turnstile"
+            " serve` (docs/storage.md), beside copying the same bytes on the same disk"
+            " (`lab/storage_bench.py` says exactly what is timed). An upload is durable when"
+            " answered: the file and its directory fsynced, its record committed in the"
+            " journal (fsync); the durable raw copy fsyncs the copy and its directory, the raw"
+            " copy does not. A download goes from the file to the socket by `sendfile` in a"
+            " worker thread; the client is `http.client` in another thread, on one keep-alive"
+            " connection over loopback. Each file is uploaded, downloaded and copied both ways"
+            " in turn, so a change in the machine's load touches every column alike.",
+            "",
+            text,
+            "",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where the data dir and copies go (default: TMPDIR)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small files: a smoke test")
+    parser.add_argument("--write-doc", action="store_true", help="write docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    info = machine()
+    t0 = time.monotonic()
+    result = measure(sizes, args.dir)
+    info["loadavg_end"] = os.getloadavg()
+    text = report(result)
+    print(machine_line(info))
+    print(text)
+    if args.write_doc:
+        write_section(SECTION, _section(text, info, time.monotonic() - t0, args.quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
