@@ -15,15 +15,17 @@ The lifecycle is the table `TRANSITIONS`; a step it does not allow raises and ch
 
 What is checked when scheduling (`InvalidArgs`, nothing written): the function must be one the
 engine can run (`Schedulable.check_schedulable`, through `Decision.committed_view`: a
-registered mutation whose args fit `args`), `args` a JSON object of at most `MAX_ARGS_BYTES`
-bytes, the time not negative. At most `MAX_SCHEDULED_PER_COMMAND` schedules per mutation, and
-at most `MAX_PENDING` pending in the engine at once (read from committed state: a bound, not a
-serial rule, so racing mutations may pass it by a few).
+registered mutation whose args fit `args`, or an action while a server serves), `args` a
+JSON object of at most `MAX_ARGS_BYTES` bytes, the time not negative. At most
+`MAX_SCHEDULED_PER_COMMAND` schedules per mutation, and at most `MAX_PENDING` pending in the
+engine at once (read from committed state: a bound, not a serial rule, so racing mutations may
+pass it by a few).
 
 Tenancy: each schedule keeps who made it (`org_id`, `scheduled_by`: the scheduling identity's
 organization and subject). `scheduled_functions(view, identity)` lists, and `cancel_scheduled`
 reaches, only the caller's organization's schedules (a caller in no organization: its own);
-admin callers reach all. Another's schedule is `NotFound`, as if it did not exist.
+admin callers reach all. Another's schedule is `NotFound`, as if it did not exist. A schedule
+made by a scheduled function (the system caller: no organization) is reached by admin only.
 """
 
 from __future__ import annotations

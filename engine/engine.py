@@ -433,7 +433,8 @@ class Engine:
     async def schedule_function(
         self, function: str, args: Mapping[str, Any], at_ms: int, identity: Identity
     ) -> str:
-        """Schedule mutation `function` with wire args `args` to run at `at_ms` (ms epoch; a
+        """Schedule `function` (a mutation, or what else `scheduled.dispatch` reaches: an
+        action while a server serves) with wire args `args` to run at `at_ms` (ms epoch; a
         past time runs at once), as `identity` scheduled it (its organization sees and may
         cancel it); the schedule's id, once it is durable. For code outside a mutation (an
         action); a mutation uses `domain.run_at` / `run_after`, atomic with its own commit.
