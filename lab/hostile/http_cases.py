@@ -12,7 +12,12 @@ chunked, `Expect: 100-continue`, cut short, larger than the limit), answered in 
 - a function route: a body cut short 400, too large 413 (both close the connection), a body
   that is not a function call 400 `InvalidArgs`, a bad credential 401 `Unauthenticated`, an
   action 560 `NotFound`, else 200 or 560 with the code the call must get (queries: the
-  engine's own answer for the same call; never `Internal` or `Overloaded`).
+  engine's own answer for the same call; never `Internal` or `Overloaded`);
+- an action: the app's `hostile:echo` answers its text, or `InvalidArgs`; any other name
+  `NotFound`;
+- the app's routes (lab.hostile.app) 200 to anyone with no or a valid credential (401 with a
+  bad one), 405 for another method; Turnstile's own: `/stripe/webhook` 400 (nothing here can
+  sign) and 405; `/releases/ingest` and `/cron/...` 401, 403 or (admin) 400 and 404.
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ import attrs
 import orjson
 from hypothesis import strategies as st
 
+from domain.errors import InvalidArgs
 from domain.identity import ADMIN, ANONYMOUS, Identity
+from engine import codec
+from engine.wire.values import json_to_convex
+from lab.hostile.app import ECHO, ECHO_PATH, FILES_PREFIX, EchoArgs
 from lab.hostile.sync_cases import NEVER, Credentials, query_outcome, well_formed_creates
 from lab.hostile.target import Target
 from lab.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values
@@ -52,6 +61,8 @@ class Request:
     path: str | None = None
     #: Whether the server closes the connection after answering it.
     closes: bool = False
+    #: The value a 200 function answer must carry (an action's), if known.
+    value: Any = None
     head_only: bool = False
 
 
@@ -140,6 +151,7 @@ def request_case(
     path = draw(
         st.sampled_from(sorted(ROUTES))
         | st.sampled_from(["/api/1.17.0/sync", "/", "/api", "/api/query/", "/HEALTH"])
+        | st.sampled_from(OTHER_ROUTES)
         | st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=30).map(
             lambda p: "/" + p.replace("?", "")
         )
@@ -150,15 +162,22 @@ def request_case(
     headers: list[tuple[str, str]] = []
     if header is not None:
         headers.append(("Authorization", header))
-    extra = draw(st.lists(st.sampled_from([
-        ("Content-Type", "application/json"),
-        ("Content-Type", "text/plain"),
-        ("Convex-Client", "npm-1.17.0"),
-        ("Origin", "http://evil.example"),
-        ("Accept-Encoding", "gzip"),
-        ("Connection", "keep-alive"),
-        ("X-Padding", "x" * 4000),
-    ]), max_size=3))
+    extra = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Type", "text/plain"),
+                    ("Convex-Client", "npm-1.17.0"),
+                    ("Origin", "http://evil.example"),
+                    ("Accept-Encoding", "gzip"),
+                    ("Connection", "keep-alive"),
+                    ("X-Padding", "x" * 4000),
+                ]
+            ),
+            max_size=3,
+        )
+    )
     headers.extend(extra)
 
     call: Call | None = None
@@ -174,6 +193,8 @@ def request_case(
             strategy = calls(queries) if kind == "query" else calls(mutations)
             if kind == "mutation":
                 strategy = strategy | well_formed_creates()
+            if kind == "action":
+                strategy = strategy | echo_calls()
             call = draw(strategy)
             call_format = draw(st.sampled_from([None, "convex_encoded_json", "json"]))
             wire: dict[str, Any] = {"path": call.name, "args": [call.args]}
@@ -189,9 +210,11 @@ def request_case(
     elif draw(st.integers(0, 3)) == 0:
         body = draw(st.binary(max_size=50))
 
-    framing = draw(st.sampled_from(
-        ["length", "length", "chunked", "continue"] + (["short", "huge"] if last else [])
-    ))
+    framing = draw(
+        st.sampled_from(
+            ["length", "length", "chunked", "continue"] + (["short", "huge"] if last else [])
+        )
+    )
     if framing == "huge":
         headers.append(("Content-Length", str(max_body + 1 + draw(st.integers(0, 10**12)))))
         data = _head(method, path + query, headers)
@@ -199,9 +222,11 @@ def request_case(
         headers.append(("Transfer-Encoding", "chunked"))
         cut = draw(st.integers(0, len(body)))
         chunks = [part for part in (body[:cut], body[cut:]) if part]
-        data = _head(method, path + query, headers) + b"".join(
-            f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in chunks
-        ) + b"0\r\n\r\n"
+        data = (
+            _head(method, path + query, headers)
+            + b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in chunks)
+            + b"0\r\n\r\n"
+        )
     else:
         if framing == "continue":
             headers.append(("Expect", "100-continue"))
@@ -218,6 +243,9 @@ def request_case(
     if method == "OPTIONS":
         return Request(data, why, 204)
     if path not in ROUTES:
+        routed = other_route_status(path, method, identity)
+        if routed is not None:
+            return Request(data, why, routed, head_only=head_only)
         status = 426 if SYNC_PATH.match(path) else 404
         return Request(data, why, status, head_only=head_only)
     if method != ROUTES[path] and not (head_only and ROUTES[path] == "GET"):
@@ -230,8 +258,54 @@ def request_case(
         return Request(data, why, 401, code="Unauthenticated")
     assert call is not None
     if kind == "action":
-        return Request(data, why, STATUS_FUNCTION_FAILED, code="NotFound")
+        if call.name != ECHO:
+            return Request(data, why, STATUS_FUNCTION_FAILED, code="NotFound")
+        try:
+            args = codec.decode_args(json_to_convex(call.args), EchoArgs)
+        except InvalidArgs:
+            return Request(data, why, STATUS_FUNCTION_FAILED, code="InvalidArgs")
+        return Request(data, why, 200, value=args.text)
     return Request(data, why, 0, call=call, kind=kind, identity=identity)
+
+
+#: Paths of the app's routes (lab.hostile.app) and Turnstile's own, beside the function API.
+OTHER_ROUTES = [
+    ECHO_PATH,
+    FILES_PREFIX + "a.txt",
+    FILES_PREFIX,
+    FILES_PREFIX.rstrip("/"),
+    "/stripe/webhook",
+    "/releases/ingest",
+    "/cron/",
+    "/cron/noSuchJob",
+]
+
+
+def other_route_status(path: str, method: str, identity: Identity | None) -> int | None:
+    """The status an app route or a built-in one answers (none of these cases can sign for
+    Stripe, nor send a release report), or None for a path none of them serves."""
+    if path == ECHO_PATH:
+        return (401 if identity is None else 200) if method == "POST" else 405
+    if path.startswith(FILES_PREFIX):
+        return (401 if identity is None else 200) if method in ("GET", "HEAD") else 405
+    if path == "/stripe/webhook":
+        return 400 if method == "POST" else 405
+    if path == "/releases/ingest" or path.startswith("/cron/"):
+        if method != "POST":
+            return 405
+        if identity is None:
+            return 401
+        if not identity.is_admin:
+            return 403
+        return 400 if path == "/releases/ingest" else 404
+    return None
+
+
+@st.composite
+def echo_calls(draw: st.DrawFn) -> Call:
+    """Calls of the app's action `hostile:echo`: its args, or anything else."""
+    args = draw(st.fixed_dictionaries({"text": st.text(max_size=40)}) | convex_values)
+    return Call(ECHO, args, why="the app's echo action")
 
 
 @st.composite
@@ -246,8 +320,15 @@ def http_cases(
     if choice == 0:
         return HttpCase(raw=draw(st.binary(min_size=1, max_size=300)), why="random bytes")
     if choice == 1:
-        line = draw(st.sampled_from([b"POST /api/query HTTP/1.1\r\n", b"GET /health HTTP/1.1\r\n",
-                                     b"GET /api/1.0/sync HTTP/1.1\r\n"]))
+        line = draw(
+            st.sampled_from(
+                [
+                    b"POST /api/query HTTP/1.1\r\n",
+                    b"GET /health HTTP/1.1\r\n",
+                    b"GET /api/1.0/sync HTTP/1.1\r\n",
+                ]
+            )
+        )
         rest = draw(st.binary(max_size=300))
         return HttpCase(raw=line + rest + b"\r\n\r\n", why="a request line, then junk")
     if choice == 2:
@@ -311,6 +392,8 @@ async def _check_answer(target: Target, request: Request, answer: Answer) -> Non
             raise ServerMisbehaved(f"{where}: status {answer.status}, not {request.status}")
         if request.head_only and answer.body:
             raise ServerMisbehaved(f"{where}: a HEAD answer carries a body")
+        if request.value is not None and answer.json().get("value") != request.value:
+            raise ServerMisbehaved(f"{where}: value {answer.body[:200]!r}, not {request.value!r}")
         if request.code is not None:
             data = answer.json()["errorData"]
             if data["code"] != request.code:

@@ -1,6 +1,8 @@
 """The server under attack: a live in-process server on 127.0.0.1 (a free port) over an engine on
-a data dir, with every error the server logs captured, so that a hostile input that makes the
-server fail internally (a logged traceback) is found even when the client saw a tidy answer."""
+a data dir, serving the built-in app and `lab.hostile.app` (an action and HTTP routes), with
+Stripe's webhook route on, and every error the server logs captured, so that a hostile input
+that makes the server fail internally (a logged traceback) is found even when the client saw a
+tidy answer."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import attrs
 import trio
 
 from domain.identity import ADMIN, ANONYMOUS
-from engine import Engine, EngineConfig
+from engine import Engine, EngineConfig, open_engine
+from engine.apps import load_apps
 from engine.server import (
     Authenticator,
     Metrics,
@@ -26,6 +29,10 @@ from engine.server import (
 
 ADMIN_KEY = "hostile-admin-key"
 JWT_SECRET = "hostile-jwt-secret-that-is-long-enough-for-hs256"
+#: Stripe's webhook secret: `POST /stripe/webhook` is served (and no case can sign for it).
+STRIPE_SECRET = "whsec_hostile_never_given_to_a_case"
+#: The app served beside the built-in one: an action and routes to attack (lab.hostile.app).
+APP = "lab.hostile.app"
 
 
 class ErrorLog(logging.Handler):
@@ -119,12 +126,17 @@ async def open_target(
     logger = logging.getLogger("turnstile")
     logger.addHandler(errors)
     try:
-        async with open_server(
-            data_dir,
-            engine_config=EngineConfig(offload_io=offload_io),
-            authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
-            config=config,
-        ) as server:
+        async with (
+            open_engine(
+                data_dir, modules=load_apps([APP]), config=EngineConfig(offload_io=offload_io)
+            ) as engine,
+            open_server(
+                engine,
+                authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
+                config=config,
+                stripe_webhook_secret=STRIPE_SECRET,
+            ) as server,
+        ):
             try:
                 yield Target(server, errors)
             finally:

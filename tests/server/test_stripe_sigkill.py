@@ -64,8 +64,8 @@ def _notifications(port: int) -> list[dict[str, Any]]:
 
 
 def test_each_stripe_event_notifies_once_across_a_sigkill(tmp_path: Path) -> None:
-    args = ("--data-dir", str(tmp_path / "data"), "--admin-key", "k", "--jwt-secret", SECRET)
-    args += ("--stripe-webhook-secret", WHSEC)
+    args = ["--data-dir", str(tmp_path / "data"), "--admin-key", "k", "--jwt-secret", SECRET]
+    args += ["--stripe-webhook-secret", WHSEC]
     with serving(*args) as (process, port, _):
         status, first = _deliver(port, _event("evt_acked"))
         assert status == 200 and first["notificationId"]
