@@ -16,8 +16,10 @@ the same bytes on the same disk, in one run so that the ratios are of one machin
   counts: a raw copy (`shutil.copyfile` of a source file in the page cache to a new file), and
   a durable raw copy (the same, then fsync of the file and of its directory: the least a
   durable upload must do).
-- For each size (1 MiB and 20 MiB by default), `count` files: uploads, downloads and copies
-  take turns per file; the figure is total bytes over total time, MiB/s (2**20 bytes).
+- For each size (1 MiB and 20 MiB by default), `count` files per round: uploads, downloads and
+  copies take turns per file; a round's figure for a path is its total bytes over its total
+  time, MiB/s (2**20 bytes). `rounds` rounds (the sizes taking turns); reported: the median
+  of the rounds' MiB/s per path, and of the rounds' ratios (with their lowest and highest).
 
 Nothing here asserts on time. `--write-doc` writes the run's figures as the "## File storage"
 section of docs/benchmarks.md.
@@ -29,6 +31,7 @@ import argparse
 import http.client
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -54,12 +57,19 @@ PATHS = ("upload", "download", "raw copy", "durable raw copy")
 
 @attrs.frozen(kw_only=True)
 class Sizes:
-    #: (file size in bytes, files of that size)
+    #: (file size in bytes, files of that size per round)
     files: tuple[tuple[int, int], ...]
+    rounds: int = 1
 
 
-FULL = Sizes(files=((1 * MIB, 40), (20 * MIB, 8)))
+FULL = Sizes(files=((1 * MIB, 20), (20 * MIB, 4)), rounds=7)
 QUICK = Sizes(files=((64 * 1024, 3), (1 * MIB, 2)))
+#: (label, numerator path, denominator path) of each ratio reported.
+RATIOS = (
+    ("upload vs durable raw copy", "upload", "durable raw copy"),
+    ("download vs raw copy", "download", "raw copy"),
+    ("upload vs raw copy", "upload", "raw copy"),
+)
 
 
 class Client:
@@ -142,14 +152,17 @@ def _one_size(client: Client, work: Path, size: int, count: int) -> dict[str, fl
 
 
 def measure(sizes: Sizes, directory: Path | None = None) -> dict[str, Any]:
-    """Run every size; {"sizes": [{size, count, seconds: {path: s}, mib_per_s: {path: x}}]}."""
+    """Run every size `rounds` times; {"sizes": [{size, count, rounds: [{seconds: {path: s},
+    mib_per_s: {path: x}}]}]}."""
     with tempfile.TemporaryDirectory(prefix="storage-bench-", dir=directory) as tmp:
         work = Path(tmp)
         return trio.run(_measure, sizes, work)
 
 
 async def _measure(sizes: Sizes, work: Path) -> dict[str, Any]:
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = [
+        {"size": size, "count": count, "rounds": []} for size, count in sizes.files
+    ]
     async with open_server(
         work / "data",
         authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
@@ -157,17 +170,22 @@ async def _measure(sizes: Sizes, work: Path) -> dict[str, Any]:
     ) as server:
         client = Client(server.port)
         try:
-            for size, count in sizes.files:
-                seconds = await trio.to_thread.run_sync(_one_size, client, work, size, count)
-                total = size * count / MIB
-                results.append(
-                    {
-                        "size": size,
-                        "count": count,
-                        "seconds": seconds,
-                        "mib_per_s": {path: total / s for path, s in seconds.items()},
-                    }
-                )
+            for number in range(sizes.rounds):
+                for entry in results:
+                    size, count = entry["size"], entry["count"]
+                    round_dir = work / f"round-{number}"
+                    round_dir.mkdir(exist_ok=True)
+                    seconds = await trio.to_thread.run_sync(
+                        _one_size, client, round_dir, size, count
+                    )
+                    total = size * count / MIB
+                    entry["rounds"].append(
+                        {
+                            "seconds": seconds,
+                            "mib_per_s": {path: total / s for path, s in seconds.items()},
+                        }
+                    )
+                shutil.rmtree(work / f"round-{number}")
         finally:
             client.close()
     return {"sizes": results}
@@ -178,21 +196,26 @@ def _size_label(size: int) -> str:
 
 
 def report(result: dict[str, Any]) -> str:
+    """The table: per size, the median MiB/s of each path over the rounds, and each ratio's
+    median over the rounds with its lowest and highest."""
     lines = [
-        "| file size | files | upload MiB/s | download MiB/s | raw copy MiB/s |"
-        " durable raw copy MiB/s | upload vs durable raw copy | download vs raw copy |"
-        " upload vs raw copy |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| file size | files x rounds | upload MiB/s | download MiB/s | raw copy MiB/s |"
+        " durable raw copy MiB/s | "
+        + " | ".join(f"{label} (lowest-highest)" for label, _, _ in RATIOS)
+        + " |",
+        "| --- | --- | --- | --- | --- | --- |" + " --- |" * len(RATIOS),
     ]
     for entry in result["sizes"]:
-        rate = entry["mib_per_s"]
+        rounds = [r["mib_per_s"] for r in entry["rounds"]]
+        rate = {path: statistics.median(r[path] for r in rounds) for path in PATHS}
+        cells = []
+        for _, top, bottom in RATIOS:
+            ratios = [r[top] / r[bottom] for r in rounds]
+            cells.append(f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})")
         lines.append(
-            f"| {_size_label(entry['size'])} | {entry['count']} | {rate['upload']:,.0f} |"
-            f" {rate['download']:,.0f} | {rate['raw copy']:,.0f} |"
-            f" {rate['durable raw copy']:,.0f} |"
-            f" {rate['upload'] / rate['durable raw copy']:.2f}x |"
-            f" {rate['download'] / rate['raw copy']:.2f}x |"
-            f" {rate['upload'] / rate['raw copy']:.2f}x |"
+            f"| {_size_label(entry['size'])} | {entry['count']} x {len(rounds)} |"
+            f" {rate['upload']:,.0f} | {rate['download']:,.0f} | {rate['raw copy']:,.0f} |"
+            f" {rate['durable raw copy']:,.0f} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines)
 
