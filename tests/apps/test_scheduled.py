@@ -5,6 +5,10 @@ their states within their organization, and replayed clean."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ from tests.apps.reminders import REMINDER
 from tools.cli import main
 
 MINUTE = 60_000
+ROOT = Path(__file__).resolve().parents[2]
 ANNA = staff("anna", "org_a")
 BORIS = staff("boris", "org_b")
 
@@ -445,3 +450,41 @@ def test_an_app_may_not_declare_a_function_in_the_module_scheduler() -> None:
     )
     with pytest.raises(AppError, match="reserved"):
         Registry((taker,))
+
+
+@pytest.mark.parametrize("point", ["before", "after"])
+async def test_a_sigkill_between_running_and_recording_runs_it_exactly_once(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, point: str
+) -> None:
+    """A real kill -9 of an engine process parked in the run (tests/apps/scheduled_crash_worker.py),
+    then a recovery: the function has run once, and its outcome is recorded."""
+    data_dir = tmp_path / "data"
+    worker = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tests.apps.scheduled_crash_worker", str(data_dir), point],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert worker.stdout is not None
+        out = b""
+        while b"\n" not in out:  # bounded: the worker gives up after a minute
+            chunk = await worker.stdout.receive_some()
+            assert chunk, "the worker ended before it reached its point"
+            out += chunk
+        reached = json.loads(out.partition(b"\n")[0])
+    finally:
+        worker.kill()  # SIGKILL
+        await worker.wait()
+        if worker.stdout is not None:
+            await worker.stdout.aclose()
+    assert reached["reached"] == point
+    reminder = reached["reminderId"]
+    now = int(time.time() * 1000)  # the worker ran on the real clock
+    async with open_harness(
+        data_dir, modules=load_apps(["tests.apps.reminders"]), epoch_ms=now
+    ) as h:
+        await h.settle()
+        assert fired(h, reminder) == 1
+        [row] = await h.query("scheduler:list", {})
+        assert (row["state"], row["result"]) == ("done", 1)
+    assert main(["replay", str(data_dir), "--verify", "--app", "tests.apps.reminders"]) == 0
