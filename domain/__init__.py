@@ -47,6 +47,7 @@ from domain.scheduled import (
     scheduled_functions,
 )
 from domain.scheduling import AtStart, CronJob, DailyAt, Every, JobCommand
+from domain.storage import FileState, erase_file, file_url, require_file
 from domain.tables import Index, Search, Stored, Table, db
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "Every",
     "FetchFailed",
     "FetchResponse",
+    "FileState",
     "Forbidden",
     "HttpRoute",
     "Identity",
@@ -94,10 +96,13 @@ __all__ = [
     "View",
     "cancel_scheduled",
     "db",
+    "erase_file",
+    "file_url",
     "org_for_new_record",
     "paginate",
     "require_authenticated",
     "require_cap",
+    "require_file",
     "require_org",
     "require_user",
     "run_after",
