@@ -291,3 +291,21 @@ def test_the_ticketing_docs_have_exactly_the_keys_and_types_their_typed_dicts_de
     dts = generate((BOOKING,)).dts
     assert "        imageUrl: string | null;\n      } | null\n    >;\n" in dts  # events:get
     assert "        remainingTickets: number;\n      }\n    >;\n" in dts
+
+
+def test_an_app_s_actions_are_action_references_typed_by_their_run() -> None:
+    dts = generate(load_apps(["tests.apps.payments"])).dts
+    found = references(dts)
+    assert found["payments:charge"] == found["payments:poll"] == "action"
+    assert found["charges:record"] == "mutation"
+    assert (
+        "    poll: FunctionReference<\n"
+        '      "action",\n'
+        '      "public",\n'
+        "      {\n"
+        "        providerId: string;\n"
+        "        delayMs?: number;\n"
+        "      },\n"
+        "      string\n"
+        "    >;\n"
+    ) in dts

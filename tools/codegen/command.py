@@ -61,6 +61,7 @@ def run(args: argparse.Namespace, modules: Sequence[Module]) -> int:
     aliases = sum(function.alias_of is not None for function in generated.functions)
     print(
         f"wrote {js} and {dts}: {kinds.count('query')} queries, {kinds.count('mutation')}"
-        f" mutations ({aliases} of these references are aliases)"
+        f" mutations, {kinds.count('action')} actions ({aliases} of these references are"
+        " aliases)"
     )
     return OK

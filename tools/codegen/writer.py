@@ -1,7 +1,7 @@
 """`api.js` and `api.d.ts` for a frontend, shaped like Convex's `convex/_generated/api`.
 
 `generate(modules)` reads the functions the engine would serve for `modules` (a `Registry`:
-every mutation, query and alias) and returns both files' text; `write_api(out, generated)`
+every mutation, query, action and alias) and returns both files' text; `write_api(out, generated)`
 writes them into `out`. The output depends on the declarations only, sorted by module and
 function name, so it can be committed and diffed.
 
@@ -10,12 +10,13 @@ function name, so it can be committed and diffed.
   `events:create` (`api.admin.users.list` is `admin/users:list`), so the unmodified client
   sends the names Turnstile serves.
 - `api.d.ts` gives `api` its type: for each function a `FunctionReference<"query" |
-  "mutation", "public", Args, Result>`, nested by the module path's `/`-separated parts as
-  Convex nests `convex/admin/users.ts`. A part that is not a JavaScript identifier (`a.b`,
+  "mutation" | "action", "public", Args, Result>`, nested by the module path's `/`-separated
+  parts as Convex nests `convex/admin/users.ts`. A part that is not a JavaScript identifier (`a.b`,
   `my-file`) is a quoted key, reached as `api["a.b"].fn`, which is what `anyApi` sends as
   `a.b:fn`. Args are the args class as the wire carries it (`tools.codegen.typescript`, the
   `"args"` direction); Result is the spec's `returns`, or else the handler's return
-  annotation (`handle` for a mutation, `evaluate` for a query; none: `any`).
+  annotation (`handle` for a mutation, `evaluate` for a query, `run` for an action; none:
+  `any`).
 - Turnstile has no internal functions, so `internal`'s type is empty.
 
 `CodegenError` (nothing is written then) names the function whose types cannot be written.
@@ -34,6 +35,7 @@ from typing import Any, Literal
 
 import attrs
 
+from domain.actions import ActionSpec
 from domain.model import Module, MutationSpec, QuerySpec
 from engine.registry import Registry
 from tools.codegen.typescript import CodegenError, TsType, property_key, typescript_of
@@ -51,7 +53,7 @@ __all__ = [
 API_JS = "api.js"
 API_DTS = "api.d.ts"
 
-FunctionKind = Literal["query", "mutation"]
+FunctionKind = Literal["query", "mutation", "action"]
 
 
 @attrs.frozen(kw_only=True)
@@ -119,6 +121,8 @@ def api_functions(registry: Registry) -> tuple[ApiFunction, ...]:
         own[name] = _function(name, "mutation", mutation)
     for name, query in registry.queries.items():
         own[name] = _function(name, "query", query)
+    for name, action in registry.actions.items():
+        own[name] = _function(name, "action", action)
     found.extend(own.values())
     for alias, target in registry.aliases.items():
         found.append(attrs.evolve(own[target], name=alias, alias_of=target))
@@ -126,7 +130,7 @@ def api_functions(registry: Registry) -> tuple[ApiFunction, ...]:
 
 
 def _function(
-    name: str, kind: FunctionKind, spec: MutationSpec[Any, Any] | QuerySpec[Any]
+    name: str, kind: FunctionKind, spec: MutationSpec[Any, Any] | QuerySpec[Any] | ActionSpec[Any]
 ) -> ApiFunction:
     try:
         args = typescript_of(spec.args_type, "args")
@@ -136,15 +140,19 @@ def _function(
     return ApiFunction(name=name, kind=kind, args=args, result=result)
 
 
-def _result_type(spec: MutationSpec[Any, Any] | QuerySpec[Any]) -> Any:
+def _result_type(spec: MutationSpec[Any, Any] | QuerySpec[Any] | ActionSpec[Any]) -> Any:
     if spec.returns is not None:
         return spec.returns
-    handler: Any = spec.handle if isinstance(spec, MutationSpec) else spec.evaluate
+    handler: Any
+    if isinstance(spec, ActionSpec):
+        handler = spec.run
+    else:
+        handler = spec.handle if isinstance(spec, MutationSpec) else spec.evaluate
     while isinstance(handler, functools.partial):
         handler = handler.func
     if not inspect.isroutine(handler) and callable(handler):
         handler = type(handler).__call__
-    what = "handle" if isinstance(spec, MutationSpec) else "evaluate"
+    what = {MutationSpec: "handle", QuerySpec: "evaluate", ActionSpec: "run"}[type(spec)]
     try:
         hints = typing.get_type_hints(handler)
     except Exception as exc:  # a bad annotation can raise anything; say whose it is
