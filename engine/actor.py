@@ -21,6 +21,7 @@ command silently.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -107,15 +108,23 @@ class Reply:
             if waiters is None:
                 waiters = self._waiters = []
             waiters.append(task)
-
-            def abort(_: Any) -> trio.lowlevel.Abort:
-                waiters.remove(task)
-                return trio.lowlevel.Abort.SUCCEEDED
-
-            await trio.lowlevel.wait_task_rescheduled(abort)
+            await trio.lowlevel.wait_task_rescheduled(functools.partial(_abort_wait, waiters, task))
         if self.error is not None:
             raise self.error
         return self.value, self.ts
+
+
+def _reach(
+    host: ActorHost, reached: dict[str, Actor], aggregate: Aggregate[Any], stream: str
+) -> tuple[Any, int]:
+    """A decide step's `reach`: the working state of another actor, noted in `reached`."""
+    actor = reached[stream] = host.resident(aggregate, stream)
+    return actor.working_state, actor.working_version
+
+
+def _abort_wait(waiters: list[trio.lowlevel.Task], task: trio.lowlevel.Task, _: Any) -> Any:
+    waiters.remove(task)
+    return trio.lowlevel.Abort.SUCCEEDED
 
 
 def _call(callback: Callable[[], None]) -> None:
@@ -242,11 +251,6 @@ class Actor:
         host = self.host
         now = host.now_ms()
         reached: dict[str, Actor] = {}
-
-        def reach(aggregate: Aggregate[Any], stream: str) -> tuple[Any, int]:
-            actor = reached[stream] = host.resident(aggregate, stream)
-            return actor.working_state, actor.working_version
-
         try:
             decided = decide(
                 self.aggregate,
@@ -258,7 +262,7 @@ class Actor:
                 identity=command.identity,
                 now=now,
                 tokens=host.new_token,
-                reach=reach,
+                reach=functools.partial(_reach, host, reached),
                 rate_limit=command.rate_limit,
                 check_invariants=host.checks_invariants,
                 committed=host.committed_view,

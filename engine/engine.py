@@ -632,7 +632,9 @@ class Engine:
     # -- commit pipeline ------------------------------------------------------------------
 
     def _on_committed(self, batch: list[Submission], last_seq: int) -> None:
-        touched: set[ReadKey] = set()
+        # What the batch touched, for the live queries to re-evaluate; with none open there is
+        # nothing to collect (a subscription opened later starts from the committed state).
+        touched: set[ReadKey] | None = set() if self.subscriptions.count else None
         models = self.read_models
         timers = self._timers
         events = 0
@@ -650,7 +652,8 @@ class Engine:
             actor.committed_version = submission.version
             actor.in_flight -= 1
             if submission.events:
-                touched.add(("a", actor.stream))
+                if touched is not None:
+                    touched.add(("a", actor.stream))
                 for event in submission.events:
                     models.apply(event, touched)
                     for change in event.timer_changes():
@@ -666,7 +669,8 @@ class Engine:
             self._erasures_idle = trio.Event()
             self._nursery.start_soon(self._erase_in_background, stream, seq)
         self.committed_seq = last_seq
-        self.subscriptions.on_commit(touched, last_seq)
+        if touched:
+            self.subscriptions.on_commit(touched, last_seq)
         self._seq_advanced.set()
         self._seq_advanced = trio.Event()
         for submission in batch:
