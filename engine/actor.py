@@ -144,13 +144,29 @@ class Command:
     rate_limit: RateLimit | None = None
 
 
+class _Superseded:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SUPERSEDED"
+
+
+#: A `Submission.state` released because a later one of the same actor is in the same batch.
+SUPERSEDED: Any = _Superseded()
+
+
 @attrs.define(slots=True)
 class Submission:
     """One decided command on its way to the journal.
 
     `companions` are other actors' parts of the same command (a rate limiter's take, the
     co-decisions of `Decision.co_decide`): they are written in the same transaction, before the
-    main events, so all land or none does."""
+    main events, so all land or none does.
+
+    `state` is the actor's working state once this command is decided: its committed state
+    when the batch holding it is durable. It is `SUPERSEDED` once a later submission of the
+    same actor is in the same batch (that one's state is what the batch commits), so that the
+    states between are freed while the batch is written."""
 
     actor: Actor
     events: tuple[Event, ...]

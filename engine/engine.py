@@ -42,7 +42,7 @@ from domain.ids import is_root_id, root_id
 from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, Projection, View
 from domain.storage import STORED_FILES, FileDeleted, StoredFile
 from engine import codec, erasure
-from engine.actor import SYSTEM, Actor, Command, Reply, RequestKey, Submission
+from engine.actor import SUPERSEDED, SYSTEM, Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
 from engine.files import FileStore
 from engine.group_commit import GroupCommit
@@ -648,7 +648,8 @@ class Engine:
                 self._recorded.add(session_id)  # its record: found from now on
                 if self._request_marks.get(session_id, request_id) < request_id:
                     self._request_marks[session_id] = request_id
-            actor.committed_state = submission.state
+            if submission.state is not SUPERSEDED:  # (a later one in the batch has the state)
+                actor.committed_state = submission.state
             actor.committed_version = submission.version
             actor.in_flight -= 1
             if submission.events:
