@@ -32,6 +32,7 @@ async def test_start_removes_partial_and_unrecorded_files_and_keeps_recorded_one
     data_dir = tmp_path / "data"
     async with open_harness(data_dir, config=CONFIG) as t:
         kept = await store_file(t.engine, b"recorded bytes", UPLOADER)
+        await t.engine.snapshot_now()  # the next start reads the records from it
         # What a crash leaves: an upload being received, and one renamed into place whose
         # record never committed.
         partial = t.engine.files.begin("kg_partialpartial")
