@@ -228,7 +228,8 @@ class Actor:
         self.working_version = self.committed_version = version
         #: Submissions decided and not yet committed (or failed).
         self.in_flight = 0
-        self.last_used = 0.0
+        #: The engine's housekeeping sweep count when last used (engine.Engine._sweeps).
+        self.last_used = 0
         self.pipeline_limit = pipeline_limit
 
     @property

@@ -24,6 +24,7 @@ import functools
 import gc
 import itertools
 import logging
+import math
 import os
 import time
 from collections import OrderedDict
@@ -250,6 +251,11 @@ class Engine:
         #: Aggregate kinds whose state rows in `_snapshot` are of another state version.
         self._stale_kinds: frozenset[str] = frozenset()
         self._actors: OrderedDict[str, Actor] = OrderedDict()
+        #: Housekeeping sweeps so far: an actor's `last_used` is this count when it was last
+        #: used (a counter, not the clock, since every command uses two actors).
+        self._sweeps = 0
+        #: Mutation specs by the name a caller gave (a name resolves to the same spec forever).
+        self._mutation_specs: dict[str, Any] = {}
         #: Streams the journal may hold: spares the read of a stream never written.
         self._written = JournalFilter()
         #: Sessions that may have idempotency records (engine/journal_filter.py), and the highest
@@ -346,7 +352,9 @@ class Engine:
         session_id: str | None,
         request_id: int | None,
     ) -> Reply:
-        spec = self.registry.mutation(name)
+        spec = self._mutation_specs.get(name)
+        if spec is None:
+            spec = self._mutation_specs[name] = self.registry.mutation(name)
         request: RequestKey | None = None
         if session_id is not None and request_id is not None:
             request = (session_id, request_id)
@@ -543,7 +551,7 @@ class Engine:
         actor = self._actors.get(stream)
         if actor is not None:
             self._actors.move_to_end(stream)
-            actor.last_used = trio.current_time()
+            actor.last_used = self._sweeps
             return actor
         state, version = self._load(aggregate, stream)
         return self._activate(aggregate, stream, state, version)
@@ -574,7 +582,7 @@ class Engine:
             version=version,
             pipeline_limit=self.config.mailbox_size,
         )
-        actor.last_used = trio.current_time()
+        actor.last_used = self._sweeps
         self._actors[stream] = actor
         self.stats["activated"] += 1
         if len(self._actors) > self.config.max_resident_actors:
@@ -588,7 +596,7 @@ class Engine:
         actor = self._actors.get(stream)
         if actor is not None:
             self._actors.move_to_end(stream)
-            actor.last_used = trio.current_time()
+            actor.last_used = self._sweeps
             return actor.committed_state if actor.committed_version else None
         state, version = self._load(aggregate, stream)  # one read, whether or not it exists
         if version == 0:
@@ -621,7 +629,13 @@ class Engine:
                 excess -= 1
 
     def _passivate_idle(self) -> None:
-        cutoff = trio.current_time() - self.config.idle_seconds
+        """At a housekeeping sweep: passivate the idle actors unused for `idle_seconds` or more.
+        One used since sweep n was last unused for at least (sweeps - n - 1) intervals between
+        sweeps, so this passivates an actor between `idle_seconds` and one interval more after
+        its last use, as comparing times at each sweep did."""
+        self._sweeps += 1
+        interval = max(1.0, self.config.idle_seconds / 4)
+        cutoff = self._sweeps - 1 - math.ceil(self.config.idle_seconds / interval)
         for stream in list(self._actors):
             actor = self._actors[stream]
             if actor.last_used > cutoff:
@@ -927,7 +941,7 @@ class Engine:
 
     async def _housekeeping(self) -> None:
         while True:
-            await trio.sleep(max(1.0, self.config.idle_seconds / 4))
+            await trio.sleep(max(1.0, self.config.idle_seconds / 4))  # (as `_passivate_idle`)
             self._passivate_idle()
             self._rebuild_filters()
 
