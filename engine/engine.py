@@ -1030,10 +1030,22 @@ async def open_engine(
 _freeze_after_recovery = False
 
 
+#: `gc.set_threshold` as `tune_gc` sets it. A young collection under load finds nothing to
+#: free (no cycles: every object of a command dies by reference counting) and walks every
+#: tracked object allocated since the last, most of them the commands in flight (about
+#: 120,000 with 2,000 in flight), so halving how often it runs halves most of its cost while
+#: each one walks only the objects kept in between on top. A second-generation collection
+#: runs after every 10 young ones instead of 20, so it walks the same number of survivors as
+#: before (10 x 100,000 = 20 x 50,000) and pauses as long, no more often per command; and the
+#: oldest generation's cadence per survivor is unchanged as well.
+GC_THRESHOLDS = (100_000, 10, 20)
+
+
 def tune_gc() -> None:
     """The garbage collector as a long-lived server wants it (call once, before opening the
     engine; `turnstile serve` does):
-    - fewer young-generation collections: each one walks what was allocated since the last;
+    - fewer young-generation collections (`GC_THRESHOLDS`): each one walks what was allocated
+      since the last;
     - what start-up and recovery built (modules, read models, the recovered states) is moved
       out of the collector's reach (`gc.freeze`) once the engine has recovered, so that no
       full collection ever walks it again: with a large journal it is most of the heap, and a
@@ -1041,5 +1053,5 @@ def tune_gc() -> None:
       counting as usual when it stops being used; only a reference cycle among those objects
       would outlive its use, and the state built at recovery holds none."""
     global _freeze_after_recovery
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(*GC_THRESHOLDS)
     _freeze_after_recovery = True

@@ -20,7 +20,7 @@ async def test_tune_gc_freezes_what_recovery_built(tmp_path: Path) -> None:
         async with open_engine(tmp_path / "data", modules=(COUNTERS,), config=config):
             assert gc.get_freeze_count() == 0  # not tuned: nothing frozen
         tune_gc()
-        assert gc.get_threshold()[0] == 50_000
+        assert gc.get_threshold() == engine_module.GC_THRESHOLDS
         async with open_engine(tmp_path / "data", modules=(COUNTERS,), config=config) as e:
             assert gc.get_freeze_count() > 0
             assert await e.mutation("counters:create", {"label": "a"})  # works as usual
