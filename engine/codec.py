@@ -243,12 +243,21 @@ def decode_value(data: bytes, value_type: type[T]) -> T:
     return converter.structure(orjson.loads(data), value_type)
 
 
+#: The wire converter's structure function per args type, as `structure` would dispatch to it
+#: (looked up once: every mutation and query decodes its args).
+_ARGS_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {}
+
+
 def decode_args(raw: Any, args_type: type[T]) -> T:
     """Structure wire args strictly; any failure is `InvalidArgs` naming the first bad path."""
     if not isinstance(raw, dict):
         raise InvalidArgs("Arguments must be an object.", path="")
+    hook = _ARGS_HOOKS.get(args_type)
+    if hook is None:
+        hook = _ARGS_HOOKS[args_type] = wire_converter.get_structure_hook(args_type)
     try:
-        return wire_converter.structure(raw, args_type)
+        parsed: T = hook(raw, args_type)
+        return parsed
     except (ClassValidationError, IterableValidationError, ForbiddenExtraKeysError) as exc:
         path, reason = _first_error(exc, args_type)
         raise InvalidArgs(f"Invalid argument {path or 'args'}: {reason}", path=path) from None
