@@ -71,20 +71,28 @@ def request(port: int, method: str, path: str, body: Any = None, auth: str = "")
 #: What a first start writes: one row scheduling each periodic job (an `AtStart` job writes
 #: nothing when it finds nothing to do, as on an empty journal).
 JOBS = sum(1 for module in MODULES for job in module.jobs if not isinstance(job.schedule, AtStart))
+#: And the server's address, which file storage's URLs begin with (docs/storage.md): written
+#: when it is not the one recorded.
+ORIGIN = 1
 
 
 def test_serve_prints_where_it_listens_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     with serving("--data-dir", data, "--admin-key", "k", "--jwt-secret", SECRET) as (p, port, _):
-        # A fresh journal holds only the schedule of each cron job.
-        assert request(port, "GET", "/health") == (200, {"status": "ok", "journalSeq": JOBS})
+        # A fresh journal holds only the schedule of each cron job and the server's address.
+        assert request(port, "GET", "/health") == (
+            200,
+            {"status": "ok", "journalSeq": JOBS + ORIGIN},
+        )
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=30) == 0
 
 
 def test_dev_keys_and_demo_data(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
-    with serving("--data-dir", data, "--demo") as (process, port, lines):
+    # One address for both starts (each picks a free port): the second writes nothing.
+    public = ("--public-url", "http://demo.test:3210")
+    with serving("--data-dir", data, "--demo", *public) as (process, port, lines):
         printed = dict(line.split(": ", 1) for line in lines if ": " in line)
         token = printed["dev user token (sub=dev-user, 7 days)"]
         assert printed["dev admin key"] and printed["dev jwt secret"]
@@ -107,7 +115,7 @@ def test_dev_keys_and_demo_data(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     # --demo loads nothing on a journal that is not empty
-    with serving("--data-dir", data, "--demo") as (process, port, lines):
+    with serving("--data-dir", data, "--demo", *public) as (process, port, lines):
         assert request(port, "GET", "/health")[1]["journalSeq"] == loaded
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
