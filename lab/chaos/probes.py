@@ -225,6 +225,7 @@ PROBES: dict[str, Probe] = {
             },
         ),
         Probe(name="releases:list", scope=PUBLIC, build=lambda p: {}),
+        Probe(name="scheduler:list", scope=ADMIN, build=lambda p: {}),
         # -- venue ---------------------------------------------------------------------------
         Probe(
             name="locations:create",
