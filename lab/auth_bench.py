@@ -48,7 +48,7 @@ from engine.server.dev_tokens import (
 )
 from engine.server.identity_providers import Provider, parse_auth_config
 from engine.wire.protocol import connect_message, subscribe_message
-from lab.figures import machine, machine_line, percentile, section_head, write_section
+from lab.figures import generated_section, machine, machine_line, percentile, write_section
 
 SECTION = "## Token verification (identity providers)"
 COMMAND = "python -m lab.auth_bench --write-doc"
@@ -255,22 +255,22 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: What the section says it measures, above the figures.
+ABOUT = (
+    "What a user token costs to check (`lab/auth_bench.py`): `Authenticator.authenticate`"
+    " and `Authenticator.user` in-process, and one Authenticate over a live WebSocket."
+    " RS256 and ES256 are custom JWT providers' tokens with their keys known (the"
+    " verification a provider's token costs once its keys are cached; a key fetch is"
+    " not measured); HS256, the development secret, is the baseline of the same run."
+    " PyJWT's decode alone is one `jwt.decode` with the key: the rest of `authenticate`'s"
+    " time is what Turnstile does around it (reading the unverified header and claims"
+    " to pick the provider and its key, then the claims' checks)."
+)
+
+
 def _section(text: str, info: dict[str, Any], seconds: float, quick: bool) -> str:
-    return "\n".join(
-        [
-            *section_head(SECTION, info, command=COMMAND, seconds=seconds, quick=quick),
-            "What a user token costs to check (`lab/auth_bench.py`): `Authenticator.authenticate`"
-            " and `Authenticator.user` in-process, and one Authenticate over a live WebSocket."
-            " RS256 and ES256 are custom JWT providers' tokens with their keys known (the"
-            " verification a provider's token costs once its keys are cached; a key fetch is"
-            " not measured); HS256, the development secret, is the baseline of the same run."
-            " PyJWT's decode alone is one `jwt.decode` with the key: the rest of `authenticate`'s"
-            " time is what Turnstile does around it (reading the unverified header and claims"
-            " to pick the provider and its key, then the claims' checks).",
-            "",
-            text,
-            "",
-        ]
+    return generated_section(
+        SECTION, info, command=COMMAND, seconds=seconds, quick=quick, about=ABOUT, text=text
     )
 
 

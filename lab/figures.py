@@ -140,6 +140,22 @@ def section_head(
     ]
 
 
+def generated_section(
+    title: str,
+    info: Mapping[str, Any],
+    *,
+    command: str,
+    seconds: float,
+    quick: bool,
+    about: str,
+    text: str,
+) -> str:
+    """A whole generated section: `section_head`, the paragraph `about` (what is measured and
+    how), then the measured `text`."""
+    head = section_head(title, info, command=command, seconds=seconds, quick=quick)
+    return "\n".join([*head, about, "", text, ""])
+
+
 def _is_heading(line: str) -> bool:
     return line.startswith(("# ", "## "))
 

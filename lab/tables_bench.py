@@ -50,7 +50,7 @@ from domain.identity import Identity
 from engine import EngineConfig, open_engine, tune_gc
 from engine.apps import load_apps
 from lab import bench
-from lab.figures import machine, machine_line, percentile, section_head, write_section
+from lab.figures import generated_section, machine, machine_line, percentile, write_section
 from lab.tables_app import LATEST
 
 SECTION = "## Tables beside the hand-written aggregate path"
@@ -396,28 +396,28 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: What the section says it measures, above the figures.
+ABOUT = (
+    "One message shape written two ways (`lab/tables_app.py`): a table document (owner"
+    " `org_id`, indexes `by_channel` over org, channel, number and `by_author` over org,"
+    " author) and a hand-written aggregate with one event and two read models of the"
+    " same groupings, the way `giftcards:issue` writes a card. Each call writes one"
+    " journal row. Inserts: closed-loop clients through `Engine.mutation`, counted when"
+    " started and acknowledged (durable) in the window, each path on fresh engines,"
+    " taking turns; the raw SQLite rows baseline is `lab.bench`'s, run three times in"
+    " the same process (before, between and after the rounds). Live queries: one"
+    " subscriber to the newest 20 of one channel (the table's by an index range, the"
+    " aggregate path's by sorting its read-model entries and reading each post), while"
+    " one writer inserts into that channel at a fixed rate; commit -> seen runs from"
+    " the moment the batch's journal write returns to the event loop (before read"
+    " models fold) to the subscriber task holding a value with the document; call ->"
+    " seen adds the call, the decision and the fsync."
+)
+
+
 def _section(text: str, info: dict[str, Any], seconds: float, quick: bool) -> str:
-    return "\n".join(
-        [
-            *section_head(SECTION, info, command=COMMAND, seconds=seconds, quick=quick),
-            "One message shape written two ways (`lab/tables_app.py`): a table document (owner"
-            " `org_id`, indexes `by_channel` over org, channel, number and `by_author` over org,"
-            " author) and a hand-written aggregate with one event and two read models of the"
-            " same groupings, the way `giftcards:issue` writes a card. Each call writes one"
-            " journal row. Inserts: closed-loop clients through `Engine.mutation`, counted when"
-            " started and acknowledged (durable) in the window, each path on fresh engines,"
-            " taking turns; the raw SQLite rows baseline is `lab.bench`'s, run three times in"
-            " the same process (before, between and after the rounds). Live queries: one"
-            " subscriber to the newest 20 of one channel (the table's by an index range, the"
-            " aggregate path's by sorting its read-model entries and reading each post), while"
-            " one writer inserts into that channel at a fixed rate; commit -> seen runs from"
-            " the moment the batch's journal write returns to the event loop (before read"
-            " models fold) to the subscriber task holding a value with the document; call ->"
-            " seen adds the call, the decision and the fsync.",
-            "",
-            text,
-            "",
-        ]
+    return generated_section(
+        SECTION, info, command=COMMAND, seconds=seconds, quick=quick, about=ABOUT, text=text
     )
 
 

@@ -35,7 +35,7 @@ from engine import EngineConfig, open_engine
 from engine.server import Authenticator, ServerConfig, open_server
 from engine.server.stripe_webhook import sign
 from engine.testing import user
-from lab.figures import machine, machine_line, percentile, section_head, write_section
+from lab.figures import generated_section, machine, machine_line, percentile, write_section
 
 SECTION = "## Webhooks (Stripe)"
 COMMAND = "python -m lab.webhook_bench --write-doc"
@@ -218,22 +218,22 @@ def report(rounds: dict[str, list[Round]], sizes: Sizes) -> str:
     return "\n".join(lines)
 
 
+#: What the section says it measures, above the figures.
+ABOUT = (
+    "Stripe's events through `POST /stripe/webhook` (`lab/webhook_bench.py`): each"
+    " request's signature checked, the event recorded once and its notification durable"
+    " before the 200, and a live subscriber of `webhooks:getUserWebhookEvents` told;"
+    " beside the function API writing the same notification, `POST /api/mutation` of"
+    " `webhooks:emitWebhookEvent`, in the same run. A round is timed from its first"
+    " request to the moment the subscribers have seen every notification. The webhook"
+    " writes two rows per event (the event's own record and the notification), the"
+    " mutation one."
+)
+
+
 def _section(text: str, info: dict[str, Any], seconds: float, quick: bool) -> str:
-    return "\n".join(
-        [
-            *section_head(SECTION, info, command=COMMAND, seconds=seconds, quick=quick),
-            "Stripe's events through `POST /stripe/webhook` (`lab/webhook_bench.py`): each"
-            " request's signature checked, the event recorded once and its notification durable"
-            " before the 200, and a live subscriber of `webhooks:getUserWebhookEvents` told;"
-            " beside the function API writing the same notification, `POST /api/mutation` of"
-            " `webhooks:emitWebhookEvent`, in the same run. A round is timed from its first"
-            " request to the moment the subscribers have seen every notification. The webhook"
-            " writes two rows per event (the event's own record and the notification), the"
-            " mutation one.",
-            "",
-            text,
-            "",
-        ]
+    return generated_section(
+        SECTION, info, command=COMMAND, seconds=seconds, quick=quick, about=ABOUT, text=text
     )
 
 
