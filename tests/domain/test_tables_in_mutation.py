@@ -13,49 +13,17 @@ from hypothesis import strategies as st
 
 from domain.identity import Identity
 from domain.model import decide
-from domain.tables import Index, Stored, Table, TableIndex, db
+from domain.tables import Stored, TableIndex, db
+from tests.domain.items_table import ITEMS, Cut, Item
 
 ANN = Identity(subject="ann", org_id="org_a")
 
 
-@attrs.frozen(kw_only=True)
-class Item:
-    org_id: str
-    shelf: str
-    rank: int
+def cut_of(docs: dict[str, Stored[Item]]) -> Cut:
+    return Cut(TableIndex.of(ITEMS, docs.values()))
 
 
-ITEMS: Table[Item] = Table(
-    namespace="mutationreads",
-    name="items",
-    document=Item,
-    id_prefix="it",
-    indexes=(Index.of("by_shelf", "org_id", "shelf", "rank"),),
-    owner="org_id",
-)
-
-
-class Committed:
-    """The committed cut: the table's read model and each document's committed state."""
-
-    def __init__(self, docs: dict[str, Stored[Item]]) -> None:
-        self.index = TableIndex.of(ITEMS, docs.values())
-        self.docs = docs
-
-    def projection(self, projection: Any, key: str) -> Any:
-        assert projection is ITEMS.projection
-        return self.index
-
-    def aggregate(self, aggregate: Any, aggregate_id: str) -> Any:
-        stored = self.docs.get(aggregate_id)
-        return None if stored is None else ITEMS.aggregate.state_type(stored=stored)
-
-    def reach(self, aggregate: Any, stream: str) -> tuple[Any, int]:
-        state = self.aggregate(aggregate, stream.partition("/")[2])
-        return (aggregate.initial, 0) if state is None else (state, 1)
-
-
-def _decide(cut: Committed, handle: Any, route: str | None = None) -> Any:
+def _decide(cut: Cut, handle: Any, route: str | None = None) -> Any:
     tokens = iter(f"new{n:03d}" for n in range(1_000))
     stream = ITEMS.aggregate.stream_of(route or "it_route")
     state, version = cut.reach(ITEMS.aggregate, stream)
@@ -104,7 +72,7 @@ def test_a_query_in_a_mutation_reads_the_cut_with_its_own_writes(
         doc_id: Stored(id=doc_id, creation_time=at, document=Item(org_id=org, shelf=s, rank=r))
         for doc_id, (org, s, r, at) in committed.items()
     }
-    cut = Committed(docs)
+    cut = cut_of(docs)
     # The model: the caller's organization's documents, with each write applied as it lands.
     model = {k: v for k, v in docs.items() if v.document.org_id == "org_a"}
     inserted: list[str] = []
@@ -143,7 +111,7 @@ def test_a_query_in_a_mutation_reads_the_cut_with_its_own_writes(
 
 
 def test_without_a_committed_view_a_query_in_a_mutation_is_refused() -> None:
-    cut = Committed({})
+    cut = cut_of({})
 
     def handle(d: Any, _: Any) -> None:
         db(d).query(ITEMS)

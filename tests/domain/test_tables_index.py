@@ -10,39 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.identity import ADMIN
-from domain.tables import Index, Stored, Table, TableIndex, db
-
-
-@attrs.frozen(kw_only=True)
-class Item:
-    org_id: str
-    shelf: str
-    rank: int
-
-
-ITEMS: Table[Item] = Table(
-    namespace="indextest",
-    name="items",
-    document=Item,
-    id_prefix="it",
-    indexes=(Index.of("by_shelf", "org_id", "shelf", "rank"),),
-    owner="org_id",
-)
-
-
-class OneCut:
-    """A view at one state of the table's read model (the aggregate reads are not used)."""
-
-    def __init__(self, index: TableIndex[Item]) -> None:
-        self.index = index
-
-    def projection(self, projection: Any, key: str) -> Any:
-        assert projection is ITEMS.projection
-        return self.index
-
-    def aggregate(self, aggregate: Any, aggregate_id: str) -> Any:
-        raise AssertionError("not read here")
-
+from domain.tables import Stored, TableIndex, db
+from tests.domain.items_table import ITEMS, Cut, Item
 
 ORGS = st.sampled_from(["org_a", "org_b"])
 SHELVES = st.sampled_from(["x", "y", "z"])
@@ -101,7 +70,7 @@ def test_index_queries_equal_a_scan_after_every_event(
             event = _event(ITEMS.deleted, doc_id, at, before=live[doc_id].document)
             index = ITEMS.projection.apply(index, event)
             del live[doc_id]
-        reads = db(OneCut(index), ADMIN)
+        reads = db(Cut(index), ADMIN)
         query = reads.query(ITEMS).with_index("by_shelf", org_id=org, shelf=shelf).gte("rank", low)
         if descending:
             query = query.order("desc")
