@@ -149,11 +149,11 @@ class Authenticator:
         """The key set of the token's issuer (None: a development token) and its `kid`."""
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
             raise AuthFailed("The token is not valid.")
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+        try:  # header and claims read in one pass (the signature is checked after)
+            unread = jwt.decode_complete(token, options={"verify_signature": False})
         except Exception:  # any malformed token: bad base64, JSON, nesting, types
             raise AuthFailed("The token is not valid.") from None
+        header, unverified = unread["header"], unread["payload"]
         issuer = unverified.get("iss")
         keys = self._key_sets.get(issuer) if isinstance(issuer, str) else None
         algorithm, kid = header.get("alg"), header.get("kid")
