@@ -33,6 +33,7 @@ socket bounded by `write_timeout`. An id not stored, or deleted, is 404.
 
 from __future__ import annotations
 
+import http
 import logging
 import os
 import re
@@ -448,7 +449,10 @@ def send_file(socket_fd: int, fd: int, offset: int, length: int, timeout: float)
 
 
 def _reason(status: int) -> bytes:
-    return {200: b"OK", 206: b"Partial Content"}.get(status, b"")
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 def _reusable(ex: Exchange) -> bool:
@@ -460,10 +464,13 @@ def _reusable(ex: Exchange) -> bool:
 
 
 async def _answer(ex: Exchange, response: HttpResponse) -> None:
+    headers = response.header_list(close=ex.draining)
+    if response.status == 304:  # no body, and no Content-Length but the file's own
+        headers = [(name, value) for name, value in headers if name != b"content-length"]
     head = h11.Response(
         status_code=response.status,
-        headers=response.header_list(close=ex.draining),
-        reason=b"OK" if response.status == 200 else b"",
+        headers=headers,
+        reason=_reason(response.status),
     )
     out = bytearray(ex.connection.send(head) or b"")
     if response.body and ex.head.method != b"HEAD":

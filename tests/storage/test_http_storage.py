@@ -61,7 +61,10 @@ async def test_ranges_and_if_none_match(storage: Storage) -> None:
     several = await storage.request("GET", path, range="bytes=0-1,5-6")
     assert (several.status, several.body) == (200, DATA)
     etag = several.headers[b"etag"].decode()
-    assert (await storage.request("GET", path, if_none_match=etag)).status == 304
+    not_modified = await storage.request("GET", path, if_none_match=etag)
+    assert (not_modified.status, not_modified.body) == (304, b"")
+    assert not_modified.headers[b"etag"] == etag.encode()
+    assert b"content-length" not in not_modified.headers
     not_it = await storage.request("GET", path, if_none_match='"other"')
     assert (not_it.status, not_it.body) == (200, DATA)
 
