@@ -128,7 +128,7 @@ class Metrics:
         self.limited = Counter(
             "turnstile_limited",
             "Connections and sync sessions ended by a limit (ServerConfig), by limit: "
-            "connections, handshake, identity, queries, send_timeout.",
+            "connections, handshake, identity, queries, send_timeout, upload_stall.",
             ["limit"],
             registry=self.registry,
         )
