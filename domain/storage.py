@@ -9,6 +9,9 @@ journal knows of them, pure like the rest of `domain/`:
   for its bytes) until it expires.
 - `store` (run by the server once the bytes are durable on disk, not client-callable) records
   `FileStored` with the file's content type, size and sha256 (base64, as Convex reports it).
+- A file belongs to the organization of the caller who asked for its URL (or, for a caller of
+  no organization, to that caller; for the admin key, to no one): only they (and admin) delete
+  it or refer to it in a record, and one of no one is anyone's to refer to.
 - `storage:delete` records `FileDeleted`; the engine removes the bytes when that event is
   committed, before the mutation is answered. `erase_file` is the same, for a domain command
   that erases a record holding a file (a customer's photo), decided within that command.
@@ -223,15 +226,24 @@ def store(d: Decision[FileState], args: StoreArgs) -> str:
     return d.aggregate_id
 
 
-def _may_touch(identity: Identity, state: FileState) -> bool:
-    if identity.is_admin or state.org_id is None:
+def _owns(identity: Identity, state: FileState) -> bool:
+    """Whether the caller may refer to the file or delete it: admin always; a file of an
+    organization, its members; one of a user outside any organization, that user."""
+    if identity.is_admin:
         return True
-    return identity.org_id == state.org_id
+    if state.org_id is not None:
+        return identity.org_id == state.org_id
+    return state.user_id is not None and identity.subject == state.user_id
+
+
+def _may_refer(identity: Identity, state: FileState) -> bool:
+    """As `_owns`, and a file the admin key uploaded (of no one) is anyone's to refer to."""
+    return _owns(identity, state) or (state.org_id is None and state.user_id is None)
 
 
 def delete(d: Decision[FileState], args: StorageIdArgs) -> None:
     require_authenticated(d.identity)
-    if d.state.status != STORED or not _may_touch(d.identity, d.state):
+    if d.state.status != STORED or not _owns(d.identity, d.state):
         raise NotFound(f"No stored file {args.storage_id!r}.", storageId=args.storage_id)
     d.emit(FileDeleted)
 
@@ -243,7 +255,7 @@ def require_file(d: Decision[Any], storage_id: str, *, path: str = "storageId") 
     if not is_root_id(storage_id, FILE_PREFIX):
         raise InvalidArgs(f"{storage_id!r} is not a storage id.", path=path)
     state: FileState = d.co_decide(FILE, storage_id).state
-    if state.status != STORED or not _may_touch(d.identity, state):
+    if state.status != STORED or not _may_refer(d.identity, state):
         raise InvalidArgs(f"No stored file {storage_id!r}.", path=path)
     return state
 

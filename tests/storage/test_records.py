@@ -105,6 +105,17 @@ def test_only_the_files_organization_deletes_it_once() -> None:
         run(decided.decision.state, 3, delete, StorageIdArgs(storage_id=ID), ANN, T0 + 3)
 
 
+def test_a_file_of_a_user_outside_any_organization_is_that_users() -> None:
+    buyer = Identity(subject="buyer-1")
+    stored = run(issued(buyer), 1, store, ARGS, ADMIN, T0 + 1).decision.state
+    other = Identity(subject="buyer-2")
+    with pytest.raises(NotFound):
+        run(stored, 2, delete, StorageIdArgs(storage_id=ID), other, T0 + 2)
+    for who in (buyer, ADMIN):
+        decided = run(stored, 2, delete, StorageIdArgs(storage_id=ID), who, T0 + 2)
+        assert [type(e) for e in decided.decision.events] == [FileDeleted]
+
+
 def test_the_lifecycle_table_refuses_every_other_step() -> None:
     deleted = FileDeleted(stream=STREAM, version=1, at=T0)
     stored = FileStored(stream=STREAM, version=1, at=T0, content_type="", sha256="", size=0)
