@@ -1,6 +1,6 @@
 """File storage's records: upload URLs, stored files and their deletion (Convex's storage API).
 
-The bytes of a file live on disk beside the journal (`engine.storage`); this module is what the
+The bytes of a file live on disk beside the journal (`engine.files`); this module is what the
 journal knows of them, pure like the rest of `domain/`:
 
 - `storage:generateUploadUrl` (any signed-in caller or admin) creates a `file` aggregate with
@@ -20,12 +20,13 @@ journal knows of them, pure like the rest of `domain/`:
 - `STORED_FILES` folds every file's record (id -> size, sha256) for the engine: what must be on
   disk, what `replay --verify` checks, what a point-in-time copy takes.
 
-The URL's origin (`http://HOST:PORT`) is journaled too (`StorageOrigin`, set by the server as it
+The URLs' origin (`http://HOST:PORT`) is journaled too (`StorageOriginSet`, by the server as it
 starts), so a query that answers a URL is a function of the journal like every other query.
 
 For domain code and apps: `require_file(decision, storage_id)` refuses an id that is not a
-stored file of the caller's organization (or refers to it serially, within the command), and
-`file_url(view, storage_id)` is the URL to put in a document.
+stored file the caller may refer to, and decides on it within the command (so it cannot be
+deleted before the command commits); `file_url(view, storage_id)` is the URL to put in a
+document.
 """
 
 from __future__ import annotations
