@@ -14,16 +14,16 @@ Plan:
   where its keys are: OIDC: `jwks_uri` of `{domain}/.well-known/openid-configuration`;
   customJwt: `jwks`, an http(s) URL or a `data:application/json;base64,...` URI (read once, at
   load: it never changes).
-- A `KeySet` per provider caches its keys by `kid`. Fetches run in a worker thread (urllib), never
-  on the event loop, one at a time per provider: a caller that needs keys while a fetch runs
-  waits for that fetch. The fetch is the provider's, not the caller's: a caller that goes away
-  (its connection closed) does not cancel it for the others. Each document (an OIDC discovery,
-  a JWKS) is at most `MAX_DOCUMENT_BYTES`; connecting and each read wait at most
-  `FETCH_TIMEOUT` (real seconds: a provider that stops answering fails the fetch that long
-  after its last byte), and a body still unread `FETCH_TIMEOUT` after the request began is a
-  failure. Any fault of the provider's answer (its status, malformed HTTP, a body that is no
-  JSON key set) is a failed fetch, never an exception out of the key set; a key that cannot be
-  used is skipped (and logged), the others kept.
+- A `KeySet` per provider caches its keys by `kid`. Fetches are asynchronous (httpx on trio),
+  in a system task of their own, one at a time per provider: a caller that needs keys while a
+  fetch runs waits for that fetch. The fetch is the provider's, not the caller's: a caller
+  that goes away (its connection closed) does not cancel it for the others. Each document (an
+  OIDC discovery, a JWKS) is at most `MAX_DOCUMENT_BYTES`, and its whole exchange, from
+  connecting to the body's last byte, at most `FETCH_TIMEOUT` (real seconds: a provider that
+  drips its answer, headers included, fails the fetch that long after it began). Any fault of
+  the provider's answer (its status, malformed HTTP, a body that is no JSON key set) is a
+  failed fetch, never an exception out of the key set; a key that cannot be used is skipped
+  (and logged), the others kept.
 - When a fetch happens: at first use; once the cache lifetime has passed (the answer's
   Cache-Control max-age, clamped to [MIN_CACHE_SECONDS, MAX_CACHE_SECONDS]; DEFAULT_CACHE_SECONDS
   without one), in the background while the known keys keep answering; and when a token names
@@ -39,25 +39,22 @@ Plan:
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import logging
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
+import httpx
 import jwt
 import trio
 
 log = logging.getLogger("turnstile.auth")
 
-#: Seconds to connect, to wait for each read, and to read a whole document (each of an OIDC
-#: discovery and its JWKS), in real time.
+#: Seconds for the whole exchange of one document (an OIDC discovery, a JWKS), in real time.
 FETCH_TIMEOUT = 3.0
 #: Bytes asked of the socket per read of a document.
 READ_BYTES = 64 * 1024
@@ -252,9 +249,7 @@ class KeySet:
     async def _fetch(self, done: trio.Event) -> None:
         self.status.fetches += 1
         try:
-            document, max_age = await trio.to_thread.run_sync(
-                _fetch_keys, self.provider, abandon_on_cancel=True
-            )
+            document, max_age = await _fetch_keys(self.provider)
             self._install(document, fresh_until=trio.current_time() + max_age)
         except FetchFailed as exc:
             self._failed(str(exc))
@@ -305,44 +300,47 @@ class KeySet:
         self._fresh_until = fresh_until
 
 
-def _fetch_keys(provider: Provider) -> tuple[Mapping[str, Any], float]:
-    """In a worker thread: the provider's key set and how long it may be cached."""
-    url = provider.jwks_url
-    if provider.discovery_url is not None:
-        discovery, _ = _fetch_json(provider.discovery_url)
-        url = discovery.get("jwks_uri") if isinstance(discovery, dict) else None
-        if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-            raise FetchFailed("the discovery document names no http(s) jwks_uri")
-    assert url is not None
-    document, max_age = _fetch_json(url)
+async def _fetch_keys(provider: Provider) -> tuple[Mapping[str, Any], float]:
+    """The provider's key set and how long it may be cached."""
+    async with httpx.AsyncClient(follow_redirects=True, timeout=FETCH_TIMEOUT) as client:
+        url = provider.jwks_url
+        if provider.discovery_url is not None:
+            discovery, _ = await _fetch_json(client, provider.discovery_url)
+            url = discovery.get("jwks_uri") if isinstance(discovery, dict) else None
+            scheme = urllib.parse.urlsplit(url).scheme if isinstance(url, str) else ""
+            if scheme not in ("http", "https"):
+                raise FetchFailed("the discovery document names no http(s) jwks_uri")
+        assert url is not None
+        document, max_age = await _fetch_json(client, url)
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise FetchFailed(f"{url} is not a JSON key set")
     return document, max_age
 
 
-def _fetch_json(url: str) -> tuple[Any, float]:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    deadline = time.monotonic() + FETCH_TIMEOUT
+async def _fetch_json(client: httpx.AsyncClient, url: str) -> tuple[Any, float]:
+    """One document: its JSON and its cache lifetime. The whole exchange, from connecting to
+    the body's last byte, is bounded by `FETCH_TIMEOUT` (a provider dripping its answer, even
+    its headers, a byte at a time is cut off), the body by `MAX_DOCUMENT_BYTES`."""
     chunks: list[bytes] = []
     size = 0
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as answer:
-            cache_control = answer.headers.get("Cache-Control", "")
-            while size <= MAX_DOCUMENT_BYTES:
-                if time.monotonic() > deadline:
-                    raise FetchFailed(f"{url}: not read within {FETCH_TIMEOUT:g} s")
-                chunk = answer.read1(READ_BYTES)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-    # URLError, HTTPError and timeouts are OSErrors; a malformed answer is an HTTPException.
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        if isinstance(exc, urllib.error.HTTPError):
-            exc.close()  # an error status carries the open answer: release its socket
+        with trio.fail_after(FETCH_TIMEOUT):
+            headers = {"Accept": "application/json"}
+            async with client.stream("GET", url, headers=headers) as answer:
+                if not 200 <= answer.status_code < 300:
+                    raise FetchFailed(f"{url}: HTTP {answer.status_code}")
+                cache_control = answer.headers.get("cache-control", "")
+                reading = cast(AsyncGenerator[bytes, None], answer.aiter_bytes(READ_BYTES))
+                async with aclosing(reading) as body:
+                    async for chunk in body:
+                        size += len(chunk)
+                        if size > MAX_DOCUMENT_BYTES:
+                            raise FetchFailed(f"{url}: more than {MAX_DOCUMENT_BYTES} bytes")
+                        chunks.append(chunk)
+    except trio.TooSlowError:
+        raise FetchFailed(f"{url}: timed out (not read within {FETCH_TIMEOUT:g} s)") from None
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         raise FetchFailed(f"{url}: {exc or type(exc).__name__}") from None
-    if size > MAX_DOCUMENT_BYTES:
-        raise FetchFailed(f"{url}: more than {MAX_DOCUMENT_BYTES} bytes")
     try:
         return json.loads(b"".join(chunks)), _max_age(cache_control)
     except (ValueError, RecursionError):

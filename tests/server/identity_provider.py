@@ -60,6 +60,8 @@ class LocalProvider:
         self.down = False
         #: Answer with bytes that are not HTTP at all.
         self.garbled = False
+        #: Send the answer's head a byte at a time, one every `drip` seconds (for at most 20 s).
+        self.drip: float | None = None
         #: When set, the JWKS answer's body as is (200), instead of the published keys.
         self.jwks_body: bytes | None = None
         self.requests: list[str] = []
@@ -158,7 +160,19 @@ class LocalProvider:
                     provider.requests.append(self.path)
                     provider._arrived.notify_all()
                 provider._open.wait(timeout=30)
-                if provider.garbled:
+                if provider.drip is not None:
+                    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 50
+                    stop = time.monotonic() + 20
+                    for byte in head:
+                        if time.monotonic() > stop or not provider._open.is_set():
+                            break
+                        try:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        except OSError:  # the client gave up: as it should
+                            break
+                        time.sleep(provider.drip)
+                elif provider.garbled:
                     self.wfile.write(b"this is not HTTP\r\n\r\n")
                 elif provider.down:
                     self._answer(503, {"error": "down"})

@@ -353,6 +353,22 @@ async def test_a_stalled_provider_fails_the_fetch_and_the_session_is_answered(
     assert not [r for r in caplog.records if r.exc_info]
 
 
+async def test_a_provider_dripping_its_headers_is_cut_off_at_the_fetch_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each byte of the head arrives well within a read timeout, so only a bound on the whole
+    # exchange ends the fetch: before it, the session would wait for the whole drip.
+    monkeypatch.setattr(identity_providers, "FETCH_TIMEOUT", 0.3)
+    with LocalProvider() as idp:
+        idp.drip = 0.02
+        async with serve_trusting(idp, tmp_path / "data") as (server, auth):
+            async with open_sync(server) as client:
+                error = await refused(client, idp.token("ann"))
+            assert idp.issuer in error
+            assert auth.providers[idp.issuer].failures == 1
+            assert "timed out" in auth.providers[idp.issuer].last_error
+
+
 async def test_each_provider_is_reported_by_issuer(
     tmp_path: Path, mock_clock: trio.testing.MockClock
 ) -> None:
