@@ -32,7 +32,7 @@ import base64
 import hashlib
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ class Incoming:
         self._hash.update(data)
         self.size += len(data)
 
-    def write_all(self, pieces: list[bytes]) -> None:
+    def write_all(self, pieces: Sequence[bytes | memoryview]) -> None:
         """Write `pieces` in order (one `writev` where it takes them all, no joined copy)."""
         assert self._fd is not None
         if len(pieces) > MAX_PIECES:  # many small pieces (a slow client): one buffer

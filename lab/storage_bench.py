@@ -7,7 +7,9 @@ the same bytes on the same disk, in one run so that the ratios are of one machin
   directory under it), `synchronous=FULL`, the default limits; the engine's disk work and the
   storage routes' reads and writes in worker threads, as served.
 - The client: `http.client` in a worker thread (so its socket reads and writes leave the event
-  loop to the server), one keep-alive connection, admin key. An upload is the POST of the
+  loop to the server), one keep-alive connection, admin key (the server closes it after an
+  upload above 256 KiB, whose body h11 never reads; it is opened again before the next timed
+  request, as a client's pool would hold one ready). An upload is the POST of the
   file's bytes to a fresh upload URL (asked for before the clock starts), timed from the first
   byte sent to the 200 `{"storageId"}`, which comes only once the bytes are fsynced, renamed,
   the directory fsynced and the record committed (fsync) in the journal. A download is the GET
@@ -101,6 +103,8 @@ class Client:
         return storage_id, seconds
 
     def download(self, storage_id: str, size: int) -> float:
+        if self.connection.sock is None:  # the server closed it after a large upload
+            self.connection.connect()
         started = time.perf_counter()
         self.connection.request("GET", f"/api/storage/{storage_id}")
         reply = self.connection.getresponse()

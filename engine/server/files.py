@@ -11,9 +11,12 @@ Upload (`POST /api/storage/upload?token=ID`, the URL `storage:generateUploadUrl`
 2. the upload counts one message against the connection's allowance and one against the
    allowance of the user who asked for the URL (`IdentityAllowance`, shared with that user's
    function calls);
-3. the body is read from the socket in pieces of up to `UPLOAD_CHUNK` and written to
-   `incoming/` about `UPLOAD_CHUNK` at a time by a worker thread, hashed as it goes, while the
-   next piece is read (at most `WRITES_AHEAD` chunks wait for the disk); more than
+3. a body declared larger than `DIRECT_ABOVE` is read straight from the socket by a worker
+   thread (`receive_into`: into one `UPLOAD_CHUNK` buffer, written to `incoming/` and hashed
+   as each fills; no byte passes through the event loop or h11, so the connection closes after
+   the answer); any other body is read through h11 in pieces of up to `UPLOAD_CHUNK` and
+   written about `UPLOAD_CHUNK` at a time by a worker thread, hashed as it goes, while the
+   next piece is read (at most `WRITES_AHEAD` chunks wait for the disk). More than
    `max_upload_bytes` is 413, a pause longer than `upload_stall_timeout` between two reads is
    408 and the connection closed, a client gone ends it: in each case the partial file is
    removed (before any answer) and nothing is recorded;
@@ -38,6 +41,8 @@ import logging
 import os
 import re
 import selectors
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
@@ -74,6 +79,11 @@ log = logging.getLogger("turnstile.storage")
 UPLOAD_CHUNK = 1024 * 1024
 #: Chunks of an upload read and waiting for the disk (memory: about this many UPLOAD_CHUNKs).
 WRITES_AHEAD = 2
+#: A body declared larger than this is read straight from the socket by a worker thread
+#: (`receive_into`); smaller ones through h11 on the event loop, keeping the connection.
+DIRECT_ABOVE = 256 * 1024
+#: How long `receive_into` waits for the socket at once (and so how soon it sees a stop).
+WAIT_SLICE = 0.1
 #: Most a download hands `sendfile` at once.
 SEND_CHUNK = 8 * 1024 * 1024
 DEFAULT_CONTENT_TYPE = b"application/octet-stream"
@@ -190,14 +200,18 @@ async def _receive(ex: Exchange, engine: Engine, storage_id: str, content_type: 
             await ex.send(
                 ex.connection.send(h11.InformationalResponse(status_code=100, headers=[]))
             )
-        # The body is read on the event loop while a worker thread writes and hashes what was
-        # read before (at most WRITES_AHEAD chunks waiting): network and disk overlap.
-        send, receive = trio.open_memory_channel[list[bytes]](WRITES_AHEAD)
+        declared = _declared_length(ex)
         writer = _Writer(incoming)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(writer.run, receive)
-            async with send:
-                outcome = await _read_body(ex, send)
+        if declared is not None and declared > DIRECT_ABOVE:
+            outcome = await _read_body_directly(ex, declared, writer)
+        else:
+            # The body is read on the event loop while a worker thread writes and hashes what
+            # was read before (at most WRITES_AHEAD chunks waiting): network and disk overlap.
+            send, receive = trio.open_memory_channel[list[bytes]](WRITES_AHEAD)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(writer.run, receive)
+                async with send:
+                    outcome = await _read_body(ex, send)
         if outcome == "gone":
             ctx.metrics.storage_uploads.labels("abandoned").inc()
             return False
@@ -225,10 +239,10 @@ async def _receive(ex: Exchange, engine: Engine, storage_id: str, content_type: 
         ctx.metrics.storage_uploads.labels("stored").inc()
         ctx.metrics.storage_bytes_received.inc(incoming.size)
         ctx.metrics.http_requests.labels("/api/storage/upload", "200").inc()
-        await _answer(ex, json_response(200, {"storageId": storage_id}))
+        await _answer(ex, json_response(200, {"storageId": storage_id}), close=writer.direct)
         return _reusable(ex)
     finally:
-        if not finished:
+        if not finished and not writer.handed_off:
             await _abort(incoming)
 
 
@@ -239,6 +253,18 @@ class _Writer:
     def __init__(self, incoming: Incoming) -> None:
         self.incoming = incoming
         self.failed = False
+        #: The body was read past h11 (`_read_body_directly`): the connection closes after.
+        self.direct = False
+        #: A worker thread still holds the upload (the request was cancelled under it): it
+        #: removes the partial file itself, and nothing else may touch it.
+        self.handed_off = False
+
+    async def write(self, pieces: list[bytes | memoryview]) -> None:
+        try:
+            await trio.to_thread.run_sync(self.incoming.write_all, pieces)
+        except OSError:
+            log.exception("writing upload %s failed", self.incoming.storage_id)
+            self.failed = True
 
     async def run(self, chunks: trio.MemoryReceiveChannel[list[bytes]]) -> None:
         async with chunks:
@@ -250,6 +276,107 @@ class _Writer:
                 except OSError:
                     log.exception("writing upload %s failed", self.incoming.storage_id)
                     self.failed = True
+
+
+def _declared_length(ex: Exchange) -> int | None:
+    """The body's `Content-Length` when it is the framing (not chunked), else None."""
+    if b"chunked" in ex.headers.get(b"transfer-encoding", b"").lower():
+        return None
+    declared = ex.headers.get(b"content-length", b"")
+    return int(declared) if declared.isdigit() else None
+
+
+async def _read_body_directly(ex: Exchange, declared: int, writer: _Writer) -> str:
+    """Read a body of `declared` bytes straight from the socket in a worker thread that
+    writes and hashes it as it comes (`receive_into`), after what h11 already holds: no byte
+    passes through the event loop. h11 never sees that body, so the connection closes after
+    the answer. How it ended, as `_read_body` says; a cancellation (shutdown) is raised once
+    the thread is told to stop and remove what it wrote."""
+    incoming = writer.incoming
+    pieces: list[bytes | memoryview] = []
+    while True:  # what arrived with the head
+        try:
+            event = ex.connection.next_event()
+        except h11.RemoteProtocolError:
+            return "gone"
+        if event is h11.NEED_DATA:
+            break
+        if isinstance(event, h11.Data):
+            pieces.append(event.data)
+        elif isinstance(event, h11.EndOfMessage):
+            if pieces:
+                await writer.write(pieces)
+            return "complete"
+        else:
+            return "gone"
+    if pieces:
+        await writer.write(pieces)
+    if writer.failed:
+        return "complete"
+    writer.direct = True
+    stop = threading.Event()
+    socket_fd = os.dup(ex.stream.socket.fileno())  # the thread's own: closed by it
+    rest = declared - incoming.size
+    stall = ex.ctx.config.upload_stall_timeout
+    try:
+        outcome = await trio.to_thread.run_sync(
+            receive_into, socket_fd, incoming, rest, stall, stop, abandon_on_cancel=True
+        )
+    except trio.Cancelled:
+        stop.set()
+        writer.handed_off = True
+        raise
+    if outcome == "failed":
+        writer.failed = True
+        return "complete"
+    return outcome
+
+
+def receive_into(
+    socket_fd: int, incoming: Incoming, count: int, stall: float, stop: threading.Event
+) -> str:
+    """Read `count` bytes from the (non-blocking) socket into `incoming` in UPLOAD_CHUNKs
+    (written and hashed as each fills), no Python object per read: `complete`, `gone` (the
+    peer closed early or broke the connection), `stalled` (nothing for `stall` seconds),
+    `failed` (a write failed: logged) or `cancelled` (`stop` was set: what was written is
+    removed). Closes `socket_fd`. Blocks: run it in a worker thread."""
+    buffer = bytearray(min(UPLOAD_CHUNK, max(count, 1)))
+    view = memoryview(buffer)
+    filled = received = 0
+    last = time.monotonic()
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(socket_fd, selectors.EVENT_READ)
+            while received < count:
+                if stop.is_set():
+                    return "cancelled"
+                room = min(len(buffer) - filled, count - received)
+                try:
+                    got = os.readv(socket_fd, [view[filled : filled + room]])
+                except BlockingIOError:
+                    if not selector.select(WAIT_SLICE) and time.monotonic() - last >= stall:
+                        return "stalled"
+                    continue
+                except OSError:
+                    return "gone"
+                if got == 0:
+                    return "gone"
+                last = time.monotonic()
+                filled += got
+                received += got
+                if filled == len(buffer) or received == count:
+                    try:
+                        incoming.write_all([view[:filled]])
+                    except OSError:
+                        log.exception("writing upload %s failed", incoming.storage_id)
+                        return "failed"
+                    filled = 0
+        return "complete"
+    finally:
+        view.release()
+        os.close(socket_fd)
+        if stop.is_set():
+            incoming.abort()
 
 
 async def _next_body_event(ex: Exchange) -> Any:
@@ -463,8 +590,8 @@ def _reusable(ex: Exchange) -> bool:
     )
 
 
-async def _answer(ex: Exchange, response: HttpResponse) -> None:
-    headers = response.header_list(close=ex.draining)
+async def _answer(ex: Exchange, response: HttpResponse, *, close: bool = False) -> None:
+    headers = response.header_list(close=close or ex.draining)
     if response.status == 304:  # no body, and no Content-Length but the file's own
         headers = [(name, value) for name, value in headers if name != b"content-length"]
     head = h11.Response(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,16 @@ ADMIN_KEY = "storage-admin-key"
 JWT_SECRET = "storage-jwt-secret-long-enough-for-hs256-signatures"
 #: Small limits, so that the tests of them move few bytes.
 CONFIG = ServerConfig(max_upload_bytes=256 * 1024, upload_stall_timeout=0.5, read_timeout=2.0)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, seconds: float = 10.0) -> None:
+    """Poll until `check` holds: for what happens in the server's worker threads, which no
+    event of the test's can wait on (bounded: `seconds`)."""
+    with trio.fail_after(seconds):
+        while True:
+            if await check():
+                return
+            await trio.sleep(0.02)
 
 
 class MovableClock(Clock):
@@ -92,18 +102,29 @@ class Storage:
         return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+async def _serving(tmp_path: Path, config: ServerConfig) -> AsyncIterator[Storage]:
     data_dir = tmp_path / "data"
     clock = MovableClock()
-    config = EngineConfig(run_jobs=False)
     async with (
-        open_engine(data_dir, clock=clock, config=config) as engine,
+        open_engine(data_dir, clock=clock, config=EngineConfig(run_jobs=False)) as engine,
         open_server(
-            engine, authenticator=Authenticator(ADMIN_KEY, JWT_SECRET), config=CONFIG
+            engine, authenticator=Authenticator(ADMIN_KEY, JWT_SECRET), config=config
         ) as server,
     ):
         yield Storage(server, data_dir, clock)
         server.stop()
         with trio.fail_after(30):
             await server.wait_stopped()
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    async for served in _serving(tmp_path, CONFIG):
+        yield served
+
+
+@pytest.fixture
+async def big_storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    """Uploads up to 4 MiB: above `engine.server.files.DIRECT_ABOVE`."""
+    async for served in _serving(tmp_path, attrs.evolve(CONFIG, max_upload_bytes=4 * 1024 * 1024)):
+        yield served

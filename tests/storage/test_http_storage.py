@@ -10,8 +10,9 @@ import os
 
 import trio
 
+from engine.server.files import DIRECT_ABOVE, UPLOAD_CHUNK
 from tests.server.client import HttpClient, call, read_until_closed
-from tests.storage.conftest import CONFIG, Storage
+from tests.storage.conftest import CONFIG, Storage, eventually
 
 DATA = os.urandom(200_000)
 
@@ -225,3 +226,87 @@ async def test_metrics_show_bytes_stored_and_transfers(storage: Storage) -> None
     assert 'turnstile_storage_downloads_total{status="200"} 1.0' in text
     assert 'turnstile_storage_downloads_total{status="206"} 1.0' in text
     assert f"turnstile_storage_received_bytes_total {float(len(DATA) + 3)}" in text
+
+
+# -- bodies above DIRECT_ABOVE: read straight from the socket by a worker thread ----------------
+
+BIG = os.urandom(DIRECT_ABOVE + 300_000)
+
+
+async def send_head(storage: Storage, url: str, size: int) -> trio.SocketStream:
+    stream = await trio.open_tcp_stream("127.0.0.1", storage.port)
+    head = (
+        f"POST {storage.path_of(url)} HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        f"content-length: {size}\r\ncontent-type: image/png\r\n\r\n"
+    ).encode()
+    await stream.send_all(head)
+    return stream
+
+
+async def test_a_large_upload_is_stored_whole_and_its_connection_closed(
+    big_storage: Storage,
+) -> None:
+    storage = big_storage
+    client = await HttpClient.connect(storage.port)
+    try:
+        url = await storage.upload_url()
+        reply = await client.request("POST", storage.path_of(url), BIG, [("content-type", "a/b")])
+    finally:
+        await client.aclose()
+    assert reply.status == 200
+    assert reply.headers[b"connection"] == b"close"  # h11 never read that body: no reuse
+    storage_id = reply.json()["storageId"]
+    got = await storage.request("GET", f"/api/storage/{storage_id}")
+    assert (got.body == BIG, got.headers[b"content-type"]) == (True, b"a/b")
+    meta = await storage.query("storage:getMetadata", {"storageId": storage_id})
+    assert meta["sha256"] == base64.b64encode(hashlib.sha256(BIG).digest()).decode()
+    assert storage.on_disk() == [storage_id]
+
+
+async def test_a_large_upload_that_stalls_or_is_left_leaves_nothing(big_storage: Storage) -> None:
+    storage = big_storage
+    stalled_url = await storage.upload_url()
+    stalled = await send_head(storage, stalled_url, len(BIG))
+    await stalled.send_all(BIG[: DIRECT_ABOVE // 2])
+    left_url = await storage.upload_url()
+    left = await send_head(storage, left_url, len(BIG))
+    await left.send_all(BIG[: DIRECT_ABOVE // 3])
+    await left.aclose()
+    answer = await read_until_closed(stalled)
+    await stalled.aclose()
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert storage.on_disk() == []
+    # Neither URL was used: each still takes the whole file.
+    for url in (stalled_url, left_url):
+
+        async def stored(url: str = url) -> bool:  # the left one's thread may still be busy
+            return (await storage.request("POST", url, BIG)).status != 409
+
+        await eventually(stored)
+    assert len(storage.on_disk()) == 2
+    assert all(
+        (storage.data_dir / "storage" / name).read_bytes() == BIG for name in storage.on_disk()
+    )
+
+
+async def test_a_shutdown_during_a_large_upload_removes_the_partial_file(
+    big_storage: Storage,
+) -> None:
+    storage = big_storage
+    body = os.urandom(2 * UPLOAD_CHUNK + 1000)
+    stream = await send_head(storage, await storage.upload_url(), len(body))
+    await stream.send_all(body[: UPLOAD_CHUNK + 100_000])
+    incoming = storage.data_dir / "storage" / "incoming"
+
+    async def writing() -> bool:  # a whole chunk written: by the worker thread reading it
+        return any(part.stat().st_size >= UPLOAD_CHUNK for part in incoming.glob("*.part"))
+
+    async def removed() -> bool:  # the thread sees the stop within WAIT_SLICE
+        return not storage.on_disk()
+
+    await eventually(writing)
+    storage.server.stop(drain=False)  # the request is cancelled under its worker thread
+    with trio.fail_after(30):
+        await storage.server.wait_stopped()
+    await eventually(removed)
+    await stream.aclose()
