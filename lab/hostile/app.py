@@ -1,5 +1,5 @@
 """The app the hostile clients attack beside the built-in one (`lab.hostile.target` serves it):
-an action and two HTTP routes whose every answer a case can predict.
+an action and two HTTP routes whose every answer a case can predict (`echo_outcome`).
 
 - `hostile:echo` (action) `{text}` -> `text`;
 - `POST /hostile/echo` -> 200 `{"bytes", "caller"}`: the body's length and the caller's subject;
@@ -8,9 +8,21 @@ an action and two HTTP routes whose every answer a case can predict.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
-from domain import ActionContext, ActionSpec, App, HttpRoute, RouteRequest, RouteResponse
+from domain import (
+    ActionContext,
+    ActionSpec,
+    App,
+    HttpRoute,
+    InvalidArgs,
+    RouteRequest,
+    RouteResponse,
+)
+from engine import codec
+from engine.wire.values import json_to_convex
 
 ECHO = "hostile:echo"
 ECHO_PATH = "/hostile/echo"
@@ -24,6 +36,14 @@ class EchoArgs:
 
 async def echo(ctx: ActionContext, args: EchoArgs) -> str:
     return args.text
+
+
+def echo_outcome(args: Any) -> tuple[str, Any]:
+    """What `hostile:echo` answers wire `args`: ("success", the text) or ("InvalidArgs", None)."""
+    try:
+        return "success", codec.decode_args(json_to_convex(args), EchoArgs).text
+    except InvalidArgs:
+        return "InvalidArgs", None
 
 
 async def echo_route(ctx: ActionContext, request: RouteRequest) -> RouteResponse:

@@ -39,8 +39,9 @@ from domain.errors import TurnstileError
 from domain.identity import ADMIN, ANONYMOUS, Identity
 from engine.wire.protocol import decode_ts
 from engine.wire.values import json_to_convex
+from lab.hostile.app import ECHO, echo_outcome
 from lab.hostile.target import Target
-from lab.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values, keys
+from lab.hostile.values import MAX_FUNCTION_NAME, Call, calls, convex_values, echo_calls, keys
 from lab.hostile.wire import ServerMisbehaved, SyncPeer, open_ws
 
 #: Protocol integers must be JavaScript-safe (Convex's ids and versions are JS numbers).
@@ -270,8 +271,12 @@ def sync_cases(
                     live[query_id] = call
                     adds.append((query_id, call))
                     modifications.append(
-                        {"type": "Add", "queryId": query_id, "udfPath": call.name,
-                         "args": [call.args]}
+                        {
+                            "type": "Add",
+                            "queryId": query_id,
+                            "udfPath": call.name,
+                            "args": [call.args],
+                        }
                     )
             new_version = query_set + draw(st.integers(1, 3))
             message = {
@@ -285,8 +290,9 @@ def sync_cases(
                 steps.append(Step(_json(message), "ModifyQuerySet adding a too long name"))
                 ends = "fatal"
                 break
-            steps.append(Step(_json(message), "ModifyQuerySet", adds=tuple(adds),
-                              removes=tuple(removes)))
+            steps.append(
+                Step(_json(message), "ModifyQuerySet", adds=tuple(adds), removes=tuple(removes))
+            )
         elif kind in ("mutation", "action"):
             if used_requests and draw(st.integers(0, 3)) == 0:
                 request_id, call = draw(st.sampled_from(used_requests))
@@ -294,10 +300,14 @@ def sync_cases(
                     call = draw(mutation_calls)  # the same id for another call
             else:
                 request_id = draw(st.integers(0, 5) | st.integers(0, MAX_PROTOCOL_INT))
-                call = draw(mutation_calls)
+                call = draw(mutation_calls if kind == "mutation" else mutation_calls | echo_calls())
             name = "Mutation" if kind == "mutation" else "Action"
-            message = {"type": name, "requestId": request_id, "udfPath": call.name,
-                       "args": [call.args]}
+            message = {
+                "type": name,
+                "requestId": request_id,
+                "udfPath": call.name,
+                "args": [call.args],
+            }
             if len(call.name) > MAX_FUNCTION_NAME:
                 steps.append(Step(_json(message), f"{name} of a too long name"))
                 ends = "fatal"
@@ -308,8 +318,11 @@ def sync_cases(
             else:
                 steps.append(Step(_json(message), "Action", action=(request_id, call)))
         else:
-            message = {"type": "Event", "eventType": draw(st.text(max_size=20)),
-                       "event": draw(convex_values)}
+            message = {
+                "type": "Event",
+                "eventType": draw(st.text(max_size=20)),
+                "event": draw(convex_values),
+            }
             steps.append(Step(_json(message), "Event"))
         if draw(st.integers(0, 4)) == 0:
             last = steps[-1]
@@ -352,8 +365,12 @@ def bad_endings(
     if choice == 1:
         kind = draw(st.sampled_from(CLIENT_TYPES[1:]))
         message = {
-            "ModifyQuerySet": {"type": kind, "baseVersion": query_set,
-                               "newVersion": query_set + 1, "modifications": []},
+            "ModifyQuerySet": {
+                "type": kind,
+                "baseVersion": query_set,
+                "newVersion": query_set + 1,
+                "modifications": [],
+            },
             "Mutation": {"type": kind, "requestId": 1, "udfPath": "events:list", "args": [{}]},
             "Action": {"type": kind, "requestId": 1, "udfPath": "events:list", "args": [{}]},
             "Authenticate": {"type": kind, "tokenType": "None", "baseVersion": identity_version},
@@ -363,13 +380,21 @@ def bad_endings(
         return Step(frame, why), "fatal"
     if choice == 2:
         base = draw(st.integers(0, MAX_PROTOCOL_INT).filter(lambda v: v != query_set))
-        message = {"type": "ModifyQuerySet", "baseVersion": base, "newVersion": base + 1,
-                   "modifications": []}
+        message = {
+            "type": "ModifyQuerySet",
+            "baseVersion": base,
+            "newVersion": base + 1,
+            "modifications": [],
+        }
         return Step(_json(message), f"ModifyQuerySet from {base}, not {query_set}"), "fatal"
     if choice == 3:
         new = draw(st.integers(0, query_set))
-        message = {"type": "ModifyQuerySet", "baseVersion": query_set, "newVersion": new,
-                   "modifications": []}
+        message = {
+            "type": "ModifyQuerySet",
+            "baseVersion": query_set,
+            "newVersion": new,
+            "modifications": [],
+        }
         return Step(_json(message), "ModifyQuerySet newVersion not above"), "fatal"
     if choice == 4:
         if live:
@@ -377,32 +402,47 @@ def bad_endings(
             modifications = [dict(add, queryId=query_id)]
         else:
             modifications = [add, add]
-        message = {"type": "ModifyQuerySet", "baseVersion": query_set,
-                   "newVersion": query_set + 1, "modifications": modifications}
+        message = {
+            "type": "ModifyQuerySet",
+            "baseVersion": query_set,
+            "newVersion": query_set + 1,
+            "modifications": modifications,
+        }
         return Step(_json(message), "Add of a query id already in the set"), "fatal"
     if choice == 5:
         query_id = draw(st.integers(0, MAX_PROTOCOL_INT).filter(lambda q: q not in live))
-        message = {"type": "ModifyQuerySet", "baseVersion": query_set,
-                   "newVersion": query_set + 1,
-                   "modifications": [{"type": "Remove", "queryId": query_id}]}
+        message = {
+            "type": "ModifyQuerySet",
+            "baseVersion": query_set,
+            "newVersion": query_set + 1,
+            "modifications": [{"type": "Remove", "queryId": query_id}],
+        }
         return Step(_json(message), "Remove of an unknown query id"), "fatal"
     if choice == 6:
-        modification = draw(st.sampled_from([
-            {"type": "Replace", "queryId": 1},
-            {"type": "Add", "udfPath": "events:list", "args": [{}]},
-            {"type": "Add", "queryId": "1", "udfPath": "events:list", "args": [{}]},
-            {"type": "Add", "queryId": True, "udfPath": "events:list", "args": [{}]},
-            {"type": "Add", "queryId": -1, "udfPath": "events:list", "args": [{}]},
-            {"type": "Add", "queryId": 2**60, "udfPath": "events:list", "args": [{}]},
-            {"type": "Add", "queryId": 1, "udfPath": 5, "args": [{}]},
-            {"type": "Add", "queryId": 1, "udfPath": "events:list", "args": {}},
-            {"type": "Add", "queryId": 1, "udfPath": "events:list", "args": []},
-            {"type": "Add", "queryId": 1, "udfPath": "events:list", "args": [{}, {}]},
-            "Add",
-            None,
-        ]))
-        message = {"type": "ModifyQuerySet", "baseVersion": query_set,
-                   "newVersion": query_set + 1, "modifications": [modification]}
+        modification = draw(
+            st.sampled_from(
+                [
+                    {"type": "Replace", "queryId": 1},
+                    {"type": "Add", "udfPath": "events:list", "args": [{}]},
+                    {"type": "Add", "queryId": "1", "udfPath": "events:list", "args": [{}]},
+                    {"type": "Add", "queryId": True, "udfPath": "events:list", "args": [{}]},
+                    {"type": "Add", "queryId": -1, "udfPath": "events:list", "args": [{}]},
+                    {"type": "Add", "queryId": 2**60, "udfPath": "events:list", "args": [{}]},
+                    {"type": "Add", "queryId": 1, "udfPath": 5, "args": [{}]},
+                    {"type": "Add", "queryId": 1, "udfPath": "events:list", "args": {}},
+                    {"type": "Add", "queryId": 1, "udfPath": "events:list", "args": []},
+                    {"type": "Add", "queryId": 1, "udfPath": "events:list", "args": [{}, {}]},
+                    "Add",
+                    None,
+                ]
+            )
+        )
+        message = {
+            "type": "ModifyQuerySet",
+            "baseVersion": query_set,
+            "newVersion": query_set + 1,
+            "modifications": [modification],
+        }
         return Step(_json(message), f"bad modification {modification!r}"), "fatal"
     if choice == 7:
         args: list[Any] = draw(st.sampled_from([[], [{}, {}]]))
@@ -415,15 +455,23 @@ def bad_endings(
         return Step(_json(message), "Authenticate from another version"), "fatal"
     if choice == 9:
         token_type = draw(st.text(max_size=10).filter(lambda t: t not in ("Admin", "User", "None")))
-        message = {"type": "Authenticate", "tokenType": token_type, "value": "x",
-                   "baseVersion": identity_version}
+        message = {
+            "type": "Authenticate",
+            "tokenType": token_type,
+            "value": "x",
+            "baseVersion": identity_version,
+        }
         return Step(_json(message), "Authenticate with an unknown token type"), "fatal"
     token_type = draw(st.sampled_from(["Admin", "User"]))
     value = draw(st.sampled_from(credentials.bad_tokens) | st.text(max_size=100))
     if token_type == "Admin":
         assume(value != credentials.admin_key)
-    message = {"type": "Authenticate", "tokenType": token_type, "value": value,
-               "baseVersion": identity_version}
+    message = {
+        "type": "Authenticate",
+        "tokenType": token_type,
+        "value": value,
+        "baseVersion": identity_version,
+    }
     return Step(_json(message), f"Authenticate {token_type} with a bad credential"), "auth"
 
 
@@ -596,12 +644,15 @@ async def _expect_settled(
 
 def _check_mutations(case: SyncCase, peer: SyncPeer, record: SyncRecord) -> None:
     calls_of: dict[int, list[Call]] = {}
+    actions_of: dict[int, list[Call]] = {}
     kinds: dict[int, str] = {}
     for step in case.steps:
         for kind, request in (("MutationResponse", step.mutation), ("ActionResponse", step.action)):
             if request is not None:
                 calls_of.setdefault(request[0], []).append(request[1])
                 kinds[request[0]] = kind
+        if step.action is not None:
+            actions_of.setdefault(step.action[0], []).append(step.action[1])
     for request_id, answers in peer.responses.items():
         if request_id not in calls_of:
             raise ServerMisbehaved(f"an answer to request {request_id}, never sent")
@@ -609,8 +660,14 @@ def _check_mutations(case: SyncCase, peer: SyncPeer, record: SyncRecord) -> None
         for answer in answers:
             code = _code(answer)
             if answer["type"] == "ActionResponse":
-                if code != "NotFound":
-                    raise ServerMisbehaved(f"an action answered {answer}")
+                # The hostile app's echo answers its text or InvalidArgs; any other is NotFound.
+                expected = {
+                    echo_outcome(call.args) if call.name == ECHO else ("NotFound", None)
+                    for call in actions_of.get(request_id, [])
+                }
+                got = ("success", answer["result"]) if code is None else (code, None)
+                if got not in expected:
+                    raise ServerMisbehaved(f"an action answered {answer}, not one of {expected}")
                 continue
             if code is None:
                 successes.add((orjson.dumps(answer["result"]), answer["ts"]))
@@ -619,12 +676,13 @@ def _check_mutations(case: SyncCase, peer: SyncPeer, record: SyncRecord) -> None
             if code in NEVER:
                 raise ServerMisbehaved(f"a mutation failed with {code}: {data}")
             if not any(
-                not call.known or (code == call.expect_code
-                                   and call.expect_path in (None, data.get("path")))
+                not call.known
+                or (code == call.expect_code and call.expect_path in (None, data.get("path")))
                 for call in calls_of[request_id]
             ):
-                why = "; ".join(f"{c.name[:60]!r}: {c.why} -> {c.expect_code}"
-                                for c in calls_of[request_id])
+                why = "; ".join(
+                    f"{c.name[:60]!r}: {c.why} -> {c.expect_code}" for c in calls_of[request_id]
+                )
                 raise ServerMisbehaved(f"request {request_id} answered {code} {data}; sent {why}")
         if len(successes) > 1:
             raise ServerMisbehaved(f"request {request_id} answered two different results")

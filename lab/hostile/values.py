@@ -26,6 +26,8 @@ import attrs
 import orjson
 from hypothesis import strategies as st
 
+from lab.hostile.app import ECHO
+
 #: Mirrors of the server's published limits (engine.wire.values), restated so that a change
 #: there is a visible change here.
 MAX_DEPTH = 64
@@ -243,10 +245,12 @@ def plausible_args(fields: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
     if not fields:
         return st.dictionaries(keys, hostile, max_size=2)
     return st.dictionaries(st.sampled_from(list(fields)), hostile, max_size=len(fields)).flatmap(
-        lambda args: st.dictionaries(keys, convex_values, max_size=1).map(
-            lambda extra: args if extra.keys() & args.keys() else {**args, **extra}
+        lambda args: (
+            st.dictionaries(keys, convex_values, max_size=1).map(
+                lambda extra: args if extra.keys() & args.keys() else {**args, **extra}
+            )
+            | st.just(args)
         )
-        | st.just(args)
     )
 
 
@@ -287,3 +291,11 @@ __all__ = [
     "huge_values",
     "normalized",
 ]
+
+
+@st.composite
+def echo_calls(draw: st.DrawFn) -> Call:
+    """Calls of the hostile app's action `hostile:echo` (lab.hostile.app): its args, or
+    anything else."""
+    args = draw(st.fixed_dictionaries({"text": st.text(max_size=40)}) | convex_values)
+    return Call(ECHO, args, why="the app's echo action")

@@ -128,3 +128,27 @@ async def test_an_integral_float_beyond_64_bits_for_an_integer_field_is_invalid_
     assert answer.status == 560
     assert answer.json()["errorData"]["code"] == "InvalidArgs"
     assert answer.json()["errorData"]["path"] == "price"
+
+
+async def test_the_apps_action_and_routes_answer_over_http(target: Target) -> None:
+    # The fuzzer's expectations for the app's action and routes (lab.hostile.app), pinned.
+    def call(args: Any) -> bytes:
+        body = orjson.dumps({"path": "hostile:echo", "args": args})
+        return (
+            f"POST /api/action HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    requests = (
+        call({"text": "hi"})
+        + call({"text": 1})
+        + b"POST /hostile/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+        + b"GET /hostile/files/a/b.txt?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        + b"DELETE /hostile/files/a HTTP/1.1\r\nHost: x\r\n\r\n"
+        + b"POST /stripe/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    answers = parse_answers(await exchange(target.port, requests), [False] * 6)
+    assert [a.status for a in answers] == [200, 560, 200, 200, 405, 400]
+    assert answers[0].json()["value"] == "hi"
+    assert answers[1].json()["errorData"]["code"] == "InvalidArgs"
+    assert answers[2].json() == {"bytes": 3, "caller": None}
+    assert answers[3].json() == {"path": "/hostile/files/a/b.txt"}

@@ -231,3 +231,32 @@ async def test_function_names_are_bounded(target: Target, kind: str) -> None:
         await peer.send(connect())
         await peer.send(message("x:" + "y" * 1023))
         assert "at most 1024" in (await until(peer, "FatalError"))["error"]
+
+
+async def test_the_apps_action_answers_its_text_or_invalid_args_and_others_not_found(
+    target: Target,
+) -> None:
+    # The fuzzer's expectations for actions (lab.hostile.app's echo), pinned: several in
+    # flight on one session, each answered by its own request id.
+    async with open_ws(target.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send(connect())
+        sent = {1: {"text": "hello"}, 2: {"text": 5}, 3: {"text": "é" * 40}, 4: {}}
+        for request_id, args in sent.items():
+            await peer.send(
+                {
+                    "type": "Action",
+                    "requestId": request_id,
+                    "udfPath": "hostile:echo",
+                    "args": [args],
+                }
+            )
+        await peer.send({"type": "Action", "requestId": 5, "udfPath": "nope:x", "args": [{}]})
+        answers = {}
+        while len(answers) < 5:
+            answer = await until(peer, "ActionResponse")
+            answers[answer["requestId"]] = answer
+    assert answers[1]["success"] and answers[1]["result"] == "hello"
+    assert answers[3]["result"] == "é" * 40
+    assert answers[2]["errorData"]["code"] == answers[4]["errorData"]["code"] == "InvalidArgs"
+    assert answers[5]["errorData"]["code"] == "NotFound"
