@@ -252,7 +252,7 @@ async def test_the_apps_action_answers_its_text_or_invalid_args_and_others_not_f
                 }
             )
         await peer.send({"type": "Action", "requestId": 5, "udfPath": "nope:x", "args": [{}]})
-        answers = {}
+        answers: dict[int, dict[str, Any]] = {}
         while len(answers) < 5:
             answer = await until(peer, "ActionResponse")
             answers[answer["requestId"]] = answer
