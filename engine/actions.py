@@ -178,6 +178,9 @@ class ActionRunner:
         self.engine = engine
         self.limits = limits or ActionLimits()
         self.http = http or httpx.AsyncClient(follow_redirects=False)
+        #: Where actions asked over the sync protocol run (`serve` sets it): they outlive the
+        #: session that asked, and end with the server.
+        self.nursery: trio.Nursery | None = None
         self._slots = trio.CapacityLimiter(self.limits.max_running)
         self._waiting = 0
         self.running = 0

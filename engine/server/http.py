@@ -403,6 +403,7 @@ async def serve(
     try:
         async with trio.open_nursery() as writers:
             writers.start_soon(ctx.fanout.run)
+            ctx.actions.nursery = writers  # actions outlive their sessions, not the server
             async with trio.open_nursery() as connections:
                 accepting = trio.CancelScope()
 

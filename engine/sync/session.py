@@ -534,8 +534,8 @@ class SyncSession:
         self._queue_response(QueuedResponse(message, outcome.ts))
 
     def _action(self, message: dict[str, Any]) -> bool:
-        """Begin an Action in a task of the session's own (it may run long); True if it now
-        holds its in-flight slot until it is answered, False if it was refused at once."""
+        """Begin an Action in a task of its own (it may run long); True if it now holds its
+        in-flight slot until it is answered, False if it was refused at once."""
         request_id = message["requestId"]
         raw_args = single_args(message["args"])  # refused as a malformed Mutation is
         try:
@@ -545,9 +545,10 @@ class SyncSession:
             self._respond_error("ActionResponse", request_id, error)
             return False
         self._unanswered += 1
-        self._nursery.start_soon(
-            self._run_action, request_id, message["udfPath"], args, self.identity
-        )
+        # In the server's nursery when there is one: an action outlives the session that
+        # asked for it (its answer then goes nowhere), as in Convex, and ends with the server.
+        nursery = self._actions().nursery or self._nursery
+        nursery.start_soon(self._run_action, request_id, message["udfPath"], args, self.identity)
         return True
 
     async def _run_action(self, request_id: int, name: str, args: Any, identity: Identity) -> None:

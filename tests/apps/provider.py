@@ -1,7 +1,7 @@
 """A stand-in payment provider on 127.0.0.1 for tests/apps/payments.py: `POST /charges` with
 `{"amount"}` answers `{"id", "status": "pending"}` and `GET /charges/ID` that it succeeded; an
-amount of 402 is refused (402), and one of 504 is never answered (the caller's timeout ends
-it). Every request it got is kept."""
+amount of 402 is refused (402), one of 202 answered after half a second, and one of 504 never
+(the caller's timeout ends it). Every request it got is kept."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import trio
 class Provider:
     url: str = ""
     requests: list[dict[str, Any]] = attrs.field(factory=list)
+    #: Set at the first request (in the provider's own trio run).
+    requested: trio.Event = attrs.field(factory=trio.Event)
     _ids: Any = attrs.field(factory=lambda: itertools.count(1))
 
     async def _serve(self, stream: trio.SocketStream) -> None:
@@ -47,10 +49,13 @@ class Provider:
         assert head is not None
         call = orjson.loads(body) if body else {}
         self.requests.append({"target": head.target.decode(), "body": call})
+        self.requested.set()
         if head.method == b"GET":  # GET /charges/ID: every charge has succeeded by then
             call = {"lookup": head.target.decode().rpartition("/")[2]}
         if call.get("amount") == 504:
             await trio.sleep_forever()
+        if call.get("amount") == 202:  # a slow provider: answers after half a second
+            await trio.sleep(0.5)
         if "lookup" in call:
             status, answer = 200, {"id": call["lookup"], "status": "succeeded"}
         elif call.get("amount") == 402:

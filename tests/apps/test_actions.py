@@ -21,6 +21,7 @@ from domain.app import AppError
 from engine import EngineConfig, open_engine
 from engine.apps import check_apps, load_apps
 from engine.server import Authenticator, RunningServer, ServerConfig, mint_token, open_server
+from lab.hostile.wire import SyncPeer, open_ws
 from tests.apps.provider import Provider, running_provider
 from tests.server.client import HttpClient, Reply, call
 
@@ -158,6 +159,32 @@ async def test_an_action_schedules_an_action_that_runs_once(live: Live) -> None:
     # An unknown function is refused when scheduled, nothing written.
     bad = await live.action("payments:pollLater", {"providerId": "x", "delayMs": -1}, ann)
     assert _error(bad)["code"] == "InvalidArgs"
+
+
+async def test_an_action_outlives_the_session_that_asked_for_it(live: Live) -> None:
+    # As in Convex: the client going away does not cut its action short; the answer goes
+    # nowhere, what the action does is done.
+    async with open_ws(live.server.port) as ws:
+        peer = SyncPeer(ws)
+        await peer.send({"type": "Connect", "sessionId": "gone", "connectionCount": 0})
+        token = mint_token(SECRET, "ann", None, ())
+        await peer.send(
+            {"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0}
+        )
+        await peer.send(
+            {"type": "Action", "requestId": 1, "udfPath": "payments:charge",
+             "args": [{"amount": 202}]}
+        )  # fmt: skip
+        with trio.fail_after(10):
+            await live.provider.requested.wait()  # the action has begun: its fetch arrived
+    ann = live.user("ann")
+    with trio.fail_after(20):
+        while True:  # polled over HTTP, as a client reads what happened
+            mine = _value(await call(live.server.port, "query", "charges:mine", {}, ann))
+            if mine:
+                break
+            await trio.sleep(0.05)
+    assert [c["amount"] for c in mine] == [202]
 
 
 async def test_a_fetch_past_its_timeout_fails_the_action_not_the_server(live: Live) -> None:
