@@ -37,7 +37,7 @@ import attrs
 
 from domain.actions import ActionSpec
 from domain.model import Module, MutationSpec, QuerySpec
-from engine.registry import Registry
+from engine.registry import ENGINE_MODULE, Registry
 from tools.codegen.typescript import CodegenError, TsType, property_key, typescript_of
 
 __all__ = [
@@ -89,7 +89,8 @@ def generate(modules: Iterable[Module], *, app_paths: Sequence[str] = ()) -> Gen
     loaded from) only go into the header's regeneration command. Raises `CodegenError` for a
     type with no TypeScript form and `domain.app.AppError` for modules that cannot be served
     together."""
-    functions = api_functions(Registry(modules))
+    # The engine's own functions (storage:*, scheduler:list) are served beside every app's.
+    functions = api_functions(Registry((*modules, ENGINE_MODULE)))
     header = _header(app_paths)
     return GeneratedApi(js=header + _API_JS, dts=header + _api_dts(functions), functions=functions)
 
