@@ -48,7 +48,7 @@ from engine.server.dev_tokens import (
 )
 from engine.server.identity_providers import Provider, parse_auth_config
 from engine.wire.protocol import connect_message, subscribe_message
-from lab.figures import generated_section, machine, machine_line, percentile, write_section
+from lab.figures import percentile, run_and_report
 
 SECTION = "## Token verification (identity providers)"
 COMMAND = "python -m lab.auth_bench --write-doc"
@@ -268,12 +268,6 @@ ABOUT = (
 )
 
 
-def _section(text: str, info: dict[str, Any], seconds: float, quick: bool) -> str:
-    return generated_section(
-        SECTION, info, command=COMMAND, seconds=seconds, quick=quick, about=ABOUT, text=text
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=FULL.tokens, help="per algorithm")
@@ -288,16 +282,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         QUICK if args.quick else Sizes(tokens=args.tokens, distinct=args.distinct,
                                        ws_rounds=args.ws_rounds)
     )  # fmt: skip
-    info = machine()
-    t0 = time.monotonic()
-    result = measure(sizes, websocket=sizes.ws_rounds > 0)
-    info["loadavg_end"] = os.getloadavg()
-    text = report(result)
-    print(machine_line(info))
-    print(text)
-    if args.write_doc:
-        write_section(SECTION, _section(text, info, time.monotonic() - t0, args.quick))
-    return 0
+    return run_and_report(
+        SECTION,
+        command=COMMAND,
+        about=ABOUT,
+        quick=args.quick,
+        write_doc=args.write_doc,
+        run=lambda: report(measure(sizes, websocket=sizes.ws_rounds > 0)),
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import os
 import platform
 import sqlite3
 import subprocess
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,33 @@ def generated_section(
     how), then the measured `text`."""
     head = section_head(title, info, command=command, seconds=seconds, quick=quick)
     return "\n".join([*head, about, "", text, ""])
+
+
+def run_and_report(
+    title: str,
+    *,
+    command: str,
+    about: str,
+    quick: bool,
+    write_doc: bool,
+    run: Callable[[], str],
+) -> int:
+    """A benchmark's last step: `run()` measures and returns its figures' text, which is
+    printed under the machine's line and, with `write_doc`, written as its generated section
+    of docs/benchmarks.md (`generated_section`, `write_section`). The exit status: 0."""
+    info = machine()
+    started = time.monotonic()
+    text = run()
+    info["loadavg_end"] = os.getloadavg()
+    print(machine_line(info))
+    print(text)
+    if write_doc:
+        seconds = time.monotonic() - started
+        section = generated_section(
+            title, info, command=command, seconds=seconds, quick=quick, about=about, text=text
+        )
+        write_section(title, section)
+    return 0
 
 
 def _is_heading(line: str) -> bool:

@@ -47,7 +47,7 @@ import trio
 
 from engine import EngineConfig
 from engine.server import Authenticator, open_server
-from lab.figures import machine, machine_line, section_head, write_section
+from lab.figures import run_and_report
 
 SECTION = "## File storage"
 COMMAND = "python -m lab.storage_bench --write-doc"
@@ -224,24 +224,18 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _section(text: str, info: dict[str, Any], seconds: float, quick: bool) -> str:
-    return "\n".join(
-        [
-            *section_head(SECTION, info, command=COMMAND, seconds=seconds, quick=quick),
-            "Uploads and downloads through the storage routes of an in-process `turnstile"
-            " serve` (docs/storage.md), beside copying the same bytes on the same disk"
-            " (`lab/storage_bench.py` says exactly what is timed). An upload is durable when"
-            " answered: the file and its directory fsynced, its record committed in the"
-            " journal (fsync); the durable raw copy fsyncs the copy and its directory, the raw"
-            " copy does not. A download goes from the file to the socket by `sendfile` in a"
-            " worker thread; the client is `http.client` in another thread, on one keep-alive"
-            " connection over loopback. Each file is uploaded, downloaded and copied both ways"
-            " in turn, so a change in the machine's load touches every column alike.",
-            "",
-            text,
-            "",
-        ]
-    )
+#: What the section says it measures, above the figures.
+ABOUT = (
+    "Uploads and downloads through the storage routes of an in-process `turnstile"
+    " serve` (docs/storage.md), beside copying the same bytes on the same disk"
+    " (`lab/storage_bench.py` says exactly what is timed). An upload is durable when"
+    " answered: the file and its directory fsynced, its record committed in the"
+    " journal (fsync); the durable raw copy fsyncs the copy and its directory, the raw"
+    " copy does not. A download goes from the file to the socket by `sendfile` in a"
+    " worker thread; the client is `http.client` in another thread, on one keep-alive"
+    " connection over loopback. Each file is uploaded, downloaded and copied both ways"
+    " in turn, so a change in the machine's load touches every column alike."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,16 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--write-doc", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    info = machine()
-    t0 = time.monotonic()
-    result = measure(sizes, args.dir)
-    info["loadavg_end"] = os.getloadavg()
-    text = report(result)
-    print(machine_line(info))
-    print(text)
-    if args.write_doc:
-        write_section(SECTION, _section(text, info, time.monotonic() - t0, args.quick))
-    return 0
+    return run_and_report(
+        SECTION,
+        command=COMMAND,
+        about=ABOUT,
+        quick=args.quick,
+        write_doc=args.write_doc,
+        run=lambda: report(measure(sizes, args.dir)),
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import os
 import random
 import statistics
 import sys
@@ -50,7 +49,7 @@ from domain.identity import Identity
 from engine import EngineConfig, open_engine, tune_gc
 from engine.apps import load_apps
 from lab import bench
-from lab.figures import generated_section, machine, machine_line, percentile, write_section
+from lab.figures import percentile, run_and_report
 from lab.tables_app import LATEST
 
 SECTION = "## Tables beside the hand-written aggregate path"
@@ -415,12 +414,6 @@ ABOUT = (
 )
 
 
-def _section(text: str, info: dict[str, Any], seconds: float, quick: bool) -> str:
-    return generated_section(
-        SECTION, info, command=COMMAND, seconds=seconds, quick=quick, about=ABOUT, text=text
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=FULL.clients)
@@ -448,16 +441,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             updates=args.updates,
             baseline_batches=args.baseline_batches,
         )
-    info = machine()
-    t0 = time.monotonic()
-    result = measure(sizes, live=sizes.updates > 0)
-    info["loadavg_end"] = os.getloadavg()
-    text = report(result)
-    print(machine_line(info))
-    print(text)
-    if args.write_doc:
-        write_section(SECTION, _section(text, info, time.monotonic() - t0, args.quick))
-    return 0
+    return run_and_report(
+        SECTION,
+        command=COMMAND,
+        about=ABOUT,
+        quick=args.quick,
+        write_doc=args.write_doc,
+        run=lambda: report(measure(sizes, live=sizes.updates > 0)),
+    )
 
 
 if __name__ == "__main__":

@@ -17,14 +17,12 @@ prints; `--write-doc` writes its section of docs/benchmarks.md (`lab.figures.wri
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 import h11
@@ -35,7 +33,7 @@ from engine import EngineConfig, open_engine
 from engine.server import Authenticator, ServerConfig, open_server
 from engine.server.stripe_webhook import sign
 from engine.testing import user
-from lab.figures import generated_section, machine, machine_line, percentile, write_section
+from lab.figures import percentile, run_and_report
 
 SECTION = "## Webhooks (Stripe)"
 COMMAND = "python -m lab.webhook_bench --write-doc"
@@ -231,28 +229,20 @@ ABOUT = (
 )
 
 
-def _section(text: str, info: dict[str, Any], seconds: float, quick: bool) -> str:
-    return generated_section(
-        SECTION, info, command=COMMAND, seconds=seconds, quick=quick, about=ABOUT, text=text
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke test")
     parser.add_argument("--write-doc", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    info = machine()
-    t0 = time.monotonic()
-    rounds = measure(sizes)
-    info["loadavg_end"] = os.getloadavg()
-    text = report(rounds, sizes)
-    print(machine_line(info))
-    print(text)
-    if args.write_doc:
-        write_section(SECTION, _section(text, info, time.monotonic() - t0, args.quick))
-    return 0
+    return run_and_report(
+        SECTION,
+        command=COMMAND,
+        about=ABOUT,
+        quick=args.quick,
+        write_doc=args.write_doc,
+        run=lambda: report(measure(sizes), sizes),
+    )
 
 
 if __name__ == "__main__":
