@@ -6,14 +6,14 @@ the same bytes on the same disk, in one run so that the ratios are of one machin
 - The server: `open_server` in this process over a fresh data dir in `--dir` (a temporary
   directory under it), `synchronous=FULL`, the default limits; the engine's disk work and the
   storage routes' reads and writes in worker threads, as served.
-- The client: `http.client` in a worker thread (so its socket reads and writes leave the event
-  loop to the server), one keep-alive connection, admin key (the server closes it after an
-  upload above 256 KiB, whose body h11 never reads; it is opened again before the next timed
-  request, as a client's pool would hold one ready). An upload is the POST of the
-  file's bytes to a fresh upload URL (asked for before the clock starts), timed from the first
-  byte sent to the 200 `{"storageId"}`, which comes only once the bytes are fsynced, renamed,
-  the directory fsynced and the record committed (fsync) in the journal. A download is the GET
-  of the file, timed to its last byte.
+- The client: `http.client` in a child process (`--child`: so its CPU and its socket reads are
+  not the server's, as a browser's are not), one keep-alive connection, admin key (the server
+  closes it after an upload above 256 KiB, whose body h11 never reads; it is opened again
+  before the next timed request, as a client's pool would hold one ready). An upload is the
+  POST of the file's bytes to a fresh upload URL (asked for before the clock starts), timed
+  from the first byte sent to the 200 `{"storageId"}`, which comes only once the bytes are
+  fsynced, renamed, the directory fsynced and the record committed (fsync) in the journal. A
+  download is the GET of the file, timed to its last byte.
 - The baselines, on the same disk (a sibling directory of the data dir), the same sizes and
   counts: a raw copy (`shutil.copyfile` of a source file in the page cache to a new file), and
   a durable raw copy (the same, then fsync of the file and of its directory: the least a
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import shutil
 import statistics
@@ -172,27 +173,49 @@ async def _measure(sizes: Sizes, work: Path) -> dict[str, Any]:
         authenticator=Authenticator(ADMIN_KEY, JWT_SECRET),
         engine_config=EngineConfig(run_jobs=False, snapshot_every=0),
     ) as server:
-        client = Client(server.port)
-        try:
-            for number in range(sizes.rounds):
-                for entry in results:
-                    size, count = entry["size"], entry["count"]
-                    round_dir = work / f"round-{number}"
-                    round_dir.mkdir(exist_ok=True)
-                    seconds = await trio.to_thread.run_sync(
-                        _one_size, client, round_dir, size, count
-                    )
-                    total = size * count / MIB
-                    entry["rounds"].append(
-                        {
-                            "seconds": seconds,
-                            "mib_per_s": {path: total / s for path, s in seconds.items()},
-                        }
-                    )
-                shutil.rmtree(work / f"round-{number}")
-        finally:
-            client.close()
+        for number in range(sizes.rounds):
+            for entry in results:
+                size, count = entry["size"], entry["count"]
+                round_dir = work / f"round-{number}"
+                round_dir.mkdir(exist_ok=True)
+                seconds = await _in_child(server.port, round_dir, size, count)
+                total = size * count / MIB
+                entry["rounds"].append(
+                    {
+                        "seconds": seconds,
+                        "mib_per_s": {path: total / s for path, s in seconds.items()},
+                    }
+                )
+            shutil.rmtree(work / f"round-{number}")
     return {"sizes": results}
+
+
+async def _in_child(port: int, work: Path, size: int, count: int) -> dict[str, float]:
+    """`_one_size` in a child process (`--child`), so the client's CPU and its reads of the
+    socket are not the server's: its totals."""
+    done = await trio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "lab.storage_bench",
+            "--child",
+            str(port),
+            str(work),
+            str(size),
+            str(count),
+        ],
+        capture_stdout=True,
+    )
+    totals: dict[str, float] = json.loads(done.stdout)
+    return totals
+
+
+def _child(port: int, work: Path, size: int, count: int) -> None:
+    client = Client(port)
+    try:
+        print(json.dumps(_one_size(client, work, size, count)))
+    finally:
+        client.close()
 
 
 def _size_label(size: int) -> str:
@@ -232,7 +255,7 @@ ABOUT = (
     " answered: the file and its directory fsynced, its record committed in the"
     " journal (fsync); the durable raw copy fsyncs the copy and its directory, the raw"
     " copy does not. A download goes from the file to the socket by `sendfile` in a"
-    " worker thread; the client is `http.client` in another thread, on one keep-alive"
+    " worker thread; the client is `http.client` in a child process, on one keep-alive"
     " connection over loopback. Each file is uploaded, downloaded and copied both ways"
     " in turn, so a change in the machine's load touches every column alike."
 )
@@ -245,7 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small files: a smoke test")
     parser.add_argument("--write-doc", action="store_true", help="write docs/benchmarks.md")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:  # the client's side of one size's round (`_in_child`)
+        port, work, size, count = args.child
+        _child(int(port), Path(work), int(size), int(count))
+        return 0
     sizes = QUICK if args.quick else FULL
     return run_and_report(
         SECTION,
