@@ -29,9 +29,10 @@ Upload (`POST /api/storage/upload?token=ID`, the URL `storage:generateUploadUrl`
 Download (`GET`/`HEAD /api/storage/ID`): `Content-Type` as uploaded, `Content-Length`, a strong
 `ETag` (the sha256), `Accept-Ranges: bytes`; `If-None-Match` naming it is 304; one
 `Range: bytes=...` is 206 with `Content-Range` (416 if it lies past the end; several ranges are
-answered with the whole file). The bytes go from the file to the socket by `sendfile` in a
-worker thread (the kernel copies them; the event loop never reads the file), each wait for the
-socket bounded by `write_timeout`. An id not stored, or deleted, is 404.
+answered with the whole file). The head, then the bytes from the file by `sendfile`, go to the
+socket from a worker thread, in one hop off the event loop (the kernel copies the bytes; the
+loop never reads the file), each wait for the socket bounded by `write_timeout`. An id not
+stored, or deleted, is 404.
 """
 
 from __future__ import annotations
@@ -524,16 +525,21 @@ async def _download(ex: Exchange, storage_id: str) -> bool:
         response = h11.Response(
             status_code=status, headers=[*CORS_HEADERS, *headers], reason=_reason(status)
         )
-        await ex.send(ex.connection.send(response))
+        head = ex.connection.send(response)
         if ex.head.method != b"HEAD" and length:
-            # h11 counts the body's bytes; a worker thread sends them from the file.
+            # h11 counts the body's bytes; a worker thread sends the head, then the body from
+            # the file (one hop off the loop for both).
             ex.connection.send_with_data_passthrough(h11.Data(data=cast("bytes", _Body(length))))
             socket_fd = ex.stream.socket.fileno()
             timeout = ex.ctx.config.write_timeout
-            sent = await trio.to_thread.run_sync(send_file, socket_fd, fd, first, length, timeout)
+            sent = await trio.to_thread.run_sync(
+                send_file, socket_fd, fd, first, length, timeout, head
+            )
             if sent < length:
                 raise _Gone  # the file shrank, or the client stopped reading: cut it short
             ctx.metrics.storage_bytes_sent.inc(length)
+        else:
+            await ex.send(head)
         await ex.send(ex.connection.send(h11.EndOfMessage()))
         return _reusable(ex)
     except _Gone:
@@ -552,14 +558,26 @@ class _Body:
         return self.length
 
 
-def send_file(socket_fd: int, fd: int, offset: int, length: int, timeout: float) -> int:
-    """Send `length` bytes of `fd` from `offset` to the (non-blocking) socket with
-    `sendfile`, the kernel copying them, waiting at most `timeout` seconds each time the
-    socket takes nothing; the bytes sent (fewer if the file ended, the peer went away or the
-    wait ran out). Blocks: run it in a worker thread, with nothing else writing the socket."""
+def send_file(
+    socket_fd: int, fd: int, offset: int, length: int, timeout: float, head: bytes = b""
+) -> int:
+    """Send `head`, then `length` bytes of `fd` from `offset`, to the (non-blocking) socket,
+    the file's with `sendfile` (the kernel copying them), waiting at most `timeout` seconds
+    each time the socket takes nothing; the file's bytes sent (fewer if the file ended, the
+    peer went away or the wait ran out; none if the head could not be sent). Blocks: run it
+    in a worker thread, with nothing else writing the socket."""
     sent = 0
     with selectors.DefaultSelector() as selector:
         selector.register(socket_fd, selectors.EVENT_WRITE)
+        view = memoryview(head)
+        while view:
+            try:
+                view = view[os.write(socket_fd, view) :]
+            except BlockingIOError:
+                if not selector.select(timeout):
+                    return 0
+            except OSError:  # the peer is gone
+                return 0
         while sent < length:
             try:
                 count = os.sendfile(socket_fd, fd, offset + sent, min(SEND_CHUNK, length - sent))
