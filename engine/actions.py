@@ -183,7 +183,6 @@ class ActionRunner:
         self.nursery: trio.Nursery | None = None
         self._slots = trio.CapacityLimiter(self.limits.max_running)
         self._waiting = 0
-        self.running = 0
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -203,13 +202,11 @@ class ActionRunner:
         spec: ActionSpec[Any] = self.engine.registry.action(name)
         parsed = codec.decode_args(args, spec.args_type)
         await self._slot()
-        self.running += 1
         try:
             ctx = _Context(self, identity, spec.name, trio.current_time() + spec.timeout_seconds)
             value = await self._within(ctx, spec.timeout_seconds, spec.run(ctx, parsed), spec.name)
             return ActionOutcome(convex_to_json(value), tuple(ctx.lines))
         finally:
-            self.running -= 1
             self._slots.release()
 
     async def _within(self, ctx: _Context, seconds: float, work: Any, name: str) -> Any:
@@ -232,7 +229,6 @@ class ActionRunner:
             await self._slot()
         except Overloaded as error:
             return _error(503, error)
-        self.running += 1
         try:
             name = f"route {route.method} {route.path}"
             ctx = _Context(self, identity, name, trio.current_time() + route.timeout_seconds)
@@ -248,7 +244,6 @@ class ActionRunner:
                 return _error(504, error)
             return _error(ERROR_STATUS.get(error.code, 500), error)
         finally:
-            self.running -= 1
             self._slots.release()
 
 

@@ -80,6 +80,12 @@ def json_response(status: int, body: Any) -> HttpResponse:
     return HttpResponse(status, orjson.dumps(body))
 
 
+def method_not_allowed(allowed: bytes) -> HttpResponse:
+    """405 naming the methods the path takes (`Allow`)."""
+    body = {"status": "error", "errorMessage": "Method not allowed."}
+    return HttpResponse(405, orjson.dumps(body), headers=((b"allow", allowed),))
+
+
 def error_response(status: int, error: TurnstileError) -> HttpResponse:
     return json_response(
         status,
@@ -130,11 +136,8 @@ async def _route(ctx: ServerContext, request: HttpRequest, draining: bool) -> Ht
         return await app_route(ctx, request)
     # HEAD is GET without the body (the HTTP layer leaves the body out).
     if request.method != expected and not (request.method == b"HEAD" and expected == b"GET"):
-        allowed = expected + (b", HEAD, OPTIONS" if expected == b"GET" else b", OPTIONS")
-        return HttpResponse(
-            405,
-            orjson.dumps({"status": "error", "errorMessage": "Method not allowed."}),
-            headers=((b"allow", allowed),),
+        return method_not_allowed(
+            expected + (b", HEAD, OPTIONS" if expected == b"GET" else b", OPTIONS")
         )
     if request.path == "/health":
         return _health(ctx, draining)
@@ -149,12 +152,7 @@ async def app_route(ctx: ServerContext, request: HttpRequest) -> HttpResponse:
     route, methods = ctx.engine.registry.route_for(method, request.path)
     if route is None:
         if methods:
-            allowed = ", ".join([*methods, "OPTIONS"]).encode()
-            return HttpResponse(
-                405,
-                orjson.dumps({"status": "error", "errorMessage": "Method not allowed."}),
-                headers=((b"allow", allowed),),
-            )
+            return method_not_allowed(", ".join([*methods, "OPTIONS"]).encode())
         return json_response(404, {"status": "error", "errorMessage": "Not found."})
     try:
         identity = await identify(ctx.authenticator, request.headers.get(b"authorization"))
@@ -284,19 +282,20 @@ async def call_function(ctx: ServerContext, kind: str, request: HttpRequest) -> 
         await ctx.identities.admit(identity)
         try:
             engine = ctx.engine
+            log_lines: list[str] = []
             if kind == "query":
                 label = engine.registry.query(path).name
                 result = await engine.query(path, json_to_convex(raw_args), identity)
+                value = convex_to_json(result.value)
             elif kind == "mutation":
                 label = engine.registry.mutation(path).name
                 result = await engine.mutation(path, json_to_convex(raw_args), identity)
+                value = convex_to_json(result.value)
             else:
                 label = engine.registry.action(path).name
                 ran = await ctx.actions.run(path, json_to_convex(raw_args), identity)
-                body = {"status": "success", "value": ran.value, "logLines": list(ran.log_lines)}
-                outcome = "success"
-                return json_response(200, body)
-            body = {"status": "success", "value": convex_to_json(result.value), "logLines": []}
+                value, log_lines = ran.value, list(ran.log_lines)
+            body = {"status": "success", "value": value, "logLines": log_lines}
         except TurnstileError as error:
             outcome = error.code
             return error_response(STATUS_FUNCTION_FAILED, error)
@@ -306,4 +305,4 @@ async def call_function(ctx: ServerContext, kind: str, request: HttpRequest) -> 
         ctx.metrics.observe_call(label, kind, "http", outcome, time.perf_counter() - started)
 
 
-__all__ = ["HttpRequest", "HttpResponse", "handle", "identify", "parse_call"]
+__all__ = ["HttpRequest", "HttpResponse", "handle", "identify", "method_not_allowed", "parse_call"]

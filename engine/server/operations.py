@@ -27,6 +27,7 @@ from engine.server.api import (
     error_response,
     identify,
     json_response,
+    method_not_allowed,
 )
 from engine.server.auth import AuthFailed
 from engine.server.context import ServerContext
@@ -42,11 +43,7 @@ def _refused(status: int, message: str) -> HttpResponse:
 async def _admin_post(ctx: ServerContext, request: HttpRequest) -> HttpResponse | None:
     """None if the request is an admin's POST; else the answer that refuses it."""
     if request.method != b"POST":
-        return HttpResponse(
-            405,
-            b'{"status":"error","errorMessage":"Method not allowed."}',
-            headers=((b"allow", b"POST, OPTIONS"),),
-        )
+        return method_not_allowed(b"POST, OPTIONS")
     try:
         identity = await identify(ctx.authenticator, request.headers.get(b"authorization"))
     except AuthFailed as error:

@@ -35,7 +35,7 @@ from domain.notifications.stripe import (
     record_stripe_event,
     stripe_event_id,
 )
-from engine.server.api import HttpRequest, HttpResponse, json_response
+from engine.server.api import HttpRequest, HttpResponse, json_response, method_not_allowed
 from engine.server.context import ServerContext
 
 log = logging.getLogger("turnstile.stripe")
@@ -50,11 +50,16 @@ class SignatureRefused(Exception):
     """Why a request is not Stripe's (the 400's message)."""
 
 
+def _signature(payload: bytes, secret: str, timestamp: int) -> str:
+    """HMAC-SHA256(secret, "TIMESTAMP." + payload), hex: what a `v1` signature must be."""
+    signed = f"{timestamp}.".encode() + payload
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
 def sign(payload: bytes, secret: str, timestamp: int) -> str:
     """A `Stripe-Signature` header for `payload` at `timestamp`, as Stripe makes it (for tests
     and benchmarks that stand in for Stripe)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
-    return f"t={timestamp},{SCHEME}={digest.hexdigest()}"
+    return f"t={timestamp},{SCHEME}={_signature(payload, secret, timestamp)}"
 
 
 def verify(
@@ -86,8 +91,7 @@ def verify(
         raise SignatureRefused("The Stripe-Signature header has no timestamp.")
     if not signatures:
         raise SignatureRefused(f"The Stripe-Signature header has no {SCHEME} signature.")
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
-    wanted = expected.hexdigest()
+    wanted = _signature(payload, secret, timestamp)
     if not any(hmac.compare_digest(wanted, given) for given in signatures):
         raise SignatureRefused("No signature matches the payload.")
     if abs(now - timestamp) > tolerance:
@@ -122,11 +126,7 @@ async def handle(ctx: ServerContext, request: HttpRequest) -> HttpResponse:
     if secret is None:
         return json_response(404, {"status": "error", "errorMessage": "Not found."})
     if request.method != b"POST":
-        return HttpResponse(
-            405,
-            orjson.dumps({"status": "error", "errorMessage": "Method not allowed."}),
-            headers=((b"allow", b"POST, OPTIONS"),),
-        )
+        return method_not_allowed(b"POST, OPTIONS")
     header = request.headers.get(b"stripe-signature", b"").decode("latin-1")
     try:
         verify(request.body, header, secret, now=time.time())
