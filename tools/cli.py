@@ -33,6 +33,7 @@ from domain.identity import ADMIN, CAPABILITIES
 from domain.model import Module
 from domain.scheduling import JOB
 from engine import Engine, open_engine, tune_gc
+from engine.journal import JournalLocked
 from engine.server import (
     Authenticator,
     RunningServer,
@@ -272,7 +273,14 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         token = mint_token(jwt_secret, DEV_USER, ttl_seconds=7 * 24 * 3600)
         print(f"dev user token (sub={DEV_USER}, 7 days): {token}")
     sys.stdout.flush()
-    trio.run(_run, args, authenticator, modules)
+    locked: BaseException | None = None
+    try:
+        trio.run(_run, args, authenticator, modules)
+    except* JournalLocked as group:  # (raised inside the engine's nursery)
+        locked = group.exceptions[0]
+    if locked is not None:
+        print(f"turnstile serve: {locked}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -23,6 +23,7 @@ from engine.journal.interface import (
     DamagedRow,
     GroupCount,
     Journal,
+    JournalLocked,
     JournalReader,
     JournalReadError,
     RequestRecord,
@@ -38,8 +39,9 @@ from engine.journal.sqlite import open_reader as _open_sqlite_reader
 
 def open_journal(data_dir: Path, *, synchronous: str = "FULL") -> Journal:
     """Open (creating if need be) the journal of `data_dir` for writing. One writer per data
-    dir. `synchronous`: FULL (each append durable across power loss when it returns), EXTRA,
-    or NORMAL (durable across a crash of the process only). Close it when done."""
+    dir: raises `JournalLocked` if it is open for writing already. `synchronous`: FULL (each
+    append durable across power loss when it returns), EXTRA, or NORMAL (durable across a
+    crash of the process only). Close it when done."""
     return SqliteJournal.open(data_dir, synchronous=synchronous)
 
 
@@ -55,6 +57,7 @@ __all__ = [
     "DamagedRow",
     "GroupCount",
     "Journal",
+    "JournalLocked",
     "JournalReadError",
     "JournalReader",
     "RequestRecord",

@@ -101,6 +101,11 @@ class JournalReadError(Exception):
     calls raise, whatever the backend, with the backend's own error as the cause."""
 
 
+class JournalLocked(Exception):
+    """The data dir's journal is already open for writing, by another process or another open
+    journal of this one: a data dir has one writer at a time."""
+
+
 def checksum(payload: bytes) -> int:
     return zlib.crc32(payload)
 

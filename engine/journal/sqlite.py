@@ -23,7 +23,13 @@ had a unique `(stream, version)` index on `events`, is converted when opened for
 - "No version written twice" is checked by `append` before it writes: each stream's first
   version in a batch must follow the highest version the journal holds for it (indexed or in the
   tail), and versions within a batch must ascend; otherwise the batch writes nothing and raises
-  `sqlite3.IntegrityError`, as the unique index did.
+  `sqlite3.IntegrityError`, as the unique index did. The highest version of a stream in the
+  tail is not read from the tail (a scan of every unindexed row per batch: most of the writer's
+  time) but kept in memory (`_tops`): the writer is the journal's only one (`open` takes the
+  data dir's lock, `LOCK_FILE`), so the rows after the index's position are exactly those of
+  the tail when the journal was opened (none: `open` catches the index up) and those its own
+  appends wrote since. Each append looks the other streams up in the index, in statements that
+  answer only the streams that would be written twice (none, normally: one step each).
 
 Guarantees beyond `engine.journal.interface`:
 - `append` is one `BEGIN IMMEDIATE` transaction; with `synchronous=FULL` the batch is durable
@@ -42,8 +48,10 @@ Guarantees beyond `engine.journal.interface`:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +65,7 @@ from engine.journal.interface import (
     Batch,
     GroupCount,
     Grouping,
+    JournalLocked,
     JournalReadError,
     RequestRecord,
     Row,
@@ -70,6 +79,8 @@ log = logging.getLogger("turnstile.journal")
 
 FORMAT_VERSION = 2
 JOURNAL_FILE = "journal.db"
+#: Held (an exclusive `flock`) by the one `SqliteJournal` writing a data dir, while it is open.
+LOCK_FILE = "journal.lock"
 #: The stream index beside the journal (derived from it; see the module docstring).
 INDEX_FILE = "streams.db"
 #: The unique index format 1 kept on `events`, dropped when a journal is converted.
@@ -81,6 +92,8 @@ _REQUEST_COLUMNS = "session_id, request_id, result, seq, at"
 _ROWS_PER_INSERT = 4_000
 #: Streams looked up in the stream index per statement by the append's version check.
 _STREAMS_PER_LOOKUP = 500
+#: Index rows indexed between two prunings of the writer's `_tops`.
+_PRUNE_EVERY = 50_000
 #: Rows at the end of the journal checked at every start (`SqliteJournal.repair_tail`).
 TAIL_WINDOW = 10_000
 _INSERT_SQL: dict[int, str] = {}
@@ -461,6 +474,14 @@ class SqliteJournal(SqliteReader):
         self._writer = writer
         #: The stream index's own connection (`streams.db` as main, the journal read-only).
         self._indexer = indexer
+        self._lock: int | None = None
+        #: stream -> (highest version, its seq) of each stream this journal appended to after
+        #: the index position it last pruned at (see the module docstring); the writer's own.
+        self._tops: dict[str, tuple[int, int]] = {}
+        #: The stream index's position after its last catch-up (set by `index_tail`).
+        self._index_position = 0
+        #: The position the writer last pruned `_tops` at.
+        self._pruned_at = 0
 
     @classmethod
     def open(cls, data_dir: Path, *, synchronous: str = "FULL") -> SqliteJournal:
@@ -470,6 +491,17 @@ class SqliteJournal(SqliteReader):
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, EXTRA or NORMAL, not {synchronous}")
         data_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock_data_dir(data_dir)
+        try:
+            journal = cls._open(data_dir, synchronous)
+        except BaseException:
+            os.close(lock)
+            raise
+        journal._lock = lock
+        return journal
+
+    @classmethod
+    def _open(cls, data_dir: Path, synchronous: str) -> SqliteJournal:
         path = data_dir / JOURNAL_FILE
         writer = _connect(path, synchronous=synchronous)
         create_schema(writer)
@@ -483,8 +515,7 @@ class SqliteJournal(SqliteReader):
         reader = _connect(path, synchronous=synchronous)
         _attach_index(reader, path, read_only=True)
         journal = cls(path, writer, reader, indexer)
-        while journal.index_tail():  # catch up with what the last run left unindexed
-            pass
+        journal._catch_up()  # what the last run left unindexed: the tail is empty after
         if _format(writer) == 1:
             writer.execute("BEGIN IMMEDIATE")
             writer.execute(f"DROP INDEX IF EXISTS {_FORMAT_1_INDEX}")
@@ -499,6 +530,16 @@ class SqliteJournal(SqliteReader):
         self._conn.close()
         self._writer.close()
         self._indexer.close()
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            os.close(lock)  # (and with it the flock)
+
+    def _catch_up(self) -> None:
+        """Index every committed row; with no row in the tail, `_tops` starts empty."""
+        while self.index_tail():
+            pass
+        self._tops = {}
+        self._pruned_at = self._index_position
 
     def reader(self) -> SqliteReader:
         return _open_reader(self.path)
@@ -519,6 +560,7 @@ class SqliteJournal(SqliteReader):
             until = min(int(end or 0), position + max_rows)
             if until <= position:
                 conn.execute("COMMIT")
+                self._index_position = position
                 return 0
             conn.execute(
                 "INSERT INTO stream_index SELECT stream, version, seq FROM j.events"
@@ -527,6 +569,7 @@ class SqliteJournal(SqliteReader):
             )
             conn.execute("UPDATE indexed SET seq = ?", (until,))
             conn.execute("COMMIT")
+            self._index_position = until
             return int(until - position)
         except BaseException:
             if conn.in_transaction:
@@ -542,9 +585,10 @@ class SqliteJournal(SqliteReader):
 
     def append(self, batch: Batch) -> None:
         conn = self._writer
+        tops = self._tops
         conn.execute("BEGIN IMMEDIATE")
         try:
-            _check_versions(conn, batch.rows)
+            written = _check_versions(conn, batch.rows, tops)
             # Multi-row INSERTs, not executemany: executemany gives up the interpreter lock
             # around every row and, with the event loop busy, waits to get it back each time.
             rows = batch.rows
@@ -561,6 +605,11 @@ class SqliteJournal(SqliteReader):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        tops.update(written)
+        position = self._index_position
+        if position - self._pruned_at >= _PRUNE_EVERY:
+            self._tops = {s: top for s, top in tops.items() if top[1] > position}
+            self._pruned_at = position
 
     def repair_tail(self, window: int = TAIL_WINDOW) -> TailRepair | None:
         """See `Journal.repair_tail`. The rows set aside go to the `quarantine` table, their
@@ -609,8 +658,7 @@ class SqliteJournal(SqliteReader):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        while self.index_tail():
-            pass
+        self._catch_up()
         return TailRepair(
             first_seq=first, last_seq=end, rows=rows, requests=requests, reason=reason
         )
@@ -741,45 +789,68 @@ def _reset_index(indexer: sqlite3.Connection) -> None:
         raise
 
 
-def _check_versions(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
+def _check_versions(
+    conn: sqlite3.Connection, rows: Sequence[Row], tops: dict[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
     """Refuse a batch that would write a stream's version twice or out of order (see the module
-    docstring); runs inside the append's transaction, so it sees exactly what is committed."""
+    docstring): each stream's first version in `rows` must follow the highest it holds, from
+    `tops` (the tail) or else the stream index, read inside the append's transaction. Returns
+    each stream's last (version, seq) in `rows`, for `tops` once the batch is committed."""
     first: dict[str, int] = {}
-    last: dict[str, int] = {}
+    last: dict[str, tuple[int, int]] = {}
     for row in rows:
-        previous = last.get(row.stream)
+        stream, version = row.stream, row.version
+        previous = last.get(stream)
         if previous is None:
-            first[row.stream] = row.version
-        elif row.version <= previous:
+            first[stream] = version
+        elif version <= previous[0]:
             raise sqlite3.IntegrityError(
-                f"{row.stream}: version {row.version} after {previous} in one batch"
+                f"{stream}: version {version} after {previous[0]} in one batch"
             )
-        last[row.stream] = row.version
-    if not first:
-        return
-    held: dict[str, int] = dict(
-        conn.execute(
-            "SELECT stream, max(version) FROM events"
-            " WHERE seq > (SELECT seq FROM idx.indexed) GROUP BY stream"
-        ).fetchall()
-    )
-    others = [stream for stream in first if stream not in held]
-    for start in range(0, len(others), _STREAMS_PER_LOOKUP):
-        chunk = others[start : start + _STREAMS_PER_LOOKUP]
-        values = ", ".join(["(?)"] * len(chunk))
-        for stream, version in conn.execute(
-            f"WITH s(name) AS (VALUES {values}) SELECT name,"
-            " (SELECT max(version) FROM idx.stream_index WHERE stream = name) FROM s",
-            chunk,
-        ):
-            if version is not None:
-                held[stream] = version
+        last[stream] = (version, row.seq)
+    others: list[object] = []
     for stream, version in first.items():
-        top = held.get(stream, 0)
-        if version <= top:
-            raise sqlite3.IntegrityError(
-                f"{stream}: version {version} is already written (the stream is at {top})"
-            )
+        top = tops.get(stream)
+        if top is None:
+            others += (stream, version)
+        elif version <= top[0]:
+            raise _written_twice(stream, version, top[0])
+    step = 2 * _STREAMS_PER_LOOKUP
+    for start in range(0, len(others), step):
+        chunk = others[start : start + step]
+        values = ", ".join(["(?, ?)"] * (len(chunk) // 2))
+        clash = conn.execute(
+            f"WITH b(name, first) AS (VALUES {values}) SELECT name, first, top FROM"
+            " (SELECT name, first, (SELECT max(version) FROM idx.stream_index"
+            " WHERE stream = name) AS top FROM b) WHERE top >= first LIMIT 1",
+            chunk,
+        ).fetchall()
+        if clash:
+            [(stream, version, top)] = clash
+            raise _written_twice(stream, version, top)
+    return last
+
+
+def _written_twice(stream: str, version: int, top: int) -> sqlite3.IntegrityError:
+    return sqlite3.IntegrityError(
+        f"{stream}: version {version} is already written (the stream is at {top})"
+    )
+
+
+def _lock_data_dir(data_dir: Path) -> int:
+    """Take the data dir's writer lock (`LOCK_FILE`), or raise `JournalLocked` at once."""
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalLocked(
+            f"{data_dir} is in use: another process (or another open journal) writes it"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _create_erasures_done(conn: sqlite3.Connection) -> None:

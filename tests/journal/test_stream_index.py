@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.journal import Batch, Row, checksum
+from engine.journal import Batch, JournalLocked, Row, checksum
+from engine.journal import sqlite as sqlite_journal
 from engine.journal.sqlite import INDEX_FILE, JOURNAL_FILE, SqliteJournal, open_reader
 
 
@@ -181,3 +182,48 @@ def test_a_format_1_journal_is_converted_when_opened(tmp_path: Path) -> None:
         assert "idx_events_stream_version" not in indexes
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("prune_every", [1, None])
+def test_a_version_written_twice_is_refused_from_the_tail_and_across_a_reopen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prune_every: int | None
+) -> None:
+    """The tail's highest versions are the writer's own (`_tops`): they must refuse a repeat
+    before the index holds the stream, while it catches up part way, and after a reopen;
+    also when the writer forgets the indexed ones at every append (`prune_every` 1)."""
+    if prune_every is not None:
+        monkeypatch.setattr(sqlite_journal, "_PRUNE_EVERY", prune_every)
+    journal = SqliteJournal.open(tmp_path)
+    try:
+        fill(journal, 1, 30, streams=3)  # counter/c_0..2 at version 10 each, all in the tail
+        assert journal.unindexed() == 30
+        with pytest.raises(sqlite3.IntegrityError, match="already written"):
+            journal.append(Batch(rows=[row(31, "counter/c_1", 10)], requests=()))
+        assert journal.index_tail(max_rows=14) == 14  # c_0..2 partly indexed, partly not
+        for stream in ("counter/c_0", "counter/c_1", "counter/c_2"):
+            with pytest.raises(sqlite3.IntegrityError, match="already written"):
+                journal.append(Batch(rows=[row(31, stream, 9)], requests=()))
+        journal.append(Batch(rows=[row(31, "counter/c_1", 11)], requests=()))
+    finally:
+        journal.close()
+    journal = SqliteJournal.open(tmp_path)
+    try:
+        assert journal.unindexed() == 0
+        with pytest.raises(sqlite3.IntegrityError, match="at 11"):
+            journal.append(Batch(rows=[row(32, "counter/c_1", 11)], requests=()))
+        journal.append(Batch(rows=[row(32, "counter/c_1", 12), row(33, "new/n_1", 1)], requests=()))
+        assert [r.version for r in journal.read_stream("counter/c_1")][-2:] == [11, 12]
+    finally:
+        journal.close()
+
+
+def test_a_data_dir_has_one_writer_at_a_time(tmp_path: Path) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    try:
+        with pytest.raises(JournalLocked, match="in use"):
+            SqliteJournal.open(tmp_path)
+        reader = open_reader(tmp_path)  # readers are not writers: never refused
+        reader.close()
+    finally:
+        journal.close()
+    SqliteJournal.open(tmp_path).close()  # closing released it

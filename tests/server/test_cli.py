@@ -88,6 +88,30 @@ def test_serve_prints_where_it_listens_answers_and_stops_on_sigterm(tmp_path: Pa
         assert p.wait(timeout=30) == 0
 
 
+def test_a_second_serve_on_a_data_dir_in_use_exits_1_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    data = str(tmp_path / "data")
+    keys = ("--admin-key", "k", "--jwt-secret", SECRET)
+    with serving("--data-dir", data, *keys) as (first, port, _):
+        before = request(port, "GET", "/health")
+        second = subprocess.run(
+            turnstile("serve", "--port", "0", "--data-dir", data, *keys),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "listening on" not in second.stdout
+        assert second.stderr.strip().splitlines()[-1].startswith("turnstile serve: ")
+        assert "is in use" in second.stderr
+        assert request(port, "GET", "/health") == before  # the first goes on, unchanged
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+
+
 def test_dev_keys_and_demo_data(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     # One address for both starts (each picks a free port): the second writes nothing.
