@@ -97,6 +97,9 @@ _PRUNE_EVERY = 50_000
 #: Rows at the end of the journal checked at every start (`SqliteJournal.repair_tail`).
 TAIL_WINDOW = 10_000
 _INSERT_SQL: dict[int, str] = {}
+#: And 5 per idempotency record.
+_REQUESTS_PER_INSERT = 6_000
+_INSERT_REQUESTS_SQL: dict[int, str] = {}
 _GROUP_COLUMN: dict[str, str] = {
     "type": "type",
     "kind": "substr(stream, 1, instr(stream || '/', '/') - 1)",
@@ -111,6 +114,16 @@ def _insert_sql(count: int) -> str:
         sql = f"INSERT INTO events ({_COLUMNS}) VALUES {values}"
         if len(_INSERT_SQL) < 512:
             _INSERT_SQL[count] = sql
+    return sql
+
+
+def _insert_requests_sql(count: int) -> str:
+    sql = _INSERT_REQUESTS_SQL.get(count)
+    if sql is None:
+        values = ", ".join(["(?, ?, ?, ?, ?)"] * count)
+        sql = f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES {values}"
+        if len(_INSERT_REQUESTS_SQL) < 512:
+            _INSERT_REQUESTS_SQL[count] = sql
     return sql
 
 
@@ -589,17 +602,17 @@ class SqliteJournal(SqliteReader):
         conn.execute("BEGIN IMMEDIATE")
         try:
             written = _check_versions(conn, batch.rows, tops)
-            # Multi-row INSERTs, not executemany: executemany gives up the interpreter lock
-            # around every row and, with the event loop busy, waits to get it back each time.
+            # Multi-row INSERTs, not executemany (the rows, then the idempotency records):
+            # executemany gives up the interpreter lock around every row and, with the event
+            # loop busy, waits to get it back each time.
             rows = batch.rows
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 chunk = rows[start : start + _ROWS_PER_INSERT]
                 conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
-            if batch.requests:
-                conn.executemany(
-                    f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                    batch.requests,
-                )
+            requests = batch.requests
+            for start in range(0, len(requests), _REQUESTS_PER_INSERT):
+                part = requests[start : start + _REQUESTS_PER_INSERT]
+                conn.execute(_insert_requests_sql(len(part)), [v for r in part for v in r])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
