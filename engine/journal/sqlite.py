@@ -1,28 +1,39 @@
 """The SQLite journal: one database file per data dir (`journal.db`, WAL), holding the rows
 (`events`), the idempotency records (`requests`), the erasures done (`erasures_done`) and the
 format (`meta`); `quarantine` and `quarantine_requests` appear when a damaged tail is set aside.
-Beside it, `streams.db` is the stream index: which seqs hold each stream's versions. This module
-is the only one that knows these tables.
+Beside it, `streams.db` is the derived index: which seqs hold each stream's versions, and which
+record holds each `(session_id, request_id)`. This module is the only one that knows these
+tables.
 
-The commit path appends rows in `seq` order only (`seq` is the rowid: each batch goes to the end
-of the table), so a commit dirties a few pages whatever the journal's size. Per-stream lookups
-are served by the stream index, kept off the commit path (format 2; a format-1 journal, which
-had a unique `(stream, version)` index on `events`, is converted when opened for writing):
+The commit path only appends: rows in `seq` order (`seq` is the rowid: each batch goes to the end
+of the table), idempotency records in commit order (`rid`, their rowid), so a commit dirties a
+few pages whatever the journal's size. Lookups are served by the index, kept off the commit path
+(format 3; format 1 had a unique `(stream, version)` index on `events` and format 2 still kept
+`requests` under a primary key `(session_id, request_id)`, a B-tree each batch scattered into;
+either is converted when opened for writing, see `_convert`):
 - `stream_index(stream, version, seq)` in `streams.db`, with `indexed.seq` the position up to
-  which it holds every row. `index_tail` copies the rows after that position into it, in SQL, on
-  a connection of its own (the engine runs it in a worker thread every `INDEX_EVERY` rows or
-  seconds); it writes only `streams.db`, so it never holds the journal's write lock.
+  which it holds every row, and `request_index(session_id, request_id, rid)`, with
+  `requests_indexed.rid` its own position. `index_tail` copies the rows and records after those
+  positions into them, in SQL, in one transaction of `streams.db` on a connection of its own
+  (the engine runs it in a worker thread every `INDEX_SECONDS`); it writes only
+  `streams.db`, so it never holds the journal's write lock.
 - a read of one stream (`read_stream`) takes its indexed rows by seq plus the rows after
   `indexed.seq` (the unindexed tail, a short range scan), in one statement, so it sees every
   committed row whatever the indexer is doing; each row is checked (its stream, versions
   ascending) and any disagreement falls back to a full scan of the journal (the index is
-  derived data: it is never trusted over the journal).
+  derived data: it is never trusted over the journal). The reads of records (`lookup_request`,
+  `last_request_id`, `sessions`, `requests`) do the same with the request index and the records
+  after `requests_indexed.rid`: each record the index names is read from `requests` by rid and
+  must carry the key the index gave it, else the read scans `requests` instead.
 - `streams.db` is written with `synchronous=OFF`: everything in it can be derived again from the
-  journal. At open it is checked against the journal (its position must hold the row the index
-  says it holds) and rebuilt from scratch if it is missing, unreadable or disagrees.
+  journal. At open it is checked against the journal (each position must hold the row or record
+  the index says it holds) and each part rebuilt from scratch if it is missing, unreadable or
+  disagrees (a `streams.db` of format 2, without the request index, gets one built). A reader
+  (`open_reader`) uses what of it is sound and scans for the rest; it never writes, so it reads
+  a format-2 journal as it is (there `requests` still has its key, which the scans then use).
 - "No version written twice" is checked by `append` before it writes: each stream's first
-  version in a batch must follow the highest version the journal holds for it (indexed or in the
-  tail), and versions within a batch must ascend; otherwise the batch writes nothing and raises
+  version in a batch must follow the highest version the journal holds for it (indexed or in
+  the tail), and versions within a batch must ascend; otherwise the batch writes nothing and raises
   `sqlite3.IntegrityError`, as the unique index did. The highest version of a stream in the
   tail is not read from the tail (a scan of every unindexed row per batch: most of the writer's
   time) but kept in memory (`_tops`): the writer is the journal's only one (`open` takes the
@@ -30,6 +41,14 @@ had a unique `(stream, version)` index on `events`, is converted when opened for
   the tail when the journal was opened (none: `open` catches the index up) and those its own
   appends wrote since. Each append looks the other streams up in the index, in statements that
   answer only the streams that would be written twice (none, normally: one step each).
+- "No `(session_id, request_id)` recorded twice" (the primary key's guarantee in format 2) is
+  checked the same way: a batch holding a key twice, or a key the journal holds, writes nothing
+  and raises `sqlite3.IntegrityError`. The tail's keys are the writer's memory
+  (`_tail_requests`, key -> rid); the others are looked up in the request index, one statement
+  per chunk of the batch that answers only a key already recorded, checked against `requests`
+  (a key the index names wrongly is looked for by a scan). Past `_TAIL_KEYS` keys in that
+  memory (a bulk copy through `append`, which no indexer follows) the writer runs `index_tail`
+  itself after its commit, so the memory stays bounded.
 
 Guarantees beyond `engine.journal.interface`:
 - `append` is one `BEGIN IMMEDIATE` transaction; with `synchronous=FULL` the batch is durable
@@ -53,7 +72,9 @@ import hashlib
 import logging
 import os
 import sqlite3
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,7 +98,7 @@ from engine.journal.interface import (
 
 log = logging.getLogger("turnstile.journal")
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 JOURNAL_FILE = "journal.db"
 #: Held (an exclusive `flock`) by the one `SqliteJournal` writing a data dir, while it is open.
 LOCK_FILE = "journal.lock"
@@ -85,6 +106,12 @@ LOCK_FILE = "journal.lock"
 INDEX_FILE = "streams.db"
 #: The unique index format 1 kept on `events`, dropped when a journal is converted.
 _FORMAT_1_INDEX = "idx_events_stream_version"
+#: `requests` since format 3: appended in commit order, its rowid named (`rid`) so that nothing
+#: (a VACUUM) renumbers the records the request index points at; no other key.
+_REQUESTS_TABLE = (
+    "(rid INTEGER PRIMARY KEY, session_id TEXT NOT NULL, request_id INTEGER NOT NULL,"
+    " result BLOB NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL)"
+)
 
 _COLUMNS = "seq, stream, version, type, schema, payload, at, crc"
 _REQUEST_COLUMNS = "session_id, request_id, result, seq, at"
@@ -92,8 +119,13 @@ _REQUEST_COLUMNS = "session_id, request_id, result, seq, at"
 _ROWS_PER_INSERT = 4_000
 #: Streams looked up in the stream index per statement by the append's version check.
 _STREAMS_PER_LOOKUP = 500
-#: Index rows indexed between two prunings of the writer's `_tops`.
+#: Keys looked up in the request index per statement by the append's uniqueness check.
+_KEYS_PER_LOOKUP = 500
+#: Rows (or records) indexed between two prunings of the writer's `_tops` (`_tail_requests`).
 _PRUNE_EVERY = 50_000
+#: Keys of the tail past which the writer indexes them itself (`append`): a bulk copy through
+#: `append` (a PITR copy) has no indexer beside it, and each key costs some 240 bytes.
+_TAIL_KEYS = 100_000
 #: Rows at the end of the journal checked at every start (`SqliteJournal.repair_tail`).
 TAIL_WINDOW = 10_000
 _INSERT_SQL: dict[int, str] = {}
@@ -168,6 +200,16 @@ def _create_index_schema(conn: sqlite3.Connection, schema: str = "main") -> None
         " (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL)"
     )
     conn.execute(f"INSERT OR IGNORE INTO {schema}.indexed VALUES (0, 0)")
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {schema}.request_index (session_id TEXT NOT NULL,"
+        " request_id INTEGER NOT NULL, rid INTEGER NOT NULL,"
+        " PRIMARY KEY (session_id, request_id)) WITHOUT ROWID"
+    )
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {schema}.requests_indexed"
+        " (id INTEGER PRIMARY KEY CHECK (id = 0), rid INTEGER NOT NULL)"
+    )
+    conn.execute(f"INSERT OR IGNORE INTO {schema}.requests_indexed VALUES (0, 0)")
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -189,17 +231,13 @@ def create_schema(conn: sqlite3.Connection) -> None:
             not_null={"stream", "version", "type", "schema", "payload", "at", "crc"},
         )
     if "requests" not in db.table_names():
-        db.table("requests").create(
-            {"session_id": str, "request_id": int, "result": bytes, "seq": int, "at": int},
-            pk=("session_id", "request_id"),
-            not_null={"result", "seq", "at"},
-        )
+        conn.execute(f"CREATE TABLE requests {_REQUESTS_TABLE}")
     if "meta" not in db.table_names():
         db.table("meta").create({"key": str, "value": str}, pk="key")
         db.table("meta").insert({"key": "format", "value": str(FORMAT_VERSION)})
     found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-    if found is not None and int(found[0]) == 1:
-        return  # converted by `SqliteJournal.open` once the stream index is built
+    if found is not None and int(found[0]) in (1, 2):
+        return  # converted by `SqliteJournal.open` (`_convert`); a reader reads it as it is
     if found is None or int(found[0]) != FORMAT_VERSION:
         raise RuntimeError(f"journal format {found} is not {FORMAT_VERSION}")
 
@@ -212,11 +250,15 @@ def _format(conn: sqlite3.Connection) -> int:
 class SqliteReader:
     """`JournalReader` over one SQLite connection (see `engine.journal.interface`)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, *, indexed: bool) -> None:
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, *, indexed: bool, requests_indexed: bool
+    ) -> None:
         self.path = path
         self._conn = conn
         #: The stream index is attached as `idx` (a reader of a journal without one scans).
         self._indexed = indexed
+        #: The request index is attached in `idx` too (without it, record reads scan).
+        self._requests_indexed = requests_indexed
 
     def close(self) -> None:
         self._conn.close()
@@ -317,55 +359,65 @@ class SqliteReader:
             raise JournalReadError(f"{self.path.name}: {exc}") from exc
 
     def last_request_id(self, session_id: str) -> int:
-        [(found,)] = self._query(
+        if self._requests_indexed:
+            found = self._query(_LAST_REQUEST_INDEXED_SQL, (session_id,))
+            # Each row: the highest id the index (or the tail) gives, and the record's key.
+            if all(top is None or (s, r) == (session_id, top) for top, s, r in found):
+                return max((int(top) for top, _, _ in found if top is not None), default=0)
+            log.error("the request index disagrees with the journal on %s; scanning", session_id)
+        [(top,)] = self._query(
             "SELECT max(request_id) FROM requests WHERE session_id = ?", (session_id,)
         )
-        return int(found or 0)
+        return int(top or 0)
 
     def sessions(self) -> Iterator[str]:
-        # An index-only walk of the requests' primary key (session_id, request_id).
+        # Indexed: a walk of the request index's key order, then the tail's other sessions.
+        # Without it, a walk of the key of format 2, or a scan of format 3's records.
+        sql = (
+            "SELECT DISTINCT session_id FROM idx.request_index UNION ALL"
+            " SELECT DISTINCT session_id FROM requests q"
+            " WHERE rowid > (SELECT rid FROM idx.requests_indexed) AND NOT EXISTS"
+            " (SELECT 1 FROM idx.request_index i WHERE i.session_id = q.session_id)"
+            if self._requests_indexed
+            else "SELECT DISTINCT session_id FROM requests"
+        )
         try:
-            for (session_id,) in self._conn.execute("SELECT DISTINCT session_id FROM requests"):
+            for (session_id,) in self._conn.execute(sql):
                 yield session_id
         except sqlite3.DatabaseError as exc:
             raise JournalReadError(f"{self.path.name}: {exc}") from exc
 
     def lookup_request(self, session_id: str, request_id: int) -> RequestRecord | None:
-        found = self._query(
-            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE session_id = ? AND request_id = ?",
-            (session_id, request_id),
-        )
-        return RequestRecord(*found[0]) if found else None
+        key = (session_id, request_id)
+        if self._requests_indexed:
+            found = [RequestRecord(*r) for r in self._query(_LOOKUP_INDEXED_SQL, key)]
+            if len(found) <= 1 and all(r[:2] == key for r in found):
+                return found[0] if found else None
+            log.error("the request index disagrees with the journal on %s; scanning", key)
+        found = [RequestRecord(*r) for r in self._query(_LOOKUP_SCAN_SQL, key)]
+        return found[0] if found else None
 
     def requests(
         self, *, after_seq: int = 0, until_seq: int | None = None, chunk: int = 5_000
     ) -> Iterator[RequestRecord]:
-        filters = ["seq > ?"]
-        params: list[object] = [after_seq]
-        if until_seq is not None:
-            filters.append("seq <= ?")
-            params.append(until_seq)
-        where = " AND ".join(filters)
-        order = f"ORDER BY session_id, request_id LIMIT {int(chunk)}"
-        found = [
-            RequestRecord(*r)
-            for r in self._query(
-                f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE {where} {order}", params
-            )
-        ]
-        while found:
-            yield from found
-            if len(found) < chunk:
+        # Each chunk is one statement: the records after the last key yielded, in key order.
+        # Indexed, each row carries the index's key beside the record's, which must agree
+        # (and ascend); a disagreement goes on from the last key yielded with scans.
+        bounds = (after_seq, _MAX_SEQ if until_seq is None else until_seq, int(chunk))
+        indexed = self._requests_indexed
+        last: tuple[str, int] | None = None
+        while True:
+            sql = _REQUESTS_SQL[indexed, last is not None]
+            found = self._query(sql, bounds if last is None else (*bounds, *last))
+            records = [RequestRecord(*r[2:]) for r in found]
+            if indexed and not _records_agree(found, last):
+                log.error("the request index disagrees with the journal; scanning")
+                indexed = False
+                continue
+            yield from records
+            if len(records) < chunk:
                 return
-            last = found[-1]
-            found = [
-                RequestRecord(*r)
-                for r in self._query(
-                    f"SELECT {_REQUEST_COLUMNS} FROM requests"
-                    f" WHERE {where} AND (session_id, request_id) > (?, ?) {order}",
-                    [*params, last.session_id, last.request_id],
-                )
-            ]
+            last = records[-1][:2]
 
     def totals(self) -> Totals:
         [(events, payload, first_seq, last_seq, first_at, last_at, streams)] = self._query(
@@ -427,6 +479,70 @@ _SCAN_STREAM_SQL = (
     f"SELECT {_COLUMNS} FROM events WHERE stream = ?1 AND version > ?2 ORDER BY version"
 )
 
+_RECORD_COLUMNS = ", ".join(f"q.{c.strip()}" for c in _REQUEST_COLUMNS.split(","))
+#: The tail of the records: those after the request index's position (a range of rowids).
+_REQUESTS_TAIL = "rowid > (SELECT rid FROM idx.requests_indexed)"
+#: One record, in one statement: through the request index (the record it names, by rid), then
+#: the unindexed tail. Each answer must carry the key asked for (else: `_LOOKUP_SCAN_SQL`).
+_LOOKUP_INDEXED_SQL = (
+    f"SELECT {_RECORD_COLUMNS} FROM idx.request_index i JOIN requests q ON q.rowid = i.rid"
+    " WHERE i.session_id = ?1 AND i.request_id = ?2"
+    f" UNION ALL SELECT {_REQUEST_COLUMNS} FROM requests WHERE {_REQUESTS_TAIL}"
+    " AND session_id = ?1 AND request_id = ?2"
+)
+#: Without the index: format 2's key, or a scan of format 3's records.
+_LOOKUP_SCAN_SQL = (
+    f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE session_id = ?1 AND request_id = ?2"
+)
+#: A session's highest request id: the index's highest (with the key of the record it names)
+#: and the tail's.
+_LAST_REQUEST_INDEXED_SQL = (
+    "SELECT * FROM (SELECT i.request_id, q.session_id, q.request_id FROM idx.request_index i"
+    " JOIN requests q ON q.rowid = i.rid WHERE i.session_id = ?1"
+    " ORDER BY i.request_id DESC LIMIT 1)"
+    f" UNION ALL SELECT max(request_id), ?1, max(request_id) FROM requests"
+    f" WHERE {_REQUESTS_TAIL} AND session_id = ?1"
+)
+#: Largest seq a bound can name (SQLite's integers are 64-bit).
+_MAX_SEQ = 2**63 - 1
+
+
+def _requests_sql(*, indexed: bool, after_key: bool) -> str:
+    """One chunk of `SqliteReader.requests`: records with `?1 < seq <= ?2` (after the key
+    `(?4, ?5)` if `after_key`), the first `?3` in key order, each row the key (the index's, when
+    indexed) and then the record. Indexed: the index's key order merged with the sorted tail."""
+    tail = "AND (session_id, request_id) > (?4, ?5)" if after_key else ""
+    keys = f"session_id, request_id, {_REQUEST_COLUMNS}"
+    if not indexed:
+        return (
+            f"SELECT {keys} FROM requests WHERE seq > ?1 AND seq <= ?2 {tail}"
+            " ORDER BY 1, 2 LIMIT ?3"
+        )
+    after = "AND (i.session_id, i.request_id) > (?4, ?5)" if after_key else ""
+    return (
+        f"SELECT i.session_id, i.request_id, {_RECORD_COLUMNS} FROM idx.request_index i"
+        f" JOIN requests q ON q.rowid = i.rid WHERE q.seq > ?1 AND q.seq <= ?2 {after}"
+        f" UNION ALL SELECT {keys} FROM requests WHERE {_REQUESTS_TAIL}"
+        f" AND seq > ?1 AND seq <= ?2 {tail} ORDER BY 1, 2 LIMIT ?3"
+    )
+
+
+_REQUESTS_SQL = {
+    (indexed, after_key): _requests_sql(indexed=indexed, after_key=after_key)
+    for indexed in (False, True)
+    for after_key in (False, True)
+}
+
+
+def _records_agree(found: list[Any], last: tuple[str, int] | None) -> bool:
+    """Does each row's key (the index's) match its record's, in ascending key order?"""
+    for raw in found:
+        key = (raw[0], raw[1])
+        if key != (raw[2], raw[3]) or (last is not None and key <= last):
+            return False
+        last = key
+    return True
+
 
 def _index_is_sound(conn: sqlite3.Connection) -> bool:
     """Does the attached index describe this journal? Its position must not be past the
@@ -446,6 +562,23 @@ def _index_is_sound(conn: sqlite3.Connection) -> bool:
         return False
 
 
+def _request_index_is_sound(conn: sqlite3.Connection) -> bool:
+    """Does the attached request index describe this journal's records (as `_index_is_sound`:
+    the record at its position must be the one it indexes there)? False if it has none."""
+    try:
+        [(position,)] = conn.execute("SELECT rid FROM idx.requests_indexed").fetchall()
+        if position == 0:
+            return not conn.execute("SELECT 1 FROM idx.request_index LIMIT 1").fetchall()
+        found = conn.execute(
+            "SELECT i.rid FROM requests q LEFT JOIN idx.request_index i"
+            " ON i.session_id = q.session_id AND i.request_id = q.request_id WHERE q.rowid = ?",
+            (position,),
+        ).fetchall()
+        return bool(found) and found[0][0] == position
+    except sqlite3.DatabaseError:
+        return False
+
+
 def open_reader(data_dir: Path) -> SqliteReader:
     """A read-only reader of the journal in `data_dir`; nothing is written to the database.
     Raises `FileNotFoundError` if there is no journal, `JournalReadError` if it cannot be
@@ -461,15 +594,16 @@ def open_reader(data_dir: Path) -> SqliteReader:
 
 def _open_reader(path: Path) -> SqliteReader:
     conn = _connect_ro(path)
-    indexed = False
+    indexed = requests_indexed = False
     try:
         if _attach_index(conn, path, read_only=True):
             indexed = _index_is_sound(conn)
-            if not indexed:
+            requests_indexed = _request_index_is_sound(conn)
+            if not (indexed or requests_indexed):
                 conn.execute("DETACH DATABASE idx")
     except sqlite3.DatabaseError:
-        indexed = False  # an index it cannot read: scan instead
-    return SqliteReader(path, conn, indexed=indexed)
+        indexed = requests_indexed = False  # an index it cannot read: scan instead
+    return SqliteReader(path, conn, indexed=indexed, requests_indexed=requests_indexed)
 
 
 class SqliteJournal(SqliteReader):
@@ -483,7 +617,7 @@ class SqliteJournal(SqliteReader):
         reader: sqlite3.Connection,
         indexer: sqlite3.Connection,
     ):
-        super().__init__(path, reader, indexed=True)
+        super().__init__(path, reader, indexed=True, requests_indexed=True)
         self._writer = writer
         #: The stream index's own connection (`streams.db` as main, the journal read-only).
         self._indexer = indexer
@@ -495,6 +629,15 @@ class SqliteJournal(SqliteReader):
         self._index_position = 0
         #: The position the writer last pruned `_tops` at.
         self._pruned_at = 0
+        #: (session_id, request_id) -> rid of each record this journal appended after the
+        #: request index's position it last pruned at; the writer's own, as `_tops`.
+        self._tail_requests: dict[tuple[str, int], int] = {}
+        #: The request index's position after its last catch-up (set by `index_tail`).
+        self._request_position = 0
+        #: The position the writer last pruned `_tail_requests` at.
+        self._requests_pruned_at = 0
+        #: Held by `index_tail`, which `append` also calls past `_TAIL_KEYS`.
+        self._indexing = threading.Lock()
 
     @classmethod
     def open(cls, data_dir: Path, *, synchronous: str = "FULL") -> SqliteJournal:
@@ -522,21 +665,22 @@ class SqliteJournal(SqliteReader):
         # Read-only for the writer and the loop's reader: the writer's BEGIN IMMEDIATE must not
         # take the index's write lock (the indexer writes it beside the appends).
         _attach_index(writer, path, read_only=True)
+        found = _format(writer)
+        if found != FORMAT_VERSION:
+            # The records get new rids: the request index forgets its own first (a crash in
+            # between leaves it empty, or the journal unconverted: done again at the next open).
+            _reset_index(indexer, streams=False)
+            _convert(writer, found)
         if not _index_is_sound(writer):
             log.warning("the stream index does not match the journal: rebuilding it")
             _reset_index(indexer)
+        if not _request_index_is_sound(writer):
+            log.warning("the request index does not match the journal: rebuilding it")
+            _reset_index(indexer, streams=False)
         reader = _connect(path, synchronous=synchronous)
         _attach_index(reader, path, read_only=True)
         journal = cls(path, writer, reader, indexer)
         journal._catch_up()  # what the last run left unindexed: the tail is empty after
-        if _format(writer) == 1:
-            writer.execute("BEGIN IMMEDIATE")
-            writer.execute(f"DROP INDEX IF EXISTS {_FORMAT_1_INDEX}")
-            writer.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT_VERSION),))
-            writer.execute("COMMIT")
-            log.info(
-                "journal converted to format %d (stream index in %s)", FORMAT_VERSION, INDEX_FILE
-            )
         return journal
 
     def close(self) -> None:
@@ -548,11 +692,14 @@ class SqliteJournal(SqliteReader):
             os.close(lock)  # (and with it the flock)
 
     def _catch_up(self) -> None:
-        """Index every committed row; with no row in the tail, `_tops` starts empty."""
+        """Index every committed row and record; with none in the tail, `_tops` and
+        `_tail_requests` start empty."""
         while self.index_tail():
             pass
         self._tops = {}
         self._pruned_at = self._index_position
+        self._tail_requests = {}
+        self._requests_pruned_at = self._request_position
 
     def reader(self) -> SqliteReader:
         return _open_reader(self.path)
@@ -560,9 +707,14 @@ class SqliteJournal(SqliteReader):
     # -- the stream index (one thread at a time, beside the writer) -----------------------
 
     def index_tail(self, max_rows: int = 200_000) -> int:
-        """Copy up to `max_rows` committed rows after the index's position into the stream
-        index and move the position past them, in one transaction of `streams.db` (never the
-        journal's write lock). Returns how many seqs it moved over (0: up to date)."""
+        """Copy up to `max_rows` committed rows after the stream index's position into it, and
+        up to `max_rows` records after the request index's position into that, and move both
+        positions past them, in one transaction of `streams.db` (never the journal's write
+        lock). Returns how many seqs and rids it moved over (0: up to date)."""
+        with self._indexing:
+            return self._index_tail(max_rows)
+
+    def _index_tail(self, max_rows: int) -> int:
         conn = self._indexer
         conn.execute(
             "BEGIN IMMEDIATE"
@@ -571,28 +723,43 @@ class SqliteJournal(SqliteReader):
             [(position,)] = conn.execute("SELECT seq FROM indexed").fetchall()
             [(end,)] = conn.execute("SELECT max(seq) FROM j.events").fetchall()
             until = min(int(end or 0), position + max_rows)
-            if until <= position:
-                conn.execute("COMMIT")
-                self._index_position = position
-                return 0
-            conn.execute(
-                "INSERT INTO stream_index SELECT stream, version, seq FROM j.events"
-                " WHERE seq > ? AND seq <= ?",
-                (position, until),
-            )
-            conn.execute("UPDATE indexed SET seq = ?", (until,))
+            if until > position:
+                conn.execute(
+                    "INSERT INTO stream_index SELECT stream, version, seq FROM j.events"
+                    " WHERE seq > ? AND seq <= ?",
+                    (position, until),
+                )
+                conn.execute("UPDATE indexed SET seq = ?", (until,))
+            [(rposition,)] = conn.execute("SELECT rid FROM requests_indexed").fetchall()
+            [(rend,)] = conn.execute("SELECT max(rowid) FROM j.requests").fetchall()
+            runtil = min(int(rend or 0), rposition + max_rows)
+            if runtil > rposition:
+                conn.execute(
+                    "INSERT INTO request_index SELECT session_id, request_id, rowid"
+                    " FROM j.requests WHERE rowid > ? AND rowid <= ?",
+                    (rposition, runtil),
+                )
+                conn.execute("UPDATE requests_indexed SET rid = ?", (runtil,))
             conn.execute("COMMIT")
-            self._index_position = until
-            return int(until - position)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._index_position = max(position, until)
+        self._request_position = max(rposition, runtil)
+        return int(max(0, until - position) + max(0, runtil - rposition))
 
     def unindexed(self) -> int:
         """Rows committed after the stream index's position (the tail reads scan)."""
         [(count,)] = self._query("SELECT max(seq) - (SELECT seq FROM idx.indexed) FROM events")
         return int(count or 0)
+
+    def unindexed_requests(self) -> int:
+        """Records committed after the request index's position (the tail lookups scan)."""
+        [(count,)] = self._query(
+            "SELECT count(*) FROM requests WHERE rowid > (SELECT rid FROM idx.requests_indexed)"
+        )
+        return int(count)
 
     # -- writing (one thread at a time) -------------------------------------------------
 
@@ -600,8 +767,11 @@ class SqliteJournal(SqliteReader):
         conn = self._writer
         tops = self._tops
         conn.execute("BEGIN IMMEDIATE")
+        tail = self._tail_requests
+        requests = batch.requests
         try:
             written = _check_versions(conn, batch.rows, tops)
+            keys = _check_requests(conn, requests, tail)
             # Multi-row INSERTs, not executemany (the rows, then the idempotency records):
             # executemany gives up the interpreter lock around every row and, with the event
             # loop busy, waits to get it back each time.
@@ -609,20 +779,31 @@ class SqliteJournal(SqliteReader):
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 chunk = rows[start : start + _ROWS_PER_INSERT]
                 conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
-            requests = batch.requests
+            last_rid = 0
             for start in range(0, len(requests), _REQUESTS_PER_INSERT):
                 part = requests[start : start + _REQUESTS_PER_INSERT]
-                conn.execute(_insert_requests_sql(len(part)), [v for r in part for v in r])
+                inserted = conn.execute(
+                    _insert_requests_sql(len(part)), [v for r in part for v in r]
+                )
+                last_rid = inserted.lastrowid or 0
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         tops.update(written)
+        # The records took the rids after the last one, in order (the only writer appends).
+        tail.update(zip(keys, range(last_rid - len(keys) + 1, last_rid + 1), strict=True))
         position = self._index_position
         if position - self._pruned_at >= _PRUNE_EVERY:
             self._tops = {s: top for s, top in tops.items() if top[1] > position}
             self._pruned_at = position
+        if len(tail) > _TAIL_KEYS:
+            self.index_tail()
+        position = self._request_position
+        if position - self._requests_pruned_at >= _PRUNE_EVERY or len(tail) > _TAIL_KEYS:
+            self._tail_requests = {k: rid for k, rid in tail.items() if rid > position}
+            self._requests_pruned_at = position
 
     def repair_tail(self, window: int = TAIL_WINDOW) -> TailRepair | None:
         """See `Journal.repair_tail`. The rows set aside go to the `quarantine` table, their
@@ -655,14 +836,18 @@ class SqliteJournal(SqliteReader):
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS quarantine AS SELECT * FROM events WHERE 0")
+            # The records' columns, not their rid (a quarantine of format 2 has none).
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS quarantine_requests AS SELECT * FROM requests WHERE 0"
+                "CREATE TABLE IF NOT EXISTS quarantine_requests AS"
+                f" SELECT {_REQUEST_COLUMNS} FROM requests WHERE 0"
             )
             rows = conn.execute(
                 "INSERT INTO quarantine SELECT * FROM events WHERE seq >= ?", (first,)
             ).rowcount
             requests = conn.execute(
-                "INSERT INTO quarantine_requests SELECT * FROM requests WHERE seq >= ?", (first,)
+                f"INSERT INTO quarantine_requests ({_REQUEST_COLUMNS})"
+                f" SELECT {_REQUEST_COLUMNS} FROM requests WHERE seq >= ?",
+                (first,),
             ).rowcount
             conn.execute("DELETE FROM events WHERE seq >= ?", (first,))
             conn.execute("DELETE FROM requests WHERE seq >= ?", (first,))
@@ -774,6 +959,7 @@ def _open_indexer(journal_path: Path) -> sqlite3.Connection:
             conn.execute("PRAGMA busy_timeout=5000")
             _create_index_schema(conn)
             conn.execute("SELECT count(*) FROM indexed").fetchall()
+            conn.execute("SELECT count(*) FROM requests_indexed").fetchall()
             conn.execute("ATTACH DATABASE ? AS j", (journal_path.resolve().as_uri() + "?mode=ro",))
             return conn
         except sqlite3.DatabaseError:
@@ -790,16 +976,97 @@ def _open_indexer(journal_path: Path) -> sqlite3.Connection:
     raise AssertionError("unreachable")
 
 
-def _reset_index(indexer: sqlite3.Connection) -> None:
+def _reset_index(indexer: sqlite3.Connection, *, streams: bool = True) -> None:
+    """Empty the request index (and the stream index, if `streams`): rebuilt by `index_tail`."""
     indexer.execute("BEGIN IMMEDIATE")
     try:
-        indexer.execute("DELETE FROM stream_index")
-        indexer.execute("UPDATE indexed SET seq = 0")
+        if streams:
+            indexer.execute("DELETE FROM stream_index")
+            indexer.execute("UPDATE indexed SET seq = 0")
+        indexer.execute("DELETE FROM request_index")
+        indexer.execute("UPDATE requests_indexed SET rid = 0")
         indexer.execute("COMMIT")
     except BaseException:
         if indexer.in_transaction:
             indexer.execute("ROLLBACK")
         raise
+
+
+def _convert(writer: sqlite3.Connection, found: int) -> None:
+    """Convert a journal of format 1 or 2 to this one, in one transaction: format 1's unique
+    `(stream, version)` index dropped; `requests` written again without its primary key, in
+    the order its records were committed (their rowids), the table then renamed in place of
+    the old one. The indexes are built after, by `index_tail`."""
+    if found not in (1, 2):
+        raise RuntimeError(f"journal format {found} is not {FORMAT_VERSION}")
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        writer.execute(f"DROP INDEX IF EXISTS {_FORMAT_1_INDEX}")
+        writer.execute("DROP TABLE IF EXISTS requests_format_3")  # (none: a rollback left none)
+        writer.execute(f"CREATE TABLE requests_format_3 {_REQUESTS_TABLE}")
+        writer.execute(
+            f"INSERT INTO requests_format_3 ({_REQUEST_COLUMNS})"
+            f" SELECT {_REQUEST_COLUMNS} FROM requests ORDER BY rowid"
+        )
+        writer.execute("DROP TABLE requests")
+        writer.execute("ALTER TABLE requests_format_3 RENAME TO requests")
+        writer.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT_VERSION),))
+        writer.execute("COMMIT")
+    except BaseException:
+        if writer.in_transaction:
+            writer.execute("ROLLBACK")
+        raise
+    log.info(
+        "journal converted from format %d to %d (indexes in %s)", found, FORMAT_VERSION, INDEX_FILE
+    )
+
+
+def _check_requests(
+    conn: sqlite3.Connection, requests: Sequence[RequestRecord], tail: dict[tuple[str, int], int]
+) -> list[tuple[str, int]]:
+    """Refuse a batch that would record a `(session_id, request_id)` twice (see the module
+    docstring): twice in `requests`, or one the journal holds, from `tail` (the records after
+    the request index's position) or else the request index, read inside the append's
+    transaction and checked against `requests`. Returns the batch's keys, in order."""
+    keys = [(r.session_id, r.request_id) for r in requests]
+    if len(set(keys)) < len(keys):
+        twice = next(key for key, count in Counter(keys).items() if count > 1)
+        raise sqlite3.IntegrityError(f"request {twice} twice in one batch")
+    others: list[object] = []
+    for key in keys:
+        if key in tail:
+            raise _recorded_twice(key)
+        others += key
+    step = 2 * _KEYS_PER_LOOKUP
+    for start in range(0, len(others), step):
+        chunk = others[start : start + step]
+        values = ", ".join(["(?, ?)"] * (len(chunk) // 2))
+        clash = conn.execute(
+            f"WITH b(s, r) AS (VALUES {values}) SELECT b.s, b.r, q.session_id, q.request_id"
+            " FROM b JOIN idx.request_index i ON i.session_id = b.s AND i.request_id = b.r"
+            " LEFT JOIN requests q ON q.rowid = i.rid LIMIT 1",
+            chunk,
+        ).fetchall()
+        if not clash:
+            continue
+        [(session_id, request_id, *held)] = clash
+        if held == [session_id, request_id]:
+            raise _recorded_twice((session_id, request_id))
+        # The index names another record: look for these keys in the journal itself.
+        log.error("the request index disagrees with the journal on %s", (session_id, request_id))
+        found = conn.execute(
+            "SELECT session_id, request_id FROM requests"
+            f" WHERE (session_id, request_id) IN (VALUES {values}) LIMIT 1",
+            chunk,
+        ).fetchall()
+        if found:
+            [(session_id, request_id)] = found
+            raise _recorded_twice((session_id, request_id))
+    return keys
+
+
+def _recorded_twice(key: tuple[str, int]) -> sqlite3.IntegrityError:
+    return sqlite3.IntegrityError(f"request {key} is already recorded")
 
 
 def _check_versions(

@@ -147,7 +147,7 @@ def test_a_reader_without_an_index_scans(tmp_path: Path) -> None:
 
 def test_a_format_1_journal_is_converted_when_opened(tmp_path: Path) -> None:
     """Format 1 kept a unique (stream, version) index on `events`; opening one for writing
-    builds the stream index, drops that index and records format 2; every read agrees."""
+    builds the stream index, drops that index and records format 3; every read agrees."""
     conn = sqlite3.connect(tmp_path / JOURNAL_FILE, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(
@@ -175,7 +175,7 @@ def test_a_format_1_journal_is_converted_when_opened(tmp_path: Path) -> None:
         journal.close()
     conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
     try:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("3",)
         indexes = [
             name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         ]
