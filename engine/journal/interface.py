@@ -216,9 +216,10 @@ class Journal(JournalReader, Protocol):
         ...
 
     def index_tail(self) -> int:
-        """Bring the journal's per-stream lookups up to date with some of what is committed,
-        off the commit path (a backend whose `append` keeps them current returns 0). Returns
-        how far it moved (0: up to date). From one thread at a time, beside `append`."""
+        """Bring the journal's lookups (a stream's rows, a request's record) up to date with
+        some of what is committed, off the commit path (a backend whose `append` keeps them
+        current returns 0). Returns how far it moved (0: up to date). From one thread at a
+        time, beside `append`."""
         ...
 
     def append(self, batch: Batch) -> None:
