@@ -37,12 +37,23 @@ def is_root_id(value: str, prefix: str) -> bool:
     return match is not None and match["prefix"] == prefix
 
 
+#: Base-36 forms of the numbers below `_CACHED` already made (child ids number their
+#: children from 0: most are small, and each is made on every command that names one).
+_BASE36: dict[int, str] = {}
+_CACHED = 1 << 16
+
+
 def _base36(n: int) -> str:
+    text = _BASE36.get(n)
+    if text is not None:
+        return text
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    if n == 0:
-        return "0"
     out = []
-    while n:
-        n, r = divmod(n, 36)
+    m = n
+    while m:
+        m, r = divmod(m, 36)
         out.append(digits[r])
-    return "".join(reversed(out))
+    text = "".join(reversed(out)) or "0"
+    if 0 <= n < _CACHED:
+        _BASE36[n] = text
+    return text

@@ -650,7 +650,7 @@ class Engine:
         # nothing to collect (a subscription opened later starts from the committed state).
         touched: set[ReadKey] | None = set() if self.subscriptions.count else None
         models = self.read_models
-        timers = self._timers
+        armed = self._timers.armed
         events = 0
         erasures: list[tuple[str, int]] = []
         for submission in _with_companions(batch):
@@ -670,10 +670,7 @@ class Engine:
                 if touched is not None:
                     touched.add(("a", actor.stream))
                 for event in submission.events:
-                    models.apply(event, touched)
-                    for change in event.timer_changes():
-                        if change.due_at is not None:
-                            timers.armed(event.stream, change.key, change.due_at)
+                    models.apply(event, touched, armed)
                     if type(event) is FileDeleted:  # gone before anyone is answered
                         self.files.remove(event.stream.partition("/")[2])
                     if isinstance(event, Erasure):  # its seq: batches are numbered in order

@@ -8,7 +8,7 @@ Timers are the armed `(stream, key) -> due_at` set that events declare through
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from domain.model import EVENT_TYPES, Event, Projection
@@ -70,7 +70,15 @@ class ReadModels:
             if projection.name in names:
                 self.states[projection.name] = projection.apply(self.states[projection.name], event)
 
-    def apply(self, event: Event, touched: set[tuple[str, ...]] | None = None) -> None:
+    def apply(
+        self,
+        event: Event,
+        touched: set[tuple[str, ...]] | None = None,
+        armed: Callable[[str, str, int], None] | None = None,
+    ) -> None:
+        """Fold `event` in; note the projection keys it changed in `touched`, and call
+        `armed(stream, key, due_at)` for each timer it arms (the live engine's timer service:
+        each event's changes are computed once)."""
         for projection in self._projections_for(type(event)):
             name = projection.name
             self.states[name] = projection.apply(self.states[name], event)
@@ -83,6 +91,8 @@ class ReadModels:
                 self.timers.pop(timer, None)
             else:
                 self.timers[timer] = change.due_at
+                if armed is not None:
+                    armed(event.stream, change.key, change.due_at)
 
     # -- snapshot form --------------------------------------------------------------
 

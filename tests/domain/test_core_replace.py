@@ -3,7 +3,10 @@ values alike; the original is untouched and an unknown field is refused."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.core import replace
 from domain.ratelimit import LimiterState
@@ -29,3 +32,36 @@ def test_a_slotted_value_is_copied_with_its_changes() -> None:
 def test_an_unknown_field_is_refused_and_names_it(value: object) -> None:
     with pytest.raises(TypeError, match="no_such_field"):
         replace(value, no_such_field=1)
+
+
+@attrs.frozen
+class _Base:
+    a: int
+    b: str = "b"
+
+
+@attrs.frozen
+class _Derived(_Base):
+    c: tuple[int, ...] = ()
+    d: int | None = None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.builds(_Derived, a=st.integers(), b=st.text(), c=st.lists(st.integers()).map(tuple)),
+    st.dictionaries(
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.one_of(st.integers(), st.text(), st.none()),
+    ),
+)
+def test_a_slotted_copy_is_attrs_evolve_also_with_inherited_fields(
+    value: _Derived, changes: dict[str, object]
+) -> None:
+    """The base class's slots included, the copy is what `attrs.evolve` makes (which runs
+    `__init__`), field for field."""
+    copy = replace(value, **changes)
+    assert type(copy) is _Derived
+    assert attrs.astuple(copy, recurse=False) == attrs.astuple(
+        attrs.evolve(value, **changes),  # type: ignore[arg-type]
+        recurse=False,
+    )
