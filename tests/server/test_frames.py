@@ -6,6 +6,8 @@ ones can be; what an end sends back is decoded with wsproto's frame layer, as a 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 import trio.lowlevel
@@ -17,7 +19,7 @@ from wsproto.frame_protocol import FrameProtocol
 from wsproto.utilities import generate_accept_token
 
 from engine.server.websocket import handshake_response
-from engine.wire.connection import WebSocket
+from engine.wire.connection import WebSocket, parse_client_frames
 from lab.hostile.wire import frame, raw_upgrade, read_until_closed, upgrade_request
 from tests.server.conftest import LiveServer
 
@@ -288,3 +290,76 @@ async def test_concurrent_sends_on_a_plain_stream_are_written_one_after_another(
             nursery.start_soon(send, "a")
             nursery.start_soon(send, "b")
     assert sorted(got) == sorted([f"a{i}" for i in range(50)] + [f"b{i}" for i in range(50)])
+
+
+def wsproto_messages(data: bytes) -> list[str | bytes] | None:
+    """The whole messages wsproto reads from `data` as a server, or None if it refuses it."""
+    from wsproto.connection import Connection, ConnectionType
+    from wsproto.events import BytesMessage, Message, TextMessage
+    from wsproto.utilities import ProtocolError
+
+    conn = Connection(ConnectionType.SERVER)
+    conn.receive_data(data)
+    out: list[str | bytes] = []
+    parts: list[Any] = []
+    try:
+        for event in conn.events():
+            if isinstance(event, Message):
+                parts.append(event.data)
+                if event.message_finished:
+                    whole = "".join(parts) if isinstance(event, TextMessage) else b"".join(parts)
+                    assert isinstance(event, (TextMessage, BytesMessage))
+                    out.append(whole)
+                    parts = []
+            else:
+                return None  # a control frame or a close (the fast path never takes these)
+    except ProtocolError:
+        return None
+    return out
+
+
+frames = st.one_of(
+    st.text(max_size=300).map(lambda t: client_frame(TEXT, t.encode())),
+    st.binary(max_size=300).map(lambda b: client_frame(BINARY, b)),
+    st.binary(max_size=40).map(lambda b: client_frame(TEXT, b)),  # often not UTF-8
+    st.binary(max_size=10).map(lambda b: client_frame(PING, b)),
+    st.binary(max_size=10).map(lambda b: client_frame(TEXT, b, fin=False)),
+    st.binary(max_size=10).map(lambda b: frame(BINARY, b, mask=False)),
+    st.binary(max_size=10).map(lambda b: client_frame(TEXT, b, first=0xC1)),
+    st.just(bytes((0x81, 0x80 | 126, 0, 5)) + KEY + b"hello"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(frames, max_size=6), st.integers(min_value=0, max_value=2_000))
+def test_the_fast_path_reads_what_wsproto_reads_or_leaves_it_to_wsproto(
+    parts: list[bytes], cut: int
+) -> None:
+    data = b"".join(parts)
+    data = data[: len(data) - cut % (len(data) + 1)] if cut % 3 == 0 else data  # cut by a read
+    fast = parse_client_frames(data, 200)
+    if fast is not None:
+        assert fast == wsproto_messages(data)
+        assert all(len(m) <= 200 for m in fast)
+
+
+def test_whole_short_frames_take_the_fast_path_and_anything_else_does_not() -> None:
+    plain = client_frame(TEXT, "héllo".encode()) + client_frame(BINARY, b"\x00" * 300)
+    assert parse_client_frames(plain, 1000) == ["héllo", b"\x00" * 300]
+    assert parse_client_frames(plain[:-1], 1000) is None  # the last frame cut by the read
+    assert parse_client_frames(plain + client_frame(PING, b""), 1000) is None
+    assert parse_client_frames(client_frame(TEXT, b"\xff"), 1000) is None
+    assert parse_client_frames(client_frame(TEXT, b"x" * 1001), 1000) is None
+    assert parse_client_frames(frame(TEXT, b"x", mask=False), 1000) is None
+
+
+async def test_a_ping_between_fast_reads_is_answered_and_order_is_kept() -> None:
+    peer, ws = server_end(100)
+    with trio.fail_after(10):
+        await peer.send_all(client_frame(TEXT, b"one") + client_frame(TEXT, b"two"))
+        assert [await ws.get_message(), await ws.get_message()] == ["one", "two"]
+        await peer.send_all(client_frame(TEXT, b"three") + client_frame(PING, b"p"))
+        assert await ws.get_message() == "three"
+        await peer.send_all(client_frame(TEXT, b"four"))
+        assert await ws.get_message() == "four"
+        assert decoded(await peer.receive_some()) == [(PONG, b"p")]
