@@ -1,0 +1,98 @@
+"""Bytecodes and Python calls per durable join on the loop: `python -m lab.opcount [--joins N]`.
+
+A deterministic figure beside the timed ones of `lab.bench` (which a shared, noisy machine
+blurs): the engine in-process over 1,000 events, 64 tasks each joining with users never seen
+before, a warm-up round untraced, then `--joins` joins traced with `sys.settrace` opcode events
+on the loop thread (the commit thread's Python is not counted). It prints the totals per join
+and the functions that execute the most bytecodes. Tracing makes it slow (seconds), never
+wrong; nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import trio
+
+from lab.bench import JOIN, create_events, engine_modules
+
+TASKS = 64
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.bytecodes: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+
+    def trace(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "call":
+            frame.f_trace_opcodes = True
+            self.calls[_name(frame)] += 1
+            return self._local
+        return None
+
+    def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "opcode":
+            self.bytecodes[_name(frame)] += 1
+        return self._local
+
+
+def _name(frame: FrameType) -> str:
+    code = frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_qualname}"
+
+
+async def count(joins: int) -> Counts:
+    from domain.identity import Identity
+    from engine import EngineConfig, open_engine
+
+    counts = Counts()
+    with tempfile.TemporaryDirectory(prefix="opcount_") as tmp:
+        config = EngineConfig(snapshot_every=0)
+        async with open_engine(Path(tmp), config=config, modules=engine_modules()) as engine:
+            events = await create_events(engine, 1_000, 100, TASKS)
+
+            async def client(index: int, n: int, tag: str) -> None:
+                rng = random.Random(index)
+                for k in range(n):
+                    user = f"{tag}{index}-{k}"
+                    args = {"eventId": events[rng.randrange(len(events))], "userId": user}
+                    await engine.mutation(JOIN, args, Identity(subject=user))
+
+            for tag, per_task, traced in (("w", 50, False), ("m", joins // TASKS, True)):
+                if traced:
+                    sys.settrace(counts.trace)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        for index in range(TASKS):
+                            nursery.start_soon(client, index, per_task, tag)
+                finally:
+                    sys.settrace(None)
+    return counts
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--joins", type=int, default=1_280, help="joins traced (default 1,280)")
+    parser.add_argument("--top", type=int, default=30, help="functions listed (default 30)")
+    args = parser.parse_args(argv)
+    joins = max(TASKS, args.joins // TASKS * TASKS)
+    counts = trio.run(count, joins)
+    total, calls = sum(counts.bytecodes.values()), sum(counts.calls.values())
+    per_join = f"{total / joins:,.0f} bytecodes and {calls / joins:.1f} calls per join"
+    print(f"{joins} joins traced: {per_join}")
+    print("bytecodes/join  calls/join  function")
+    for name, value in counts.bytecodes.most_common(args.top):
+        print(f"{value / joins:14.1f}  {counts.calls[name] / joins:10.2f}  {name}")
+
+
+if __name__ == "__main__":
+    main()
