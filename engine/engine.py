@@ -79,8 +79,8 @@ SWEEP_SECONDS = 60.0
 #: Sessions whose highest committed request id the engine keeps in memory (least recently used
 #: forgotten first; a forgotten one is read again from the journal when it next sends).
 REQUEST_MARKS = 100_000
-#: How often the journal's per-stream lookups catch up with the commits (`Journal.index_tail`,
-#: in a worker thread); reads of a stream scan the rows committed since.
+#: How often the journal's per-stream and per-request lookups catch up with the commits
+#: (`Journal.index_tail`, in a worker thread); reads scan what was committed since.
 INDEX_SECONDS = 0.25
 
 
