@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,7 +63,7 @@ MIN_CUT = 256
 class _Prepared:
     """One batch on its way to the journal: what is written, and what was left out."""
 
-    __slots__ = ("error", "good", "last_seq", "refused", "rows", "tainted")
+    __slots__ = ("error", "good", "last_seq", "refused", "rows", "tainted", "write_seconds")
 
     def __init__(self) -> None:
         self.good: list[Submission] = []
@@ -71,6 +72,8 @@ class _Prepared:
         self.error: BaseException | None = None
         self.rows: Batch | None = None
         self.last_seq = 0
+        #: Wall time its append took (in the thread that ran it).
+        self.write_seconds = 0.0
 
 
 class GroupCommit:
@@ -107,6 +110,8 @@ class GroupCommit:
         self.last_seq = journal.last_seq()
         self.batches = 0
         self.rows_written = 0
+        #: Wall time spent in appends that committed (the writer's busy time, for benchmarks).
+        self.write_seconds = 0.0
 
     def submit(self, submission: Submission) -> None:
         queue = self._queue
@@ -150,7 +155,7 @@ class GroupCommit:
             error: BaseException | None = None
             if prepared.rows is not None:
                 try:
-                    await self._run_io(functools.partial(self._journal.append, prepared.rows))
+                    await self._run_io(functools.partial(_timed_append, self._journal, prepared))
                 except Exception as io_error:
                     error = io_error
             self._finish(prepared, error)
@@ -200,16 +205,15 @@ class GroupCommit:
         token = trio.lowlevel.current_trio_token()
         prepared = self._prepare()
         self._writing = True
-        rows = prepared.rows
-        if rows is None:  # everything taken was refused: nothing to write
+        if prepared.rows is None:  # everything taken was refused: nothing to write
             self._finish(prepared, None)
             return
-        journal = self._journal
 
         def deliver(result: outcome.Outcome[None]) -> None:  # in the worker thread
             token.run_sync_soon(self._written, prepared, result)
 
-        trio.lowlevel.start_thread_soon(lambda: journal.append(rows), deliver)
+        append = functools.partial(_timed_append, self._journal, prepared)
+        trio.lowlevel.start_thread_soon(append, deliver)
 
     def _written(self, prepared: _Prepared, result: outcome.Outcome[Any]) -> None:
         """Back on the loop after a threaded append."""
@@ -247,6 +251,7 @@ class GroupCommit:
             self.last_seq = prepared.last_seq
             self.batches += 1
             self.rows_written += len(prepared.rows.rows)
+            self.write_seconds += prepared.write_seconds
             self._on_committed(good, prepared.last_seq)
         if refused:
             assert prepared.error is not None
@@ -263,6 +268,15 @@ class GroupCommit:
             self._queue = kept
             self._on_refused(refused, prepared.error)
         self._wakeup.set()
+
+
+def _timed_append(journal: Journal, prepared: _Prepared) -> None:
+    assert prepared.rows is not None
+    started = time.perf_counter()
+    try:
+        journal.append(prepared.rows)
+    finally:
+        prepared.write_seconds = time.perf_counter() - started
 
 
 def row_of(seq: int, event: Event) -> Row:

@@ -226,6 +226,11 @@ def commit_stats(engine: Any) -> tuple[int, int]:
     return engine._commit.batches, engine._commit.rows_written
 
 
+def write_seconds(engine: Any) -> float:
+    """Wall time the group commit has spent in committed appends (the writer's busy time)."""
+    return float(engine._commit.write_seconds)
+
+
 def config_line(engine: Any) -> str:
     c = engine.config
     return (
@@ -653,6 +658,7 @@ class Load:
             await trio.sleep(warmup)
             with pauses.recording():
                 batches0, rows0 = commit_stats(engine)
+                writing0 = write_seconds(engine)
                 cpu0, loop0 = time.process_time(), time.thread_time()
                 start = time.perf_counter()
                 self.window = (start, start + seconds + 3600)
@@ -661,6 +667,7 @@ class Load:
                 self.window = (start, end)
                 cpu1, loop1 = time.process_time(), time.thread_time()
                 batches1, rows1 = commit_stats(engine)
+                writing = write_seconds(engine) - writing0
             self.stop = True
         elapsed = end - start
         lat = sorted(self.latencies)
@@ -678,6 +685,8 @@ class Load:
             cpu_us_per_cmd=(cpu1 - cpu0) / max(1, self.acked) * 1e6,
             loop_us_per_cmd=(loop1 - loop0) / max(1, self.acked) * 1e6,
             loop_busy=(loop1 - loop0) / elapsed,
+            writer_busy=writing / elapsed,
+            writer_us_per_row=writing / max(1, rows) * 1e6,
             p50_ms=percentile(lat, 50) * 1e3,
             p90_ms=percentile(lat, 90) * 1e3,
             p99_ms=percentile(lat, 99) * 1e3,
@@ -1234,6 +1243,13 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         "",
         f"event loop busy {many['loop_busy']:.0%} of wall time",
     )
+    if "writer_busy" in many:
+        add(
+            "   the writer in case 1 (appends, wall time)",
+            f"{many['writer_us_per_row']:,.1f} us per row",
+            "",
+            f"busy {many['writer_busy']:.0%} of wall time (its own thread, beside the loop)",
+        )
     if "gc" in many:
         gc_line("1", many["gc"], many["acked"])
     add(

@@ -128,10 +128,10 @@ _PRUNE_EVERY = 50_000
 _TAIL_KEYS = 100_000
 #: Rows at the end of the journal checked at every start (`SqliteJournal.repair_tail`).
 TAIL_WINDOW = 10_000
-_INSERT_SQL: dict[int, str] = {}
 #: And 5 per idempotency record.
 _REQUESTS_PER_INSERT = 6_000
-_INSERT_REQUESTS_SQL: dict[int, str] = {}
+#: Multi-row INSERT statements made so far, by (table, rows).
+_INSERT_SQL: dict[tuple[str, int], str] = {}
 _GROUP_COLUMN: dict[str, str] = {
     "type": "type",
     "kind": "substr(stream, 1, instr(stream || '/', '/') - 1)",
@@ -139,23 +139,14 @@ _GROUP_COLUMN: dict[str, str] = {
 }
 
 
-def _insert_sql(count: int) -> str:
-    sql = _INSERT_SQL.get(count)
+def _insert_sql(table: str, columns: str, count: int) -> str:
+    """`INSERT INTO table (columns) VALUES (...), ...` for `count` rows (kept for reuse)."""
+    sql = _INSERT_SQL.get((table, count))
     if sql is None:
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * count)
-        sql = f"INSERT INTO events ({_COLUMNS}) VALUES {values}"
-        if len(_INSERT_SQL) < 512:
-            _INSERT_SQL[count] = sql
-    return sql
-
-
-def _insert_requests_sql(count: int) -> str:
-    sql = _INSERT_REQUESTS_SQL.get(count)
-    if sql is None:
-        values = ", ".join(["(?, ?, ?, ?, ?)"] * count)
-        sql = f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES {values}"
-        if len(_INSERT_REQUESTS_SQL) < 512:
-            _INSERT_REQUESTS_SQL[count] = sql
+        row = "(" + ", ".join(["?"] * (columns.count(",") + 1)) + ")"
+        sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * count)}"
+        if len(_INSERT_SQL) < 1024:
+            _INSERT_SQL[(table, count)] = sql
     return sql
 
 
@@ -778,12 +769,15 @@ class SqliteJournal(SqliteReader):
             rows = batch.rows
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 chunk = rows[start : start + _ROWS_PER_INSERT]
-                conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+                conn.execute(
+                    _insert_sql("events", _COLUMNS, len(chunk)), [v for row in chunk for v in row]
+                )
             last_rid = 0
             for start in range(0, len(requests), _REQUESTS_PER_INSERT):
                 part = requests[start : start + _REQUESTS_PER_INSERT]
                 inserted = conn.execute(
-                    _insert_requests_sql(len(part)), [v for r in part for v in r]
+                    _insert_sql("requests", _REQUEST_COLUMNS, len(part)),
+                    [v for r in part for v in r],
                 )
                 last_rid = inserted.lastrowid or 0
             conn.execute("COMMIT")
