@@ -13,6 +13,8 @@ durable. Deciding inline is what keeps commands serial: the event loop runs one 
 and a decision never awaits, so no two decisions of one actor interleave, and commands are
 decided in the order they are offered (no mailbox to queue in, no task hop per command).
 A handler that raises leaves no trace: the working state is untouched and nothing is submitted.
+So does a change the codec refuses: the group commit encodes a submission as it takes it, and
+the actors accept the new working states only once it has.
 
 The pipeline is bounded: an actor with `pipeline_limit` commands decided and not yet durable
 refuses the next with `Overloaded` at once, instead of queueing without limit or dropping the
@@ -253,9 +255,9 @@ class Actor:
         self.working_version = self.committed_version
         self.in_flight = 0
 
-    def _accept(self, decision: Decision[Any]) -> None:
-        self.working_state = decision.state
-        self.working_version = decision.version
+    def _accept_state(self, state: Any, version: int) -> None:
+        self.working_state = state
+        self.working_version = version
         self.in_flight += 1
 
     def decide(self, command: Command) -> None:
@@ -295,11 +297,9 @@ class Actor:
         for part in decided.others:
             if not part.events:
                 continue  # only read: nothing to write or to hold back
-            actor = reached[part.stream]
-            actor._accept(part)
             companions.append(
                 Submission(
-                    actor=actor,
+                    actor=reached[part.stream],
                     events=tuple(part.events),
                     state=part.state,
                     version=part.version,
@@ -310,17 +310,25 @@ class Actor:
                 )
             )
         decision = decided.decision
-        self._accept(decision)
-        host.submit(
-            Submission(
-                actor=self,
-                events=tuple(decision.events),
-                state=decision.state,
-                version=decision.version,
-                value=decided.value,
-                reply=command.reply,
-                request=command.request,
-                decided_at=now,
-                companions=tuple(companions),
-            )
+        submission = Submission(
+            actor=self,
+            events=tuple(decision.events),
+            state=decision.state,
+            version=decision.version,
+            value=decided.value,
+            reply=command.reply,
+            request=command.request,
+            decided_at=now,
+            companions=tuple(companions),
         )
+        try:
+            host.submit(submission)
+        except Exception:
+            # The codec refused a value of its change (a bug in one function): refused before
+            # any actor accepted it, so nothing is decided on top of it.
+            log.exception("a change on %s cannot be encoded; nothing was written", self.stream)
+            command.reply.fail(Internal("The server could not save this change."))
+            return
+        for companion in companions:
+            companion.actor._accept_state(companion.state, companion.version)
+        self._accept_state(decision.state, decision.version)

@@ -269,7 +269,6 @@ class Engine:
             run_io=self.run_io,
             on_committed=self._on_committed,
             on_failed=self._on_failed,
-            on_refused=self._on_refused,
             max_batch=config.max_batch,
             threaded=config.offload_io,
         )
@@ -706,13 +705,6 @@ class Engine:
                 reason=type(error).__name__,
                 fault=storage_fault(error),
             ),
-        )
-
-    def _on_refused(self, refused: list[Submission], error: BaseException) -> None:
-        """Commands left out of a batch: one whose change could not be encoded, and those
-        decided on top of it."""
-        self._refuse(
-            refused, Internal("The server could not save this change, so nothing was changed.")
         )
 
     def _refuse(self, submissions: list[Submission], refusal: TurnstileError) -> None:

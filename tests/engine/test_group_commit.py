@@ -34,13 +34,19 @@ class HeldJournal:
         self.release = threading.Event()
         self.started = threading.Semaphore(0)
         self.fail_next: Exception | None = None
+        #: call number (from 1) -> the error that append raises
+        self.fail_at: dict[int, Exception] = {}
+        self.calls = 0
 
     def last_seq(self) -> int:
         return 0
 
     def append(self, batch: Batch) -> None:
+        self.calls += 1
         self.started.release()
         self.release.wait()
+        if self.calls in self.fail_at:
+            raise self.fail_at[self.calls]
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
@@ -190,3 +196,28 @@ async def test_a_pending_mutation_calls_back_once_its_outcome_is_known(tmp_path:
         assert seen[-1] == 2 and len(seen) == 2
         good.add_done_callback(record)  # already known: called at once
         assert seen[-1] == 2 and len(seen) == 3
+
+
+async def test_a_failed_append_of_a_later_batch_refuses_it_and_numbering_resumes() -> None:
+    journal, recorder = HeldJournal(), Recorder()
+    commit = threaded_commit(journal, recorder, min_cut=1)
+    journal.fail_at[2] = OSError(5, "Input/output error")
+    actor = object()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commit.run)
+        burst = [submission(actor, n) for n in range(1, 6)]
+        for s in burst:
+            commit.submit(s)  # 1 is written; 2-5 queue behind it and go as the next batch
+        await wait_started(journal)
+        journal.release.set()
+        await commit.drained()
+        assert [len(b.rows) for b in journal.batches] == [1]
+        [(failed, error)] = recorder.failed
+        assert failed == burst[1:] and isinstance(error, OSError)
+        # Numbering restarts after the last durable seq (1): the next write is seq 2.
+        again = submission(actor, 2)
+        commit.submit(again)
+        await commit.drained()
+        nursery.cancel_scope.cancel()
+    assert [row.seq for b in journal.batches for row in b.rows] == [1, 2]
+    assert again.ts == 2
