@@ -25,14 +25,16 @@ a message that arrives in pieces.
   peer's close is answered with the same code, and the stream is closed at once.
 - Frames are written one at a time (the reader's pongs and close answers may meet another
   task's messages).
-- The server's fast path (`parse_client_frames`): most reads of a sync connection are whole
-  client text frames, final, masked, unextended, short. When wsproto holds nothing (no partial
+- The fast path (`parse_client_frames` on a server's end, `parse_server_frames` on a
+  client's): most reads of a sync connection are whole text frames, final, unextended, short,
+  masked from a client and unmasked from a server. When wsproto holds nothing (no partial
   frame, no message being assembled) and everything one read delivered is such frames, each
   at most `max_message_size` bytes and valid UTF-8, they are unmasked and decoded here, with
   no wsproto frame and event objects (about 900 bytecodes of parsing per message). Anything
   else in the read (a control frame, a fragment, a frame cut by the read, a 64-bit length, a
-  non-minimal length, reserved bits, bad UTF-8, a size near the limit) sends the whole read
-  through wsproto, so every refusal and close code stays wsproto's.
+  non-minimal length, reserved bits, a mask where there should be none or none where there
+  should be one, bad UTF-8, a size near the limit) sends the whole read through wsproto, so
+  every refusal and close code stays wsproto's.
 
 Opening handshakes are the caller's: the server's in `engine.server.websocket` (its 101 after
 `engine.server.http` read the request), the client's in `engine.client` (wsproto's
@@ -96,8 +98,8 @@ class WebSocket:
         self._events = connection.events()
         #: Messages of the fast path not yet returned (see `parse_client_frames`).
         self._ready: deque[str | bytes] = deque()
-        #: The peer's frames are a client's (masked): the fast path applies.
-        self._fast = not connection.client
+        #: The fast path for the peer's frames: a client's are masked, a server's are not.
+        self._parse = parse_server_frames if connection.client else parse_client_frames
         self.max_message_size = max_message_size
         #: The pieces of a message that arrives in more than one frame or read, and its size.
         self._parts: list[Any] = []
@@ -201,13 +203,12 @@ class WebSocket:
             self._abort()
             raise trio_websocket.ConnectionClosed(self._closed)
         if (
-            self._fast
-            and not self._parts
+            not self._parts
             and not self._closing
             and self._conn.state is _OPEN
             and _wsproto_idle(self._conn)
         ):
-            messages = parse_client_frames(data, self.max_message_size)
+            messages = self._parse(data, self.max_message_size)
             if messages is not None:
                 self._ready.extend(messages)
                 return
@@ -367,14 +368,24 @@ def parse_client_frames(data: bytes, limit: int) -> list[str | bytes] | None:
     """The messages in `data` if it is nothing but whole, final, masked text or binary frames
     of a client (RFC 6455 5.2: no reserved bits, minimal 7- or 16-bit lengths), each at most
     `limit` bytes, text valid UTF-8; None for anything else (then wsproto reads `data`)."""
+    return _parse_frames(data, limit, 0x80)
+
+
+def parse_server_frames(data: bytes, limit: int) -> list[str | bytes] | None:
+    """As `parse_client_frames`, for a server's frames (unmasked)."""
+    return _parse_frames(data, limit, 0)
+
+
+def _parse_frames(data: bytes, limit: int, mask_bit: int) -> list[str | bytes] | None:
     out: list[str | bytes] = []
     end = len(data)
+    key_size = 4 if mask_bit else 0
     at = 0
     while at < end:
-        if end - at < 6:
+        if end - at < 2 + key_size:
             return None
         first, second = data[at], data[at + 1]
-        if (first != 0x81 and first != 0x82) or not second & 0x80:
+        if (first != 0x81 and first != 0x82) or second & 0x80 != mask_bit:
             return None
         size = second & 0x7F
         at += 2
@@ -387,10 +398,13 @@ def parse_client_frames(data: bytes, limit: int) -> list[str | bytes] | None:
             at += 2
         elif size == 127:
             return None
-        if size > limit or end - at < 4 + size:
+        if size > limit or end - at < key_size + size:
             return None
-        payload = _unmask(data[at + 4 : at + 4 + size], data[at : at + 4])
-        at += 4 + size
+        if key_size:
+            payload = _unmask(data[at + 4 : at + 4 + size], data[at : at + 4])
+        else:
+            payload = data[at : at + size]
+        at += key_size + size
         if first == 0x81:
             try:
                 out.append(payload.decode("utf-8"))

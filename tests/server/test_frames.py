@@ -19,7 +19,7 @@ from wsproto.frame_protocol import FrameProtocol
 from wsproto.utilities import generate_accept_token
 
 from engine.server.websocket import handshake_response
-from engine.wire.connection import WebSocket, parse_client_frames
+from engine.wire.connection import WebSocket, parse_client_frames, parse_server_frames
 from lab.hostile.wire import frame, raw_upgrade, read_until_closed, upgrade_request
 from tests.server.conftest import LiveServer
 
@@ -292,13 +292,14 @@ async def test_concurrent_sends_on_a_plain_stream_are_written_one_after_another(
     assert sorted(got) == sorted([f"a{i}" for i in range(50)] + [f"b{i}" for i in range(50)])
 
 
-def wsproto_messages(data: bytes) -> list[str | bytes] | None:
-    """The whole messages wsproto reads from `data` as a server, or None if it refuses it."""
+def wsproto_messages(data: bytes, *, as_client: bool = False) -> list[str | bytes] | None:
+    """The whole messages wsproto reads from `data` as a server (or a client), or None if it
+    refuses it."""
     from wsproto.connection import Connection, ConnectionType
     from wsproto.events import BytesMessage, Message, TextMessage
     from wsproto.utilities import ProtocolError
 
-    conn = Connection(ConnectionType.SERVER)
+    conn = Connection(ConnectionType.CLIENT if as_client else ConnectionType.SERVER)
     conn.receive_data(data)
     out: list[str | bytes] = []
     parts: list[Any] = []
@@ -341,6 +342,67 @@ def test_the_fast_path_reads_what_wsproto_reads_or_leaves_it_to_wsproto(
     if fast is not None:
         assert fast == wsproto_messages(data)
         assert all(len(m) <= 200 for m in fast)
+
+
+def server_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, first: int | None = None
+) -> bytes:
+    data = frame(opcode, payload, fin=fin, mask=False)
+    return data if first is None else bytes((first,)) + data[1:]
+
+
+server_frames = st.one_of(
+    st.text(max_size=300).map(lambda t: server_frame(TEXT, t.encode())),
+    st.binary(max_size=300).map(lambda b: server_frame(BINARY, b)),
+    st.binary(max_size=40).map(lambda b: server_frame(TEXT, b)),  # often not UTF-8
+    st.binary(max_size=10).map(lambda b: server_frame(PING, b)),
+    st.binary(max_size=10).map(lambda b: server_frame(TEXT, b, fin=False)),
+    st.binary(max_size=10).map(lambda b: client_frame(BINARY, b)),  # masked: not a server's
+    st.binary(max_size=10).map(lambda b: server_frame(TEXT, b, first=0xC1)),
+    st.just(bytes((0x81, 126, 0, 5)) + b"hello"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(server_frames, max_size=6), st.integers(min_value=0, max_value=2_000))
+def test_a_clients_fast_path_reads_what_wsproto_reads_or_leaves_it_to_wsproto(
+    parts: list[bytes], cut: int
+) -> None:
+    data = b"".join(parts)
+    data = data[: len(data) - cut % (len(data) + 1)] if cut % 3 == 0 else data  # cut by a read
+    fast = parse_server_frames(data, 200)
+    if fast is not None:
+        assert fast == wsproto_messages(data, as_client=True)
+        assert all(len(m) <= 200 for m in fast)
+
+
+def test_a_clients_fast_path_takes_whole_unmasked_frames_only() -> None:
+    plain = server_frame(TEXT, "héllo".encode()) + server_frame(BINARY, b"\x00" * 300)
+    assert parse_server_frames(plain, 1000) == ["héllo", b"\x00" * 300]
+    assert parse_server_frames(server_frame(TEXT, b""), 1000) == [""]
+    assert parse_server_frames(plain[:-1], 1000) is None
+    assert parse_server_frames(plain + server_frame(PING, b""), 1000) is None
+    assert parse_server_frames(server_frame(TEXT, b"\xff"), 1000) is None
+    assert parse_server_frames(server_frame(TEXT, b"x" * 1001), 1000) is None
+    assert parse_server_frames(client_frame(TEXT, b"x"), 1000) is None  # masked
+    # An empty masked text frame whose mask key reads as an unmasked frame ("hi").
+    assert parse_server_frames(bytes((0x81, 0x80, 0x81, 0x02)) + b"hi", 1000) is None
+
+
+async def test_a_client_reads_fast_and_slow_frames_in_order() -> None:
+    peer, end = trio.testing.memory_stream_pair()
+    ws = WebSocket(end, client=True, max_message_size=100)
+    with trio.fail_after(10):
+        await peer.send_all(server_frame(TEXT, b"one") + server_frame(TEXT, b"two"))
+        assert [await ws.get_message(), await ws.get_message()] == ["one", "two"]
+        await peer.send_all(server_frame(TEXT, b"thr", fin=False))
+        await peer.send_all(server_frame(CONTINUATION, b"ee") + server_frame(TEXT, b"four"))
+        assert [await ws.get_message(), await ws.get_message()] == ["three", "four"]
+        await peer.send_all(server_frame(TEXT, b"five") + server_frame(PING, b"p"))
+        assert await ws.get_message() == "five"
+        await peer.send_all(server_frame(TEXT, b"six"))
+        assert await ws.get_message() == "six"
+        assert decoded(await peer.receive_some(), from_client=True) == [(PONG, b"p")]
 
 
 def test_whole_short_frames_take_the_fast_path_and_anything_else_does_not() -> None:
