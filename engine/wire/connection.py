@@ -24,7 +24,9 @@ a message that arrives in pieces.
   reading, or by `aclose` itself), then closes the stream; the caller bounds the wait. A
   peer's close is answered with the same code, and the stream is closed at once.
 - Frames are written one at a time (the reader's pongs and close answers may meet another
-  task's messages).
+  task's messages). A message sent while no other write is under way is framed here
+  (`data_frame`, masked on a client's end) and written straight to the socket; control frames,
+  and a message that meets another write, go through wsproto and the stream.
 - The fast path (`parse_client_frames` on a server's end, `parse_server_frames` on a
   client's): most reads of a sync connection are whole text frames, final, unextended, short,
   masked from a client and unmasked from a server. When wsproto holds nothing (no partial
@@ -283,12 +285,47 @@ class WebSocket:
         """Send one text (str) or binary (bytes) message."""
         if self._closed is not None:
             raise trio_websocket.ConnectionClosed(self._closed)
-        if isinstance(message, str):
+        sock = self._socket
+        if (
+            sock is not None
+            and self._conn.state is _OPEN
+            and not self._closing
+            and not self._send_lock.locked()
+        ):
+            await self._send_frame(sock, data_frame(message, masked=self._conn.client))
+        elif isinstance(message, str):
             await self._send_event(TextMessage(data=message))
         else:
             await self._send_event(BytesMessage(data=message))
         if self._closed is not None:  # the write failed
             raise trio_websocket.ConnectionClosed(self._closed)
+
+    async def _send_frame(self, sock: trio.socket.SocketType, data: bytes) -> None:
+        """Write a whole data frame built here: straight to the socket's file descriptor when
+        no other write is under way, the rest (if the socket took only part) through the
+        stream. One checkpoint, as the stream's `send_all` is."""
+        self._send_lock.acquire_nowait()  # (free: checked by the caller, no await between)
+        try:
+            fd = sock.fileno()
+            if fd < 0:  # closed under us: never write to a number that may be reused
+                self._abort()
+                return
+            try:
+                sent = os.write(fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._abort()
+                return
+            if sent < len(data):
+                try:
+                    await self._stream.send_all(memoryview(data)[sent:])
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self._abort()
+                return
+        finally:
+            self._send_lock.release()
+        await trio.lowlevel.checkpoint()
 
     async def _send_event(self, event: Event) -> None:
         try:
@@ -362,6 +399,27 @@ def _unmask(payload: bytes, mask: bytes) -> bytes:
         return b""
     key = int.from_bytes((mask * (size // 4 + 1))[:size], "little")
     return (int.from_bytes(payload, "little") ^ key).to_bytes(size, "little")
+
+
+def data_frame(message: str | bytes, *, masked: bool) -> bytes:
+    """One final, unfragmented text (str) or binary (bytes) frame holding `message`, masked
+    with a fresh random key as a client's must be (RFC 6455 5.2, 5.3)."""
+    if isinstance(message, str):
+        first, payload = 0x81, message.encode("utf-8")
+    else:
+        first, payload = 0x82, bytes(message)
+    size = len(payload)
+    bit = 0x80 if masked else 0
+    if size < 126:
+        header = bytes((first, bit | size))
+    elif size < 1 << 16:
+        header = bytes((first, bit | 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((first, bit | 127)) + size.to_bytes(8, "big")
+    if not masked:
+        return header + payload
+    key = os.urandom(4)
+    return header + key + _unmask(payload, key)  # (masking and unmasking are one XOR)
 
 
 def parse_client_frames(data: bytes, limit: int) -> list[str | bytes] | None:

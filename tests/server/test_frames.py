@@ -19,7 +19,12 @@ from wsproto.frame_protocol import FrameProtocol
 from wsproto.utilities import generate_accept_token
 
 from engine.server.websocket import handshake_response
-from engine.wire.connection import WebSocket, parse_client_frames, parse_server_frames
+from engine.wire.connection import (
+    WebSocket,
+    data_frame,
+    parse_client_frames,
+    parse_server_frames,
+)
 from lab.hostile.wire import frame, raw_upgrade, read_until_closed, upgrade_request
 from tests.server.conftest import LiveServer
 
@@ -425,3 +430,60 @@ async def test_a_ping_between_fast_reads_is_answered_and_order_is_kept() -> None
         await peer.send_all(client_frame(TEXT, b"four"))
         assert await ws.get_message() == "four"
         assert decoded(await peer.receive_some()) == [(PONG, b"p")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(st.text(max_size=70_000), st.binary(max_size=70_000)),
+    st.booleans(),
+)
+def test_a_frame_built_here_is_the_message_to_wsproto(message: str | bytes, masked: bool) -> None:
+    reader = FrameProtocol(client=not masked, extensions=[])
+    reader.receive_bytes(data_frame(message, masked=masked))
+    (received,) = list(reader.received_frames())
+    assert received.frame_finished and received.message_finished
+    assert int(received.opcode) == (TEXT if isinstance(message, str) else BINARY)
+    assert received.payload == message
+
+
+async def test_sends_on_a_socket_keep_each_message_whole_when_it_fills_or_they_meet() -> None:
+    """Straight to the socket while it takes them; a message the socket takes only part of
+    finishes through the stream, and a send meeting it waits its turn (wsproto's path)."""
+    a, b = trio.socket.socketpair()
+    a.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_SNDBUF, 4096)
+    ws = WebSocket(trio.SocketStream(a), client=True, max_message_size=1 << 20, sock=a)
+    peer = trio.SocketStream(b)
+    reader = FrameProtocol(client=False, extensions=[])
+    big = "x" * 300_000
+    expected = [big] + [f"a{i}" for i in range(50)] + [f"b{i}" for i in range(50)]
+    got: list[object] = []
+    go = trio.Event()
+
+    async def send(tag: str) -> None:
+        for i in range(50):
+            await ws.send_message(f"{tag}{i}")
+
+    async def read() -> None:
+        await go.wait()  # nothing is read until the big frame has filled the socket
+        part = ""
+        while len(got) < len(expected):
+            reader.receive_bytes(bytes(await peer.receive_some(8192)))
+            for piece in reader.received_frames():  # (a big frame arrives in pieces)
+                part += str(piece.payload)
+                if piece.message_finished:
+                    got.append(part)
+                    part = ""
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            nursery.start_soon(ws.send_message, big)
+            await trio.testing.wait_all_tasks_blocked()  # the big one waits for the reader
+            nursery.start_soon(send, "a")
+            nursery.start_soon(send, "b")
+            await trio.testing.wait_all_tasks_blocked()  # and they wait for it
+            go.set()
+    assert got[0] == big
+    assert sorted(map(str, got)) == sorted(expected)
+    a.close()
+    b.close()
