@@ -324,18 +324,6 @@ def wsproto_messages(data: bytes, *, as_client: bool = False) -> list[str | byte
     return out
 
 
-frames = st.one_of(
-    st.text(max_size=300).map(lambda t: client_frame(TEXT, t.encode())),
-    st.binary(max_size=300).map(lambda b: client_frame(BINARY, b)),
-    st.binary(max_size=40).map(lambda b: client_frame(TEXT, b)),  # often not UTF-8
-    st.binary(max_size=10).map(lambda b: client_frame(PING, b)),
-    st.binary(max_size=10).map(lambda b: client_frame(TEXT, b, fin=False)),
-    st.binary(max_size=10).map(lambda b: frame(BINARY, b, mask=False)),
-    st.binary(max_size=10).map(lambda b: client_frame(TEXT, b, first=0xC1)),
-    st.just(bytes((0x81, 0x80 | 126, 0, 5)) + KEY + b"hello"),
-)
-
-
 def server_frame(
     opcode: int, payload: bytes, *, fin: bool = True, first: int | None = None
 ) -> bytes:
@@ -343,15 +331,31 @@ def server_frame(
     return data if first is None else bytes((first,)) + data[1:]
 
 
-server_frames = st.one_of(
-    st.text(max_size=300).map(lambda t: server_frame(TEXT, t.encode())),
-    st.binary(max_size=300).map(lambda b: server_frame(BINARY, b)),
-    st.binary(max_size=40).map(lambda b: server_frame(TEXT, b)),  # often not UTF-8
-    st.binary(max_size=10).map(lambda b: server_frame(PING, b)),
-    st.binary(max_size=10).map(lambda b: server_frame(TEXT, b, fin=False)),
-    st.binary(max_size=10).map(lambda b: client_frame(BINARY, b)),  # masked: not a server's
-    st.binary(max_size=10).map(lambda b: server_frame(TEXT, b, first=0xC1)),
-    st.just(bytes((0x81, 126, 0, 5)) + b"hello"),
+def frames_of(make: Any, foreign: Any, non_minimal: bytes) -> st.SearchStrategy[bytes]:
+    """One end's frames, `make(opcode, payload, fin=, first=)`, as the fast path must take or
+    leave them: text, binary, bad UTF-8, a ping, a fragment, reserved bits, a frame of the
+    other end (`foreign`) and a 16-bit length that a 7-bit one would hold (`non_minimal`)."""
+    return st.one_of(
+        st.text(max_size=300).map(lambda t: make(TEXT, t.encode())),
+        st.binary(max_size=300).map(lambda b: make(BINARY, b)),
+        st.binary(max_size=40).map(lambda b: make(TEXT, b)),  # often not UTF-8
+        st.binary(max_size=10).map(lambda b: make(PING, b)),
+        st.binary(max_size=10).map(lambda b: make(TEXT, b, fin=False)),
+        st.binary(max_size=10).map(foreign),
+        st.binary(max_size=10).map(lambda b: make(TEXT, b, first=0xC1)),
+        st.just(non_minimal),
+    )
+
+
+frames = frames_of(
+    client_frame,
+    lambda b: frame(BINARY, b, mask=False),  # unmasked: not a client's
+    bytes((0x81, 0x80 | 126, 0, 5)) + KEY + b"hello",
+)
+server_frames = frames_of(
+    server_frame,
+    lambda b: client_frame(BINARY, b),  # masked: not a server's
+    bytes((0x81, 126, 0, 5)) + b"hello",
 )
 
 
