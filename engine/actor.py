@@ -13,8 +13,8 @@ durable. Deciding inline is what keeps commands serial: the event loop runs one 
 and a decision never awaits, so no two decisions of one actor interleave, and commands are
 decided in the order they are offered (no mailbox to queue in, no task hop per command).
 A handler that raises leaves no trace: the working state is untouched and nothing is submitted.
-So does a change the codec refuses: the group commit encodes a submission as it takes it, and
-the actors accept the new working states only once it has.
+So does a change the codec refuses: the group commit encodes a submission as it is handed
+over, and the actors accept the new working states only once that has worked.
 
 The pipeline is bounded: an actor with `pipeline_limit` commands decided and not yet durable
 refuses the next with `Overloaded` at once, instead of queueing without limit or dropping the
@@ -327,7 +327,9 @@ class Actor:
             # The codec refused a value of its change (a bug in one function): refused before
             # any actor accepted it, so nothing is decided on top of it.
             log.exception("a change on %s cannot be encoded; nothing was written", self.stream)
-            command.reply.fail(Internal("The server could not save this change."))
+            command.reply.fail(
+                Internal("The server could not save this change, so nothing was changed.")
+            )
             return
         for companion in companions:
             companion.actor._accept_state(companion.state, companion.version)

@@ -96,8 +96,6 @@ class GroupCommit:
         self._queue: list[Submission] = []
         self._rows: list[Row] = []
         self._requests: list[RequestRecord] = []
-        #: After each queued submission: (rows, requests) queued up to and including it.
-        self._marks: list[tuple[int, int]] = []
         #: The last sequence number given to a queued row.
         self._numbered = journal.last_seq()
         self._wakeup = trio.Event()
@@ -126,7 +124,6 @@ class GroupCommit:
         self._rows += encoded
         if record is not None:
             self._requests.append(record)
-        self._marks.append((len(self._rows), len(self._requests)))
         if self._idle.is_set():
             self._idle = trio.Event()
         if self._threaded and not self._writing and len(queue) >= self._cut:
@@ -178,24 +175,21 @@ class GroupCommit:
         count = len(self._queue)
         if count <= self._max_batch:
             good, rows, requests = self._queue, self._rows, self._requests
-            self._queue, self._rows, self._requests, self._marks = [], [], [], []
-        else:
+            self._queue, self._rows, self._requests = [], [], []
+        else:  # (rare: a burst past `max_batch`) the rows and records of the first `count`
             count = self._max_batch
-            row_end, request_end = self._marks[count - 1]
-            good, rows, requests = (
-                self._queue[:count],
-                self._rows[:row_end],
-                self._requests[:request_end],
-            )
+            good = self._queue[:count]
+            row_end = sum(_rows_of(s) for s in good)
+            request_end = sum(s.request is not None for s in good)
+            rows, requests = self._rows[:row_end], self._requests[:request_end]
             del self._queue[:count], self._rows[:row_end], self._requests[:request_end]
-            self._marks = [(r - row_end, q - request_end) for r, q in self._marks[count:]]
         self._cut = max(self._min_cut, count // 2)
         _release_superseded(good)
         return _Prepared(good, Batch(rows=rows, requests=requests), good[-1].ts)
 
     def _drop_queued(self) -> None:
         """Forget what is queued; numbering goes on after what is durable."""
-        self._queue, self._rows, self._requests, self._marks = [], [], [], []
+        self._queue, self._rows, self._requests = [], [], []
         self._numbered = self.last_seq
 
     def _start_threaded(self, prepared: _Prepared) -> None:
@@ -290,6 +284,11 @@ def _release_superseded(batch: list[Submission]) -> None:
                 companion.state = SUPERSEDED
             else:
                 seen.add(key)
+
+
+def _rows_of(submission: Submission) -> int:
+    """How many journal rows `submission` writes (its companions' events and its own)."""
+    return len(submission.events) + sum(len(c.events) for c in submission.companions)
 
 
 def _encode(submission: Submission, seq: int) -> tuple[list[Row], RequestRecord | None, int]:

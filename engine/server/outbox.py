@@ -27,7 +27,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +34,7 @@ import trio
 import trio.lowlevel
 
 from engine.server.streams import PrefixedStream
+from engine.wire.connection import frame_head
 
 #: A write goes to the socket directly only up to this size; the kernel takes less anyway.
 _MAX_WRITE = 1 << 20
@@ -42,14 +42,7 @@ _MAX_WRITE = 1 << 20
 
 def text_frame(payload: bytes) -> bytes:
     """One final, unmasked text frame (server to client) carrying `payload` (UTF-8)."""
-    size = len(payload)
-    if size < 126:
-        head = bytes((0x81, size))
-    elif size < 1 << 16:
-        head = struct.pack("!BBH", 0x81, 126, size)
-    else:
-        head = struct.pack("!BBQ", 0x81, 127, size)
-    return head + payload
+    return frame_head(0x81, len(payload), masked=False) + payload
 
 
 #: The last single payload `write_texts` framed, and its frame (the fan-out's shared Transition).

@@ -408,18 +408,22 @@ def data_frame(message: str | bytes, *, masked: bool) -> bytes:
         first, payload = 0x81, message.encode("utf-8")
     else:
         first, payload = 0x82, bytes(message)
-    size = len(payload)
-    bit = 0x80 if masked else 0
-    if size < 126:
-        header = bytes((first, bit | size))
-    elif size < 1 << 16:
-        header = bytes((first, bit | 126)) + size.to_bytes(2, "big")
-    else:
-        header = bytes((first, bit | 127)) + size.to_bytes(8, "big")
+    header = frame_head(first, len(payload), masked=masked)
     if not masked:
         return header + payload
     key = os.urandom(4)
     return header + key + _unmask(payload, key)  # (masking and unmasking are one XOR)
+
+
+def frame_head(first: int, size: int, *, masked: bool) -> bytes:
+    """A frame's first bytes: `first` (FIN, opcode), the mask bit and the payload's `size` in
+    its shortest encoding (RFC 6455 5.2); a masked frame's key follows them."""
+    bit = 0x80 if masked else 0
+    if size < 126:
+        return bytes((first, bit | size))
+    if size < 1 << 16:
+        return bytes((first, bit | 126)) + size.to_bytes(2, "big")
+    return bytes((first, bit | 127)) + size.to_bytes(8, "big")
 
 
 def parse_client_frames(data: bytes, limit: int) -> list[str | bytes] | None:

@@ -221,3 +221,39 @@ async def test_a_failed_append_of_a_later_batch_refuses_it_and_numbering_resumes
         nursery.cancel_scope.cancel()
     assert [row.seq for b in journal.batches for row in b.rows] == [1, 2]
     assert again.ts == 2
+
+
+async def test_a_queue_past_max_batch_goes_in_batches_with_their_own_rows_and_records() -> None:
+    journal, recorder = HeldJournal(), Recorder()
+    journal.release.set()
+    commit = GroupCommit(
+        cast(Journal, journal),
+        run_io=trio.to_thread.run_sync,
+        on_committed=recorder.on_committed,
+        on_failed=recorder.on_failed,
+        max_batch=3,
+    )
+    actor, limiter = object(), object()
+    burst = []
+    for n in range(1, 8):
+        s = submission(actor, n)
+        if n % 2:  # a companion's row before its own, and a request record
+            s.companions = (submission(limiter, n),)
+            s.request = ("session", n)
+        burst.append(s)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commit.run)
+        for s in burst:
+            commit.submit(s)
+        await commit.drained()
+        nursery.cancel_scope.cancel()
+    assert [len(batch) for batch, _ in recorder.committed] == [3, 3, 1]
+    for (batch, _), written in zip(recorder.committed, journal.batches, strict=True):
+        # Each batch holds exactly its submissions' rows, and a record for each one with a
+        # request id, pointing at that submission's last row.
+        assert len(written.rows) == sum(1 + len(s.companions) for s in batch)
+        assert [(r.request_id, r.seq) for r in written.requests] == [
+            (s.request[1], s.ts) for s in batch if s.request is not None
+        ]
+        assert [row.seq for row in written.rows][-1] == batch[-1].ts
+    assert [row.seq for b in journal.batches for row in b.rows] == list(range(1, 12))
