@@ -47,7 +47,14 @@ from engine.actor import SUPERSEDED, SYSTEM, Actor, Command, Reply, RequestKey, 
 from engine.clock import Clock
 from engine.files import FileStore
 from engine.group_commit import GroupCommit
-from engine.journal import DamagedRow, JournalReader, open_journal, verify
+from engine.journal import (
+    AppendProcess,
+    DamagedRow,
+    JournalReader,
+    append_process,
+    open_journal,
+    verify,
+)
 from engine.journal_filter import JournalFilter
 from engine.journal_filter import build as build_filter
 from engine.readmodels import ReadModels, refold
@@ -107,6 +114,11 @@ class EngineConfig:
     #: deciding commands meanwhile. Tests turn it off: under trio's autojump `MockClock` a
     #: thread at work looks like idleness and would let virtual time leap during a commit.
     offload_io: bool = True
+    #: With `offload_io`: append in a child process of the journal's own
+    #: (engine/journal/writer_process.py) instead of a worker thread, so that writing overlaps
+    #: the event loop's work instead of waiting for its interpreter lock. Off: appends go
+    #: through `Journal.append` in a worker thread (tests that wrap it turn this off).
+    writer_process: bool = True
     #: Run the domain's cron jobs. An engine opened only to inspect or check a data dir turns
     #: this off, so that nothing is written but what its caller asks for.
     run_jobs: bool = True
@@ -264,6 +276,12 @@ class Engine:
         self._recorded = JournalFilter()
         self._request_marks: OrderedDict[str, int] = OrderedDict()
         self._requests: dict[RequestKey, Reply] = {}
+        #: The journal's writer process (started once recovery is done), if the config has one.
+        self._appender: AppendProcess | None = (
+            append_process(self.journal, config.synchronous)
+            if config.offload_io and config.writer_process
+            else None
+        )
         self._commit = GroupCommit(
             self.journal,
             run_io=self.run_io,
@@ -271,6 +289,7 @@ class Engine:
             on_failed=self._on_failed,
             max_batch=config.max_batch,
             threaded=config.offload_io,
+            appender=self._appender,
         )
         self.committed_seq = self._commit.last_seq
         self._timers = TimerService(clock, self.read_models.timers)
@@ -964,6 +983,8 @@ class Engine:
             self._refuse(unsaved, Overloaded("The server shut down before saving this change."))
         with trio.CancelScope(shield=True):
             await self._index_lock.acquire()  # a catch-up in a worker thread ends first
+            if self._appender is not None:
+                await self._appender.aclose()
         if self._snapshot is not None:
             self._snapshot.close()
         self.journal.close()
@@ -995,6 +1016,8 @@ async def open_engine(
         )
         try:
             await engine._recover()
+            if engine._appender is not None:
+                engine._appender.start()
             recorded = engine.stored_files()
             removed = await engine.run_io(lambda: engine.files.reconcile(recorded))
             if removed:

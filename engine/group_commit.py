@@ -24,6 +24,14 @@ When a batch starts (the writer and the loop overlap):
   small one (a few dozen clients) still goes as one batch: splitting it would only add a commit,
   and with a few clients each commit's fsync is what the callers wait for.
   When the write ends, the next batch starts at once with everything queued meanwhile.
+- with an `appender` (engine/journal/writer_process.py: the journal's appends in a child
+  process), a batch is started the same way, from `submit` once `cut` are queued or by the
+  commit task, but handed over with one write to a pipe from the loop itself: no thread has
+  to get the interpreter lock from a busy loop before it can begin, so the child writes while
+  the loop decides. The commit task waits for the child's answer and finishes the batch on the
+  loop, then starts the next with what queued meanwhile. The smallest cut is `MIN_CUT_PROCESS`
+  (32): a burst of a few dozen callers is split in two that overlap, the loop deciding one
+  half while the child writes the other, as a thread's append could not.
 - in any case the commit task starts a batch with whatever is queued when it runs and no batch
   is being written (the end of a scheduler pass: nothing more is coming now). Without
   `threaded` (tests under a virtual clock) this is the only way, and the append runs through
@@ -44,7 +52,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import outcome
 import trio
@@ -59,18 +67,34 @@ log = logging.getLogger("turnstile.commit")
 
 #: The smallest cut of a threaded batch (see the module docstring).
 MIN_CUT = 256
+#: The smallest cut of a batch handed to an `appender`.
+MIN_CUT_PROCESS = 32
+
+
+class Appender(Protocol):
+    """Appends in another process (engine.journal.writer_process.AppendProcess)."""
+
+    def send(self, batch: Batch) -> None:
+        """Hand `batch` over without blocking; never raises (`reply` does)."""
+        ...
+
+    async def reply(self) -> None:
+        """The sent batch's outcome: return once durable, raise if nothing was written."""
+        ...
 
 
 class _Prepared:
     """One batch on its way to the journal."""
 
-    __slots__ = ("good", "last_seq", "rows", "write_seconds")
+    __slots__ = ("good", "last_seq", "rows", "started", "write_seconds")
 
     def __init__(self, good: list[Submission], rows: Batch, last_seq: int) -> None:
         self.good = good
         self.rows = rows
         self.last_seq = last_seq
-        #: Wall time its append took (in the thread that ran it).
+        #: When it was handed to an appender (perf_counter).
+        self.started = 0.0
+        #: Wall time its append took (in the thread that ran it; to the appender's answer).
         self.write_seconds = 0.0
 
 
@@ -84,7 +108,8 @@ class GroupCommit:
         on_failed: Callable[[list[Submission], BaseException], None],
         max_batch: int = 4_096,
         threaded: bool = False,
-        min_cut: int = MIN_CUT,
+        appender: Appender | None = None,
+        min_cut: int | None = None,
     ) -> None:
         self._journal = journal
         self._run_io = run_io
@@ -92,6 +117,9 @@ class GroupCommit:
         self._on_failed = on_failed
         self._max_batch = max_batch
         self._threaded = threaded
+        self._appender = appender
+        #: The batch handed to the appender, until its answer.
+        self._sent: _Prepared | None = None
         #: What is queued (only the loop touches it: a writer thread has its own batch).
         self._queue: list[Submission] = []
         self._rows: list[Row] = []
@@ -103,6 +131,8 @@ class GroupCommit:
         self._idle.set()
         #: A batch is being written (at most one at a time).
         self._writing = False
+        if min_cut is None:
+            min_cut = MIN_CUT_PROCESS if appender is not None else MIN_CUT
         self._min_cut = max(1, min_cut)
         self._cut = self._min_cut
         #: An error raised while finishing a threaded batch on the loop: the commit task
@@ -126,10 +156,14 @@ class GroupCommit:
             self._requests.append(record)
         if self._idle.is_set():
             self._idle = trio.Event()
-        if self._threaded and not self._writing and len(queue) >= self._cut:
-            self._start_threaded(self._take())
+        if self._starts_early and not self._writing and len(queue) >= self._cut:
+            self._start(self._take())
         else:
             self._wakeup.set()
+
+    @property
+    def _starts_early(self) -> bool:
+        return self._threaded or self._appender is not None
 
     @property
     def queued(self) -> int:
@@ -150,6 +184,10 @@ class GroupCommit:
         while True:
             if self._crashed is not None:
                 raise self._crashed
+            sent = self._sent
+            if sent is not None:
+                await self._answer(sent)
+                continue
             if self._writing or not self._queue:
                 if not self._writing and not self._queue:
                     self._idle.set()
@@ -157,8 +195,8 @@ class GroupCommit:
                 await self._wakeup.wait()
                 continue
             prepared = self._take()
-            if self._threaded:
-                self._start_threaded(prepared)
+            if self._starts_early:
+                self._start(prepared)
                 continue
             self._writing = True
             error: BaseException | None = None
@@ -192,6 +230,29 @@ class GroupCommit:
         self._queue, self._rows, self._requests = [], [], []
         self._numbered = self.last_seq
 
+    def _start(self, prepared: _Prepared) -> None:
+        if self._appender is not None:
+            self._writing = True
+            self._sent = prepared
+            prepared.started = time.perf_counter()
+            self._appender.send(prepared.rows)
+            self._wakeup.set()  # the commit task waits for the answer
+        else:
+            self._start_threaded(prepared)
+
+    async def _answer(self, prepared: _Prepared) -> None:
+        """The commit task: the appender's answer to `prepared`, then the batch finished."""
+        assert self._appender is not None
+        result: outcome.Outcome[None]
+        try:
+            await self._appender.reply()
+            result = outcome.Value(None)
+        except Exception as exc:
+            result = outcome.Error(exc)
+        prepared.write_seconds = time.perf_counter() - prepared.started
+        self._sent = None
+        self._written(prepared, result)
+
     def _start_threaded(self, prepared: _Prepared) -> None:
         self._writing = True
         token = trio.lowlevel.current_trio_token()
@@ -204,7 +265,7 @@ class GroupCommit:
         trio.lowlevel.start_thread_soon(write, _thread_ended)
 
     def _written(self, prepared: _Prepared, result: outcome.Outcome[Any]) -> None:
-        """Back on the loop after a threaded append."""
+        """Back on the loop after a threaded or an appender's append."""
         error = result.error if isinstance(result, outcome.Error) else None
         try:
             if error is not None and not isinstance(error, Exception):
@@ -212,7 +273,7 @@ class GroupCommit:
             self._finish(prepared, error)
             if self._queue and not self._writing:
                 # What queued during the write waited long enough.
-                self._start_threaded(self._take())
+                self._start(self._take())
         except BaseException as exc:
             self._crashed = exc
             self._wakeup.set()

@@ -8,6 +8,8 @@ Plan:
   erasure and record it done). The guarantees are in its docstrings.
 - `sqlite.py` is the backend (one SQLite file per data dir, WAL, group commit's one fsync per
   batch), and the only module in the code base with SQL on the journal's tables.
+- `writer_process.py` runs that backend's appends in a child process for the engine's group
+  commit (`append_process`), so that writing overlaps the event loop.
 - Everything else (the engine, the snapshot builder, erasure, `turnstile replay`, the chaos
   ledger) reaches the journal through `open_journal` / `open_reader` and the interface. A
   second backend implements the same two protocols and passes the same contract suite
@@ -35,6 +37,7 @@ from engine.journal.interface import (
 )
 from engine.journal.sqlite import JOURNAL_FILE, SqliteJournal
 from engine.journal.sqlite import open_reader as _open_sqlite_reader
+from engine.journal.writer_process import AppendProcess
 
 
 def open_journal(data_dir: Path, *, synchronous: str = "FULL") -> Journal:
@@ -45,6 +48,15 @@ def open_journal(data_dir: Path, *, synchronous: str = "FULL") -> Journal:
     return SqliteJournal.open(data_dir, synchronous=synchronous)
 
 
+def append_process(journal: Journal, synchronous: str = "FULL") -> AppendProcess | None:
+    """The writer process of `journal` (not started yet: `start()`), for the engine's group
+    commit to append through (engine/journal/writer_process.py); None for a journal that has
+    none. `synchronous` as the journal was opened with."""
+    if isinstance(journal, SqliteJournal):
+        return AppendProcess(journal, synchronous)
+    return None
+
+
 def open_reader(data_dir: Path) -> JournalReader:
     """A read-only reader of the journal of `data_dir` (beside a live writer or without one);
     it never writes. Raises `FileNotFoundError` if the data dir holds no journal."""
@@ -53,6 +65,7 @@ def open_reader(data_dir: Path) -> JournalReader:
 
 __all__ = [
     "JOURNAL_FILE",
+    "AppendProcess",
     "Batch",
     "DamagedRow",
     "GroupCount",
@@ -64,6 +77,7 @@ __all__ = [
     "Row",
     "TailRepair",
     "Totals",
+    "append_process",
     "checksum",
     "open_journal",
     "open_reader",

@@ -674,6 +674,19 @@ class SqliteJournal(SqliteReader):
         journal._catch_up()  # what the last run left unindexed: the tail is empty after
         return journal
 
+    @property
+    def lock_fd(self) -> int | None:
+        """The descriptor holding the data dir's lock (None if this journal took none)."""
+        return self._lock
+
+    def note_index_positions(self) -> None:
+        """Read the indexes' positions (moved by another process's `index_tail`), so that the
+        writer's memory of the tail is pruned past them."""
+        [(position,)] = self._writer.execute("SELECT seq FROM idx.indexed").fetchall()
+        [(rposition,)] = self._writer.execute("SELECT rid FROM idx.requests_indexed").fetchall()
+        self._index_position = max(self._index_position, int(position))
+        self._request_position = max(self._request_position, int(rposition))
+
     def close(self) -> None:
         self._conn.close()
         self._writer.close()

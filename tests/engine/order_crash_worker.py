@@ -35,7 +35,7 @@ import trio
 from domain.errors import TurnstileError
 from domain.identity import Identity
 from engine import Engine, EngineConfig, open_engine
-from tests.engine.sigkill import acknowledge, install_kill_points
+from tests.engine.sigkill import acknowledge, appends_in_child, install_kill_points
 
 TASKS = 40
 NEW_CUSTOMERS = 6
@@ -211,8 +211,8 @@ class Workload:
                 await self.place()
 
 
-async def run(data_dir: Path, seed: int) -> None:
-    config = EngineConfig(snapshot_every=SNAPSHOT_EVERY)
+async def run(data_dir: Path, seed: int, park: str) -> None:
+    config = EngineConfig(snapshot_every=SNAPSHOT_EVERY, writer_process=appends_in_child(park))
     with trio.move_on_after(MAX_SECONDS):
         async with open_engine(data_dir, config=config) as engine:
             workload = Workload(engine, seed)
@@ -224,9 +224,9 @@ async def run(data_dir: Path, seed: int) -> None:
 
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
-    data_dir, seed = Path(argv[1]), int(argv[2])
+    data_dir, seed, park = Path(argv[1]), int(argv[2]), argv[3]
     install_kill_points()
-    trio.run(run, data_dir, seed)
+    trio.run(run, data_dir, seed, park)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 kill it each time at a point chosen by what the worker reported, never after a delay.
 
 Plan:
-- The parent (`kill_runs`) starts `python -m WORKER DATA_DIR SEED` with stdin and stdout piped
+- The parent (`kill_runs`) starts `python -m WORKER DATA_DIR SEED PARK` with stdin and stdout piped
   and reads its stdout line by line: each line is one acknowledged mutation (`acknowledge`), or
   `{"reached": POINT}` when the worker parked itself at POINT. Each run has a `KillPoint`: once
   `acks` acknowledgements (of those the test counts) have been read, either SIGKILL at once
@@ -110,7 +110,7 @@ def kill_runs(
         out_path, err_path = log_dir / f"{seed}.out", log_dir / f"{seed}.err"
         with out_path.open("wb") as out, err_path.open("wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", worker, str(data_dir), str(seed)],
+                [sys.executable, "-m", worker, str(data_dir), str(seed), str(point.park)],
                 cwd=REPO,
                 env=env,
                 stdin=subprocess.PIPE,
@@ -252,6 +252,19 @@ class _SnapshotConnection(_ParkingConnection):
     table, before = "INSERT OR REPLACE INTO states", "snapshot"
 
 
+#: The park points inside the appending connection's transaction.
+_APPEND_POINTS = ("written", "committed")
+
+
+def appends_in_child(park: str) -> bool:
+    """`EngineConfig.writer_process` for a run parked at `park` (the worker's third argument,
+    "None" for a kill at once). The points "written" and "committed" are hooks on the
+    appending connection, which only an in-process append has (the writer process is another
+    process, where no hook runs): those runs append in a worker thread. Every other run
+    appends through the writer process, as a server does, and is killed amid its appends."""
+    return park not in _APPEND_POINTS
+
+
 def install_kill_points() -> None:
     """In a worker, before it opens its engine: journal and snapshot files open through the
     parking connections, and a thread takes the points the parent arms from stdin."""
@@ -281,6 +294,7 @@ __all__ = [
     "Ack",
     "KillPoint",
     "acknowledge",
+    "appends_in_child",
     "install_kill_points",
     "integrity",
     "kill_points",
