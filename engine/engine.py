@@ -48,13 +48,13 @@ from engine.clock import Clock
 from engine.files import FileStore
 from engine.group_commit import GroupCommit
 from engine.journal import (
-    AppendProcess,
     DamagedRow,
     JournalReader,
     append_process,
     open_journal,
     verify,
 )
+from engine.journal.writer_process import AppendProcess
 from engine.journal_filter import JournalFilter
 from engine.journal_filter import build as build_filter
 from engine.readmodels import ReadModels, refold

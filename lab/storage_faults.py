@@ -2,9 +2,10 @@
 
     python -m lab.storage_faults [--duration 60] [--tasks 64] [--seed 1]
 
-Runs the real engine in-process on a temporary data dir (`synchronous=FULL`) with the journal's
-`append` wrapped: for random spells (0.05-0.5 s) every append raises a fault (disk full, I/O
-error, database locked, in turn), then works again. Meanwhile `--tasks` tasks join waiting lists
+Runs the real engine in-process on a temporary data dir (`synchronous=FULL`, appends in a worker
+thread rather than the journal's writer process) with the journal's `append` wrapped: for random
+spells (0.05-0.5 s) every append raises a fault (disk full, I/O error, database locked, in
+turn), then works again. Meanwhile `--tasks` tasks join waiting lists
 as fresh users, each attempt once. At the end the engine is closed and recovered from disk, and:
 
 - every acknowledged join is in the recovered state (lost = 0);
@@ -46,7 +47,9 @@ async def run(
     data_dir: Path, *, seconds: float, tasks: int, seed: int, config: EngineConfig | None = None
 ) -> dict[str, Any]:
     rng = random.Random(seed)
-    config = config or EngineConfig(snapshot_every=0, run_jobs=False)
+    # (`writer_process` off: the faults are raised by a wrapper of `Journal.append`, in this
+    # process; the writer process's own failures are tests/engine/test_writer_process_faults.py)
+    config = config or EngineConfig(snapshot_every=0, run_jobs=False, writer_process=False)
     acknowledged: dict[str, str] = {}  # user -> event
     refused: dict[str, str] = {}
     codes: Counter[str] = Counter()

@@ -10,9 +10,11 @@ on the way through:
 - *outside*: from that response written to the same connection's next Mutation reaching its
   session (the network, the client process, the server's scheduling of the reader task). Server
   plus outside is the round trip a client sees (Little's law: clients / rate);
-- the batches of the window: how many per second, rows per batch, the append's wall time and
-  the CPU the writer thread spent in it (the difference is the fsync and the waits for the
-  interpreter lock);
+- the batches of the window: how many per second, rows per batch, the append's wall time (from
+  the batch handed over to its outcome back on the loop) and the writer's CPU: the thread's in
+  each append, or, with the journal's writer process (the default), that process's CPU over
+  the window per batch (the difference is the fsync and the waits for the interpreter lock or
+  for the loop);
 - the CPU of each of the server's threads over the window: the event loop, the worker threads
   (the journal writer, the stream and request index catch-up).
 
@@ -66,6 +68,7 @@ class Probes:
         probes = self
         begin, mutation = Engine.begin_mutation, SyncSession._mutation
         write_texts, append = Outbox.write_texts, group_commit._timed_append
+        finish = group_commit.GroupCommit._finish
 
         def timed_begin(engine: Any, *args: Any, **kwargs: Any) -> Any:
             pending = begin(engine, *args, **kwargs)
@@ -91,20 +94,25 @@ class Probes:
                 probes._answered[id(outbox)] = now
             write_texts(outbox, payloads)
 
-        def timed_append(journal: Any, prepared: Any) -> None:
-            cpu, wall = time.thread_time(), time.perf_counter()
+        def timed_append(journal: Any, prepared: Any) -> None:  # (a writer thread's)
+            cpu = time.thread_time()
             try:
                 append(journal, prepared)
             finally:
                 if probes.recording:
-                    probes.append_wall.append(time.perf_counter() - wall)
                     probes.append_cpu.append(time.thread_time() - cpu)
+
+        def timed_finish(commit: Any, prepared: Any, error: Any) -> None:
+            if probes.recording:
+                probes.append_wall.append(prepared.write_seconds)
+            finish(commit, prepared, error)
 
         patches: list[tuple[Any, str, Callable[..., Any]]] = [
             (Engine, "begin_mutation", timed_begin),
             (SyncSession, "_mutation", timed_mutation),
             (Outbox, "write_texts", timed_write),
             (group_commit, "_timed_append", timed_append),
+            (group_commit.GroupCommit, "_finish", timed_finish),
         ]
         saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
         try:
@@ -132,6 +140,18 @@ def thread_cpu() -> dict[str, float]:
             continue  # ended meanwhile
         out[f"{tid}:{name}"] = (int(stat[11]) + int(stat[12])) / tick
     return out
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of process `pid` so far (0.0 if unknown or not Linux)."""
+    if pid is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(stat[11]) + int(stat[12])) / tick
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -171,12 +191,14 @@ async def measure_async(sizes: Sizes) -> dict[str, Any]:
                 await trio.sleep(sizes.warmup)
                 commit = engine._commit
                 batches, rows, writing = commit.batches, commit.rows_written, commit.write_seconds
-                threads, wall = thread_cpu(), time.perf_counter()
+                writer = engine._appender.pid if engine._appender is not None else None
+                threads, writer_cpu, wall = thread_cpu(), process_cpu(writer), time.perf_counter()
                 probes.recording = True
                 await trio.sleep(sizes.seconds)
                 probes.recording = False
                 elapsed = time.perf_counter() - wall
                 threads_after = thread_cpu()
+                writer_cpu = process_cpu(writer) - writer_cpu
                 batches = commit.batches - batches
                 rows = commit.rows_written - rows
                 writing = commit.write_seconds - writing
@@ -202,6 +224,10 @@ async def measure_async(sizes: Sizes) -> dict[str, Any]:
         "batches_per_s": batches / elapsed,
         "rows_per_batch": rows / batches if batches else 0.0,
         "writer_busy": writing / elapsed,
+        "writer_process_busy": writer_cpu / elapsed if writer is not None else None,
+        "writer_process_ms_per_batch": (
+            writer_cpu / batches * 1e3 if writer is not None and batches else None
+        ),
         "threads": dict(sorted(busy.items(), key=lambda item: -item[1])),
     }
 
@@ -247,6 +273,11 @@ def report(result: dict[str, Any]) -> str:
         if busy >= 0.005
     )
     lines.append(f"Server threads' CPU (of one core): {threads}")
+    if result.get("writer_process_busy") is not None:
+        lines.append(
+            f"The journal's writer process: {result['writer_process_busy']:.0%} of a core, "
+            f"{result['writer_process_ms_per_batch'] or 0:.2f} ms of CPU per batch"
+        )
     return "\n".join(lines)
 
 

@@ -8,8 +8,9 @@ Plan:
   erasure and record it done). The guarantees are in its docstrings.
 - `sqlite.py` is the backend (one SQLite file per data dir, WAL, group commit's one fsync per
   batch), and the only module in the code base with SQL on the journal's tables.
-- `writer_process.py` runs that backend's appends in a child process for the engine's group
-  commit (`append_process`), so that writing overlaps the event loop.
+- `writer_process.py` (the parent's side) and `writer_child.py` (the child's) run that
+  backend's appends in a child process for the engine's group commit (`append_process`), so
+  that writing overlaps the event loop.
 - Everything else (the engine, the snapshot builder, erasure, `turnstile replay`, the chaos
   ledger) reaches the journal through `open_journal` / `open_reader` and the interface. A
   second backend implements the same two protocols and passes the same contract suite
@@ -19,6 +20,7 @@ Plan:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.journal.interface import (
     Batch,
@@ -37,7 +39,9 @@ from engine.journal.interface import (
 )
 from engine.journal.sqlite import JOURNAL_FILE, SqliteJournal
 from engine.journal.sqlite import open_reader as _open_sqlite_reader
-from engine.journal.writer_process import AppendProcess
+
+if TYPE_CHECKING:
+    from engine.journal.writer_process import AppendProcess
 
 
 def open_journal(data_dir: Path, *, synchronous: str = "FULL") -> Journal:
@@ -53,6 +57,10 @@ def append_process(journal: Journal, synchronous: str = "FULL") -> AppendProcess
     commit to append through (engine/journal/writer_process.py); None for a journal that has
     none. `synchronous` as the journal was opened with."""
     if isinstance(journal, SqliteJournal):
+        # (imported here: the writer child imports this package, and needs none of the
+        # parent's side, trio included)
+        from engine.journal.writer_process import AppendProcess
+
         return AppendProcess(journal, synchronous)
     return None
 
@@ -65,7 +73,6 @@ def open_reader(data_dir: Path) -> JournalReader:
 
 __all__ = [
     "JOURNAL_FILE",
-    "AppendProcess",
     "Batch",
     "DamagedRow",
     "GroupCount",

@@ -80,8 +80,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from engine.journal.interface import (
     Batch,
     GroupCount,
@@ -205,27 +203,34 @@ def _create_index_schema(conn: sqlite3.Connection, schema: str = "main") -> None
 
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create the journal's tables in a new database (or check an existing one's format)."""
-    db = sqlite_utils.Database(conn)
-    if "events" not in db.table_names():
-        db.table("events").create(
-            {
-                "seq": int,
-                "stream": str,
-                "version": int,
-                "type": str,
-                "schema": int,
-                "payload": bytes,
-                "at": int,
-                "crc": int,
-            },
-            pk="seq",
-            not_null={"stream", "version", "type", "schema", "payload", "at", "crc"},
-        )
-    if "requests" not in db.table_names():
-        conn.execute(f"CREATE TABLE requests {_REQUESTS_TABLE}")
-    if "meta" not in db.table_names():
-        db.table("meta").create({"key": str, "value": str}, pk="key")
-        db.table("meta").insert({"key": "format", "value": str(FORMAT_VERSION)})
+    tables = {
+        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if not {"events", "requests", "meta"} <= tables:
+        # (imported only here: a writer child opens an existing journal and needs none of it)
+        import sqlite_utils
+
+        db = sqlite_utils.Database(conn)
+        if "events" not in tables:
+            db.table("events").create(
+                {
+                    "seq": int,
+                    "stream": str,
+                    "version": int,
+                    "type": str,
+                    "schema": int,
+                    "payload": bytes,
+                    "at": int,
+                    "crc": int,
+                },
+                pk="seq",
+                not_null={"stream", "version", "type", "schema", "payload", "at", "crc"},
+            )
+        if "requests" not in tables:
+            conn.execute(f"CREATE TABLE requests {_REQUESTS_TABLE}")
+        if "meta" not in tables:
+            db.table("meta").create({"key": str, "value": str}, pk="key")
+            db.table("meta").insert({"key": "format", "value": str(FORMAT_VERSION)})
     found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
     if found is not None and int(found[0]) in (1, 2):
         return  # converted by `SqliteJournal.open` (`_convert`); a reader reads it as it is

@@ -38,16 +38,10 @@ everything else (tools, tests, a bulk copy) appends in-process through `Journal.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno as errno_codes
 import fcntl
-import itertools
 import logging
 import marshal
 import os
-import signal
-import sqlite3
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -55,70 +49,20 @@ from typing import Any
 
 import trio
 
-from engine.journal.interface import Batch, RequestRecord, Row
+from engine.journal.interface import Batch
 from engine.journal.sqlite import SqliteJournal
+from engine.journal.writer_child import HEADER, AppendFailed, encode_batch, error_of
 
 log = logging.getLogger("turnstile.journal")
 
-_HEADER = struct.Struct("<I")
-#: Rows appended between two reads of the index's positions in the child.
-POSITIONS_EVERY = 20_000
 #: Bytes the pipe to the child holds (a batch of a few thousand rows fits in one write).
 PIPE_BYTES = 4 << 20
 _F_SETPIPE_SZ = 1031
-_PR_SET_PDEATHSIG = 1
-#: Seconds `close` waits for the child to finish its append and exit before killing it.
+#: Seconds `aclose` waits for the child to finish its append and exit before killing it.
 CLOSE_SECONDS = 30.0
 _ROOT = Path(__file__).resolve().parents[2]
-_chain = itertools.chain.from_iterable
-#: The child's program (`-c`, not `-m`: the package imports this module first).
-_CHILD = "import sys; from engine.journal.writer_process import main; main(sys.argv[1:])"
-
-
-class AppendFailed(Exception):
-    """An append failed in the child with an error this process has no class for, or the
-    child ended without committing the batch."""
-
-
-# -- frames (both sides) ----------------------------------------------------------------------
-
-
-def encode_batch(batch: Batch) -> bytes:
-    body = marshal.dumps((list(_chain(batch.rows)), list(_chain(batch.requests))))
-    return _HEADER.pack(len(body)) + body
-
-
-def decode_batch(body: bytes) -> Batch:
-    flat_rows, flat_requests = marshal.loads(body)
-    rows = [Row._make(flat_rows[i : i + 8]) for i in range(0, len(flat_rows), 8)]
-    requests = [
-        RequestRecord._make(flat_requests[i : i + 5]) for i in range(0, len(flat_requests), 5)
-    ]
-    return Batch(rows=rows, requests=requests)
-
-
-def encode_answer(error: BaseException | None) -> bytes:
-    if error is None:
-        body = marshal.dumps(None)
-    else:
-        code = error.errno if isinstance(error, OSError) else None
-        body = marshal.dumps((type(error).__name__, code, str(error)))
-    return _HEADER.pack(len(body)) + body
-
-
-def error_of(answer: Any) -> BaseException | None:
-    """The exception an answer carries (None: the batch committed), as its own class where
-    that is SQLite's or an `OSError`."""
-    if answer is None:
-        return None
-    name, code, message = answer
-    if code is not None:
-        text = message.split("] ", 1)[-1] if message.startswith("[Errno") else message
-        return OSError(code, text)
-    cls = getattr(sqlite3, name, None)
-    if isinstance(cls, type) and issubclass(cls, sqlite3.Error):
-        return cls(message)
-    return AppendFailed(f"{name}: {message}")
+#: The child's program (engine/journal/writer_child.py).
+_CHILD = "import sys; from engine.journal.writer_child import main; main(sys.argv[1:])"
 
 
 # -- the parent's side ----------------------------------------------------------------------
@@ -185,7 +129,10 @@ class AppendProcess:
             raise RuntimeError("one batch at a time")
         self._batch = batch
         self._failed = None
-        if self._proc is None or self._proc.poll() is not None:
+        if self._proc is not None and self._proc.poll() is not None:
+            _discard(self._proc)  # (it ended: `reply` told the caller what became of its batch)
+            self._proc = None
+        if self._proc is None:
             try:
                 self._spawn()
             except Exception as exc:  # (no process to hand it to: `reply` raises this)
@@ -241,11 +188,11 @@ class AppendProcess:
     async def _read_answer(self, fd: int) -> Any:
         received = self._received
         while True:
-            if len(received) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(received)
-                if len(received) >= _HEADER.size + size:
-                    body = bytes(received[_HEADER.size : _HEADER.size + size])
-                    del received[: _HEADER.size + size]
+            if len(received) >= HEADER.size:
+                (size,) = HEADER.unpack_from(received)
+                if len(received) >= HEADER.size + size:
+                    body = bytes(received[HEADER.size : HEADER.size + size])
+                    del received[: HEADER.size + size]
                     return marshal.loads(body)
             await trio.lowlevel.wait_readable(fd)
             try:
@@ -275,84 +222,21 @@ class AppendProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.close()
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
         with trio.move_on_after(CLOSE_SECONDS):
             await trio.to_thread.run_sync(proc.wait, abandon_on_cancel=True)
         if proc.poll() is None:
             log.error("the journal writer did not end in %.0f s: killing it", CLOSE_SECONDS)
             proc.kill()
             proc.wait()
-        proc.stdout.close()
+        _discard(proc)
 
 
-# -- the child's side -------------------------------------------------------------------------
-
-
-def _end_with_parent() -> None:
-    """Linux: be killed when the parent ends (its pipe's end would tell us too, but only once
-    the append in progress is done)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    chunks: list[bytes] = []
-    while size:
-        chunk = os.read(fd, size)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def serve(data_dir: Path, synchronous: str, lock: int, inp: int = 0, out: int = 1) -> None:
-    """The child's loop: append each batch read from `inp`, answer on `out`, until `inp`
-    ends. `lock` is the data dir's lock, held by the parent and kept open here."""
-    journal = SqliteJournal._open(data_dir, synchronous)
-    rows_since = 0
-    try:
-        while True:
-            head = _read_exactly(inp, _HEADER.size)
-            if head is None:
-                return
-            (size,) = _HEADER.unpack(head)
-            body = _read_exactly(inp, size)
-            if body is None:
-                return
-            batch = decode_batch(body)
-            error: BaseException | None = None
-            try:
-                journal.append(batch)
-            except Exception as exc:
-                error = exc
-            rows_since += len(batch.rows)
-            if rows_since >= POSITIONS_EVERY:
-                rows_since = 0
-                journal.note_index_positions()
-            answer = encode_answer(error)
-            while answer:
-                answer = answer[os.write(out, answer) :]
-    finally:
-        journal.close()
-        os.close(lock)
-
-
-def main(argv: list[str]) -> None:
-    """The child process: `data_dir synchronous lock_fd parent_pid`."""
-    logging.basicConfig(level=logging.WARNING, format="journal writer: %(message)s")
-    _end_with_parent()
-    data_dir, synchronous, lock, parent = Path(argv[0]), argv[1], int(argv[2]), int(argv[3])
-    if os.getppid() != parent:  # it ended before we could ask to end with it
-        sys.exit(1)
-    try:
-        serve(data_dir, synchronous, lock)
-    except BrokenPipeError:
-        pass  # the parent is gone: nobody to answer
-    except OSError as exc:
-        if exc.errno != errno_codes.EPIPE:
-            raise
+def _discard(proc: subprocess.Popen[bytes]) -> None:
+    """Close the parent's ends of an ended child's pipes."""
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()

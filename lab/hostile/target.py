@@ -118,9 +118,15 @@ class Target:
 
 @asynccontextmanager
 async def open_target(
-    data_dir: Path, config: ServerConfig | None = None, *, offload_io: bool = True
+    data_dir: Path,
+    config: ServerConfig | None = None,
+    *,
+    offload_io: bool = True,
+    writer_process: bool = True,
 ) -> AsyncIterator[Target]:
-    """A live server for the block; on leaving, a graceful stop and a check that it stopped."""
+    """A live server for the block; on leaving, a graceful stop and a check that it stopped.
+    `writer_process` off: appends go through `engine.journal.append` in a worker thread (for a
+    test that holds them there)."""
     config = config or ServerConfig()
     errors = ErrorLog()
     logger = logging.getLogger("turnstile")
@@ -128,7 +134,9 @@ async def open_target(
     try:
         async with (
             open_engine(
-                data_dir, modules=load_apps([APP]), config=EngineConfig(offload_io=offload_io)
+                data_dir,
+                modules=load_apps([APP]),
+                config=EngineConfig(offload_io=offload_io, writer_process=writer_process),
             ) as engine,
             open_server(
                 engine,

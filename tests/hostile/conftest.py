@@ -29,6 +29,15 @@ async def target(tmp_path: Path) -> AsyncIterator[Target]:
         live.assert_no_errors(" during the test")
 
 
+@pytest.fixture
+async def threaded_target(tmp_path: Path) -> AsyncIterator[Target]:
+    """`target` appending through `engine.journal.append` in a worker thread, not the writer
+    process: for a test that holds its appends there."""
+    async with open_target(tmp_path / "data", CONFIG, writer_process=False) as live:
+        yield live
+        live.assert_no_errors(" during the test")
+
+
 def connect(session_id: str = "s-1") -> dict[str, Any]:
     return {"type": "Connect", "sessionId": session_id, "connectionCount": 0}
 

@@ -478,7 +478,10 @@ async def test_reading_pauses_while_a_session_has_its_most_mutations_in_flight(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = ServerConfig(read_timeout=1.0, max_mutations_in_flight=2, drain_seconds=5.0)
-    async with open_target(tmp_path / "data", config) as target, open_ws(target.port) as ws:
+    async with (
+        open_target(tmp_path / "data", config, writer_process=False) as target,  # held below
+        open_ws(target.port) as ws,
+    ):
         gate = threading.Event()
         append = target.engine.journal.append
 
@@ -516,7 +519,7 @@ async def test_a_dropped_session_gives_its_users_slot_back_at_once(
     # mutation in flight kept its user's slot for as long as that mutation kept it alive (up to
     # mutation_grace), so a user reconnecting at once was refused as over the limit.
     config = ServerConfig(read_timeout=1.0, max_sessions_per_identity=1, drain_seconds=5.0)
-    async with open_target(tmp_path / "data", config) as target:
+    async with open_target(tmp_path / "data", config, writer_process=False) as target:  # held
         gate = threading.Event()
         append = target.engine.journal.append
 

@@ -165,7 +165,7 @@ async def test_a_malformed_action_is_a_fatal_error_as_a_malformed_mutation_is(
 
 
 async def test_a_mutation_in_flight_when_its_connection_drops_runs_once_when_resent(
-    target: Target, monkeypatch: pytest.MonkeyPatch
+    threaded_target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Found by the fuzzer: when a session ended, its mutations in flight were cancelled and the
     # engine forgot their request ids before they committed; the same (sessionId, requestId)
@@ -174,27 +174,27 @@ async def test_a_mutation_in_flight_when_its_connection_drops_runs_once_when_res
     gate = threading.Event()
     reached = trio.Event()
     token = trio.lowlevel.current_trio_token()
-    append = target.engine.journal.append
+    append = threaded_target.engine.journal.append
 
     def held(batch: Any) -> Any:  # runs in the engine's I/O thread
         token.run_sync_soon(reached.set)
         gate.wait(20)
         return append(batch)
 
-    monkeypatch.setattr(target.engine.journal, "append", held)
-    before = target.engine.committed_seq
+    monkeypatch.setattr(threaded_target.engine.journal, "append", held)
+    before = threaded_target.engine.committed_seq
     create = mutation(7, "events:create", EVENT)
     try:
-        async with open_ws(target.port) as ws:
+        async with open_ws(threaded_target.port) as ws:
             peer = SyncPeer(ws)
-            for message in (connect("dropping"), admin(target), create):
+            for message in (connect("dropping"), admin(threaded_target), create):
                 await peer.send(message)
             with trio.fail_after(10):
                 await reached.wait()  # the create is being committed
         await trio.testing.wait_all_tasks_blocked(cushion=0.1)  # the server saw the drop
-        async with open_ws(target.port) as ws:
+        async with open_ws(threaded_target.port) as ws:
             peer = SyncPeer(ws)
-            for message in (connect("dropping"), admin(target), create):
+            for message in (connect("dropping"), admin(threaded_target), create):
                 await peer.send(message)
             await trio.testing.wait_all_tasks_blocked(cushion=0.1)
             gate.set()
@@ -202,7 +202,7 @@ async def test_a_mutation_in_flight_when_its_connection_drops_runs_once_when_res
     finally:
         gate.set()
     assert answer["success"], answer
-    assert target.engine.committed_seq == before + 1  # created exactly once
+    assert threaded_target.engine.committed_seq == before + 1  # created exactly once
     assert decode_ts(answer["ts"]) == before + 1
 
 

@@ -1,0 +1,147 @@
+"""The journal's writer process, the child's side (engine/journal/writer_process.py has the plan
+and the parent's side): the frames both sides speak, and the child's loop. Imports no more than
+the SQLite journal needs, so that a child starts fast.
+
+Frames are a 4-byte little-endian length and a `marshal` body: a batch as its rows' and
+records' values in one flat list each (built at C speed on the parent's loop), an answer as None
+or `(class name, errno, message)`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as errno_codes
+import itertools
+import logging
+import marshal
+import os
+import signal
+import sqlite3
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.journal.interface import Batch, RequestRecord, Row
+from engine.journal.sqlite import SqliteJournal
+
+HEADER = struct.Struct("<I")
+#: Rows appended between two reads of the index's positions.
+POSITIONS_EVERY = 20_000
+_PR_SET_PDEATHSIG = 1
+_chain = itertools.chain.from_iterable
+
+
+class AppendFailed(Exception):
+    """An append failed in the child with an error the parent has no class for, or the child
+    ended without committing the batch."""
+
+
+def encode_batch(batch: Batch) -> bytes:
+    body = marshal.dumps((list(_chain(batch.rows)), list(_chain(batch.requests))))
+    return HEADER.pack(len(body)) + body
+
+
+def decode_batch(body: bytes) -> Batch:
+    flat_rows, flat_requests = marshal.loads(body)
+    rows = [Row._make(flat_rows[i : i + 8]) for i in range(0, len(flat_rows), 8)]
+    requests = [
+        RequestRecord._make(flat_requests[i : i + 5]) for i in range(0, len(flat_requests), 5)
+    ]
+    return Batch(rows=rows, requests=requests)
+
+
+def encode_answer(error: BaseException | None) -> bytes:
+    if error is None:
+        body = marshal.dumps(None)
+    else:
+        code = error.errno if isinstance(error, OSError) else None
+        body = marshal.dumps((type(error).__name__, code, str(error)))
+    return HEADER.pack(len(body)) + body
+
+
+def error_of(answer: Any) -> BaseException | None:
+    """The exception an answer carries (None: the batch committed), as its own class where
+    that is SQLite's or an `OSError`."""
+    if answer is None:
+        return None
+    name, code, message = answer
+    if code is not None:
+        text = message.split("] ", 1)[-1] if message.startswith("[Errno") else message
+        return OSError(code, text)
+    cls = getattr(sqlite3, name, None)
+    if isinstance(cls, type) and issubclass(cls, sqlite3.Error):
+        return cls(message)
+    return AppendFailed(f"{name}: {message}")
+
+
+# -- the child's side -------------------------------------------------------------------------
+
+
+def _end_with_parent() -> None:
+    """Linux: be killed when the parent ends (its pipe's end would tell us too, but only once
+    the append in progress is done)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while size:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def serve(data_dir: Path, synchronous: str, lock: int, inp: int = 0, out: int = 1) -> None:
+    """The child's loop: append each batch read from `inp`, answer on `out`, until `inp`
+    ends. `lock` is the data dir's lock, held by the parent and kept open here."""
+    journal = SqliteJournal._open(data_dir, synchronous)
+    rows_since = 0
+    try:
+        while True:
+            head = _read_exactly(inp, HEADER.size)
+            if head is None:
+                return
+            (size,) = HEADER.unpack(head)
+            body = _read_exactly(inp, size)
+            if body is None:
+                return
+            batch = decode_batch(body)
+            error: BaseException | None = None
+            try:
+                journal.append(batch)
+            except Exception as exc:
+                error = exc
+            rows_since += len(batch.rows)
+            if rows_since >= POSITIONS_EVERY:
+                rows_since = 0
+                journal.note_index_positions()
+            answer = encode_answer(error)
+            while answer:
+                answer = answer[os.write(out, answer) :]
+    finally:
+        journal.close()
+        os.close(lock)
+
+
+def main(argv: list[str]) -> None:
+    """The child process: `data_dir synchronous lock_fd parent_pid`."""
+    logging.basicConfig(level=logging.WARNING, format="journal writer: %(message)s")
+    _end_with_parent()
+    data_dir, synchronous, lock, parent = Path(argv[0]), argv[1], int(argv[2]), int(argv[3])
+    if os.getppid() != parent:  # it ended before we could ask to end with it
+        sys.exit(1)
+    try:
+        serve(data_dir, synchronous, lock)
+    except BrokenPipeError:
+        pass  # the parent is gone: nobody to answer
+    except OSError as exc:
+        if exc.errno != errno_codes.EPIPE:
+            raise

@@ -1,0 +1,88 @@
+"""An engine whose journal writer process is killed while commands are in flight: nothing it
+acknowledged is lost, nothing it refused was written, and writing goes on with a new writer
+without a restart. The kill comes after a number of acknowledgements, not after a delay."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import trio
+
+from domain.errors import Overloaded
+from domain.identity import ADMIN, Identity
+from domain.ticketing.aggregate import EVENT_QUEUE
+from engine import EngineConfig, open_engine
+
+JOIN = "events:joinWaitingList"
+TASKS = 16
+KILL_AFTER = (60, 180)
+ACKS = 300
+
+
+def event_args(i: int) -> dict[str, object]:
+    return {
+        "name": f"Night {i}",
+        "description": "d",
+        "location": "here",
+        "eventDate": 1_900_000_000_000,
+        "price": 10,
+        "totalTickets": 1_000,
+        "orgId": "org1",
+    }
+
+
+async def test_killing_the_writer_process_loses_nothing_acknowledged_and_writes_nothing_refused(
+    tmp_path: Path,
+) -> None:
+    config = EngineConfig(snapshot_every=0, run_jobs=False)
+    acknowledged: dict[str, str] = {}  # user -> event
+    refused: dict[str, str] = {}
+    reasons: set[str] = set()
+    pids: list[int] = []
+    async with open_engine(tmp_path, config=config) as engine:
+        appender = engine._appender
+        assert appender is not None
+        events = [
+            (await engine.mutation("events:create", event_args(i), ADMIN)).value for i in range(4)
+        ]
+        done = trio.Event()
+
+        async def client(index: int) -> None:
+            n = 0
+            while not done.is_set():
+                user, event = f"u{index}x{n}", events[n % len(events)]
+                n += 1
+                try:
+                    await engine.mutation(
+                        JOIN, {"eventId": event, "userId": user}, Identity(subject=user)
+                    )
+                except Overloaded as refusal:
+                    refused[user] = event
+                    reasons.add(str(refusal.details.get("reason")))
+                    continue
+                acknowledged[user] = event
+                if len(acknowledged) in KILL_AFTER and appender.pid not in pids:
+                    pid = appender.pid
+                    assert pid is not None
+                    pids.append(pid)
+                    os.kill(pid, signal.SIGKILL)
+                if len(acknowledged) >= ACKS:
+                    done.set()
+
+        async with trio.open_nursery() as nursery:
+            for index in range(TASKS):
+                nursery.start_soon(client, index)
+        assert appender.started == 1 + len(KILL_AFTER)  # a new writer after each kill
+    assert len(pids) == len(KILL_AFTER)
+    assert reasons <= {"AppendFailed"}
+    async with open_engine(tmp_path, config=config) as engine:
+        joined: set[tuple[str, str]] = set()
+        for event in events:
+            state = engine.committed_state(EVENT_QUEUE, event)
+            joined |= {(entry.user_id, event) for entry in state.entries.values()}
+    lost = [user for user, event in acknowledged.items() if (user, event) not in joined]
+    phantoms = [user for user, event in refused.items() if (user, event) in joined]
+    assert lost == [] and phantoms == []
+    assert len(acknowledged) >= ACKS

@@ -1,0 +1,207 @@
+"""The journal's writer process (engine/journal/writer_process.py, writer_child.py): what the child appends is
+what the parent sent, byte for byte; its refusals come back as the same errors; a child gone
+before committing refuses its batch and the next batch starts a new one; the data dir stays
+locked while the child lives; closing ends it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.journal import Batch, JournalLocked, RequestRecord, Row, checksum
+from engine.journal.sqlite import SqliteJournal
+from engine.journal.writer_child import (
+    AppendFailed,
+    decode_batch,
+    encode_answer,
+    encode_batch,
+    error_of,
+)
+from engine.journal.writer_process import AppendProcess
+
+
+def row(seq: int, stream: str, version: int, payload: bytes = b'{"n":1}') -> Row:
+    return Row(seq, stream, version, "Noted", 1, payload, 1_000 + seq, checksum(payload))
+
+
+def body(frame: bytes) -> bytes:
+    return frame[4:]
+
+
+_text = st.text(min_size=1, max_size=12)
+_int = st.integers(min_value=-(2**62), max_value=2**62)
+_rows = st.lists(
+    st.builds(Row, _int, _text, _int, _text, _int, st.binary(max_size=40), _int, _int),
+    max_size=20,
+)
+_records = st.lists(
+    st.builds(RequestRecord, _text, _int, st.binary(max_size=20), _int, _int), max_size=10
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_rows, _records)
+def test_a_batch_reaches_the_child_as_it_was_sent(
+    rows: list[Row], records: list[RequestRecord]
+) -> None:
+    decoded = decode_batch(body(encode_batch(Batch(rows=rows, requests=records))))
+    assert list(decoded.rows) == rows
+    assert list(decoded.requests) == records
+    assert all(type(r) is Row for r in decoded.rows)
+
+
+def test_an_answer_carries_the_childs_error_as_its_own_class() -> None:
+    import marshal
+
+    def back(error: BaseException | None) -> BaseException | None:
+        return error_of(marshal.loads(body(encode_answer(error))))
+
+    assert back(None) is None
+    full = back(sqlite3.OperationalError("database or disk is full"))
+    assert type(full) is sqlite3.OperationalError and str(full) == "database or disk is full"
+    twice = back(sqlite3.IntegrityError("s: version 1 is already written (the stream is at 1)"))
+    assert type(twice) is sqlite3.IntegrityError and "already written" in str(twice)
+    io = back(OSError(errno.EIO, "Input/output error"))
+    assert isinstance(io, OSError) and io.errno == errno.EIO and io.strerror == "Input/output error"
+    other = back(ValueError("odd"))
+    assert type(other) is AppendFailed and "ValueError: odd" in str(other)
+
+
+async def appended(appender: AppendProcess, batch: Batch) -> None:
+    appender.send(batch)
+    await appender.reply()
+
+
+async def test_the_child_appends_and_refuses_as_the_journal_does(tmp_path: Path) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    appender = AppendProcess(journal, "FULL")
+    try:
+        appender.start()
+        record = RequestRecord("session", 1, b'"ok"', 2, 1_002)
+        first = Batch(rows=[row(1, "c/a", 1), row(2, "c/b", 1, b"\x00\xff")], requests=[record])
+        await appended(appender, first)
+        assert journal.last_seq() == 2  # durable, and read back by the parent's own reader
+        assert journal.read_stream("c/b") == [row(2, "c/b", 1, b"\x00\xff")]
+        assert journal.lookup_request("session", 1) == record
+        with pytest.raises(sqlite3.IntegrityError, match="already written"):
+            await appended(appender, Batch(rows=[row(3, "c/a", 1)], requests=()))
+        with pytest.raises(sqlite3.IntegrityError, match="already recorded"):
+            await appended(appender, Batch(rows=[row(3, "c/c", 1)], requests=[record]))
+        assert journal.last_seq() == 2  # the refused batches wrote nothing
+        await appended(appender, Batch(rows=[row(3, "c/a", 2)], requests=()))
+        assert journal.last_seq() == 3
+        assert appender.started == 1
+    finally:
+        await appender.aclose()
+        journal.close()
+
+
+def _wait_gone(pid: int) -> None:
+    for _ in range(500):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+
+
+async def test_a_child_gone_before_committing_refuses_its_batch_and_the_next_starts_anew(
+    tmp_path: Path,
+) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    appender = AppendProcess(journal, "FULL")
+    try:
+        appender.start()
+        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()))
+        pid = appender.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # it cannot read what is sent ...
+        lost = Batch(rows=[row(2, "c/a", 2)], requests=())
+        appender.send(lost)
+        os.kill(pid, signal.SIGKILL)  # ... and ends without having read it
+        with pytest.raises(AppendFailed, match="before committing"):
+            await appender.reply()
+        assert journal.last_seq() == 1
+        assert not appender._committed(lost)
+        await appended(appender, lost)  # a new child takes it
+        assert appender.started == 2 and appender.pid != pid
+        assert journal.last_seq() == 2 and appender._committed(lost)
+    finally:
+        await appender.aclose()
+        journal.close()
+
+
+async def test_the_data_dir_stays_locked_while_the_child_lives_and_closing_ends_it(
+    tmp_path: Path,
+) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    appender = AppendProcess(journal, "FULL")
+    appender.start()
+    await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()))
+    pid = appender.pid
+    assert pid is not None
+    journal.close()  # the parent lets go of its lock: the child still holds it
+    with pytest.raises(JournalLocked):
+        SqliteJournal.open(tmp_path)
+    await appender.aclose()
+    _wait_gone(pid)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    reopened = SqliteJournal.open(tmp_path)
+    try:
+        assert reopened.last_seq() == 1
+    finally:
+        reopened.close()
+
+
+async def test_a_large_batch_goes_through_the_pipe_in_several_writes(tmp_path: Path) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    appender = AppendProcess(journal, "FULL")
+    try:
+        payload = b"x" * 3_000
+        rows = [row(seq, f"c/{seq}", 1, payload) for seq in range(1, 4_001)]  # ~12 MB framed
+        await appended(appender, Batch(rows=rows, requests=()))
+        assert journal.last_seq() == 4_000
+        assert journal.read_stream("c/4000") == [rows[-1]]
+    finally:
+        await appender.aclose()
+        journal.close()
+
+
+async def test_an_engine_writes_through_its_writer_process_and_ends_it_when_closed(
+    tmp_path: Path,
+) -> None:
+    from domain.identity import ADMIN
+    from engine import EngineConfig, open_engine
+
+    create = {
+        "name": "Gala",
+        "description": "d",
+        "location": "here",
+        "eventDate": 1_900_000_000_000,
+        "price": 10,
+        "totalTickets": 5,
+        "orgId": "org1",
+    }
+    config = EngineConfig(snapshot_every=0, run_jobs=False)
+    async with open_engine(tmp_path, config=config) as engine:
+        appender = engine._appender
+        assert appender is not None
+        created = await engine.mutation("events:create", create, ADMIN)
+        pid = appender.pid
+        assert pid is not None and created.ts >= 1
+    _wait_gone(pid)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    async with open_engine(tmp_path, config=config) as engine:
+        assert engine.committed_seq == created.ts
+        await trio.lowlevel.checkpoint()
