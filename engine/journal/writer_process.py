@@ -15,10 +15,12 @@ Plan:
   the parent's lock file descriptor instead, so the lock is held while either process lives
   (a new server cannot open the data dir while an old writer could still commit), and it asks
   the kernel to end it when the parent ends.
-- The parent sends a batch from the event loop (`send`: one non-blocking write; what the pipe
-  does not take is written by `reply`), and `await reply()` reads the answer: nothing, or the
-  error the child's `append` raised, raised again in the parent as the same class (SQLite's
-  errors, `OSError` with its errno), so a refusal names its fault as before.
+- The parent sends a batch from the event loop (`send`: a non-blocking write, which the idle
+  child reads as it goes; for a batch larger than the pipe, `send` waits for room up to
+  `HANDOVER_SECONDS`, and what is left then is written by `reply`), and `await reply()` reads
+  the answer: nothing, or the error the child's `append` raised, raised again in the parent as
+  the same class (SQLite's errors, `OSError` with its errno), so a refusal names its fault as
+  before.
 - Frames are a 4-byte little-endian length and a `marshal` body: a batch as its rows' and
   records' values in one flat list each (built at C speed on the loop), an answer as None or
   `(class name, errno, message)`.
@@ -42,8 +44,10 @@ import fcntl
 import logging
 import marshal
 import os
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +62,9 @@ log = logging.getLogger("turnstile.journal")
 #: Bytes the pipe to the child holds (a batch of a few thousand rows fits in one write).
 PIPE_BYTES = 4 << 20
 _F_SETPIPE_SZ = 1031
+#: Seconds `send` may wait for room in the pipe (for a batch larger than the pipe holds) before
+#: leaving the rest to `reply`.
+HANDOVER_SECONDS = 0.02
 #: Seconds `aclose` waits for the child to finish its append and exit before killing it.
 CLOSE_SECONDS = 30.0
 _ROOT = Path(__file__).resolve().parents[2]
@@ -117,8 +124,7 @@ class AppendProcess:
         assert proc.stdin is not None and proc.stdout is not None
         for pipe in (proc.stdin, proc.stdout):
             os.set_blocking(pipe.fileno(), False)
-        with contextlib.suppress(OSError):  # past the system's limit: writes take more turns
-            fcntl.fcntl(proc.stdin.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+        _widen(proc.stdin.fileno())
         self._proc = proc
         self.started += 1
 
@@ -138,15 +144,22 @@ class AppendProcess:
             except Exception as exc:  # (no process to hand it to: `reply` raises this)
                 self._failed = exc
                 return
-        frame = memoryview(encode_batch(batch))
         assert self._proc is not None and self._proc.stdin is not None
-        try:
-            written = os.write(self._proc.stdin.fileno(), frame)
-        except BlockingIOError:
-            written = 0
-        except OSError:  # (BrokenPipe) the child is gone: `reply` finds out what was written
-            written = len(frame)
-        self._unsent = frame[written:]
+        fd = self._proc.stdin.fileno()
+        frame = memoryview(encode_batch(batch))
+        deadline = time.monotonic() + HANDOVER_SECONDS
+        while frame:
+            try:
+                frame = frame[os.write(fd, frame) :]
+            except BlockingIOError:
+                # A batch larger than the pipe: the idle child is reading it, so wait for room
+                # a little here rather than a scheduler pass per pipeful in `reply`.
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [fd], [], left)[1]:
+                    break
+            except OSError:  # (BrokenPipe) the child is gone: `reply` finds out what was written
+                frame = frame[len(frame) :]
+        self._unsent = frame
 
     async def reply(self) -> None:
         """Wait for the child's answer to the batch sent; raise its error (nothing of the
@@ -232,6 +245,19 @@ class AppendProcess:
             proc.kill()
             proc.wait()
         _discard(proc)
+
+
+def _widen(fd: int) -> None:
+    """Make the pipe hold `PIPE_BYTES`, or as much as the system lets a process ask for
+    (`/proc/sys/fs/pipe-max-size`, 1 MiB by default); a batch larger than the pipe takes
+    more turns of the commit task to hand over."""
+    size = PIPE_BYTES
+    while size >= 1 << 16:
+        try:
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+            return
+        except OSError:  # (EPERM past the limit; not Linux: EINVAL)
+            size >>= 1
 
 
 def _discard(proc: subprocess.Popen[bytes]) -> None:
