@@ -30,6 +30,25 @@ REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS_DOC = REPO / "docs" / "benchmarks.md"
 
 
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of process `pid` so far (0.0 if unknown or not Linux)."""
+    if pid is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(stat[11]) + int(stat[12])) / tick
+
+
+def server_cpu(engine: Any) -> float:
+    """CPU seconds so far of this process and of `engine`'s journal writer process (a child:
+    `time.process_time` alone leaves it out)."""
+    appender = getattr(engine, "_appender", None)
+    return time.process_time() + process_cpu(None if appender is None else appender.pid)
+
+
 def percentile(values: Iterable[float], p: float) -> float:
     """The nearest-rank percentile `p` (0 <= p <= 100) of `values`, in any order: the smallest
     value that at least p % of the values are at or below (the value of rank ceil(p/100 * n)

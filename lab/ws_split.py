@@ -38,7 +38,7 @@ from typing import Any
 import attrs
 import trio
 
-from lab.figures import machine, machine_line
+from lab.figures import machine, machine_line, process_cpu
 from lab.ws_bench import ADMIN_KEY, CREATE, HOST, JWT_SECRET, Child, Sizes, event_args
 
 FULL = Sizes(events=100, clients=100, procs=1, warmup=2.0, seconds=8.0)
@@ -140,18 +140,6 @@ def thread_cpu() -> dict[str, float]:
             continue  # ended meanwhile
         out[f"{tid}:{name}"] = (int(stat[11]) + int(stat[12])) / tick
     return out
-
-
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) of process `pid` so far (0.0 if unknown or not Linux)."""
-    if pid is None:
-        return 0.0
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(stat[11]) + int(stat[12])) / tick
 
 
 def _spread(values: list[float]) -> dict[str, float]:
