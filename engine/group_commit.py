@@ -48,6 +48,7 @@ could have read).
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import time
@@ -69,29 +70,38 @@ log = logging.getLogger("turnstile.commit")
 MIN_CUT = 256
 #: The smallest cut of a batch handed to an `appender`.
 MIN_CUT_PROCESS = 32
+#: Batches handed to an `appender` at once.
+DEPTH_PROCESS = 2
 
 
 class Appender(Protocol):
     """Appends in another process (engine.journal.writer_process.AppendProcess)."""
 
-    def send(self, batch: Batch) -> None:
-        """Hand `batch` over without blocking; never raises (`reply` does)."""
+    def send(self, batch: Batch, after_seq: int) -> None:
+        """Hand `batch` over without blocking; never raises (`reply` does). It is written
+        only if the journal's last sequence number is then `after_seq`."""
         ...
 
     async def reply(self) -> None:
-        """The sent batch's outcome: return once durable, raise if nothing was written."""
+        """The oldest sent batch's outcome: return once durable, raise if nothing of it was
+        written."""
         ...
 
 
 class _Prepared:
     """One batch on its way to the journal."""
 
-    __slots__ = ("good", "last_seq", "rows", "started", "write_seconds")
+    __slots__ = ("after_seq", "doomed", "good", "last_seq", "rows", "started", "write_seconds")
 
-    def __init__(self, good: list[Submission], rows: Batch, last_seq: int) -> None:
+    def __init__(self, good: list[Submission], rows: Batch, last_seq: int, after_seq: int) -> None:
         self.good = good
         self.rows = rows
         self.last_seq = last_seq
+        #: The last sequence number of the batch taken before it (what it must follow).
+        self.after_seq = after_seq
+        #: A batch before it failed while it was in flight: its submissions are refused already,
+        #: and the writer process refuses it too (it does not follow what is durable).
+        self.doomed = False
         #: When it was handed to an appender (perf_counter).
         self.started = 0.0
         #: Wall time its append took (in the thread that ran it; to the appender's answer).
@@ -118,19 +128,23 @@ class GroupCommit:
         self._max_batch = max_batch
         self._threaded = threaded
         self._appender = appender
-        #: The batch handed to the appender, until its answer.
-        self._sent: _Prepared | None = None
+        #: Batches handed to the appender, oldest first, until their answers.
+        self._flight: collections.deque[_Prepared] = collections.deque()
+        self._answer_due = trio.Event()
         #: What is queued (only the loop touches it: a writer thread has its own batch).
         self._queue: list[Submission] = []
         self._rows: list[Row] = []
         self._requests: list[RequestRecord] = []
-        #: The last sequence number given to a queued row.
+        #: The last sequence number given to a queued row, and the last of a batch taken.
         self._numbered = journal.last_seq()
+        self._taken = self._numbered
         self._wakeup = trio.Event()
         self._idle = trio.Event()
         self._idle.set()
-        #: A batch is being written (at most one at a time).
-        self._writing = False
+        #: Batches being written: at most `_depth` at a time (one, but two to a writer process,
+        #: which starts the second as soon as the first is durable).
+        self._writing = 0
+        self._depth = DEPTH_PROCESS if appender is not None else 1
         if min_cut is None:
             min_cut = MIN_CUT_PROCESS if appender is not None else MIN_CUT
         self._min_cut = max(1, min_cut)
@@ -156,7 +170,7 @@ class GroupCommit:
             self._requests.append(record)
         if self._idle.is_set():
             self._idle = trio.Event()
-        if self._starts_early and not self._writing and len(queue) >= self._cut:
+        if self._starts_early and self._writing < self._depth and len(queue) >= self._cut:
             self._start(self._take())
         else:
             self._wakeup.set()
@@ -181,14 +195,18 @@ class GroupCommit:
         await self._idle.wait()
 
     async def run(self) -> None:
+        if self._appender is None:
+            await self._batches()
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._answers)
+            await self._batches()
+
+    async def _batches(self) -> None:
         while True:
             if self._crashed is not None:
                 raise self._crashed
-            sent = self._sent
-            if sent is not None:
-                await self._answer(sent)
-                continue
-            if self._writing or not self._queue:
+            if self._writing >= self._depth or not self._queue:
                 if not self._writing and not self._queue:
                     self._idle.set()
                 self._wakeup = trio.Event()
@@ -198,7 +216,7 @@ class GroupCommit:
             if self._starts_early:
                 self._start(prepared)
                 continue
-            self._writing = True
+            self._writing = 1
             error: BaseException | None = None
             try:
                 await self._run_io(functools.partial(_timed_append, self._journal, prepared))
@@ -223,38 +241,53 @@ class GroupCommit:
             del self._queue[:count], self._rows[:row_end], self._requests[:request_end]
         self._cut = max(self._min_cut, count // 2)
         _release_superseded(good)
-        return _Prepared(good, Batch(rows=rows, requests=requests), good[-1].ts)
+        after, self._taken = self._taken, good[-1].ts
+        return _Prepared(good, Batch(rows=rows, requests=requests), good[-1].ts, after)
 
     def _drop_queued(self) -> None:
         """Forget what is queued; numbering goes on after what is durable."""
         self._queue, self._rows, self._requests = [], [], []
-        self._numbered = self.last_seq
+        self._numbered = self._taken = self.last_seq
 
     def _start(self, prepared: _Prepared) -> None:
         if self._appender is not None:
-            self._writing = True
-            self._sent = prepared
+            self._writing += 1
+            self._flight.append(prepared)
             prepared.started = time.perf_counter()
-            self._appender.send(prepared.rows)
-            self._wakeup.set()  # the commit task waits for the answer
+            self._appender.send(prepared.rows, prepared.after_seq)
+            self._answer_due.set()
         else:
             self._start_threaded(prepared)
 
-    async def _answer(self, prepared: _Prepared) -> None:
-        """The commit task: the appender's answer to `prepared`, then the batch finished."""
+    async def _answers(self) -> None:
+        """Beside the commit task: the appender's answers, in the order the batches went."""
         assert self._appender is not None
-        result: outcome.Outcome[None]
-        try:
-            await self._appender.reply()
-            result = outcome.Value(None)
-        except Exception as exc:
-            result = outcome.Error(exc)
-        prepared.write_seconds = time.perf_counter() - prepared.started
-        self._sent = None
-        self._written(prepared, result)
+        while True:
+            if not self._flight:
+                self._answer_due = trio.Event()
+                await self._answer_due.wait()
+                continue
+            prepared = self._flight[0]
+            result: outcome.Outcome[None]
+            try:
+                await self._appender.reply()
+                result = outcome.Value(None)
+            except Exception as exc:
+                result = outcome.Error(exc)
+            prepared.write_seconds = time.perf_counter() - prepared.started
+            self._flight.popleft()
+            if prepared.doomed:
+                self._writing -= 1
+                if isinstance(result, outcome.Value):  # (the writer's order check forbids it)
+                    self._crashed = RuntimeError(
+                        "the journal wrote a batch decided on top of one that failed"
+                    )
+                self._wakeup.set()
+                continue
+            self._written(prepared, result)
 
     def _start_threaded(self, prepared: _Prepared) -> None:
-        self._writing = True
+        self._writing += 1
         token = trio.lowlevel.current_trio_token()
         written = self._written
 
@@ -271,7 +304,7 @@ class GroupCommit:
             if error is not None and not isinstance(error, Exception):
                 raise error  # KeyboardInterrupt and the like: not a storage fault
             self._finish(prepared, error)
-            if self._queue and not self._writing:
+            if self._queue and self._writing < self._depth:
                 # What queued during the write waited long enough.
                 self._start(self._take())
         except BaseException as exc:
@@ -280,10 +313,14 @@ class GroupCommit:
 
     def _finish(self, prepared: _Prepared, io_error: BaseException | None) -> None:
         """The batch's append returned (`io_error` None) or raised."""
-        self._writing = False
+        self._writing -= 1
         good = prepared.good
         if io_error is not None:
-            failed = good + self._queue
+            failed = list(good)
+            for later in self._flight:  # (decided on top of this one: refused with it)
+                later.doomed = True
+                failed += later.good
+            failed += self._queue
             self._drop_queued()
             log.error("journal append failed, %d commands refused: %r", len(failed), io_error)
             self._on_failed(failed, io_error)

@@ -2,9 +2,11 @@
 and the parent's side): the frames both sides speak, and the child's loop. Imports no more than
 the SQLite journal needs, so that a child starts fast.
 
-Frames are a 4-byte little-endian length and a `marshal` body: a batch as its rows' and
-records' values in one flat list each (built at C speed on the parent's loop), an answer as None
-or `(class name, errno, message)`.
+Frames are a 4-byte little-endian length and a `marshal` body: a batch as the sequence number it
+must follow and its rows' and records' values in one flat list each (built at C speed on the
+parent's loop), an answer as None or `(class name, errno, message)`. The child writes a batch
+only if the journal ends where the batch says it follows: so of two batches in flight, the
+second is refused when the first was not written (it was decided on top of it).
 """
 
 from __future__ import annotations
@@ -37,18 +39,19 @@ class AppendFailed(Exception):
     ended without committing the batch."""
 
 
-def encode_batch(batch: Batch) -> bytes:
-    body = marshal.dumps((list(_chain(batch.rows)), list(_chain(batch.requests))))
+def encode_batch(batch: Batch, after_seq: int) -> bytes:
+    """The frame of `batch`, to be written only if the journal then ends at `after_seq`."""
+    body = marshal.dumps((after_seq, list(_chain(batch.rows)), list(_chain(batch.requests))))
     return HEADER.pack(len(body)) + body
 
 
-def decode_batch(body: bytes) -> Batch:
-    flat_rows, flat_requests = marshal.loads(body)
+def decode_batch(body: bytes) -> tuple[int, Batch]:
+    after_seq, flat_rows, flat_requests = marshal.loads(body)
     rows = [Row._make(flat_rows[i : i + 8]) for i in range(0, len(flat_rows), 8)]
     requests = [
         RequestRecord._make(flat_requests[i : i + 5]) for i in range(0, len(flat_requests), 5)
     ]
-    return Batch(rows=rows, requests=requests)
+    return after_seq, Batch(rows=rows, requests=requests)
 
 
 def encode_answer(error: BaseException | None) -> bytes:
@@ -103,6 +106,7 @@ def serve(data_dir: Path, synchronous: str, lock: int, inp: int = 0, out: int = 
     """The child's loop: append each batch read from `inp`, answer on `out`, until `inp`
     ends. `lock` is the data dir's lock, held by the parent and kept open here."""
     journal = SqliteJournal._open(data_dir, synchronous)
+    ends_at = journal.last_seq()
     rows_since = 0
     try:
         while True:
@@ -113,12 +117,20 @@ def serve(data_dir: Path, synchronous: str, lock: int, inp: int = 0, out: int = 
             body = _read_exactly(inp, size)
             if body is None:
                 return
-            batch = decode_batch(body)
+            after_seq, batch = decode_batch(body)
             error: BaseException | None = None
-            try:
-                journal.append(batch)
-            except Exception as exc:
-                error = exc
+            if after_seq != ends_at:  # decided on top of a batch that was not written
+                error = AppendFailed(
+                    f"it follows seq {after_seq} and the journal ends at {ends_at}: a batch"
+                    " before it was not written, so it is not either"
+                )
+            else:
+                try:
+                    journal.append(batch)
+                    if batch.rows:
+                        ends_at = batch.rows[-1].seq
+                except Exception as exc:
+                    error = exc
             rows_since += len(batch.rows)
             if rows_since >= POSITIONS_EVERY:
                 rows_since = 0

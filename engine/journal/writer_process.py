@@ -15,16 +15,19 @@ Plan:
   the parent's lock file descriptor instead, so the lock is held while either process lives
   (a new server cannot open the data dir while an old writer could still commit), and it asks
   the kernel to end it when the parent ends.
-- The parent sends a batch from the event loop (`send`: a non-blocking write, which the idle
-  child reads as it goes; for a batch larger than the pipe, `send` waits for room up to
+- The parent sends a batch from the event loop (`send`: a non-blocking write, which the child
+  reads as it goes; for a batch larger than the pipe, `send` waits for room up to
   `HANDOVER_SECONDS`, and what is left then is written by `reply`), and `await reply()` reads
   the answer: nothing, or the error the child's `append` raised, raised again in the parent as
   the same class (SQLite's errors, `OSError` with its errno), so a refusal names its fault as
   before.
-- Frames are a 4-byte little-endian length and a `marshal` body: a batch as its rows' and
-  records' values in one flat list each (built at C speed on the loop), an answer as None or
-  `(class name, errno, message)`.
-- If the child ends without answering (killed, crashed), the batch's fate is read from the
+- Two batches may be in flight (the group commit's `DEPTH_PROCESS`), so that the child goes on
+  to the next batch as soon as one is durable instead of waiting for the loop to read its
+  answer. Each batch says which sequence number it follows, and the child writes it only if the
+  journal ends there: the second of two is refused, unwritten, when the first was not written
+  (it was decided on top of it); the group commit has refused its commands with the first's.
+- Frames: engine/journal/writer_child.py.
+- If the child ends without answering (killed, crashed), each batch it owed is judged from the
   journal once the child is gone: committed if its last row (or record) is there, else
   nothing of it was written (one transaction). The next batch starts a new child.
 - The child indexes nothing on its own beyond what `append` does past `_TAIL_KEYS`; it reads
@@ -39,6 +42,7 @@ everything else (tools, tests, a bulk copy) appends in-process through `Journal.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import logging
@@ -75,29 +79,59 @@ _CHILD = "import sys; from engine.journal.writer_child import main; main(sys.arg
 # -- the parent's side ----------------------------------------------------------------------
 
 
+class _Child:
+    """One writer child and the parent's ends of its pipes."""
+
+    __slots__ = ("proc", "received", "unsent")
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        #: Frames not yet taken by the pipe, and answer bytes read but not yet a whole answer.
+        self.unsent = bytearray()
+        self.received = bytearray()
+
+    @property
+    def stdin(self) -> int:
+        assert self.proc.stdin is not None
+        return self.proc.stdin.fileno()
+
+    @property
+    def stdout(self) -> int:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.fileno()
+
+
+class _Sent:
+    __slots__ = ("batch", "child", "failed")
+
+    def __init__(self, batch: Batch, child: _Child | None, failed: Exception | None) -> None:
+        self.batch = batch
+        self.child = child  # None: it could not be handed to any (`failed` says why)
+        self.failed = failed
+
+
 class AppendProcess:
     """The engine's writer child (see the module docstring). Event loop only."""
 
     def __init__(self, journal: SqliteJournal, synchronous: str) -> None:
         self._journal = journal
         self._synchronous = synchronous
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._unsent = memoryview(b"")
-        self._batch: Batch | None = None
-        self._received = bytearray()
-        #: Why the last `send` could not hand its batch over (raised by `reply`).
-        self._failed: Exception | None = None
+        self._child: _Child | None = None
+        #: Batches sent and not yet answered, oldest first.
+        self._outstanding: collections.deque[_Sent] = collections.deque()
+        #: Children that ended, until no batch waits on them.
+        self._ended: list[_Child] = []
         #: Children started so far (1 normally; more after a child ended).
         self.started = 0
 
     def start(self) -> None:
         """Start the child now (else the first `send` does), so that it is ready by then."""
-        if self._proc is None:
+        if self._child is None:
             self._spawn()
 
     @property
     def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+        return None if self._child is None else self._child.proc.pid
 
     def _spawn(self) -> None:
         lock = self._journal.lock_fd
@@ -125,101 +159,83 @@ class AppendProcess:
         for pipe in (proc.stdin, proc.stdout):
             os.set_blocking(pipe.fileno(), False)
         _widen(proc.stdin.fileno())
-        self._proc = proc
+        self._child = _Child(proc)
         self.started += 1
 
-    def send(self, batch: Batch) -> None:
-        """Hand `batch` to the child (one write, without blocking); `reply()` must follow
-        before the next `send`."""
-        if self._batch is not None:
-            raise RuntimeError("one batch at a time")
-        self._batch = batch
-        self._failed = None
-        if self._proc is not None and self._proc.poll() is not None:
-            _discard(self._proc)  # (it ended: `reply` told the caller what became of its batch)
-            self._proc = None
-        if self._proc is None:
+    def send(self, batch: Batch, after_seq: int) -> None:
+        """Hand `batch` to the child without blocking (see the module docstring), to be
+        written only if the journal then ends at `after_seq`; a `reply()` follows for each
+        `send`, in order. Never raises: a batch that cannot be handed over is refused by its
+        `reply()`."""
+        child = self._child
+        if child is not None and child.proc.poll() is not None:
+            # It ended: what it owed is judged by `reply`; a new child takes this batch.
+            self._ended.append(child)
+            self._child = child = None
+            self._discard_ended()
+        if child is None:
             try:
                 self._spawn()
-            except Exception as exc:  # (no process to hand it to: `reply` raises this)
-                self._failed = exc
+            except Exception as exc:
+                self._outstanding.append(_Sent(batch, None, exc))
                 return
-        assert self._proc is not None and self._proc.stdin is not None
-        fd = self._proc.stdin.fileno()
-        frame = memoryview(encode_batch(batch))
+            child = self._child
+            assert child is not None
+        self._outstanding.append(_Sent(batch, child, None))
+        frame = encode_batch(batch, after_seq)
+        if child.unsent:  # behind what the pipe has not taken yet
+            child.unsent += frame
+            return
+        view = memoryview(frame)
         deadline = time.monotonic() + HANDOVER_SECONDS
-        while frame:
+        while view:
             try:
-                frame = frame[os.write(fd, frame) :]
+                view = view[os.write(child.stdin, view) :]
             except BlockingIOError:
-                # A batch larger than the pipe: the idle child is reading it, so wait for room
-                # a little here rather than a scheduler pass per pipeful in `reply`.
+                # A batch larger than the pipe: the child is reading it, so wait for room a
+                # little here rather than a scheduler pass per pipeful in `reply`.
                 left = deadline - time.monotonic()
-                if left <= 0 or not select.select([], [fd], [], left)[1]:
+                if left <= 0 or not select.select([], [child.stdin], [], left)[1]:
                     break
             except OSError:  # (BrokenPipe) the child is gone: `reply` finds out what was written
-                frame = frame[len(frame) :]
-        self._unsent = frame
+                return
+        child.unsent += view
 
     async def reply(self) -> None:
-        """Wait for the child's answer to the batch sent; raise its error (nothing of the
-        batch written), or return (the batch is durable)."""
-        batch, proc = self._batch, self._proc
-        if batch is None:
+        """The child's answer to the oldest batch sent: return (the batch is durable) or
+        raise (nothing of it was written)."""
+        if not self._outstanding:
             raise RuntimeError("no batch was sent")
-        if self._failed is not None or proc is None:
-            self._batch = None
-            failed, self._failed = self._failed, None
-            raise AppendFailed(f"the journal writer could not be started: {failed!r}")
-        assert proc.stdin is not None and proc.stdout is not None
+        sent = self._outstanding[0]
         try:
+            child = sent.child
+            if child is None:
+                raise AppendFailed(f"the journal writer could not be started: {sent.failed!r}")
             try:
-                while self._unsent:
-                    await trio.lowlevel.wait_writable(proc.stdin.fileno())
+                while child.unsent:
+                    await trio.lowlevel.wait_writable(child.stdin)
                     try:
-                        written = os.write(proc.stdin.fileno(), self._unsent)
+                        written = os.write(child.stdin, child.unsent)
                     except BlockingIOError:
                         continue
-                    self._unsent = self._unsent[written:]
-                answer = await self._read_answer(proc.stdout.fileno())
+                    del child.unsent[:written]
+                answer = await _read_answer(child)
             except (BrokenPipeError, EOFError):
-                await self._await_end(proc)
-                if self._committed(batch):
+                child.unsent.clear()
+                await trio.to_thread.run_sync(child.proc.wait, abandon_on_cancel=True)
+                if self._committed(sent.batch):
                     log.error("the journal writer ended after committing a batch; restarting")
                     return
                 raise AppendFailed(
-                    f"the journal writer ended (exit status {proc.returncode}) before"
+                    f"the journal writer ended (exit status {child.proc.returncode}) before"
                     " committing the batch"
                 ) from None
         finally:
-            self._batch = None
-            self._unsent = memoryview(b"")
+            self._outstanding.popleft()
+            self._discard_ended()
         error = error_of(answer)
         if error is not None:
             raise error
-
-    async def _read_answer(self, fd: int) -> Any:
-        received = self._received
-        while True:
-            if len(received) >= HEADER.size:
-                (size,) = HEADER.unpack_from(received)
-                if len(received) >= HEADER.size + size:
-                    body = bytes(received[HEADER.size : HEADER.size + size])
-                    del received[: HEADER.size + size]
-                    return marshal.loads(body)
-            await trio.lowlevel.wait_readable(fd)
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            if not data:
-                received.clear()
-                raise EOFError
-            received += data
-
-    async def _await_end(self, proc: subprocess.Popen[bytes]) -> None:
-        """Until the child has ended (it closed its end: it is exiting or killed)."""
-        await trio.to_thread.run_sync(proc.wait, abandon_on_cancel=True)
 
     def _committed(self, batch: Batch) -> bool:
         if batch.rows:
@@ -229,12 +245,24 @@ class AppendProcess:
             return self._journal.lookup_request(last.session_id, last.request_id) is not None
         return True
 
+    def _discard_ended(self) -> None:
+        """Close the pipes of ended children that no batch waits on any more."""
+        waited = {id(sent.child) for sent in self._outstanding}
+        for child in list(self._ended):
+            if id(child) not in waited:
+                self._ended.remove(child)
+                _discard(child.proc)
+
     async def aclose(self) -> None:
         """Close the pipe and wait for the child to end (after the append it is in, if any);
         past `CLOSE_SECONDS`, kill it."""
-        proc, self._proc = self._proc, None
-        if proc is None:
+        child, self._child = self._child, None
+        for ended in self._ended:
+            _discard(ended.proc)
+        self._ended.clear()
+        if child is None:
             return
+        proc = child.proc
         assert proc.stdin is not None
         with contextlib.suppress(OSError):
             proc.stdin.close()
@@ -245,6 +273,26 @@ class AppendProcess:
             proc.kill()
             proc.wait()
         _discard(proc)
+
+
+async def _read_answer(child: _Child) -> Any:
+    received = child.received
+    while True:
+        if len(received) >= HEADER.size:
+            (size,) = HEADER.unpack_from(received)
+            if len(received) >= HEADER.size + size:
+                body = bytes(received[HEADER.size : HEADER.size + size])
+                del received[: HEADER.size + size]
+                return marshal.loads(body)
+        await trio.lowlevel.wait_readable(child.stdout)
+        try:
+            data = os.read(child.stdout, 65536)
+        except BlockingIOError:
+            continue
+        if not data:
+            received.clear()
+            raise EOFError
+        received += data
 
 
 def _widen(fd: int) -> None:

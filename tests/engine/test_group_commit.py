@@ -1,6 +1,8 @@
 """The group commit's threaded path (engine/group_commit.py): a burst is split so the writer
 starts while the loop still decides, batches are written one at a time and numbered in order,
-and a failed append refuses its batch and everything queued behind it.
+and a failed append refuses its batch and everything queued behind it. Its writer-process path:
+two batches in flight, each saying what it follows, committed in order; a failed one refuses
+the one in flight behind it, once.
 
 The journal here is a stand-in whose `append` the test holds on a `threading.Event`, so which
 submissions land in which batch is decided by the test, never by timing. Last, what a caller sees
@@ -14,6 +16,7 @@ from typing import Any, cast
 
 import pytest
 import trio
+import trio.testing
 
 from domain.errors import TurnstileError
 from engine.actor import Actor, Reply, Submission
@@ -257,3 +260,115 @@ async def test_a_queue_past_max_batch_goes_in_batches_with_their_own_rows_and_re
         ]
         assert [row.seq for row in written.rows][-1] == batch[-1].ts
     assert [row.seq for b in journal.batches for row in b.rows] == list(range(1, 12))
+
+
+class ScriptedAppender:
+    """An `Appender` whose answers the test gives, batch by batch (`answer(i, error)`)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Batch, int]] = []
+        self._gates: dict[int, trio.Event] = {}
+        self._errors: dict[int, Exception | None] = {}
+        self._replied = 0
+
+    def _gate(self, i: int) -> trio.Event:
+        return self._gates.setdefault(i, trio.Event())
+
+    def send(self, batch: Batch, after_seq: int) -> None:
+        self.sent.append((batch, after_seq))
+
+    async def reply(self) -> None:
+        i = self._replied
+        await self._gate(i).wait()
+        self._replied += 1
+        error = self._errors[i]
+        if error is not None:
+            raise error
+
+    def answer(self, i: int, error: Exception | None = None) -> None:
+        self._errors[i] = error
+        self._gate(i).set()
+
+
+def process_commit(appender: ScriptedAppender, recorder: Recorder) -> GroupCommit:
+    return GroupCommit(
+        cast(Journal, HeldJournal()),
+        run_io=no_io,
+        on_committed=recorder.on_committed,
+        on_failed=recorder.on_failed,
+        threaded=True,
+        appender=appender,
+        min_cut=1,
+    )
+
+
+def shape(appender: ScriptedAppender) -> list[tuple[list[int], int]]:
+    return [([row.seq for row in batch.rows], after) for batch, after in appender.sent]
+
+
+async def test_two_batches_go_to_a_writer_process_at_once_and_commit_in_order() -> None:
+    appender, recorder = ScriptedAppender(), Recorder()
+    commit = process_commit(appender, recorder)
+    actor = object()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commit.run)
+        burst = [submission(actor, n) for n in range(1, 4)]
+        for s in burst:
+            commit.submit(s)
+        # The second batch goes before the first is answered, each saying what it follows;
+        # the third submission waits for room.
+        assert shape(appender) == [([1], 0), ([2], 1)]
+        assert commit.queued == 1
+        appender.answer(0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [last for _, last in recorder.committed] == [1]
+        assert shape(appender)[2:] == [([3], 2)]  # started as the first was answered
+        appender.answer(1)
+        appender.answer(2)
+        await commit.drained()
+        nursery.cancel_scope.cancel()
+    assert [last for _, last in recorder.committed] == [1, 2, 3]
+    assert recorder.failed == []
+
+
+async def test_a_failed_batch_refuses_the_one_in_flight_behind_it_once() -> None:
+    appender, recorder = ScriptedAppender(), Recorder()
+    commit = process_commit(appender, recorder)
+    actor = object()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commit.run)
+        burst = [submission(actor, n) for n in range(1, 4)]
+        for s in burst:
+            commit.submit(s)
+        appender.answer(0, OSError(28, "No space left on device"))
+        await trio.testing.wait_all_tasks_blocked()
+        # Refused together: the failed batch, the one in flight decided on top of it, and the
+        # one queued; nothing new is sent while the doomed batch is still out.
+        [(failed, error)] = recorder.failed
+        assert failed == burst and isinstance(error, OSError)
+        assert len(appender.sent) == 2
+        appender.answer(1, RuntimeError("refused by the writer: it does not follow"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(recorder.failed) == 1  # the doomed batch's answer refuses nothing again
+        # Numbering starts again after what is durable (nothing): seq 1, following 0.
+        again = submission(actor, 1)
+        commit.submit(again)
+        assert shape(appender)[2:] == [([1], 0)]
+        appender.answer(2)
+        await commit.drained()
+        nursery.cancel_scope.cancel()
+    assert [last for _, last in recorder.committed] == [1] and again.ts == 1
+
+
+async def test_a_doomed_batch_that_commits_ends_the_engine() -> None:
+    appender, recorder = ScriptedAppender(), Recorder()
+    commit = process_commit(appender, recorder)
+    actor = object()
+    with pytest.raises(ExceptionGroup) as ended:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(commit.run)
+            for n in (1, 2):
+                commit.submit(submission(actor, n))
+            appender.answer(0, OSError(5, "Input/output error"))
+            appender.answer(1)  # (a writer that broke the order rule)
+    assert ended.group_contains(RuntimeError, match="decided on top of one that failed")

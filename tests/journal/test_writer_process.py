@@ -1,6 +1,7 @@
-"""The journal's writer process (engine/journal/writer_process.py, writer_child.py): what the child appends is
-what the parent sent, byte for byte; its refusals come back as the same errors; a child gone
-before committing refuses its batch and the next batch starts a new one; the data dir stays
+"""The journal's writer process (engine/journal/writer_process.py, writer_child.py): what the
+child appends is what the parent sent, byte for byte; its refusals come back as the same errors;
+of two batches in flight the second is written only after the first; a child gone before
+committing refuses what it was sent and the next batch starts a new one; the data dir stays
 locked while the child lives; closing ends it."""
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ _records = st.lists(
 def test_a_batch_reaches_the_child_as_it_was_sent(
     rows: list[Row], records: list[RequestRecord]
 ) -> None:
-    decoded = decode_batch(body(encode_batch(Batch(rows=rows, requests=records))))
+    after, decoded = decode_batch(body(encode_batch(Batch(rows=rows, requests=records), 7)))
+    assert after == 7
     assert list(decoded.rows) == rows
     assert list(decoded.requests) == records
     assert all(type(r) is Row for r in decoded.rows)
@@ -76,8 +78,8 @@ def test_an_answer_carries_the_childs_error_as_its_own_class() -> None:
     assert type(other) is AppendFailed and "ValueError: odd" in str(other)
 
 
-async def appended(appender: AppendProcess, batch: Batch) -> None:
-    appender.send(batch)
+async def appended(appender: AppendProcess, batch: Batch, after: int) -> None:
+    appender.send(batch, after)
     await appender.reply()
 
 
@@ -88,16 +90,16 @@ async def test_the_child_appends_and_refuses_as_the_journal_does(tmp_path: Path)
         appender.start()
         record = RequestRecord("session", 1, b'"ok"', 2, 1_002)
         first = Batch(rows=[row(1, "c/a", 1), row(2, "c/b", 1, b"\x00\xff")], requests=[record])
-        await appended(appender, first)
+        await appended(appender, first, 0)
         assert journal.last_seq() == 2  # durable, and read back by the parent's own reader
         assert journal.read_stream("c/b") == [row(2, "c/b", 1, b"\x00\xff")]
         assert journal.lookup_request("session", 1) == record
         with pytest.raises(sqlite3.IntegrityError, match="already written"):
-            await appended(appender, Batch(rows=[row(3, "c/a", 1)], requests=()))
+            await appended(appender, Batch(rows=[row(3, "c/a", 1)], requests=()), 2)
         with pytest.raises(sqlite3.IntegrityError, match="already recorded"):
-            await appended(appender, Batch(rows=[row(3, "c/c", 1)], requests=[record]))
+            await appended(appender, Batch(rows=[row(3, "c/c", 1)], requests=[record]), 2)
         assert journal.last_seq() == 2  # the refused batches wrote nothing
-        await appended(appender, Batch(rows=[row(3, "c/a", 2)], requests=()))
+        await appended(appender, Batch(rows=[row(3, "c/a", 2)], requests=()), 2)
         assert journal.last_seq() == 3
         assert appender.started == 1
     finally:
@@ -121,18 +123,18 @@ async def test_a_child_gone_before_committing_refuses_its_batch_and_the_next_sta
     appender = AppendProcess(journal, "FULL")
     try:
         appender.start()
-        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()))
+        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
         pid = appender.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)  # it cannot read what is sent ...
         lost = Batch(rows=[row(2, "c/a", 2)], requests=())
-        appender.send(lost)
+        appender.send(lost, 1)
         os.kill(pid, signal.SIGKILL)  # ... and ends without having read it
         with pytest.raises(AppendFailed, match="before committing"):
             await appender.reply()
         assert journal.last_seq() == 1
         assert not appender._committed(lost)
-        await appended(appender, lost)  # a new child takes it
+        await appended(appender, lost, 1)  # a new child takes it
         assert appender.started == 2 and appender.pid != pid
         assert journal.last_seq() == 2 and appender._committed(lost)
     finally:
@@ -146,7 +148,7 @@ async def test_the_data_dir_stays_locked_while_the_child_lives_and_closing_ends_
     journal = SqliteJournal.open(tmp_path)
     appender = AppendProcess(journal, "FULL")
     appender.start()
-    await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()))
+    await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
     pid = appender.pid
     assert pid is not None
     journal.close()  # the parent lets go of its lock: the child still holds it
@@ -169,9 +171,59 @@ async def test_a_large_batch_goes_through_the_pipe_in_several_writes(tmp_path: P
     try:
         payload = b"x" * 3_000
         rows = [row(seq, f"c/{seq}", 1, payload) for seq in range(1, 4_001)]  # ~12 MB framed
-        await appended(appender, Batch(rows=rows, requests=()))
+        await appended(appender, Batch(rows=rows, requests=()), 0)
         assert journal.last_seq() == 4_000
         assert journal.read_stream("c/4000") == [rows[-1]]
+    finally:
+        await appender.aclose()
+        journal.close()
+
+
+async def test_of_two_batches_in_flight_the_second_is_written_only_after_the_first(
+    tmp_path: Path,
+) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    appender = AppendProcess(journal, "FULL")
+    try:
+        appender.send(Batch(rows=[row(1, "c/a", 1), row(2, "c/a", 2)], requests=()), 0)
+        appender.send(Batch(rows=[row(3, "c/a", 3)], requests=()), 2)  # before any answer
+        await appender.reply()
+        await appender.reply()
+        assert [r.version for r in journal.read_stream("c/a")] == [1, 2, 3]
+        # The first refused: the second, decided on top of it, is refused too, unwritten.
+        appender.send(Batch(rows=[row(4, "c/a", 3)], requests=()), 3)  # version 3 again
+        appender.send(Batch(rows=[row(5, "c/b", 1)], requests=()), 4)
+        with pytest.raises(sqlite3.IntegrityError, match="already written"):
+            await appender.reply()
+        with pytest.raises(AppendFailed, match="a batch before it was not written"):
+            await appender.reply()
+        assert journal.last_seq() == 3 and journal.read_stream("c/b") == []
+        # What follows the durable end is written again, numbered from there.
+        await appended(appender, Batch(rows=[row(4, "c/b", 1)], requests=()), 3)
+        assert journal.last_seq() == 4
+    finally:
+        await appender.aclose()
+        journal.close()
+
+
+async def test_a_child_killed_with_two_batches_in_flight_answers_both_from_the_journal(
+    tmp_path: Path,
+) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    appender = AppendProcess(journal, "FULL")
+    try:
+        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
+        pid = appender.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        appender.send(Batch(rows=[row(2, "c/a", 2)], requests=()), 1)
+        appender.send(Batch(rows=[row(3, "c/a", 3)], requests=()), 2)
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(2):
+            with pytest.raises(AppendFailed, match="before committing"):
+                await appender.reply()
+        await appended(appender, Batch(rows=[row(2, "c/b", 1)], requests=()), 1)
+        assert journal.last_seq() == 2 and appender.started == 2
     finally:
         await appender.aclose()
         journal.close()
