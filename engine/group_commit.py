@@ -28,8 +28,11 @@ When a batch starts (the writer and the loop overlap):
   process), a batch is started the same way, from `submit` once `cut` are queued or by the
   commit task, but handed over with one write to a pipe from the loop itself: no thread has
   to get the interpreter lock from a busy loop before it can begin, so the child writes while
-  the loop decides. The commit task waits for the child's answer and finishes the batch on the
-  loop, then starts the next with what queued meanwhile. The smallest cut is `MIN_CUT_PROCESS`
+  the loop decides. Up to `DEPTH_PROCESS` (2) batches are in flight, so the child starts the
+  next as soon as one is durable; a task beside the commit task reads the answers in order and
+  finishes each batch on the loop. Each batch carries the sequence number it follows
+  (`after_seq`): if one fails, the batch in flight behind it (decided on top of it) is refused
+  with it, once, and the writer refuses to write it. The smallest cut is `MIN_CUT_PROCESS`
   (32): a burst of a few dozen callers is split in two that overlap, the loop deciding one
   half while the child writes the other, as a thread's append could not.
 - in any case the commit task starts a batch with whatever is queued when it runs and no batch
@@ -70,8 +73,10 @@ log = logging.getLogger("turnstile.commit")
 MIN_CUT = 256
 #: The smallest cut of a batch handed to an `appender`.
 MIN_CUT_PROCESS = 32
-#: Batches handed to an `appender` at once.
+#: Batches handed to an `appender` at once; the second only while the one in flight holds
+#: fewer than `PIPELINE_BELOW` submissions.
 DEPTH_PROCESS = 2
+PIPELINE_BELOW = 256
 
 
 class Appender(Protocol):
@@ -170,10 +175,19 @@ class GroupCommit:
             self._requests.append(record)
         if self._idle.is_set():
             self._idle = trio.Event()
-        if self._starts_early and self._writing < self._depth and len(queue) >= self._cut:
+        if self._starts_early and self._has_room() and len(queue) >= self._cut:
             self._start(self._take())
         else:
             self._wakeup.set()
+
+    def _has_room(self) -> bool:
+        """Whether a batch may start now: none in flight, or (to a writer process) one in
+        flight that is small. Small batches mean callers wait on each commit's latency, which
+        a second batch in flight hides; large ones mean the writer is busy, and splitting
+        them would only add commits."""
+        if not self._writing:
+            return True
+        return self._writing < self._depth and len(self._flight[-1].good) < PIPELINE_BELOW
 
     @property
     def _starts_early(self) -> bool:
@@ -206,7 +220,7 @@ class GroupCommit:
         while True:
             if self._crashed is not None:
                 raise self._crashed
-            if self._writing >= self._depth or not self._queue:
+            if not self._has_room() or not self._queue:
                 if not self._writing and not self._queue:
                     self._idle.set()
                 self._wakeup = trio.Event()
@@ -304,7 +318,7 @@ class GroupCommit:
             if error is not None and not isinstance(error, Exception):
                 raise error  # KeyboardInterrupt and the like: not a storage fault
             self._finish(prepared, error)
-            if self._queue and self._writing < self._depth:
+            if self._queue and self._has_room():
                 # What queued during the write waited long enough.
                 self._start(self._take())
         except BaseException as exc:

@@ -11,6 +11,8 @@ of a batch's outcome without a task: `PendingMutation.add_done_callback`."""
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -306,15 +308,25 @@ def shape(appender: ScriptedAppender) -> list[tuple[list[int], int]]:
     return [([row.seq for row in batch.rows], after) for batch, after in appender.sent]
 
 
-async def test_two_batches_go_to_a_writer_process_at_once_and_commit_in_order() -> None:
+@asynccontextmanager
+async def in_flight(
+    count: int,
+) -> AsyncIterator[tuple[ScriptedAppender, Recorder, GroupCommit, list[Submission]]]:
+    """A running writer-process commit with `count` submissions of one actor just made."""
     appender, recorder = ScriptedAppender(), Recorder()
     commit = process_commit(appender, recorder)
     actor = object()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(commit.run)
-        burst = [submission(actor, n) for n in range(1, 4)]
+        burst = [submission(actor, n) for n in range(1, count + 1)]
         for s in burst:
             commit.submit(s)
+        yield appender, recorder, commit, burst
+        nursery.cancel_scope.cancel()
+
+
+async def test_two_batches_go_to_a_writer_process_at_once_and_commit_in_order() -> None:
+    async with in_flight(3) as (appender, recorder, commit, _):
         # The second batch goes before the first is answered, each saying what it follows;
         # the third submission waits for room.
         assert shape(appender) == [([1], 0), ([2], 1)]
@@ -326,20 +338,12 @@ async def test_two_batches_go_to_a_writer_process_at_once_and_commit_in_order() 
         appender.answer(1)
         appender.answer(2)
         await commit.drained()
-        nursery.cancel_scope.cancel()
     assert [last for _, last in recorder.committed] == [1, 2, 3]
     assert recorder.failed == []
 
 
 async def test_a_failed_batch_refuses_the_one_in_flight_behind_it_once() -> None:
-    appender, recorder = ScriptedAppender(), Recorder()
-    commit = process_commit(appender, recorder)
-    actor = object()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(commit.run)
-        burst = [submission(actor, n) for n in range(1, 4)]
-        for s in burst:
-            commit.submit(s)
+    async with in_flight(3) as (appender, recorder, commit, burst):
         appender.answer(0, OSError(28, "No space left on device"))
         await trio.testing.wait_all_tasks_blocked()
         # Refused together: the failed batch, the one in flight decided on top of it, and the
@@ -351,24 +355,18 @@ async def test_a_failed_batch_refuses_the_one_in_flight_behind_it_once() -> None
         await trio.testing.wait_all_tasks_blocked()
         assert len(recorder.failed) == 1  # the doomed batch's answer refuses nothing again
         # Numbering starts again after what is durable (nothing): seq 1, following 0.
-        again = submission(actor, 1)
+        again = submission(burst[0].actor, 1)
         commit.submit(again)
         assert shape(appender)[2:] == [([1], 0)]
         appender.answer(2)
         await commit.drained()
-        nursery.cancel_scope.cancel()
     assert [last for _, last in recorder.committed] == [1] and again.ts == 1
 
 
 async def test_a_doomed_batch_that_commits_ends_the_engine() -> None:
-    appender, recorder = ScriptedAppender(), Recorder()
-    commit = process_commit(appender, recorder)
-    actor = object()
     with pytest.raises(ExceptionGroup) as ended:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(commit.run)
-            for n in (1, 2):
-                commit.submit(submission(actor, n))
+        async with in_flight(2) as (appender, _, _, _):
             appender.answer(0, OSError(5, "Input/output error"))
             appender.answer(1)  # (a writer that broke the order rule)
+            await trio.sleep_forever()
     assert ended.group_contains(RuntimeError, match="decided on top of one that failed")

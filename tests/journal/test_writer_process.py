@@ -11,6 +11,8 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -78,15 +80,24 @@ def test_an_answer_carries_the_childs_error_as_its_own_class() -> None:
     assert type(other) is AppendFailed and "ValueError: odd" in str(other)
 
 
+@asynccontextmanager
+async def open_writer(data_dir: Path) -> AsyncIterator[tuple[SqliteJournal, AppendProcess]]:
+    journal = SqliteJournal.open(data_dir)
+    appender = AppendProcess(journal, "FULL")
+    try:
+        yield journal, appender
+    finally:
+        await appender.aclose()
+        journal.close()
+
+
 async def appended(appender: AppendProcess, batch: Batch, after: int) -> None:
     appender.send(batch, after)
     await appender.reply()
 
 
 async def test_the_child_appends_and_refuses_as_the_journal_does(tmp_path: Path) -> None:
-    journal = SqliteJournal.open(tmp_path)
-    appender = AppendProcess(journal, "FULL")
-    try:
+    async with open_writer(tmp_path) as (journal, appender):
         appender.start()
         record = RequestRecord("session", 1, b'"ok"', 2, 1_002)
         first = Batch(rows=[row(1, "c/a", 1), row(2, "c/b", 1, b"\x00\xff")], requests=[record])
@@ -102,9 +113,6 @@ async def test_the_child_appends_and_refuses_as_the_journal_does(tmp_path: Path)
         await appended(appender, Batch(rows=[row(3, "c/a", 2)], requests=()), 2)
         assert journal.last_seq() == 3
         assert appender.started == 1
-    finally:
-        await appender.aclose()
-        journal.close()
 
 
 def _wait_gone(pid: int) -> None:
@@ -119,9 +127,7 @@ def _wait_gone(pid: int) -> None:
 async def test_a_child_gone_before_committing_refuses_its_batch_and_the_next_starts_anew(
     tmp_path: Path,
 ) -> None:
-    journal = SqliteJournal.open(tmp_path)
-    appender = AppendProcess(journal, "FULL")
-    try:
+    async with open_writer(tmp_path) as (journal, appender):
         appender.start()
         await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
         pid = appender.pid
@@ -137,9 +143,6 @@ async def test_a_child_gone_before_committing_refuses_its_batch_and_the_next_sta
         await appended(appender, lost, 1)  # a new child takes it
         assert appender.started == 2 and appender.pid != pid
         assert journal.last_seq() == 2 and appender._committed(lost)
-    finally:
-        await appender.aclose()
-        journal.close()
 
 
 async def test_the_data_dir_stays_locked_while_the_child_lives_and_closing_ends_it(
@@ -166,25 +169,18 @@ async def test_the_data_dir_stays_locked_while_the_child_lives_and_closing_ends_
 
 
 async def test_a_large_batch_goes_through_the_pipe_in_several_writes(tmp_path: Path) -> None:
-    journal = SqliteJournal.open(tmp_path)
-    appender = AppendProcess(journal, "FULL")
-    try:
+    async with open_writer(tmp_path) as (journal, appender):
         payload = b"x" * 3_000
         rows = [row(seq, f"c/{seq}", 1, payload) for seq in range(1, 4_001)]  # ~12 MB framed
         await appended(appender, Batch(rows=rows, requests=()), 0)
         assert journal.last_seq() == 4_000
         assert journal.read_stream("c/4000") == [rows[-1]]
-    finally:
-        await appender.aclose()
-        journal.close()
 
 
 async def test_of_two_batches_in_flight_the_second_is_written_only_after_the_first(
     tmp_path: Path,
 ) -> None:
-    journal = SqliteJournal.open(tmp_path)
-    appender = AppendProcess(journal, "FULL")
-    try:
+    async with open_writer(tmp_path) as (journal, appender):
         appender.send(Batch(rows=[row(1, "c/a", 1), row(2, "c/a", 2)], requests=()), 0)
         appender.send(Batch(rows=[row(3, "c/a", 3)], requests=()), 2)  # before any answer
         await appender.reply()
@@ -201,17 +197,12 @@ async def test_of_two_batches_in_flight_the_second_is_written_only_after_the_fir
         # What follows the durable end is written again, numbered from there.
         await appended(appender, Batch(rows=[row(4, "c/b", 1)], requests=()), 3)
         assert journal.last_seq() == 4
-    finally:
-        await appender.aclose()
-        journal.close()
 
 
 async def test_a_child_killed_with_two_batches_in_flight_answers_both_from_the_journal(
     tmp_path: Path,
 ) -> None:
-    journal = SqliteJournal.open(tmp_path)
-    appender = AppendProcess(journal, "FULL")
-    try:
+    async with open_writer(tmp_path) as (journal, appender):
         await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
         pid = appender.pid
         assert pid is not None
@@ -224,9 +215,6 @@ async def test_a_child_killed_with_two_batches_in_flight_answers_both_from_the_j
                 await appender.reply()
         await appended(appender, Batch(rows=[row(2, "c/b", 1)], requests=()), 1)
         assert journal.last_seq() == 2 and appender.started == 2
-    finally:
-        await appender.aclose()
-        journal.close()
 
 
 async def test_an_engine_writes_through_its_writer_process_and_ends_it_when_closed(
