@@ -1252,10 +1252,11 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
     )
     if "writer_busy" in many:
         add(
-            "   the writer in case 1 (appends, wall time)",
+            "   the writer in case 1 (batches in flight, wall time)",
             f"{many['writer_us_per_row']:,.1f} us per row",
             "",
-            f"busy {many['writer_busy']:.0%} of wall time (its own thread, beside the loop)",
+            f"busy {many['writer_busy']:.0%} of wall time (hand-over to outcome on the loop; "
+            "the journal's writer process, beside the loop)",
         )
     if "gc" in many:
         gc_line("1", many["gc"], many["acked"])

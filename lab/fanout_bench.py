@@ -57,7 +57,15 @@ import trio.testing
 import trio_websocket
 
 from engine.wire.protocol import decode_ts
-from lab.figures import machine, machine_line, percentile, run_lines, write_section
+from lab.figures import (
+    machine,
+    machine_line,
+    percentile,
+    process_times,
+    run_lines,
+    write_section,
+    writer_pid,
+)
 from lab.rawws import open_many, open_raw, read_until, subscribe_to_event
 
 HOST = "127.0.0.1"
@@ -68,14 +76,16 @@ SECTION = "## Fan-out (sync protocol)"
 COMMAND = "python -m lab.fanout_bench --write-doc"
 
 
-def _cpu() -> tuple[float, float]:
-    """CPU seconds this process (every thread) has used: user plus system, and user alone."""
+def _cpu(engine: Any = None) -> tuple[float, float]:
+    """CPU seconds this process (every thread) and `engine`'s journal writer process have
+    used: user plus system, and user alone."""
     times = os.times()
-    return times.user + times.system, times.user
+    writer, writer_user = process_times(writer_pid(engine))
+    return times.user + times.system + writer, times.user + writer_user
 
 
-def _cpu_since(start: tuple[float, float]) -> tuple[float, float]:
-    now = _cpu()
+def _cpu_since(start: tuple[float, float], engine: Any = None) -> tuple[float, float]:
+    now = _cpu(engine)
     return now[0] - start[0], now[1] - start[1]
 
 
@@ -330,7 +340,7 @@ async def _fanout(engine: Any, port: int, n: int, seconds: float, pace: float) -
                 )
                 commits.append((time.time(), outcome.ts))
 
-            cpu0 = _cpu()
+            cpu0 = _cpu(engine)
             with trio.fail_after(seconds + 30):
                 async with trio.open_nursery() as writers:
                     start = trio.current_time()
@@ -345,7 +355,7 @@ async def _fanout(engine: Any, port: int, n: int, seconds: float, pace: float) -
                             i += 1
                         await trio.sleep_until(start + i / pace)
             await trio.sleep(1.0)  # let the last Transitions arrive
-            cpu, user = _cpu_since(cpu0)
+            cpu, user = _cpu_since(cpu0, engine)
             data = await child.finish()
     finally:
         child.kill()
@@ -677,7 +687,8 @@ trio-websocket server broadcasting a pre-made frame of the Transition's size to 
 (the same child) in one loop. Server CPU per delivery: the server process's CPU time (all
 threads) over the phase divided by the deliveries counted; the user part is the Python work, the
 rest is the kernel's, mostly the socket writes, which both servers pay once per delivery. For
-Turnstile it includes the writer's 500 joins a second and their commits.
+Turnstile it includes the writer's 500 joins a second and their commits (the journal's writer
+process included).
 
 Reading it: with 100 subscribers every commit is delivered to every client, so updates/s is the
 commits' batches per second times 100 and the ratio says how the group commit batches, not how

@@ -30,23 +30,34 @@ REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS_DOC = REPO / "docs" / "benchmarks.md"
 
 
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) of process `pid` so far (0.0 if unknown or not Linux)."""
+def process_times(pid: int | None) -> tuple[float, float]:
+    """CPU seconds of process `pid` so far, user + system and user alone ((0.0, 0.0) if
+    unknown or not Linux)."""
     if pid is None:
-        return 0.0
+        return 0.0, 0.0
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     try:
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(stat[11]) + int(stat[12])) / tick
+        return 0.0, 0.0
+    return (int(stat[11]) + int(stat[12])) / tick, int(stat[11]) / tick
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of process `pid` so far (0.0 if unknown or not Linux)."""
+    return process_times(pid)[0]
+
+
+def writer_pid(engine: Any) -> int | None:
+    """The pid of `engine`'s journal writer process, if it has one running."""
+    appender = getattr(engine, "_appender", None)
+    return None if appender is None else appender.pid
 
 
 def server_cpu(engine: Any) -> float:
     """CPU seconds so far of this process and of `engine`'s journal writer process (a child:
     `time.process_time` alone leaves it out)."""
-    appender = getattr(engine, "_appender", None)
-    return time.process_time() + process_cpu(None if appender is None else appender.pid)
+    return time.process_time() + process_cpu(writer_pid(engine))
 
 
 def percentile(values: Iterable[float], p: float) -> float:

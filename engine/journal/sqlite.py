@@ -113,12 +113,15 @@ _REQUESTS_TABLE = (
 
 _COLUMNS = "seq, stream, version, type, schema, payload, at, crc"
 _REQUEST_COLUMNS = "session_id, request_id, result, seq, at"
-#: SQLite allows 32,766 bound values per statement; 8 per row.
-_ROWS_PER_INSERT = 4_000
+#: The most rows of one multi-row INSERT (SQLite allows 32,766 bound values per statement; 8
+#: per row). Every size of these statements is a power of two (`_pieces`), so that a connection
+#: keeps at most a dozen of each kind prepared: its cache of prepared statements (128) would
+#: otherwise fill with one per batch size, each some hundreds of KiB for thousands of rows.
+_ROWS_PER_INSERT = 2_048
 #: Streams looked up in the stream index per statement by the append's version check.
-_STREAMS_PER_LOOKUP = 500
+_STREAMS_PER_LOOKUP = 512
 #: Keys looked up in the request index per statement by the append's uniqueness check.
-_KEYS_PER_LOOKUP = 500
+_KEYS_PER_LOOKUP = 512
 #: Rows (or records) indexed between two prunings of the writer's `_tops` (`_tail_requests`).
 _PRUNE_EVERY = 50_000
 #: Keys of the tail past which the writer indexes them itself (`append`): a bulk copy through
@@ -127,7 +130,7 @@ _TAIL_KEYS = 100_000
 #: Rows at the end of the journal checked at every start (`SqliteJournal.repair_tail`).
 TAIL_WINDOW = 10_000
 #: And 5 per idempotency record.
-_REQUESTS_PER_INSERT = 6_000
+_REQUESTS_PER_INSERT = 4_096
 #: Multi-row INSERT statements made so far, by (table, rows).
 _INSERT_SQL: dict[tuple[str, int], str] = {}
 _GROUP_COLUMN: dict[str, str] = {
@@ -135,6 +138,18 @@ _GROUP_COLUMN: dict[str, str] = {
     "kind": "substr(stream, 1, instr(stream || '/', '/') - 1)",
     "stream": "stream",
 }
+
+
+def _pieces(count: int, largest: int) -> Iterator[tuple[int, int]]:
+    """`(start, size)` pieces covering `range(count)` in order, each size a power of two at
+    most `largest` (a power of two), the larger first: the binary digits of `count`, with
+    `largest` repeated for what is above it."""
+    start, size = 0, largest
+    while start < count:
+        while size > count - start:
+            size >>= 1
+        yield start, size
+        start += size
 
 
 def _insert_sql(table: str, columns: str, count: int) -> str:
@@ -785,14 +800,14 @@ class SqliteJournal(SqliteReader):
             # executemany gives up the interpreter lock around every row and, with the event
             # loop busy, waits to get it back each time.
             rows = batch.rows
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start : start + _ROWS_PER_INSERT]
+            for start, size in _pieces(len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + size]
                 conn.execute(
                     _insert_sql("events", _COLUMNS, len(chunk)), [v for row in chunk for v in row]
                 )
             last_rid = 0
-            for start in range(0, len(requests), _REQUESTS_PER_INSERT):
-                part = requests[start : start + _REQUESTS_PER_INSERT]
+            for start, size in _pieces(len(requests), _REQUESTS_PER_INSERT):
+                part = requests[start : start + size]
                 inserted = conn.execute(
                     _insert_sql("requests", _REQUEST_COLUMNS, len(part)),
                     [v for r in part for v in r],
@@ -1049,9 +1064,8 @@ def _check_requests(
         if key in tail:
             raise _recorded_twice(key)
         others += key
-    step = 2 * _KEYS_PER_LOOKUP
-    for start in range(0, len(others), step):
-        chunk = others[start : start + step]
+    for start, size in _pieces(len(others) // 2, _KEYS_PER_LOOKUP):
+        chunk = others[2 * start : 2 * (start + size)]
         values = ", ".join(["(?, ?)"] * (len(chunk) // 2))
         clash = conn.execute(
             f"WITH b(s, r) AS (VALUES {values}) SELECT b.s, b.r, q.session_id, q.request_id"
@@ -1107,9 +1121,8 @@ def _check_versions(
             others += (stream, version)
         elif version <= top[0]:
             raise _written_twice(stream, version, top[0])
-    step = 2 * _STREAMS_PER_LOOKUP
-    for start in range(0, len(others), step):
-        chunk = others[start : start + step]
+    for start, size in _pieces(len(others) // 2, _STREAMS_PER_LOOKUP):
+        chunk = others[2 * start : 2 * (start + size)]
         values = ", ".join(["(?, ?)"] * (len(chunk) // 2))
         clash = conn.execute(
             f"WITH b(name, first) AS (VALUES {values}) SELECT name, first, top FROM"

@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.journal import Batch, JournalLocked, Row, checksum
 from engine.journal import sqlite as sqlite_journal
@@ -227,3 +229,16 @@ def test_a_data_dir_has_one_writer_at_a_time(tmp_path: Path) -> None:
     finally:
         journal.close()
     SqliteJournal.open(tmp_path).close()  # closing released it
+
+
+@given(st.integers(min_value=0, max_value=20_000), st.sampled_from([1, 2, 512, 2_048]))
+def test_multi_row_statements_come_in_few_sizes(count: int, largest: int) -> None:
+    """`_pieces` covers the rows in order with power-of-two sizes up to `largest`, so a
+    connection prepares at most log2(largest) + 1 sizes of each statement."""
+    pieces = list(sqlite_journal._pieces(count, largest))
+    starts = [0]
+    for _, size in pieces:
+        starts.append(starts[-1] + size)
+    assert [start for start, _ in pieces] == starts[:-1] and starts[-1] == count
+    assert all(size & (size - 1) == 0 and size <= largest for _, size in pieces)
+    assert len({size for _, size in pieces}) <= largest.bit_length()
