@@ -59,10 +59,12 @@ import attrs
 from lab.figures import (
     BENCHMARKS_DOC,
     machine,
+    peak_rss_mib,
     percentile,
     run_lines,
     server_cpu,
     write_section,
+    writer_pid,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1047,6 +1049,7 @@ async def run_memory(sizes: Sizes) -> dict[str, Any]:
             stats = dict(engine.stats)
             max_resident = engine.config.max_resident_actors
             end_rss = rss_mib()
+            writer_peak = peak_rss_mib(writer_pid(engine))
     peak = maxrss_mib()
     return {
         "events": sizes.mem_events,
@@ -1056,6 +1059,7 @@ async def run_memory(sizes: Sizes) -> dict[str, Any]:
         "rss_before_mib": before,
         "rss_end_mib": end_rss,
         "peak_rss_mib": peak,
+        "writer_peak_rss_mib": writer_peak,
         "kib_per_event": (peak - before) * 1024 / sizes.mem_events,
         "resident_actors": resident,
         "max_resident_actors": max_resident,
@@ -1354,7 +1358,8 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         f"{mem['peak_rss_mib']:,.0f} MiB",
         "",
         f"{mem['rss_before_mib']:,.0f} MiB before the engine, {mem['rss_end_mib']:,.0f} MiB at the "
-        f"end; {mem['kib_per_event']:,.1f} KiB per event touched",
+        f"end; {mem['kib_per_event']:,.1f} KiB per event touched; the journal's writer process "
+        f"beside it: {mem.get('writer_peak_rss_mib', 0.0):,.0f} MiB at its peak",
     )
     add(
         "   resident actors at the end",
@@ -1445,7 +1450,8 @@ when `mutation()` returned; each join is for a user never seen before, so none i
    stream after recovery (`load_stream`: snapshot row + journal rows after it). The journal file
    was just written, so it is in the page cache: these are warm-cache figures.
 5. Memory: `ru_maxrss` of the subprocess that creates N events and joins each once (2,000
-   clients), with the default `max_resident_actors`.
+   clients), with the default `max_resident_actors`; beside it, the peak RSS (`VmHWM`) of the
+   engine's journal writer process.
 6. Baseline: the journal's ceiling: raw `sqlite3` `executemany` of rows shaped like case 1's
    (same schema via `engine.journal.sqlite.create_schema`, payloads from the engine's codec),
    1,000 per `BEGIN IMMEDIATE`..`COMMIT`, WAL, `synchronous=FULL`, 300,000 rows (about what case 1

@@ -48,6 +48,19 @@ def process_cpu(pid: int | None) -> float:
     return process_times(pid)[0]
 
 
+def peak_rss_mib(pid: int | None) -> float:
+    """The peak resident set of process `pid` so far, MiB (0.0 if unknown or not Linux)."""
+    if pid is None:
+        return 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def writer_pid(engine: Any) -> int | None:
     """The pid of `engine`'s journal writer process, if it has one running."""
     appender = getattr(engine, "_appender", None)
