@@ -722,6 +722,7 @@ async def run_many(sizes: Sizes) -> dict[str, Any]:
             result["events"] = len(ids)
             result["config"] = config_line(engine)
             await engine.wait_idle()
+            result["writer_peak_rss_mib"] = peak_rss_mib(writer_pid(engine))
         result["journal_rows"], result["avg_payload_bytes"] = journal_shape(data_dir)
     return result
 

@@ -245,6 +245,8 @@ def report(result: dict[str, Any]) -> str:
         ("append_cpu", "a batch's append, writer CPU"),
     ):
         part = result[key]
+        if not part["n"]:
+            continue  # (no writer thread's CPU: the writer process's is below)
         lines.append(
             f"| {name} | {part['p50_ms']:.2f} ms | {part['mean_ms']:.2f} ms | "
             f"{part['p90_ms']:.2f} ms | {part['n']:,} |"

@@ -11,8 +11,8 @@ second is refused when the first was not written (it was decided on top of it).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import errno as errno_codes
 import itertools
 import logging
 import marshal
@@ -150,10 +150,5 @@ def main(argv: list[str]) -> None:
     data_dir, synchronous, lock, parent = Path(argv[0]), argv[1], int(argv[2]), int(argv[3])
     if os.getppid() != parent:  # it ended before we could ask to end with it
         sys.exit(1)
-    try:
+    with contextlib.suppress(BrokenPipeError):  # the parent is gone: nobody to answer
         serve(data_dir, synchronous, lock)
-    except BrokenPipeError:
-        pass  # the parent is gone: nobody to answer
-    except OSError as exc:
-        if exc.errno != errno_codes.EPIPE:
-            raise

@@ -247,6 +247,8 @@ class AppendProcess:
 
     def _discard_ended(self) -> None:
         """Close the pipes of ended children that no batch waits on any more."""
+        if not self._ended:
+            return
         waited = {id(sent.child) for sent in self._outstanding}
         for child in list(self._ended):
             if id(child) not in waited:

@@ -14,23 +14,12 @@ from domain.errors import Overloaded
 from domain.identity import ADMIN, Identity
 from domain.ticketing.aggregate import EVENT_QUEUE
 from engine import EngineConfig, open_engine
+from lab.bench import event_args
 
 JOIN = "events:joinWaitingList"
 TASKS = 16
 KILL_AFTER = (60, 180)
 ACKS = 300
-
-
-def event_args(i: int) -> dict[str, object]:
-    return {
-        "name": f"Night {i}",
-        "description": "d",
-        "location": "here",
-        "eventDate": 1_900_000_000_000,
-        "price": 10,
-        "totalTickets": 1_000,
-        "orgId": "org1",
-    }
 
 
 async def test_killing_the_writer_process_loses_nothing_acknowledged_and_writes_nothing_refused(
@@ -45,7 +34,8 @@ async def test_killing_the_writer_process_loses_nothing_acknowledged_and_writes_
         appender = engine._appender
         assert appender is not None
         events = [
-            (await engine.mutation("events:create", event_args(i), ADMIN)).value for i in range(4)
+            (await engine.mutation("events:create", event_args(i, 1_000), ADMIN)).value
+            for i in range(4)
         ]
         done = trio.Event()
 

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -222,21 +221,13 @@ async def test_an_engine_writes_through_its_writer_process_and_ends_it_when_clos
 ) -> None:
     from domain.identity import ADMIN
     from engine import EngineConfig, open_engine
+    from lab.bench import event_args
 
-    create = {
-        "name": "Gala",
-        "description": "d",
-        "location": "here",
-        "eventDate": 1_900_000_000_000,
-        "price": 10,
-        "totalTickets": 5,
-        "orgId": "org1",
-    }
     config = EngineConfig(snapshot_every=0, run_jobs=False)
     async with open_engine(tmp_path, config=config) as engine:
         appender = engine._appender
         assert appender is not None
-        created = await engine.mutation("events:create", create, ADMIN)
+        created = await engine.mutation("events:create", event_args(0, 5), ADMIN)
         pid = appender.pid
         assert pid is not None and created.ts >= 1
     _wait_gone(pid)
@@ -244,4 +235,3 @@ async def test_an_engine_writes_through_its_writer_process_and_ends_it_when_clos
         os.kill(pid, 0)
     async with open_engine(tmp_path, config=config) as engine:
         assert engine.committed_seq == created.ts
-        await trio.lowlevel.checkpoint()
