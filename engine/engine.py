@@ -370,6 +370,9 @@ class Engine:
         session_id: str | None,
         request_id: int | None,
     ) -> Reply:
+        # A batch the writer process has answered meanwhile is finished first (its callers
+        # answered, the next batch handed over), rather than after this scheduler pass.
+        self._commit.poll()
         spec = self._mutation_specs.get(name)
         if spec is None:
             spec = self._mutation_specs[name] = self.registry.mutation(name)

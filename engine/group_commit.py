@@ -35,6 +35,9 @@ When a batch starts (the writer and the loop overlap):
   with it, once, and the writer refuses to write it. The smallest cut is `MIN_CUT_PROCESS`
   (32): a burst of a few dozen callers is split in two that overlap, the loop deciding one
   half while the child writes the other, as a thread's append could not.
+  `poll()` (the engine calls it as each mutation begins) finishes the oldest batch at once if
+  its answer is in, without waiting for the answers task's turn after the scheduler pass;
+  the next batch is left to the commit task, so that it takes all the pass decided.
 - in any case the commit task starts a batch with whatever is queued when it runs and no batch
   is being written (the end of a scheduler pass: nothing more is coming now). Without
   `threaded` (tests under a virtual clock) this is the only way, and the append runs through
@@ -90,6 +93,19 @@ class Appender(Protocol):
     async def reply(self) -> None:
         """The oldest sent batch's outcome: return once durable, raise if nothing of it was
         written."""
+        ...
+
+    async def wait_answer(self) -> None:
+        """Return once `reply` would not wait for the writer (its answer is in, or the writer
+        ended); consumes nothing."""
+        ...
+
+    def answered(self) -> bool:
+        """Whether the oldest sent batch's answer is in (checked without blocking)."""
+        ...
+
+    def take_answer(self) -> None:
+        """Once `answered()`: that answer, as `reply` gives it."""
         ...
 
 
@@ -274,31 +290,59 @@ class GroupCommit:
             self._start_threaded(prepared)
 
     async def _answers(self) -> None:
-        """Beside the commit task: the appender's answers, in the order the batches went."""
-        assert self._appender is not None
+        """Beside the commit task: the appender's answers, in the order the batches went
+        (unless `poll` took one first)."""
+        appender = self._appender
+        assert appender is not None
         while True:
             if not self._flight:
                 self._answer_due = trio.Event()
                 await self._answer_due.wait()
                 continue
-            prepared = self._flight[0]
+            await appender.wait_answer()
+            if not self._flight:
+                continue  # (`poll` took it meanwhile)
             result: outcome.Outcome[None]
             try:
-                await self._appender.reply()
+                await appender.reply()
                 result = outcome.Value(None)
             except Exception as exc:
                 result = outcome.Error(exc)
-            prepared.write_seconds = time.perf_counter() - prepared.started
-            self._flight.popleft()
-            if prepared.doomed:
-                self._writing -= 1
-                if isinstance(result, outcome.Value):  # (the writer's order check forbids it)
-                    self._crashed = RuntimeError(
-                        "the journal wrote a batch decided on top of one that failed"
-                    )
-                self._wakeup.set()
-                continue
-            self._written(prepared, result)
+            self._answered(result)
+
+    def poll(self) -> None:
+        """Finish the oldest batch in flight now if the writer process has answered it (see
+        `Appender.answered`). The engine calls it where
+        no decision is under way (as a mutation begins), so that on a busy loop a batch's
+        callers hear of it and the next batch starts within the pass the answer came in,
+        not after it as the answers task would."""
+        appender = self._appender
+        if appender is None or not self._flight or not appender.answered():
+            return
+        result: outcome.Outcome[None]
+        try:
+            appender.take_answer()
+            result = outcome.Value(None)
+        except Exception as exc:
+            result = outcome.Error(exc)
+        # The next batch is left to the commit task, at the end of this pass: started here,
+        # mid-pass, it would take only what is queued so far.
+        self._answered(result, start_next=False)
+
+    def _answered(self, result: outcome.Outcome[None], *, start_next: bool = True) -> None:
+        """The appender's answer to the oldest batch in flight."""
+        prepared = self._flight[0]
+        prepared.write_seconds = time.perf_counter() - prepared.started
+        self._flight.popleft()
+        if prepared.doomed:
+            self._writing -= 1
+            if isinstance(result, outcome.Value):  # (the writer's order check forbids it)
+                self._crashed = RuntimeError(
+                    "the journal wrote a batch decided on top of one that failed"
+                )
+            self._wakeup.set()
+            return
+        self._written(prepared, result, start_next=start_next)
 
     def _start_threaded(self, prepared: _Prepared) -> None:
         self._writing += 1
@@ -311,14 +355,16 @@ class GroupCommit:
 
         trio.lowlevel.start_thread_soon(write, _thread_ended)
 
-    def _written(self, prepared: _Prepared, result: outcome.Outcome[Any]) -> None:
+    def _written(
+        self, prepared: _Prepared, result: outcome.Outcome[Any], *, start_next: bool = True
+    ) -> None:
         """Back on the loop after a threaded or an appender's append."""
         error = result.error if isinstance(result, outcome.Error) else None
         try:
             if error is not None and not isinstance(error, Exception):
                 raise error  # KeyboardInterrupt and the like: not a storage fault
             self._finish(prepared, error)
-            if self._queue and self._has_room():
+            if start_next and self._queue and self._has_room():
                 # What queued during the write waited long enough.
                 self._start(self._take())
         except BaseException as exc:

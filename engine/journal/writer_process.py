@@ -21,6 +21,11 @@ Plan:
   the answer: nothing, or the error the child's `append` raised, raised again in the parent as
   the same class (SQLite's errors, `OSError` with its errno), so a refusal names its fault as
   before.
+- `answered()` reads the answer pipe without blocking (at most once per `POLL_SECONDS`) and
+  says whether the oldest batch's answer is in; `take_answer()` then gives it as `reply()`
+  would, so the group commit can finish a batch from any task without a scheduler pass. The
+  answers task waits with `wait_answer()`, which consumes nothing. An ended child's batches
+  are only ever answered by `reply()`.
 - Two batches may be in flight (the group commit's `DEPTH_PROCESS`), so that the child goes on
   to the next batch as soon as one is durable instead of waiting for the loop to read its
   answer. Each batch says which sequence number it follows, and the child writes it only if the
@@ -69,6 +74,9 @@ _F_SETPIPE_SZ = 1031
 #: Seconds `send` may wait for room in the pipe (for a batch larger than the pipe holds) before
 #: leaving the rest to `reply`.
 HANDOVER_SECONDS = 0.02
+#: The least time between two reads of the answer pipe by `answered()` (a system call each;
+#: the engine asks as every mutation begins).
+POLL_SECONDS = 0.0002
 #: Seconds `aclose` waits for the child to finish its append and exit before killing it.
 CLOSE_SECONDS = 30.0
 _ROOT = Path(__file__).resolve().parents[2]
@@ -123,6 +131,10 @@ class AppendProcess:
         self._ended: list[_Child] = []
         #: Children started so far (1 normally; more after a child ended).
         self.started = 0
+        #: `reply()` is under way (it may await): `answered()` leaves the answer to it.
+        self._replying = False
+        #: When `answered()` last read the pipe (perf_counter).
+        self._polled = 0.0
 
     def start(self) -> None:
         """Start the child now (else the first `send` does), so that it is ready by then."""
@@ -201,12 +213,73 @@ class AppendProcess:
                 return
         child.unsent += view
 
+    def answered(self) -> bool:
+        """Whether the child's answer to the oldest batch sent is in (the pipe read without
+        blocking, at most once per `POLL_SECONDS`), so that `take_answer()` may be called.
+        False while part of the batch is still to be written, while `reply()` runs, and for a
+        child that ended (`reply()` judges what it owed)."""
+        if self._replying or not self._outstanding:
+            return False
+        child = self._outstanding[0].child
+        if child is None or child is not self._child or child.unsent:
+            return False
+        received = child.received
+        if _whole_answer(received):
+            return True
+        now = time.perf_counter()
+        if now - self._polled < POLL_SECONDS:
+            return False
+        self._polled = now
+        try:
+            data = os.read(child.stdout, 65536)
+        except OSError:  # (BlockingIOError: nothing yet)
+            return False
+        if not data:  # it ended: left to `reply()`, which reads the end again
+            return False
+        received += data
+        return _whole_answer(received)
+
+    def take_answer(self) -> None:
+        """Once `answered()`: the oldest batch's answer, as `reply()` gives it."""
+        sent = self._outstanding.popleft()
+        assert sent.child is not None
+        error = error_of(_take_answer(sent.child.received))
+        if error is not None:
+            raise error
+
+    async def wait_answer(self) -> None:
+        """Wait until the oldest batch's answer is in or its child has ended, writing what is
+        left of the batch meanwhile; consumes nothing (`reply()` or `take_answer()` does)."""
+        while self._outstanding:
+            child = self._outstanding[0].child
+            if child is None or _whole_answer(child.received):
+                return
+            if child.unsent:
+                await trio.lowlevel.wait_writable(child.stdin)
+                try:
+                    written = os.write(child.stdin, child.unsent)
+                except BlockingIOError:
+                    continue
+                except OSError:  # (BrokenPipe) gone: `reply()` judges
+                    return
+                del child.unsent[:written]
+                continue
+            await trio.lowlevel.wait_readable(child.stdout)
+            try:
+                data = os.read(child.stdout, 65536)
+            except BlockingIOError:
+                continue
+            if not data:  # ended: `reply()` judges
+                return
+            child.received += data
+
     async def reply(self) -> None:
         """The child's answer to the oldest batch sent: return (the batch is durable) or
         raise (nothing of it was written)."""
         if not self._outstanding:
             raise RuntimeError("no batch was sent")
         sent = self._outstanding[0]
+        self._replying = True
         try:
             child = sent.child
             if child is None:
@@ -231,6 +304,7 @@ class AppendProcess:
                     " committing the batch"
                 ) from None
         finally:
+            self._replying = False
             self._outstanding.popleft()
             self._discard_ended()
         error = error_of(answer)
@@ -277,15 +351,26 @@ class AppendProcess:
         _discard(proc)
 
 
+def _whole_answer(received: bytearray) -> bool:
+    return (
+        len(received) >= HEADER.size
+        and len(received) >= HEADER.size + HEADER.unpack_from(received)[0]
+    )
+
+
+def _take_answer(received: bytearray) -> Any:
+    """The first answer in `received` (whole: `_whole_answer`), removed from it."""
+    (size,) = HEADER.unpack_from(received)
+    body = bytes(received[HEADER.size : HEADER.size + size])
+    del received[: HEADER.size + size]
+    return marshal.loads(body)
+
+
 async def _read_answer(child: _Child) -> Any:
     received = child.received
     while True:
-        if len(received) >= HEADER.size:
-            (size,) = HEADER.unpack_from(received)
-            if len(received) >= HEADER.size + size:
-                body = bytes(received[HEADER.size : HEADER.size + size])
-                del received[: HEADER.size + size]
-                return marshal.loads(body)
+        if _whole_answer(received):
+            return _take_answer(received)
         await trio.lowlevel.wait_readable(child.stdout)
         try:
             data = os.read(child.stdout, 65536)

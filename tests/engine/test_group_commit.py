@@ -279,13 +279,22 @@ class ScriptedAppender:
     def send(self, batch: Batch, after_seq: int) -> None:
         self.sent.append((batch, after_seq))
 
-    async def reply(self) -> None:
+    async def wait_answer(self) -> None:
+        await self._gate(self._replied).wait()
+
+    def answered(self) -> bool:
+        return self._gate(self._replied).is_set()
+
+    def take_answer(self) -> None:
         i = self._replied
-        await self._gate(i).wait()
         self._replied += 1
         error = self._errors[i]
         if error is not None:
             raise error
+
+    async def reply(self) -> None:
+        await self.wait_answer()
+        self.take_answer()
 
     def answer(self, i: int, error: Exception | None = None) -> None:
         self._errors[i] = error
@@ -340,6 +349,36 @@ async def test_two_batches_go_to_a_writer_process_at_once_and_commit_in_order() 
         await commit.drained()
     assert [last for _, last in recorder.committed] == [1, 2, 3]
     assert recorder.failed == []
+
+
+async def test_poll_finishes_an_answered_batch_before_the_answers_task_runs() -> None:
+    async with in_flight(3) as (appender, recorder, commit, _):
+        commit.poll()  # nothing answered yet: nothing happens
+        assert recorder.committed == []
+        appender.answer(0)
+        # No checkpoint between: the answers task has not run, `poll` does its work.
+        commit.poll()
+        assert [last for _, last in recorder.committed] == [1]
+        await trio.testing.wait_all_tasks_blocked()
+        assert shape(appender)[2:] == [([3], 2)]  # the next batch, by the commit task
+        appender.answer(1)
+        await trio.testing.wait_all_tasks_blocked()  # the answers task takes this one
+        assert [last for _, last in recorder.committed] == [1, 2]
+        appender.answer(2)
+        await commit.drained()
+    assert [last for _, last in recorder.committed] == [1, 2, 3]
+    assert recorder.failed == []
+
+
+async def test_a_failure_polled_refuses_as_one_the_answers_task_reads() -> None:
+    async with in_flight(3) as (appender, recorder, commit, burst):
+        appender.answer(0, OSError(28, "No space left on device"))
+        commit.poll()
+        [(failed, error)] = recorder.failed
+        assert failed == burst and isinstance(error, OSError)
+        appender.answer(1, RuntimeError("refused by the writer: it does not follow"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(recorder.failed) == 1
 
 
 async def test_a_failed_batch_refuses_the_one_in_flight_behind_it_once() -> None:

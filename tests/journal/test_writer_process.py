@@ -235,3 +235,36 @@ async def test_an_engine_writes_through_its_writer_process_and_ends_it_when_clos
         os.kill(pid, 0)
     async with open_engine(tmp_path, config=config) as engine:
         assert engine.committed_seq == created.ts
+
+
+async def test_an_answer_in_is_taken_without_waiting_and_a_dead_child_is_left_to_reply(
+    tmp_path: Path,
+) -> None:
+    async with open_writer(tmp_path) as (journal, appender):
+        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
+        pid = appender.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        appender.send(Batch(rows=[row(2, "c/a", 2)], requests=()), 1)
+        assert not appender.answered()  # (the child cannot have answered)
+        os.kill(pid, signal.SIGCONT)
+        await appender.wait_answer()  # in, and not taken
+        assert journal.last_seq() == 2
+        assert appender.answered()
+        appender.take_answer()
+        assert not appender.answered()  # nothing in flight
+        # An answered refusal raises from `take_answer` as from `reply`.
+        appender.send(Batch(rows=[row(3, "c/a", 2)], requests=()), 2)
+        await appender.wait_answer()
+        assert appender.answered()
+        with pytest.raises(sqlite3.IntegrityError, match="already written"):
+            appender.take_answer()
+        # A child gone before answering is never "answered": `reply` judges its batch.
+        os.kill(pid, signal.SIGSTOP)
+        appender.send(Batch(rows=[row(3, "c/a", 3)], requests=()), 2)
+        os.kill(pid, signal.SIGKILL)
+        await appender.wait_answer()  # (returns at the end of its pipe)
+        assert not appender.answered()
+        with pytest.raises(AppendFailed, match="before committing"):
+            await appender.reply()
+        assert journal.last_seq() == 2
