@@ -255,14 +255,10 @@ class AppendProcess:
             if child is None or _whole_answer(child.received):
                 return
             if child.unsent:
-                await trio.lowlevel.wait_writable(child.stdin)
                 try:
-                    written = os.write(child.stdin, child.unsent)
-                except BlockingIOError:
-                    continue
+                    await _write_unsent(child)
                 except OSError:  # (BrokenPipe) gone: `reply()` judges
                     return
-                del child.unsent[:written]
                 continue
             await trio.lowlevel.wait_readable(child.stdout)
             try:
@@ -285,13 +281,7 @@ class AppendProcess:
             if child is None:
                 raise AppendFailed(f"the journal writer could not be started: {sent.failed!r}")
             try:
-                while child.unsent:
-                    await trio.lowlevel.wait_writable(child.stdin)
-                    try:
-                        written = os.write(child.stdin, child.unsent)
-                    except BlockingIOError:
-                        continue
-                    del child.unsent[:written]
+                await _write_unsent(child)
                 answer = await _read_answer(child)
             except (BrokenPipeError, EOFError):
                 child.unsent.clear()
@@ -364,6 +354,17 @@ def _take_answer(received: bytearray) -> Any:
     body = bytes(received[HEADER.size : HEADER.size + size])
     del received[: HEADER.size + size]
     return marshal.loads(body)
+
+
+async def _write_unsent(child: _Child) -> None:
+    """Write what the pipe to `child` has not taken yet of the batches sent to it."""
+    while child.unsent:
+        await trio.lowlevel.wait_writable(child.stdin)
+        try:
+            written = os.write(child.stdin, child.unsent)
+        except BlockingIOError:
+            continue
+        del child.unsent[:written]
 
 
 async def _read_answer(child: _Child) -> Any:

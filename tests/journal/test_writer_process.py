@@ -95,6 +95,15 @@ async def appended(appender: AppendProcess, batch: Batch, after: int) -> None:
     await appender.reply()
 
 
+async def stopped_child(appender: AppendProcess) -> int:
+    """A child that has appended row 1 (`c/a` version 1), then stopped (SIGSTOP): its pid."""
+    await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
+    pid = appender.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
 async def test_the_child_appends_and_refuses_as_the_journal_does(tmp_path: Path) -> None:
     async with open_writer(tmp_path) as (journal, appender):
         appender.start()
@@ -127,11 +136,7 @@ async def test_a_child_gone_before_committing_refuses_its_batch_and_the_next_sta
     tmp_path: Path,
 ) -> None:
     async with open_writer(tmp_path) as (journal, appender):
-        appender.start()
-        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
-        pid = appender.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)  # it cannot read what is sent ...
+        pid = await stopped_child(appender)  # it cannot read what is sent ...
         lost = Batch(rows=[row(2, "c/a", 2)], requests=())
         appender.send(lost, 1)
         os.kill(pid, signal.SIGKILL)  # ... and ends without having read it
@@ -202,10 +207,7 @@ async def test_a_child_killed_with_two_batches_in_flight_answers_both_from_the_j
     tmp_path: Path,
 ) -> None:
     async with open_writer(tmp_path) as (journal, appender):
-        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
-        pid = appender.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)
+        pid = await stopped_child(appender)
         appender.send(Batch(rows=[row(2, "c/a", 2)], requests=()), 1)
         appender.send(Batch(rows=[row(3, "c/a", 3)], requests=()), 2)
         os.kill(pid, signal.SIGKILL)
@@ -241,10 +243,7 @@ async def test_an_answer_in_is_taken_without_waiting_and_a_dead_child_is_left_to
     tmp_path: Path,
 ) -> None:
     async with open_writer(tmp_path) as (journal, appender):
-        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=()), 0)
-        pid = appender.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)
+        pid = await stopped_child(appender)
         appender.send(Batch(rows=[row(2, "c/a", 2)], requests=()), 1)
         assert not appender.answered()  # (the child cannot have answered)
         os.kill(pid, signal.SIGCONT)
