@@ -312,10 +312,9 @@ class GroupCommit:
 
     def poll(self) -> None:
         """Finish the oldest batch in flight now if the writer process has answered it (see
-        `Appender.answered`). The engine calls it where
-        no decision is under way (as a mutation begins), so that on a busy loop a batch's
-        callers hear of it and the next batch starts within the pass the answer came in,
-        not after it as the answers task would."""
+        `Appender.answered`). The engine calls it where no decision is under way (as a
+        mutation begins), so that on a busy loop a batch's callers hear of it within the pass
+        the answer came in, not after it as the answers task would."""
         appender = self._appender
         if appender is None or not self._flight or not appender.answered():
             return

@@ -17,8 +17,8 @@ Plan:
   the kernel to end it when the parent ends.
 - The parent sends a batch from the event loop (`send`: a non-blocking write, which the child
   reads as it goes; for a batch larger than the pipe, `send` waits for room up to
-  `HANDOVER_SECONDS`, and what is left then is written by `reply`), and `await reply()` reads
-  the answer: nothing, or the error the child's `append` raised, raised again in the parent as
+  `HANDOVER_SECONDS`, and `wait_answer` writes what is left), and `await reply()` reads the
+  answer: nothing, or the error the child's `append` raised, raised again in the parent as
   the same class (SQLite's errors, `OSError` with its errno), so a refusal names its fault as
   before.
 - `answered()` reads the answer pipe without blocking (at most once per `POLL_SECONDS`) and
@@ -72,7 +72,7 @@ log = logging.getLogger("turnstile.journal")
 PIPE_BYTES = 4 << 20
 _F_SETPIPE_SZ = 1031
 #: Seconds `send` may wait for room in the pipe (for a batch larger than the pipe holds) before
-#: leaving the rest to `reply`.
+#: leaving the rest to `wait_answer`.
 HANDOVER_SECONDS = 0.02
 #: The least time between two reads of the answer pipe by `answered()` (a system call each;
 #: the engine asks as every mutation begins).
@@ -131,8 +131,6 @@ class AppendProcess:
         self._ended: list[_Child] = []
         #: Children started so far (1 normally; more after a child ended).
         self.started = 0
-        #: `reply()` is under way (it may await): `answered()` leaves the answer to it.
-        self._replying = False
         #: When `answered()` last read the pipe (perf_counter).
         self._polled = 0.0
 
@@ -216,9 +214,9 @@ class AppendProcess:
     def answered(self) -> bool:
         """Whether the child's answer to the oldest batch sent is in (the pipe read without
         blocking, at most once per `POLL_SECONDS`), so that `take_answer()` may be called.
-        False while part of the batch is still to be written, while `reply()` runs, and for a
-        child that ended (`reply()` judges what it owed)."""
-        if self._replying or not self._outstanding:
+        False while part of the batch is still to be written, and for a child that ended
+        (`reply()` judges what it owed)."""
+        if not self._outstanding:
             return False
         child = self._outstanding[0].child
         if child is None or child is not self._child or child.unsent:
@@ -240,10 +238,15 @@ class AppendProcess:
         return _whole_answer(received)
 
     def take_answer(self) -> None:
-        """Once `answered()`: the oldest batch's answer, as `reply()` gives it."""
+        """Once the oldest batch's answer is in (`answered()`, or `wait_answer()` returned
+        with it): that answer, as `reply()` gives it."""
         sent = self._outstanding.popleft()
-        assert sent.child is not None
-        error = error_of(_take_answer(sent.child.received))
+        try:
+            assert sent.child is not None
+            answer = _take_answer(sent.child.received)
+        finally:
+            self._discard_ended()
+        error = error_of(answer)
         if error is not None:
             raise error
 
@@ -257,7 +260,7 @@ class AppendProcess:
             if child.unsent:
                 try:
                     await _write_unsent(child)
-                except OSError:  # (BrokenPipe) gone: `reply()` judges
+                except BrokenPipeError:  # gone: `reply()` judges
                     return
                 continue
             await trio.lowlevel.wait_readable(child.stdout)
@@ -274,32 +277,33 @@ class AppendProcess:
         raise (nothing of it was written)."""
         if not self._outstanding:
             raise RuntimeError("no batch was sent")
-        sent = self._outstanding[0]
-        self._replying = True
         try:
-            child = sent.child
-            if child is None:
-                raise AppendFailed(f"the journal writer could not be started: {sent.failed!r}")
-            try:
-                await _write_unsent(child)
-                answer = await _read_answer(child)
-            except (BrokenPipeError, EOFError):
-                child.unsent.clear()
-                await trio.to_thread.run_sync(child.proc.wait, abandon_on_cancel=True)
-                if self._committed(sent.batch):
-                    log.error("the journal writer ended after committing a batch; restarting")
-                    return
-                raise AppendFailed(
-                    f"the journal writer ended (exit status {child.proc.returncode}) before"
-                    " committing the batch"
-                ) from None
-        finally:
-            self._replying = False
+            await self.wait_answer()
+        except BaseException:  # (an error of the pipe: this batch is refused with it)
             self._outstanding.popleft()
             self._discard_ended()
-        error = error_of(answer)
-        if error is not None:
-            raise error
+            raise
+        sent = self._outstanding[0]  # (no await since: nothing else took it)
+        child = sent.child
+        if child is not None and _whole_answer(child.received):
+            self.take_answer()
+            return
+        # No answer is coming: the child could not be started, or it ended.
+        try:
+            if child is None:
+                raise AppendFailed(f"the journal writer could not be started: {sent.failed!r}")
+            child.unsent.clear()
+            await trio.to_thread.run_sync(child.proc.wait, abandon_on_cancel=True)
+            if self._committed(sent.batch):
+                log.error("the journal writer ended after committing a batch; restarting")
+                return
+            raise AppendFailed(
+                f"the journal writer ended (exit status {child.proc.returncode}) before"
+                " committing the batch"
+            )
+        finally:
+            self._outstanding.popleft()
+            self._discard_ended()
 
     def _committed(self, batch: Batch) -> bool:
         if batch.rows:
@@ -365,22 +369,6 @@ async def _write_unsent(child: _Child) -> None:
         except BlockingIOError:
             continue
         del child.unsent[:written]
-
-
-async def _read_answer(child: _Child) -> Any:
-    received = child.received
-    while True:
-        if _whole_answer(received):
-            return _take_answer(received)
-        await trio.lowlevel.wait_readable(child.stdout)
-        try:
-            data = os.read(child.stdout, 65536)
-        except BlockingIOError:
-            continue
-        if not data:
-            received.clear()
-            raise EOFError
-        received += data
 
 
 def _widen(fd: int) -> None:
