@@ -172,7 +172,7 @@ def test_convex_client_survives_sigkill_and_runs_the_in_flight_mutation_once(
         tmp_path / "data",
         free_port(),
     )
-    assert "error" not in steps, steps
+    assert "error" not in steps, steps.get("error")
     assert steps["joined"]["joined"]["status"] == "offered"  # not a Conflict from a 2nd run
     assert steps["joined"]["seenAfterJoin"]["activeOffers"] == 1
     assert steps["after"]["value"]["activeOffers"] == 1  # executed exactly once

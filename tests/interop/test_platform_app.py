@@ -32,7 +32,7 @@ def test_the_platform_app_is_served_to_the_convex_client_across_a_sigkill(tmp_pa
     steps = steps_across_sigkill(
         [str(HERE / "platform_scenario.mjs"), ADMIN_KEY, owner, door], data_dir, free_port(), APP
     )
-    assert "error" not in steps, steps
+    assert "error" not in steps, steps.get("error")
     made = steps["bootstrapped"]["made"]
     assert steps["set-up"]["me"]["memberId"] == made["ownerMemberId"]
     assert steps["set-up"]["me"]["role"] == "owner"

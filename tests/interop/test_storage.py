@@ -81,7 +81,7 @@ def test_a_kill_after_the_200_keeps_the_file_and_one_mid_upload_leaves_nothing(
     steps = steps_across_sigkill(
         [SCENARIO, ADMIN_KEY, organizer(), "sigkill"], data_dir, free_port()
     )
-    assert "error" not in steps, steps
+    assert "error" not in steps, steps.get("error")
     acknowledged = steps["acknowledged"]
     storage_id = acknowledged["storageId"]
     # Acknowledged: back byte for byte after the kill, on disk and over HTTP.
