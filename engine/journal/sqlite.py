@@ -37,10 +37,11 @@ either is converted when opened for writing, see `_convert`):
   `sqlite3.IntegrityError`, as the unique index did. The highest version of a stream in the
   tail is not read from the tail (a scan of every unindexed row per batch: most of the writer's
   time) but kept in memory (`_tops`): the writer is the journal's only one (`open` takes the
-  data dir's lock, `LOCK_FILE`), so the rows after the index's position are exactly those of
-  the tail when the journal was opened (none: `open` catches the index up) and those its own
-  appends wrote since. Each append looks the other streams up in the index, in statements that
-  answer only the streams that would be written twice (none, normally: one step each).
+  data dir's lock: engine/journal/lock.py), so the rows after the index's position are exactly
+  those of the tail when the journal was opened (none: `open` catches the index up) and those
+  its own appends wrote since. Each append looks the other streams up in the index, in
+  statements that answer only the streams that would be written twice (none, normally: one
+  step each).
 - "No `(session_id, request_id)` recorded twice" (the primary key's guarantee in format 2) is
   checked the same way: a batch holding a key twice, or a key the journal holds, writes nothing
   and raises `sqlite3.IntegrityError`. The tail's keys are the writer's memory
@@ -67,7 +68,6 @@ Guarantees beyond `engine.journal.interface`:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -84,7 +84,6 @@ from engine.journal.interface import (
     Batch,
     GroupCount,
     Grouping,
-    JournalLocked,
     JournalReadError,
     RequestRecord,
     Row,
@@ -93,13 +92,12 @@ from engine.journal.interface import (
     checksum,
     verify,
 )
+from engine.journal.lock import lock_data_dir
 
 log = logging.getLogger("turnstile.journal")
 
 FORMAT_VERSION = 3
 JOURNAL_FILE = "journal.db"
-#: Held (an exclusive `flock`) by the one `SqliteJournal` writing a data dir, while it is open.
-LOCK_FILE = "journal.lock"
 #: The stream index beside the journal (derived from it; see the module docstring).
 INDEX_FILE = "streams.db"
 #: The unique index format 1 kept on `events`, dropped when a journal is converted.
@@ -658,7 +656,7 @@ class SqliteJournal(SqliteReader):
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, EXTRA or NORMAL, not {synchronous}")
         data_dir.mkdir(parents=True, exist_ok=True)
-        lock = _lock_data_dir(data_dir)
+        lock = lock_data_dir(data_dir)
         try:
             journal = cls._open(data_dir, synchronous)
         except BaseException:
@@ -1140,22 +1138,6 @@ def _written_twice(stream: str, version: int, top: int) -> sqlite3.IntegrityErro
     return sqlite3.IntegrityError(
         f"{stream}: version {version} is already written (the stream is at {top})"
     )
-
-
-def _lock_data_dir(data_dir: Path) -> int:
-    """Take the data dir's writer lock (`LOCK_FILE`), or raise `JournalLocked` at once."""
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise JournalLocked(
-            f"{data_dir} is in use: another process (or another open journal) writes it"
-        ) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _create_erasures_done(conn: sqlite3.Connection) -> None:
