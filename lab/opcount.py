@@ -6,12 +6,27 @@ before, a warm-up round untraced, then `--joins` joins traced with `sys.settrace
 on the loop thread (the commit thread's Python is not counted). It prints the totals per join
 and the functions that execute the most bytecodes. Tracing makes it slow (seconds), never
 wrong; nothing here asserts.
+
+`--instructions` (needs valgrind) counts machine instructions instead, the C parts included
+(SQLite reads on the loop, the codec, hashing, the interpreter itself): the same workload
+untraced (`--plain`) run under `valgrind --tool=cachegrind --cache-sim=no --trace-children=yes`
+for two numbers of joins, and the difference of the instruction counts over the difference of
+joins, for the server's process (the loop and its worker threads) and for the journal's writer
+process apart. The stream index's catch-up, which runs every `engine.engine.INDEX_SECONDS` of
+wall time and so more often per join the slower the run, is held off in `--plain` (it runs
+once, as the engine closes), so that the figure does not depend on how fast valgrind ran.
+Each figure is printed for two pairs of runs, so that what is left of the timing (how the
+joins fall into commit batches) shows as their spread.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import random
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -22,6 +37,7 @@ from typing import Any
 
 import trio
 
+import engine.engine as engine_module
 from lab.bench import JOIN, create_events, engine_modules
 
 TASKS = 64
@@ -50,7 +66,7 @@ def _name(frame: FrameType) -> str:
     return f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_qualname}"
 
 
-async def count(joins: int) -> Counts:
+async def count(joins: int, *, traced: bool = True) -> Counts:
     from domain.identity import Identity
     from engine import EngineConfig, open_engine
 
@@ -67,8 +83,8 @@ async def count(joins: int) -> Counts:
                     args = {"eventId": events[rng.randrange(len(events))], "userId": user}
                     await engine.mutation(JOIN, args, Identity(subject=user))
 
-            for tag, per_task, traced in (("w", 50, False), ("m", joins // TASKS, True)):
-                if traced:
+            for tag, per_task, measured in (("w", 50, False), ("m", joins // TASKS, True)):
+                if measured and traced:
                     sys.settrace(counts.trace)
                 try:
                     async with trio.open_nursery() as nursery:
@@ -79,12 +95,70 @@ async def count(joins: int) -> Counts:
     return counts
 
 
+def _instructions_of(joins: int) -> tuple[int, int]:
+    """Instructions of one `--plain` run of `joins` joins under cachegrind: (the server's
+    process, its child processes together)."""
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--trace-children=yes",
+            "--cachegrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "lab.opcount",
+            "--plain",
+            "--joins",
+            str(joins),
+        ],
+        cwd=str(Path(__file__).resolve().parent.parent),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = re.findall(r"==(\d+)==\s+I\s+refs:\s+([\d,]+)", done.stderr)
+    assert counts, done.stderr[-2_000:]
+    first = re.search(r"==(\d+)==", done.stderr)
+    assert first is not None
+    main = sum(int(n.replace(",", "")) for pid, n in counts if pid == first.group(1))
+    children = sum(int(n.replace(",", "")) for pid, n in counts if pid != first.group(1))
+    return main, children
+
+
+def instructions(small: int, large: int) -> None:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian's package `valgrind`)")
+    for attempt in (1, 2):
+        main_small, child_small = _instructions_of(small)
+        main_large, child_large = _instructions_of(large)
+        joins = large - small
+        print(
+            f"pair {attempt} ({small:,} and {large:,} joins): instructions per join: server"
+            f" process {(main_large - main_small) / joins:,.0f}, journal writer process"
+            f" {(child_large - child_small) / joins:,.0f}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--joins", type=int, default=1_280, help="joins traced (default 1,280)")
     parser.add_argument("--top", type=int, default=30, help="functions listed (default 30)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="machine instructions per join under cachegrind (needs valgrind)",
+    )
+    parser.add_argument("--plain", action="store_true", help="run the joins untraced, quietly")
     args = parser.parse_args(argv)
     joins = max(TASKS, args.joins // TASKS * TASKS)
+    if args.instructions:
+        instructions(joins, 4 * joins)
+        return
+    if args.plain:
+        engine_module.INDEX_SECONDS = 3_600.0
+        trio.run(functools.partial(count, joins, traced=False))
+        return
     counts = trio.run(count, joins)
     total, calls = sum(counts.bytecodes.values()), sum(counts.calls.values())
     per_join = f"{total / joins:,.0f} bytecodes and {calls / joins:.1f} calls per join"
