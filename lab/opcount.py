@@ -12,9 +12,11 @@ wrong; nothing here asserts.
 untraced (`--plain`) run under `valgrind --tool=cachegrind --cache-sim=no --trace-children=yes`
 for two numbers of joins, and the difference of the instruction counts over the difference of
 joins, for the server's process (the loop and its worker threads) and for the journal's writer
-process apart. The stream index's catch-up, which runs every `engine.engine.INDEX_SECONDS` of
-wall time and so more often per join the slower the run, is held off in `--plain` (it runs
-once, as the engine closes), so that the figure does not depend on how fast valgrind ran.
+process apart. The garbage collector is tuned as `turnstile serve` tunes it (`engine.tune_gc`),
+so its collections are counted as a server makes them. The stream index's catch-up, which runs
+every `engine.engine.INDEX_SECONDS` of wall time and so more often per join the slower the
+run, is held off in `--plain` (it runs once, as the engine closes), so that the figure does
+not depend on how fast valgrind ran.
 Each figure is printed for two pairs of runs, so that what is left of the timing (how the
 joins fall into commit batches) shows as their spread.
 """
@@ -157,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.plain:
         engine_module.INDEX_SECONDS = 3_600.0
+        engine_module.tune_gc()  # as `turnstile serve` runs: its collections are counted too
         trio.run(functools.partial(count, joins, traced=False))
         return
     counts = trio.run(count, joins)
