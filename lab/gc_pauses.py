@@ -1,0 +1,133 @@
+"""Garbage-collection pauses of a loaded engine: `python -m lab.gc_pauses [--joins N]`.
+
+The engine in-process over 1,000 events with `engine.tune_gc()` applied as `turnstile serve`
+applies it, 64 tasks each joining with users never seen before (`--joins` in all, in a child
+process of its own): every collection during the load per generation (count and longest
+pause, from a `gc.callbacks` hook), the objects the collector tracks and the frozen ones at
+the end, then the pause of one full collection (`gc.collect()`: what the next one under load
+would walk), and the cyclic garbage an accepted and a refused join leave (collections with
+the collector disabled, over 1,000 joins of each). Pauses are wall time on a shared machine;
+the object counts are what makes them long or short. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from lab.bench import JOIN, create_events, engine_modules
+
+TASKS = 64
+
+
+class Pauses:
+    """Collections per generation and the longest pause of each (a `gc.callbacks` hook)."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.counts = [0, 0, 0]
+        self.longest = [0.0, 0.0, 0.0]
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        generation = info["generation"]
+        self.counts[generation] += 1
+        pause = (time.perf_counter() - self.started) * 1e3
+        self.longest[generation] = max(self.longest[generation], pause)
+
+
+async def load(joins: int) -> dict[str, Any]:
+    from domain.errors import TurnstileError
+    from domain.identity import Identity
+    from engine import EngineConfig, open_engine
+
+    with tempfile.TemporaryDirectory(prefix="gc_pauses_") as tmp:
+        config = EngineConfig(snapshot_every=0)
+        async with open_engine(Path(tmp), config=config, modules=engine_modules()) as engine:
+            events = await create_events(engine, 1_000, 100, TASKS)
+
+            async def join(user: str, event: str) -> bool:
+                try:
+                    await engine.mutation(
+                        JOIN, {"eventId": event, "userId": user}, Identity(subject=user)
+                    )
+                except TurnstileError:
+                    return False
+                return True
+
+            async def client(index: int, n: int) -> None:
+                rng = random.Random(index)
+                for k in range(n):
+                    await join(f"u{index}-{k}", events[rng.randrange(len(events))])
+
+            pauses = Pauses()
+            gc.callbacks.append(pauses)
+            started = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for index in range(TASKS):
+                    nursery.start_soon(client, index, joins // TASKS)
+            seconds = time.perf_counter() - started
+            gc.callbacks.remove(pauses)
+            result: dict[str, Any] = {
+                "joins_per_s": joins // TASKS * TASKS / seconds,
+                "collections": pauses.counts,
+                "longest_ms": pauses.longest,
+                "tracked": len(gc.get_objects()),
+                "frozen": gc.get_freeze_count(),
+            }
+            started = time.perf_counter()  # with the engine's heap as the load left it
+            gc.collect()
+            result["full_collection_ms"] = (time.perf_counter() - started) * 1e3
+            for outcome in ("accepted", "refused"):  # the same users twice: the second time
+                gc.disable()  # each is on the waiting list already (Conflict)
+                done = [await join(f"c{k}", events[0]) for k in range(1_000)]
+                result[f"cyclic_per_{outcome}"] = gc.collect() / 1_000
+                gc.enable()
+                assert all(done) if outcome == "accepted" else not any(done)
+            return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--joins", type=int, default=600_000, help="joins (default 600,000)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        from engine import tune_gc
+
+        tune_gc()
+        print(json.dumps(trio.run(load, args.joins)))
+        return
+    done = subprocess.run(
+        [sys.executable, "-m", "lab.gc_pauses", "--child", "--joins", str(args.joins)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1_800,
+    )
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"{args.joins:,} joins, 64 tasks: {r['joins_per_s']:,.0f} joins/s; collections per"
+        f" generation {'/'.join(map(str, r['collections']))}, longest pause"
+        f" {' / '.join(f'{p:,.0f}' for p in r['longest_ms'])} ms; then tracked"
+        f" {r['tracked']:,} objects, frozen {r['frozen']:,}, and a full collection"
+        f" {r['full_collection_ms']:,.0f} ms; cyclic garbage per join: accepted"
+        f" {r['cyclic_per_accepted']:g}, refused {r['cyclic_per_refused']:g} objects"
+    )
+
+
+if __name__ == "__main__":
+    main()
