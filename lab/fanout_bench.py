@@ -58,6 +58,7 @@ import trio_websocket
 
 from engine.wire.protocol import decode_ts
 from lab.figures import (
+    instructions,
     machine,
     machine_line,
     percentile,
@@ -633,37 +634,10 @@ async def _rounds(mode: str, n: int, k: int) -> None:
 def _instructions(n: int, k1: int = 10, k2: int = 60) -> dict[str, float]:
     """User-space instructions per delivery, Turnstile (less the joins alone) and the bare
     broadcast, from cachegrind runs of `--rounds` (see the module docstring)."""
-    import re
-    import shutil
-
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind")
 
     def count(mode: str, clients: int, k: int) -> int:
-        done = subprocess.run(
-            [
-                "valgrind",
-                "--tool=cachegrind",
-                "--cache-sim=no",
-                "--cachegrind-out-file=/dev/null",
-                sys.executable,
-                "-m",
-                "lab.fanout_bench",
-                "--rounds",
-                mode,
-                "--n",
-                str(clients),
-                "--k",
-                str(k),
-            ],
-            cwd=str(Path(__file__).resolve().parent.parent),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-        assert found is not None, done.stderr[-2000:]
-        return int(found.group(1).replace(",", ""))
+        args = ["lab.fanout_bench", "--rounds", mode, "--n", str(clients), "--k", str(k)]
+        return instructions(args, children=False)[0]  # the server's process alone
 
     rounds = k2 - k1
     fan = count("turnstile", n, k2) - count("turnstile", n, k1)

@@ -5,7 +5,9 @@
   is printed, written into docs and dumped to JSON as it is; `machine_line(info)` says it on
   one line, `run_lines(info, ...)` as the list that opens a section;
 - `write_section(heading, text)`: writes one benchmark's section of docs/benchmarks.md and keeps
-  every other benchmark's section byte for byte (`replace_section` does it on a string).
+  every other benchmark's section byte for byte (`replace_section` does it on a string);
+- `instructions(args)`: machine instructions of `python -m ARGS` under cachegrind, its own
+  process and its child processes apart.
 
 The page is a sequence of sections, each from its heading line up to the next level-1 or
 level-2 heading; a benchmark owns one section (the engine benchmark owns the page's title and the
@@ -18,10 +20,13 @@ import datetime as dt
 import math
 import os
 import platform
+import re
+import shutil
 import sqlite3
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +76,36 @@ def server_cpu(engine: Any) -> float:
     """CPU seconds so far of this process and of `engine`'s journal writer process (a child:
     `time.process_time` alone leaves it out)."""
     return time.process_time() + process_cpu(writer_pid(engine))
+
+
+def instructions(args: Sequence[str], *, children: bool = True) -> tuple[int, int]:
+    """User-space instructions of `python -m ARGS` (run from the repository) under
+    `valgrind --tool=cachegrind --cache-sim=no`: (its own process, its child processes
+    together; those run natively and count 0 without `children`). Deterministic where timings
+    are not; needs valgrind."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("counting instructions needs valgrind (Debian's package `valgrind`)")
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            f"--trace-children={'yes' if children else 'no'}",
+            "--cachegrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            *args,
+        ],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = re.findall(r"==(\d+)==\s+I\s+refs:\s+([\d,]+)", done.stderr)
+    first = re.search(r"==(\d+)==", done.stderr)
+    assert counts and first is not None, done.stderr[-2_000:]
+    own = sum(int(n.replace(",", "")) for pid, n in counts if pid == first.group(1))
+    return own, sum(int(n.replace(",", "")) for pid, n in counts if pid != first.group(1))
 
 
 def percentile(values: Iterable[float], p: float) -> float:

@@ -26,9 +26,6 @@ from __future__ import annotations
 import argparse
 import functools
 import random
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -41,6 +38,7 @@ import trio
 
 import engine.engine as engine_module
 from lab.bench import JOIN, create_events, engine_modules
+from lab.figures import instructions as instructions_of
 
 TASKS = 64
 
@@ -98,39 +96,10 @@ async def count(joins: int, *, traced: bool = True) -> Counts:
 
 
 def _instructions_of(joins: int) -> tuple[int, int]:
-    """Instructions of one `--plain` run of `joins` joins under cachegrind: (the server's
-    process, its child processes together)."""
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=cachegrind",
-            "--cache-sim=no",
-            "--trace-children=yes",
-            "--cachegrind-out-file=/dev/null",
-            sys.executable,
-            "-m",
-            "lab.opcount",
-            "--plain",
-            "--joins",
-            str(joins),
-        ],
-        cwd=str(Path(__file__).resolve().parent.parent),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    counts = re.findall(r"==(\d+)==\s+I\s+refs:\s+([\d,]+)", done.stderr)
-    assert counts, done.stderr[-2_000:]
-    first = re.search(r"==(\d+)==", done.stderr)
-    assert first is not None
-    main = sum(int(n.replace(",", "")) for pid, n in counts if pid == first.group(1))
-    children = sum(int(n.replace(",", "")) for pid, n in counts if pid != first.group(1))
-    return main, children
+    return instructions_of(["lab.opcount", "--plain", "--joins", str(joins)])
 
 
 def instructions(small: int, large: int) -> None:
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind (Debian's package `valgrind`)")
     for attempt in (1, 2):
         main_small, child_small = _instructions_of(small)
         main_large, child_large = _instructions_of(large)
