@@ -112,7 +112,7 @@ class Reply:
             waiters.append(task)
             await trio.lowlevel.wait_task_rescheduled(functools.partial(_abort_wait, waiters, task))
         if self.error is not None:
-            raise self.error
+            raise fresh(self.error)
         return self.value, self.ts
 
 
@@ -122,6 +122,20 @@ def _reach(
     """A decide step's `reach`: the working state of another actor, noted in `reached`."""
     actor = reached[stream] = host.resident(aggregate, stream)
     return actor.working_state, actor.working_version
+
+
+def fresh(error: TurnstileError) -> TurnstileError:
+    """A copy of a stored refusal to raise (its type, message and details; no traceback), so
+    that no reference cycle holds it: a raised exception's traceback holds the frames it
+    passed, and those hold the reply that holds the exception. The stored one is kept without
+    a traceback for the same reason (`Actor.decide`). Without a cycle, a refused command's
+    objects go by reference counting, as an accepted one's do."""
+    copy = BaseException.__new__(type(error))
+    copy.args = error.args
+    copy.__dict__.update(error.__dict__)
+    copy.__cause__ = error.__cause__
+    copy.__suppress_context__ = error.__suppress_context__
+    return copy
 
 
 def _abort_wait(waiters: list[trio.lowlevel.Task], task: trio.lowlevel.Task, _: Any) -> Any:
@@ -287,7 +301,7 @@ class Actor:
                 committed=host.committed_view,
             )
         except TurnstileError as error:
-            command.reply.fail(error)
+            command.reply.fail(error.with_traceback(None))  # (see `fresh`)
             return
         except Exception:
             log.exception("command on %s failed unexpectedly; nothing was written", self.stream)

@@ -43,7 +43,16 @@ from domain.ids import is_root_id, root_id
 from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, Projection, View
 from domain.storage import STORED_FILES, FileDeleted, StoredFile
 from engine import codec, erasure
-from engine.actor import SUPERSEDED, SYSTEM, Actor, Command, Reply, RequestKey, Submission
+from engine.actor import (
+    SUPERSEDED,
+    SYSTEM,
+    Actor,
+    Command,
+    Reply,
+    RequestKey,
+    Submission,
+    fresh,
+)
 from engine.clock import Clock
 from engine.files import FileStore
 from engine.group_commit import GroupCommit
@@ -193,7 +202,7 @@ class PendingMutation:
         if not reply.done:
             raise RuntimeError("the mutation has no outcome yet")
         if reply.error is not None:
-            raise reply.error
+            raise fresh(reply.error)
         return Outcome(reply.value, reply.ts)
 
     def add_done_callback(self, callback: Callable[[PendingMutation], None]) -> None:

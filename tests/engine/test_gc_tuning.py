@@ -1,12 +1,18 @@
 """`engine.tune_gc()`: thresholds for a long-lived server, and what recovery built frozen out of
-the collector's reach once the engine has recovered (engine/engine.py)."""
+the collector's reach once the engine has recovered (engine/engine.py); and no cyclic garbage
+from a refused command, which those thresholds count on."""
 
 from __future__ import annotations
 
 import gc
 from pathlib import Path
 
+import pytest
+import trio
+import trio.testing
+
 import engine.engine as engine_module
+from domain.errors import Conflict
 from engine import EngineConfig, open_engine, tune_gc
 from tests.engine.counters import COUNTERS
 
@@ -28,3 +34,33 @@ async def test_tune_gc_freezes_what_recovery_built(tmp_path: Path) -> None:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
         engine_module._freeze_after_recovery = False
+
+
+async def test_a_refused_mutation_leaves_no_cyclic_garbage(tmp_path: Path) -> None:
+    """What `tune_gc`'s thresholds count on: a command's objects, a refused one's too, die by
+    reference counting. The refusal a caller gets is a copy of the stored one (its type,
+    message and details), so no traceback of it holds the reply that holds it."""
+    config = EngineConfig(snapshot_every=0, offload_io=False)
+    async with open_engine(tmp_path / "data", modules=(COUNTERS,), config=config) as engine:
+        created = await engine.mutation("counters:create", {"label": "a"})
+        counter = {"counterId": created.value, "amount": -5}
+        for _ in range(2):  # warm: the first refusal builds what every one reuses
+            with pytest.raises(Conflict) as raised:
+                await engine.mutation("counters:add", counter)
+            assert raised.value.details == {"total": 0}
+            del raised
+        gc.collect()
+        gc.disable()
+        try:
+            with pytest.raises(Conflict):
+                await engine.mutation("counters:add", counter)
+            pending = engine.begin_mutation("counters:add", counter)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(Conflict, match="Not enough"):
+                await pending.outcome()
+            with pytest.raises(Conflict):
+                pending.result()
+            del pending
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
