@@ -225,7 +225,7 @@ class QueryUpdates:
     async def __anext__(self) -> tuple[int, Any]:
         ts, result = await self._sub.next()
         if result.error is not None:
-            raise result.error
+            raise fresh(result.error)  # (no reference cycle: see `engine.actor.fresh`)
         return ts, result.value
 
 
@@ -446,7 +446,7 @@ class Engine:
         parsed = codec.decode_args(args, spec.args_type)
         result = self.evaluate(spec, parsed, identity)
         if result.error is not None:
-            raise result.error
+            raise fresh(result.error)  # (no reference cycle: see `engine.actor.fresh`)
         return Outcome(result.value, self.committed_seq)
 
     def read_view(self) -> View:

@@ -84,8 +84,8 @@ class Result:
 def evaluate(spec: QuerySpec[Any], args: Any, identity: Identity, view: RecordingView) -> Result:
     try:
         return Result(spec.evaluate(view, args, identity), None, view.reads)
-    except TurnstileError as error:
-        return Result(None, error, view.reads)
+    except TurnstileError as error:  # kept without its traceback (see `engine.actor.fresh`)
+        return Result(None, error.with_traceback(None), view.reads)
     except Exception:
         import logging
 

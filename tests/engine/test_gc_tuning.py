@@ -1,6 +1,6 @@
 """`engine.tune_gc()`: thresholds for a long-lived server, and what recovery built frozen out of
 the collector's reach once the engine has recovered (engine/engine.py); and no cyclic garbage
-from a refused command, which those thresholds count on."""
+from a refused command or query, which those thresholds count on."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import trio
 import trio.testing
 
 import engine.engine as engine_module
-from domain.errors import Conflict
+from domain.errors import Conflict, Forbidden
+from domain.identity import Identity
 from engine import EngineConfig, open_engine, tune_gc
 from tests.engine.counters import COUNTERS
 
@@ -61,6 +62,23 @@ async def test_a_refused_mutation_leaves_no_cyclic_garbage(tmp_path: Path) -> No
             with pytest.raises(Conflict):
                 pending.result()
             del pending
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
+
+
+async def test_a_refused_query_leaves_no_cyclic_garbage(tmp_path: Path) -> None:
+    config = EngineConfig(snapshot_every=0, offload_io=False)
+    async with open_engine(tmp_path / "data", config=config) as engine:  # the booking domain
+        args, someone_else = {"userId": "someone"}, Identity(subject="other")
+        for _ in range(2):  # warm
+            with pytest.raises(Forbidden):
+                await engine.query("events:getUserTickets", args, someone_else)
+        gc.collect()
+        gc.disable()
+        try:
+            with pytest.raises(Forbidden):
+                await engine.query("events:getUserTickets", args, someone_else)
             assert gc.collect() == 0
         finally:
             gc.enable()
