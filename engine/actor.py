@@ -35,6 +35,7 @@ from domain.errors import Internal, Overloaded, TurnstileError
 from domain.identity import ADMIN, Identity
 from domain.model import Aggregate, Decision, Event, View, decide
 from domain.ratelimit import RateLimit
+from engine import refusals
 
 log = logging.getLogger("turnstile.actor")
 
@@ -71,7 +72,8 @@ class Reply:
         self._finish()
 
     def fail(self, error: TurnstileError) -> None:
-        self.error = error
+        """Resolve with a refusal, kept without tracebacks; waiters raise a copy (refusals)."""
+        self.error = refusals.stored(error)
         self._finish()
 
     def add_callback(self, callback: Callable[[], None]) -> None:
@@ -112,7 +114,7 @@ class Reply:
             waiters.append(task)
             await trio.lowlevel.wait_task_rescheduled(functools.partial(_abort_wait, waiters, task))
         if self.error is not None:
-            raise fresh(self.error)
+            raise refusals.fresh(self.error)
         return self.value, self.ts
 
 
@@ -122,20 +124,6 @@ def _reach(
     """A decide step's `reach`: the working state of another actor, noted in `reached`."""
     actor = reached[stream] = host.resident(aggregate, stream)
     return actor.working_state, actor.working_version
-
-
-def fresh(error: TurnstileError) -> TurnstileError:
-    """A copy of a stored refusal to raise (its type, message and details; no traceback), so
-    that no reference cycle holds it: a raised exception's traceback holds the frames it
-    passed, and those hold the reply that holds the exception. The stored one is kept without
-    a traceback for the same reason (`Actor.decide`). Without a cycle, a refused command's
-    objects go by reference counting, as an accepted one's do."""
-    copy = BaseException.__new__(type(error))
-    copy.args = error.args
-    copy.__dict__.update(error.__dict__)
-    copy.__cause__ = error.__cause__
-    copy.__suppress_context__ = error.__suppress_context__
-    return copy
 
 
 def _abort_wait(waiters: list[trio.lowlevel.Task], task: trio.lowlevel.Task, _: Any) -> Any:
@@ -301,7 +289,7 @@ class Actor:
                 committed=host.committed_view,
             )
         except TurnstileError as error:
-            command.reply.fail(error.with_traceback(None))  # (see `fresh`)
+            command.reply.fail(error)
             return
         except Exception:
             log.exception("command on %s failed unexpectedly; nothing was written", self.stream)

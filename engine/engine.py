@@ -42,17 +42,8 @@ from domain.identity import ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
 from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, Projection, View
 from domain.storage import STORED_FILES, FileDeleted, StoredFile
-from engine import codec, erasure
-from engine.actor import (
-    SUPERSEDED,
-    SYSTEM,
-    Actor,
-    Command,
-    Reply,
-    RequestKey,
-    Submission,
-    fresh,
-)
+from engine import codec, erasure, refusals
+from engine.actor import SUPERSEDED, SYSTEM, Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
 from engine.files import FileStore
 from engine.group_commit import GroupCommit
@@ -202,7 +193,7 @@ class PendingMutation:
         if not reply.done:
             raise RuntimeError("the mutation has no outcome yet")
         if reply.error is not None:
-            raise fresh(reply.error)
+            raise refusals.fresh(reply.error)
         return Outcome(reply.value, reply.ts)
 
     def add_done_callback(self, callback: Callable[[PendingMutation], None]) -> None:
@@ -225,7 +216,7 @@ class QueryUpdates:
     async def __anext__(self) -> tuple[int, Any]:
         ts, result = await self._sub.next()
         if result.error is not None:
-            raise fresh(result.error)  # (no reference cycle: see `engine.actor.fresh`)
+            raise refusals.fresh(result.error)
         return ts, result.value
 
 
@@ -446,7 +437,7 @@ class Engine:
         parsed = codec.decode_args(args, spec.args_type)
         result = self.evaluate(spec, parsed, identity)
         if result.error is not None:
-            raise fresh(result.error)  # (no reference cycle: see `engine.actor.fresh`)
+            raise refusals.fresh(result.error)
         return Outcome(result.value, self.committed_seq)
 
     def read_view(self) -> View:

@@ -32,6 +32,7 @@ import trio
 from domain.errors import Internal, TurnstileError
 from domain.identity import Identity
 from domain.model import Aggregate, Projection, QuerySpec, View
+from engine import refusals
 
 ReadKey = tuple[str, ...]
 
@@ -84,8 +85,8 @@ class Result:
 def evaluate(spec: QuerySpec[Any], args: Any, identity: Identity, view: RecordingView) -> Result:
     try:
         return Result(spec.evaluate(view, args, identity), None, view.reads)
-    except TurnstileError as error:  # kept without its traceback (see `engine.actor.fresh`)
-        return Result(None, error.with_traceback(None), view.reads)
+    except TurnstileError as error:
+        return Result(None, refusals.stored(error), view.reads)
     except Exception:
         import logging
 
