@@ -38,7 +38,7 @@ import trio
 
 import engine.engine as engine_module
 from lab.bench import JOIN, create_events, engine_modules
-from lab.figures import instructions as instructions_of
+from lab.figures import instructions
 
 TASKS = 64
 
@@ -95,14 +95,15 @@ async def count(joins: int, *, traced: bool = True) -> Counts:
     return counts
 
 
-def _instructions_of(joins: int) -> tuple[int, int]:
-    return instructions_of(["lab.opcount", "--plain", "--joins", str(joins)])
+def print_instructions(small: int, large: int) -> None:
+    """Two pairs of `--plain` runs under cachegrind: instructions per join, by process."""
 
+    def run(joins: int) -> tuple[int, int]:
+        return instructions(["lab.opcount", "--plain", "--joins", str(joins)])
 
-def instructions(small: int, large: int) -> None:
     for attempt in (1, 2):
-        main_small, child_small = _instructions_of(small)
-        main_large, child_large = _instructions_of(large)
+        main_small, child_small = run(small)
+        main_large, child_large = run(large)
         joins = large - small
         print(
             f"pair {attempt} ({small:,} and {large:,} joins): instructions per join: server"
@@ -124,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     joins = max(TASKS, args.joins // TASKS * TASKS)
     if args.instructions:
-        instructions(joins, 4 * joins)
+        print_instructions(joins, 4 * joins)
         return
     if args.plain:
         engine_module.INDEX_SECONDS = 3_600.0
