@@ -5,9 +5,9 @@ applies it, 64 tasks each joining with users never seen before (`--joins` in all
 process of its own): every collection during the load per generation (count and longest
 pause, from a `gc.callbacks` hook), the objects the collector tracks and the frozen ones at
 the end, then the pause of one full collection (`gc.collect()`: what the next one under load
-would walk), and the cyclic garbage an accepted and a refused join leave (collections with
-the collector disabled, over 1,000 joins of each). Pauses are wall time on a shared machine;
-the object counts are what makes them long or short. Nothing here asserts.
+would walk), and the cyclic garbage an accepted and a refused join and a refused query leave
+(collections with the collector disabled, over 1,000 of each). Pauses are wall time on a
+shared machine; the object counts are what makes them long or short. Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -97,6 +97,16 @@ async def load(joins: int) -> dict[str, Any]:
                 result[f"cyclic_per_{outcome}"] = gc.collect() / 1_000
                 gc.enable()
                 assert all(done) if outcome == "accepted" else not any(done)
+            gc.disable()  # and a query refused (Forbidden: someone else's tickets), 1,000 times
+            for k in range(1_000):
+                other = Identity(subject=f"x{k}")
+                try:
+                    await engine.query("events:getUserTickets", {"userId": "c0"}, other)
+                except TurnstileError:
+                    continue
+                raise AssertionError("someone else's tickets were given")
+            result["cyclic_per_refused_query"] = gc.collect() / 1_000
+            gc.enable()
             return result
 
 
@@ -125,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f" {' / '.join(f'{p:,.0f}' for p in r['longest_ms'])} ms; then tracked"
         f" {r['tracked']:,} objects, frozen {r['frozen']:,}, and a full collection"
         f" {r['full_collection_ms']:,.0f} ms; cyclic garbage per join: accepted"
-        f" {r['cyclic_per_accepted']:g}, refused {r['cyclic_per_refused']:g} objects"
+        f" {r['cyclic_per_accepted']:g}, refused {r['cyclic_per_refused']:g} objects; per refused"
+        f" query {r['cyclic_per_refused_query']:g}"
     )
 
 

@@ -1,6 +1,6 @@
 """lab.gc_pauses at a small size: its figures come out whole, and neither an accepted nor a
-refused join leaves cyclic garbage (what the collector's tuning counts on: their objects die by
-reference counting)."""
+refused join, nor a refused query, leaves cyclic garbage (what the collector's tuning counts
+on: their objects die by reference counting)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def test_a_small_load_reports_every_figure_and_no_cyclic_garbage_per_join() -> N
         "full_collection_ms",
         "cyclic_per_accepted",
         "cyclic_per_refused",
+        "cyclic_per_refused_query",
     }
     assert result["tracked"] > 0  # the engine's heap as the load left it
     assert result["cyclic_per_accepted"] == 0
     assert result["cyclic_per_refused"] == 0
+    assert result["cyclic_per_refused_query"] == 0
