@@ -10,7 +10,9 @@ fresh tokens from the caller.
 Plan of one step:
 1. a `Decision` on the command's own aggregate, at the given state and version;
 2. a rate-limited command takes one unit from its limiter aggregate first
-   (`domain.ratelimit.take`; `RateLimited` if none is left);
+   (`domain.ratelimit.take`, on the limiter's state from `reach`: one event, built without a
+   `Decision` of its own; `RateLimited` if none is left). Limiters are the engine's: a handler
+   cannot co-decide on one;
 3. the handler runs; `Decision.co_decide` reaches another aggregate through `reach`, once per
    aggregate (asking twice gives the same decision; a malformed id is `NotFound`; the command's
    own aggregate is refused);
@@ -24,8 +26,8 @@ the rate limiter and the jobs, and re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -55,6 +57,7 @@ __all__ = [
     "Event",
     "Module",
     "MutationSpec",
+    "Part",
     "Projection",
     "QuerySpec",
     "Reach",
@@ -132,6 +135,25 @@ def by_name(specs: Iterable[MutationSpec[Any, Any] | QuerySpec[Any]]) -> Mapping
 Reach = Callable[[Aggregate[Any], str], tuple[Any, int]]
 
 
+class Part(Protocol):
+    """What a command commits on one other aggregate: a co-decision (a `Decision`) or a rate
+    limiter's take (`domain.ratelimit.Taken`)."""
+
+    @property
+    def stream(self) -> str: ...
+    @property
+    def version(self) -> int:
+        """The stream's version after `events`."""
+        ...
+
+    @property
+    def events(self) -> Sequence[Event]: ...
+    @property
+    def state(self) -> Any:
+        """The stream's state after `events`."""
+        ...
+
+
 class Decided(Generic[S]):
     """A command decided and not yet committed.
 
@@ -142,16 +164,14 @@ class Decided(Generic[S]):
 
     __slots__ = ("decision", "others", "value")
 
-    def __init__(
-        self, value: Any, decision: Decision[S], others: tuple[Decision[Any], ...]
-    ) -> None:
+    def __init__(self, value: Any, decision: Decision[S], others: tuple[Part, ...]) -> None:
         self.value = value
         self.decision = decision
         self.others = others
 
 
 class _Parts:
-    """The other aggregates one command reaches (the limiter's take, co-decisions), one
+    """The other aggregates one command co-decides on, one
     `Decision` per stream in the order first reached: one object per command, whose bound
     methods are the decision's `co_decide` and `co_decided` (no closures built per command)."""
 
@@ -196,6 +216,8 @@ class _Parts:
     def co_decide(self, other: Aggregate[Any], other_id: str) -> Decision[Any]:
         if not is_root_id(other_id, other.id_prefix):
             raise NotFound(f"No {other.kind} with id {other_id!r}.")
+        if other is RATE_LIMITER:
+            raise ValueError("rate limiters are the engine's: a command cannot co-decide on one")
         other_stream = other.stream_of(other_id)
         if other_stream == self.stream:
             raise ValueError("a command cannot co-decide on its own aggregate")
@@ -247,12 +269,14 @@ def decide(
         co_decided=None if parts is None else parts.co_decided,
         committed=committed,
     )
+    taken: tuple[Part, ...] = ()
     if rate_limit is not None:
-        if parts is None:
+        if reach is None:
             raise ValueError("a rate-limited command needs `reach` to take from its limiter")
         key = rate_limit.key(args, identity)  # may refuse the caller
         limiter = RATE_LIMITER.stream_of(limiter_id(rate_limit.name, key))
-        take(parts.part(RATE_LIMITER, limiter), rate_limit)
+        limiter_state, limiter_version = reach(RATE_LIMITER, limiter)
+        taken = (take(rate_limit, limiter, limiter_state, limiter_version, now),)
     value = handle(decision, args)
     found = None if parts is None else parts.found
     if check_invariants:
@@ -264,5 +288,5 @@ def decide(
             if check is not None:
                 check(other_part.state)
     if not found:
-        return Decided(value, decision, ())
-    return Decided(value, decision, tuple([known[1] for known in found.values()]))
+        return Decided(value, decision, taken)
+    return Decided(value, decision, taken + tuple([known[1] for known in found.values()]))

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from domain.core import Aggregate, Decision, Event
+from domain.core import Aggregate, Event
 from domain.errors import RateLimited
 from domain.identity import Identity
 
@@ -81,26 +81,50 @@ def evolve(state: LimiterState, event: Event) -> LimiterState:
     raise TypeError(f"not a rate-limit event: {type(event).__name__}")
 
 
-def take(d: Decision[LimiterState], limit: RateLimit) -> None:
-    """Take one unit of `limit` now, or raise `RateLimited` (emitting nothing)."""
-    state, now, policy = d.state, d.now, limit.policy
+class Taken:
+    """One take: the limiter's part of a command, its `RateLimitTaken` and the state after it
+    (`evolve` of the two), committed with the command and before its own events."""
+
+    __slots__ = ("events", "state", "stream", "version")
+
+    def __init__(self, event: RateLimitTaken, state: LimiterState) -> None:
+        self.stream = event.stream
+        self.version = event.version
+        self.events = (event,)
+        self.state = state
+
+
+def take(limit: RateLimit, stream: str, state: LimiterState, version: int, now: int) -> Taken:
+    """Take one unit of `limit` at `now` from the limiter `stream` (at `state`, `version`), or
+    raise `RateLimited` (nothing taken). Built directly rather than through a `Decision`: a
+    take is one event, decided on every limited command."""
+    policy = limit.policy
     if isinstance(policy, FixedWindow):
         window_start, count = state.window_start, state.count
         if not state.started or now >= window_start + policy.period_ms:
             window_start, count = now, 0
         if count >= policy.rate:
             raise RateLimited(limit.message, retry_after_ms=window_start + policy.period_ms - now)
-        d.emit(RateLimitTaken, window_start=window_start, count=count + 1, milli_tokens=0)
-        return
-    full = policy.capacity * 1000
-    tokens = full if not state.started else state.milli_tokens
-    elapsed = max(0, now - state.updated_at) if state.started else 0
-    tokens = min(full, tokens + elapsed * policy.rate * 1000 // policy.period_ms)
-    if tokens < 1000:
-        missing = 1000 - tokens
-        wait = -(-missing * policy.period_ms // (policy.rate * 1000))
-        raise RateLimited(limit.message, retry_after_ms=wait)
-    d.emit(RateLimitTaken, window_start=0, count=0, milli_tokens=tokens - 1000)
+        count, milli_tokens = count + 1, 0
+    else:
+        full = policy.capacity * 1000
+        tokens = full if not state.started else state.milli_tokens
+        elapsed = max(0, now - state.updated_at) if state.started else 0
+        tokens = min(full, tokens + elapsed * policy.rate * 1000 // policy.period_ms)
+        if tokens < 1000:
+            missing = 1000 - tokens
+            wait = -(-missing * policy.period_ms // (policy.rate * 1000))
+            raise RateLimited(limit.message, retry_after_ms=wait)
+        window_start, count, milli_tokens = 0, 0, tokens - 1000
+    event = RateLimitTaken(
+        stream=stream,
+        version=version + 1,
+        at=now,
+        window_start=window_start,
+        count=count,
+        milli_tokens=milli_tokens,
+    )
+    return Taken(event, evolve(state, event))
 
 
 def limiter_id(limit_name: str, key: str) -> str:

@@ -1,0 +1,149 @@
+"""Rate limits in the decide step (domain/ratelimit.py, domain/model.py): both policies take and
+refuse as declared, a take's state is what folding its event gives (so recovery, which folds
+the journal, ends where the engine did), a refused command takes nothing, and a handler
+cannot co-decide on a limiter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.core import Aggregate, Decision
+from domain.errors import RateLimited
+from domain.identity import Identity
+from domain.model import decide
+from domain.ratelimit import (
+    RATE_LIMITER,
+    FixedWindow,
+    LimiterState,
+    RateLimit,
+    RateLimitTaken,
+    TokenBucket,
+    evolve,
+    limiter_id,
+    take,
+)
+
+MINUTE = 60_000
+STREAM = RATE_LIMITER.stream_of(limiter_id("join", "ann"))
+
+
+def limit(policy: FixedWindow | TokenBucket) -> RateLimit:
+    return RateLimit(name="join", policy=policy, key=lambda args, identity: str(args))
+
+
+def run(policy: FixedWindow | TokenBucket, times: list[int]) -> list[int | None]:
+    """Take at each of `times` (ms) in turn: None for a take, `retryAfter` for a refusal."""
+    state, version, outcomes = RATE_LIMITER.initial, 0, []
+    for now in times:
+        try:
+            taken = take(limit(policy), STREAM, state, version, now)
+        except RateLimited as refused:
+            outcomes.append(refused.data()["retryAfter"])
+            continue
+        (event,) = taken.events
+        assert isinstance(event, RateLimitTaken)
+        assert (event.stream, event.version, event.at) == (STREAM, version + 1, now)
+        assert taken.state == evolve(state, event)
+        state, version = taken.state, taken.version
+        outcomes.append(None)
+    return outcomes
+
+
+def test_a_fixed_window_takes_its_rate_then_refuses_until_it_ends() -> None:
+    policy = FixedWindow(rate=3, period_ms=30 * MINUTE)
+    start = 1_000
+    times = [start, start + 1, start + 2, start + 10 * MINUTE, start + 30 * MINUTE]
+    assert run(policy, times) == [None, None, None, 20 * MINUTE, None]
+
+
+def test_a_fixed_windows_next_window_starts_at_its_first_take() -> None:
+    policy = FixedWindow(rate=1, period_ms=MINUTE)
+    assert run(policy, [0, 5 * MINUTE + 7, 6 * MINUTE]) == [None, None, 7]
+
+
+def test_a_token_bucket_starts_full_and_refills_at_its_rate() -> None:
+    policy = TokenBucket(rate=1, period_ms=MINUTE, capacity=2)
+    # Full (two), then empty: the next token is a whole period away; half a period later,
+    # half of one has come back; after two more periods the bucket is full again, not fuller.
+    times = [0, 0, 0, MINUTE // 2, MINUTE, 3 * MINUTE, 3 * MINUTE, 3 * MINUTE]
+    assert run(policy, times) == [None, None, MINUTE, MINUTE // 2, None, None, None, MINUTE]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.integers(1, 5),
+    period=st.integers(1, 10_000),
+    steps=st.lists(st.integers(0, 4_000), max_size=30),
+)
+def test_a_fixed_window_takes_at_most_its_rate_in_each_window(
+    rate: int, period: int, steps: list[int]
+) -> None:
+    times, now = [], 0
+    for step in steps:
+        now += step
+        times.append(now)
+    outcomes = run(FixedWindow(rate=rate, period_ms=period), times)
+    # Windows start at the first take after the last one ended: at most `rate` takes in each,
+    # and a refusal only while one is full, told to wait until it ends.
+    start, count = None, 0
+    for at, outcome in zip(times, outcomes, strict=True):
+        if start is None or at >= start + period:
+            start, count = at, 0
+        if outcome is None:
+            count += 1
+            assert count <= rate
+        else:
+            assert count == rate and outcome == start + period - at
+
+
+def handler(d: Decision[Any], args: Any) -> str:
+    return "done"
+
+
+def decide_limited(state: LimiterState, version: int, handle: Any = handler) -> Any:
+    own = Aggregate(kind="thing", id_prefix="th", state_type=int, initial=0, evolve=lambda s, e: s)
+    return decide(
+        own,
+        "thing/th_1",
+        0,
+        0,
+        handle,
+        "ann",
+        identity=Identity(subject="ann"),
+        now=5_000,
+        tokens=lambda: "t",
+        reach=lambda aggregate, stream: (state, version),
+        rate_limit=limit(FixedWindow(rate=1, period_ms=MINUTE)),
+    )
+
+
+def test_the_take_is_the_first_part_of_a_limited_command() -> None:
+    decided = decide_limited(LimiterState(), 0)
+    assert decided.value == "done"
+    (part,) = decided.others
+    assert (part.stream, part.version) == (STREAM, 1)
+    assert part.state == LimiterState(window_start=5_000, count=1, updated_at=5_000, started=True)
+
+
+def test_a_spent_limit_refuses_before_the_handler_runs() -> None:
+    ran = []
+
+    def handle(d: Decision[Any], args: Any) -> None:
+        ran.append(args)
+
+    spent = LimiterState(window_start=4_000, count=1, updated_at=4_000, started=True)
+    with pytest.raises(RateLimited):
+        decide_limited(spent, 1, handle)
+    assert ran == []
+
+
+def test_a_handler_cannot_co_decide_on_a_limiter() -> None:
+    def handle(d: Decision[Any], args: Any) -> None:
+        d.co_decide(RATE_LIMITER, limiter_id("join", "ann"))
+
+    with pytest.raises(ValueError, match="rate limiters are the engine's"):
+        decide_limited(LimiterState(), 0, handle)
