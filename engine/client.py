@@ -110,6 +110,11 @@ class FunctionError(Exception):
         self.data = data or {}
         self.code = self.data.get("code", "Internal")
 
+    def copy(self) -> FunctionError:
+        """A copy to raise: a kept error raised itself would get a traceback holding the frame
+        that holds what keeps it (a reference cycle, left to the garbage collector)."""
+        return FunctionError(self.args[0], self.data)
+
 
 class _Mutation:
     def __init__(self, request_id: int, message: dict[str, Any]) -> None:
@@ -152,7 +157,7 @@ class _Values:
         query.has_value = False
         query.changed = trio.Event()
         if query.error is not None:
-            raise query.error
+            raise query.error.copy()
         return query.value
 
 
@@ -211,7 +216,7 @@ class Client:
         finally:
             self._mutations.pop(request_id, None)
         if pending.error is not None:
-            raise pending.error
+            raise pending.error.copy()
         return pending.result
 
     async def query(self, name: str, args: dict[str, Any]) -> Any:

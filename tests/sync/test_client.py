@@ -3,6 +3,7 @@ and reconnecting by itself across a server restart."""
 
 from __future__ import annotations
 
+import gc
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -76,6 +77,38 @@ async def test_client_reads_its_writes_and_sees_errors(tmp_path: Path) -> None:
             with pytest.raises(FunctionError) as missing:
                 await ann.query("events:nope", {})
             assert missing.value.code == "NotFound"
+
+
+async def test_a_refusal_the_client_raises_leaves_no_cyclic_garbage(tmp_path: Path) -> None:
+    """The client keeps a refusal and raises a copy of it, so that no traceback holds the
+    frame holding what keeps it (as the engine does, engine/refusals.py)."""
+    async with serving(tmp_path / "data") as server:
+        async with open_client(server.url, admin_key="admin") as admin:
+            event_id = await admin.mutation("events:create", EVENT)
+        async with open_client(server.url, token=mint_token(SECRET, "ann")) as ann:
+            args = {"eventId": event_id, "userId": "bob"}  # ann may not join for bob
+
+            async def refused() -> list[str]:
+                codes = []
+                try:
+                    await ann.mutation("events:joinWaitingList", args)
+                except FunctionError as error:  # (no ExceptionInfo kept: it would hold a cycle)
+                    codes.append(error.code)
+                try:
+                    await ann.query("events:getUserTickets", {"userId": "bob"})
+                except FunctionError as error:
+                    codes.append(error.code)
+                return codes
+
+            for _ in range(2):  # warm: the first refusals build what every one reuses
+                assert await refused() == ["Forbidden", "Forbidden"]
+            gc.collect()
+            gc.disable()
+            try:
+                assert await refused() == ["Forbidden", "Forbidden"]
+                assert gc.collect() == 0
+            finally:
+                gc.enable()
 
 
 async def test_client_reconnects_and_resubscribes_after_a_restart(tmp_path: Path) -> None:
