@@ -180,11 +180,14 @@ def loads(data: bytes | str) -> Any:
 #: keys, nested values through `converter`'s hooks) generated with stream, version and at
 #: left out, so that a commit encodes each event in one call instead of unstructuring the
 #: whole event and deleting three keys (made on first use; every row of every batch comes here).
-_PAYLOAD_FNS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+#: Read only through `payload_fn`, or directly where a row is made (engine.group_commit), with
+#: `payload_fn` for a type not in it yet.
+PAYLOAD_FNS: dict[type, Callable[[Any], dict[str, Any]]] = {}
 
 
-def _payload_fn(event_type: type) -> Callable[[Any], dict[str, Any]]:
-    fn = _PAYLOAD_FNS.get(event_type)
+def payload_fn(event_type: type) -> Callable[[Any], dict[str, Any]]:
+    """`event_type`'s payload unstructure function (`PAYLOAD_FNS`), made on first use."""
+    fn = PAYLOAD_FNS.get(event_type)
     if fn is None:
         fields = attrs.fields(event_type)
         overrides: dict[str, Any] = {
@@ -193,13 +196,13 @@ def _payload_fn(event_type: type) -> Callable[[Any], dict[str, Any]]:
             else override(rename=camel(f.name))
             for f in fields
         }
-        fn = _PAYLOAD_FNS[event_type] = make_dict_unstructure_fn(event_type, converter, **overrides)
+        fn = PAYLOAD_FNS[event_type] = make_dict_unstructure_fn(event_type, converter, **overrides)
     return fn
 
 
 def encode_event(event: Event) -> bytes:
     """The payload column of a journal row: the event without stream, version and time."""
-    fn = _PAYLOAD_FNS.get(type(event)) or _payload_fn(type(event))
+    fn = PAYLOAD_FNS.get(type(event)) or payload_fn(type(event))
     return orjson.dumps(fn(event))
 
 
