@@ -408,9 +408,10 @@ def _timed_append(journal: Journal, prepared: _Prepared) -> None:
         prepared.write_seconds = time.perf_counter() - started
 
 
-#: A `Row` of a tuple of its fields: tuple's own constructor, without the Python-level
-#: `__new__` a NamedTuple's runs (a frame per row on the commit path).
+#: A `Row` (a `RequestRecord`) of a tuple of its fields: tuple's own constructor, without the
+#: Python-level `__new__` a NamedTuple's runs (a frame per row on the commit path).
 _new_row = functools.partial(tuple.__new__, Row)
+_new_record = functools.partial(tuple.__new__, RequestRecord)
 
 
 def rows_of(events: Iterable[Event], seq: int) -> list[Row]:
@@ -481,7 +482,7 @@ def _encode(submission: Submission, seq: int) -> tuple[list[Row], RequestRecord 
     record = None
     if submission.request is not None:
         session_id, request_id = submission.request
-        record = RequestRecord(
-            session_id, request_id, codec.dumps(submission.value), seq, submission.decided_at
+        record = _new_record(
+            (session_id, request_id, codec.dumps(submission.value), seq, submission.decided_at)
         )
     return rows, record, seq

@@ -18,11 +18,13 @@ from engine.journal import verify
 TimerKey = tuple[str, str]
 
 
+def _may_change_timers(event_type: type[Event]) -> bool:
+    return event_type.timer_changes is not Event.timer_changes
+
+
 def timer_event_types() -> set[str]:
     """Names of the event types that may arm or disarm timers."""
-    return {
-        name for name, cls in EVENT_TYPES.items() if cls.timer_changes is not Event.timer_changes
-    }
+    return {name for name, cls in EVENT_TYPES.items() if _may_change_timers(cls)}
 
 
 class ReadModels:
@@ -32,18 +34,20 @@ class ReadModels:
         self.projections = {p.name: p for p in projections}
         self.states: dict[str, Any] = {name: p.initial for name, p in self.projections.items()}
         self.timers: dict[TimerKey, int] = {}
-        self._routes: dict[type[Event], list[Projection[Any]]] = {}
+        #: Per event type: the projections it changes, and whether it may change timers
+        #: (its `timer_changes` is its own), found once per type.
+        self._routes: dict[type[Event], tuple[list[Projection[Any]], bool]] = {}
 
-    def _projections_for(self, event_type: type[Event]) -> list[Projection[Any]]:
-        found = self._routes.get(event_type)
-        if found is None:
+    def _route(self, event_type: type[Event]) -> tuple[list[Projection[Any]], bool]:
+        route = self._routes.get(event_type)
+        if route is None:
             found = [
                 p
                 for p in self.projections.values()
                 if not p.event_types or issubclass(event_type, p.event_types)
             ]
-            self._routes[event_type] = found
-        return found
+            route = self._routes[event_type] = (found, _may_change_timers(event_type))
+        return route
 
     def interesting_types(self) -> list[str] | None:
         """The event types that change anything here (None: all of them)."""
@@ -66,7 +70,7 @@ class ReadModels:
 
     def apply_to(self, event: Event, names: set[str]) -> None:
         """Apply `event` to the projections `names` only (a partial refold)."""
-        for projection in self._projections_for(type(event)):
+        for projection in self._route(type(event))[0]:
             if projection.name in names:
                 self.states[projection.name] = projection.apply(self.states[projection.name], event)
 
@@ -79,12 +83,15 @@ class ReadModels:
         """Fold `event` in; note the projection keys it changed in `touched`, and call
         `armed(stream, key, due_at)` for each timer it arms (the live engine's timer service:
         each event's changes are computed once)."""
-        for projection in self._projections_for(type(event)):
+        route = self._routes.get(type(event)) or self._route(type(event))
+        for projection in route[0]:
             name = projection.name
             self.states[name] = projection.apply(self.states[name], event)
             if touched is not None:
                 for key in projection.keys(event):
                     touched.add(("p", name, key))
+        if not route[1]:
+            return
         for change in event.timer_changes():
             timer = (event.stream, change.key)
             if change.due_at is None:
