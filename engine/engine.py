@@ -45,6 +45,7 @@ from domain.storage import STORED_FILES, FileDeleted, StoredFile
 from engine import codec, erasure, refusals
 from engine.actor import SUPERSEDED, SYSTEM, Actor, Command, Reply, RequestKey, Submission
 from engine.clock import Clock
+from engine.collector import Collector
 from engine.files import FileStore
 from engine.group_commit import GroupCommit
 from engine.journal import (
@@ -266,6 +267,9 @@ class Engine:
         #: Housekeeping sweeps so far: an actor's `last_used` is this count when it was last
         #: used (a counter, not the clock, since every command uses two actors).
         self._sweeps = 0
+        #: Mutations begun, queries evaluated and batches committed so far: what tells the
+        #: collector (engine/collector.py) whether the engine is at rest.
+        self.work = 0
         #: Mutation specs by the name a caller gave (a name resolves to the same spec forever).
         self._mutation_specs: dict[str, Any] = {}
         #: Streams the journal may hold: spares the read of a stream never written.
@@ -373,6 +377,7 @@ class Engine:
         # A batch the writer process has answered meanwhile is finished first (its callers
         # answered, the next batch handed over), rather than after this scheduler pass.
         self._commit.poll()
+        self.work += 1
         spec = self._mutation_specs.get(name)
         if spec is None:
             spec = self._mutation_specs[name] = self.registry.mutation(name)
@@ -497,6 +502,7 @@ class Engine:
     def evaluate(self, spec: Any, parsed: Any, identity: Identity) -> Result:
         from engine.subscriptions import evaluate
 
+        self.work += 1
         return evaluate(spec, parsed, identity, self._view())
 
     @asynccontextmanager
@@ -670,6 +676,7 @@ class Engine:
         # What the batch touched, for the live queries to re-evaluate; with none open there is
         # nothing to collect (a subscription opened later starts from the committed state).
         touched: set[ReadKey] | None = set() if self.subscriptions.count else None
+        self.work += 1
         models = self.read_models
         armed = self._timers.armed
         events = 0
@@ -1025,8 +1032,10 @@ async def open_engine(
             removed = await engine.run_io(lambda: engine.files.reconcile(recorded))
             if removed:
                 log.warning("removed %d unrecorded stored files at start", len(removed))
-            if _freeze_after_recovery:
-                gc.freeze()
+            if _tuned:
+                gc.freeze()  # what recovery built: no collection walks it (engine/collector.py)
+                collector = Collector(trio.current_time())
+                nursery.start_soon(collector.run, lambda: engine.work)
             nursery.start_soon(engine._build_filters)
             nursery.start_soon(engine._index_journal)
             nursery.start_soon(engine._commit.run)
@@ -1041,32 +1050,17 @@ async def open_engine(
             nursery.cancel_scope.cancel()
 
 
-#: Set by `tune_gc`: engines opened afterwards freeze what their recovery built.
-_freeze_after_recovery = False
-
-
-#: `gc.set_threshold` as `tune_gc` sets it. A young collection under load finds nothing to
-#: free (no cycles: every object of a command dies by reference counting) and walks every
-#: tracked object allocated since the last, most of them the commands in flight (about
-#: 120,000 with 2,000 in flight), so halving how often it runs halves most of its cost while
-#: each one walks only the objects kept in between on top. A second-generation collection
-#: runs after every 10 young ones instead of 20, so it walks the same number of survivors as
-#: before (10 x 100,000 = 20 x 50,000) and pauses as long, no more often per command; and the
-#: oldest generation's cadence per survivor is unchanged as well.
-GC_THRESHOLDS = (100_000, 10, 20)
+#: Set by `tune_gc`: engines opened afterwards run the collector of engine/collector.py.
+_tuned = False
 
 
 def tune_gc() -> None:
     """The garbage collector as a long-lived server wants it (call once, before opening the
-    engine; `turnstile serve` does):
-    - fewer young-generation collections (`GC_THRESHOLDS`): each one walks what was allocated
-      since the last;
-    - what start-up and recovery built (modules, read models, the recovered states) is moved
-      out of the collector's reach (`gc.freeze`) once the engine has recovered, so that no
-      full collection ever walks it again: with a large journal it is most of the heap, and a
-      full collection over it pauses the event loop for seconds. It is released by reference
-      counting as usual when it stops being used; only a reference cycle among those objects
-      would outlive its use, and the state built at recovery holds none."""
-    global _freeze_after_recovery
-    gc.set_threshold(*GC_THRESHOLDS)
-    _freeze_after_recovery = True
+    engine; `turnstile serve` does): automatic collection off, and each engine opened
+    afterwards freezes what its recovery built and collects by the policy of
+    engine/collector.py: nothing while it works (what a command, a query or a session leaves
+    is freed by reference counting; no cycles), a sweep of what is new once it rests, and
+    under a load that never rests one each time the heap has doubled."""
+    global _tuned
+    gc.disable()
+    _tuned = True

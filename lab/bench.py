@@ -245,7 +245,7 @@ def config_line(engine: Any) -> str:
     c = engine.config
     return (
         f"synchronous={c.synchronous}, offload_io={c.offload_io}, max_batch={c.max_batch}, "
-        f"snapshot_every={c.snapshot_every}, gc threshold={gc.get_threshold()}"
+        f"snapshot_every={c.snapshot_every}, automatic gc={'on' if gc.isenabled() else 'off'}"
     )
 
 
@@ -1493,8 +1493,10 @@ when `mutation()` returned; each join is for a user never seen before, so none i
    interpreter as well). Shown: collections per generation, the longest pause per generation,
    all GC time divided by the commands acknowledged, and the most `thread_time` one collection
    took per generation (below its pause when the OS or the other thread took the core). Aim:
-   no full (generation 2) collection pausing more than 50 ms; with `tune_gc()`'s thresholds a
-   window may hold none, and the line says so.
+   no full (generation 2) collection pausing more than 50 ms; with `tune_gc()` automatic
+   collection is off and the collector of engine/collector.py sweeps only at rest, or once
+   the heap has doubled under a load that never rests, so a window may hold none, and the
+   line says so.
 8. WebSocket: `lab.ws_bench.measure()` in its own subprocess, with shorter phases (1 s warm-up
    and 3 s counted each): `events:joinWaitingList` through a server on 127.0.0.1 by 100 clients
    of `engine.client.open_client`, each one mutation at a time, held by a child process so

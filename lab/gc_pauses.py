@@ -3,10 +3,12 @@
 The engine in-process over 1,000 events with `engine.tune_gc()` applied as `turnstile serve`
 applies it, 64 tasks each joining with users never seen before (`--joins` in all, in a child
 process of its own): every collection during the load per generation (count and longest
-pause, from a `gc.callbacks` hook), the objects the collector tracks and the frozen ones at
-the end, then the pause of one full collection (`gc.collect()`: what the next one under load
-would walk), and the cyclic garbage an accepted and a refused join and a refused query leave
-(collections with the collector disabled, over 1,000 of each). Pauses are wall time on a
+pause, from a `gc.callbacks` hook: with `tune_gc`'s collector, engine/collector.py, only a
+sweep under a load that never rests, once the heap has doubled), the objects the collector
+tracks and the frozen ones at the end, then the pause of one collection (`gc.collect()`: what
+the next sweep would walk, everything since the last one), and the cyclic garbage an
+accepted and a refused join and a refused query leave (collections with the collector
+disabled, over 1,000 of each). Pauses are wall time on a
 shared machine; the object counts are what makes them long or short. Nothing here asserts.
 """
 

@@ -1,6 +1,6 @@
-"""`engine.tune_gc()`: thresholds for a long-lived server, and what recovery built frozen out of
-the collector's reach once the engine has recovered (engine/engine.py); and no cyclic garbage
-from a refused command or query, which those thresholds count on."""
+"""`engine.tune_gc()`: automatic collection off and what recovery built frozen out of the
+collector's reach once the engine has recovered (engine/engine.py, engine/collector.py); and no
+cyclic garbage from a refused command or query, which collecting only at rest counts on."""
 
 from __future__ import annotations
 
@@ -18,27 +18,29 @@ from engine import EngineConfig, open_engine, tune_gc
 from tests.engine.counters import COUNTERS
 
 
-async def test_tune_gc_freezes_what_recovery_built(tmp_path: Path) -> None:
-    thresholds = gc.get_threshold()
-    engine_module._freeze_after_recovery = False  # as in a process that never tuned
+async def test_tune_gc_freezes_what_recovery_built_and_turns_collection_off(
+    tmp_path: Path,
+) -> None:
+    engine_module._tuned = False  # as in a process that never tuned
     gc.unfreeze()
     config = EngineConfig(snapshot_every=0, offload_io=False)
     try:
         async with open_engine(tmp_path / "data", modules=(COUNTERS,), config=config):
             assert gc.get_freeze_count() == 0  # not tuned: nothing frozen
+            assert gc.isenabled()
         tune_gc()
-        assert gc.get_threshold() == engine_module.GC_THRESHOLDS
+        assert not gc.isenabled()
         async with open_engine(tmp_path / "data", modules=(COUNTERS,), config=config) as e:
             assert gc.get_freeze_count() > 0
             assert await e.mutation("counters:create", {"label": "a"})  # works as usual
     finally:
         gc.unfreeze()
-        gc.set_threshold(*thresholds)
-        engine_module._freeze_after_recovery = False
+        gc.enable()
+        engine_module._tuned = False
 
 
 async def test_a_refused_mutation_leaves_no_cyclic_garbage(tmp_path: Path) -> None:
-    """What `tune_gc`'s thresholds count on: a command's objects, a refused one's too, die by
+    """What `tune_gc`'s collector counts on: a command's objects, a refused one's too, die by
     reference counting. The refusal a caller gets is a copy of the stored one (its type,
     message and details), so no traceback of it holds the reply that holds it."""
     config = EngineConfig(snapshot_every=0, offload_io=False)

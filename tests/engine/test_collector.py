@@ -1,0 +1,121 @@
+"""The collector of a tuned server (engine/collector.py): no collection while the engine works,
+a sweep of what is new once it rests, a full one now and then at rest, and under a load that
+never rests a sweep once the heap has doubled. The policy is checked on numbers; an engine
+under a virtual clock shows the whole of it happening, with collections counted by
+`gc.callbacks`."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import engine.collector as collector_module
+import engine.engine as engine_module
+from engine import EngineConfig, open_engine, tune_gc
+from engine.collector import (
+    FORCED_MIN_OBJECTS,
+    FULL_SWEEP_SECONDS,
+    IDLE_SECONDS,
+    SWEEP_MIN_OBJECTS,
+    Collector,
+)
+from tests.engine.counters import COUNTERS
+
+
+def test_nothing_is_swept_while_the_engine_works() -> None:
+    c = Collector(now=0.0)
+    for tick in range(1, 200):  # the work count moves on every tick
+        assert c.due(tick * 0.5, work=tick, new=FORCED_MIN_OBJECTS - 1, frozen=10) is None
+
+
+def test_what_is_new_is_swept_once_the_engine_rests() -> None:
+    c = Collector(now=0.0)
+    assert c.due(0.5, work=7, new=50_000, frozen=100_000) is None  # working
+    assert c.due(0.5 + IDLE_SECONDS / 2, work=7, new=50_000, frozen=100_000) is None
+    assert c.due(0.5 + IDLE_SECONDS, work=7, new=50_000, frozen=100_000) == "rest"
+
+
+def test_at_rest_little_that_is_new_waits() -> None:
+    c = Collector(now=0.0)
+    c.due(0.0, work=1, new=0, frozen=1_000_000)
+    # Below a quarter of what is frozen, or below the minimum: not worth a walk.
+    assert c.due(10.0, work=1, new=249_999, frozen=1_000_000) is None
+    assert c.due(10.0, work=1, new=SWEEP_MIN_OBJECTS - 1, frozen=0) is None
+    assert c.due(10.0, work=1, new=250_000, frozen=1_000_000) == "rest"
+
+
+def test_a_full_sweep_comes_at_rest_after_an_hour_with_work() -> None:
+    c = Collector(now=0.0)
+    c.due(FULL_SWEEP_SECONDS - 1, work=3, new=0, frozen=10)
+    assert c.due(FULL_SWEEP_SECONDS + IDLE_SECONDS, work=3, new=0, frozen=10) == "full"
+    c.sweep("full", FULL_SWEEP_SECONDS + IDLE_SECONDS)
+    # No work since: nothing more, however long the rest.
+    assert c.due(10 * FULL_SWEEP_SECONDS, work=3, new=0, frozen=10) is None
+
+
+def test_a_load_that_never_rests_is_swept_each_time_the_heap_doubles() -> None:
+    c = Collector(now=0.0)
+    assert c.due(1.0, work=1, new=FORCED_MIN_OBJECTS, frozen=10) == "load"
+    assert c.due(1.5, work=2, new=2 * FORCED_MIN_OBJECTS - 1, frozen=2 * FORCED_MIN_OBJECTS) is None
+    assert c.due(2.0, work=3, new=2 * FORCED_MIN_OBJECTS, frozen=2 * FORCED_MIN_OBJECTS) == "load"
+
+
+@pytest.fixture
+def tuned() -> Iterator[list[tuple[int, int]]]:
+    """`tune_gc()` for one test, every collection noted as (generation, objects collected);
+    the process's collector as it was afterwards."""
+    seen: list[tuple[int, int]] = []
+
+    def note(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop":
+            seen.append((info["generation"], info["collected"]))
+
+    gc.collect()
+    gc.callbacks.append(note)
+    tune_gc()
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(note)
+        gc.unfreeze()
+        gc.enable()
+        engine_module._tuned = False
+
+
+async def test_an_engine_collects_nothing_while_it_works_and_sweeps_at_rest(
+    tmp_path: Path,
+    tuned: list[tuple[int, int]],
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (this test's heap is pytest's: what it adds is far below a quarter of what is frozen)
+    monkeypatch.setattr(collector_module, "SWEEP_MIN_OBJECTS", 2_000)
+    monkeypatch.setattr(collector_module, "SWEEP_GROWTH", 0.0)
+    config = EngineConfig(snapshot_every=0, offload_io=False)
+    async with open_engine(tmp_path / "data", modules=(COUNTERS,), config=config) as engine:
+        frozen_at_start = gc.get_freeze_count()
+        created = await engine.mutation("counters:create", {"label": "a"})
+        # Work on every tick for a while: a command each 0.1 s of virtual time.
+        for _ in range(100):
+            await engine.mutation("counters:add", {"counterId": created.value, "amount": 1})
+            await trio.sleep(0.1)
+        assert tuned == []  # nothing collected while working
+        kept: list[list[int]] = [
+            [] for _ in range(3_000)
+        ]  # new objects enough for a sweep (2,000)...
+        garbage: list[Any] = [[]]
+        garbage[0].append(garbage)  # ...and a cycle for it to find
+        del garbage
+        await trio.sleep(IDLE_SECONDS + 1.0)
+        [(generation, collected)] = tuned  # one sweep, at rest: all of it, and the cycle
+        assert generation == 2 and collected >= 2
+        assert gc.get_freeze_count() >= frozen_at_start + len(kept)  # survivors frozen
+        assert gc.get_count()[0] < 2_000
+        await trio.sleep(60.0)
+        assert len(tuned) == 1  # nothing new: no other
