@@ -61,8 +61,6 @@ class Collector:
         self._worked_at = now
         self._full_at = now
         self._worked_since_full = False
-        #: Sweeps done, by kind (for /metrics and tests).
-        self.sweeps: dict[Sweep, int] = {"rest": 0, "full": 0, "load": 0}
 
     def due(self, now: float, work: int, new: int, frozen: int) -> Sweep | None:
         """The sweep due at `now` (engine time, seconds), given the engine's work count, the
@@ -88,7 +86,6 @@ class Collector:
             self._full_at, self._worked_since_full = now, False
         found = gc.collect()
         gc.freeze()
-        self.sweeps[kind] += 1
         log.info(
             "%s sweep: %d objects of cyclic garbage, %d kept, %.0f ms",
             kind,
