@@ -16,7 +16,9 @@ either is converted when opened for writing, see `_convert`):
   `requests_indexed.rid` its own position. `index_tail` copies the rows and records after those
   positions into them, in SQL, in one transaction of `streams.db` on a connection of its own
   (the engine runs it in a worker thread every `INDEX_SECONDS`); it writes only
-  `streams.db`, so it never holds the journal's write lock.
+  `streams.db`, so it never holds the journal's write lock. It inserts in key order (the
+  rows sorted by `(stream, version)`, the records by their key), so that the B-tree's pages
+  are visited in order once each, not as the rows' random streams fall.
 - a read of one stream (`read_stream`) takes its indexed rows by seq plus the rows after
   `indexed.seq` (the unindexed tail, a short range scan), in one statement, so it sees every
   committed row whatever the indexer is doing; each row is checked (its stream, versions
@@ -748,7 +750,7 @@ class SqliteJournal(SqliteReader):
             if until > position:
                 conn.execute(
                     "INSERT INTO stream_index SELECT stream, version, seq FROM j.events"
-                    " WHERE seq > ? AND seq <= ?",
+                    " WHERE seq > ? AND seq <= ? ORDER BY stream, version",
                     (position, until),
                 )
                 conn.execute("UPDATE indexed SET seq = ?", (until,))
@@ -758,7 +760,8 @@ class SqliteJournal(SqliteReader):
             if runtil > rposition:
                 conn.execute(
                     "INSERT INTO request_index SELECT session_id, request_id, rowid"
-                    " FROM j.requests WHERE rowid > ? AND rowid <= ?",
+                    " FROM j.requests WHERE rowid > ? AND rowid <= ?"
+                    " ORDER BY session_id, request_id",
                     (rposition, runtil),
                 )
                 conn.execute("UPDATE requests_indexed SET rid = ?", (runtil,))
