@@ -332,7 +332,18 @@ class View(Protocol):
         ...
 
 
-_FIELD_NAMES: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}
+#: class -> its field names (as a tuple, in order, and as a set), or None for a class whose
+#: instances keep their fields in a `__dict__` (no `__slots__` anywhere in its MRO); looked up
+#: once per class, since asking `hasattr(cls, "__slots__")` of a dict-backed class raises and
+#: swallows an AttributeError, thousands of instructions on every copy.
+_FIELD_NAMES: dict[type, tuple[tuple[str, ...], frozenset[str]] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[tuple[str, ...], frozenset[str]] | None:
+    if not hasattr(cls, "__slots__"):
+        return None
+    names = tuple(field.name for field in attrs.fields(cls))
+    return (names, frozenset(names))
 
 
 def replace(instance: S, **changes: Any) -> S:
@@ -340,7 +351,11 @@ def replace(instance: S, **changes: Any) -> S:
     per-call introspection (several times faster; states are copied on every event). Field
     validators and converters are not run, so state classes must not rely on them."""
     cls = type(instance)
-    if not hasattr(cls, "__slots__"):
+    try:
+        known = _FIELD_NAMES[cls]
+    except KeyError:
+        known = _FIELD_NAMES[cls] = _field_names(cls)
+    if known is None:
         # Dict-backed classes (the big, hot states): copy the namespace in one go and install
         # it as the new instance's (a frozen class refuses plain attribute assignment).
         namespace = instance.__dict__.copy()
@@ -352,10 +367,6 @@ def replace(instance: S, **changes: Any) -> S:
         new = object.__new__(cls)
         object.__setattr__(new, "__dict__", namespace)
         return new
-    known = _FIELD_NAMES.get(cls)
-    if known is None:
-        names = tuple(field.name for field in attrs.fields(cls))  # type: ignore[arg-type]
-        known = _FIELD_NAMES[cls] = (names, frozenset(names))
     if not known[1].issuperset(changes):
         raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - known[1])}")
     new = object.__new__(cls)
