@@ -1253,7 +1253,9 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         f"{fmt_int(many['rows_per_s'])} rows/s",
         "",
         f"{many['rows_per_s'] / base_rate:.3f}x baseline; "
-        f"{many['rows_per_batch']:,.0f} rows/batch, {many['batches_per_s']:,.1f} commits/s",
+        f"{many['rows_per_batch']:,.0f} rows/batch, {many['batches_per_s']:,.1f} commits/s; "
+        f"{many['rows_per_s'] / many['cmds_per_s']:.2f} rows per command (3 with an offer, 2"
+        " once the seats are gone)",
     )
     add(
         "   CPU per command, case 1 (event loop / whole server, writer process included)",
@@ -1442,8 +1444,12 @@ when `mutation()` returned; each join is for a user never seen before, so none i
    2,000 closed-loop client tasks each join a random event as a fresh user. After a warm-up, the
    window counts commands started and acknowledged inside it. "Rows/s" is what reached the
    journal: a join writes `RateLimitTaken` (the per-user join limit, on the user's limiter
-   stream), `WaitingListJoined`, and `OfferMade` while seats remain (most joins here). "CPU per
-   command": `time.thread_time()` of the event-loop thread and `time.process_time()` of the
+   stream), `WaitingListJoined`, and `OfferMade` while seats remain. There are 100,000 seats
+   in all, so at 10,000 joins/s they run out within the window: its later joins write two
+   rows and make no offer (no state fold for it, no timer). The rows per command show the mix,
+   and a faster tree makes more of its window's joins cheap ones, which widens an A/B's gap in
+   this case (`lab.opcount`, whose joins all make an offer, counts the same work in each tree).
+   "CPU per command": `time.thread_time()` of the event-loop thread and `time.process_time()` of the
    process plus the CPU of the journal's writer process (the server's whole CPU) over the
    window, divided by the commands acknowledged.
 2. One hot event: a fresh event with 100 seats, 10,000 users joining through 2,000 client tasks
