@@ -4,7 +4,7 @@ The engine in-process over 1,000 events with `engine.tune_gc()` applied as `turn
 applies it, 64 tasks each joining with users never seen before (`--joins` in all, in a child
 process of its own): every collection during the load per generation (count and longest
 pause, from a `gc.callbacks` hook: with `tune_gc`'s collector, engine/collector.py, only a
-sweep under a load that never rests, once the heap has doubled), the objects the collector
+sweep under a load that never rests, of each 50,000 new objects), the objects the collector
 tracks and the frozen ones at the end, then the pause of one collection (`gc.collect()`: what
 the next sweep would walk, everything since the last one), and the cyclic garbage an
 accepted and a refused join and a refused query leave (collections with the collector
@@ -18,6 +18,7 @@ import argparse
 import gc
 import json
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,8 @@ class Pauses:
         self.started = 0.0
         self.counts = [0, 0, 0]
         self.longest = [0.0, 0.0, 0.0]
+        #: Every pause, in ms, of any generation, in order.
+        self.all: list[float] = []
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -49,6 +52,7 @@ class Pauses:
         self.counts[generation] += 1
         pause = (time.perf_counter() - self.started) * 1e3
         self.longest[generation] = max(self.longest[generation], pause)
+        self.all.append(pause)
 
 
 async def load(joins: int) -> dict[str, Any]:
@@ -87,6 +91,8 @@ async def load(joins: int) -> dict[str, Any]:
                 "joins_per_s": joins // TASKS * TASKS / seconds,
                 "collections": pauses.counts,
                 "longest_ms": pauses.longest,
+                "median_ms": statistics.median(pauses.all) if pauses.all else 0.0,
+                "over_50_ms": sum(p > 50 for p in pauses.all),
                 "tracked": len(gc.get_objects()),
                 "frozen": gc.get_freeze_count(),
             }
@@ -134,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"{args.joins:,} joins, 64 tasks: {r['joins_per_s']:,.0f} joins/s; collections per"
         f" generation {'/'.join(map(str, r['collections']))}, longest pause"
-        f" {' / '.join(f'{p:,.0f}' for p in r['longest_ms'])} ms; then tracked"
+        f" {' / '.join(f'{p:,.0f}' for p in r['longest_ms'])} ms, median of all"
+        f" {r['median_ms']:,.0f} ms, {r['over_50_ms']} over 50 ms; then tracked"
         f" {r['tracked']:,} objects, frozen {r['frozen']:,}, and a full collection"
         f" {r['full_collection_ms']:,.0f} ms; cyclic garbage per join: accepted"
         f" {r['cyclic_per_accepted']:g}, refused {r['cyclic_per_refused']:g} objects; per refused"

@@ -1,8 +1,8 @@
 """The collector of a tuned server (engine/collector.py): no collection while the engine works,
 a sweep of what is new once it rests, a full one now and then at rest, and under a load that
-never rests a sweep once the heap has doubled. The policy is checked on numbers; an engine
-under a virtual clock shows the whole of it happening, with collections counted by
-`gc.callbacks`."""
+never rests a sweep of each `LOAD_SWEEP_OBJECTS` new objects, whatever the heap's size. The
+policy is checked on numbers; an engine under a virtual clock shows the whole of it happening,
+with collections counted by `gc.callbacks`."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ import engine.collector as collector_module
 import engine.engine as engine_module
 from engine import EngineConfig, open_engine, tune_gc
 from engine.collector import (
-    FORCED_MIN_OBJECTS,
     FULL_SWEEP_SECONDS,
     IDLE_SECONDS,
+    LOAD_SWEEP_OBJECTS,
     SWEEP_MIN_OBJECTS,
+    TICK_SECONDS,
     Collector,
 )
 from tests.engine.counters import COUNTERS
@@ -31,14 +32,14 @@ from tests.engine.counters import COUNTERS
 def test_nothing_is_swept_while_the_engine_works() -> None:
     c = Collector(now=0.0)
     for tick in range(1, 200):  # the work count moves on every tick
-        assert c.due(tick * 0.5, work=tick, new=FORCED_MIN_OBJECTS - 1, frozen=10) is None
+        assert c.due(tick * 0.5, work=tick, new=LOAD_SWEEP_OBJECTS - 1, frozen=10) is None
 
 
 def test_what_is_new_is_swept_once_the_engine_rests() -> None:
     c = Collector(now=0.0)
-    assert c.due(0.5, work=7, new=50_000, frozen=100_000) is None  # working
-    assert c.due(0.5 + IDLE_SECONDS / 2, work=7, new=50_000, frozen=100_000) is None
-    assert c.due(0.5 + IDLE_SECONDS, work=7, new=50_000, frozen=100_000) == "rest"
+    assert c.due(0.5, work=7, new=15_000, frozen=40_000) is None  # working
+    assert c.due(0.5 + IDLE_SECONDS / 2, work=7, new=15_000, frozen=40_000) is None
+    assert c.due(0.5 + IDLE_SECONDS, work=7, new=15_000, frozen=40_000) == "rest"
 
 
 def test_at_rest_little_that_is_new_waits() -> None:
@@ -59,11 +60,53 @@ def test_a_full_sweep_comes_at_rest_after_an_hour_with_work() -> None:
     assert c.due(10 * FULL_SWEEP_SECONDS, work=3, new=0, frozen=10) is None
 
 
-def test_a_load_that_never_rests_is_swept_each_time_the_heap_doubles() -> None:
+def test_a_load_that_never_rests_is_swept_in_pieces_whatever_the_heap() -> None:
     c = Collector(now=0.0)
-    assert c.due(1.0, work=1, new=FORCED_MIN_OBJECTS, frozen=10) == "load"
-    assert c.due(1.5, work=2, new=2 * FORCED_MIN_OBJECTS - 1, frozen=2 * FORCED_MIN_OBJECTS) is None
-    assert c.due(2.0, work=3, new=2 * FORCED_MIN_OBJECTS, frozen=2 * FORCED_MIN_OBJECTS) == "load"
+    # What is new is what a sweep walks: the frozen heap's size does not move the threshold,
+    # so no pause grows with it.
+    for work, frozen in enumerate((10, 1_000_000, 50_000_000), start=1):
+        assert c.due(work * 0.5, work=work, new=LOAD_SWEEP_OBJECTS, frozen=frozen) == "load"
+        assert c.due(work * 0.5, work=work, new=LOAD_SWEEP_OBJECTS - 1, frozen=frozen) is None
+
+
+def test_a_sweep_counts_what_it_froze_without_walking_the_frozen_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    walks: list[int] = []
+    real = gc.get_freeze_count
+
+    def counted() -> int:
+        walks.append(1)
+        return real()
+
+    monkeypatch.setattr(gc, "get_freeze_count", counted)
+    gc.collect()
+    gc.disable()  # as a tuned server runs: the new objects are counted until the sweep
+    kept: list[list[int]] = [[] for _ in range(3_000)]
+    try:
+        frozen = Collector(now=0.0).sweep("rest", 10.0, frozen=100)
+        assert frozen >= 100 + len(kept)  # what it froze, added to the count it was given
+        assert walks == []
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+async def test_the_collector_reads_the_frozen_count_once_not_every_tick(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walks: list[int] = []
+    real = gc.get_freeze_count
+
+    def counted() -> int:
+        walks.append(1)
+        return real()
+
+    monkeypatch.setattr(gc, "get_freeze_count", counted)
+    work = iter(range(1_000_000))  # working on every tick: no sweep comes
+    with trio.move_on_after(100 * TICK_SECONDS):
+        await Collector(now=trio.current_time()).run(lambda: next(work))
+    assert len(walks) == 1
 
 
 @pytest.fixture

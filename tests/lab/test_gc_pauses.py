@@ -18,6 +18,8 @@ def test_a_small_load_reports_every_figure_and_no_cyclic_garbage_per_join() -> N
         "joins_per_s",
         "collections",
         "longest_ms",
+        "median_ms",
+        "over_50_ms",
         "tracked",
         "frozen",
         "full_collection_ms",
