@@ -2,14 +2,15 @@
 
 The engine in-process over 1,000 events with `engine.tune_gc()` applied as `turnstile serve`
 applies it, 64 tasks each joining with users never seen before (`--joins` in all, in a child
-process of its own): every collection during the load per generation (count and longest
-pause, from a `gc.callbacks` hook: with `tune_gc`'s collector, engine/collector.py, only a
-sweep under a load that never rests, of each 50,000 new objects), the objects the collector
-tracks and the frozen ones at the end, then the pause of one collection (`gc.collect()`: what
-the next sweep would walk, everything since the last one), and the cyclic garbage an
-accepted and a refused join and a refused query leave (collections with the collector
-disabled, over 1,000 of each). Pauses are wall time on a
-shared machine; the object counts are what makes them long or short. Nothing here asserts.
+process of its own): every collection during the load per generation (count, longest pause,
+the median of all and how many took over 50 ms, from a `gc.callbacks` hook: with `tune_gc`'s
+collector, engine/collector.py, only its sweeps under a load that never rests, one per 20,000
+new objects), the objects the collector tracks and the frozen ones at the end (and how long
+`gc.get_freeze_count()` took to count those: it walks them), then the pause of one collection
+(`gc.collect()`: what the next sweep would walk, everything since the last one), and the
+cyclic garbage an accepted and a refused join and a refused query leave (collections with the
+collector disabled, over 1,000 of each). Pauses are wall time on a shared machine; the object
+counts are what makes them long or short. Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -94,8 +95,10 @@ async def load(joins: int) -> dict[str, Any]:
                 "median_ms": statistics.median(pauses.all) if pauses.all else 0.0,
                 "over_50_ms": sum(p > 50 for p in pauses.all),
                 "tracked": len(gc.get_objects()),
-                "frozen": gc.get_freeze_count(),
             }
+            counted = time.perf_counter()  # (it walks the frozen list: the collector keeps it)
+            result["frozen"] = gc.get_freeze_count()
+            result["freeze_count_ms"] = (time.perf_counter() - counted) * 1e3
             started = time.perf_counter()  # with the engine's heap as the load left it
             gc.collect()
             result["full_collection_ms"] = (time.perf_counter() - started) * 1e3
@@ -142,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f" generation {'/'.join(map(str, r['collections']))}, longest pause"
         f" {' / '.join(f'{p:,.0f}' for p in r['longest_ms'])} ms, median of all"
         f" {r['median_ms']:,.0f} ms, {r['over_50_ms']} over 50 ms; then tracked"
-        f" {r['tracked']:,} objects, frozen {r['frozen']:,}, and a full collection"
+        f" {r['tracked']:,} objects, frozen {r['frozen']:,} (counting them took"
+        f" {r['freeze_count_ms']:.1f} ms), and a full collection"
         f" {r['full_collection_ms']:,.0f} ms; cyclic garbage per join: accepted"
         f" {r['cyclic_per_accepted']:g}, refused {r['cyclic_per_refused']:g} objects; per refused"
         f" query {r['cyclic_per_refused_query']:g}"

@@ -17,6 +17,8 @@ so its collections are counted as a server makes them. The stream index's catch-
 every `engine.engine.INDEX_SECONDS` of wall time and so more often per join the slower the
 run, is held off in `--plain` (it runs once, as the engine closes), so that the figure does
 not depend on how fast valgrind ran.
+`--request-ids` makes each task a session numbering its calls (`session_id`, `request_id`),
+as a sync client's mutations are: the engine then keeps each one's idempotency record.
 Each figure is printed for two pairs of runs, so that what is left of the timing (how the
 joins fall into commit batches) shows as their spread.
 """
@@ -41,6 +43,8 @@ from lab.bench import JOIN, create_events, engine_modules
 from lab.figures import instructions
 
 TASKS = 64
+#: Joins per task in the untraced warm-up round.
+WARM_UP = 50
 
 
 class Counts:
@@ -66,7 +70,7 @@ def _name(frame: FrameType) -> str:
     return f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_qualname}"
 
 
-async def count(joins: int, *, traced: bool = True) -> Counts:
+async def count(joins: int, *, traced: bool = True, request_ids: bool = False) -> Counts:
     from domain.identity import Identity
     from engine import EngineConfig, open_engine
 
@@ -76,30 +80,36 @@ async def count(joins: int, *, traced: bool = True) -> Counts:
         async with open_engine(Path(tmp), config=config, modules=engine_modules()) as engine:
             events = await create_events(engine, 1_000, 100, TASKS)
 
-            async def client(index: int, n: int, tag: str) -> None:
+            async def client(index: int, n: int, tag: str, first: int) -> None:
                 rng = random.Random(index)
+                session = f"session-{index}" if request_ids else None
                 for k in range(n):
                     user = f"{tag}{index}-{k}"
                     args = {"eventId": events[rng.randrange(len(events))], "userId": user}
-                    await engine.mutation(JOIN, args, Identity(subject=user))
+                    request = first + k if request_ids else None
+                    await engine.mutation(
+                        JOIN, args, Identity(subject=user), session_id=session, request_id=request
+                    )
 
-            for tag, per_task, measured in (("w", 50, False), ("m", joins // TASKS, True)):
+            rounds = (("w", WARM_UP, False, 1), ("m", joins // TASKS, True, WARM_UP + 1))
+            for tag, per_task, measured, first in rounds:
                 if measured and traced:
                     sys.settrace(counts.trace)
                 try:
                     async with trio.open_nursery() as nursery:
                         for index in range(TASKS):
-                            nursery.start_soon(client, index, per_task, tag)
+                            nursery.start_soon(client, index, per_task, tag, first)
                 finally:
                     sys.settrace(None)
     return counts
 
 
-def print_instructions(small: int, large: int) -> None:
+def print_instructions(small: int, large: int, *, request_ids: bool = False) -> None:
     """Two pairs of `--plain` runs under cachegrind: instructions per join, by process."""
 
     def run(joins: int) -> tuple[int, int]:
-        return instructions(["lab.opcount", "--plain", "--joins", str(joins)])
+        ids = ["--request-ids"] if request_ids else []
+        return instructions(["lab.opcount", "--plain", "--joins", str(joins), *ids])
 
     for attempt in (1, 2):
         main_small, child_small = run(small)
@@ -122,17 +132,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="machine instructions per join under cachegrind (needs valgrind)",
     )
     parser.add_argument("--plain", action="store_true", help="run the joins untraced, quietly")
+    parser.add_argument(
+        "--request-ids",
+        action="store_true",
+        help="each task a session numbering its calls, as a sync client's mutations are",
+    )
     args = parser.parse_args(argv)
     joins = max(TASKS, args.joins // TASKS * TASKS)
+    ids = args.request_ids
     if args.instructions:
-        print_instructions(joins, 4 * joins)
+        print_instructions(joins, 4 * joins, request_ids=ids)
         return
     if args.plain:
         engine_module.INDEX_SECONDS = 3_600.0
         engine_module.tune_gc()  # as `turnstile serve` runs: its collections are counted too
-        trio.run(functools.partial(count, joins, traced=False))
+        trio.run(functools.partial(count, joins, traced=False, request_ids=ids))
         return
-    counts = trio.run(count, joins)
+    counts = trio.run(functools.partial(count, joins, request_ids=ids))
     total, calls = sum(counts.bytecodes.values()), sum(counts.calls.values())
     per_join = f"{total / joins:,.0f} bytecodes and {calls / joins:.1f} calls per join"
     print(f"{joins} joins traced: {per_join}")

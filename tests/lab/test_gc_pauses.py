@@ -22,6 +22,7 @@ def test_a_small_load_reports_every_figure_and_no_cyclic_garbage_per_join() -> N
         "over_50_ms",
         "tracked",
         "frozen",
+        "freeze_count_ms",
         "full_collection_ms",
         "cyclic_per_accepted",
         "cyclic_per_refused",
