@@ -36,11 +36,11 @@ Plan (`Collector.due`, a pure function of the readings, decides; `Collector.run`
   less deallocations): a heap of bounded size, what is freed as much as what is made, reaches
   it rarely. The same sweeps bound cyclic garbage (an app's, a library's) under such a load.
 
-The frozen count is not read on every tick (`gc.get_freeze_count()` walks the whole frozen list,
-object by object across the heap: 188 ms for the 1.2 million frozen at the end of
-`python -m lab.gc_pauses`, which every tick paused the loop for until this was kept) but kept: counted when the collector starts and after a full
-sweep, and after any other sweep the count before it plus what survived (the rest threshold
-needs only its order of magnitude).
+The frozen count is not read on every tick: `gc.get_freeze_count()` walks the whole frozen
+list, object by object across the heap (188 ms for the 1.2 million frozen at the end of
+`python -m lab.gc_pauses`, a pause every tick until this was kept). It is counted when the
+collector starts and after a full sweep; after any other sweep it is the count before plus
+what survived (the rest threshold needs only its order of magnitude).
 """
 
 from __future__ import annotations
