@@ -69,9 +69,9 @@ def test_a_load_that_never_rests_is_swept_in_pieces_whatever_the_heap() -> None:
         assert c.due(work * 0.5, work=work, new=LOAD_SWEEP_OBJECTS - 1, frozen=frozen) is None
 
 
-def test_a_sweep_counts_what_it_froze_without_walking_the_frozen_list(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def freeze_counts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each call of `gc.get_freeze_count()` (a walk of the frozen list), noted."""
     walks: list[int] = []
     real = gc.get_freeze_count
 
@@ -80,33 +80,31 @@ def test_a_sweep_counts_what_it_froze_without_walking_the_frozen_list(
         return real()
 
     monkeypatch.setattr(gc, "get_freeze_count", counted)
+    return walks
+
+
+def test_a_sweep_counts_what_it_froze_without_walking_the_frozen_list(
+    freeze_counts: list[int],
+) -> None:
     gc.collect()
     gc.disable()  # as a tuned server runs: the new objects are counted until the sweep
     kept: list[list[int]] = [[] for _ in range(3_000)]
     try:
         frozen = Collector(now=0.0).sweep("rest", 10.0, frozen=100)
         assert frozen >= 100 + len(kept)  # what it froze, added to the count it was given
-        assert walks == []
+        assert freeze_counts == []
     finally:
         gc.unfreeze()
         gc.enable()
 
 
 async def test_the_collector_reads_the_frozen_count_once_not_every_tick(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    autojump_clock: trio.testing.MockClock, freeze_counts: list[int]
 ) -> None:
-    walks: list[int] = []
-    real = gc.get_freeze_count
-
-    def counted() -> int:
-        walks.append(1)
-        return real()
-
-    monkeypatch.setattr(gc, "get_freeze_count", counted)
     work = iter(range(1_000_000))  # working on every tick: no sweep comes
     with trio.move_on_after(100 * TICK_SECONDS):
         await Collector(now=trio.current_time()).run(lambda: next(work))
-    assert len(walks) == 1
+    assert len(freeze_counts) == 1
 
 
 @pytest.fixture
