@@ -88,7 +88,7 @@ class Collector:
             return "rest"
         return None
 
-    def sweep(self, kind: Sweep, now: float, frozen: int = 0) -> int:
+    def sweep(self, kind: Sweep, now: float, frozen: int) -> int:
         """Collect what is new (everything, for a full sweep) and freeze what survives;
         returns how many objects are frozen now: counted after a full sweep (at rest), else
         `frozen` (as counted before) plus what survived, which overcounts by the frozen

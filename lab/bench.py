@@ -1500,9 +1500,9 @@ when `mutation()` returned; each join is for a user never seen before, so none i
    all GC time divided by the commands acknowledged, and the most `thread_time` one collection
    took per generation (below its pause when the OS or the other thread took the core). Aim:
    no full (generation 2) collection pausing more than 50 ms; with `tune_gc()` automatic
-   collection is off and the collector of engine/collector.py sweeps only at rest, or once
-   the heap has doubled under a load that never rests, so a window may hold none, and the
-   line says so.
+   collection is off and the collector of engine/collector.py sweeps at rest, and under a
+   load that never rests once per 20,000 new objects: the window holds those sweeps, and the
+   line shows their pauses.
 8. WebSocket: `lab.ws_bench.measure()` in its own subprocess, with shorter phases (1 s warm-up
    and 3 s counted each): `events:joinWaitingList` through a server on 127.0.0.1 by 100 clients
    of `engine.client.open_client`, each one mutation at a time, held by a child process so

@@ -16,7 +16,6 @@ import trio
 import trio.testing
 
 import engine.collector as collector_module
-import engine.engine as engine_module
 from engine import EngineConfig, open_engine, tune_gc
 from engine.collector import (
     FULL_SWEEP_SECONDS,
@@ -55,7 +54,7 @@ def test_a_full_sweep_comes_at_rest_after_an_hour_with_work() -> None:
     c = Collector(now=0.0)
     c.due(FULL_SWEEP_SECONDS - 1, work=3, new=0, frozen=10)
     assert c.due(FULL_SWEEP_SECONDS + IDLE_SECONDS, work=3, new=0, frozen=10) == "full"
-    c.sweep("full", FULL_SWEEP_SECONDS + IDLE_SECONDS)
+    c.sweep("full", FULL_SWEEP_SECONDS + IDLE_SECONDS, frozen=10)
     # No work since: nothing more, however long the rest.
     assert c.due(10 * FULL_SWEEP_SECONDS, work=3, new=0, frozen=10) is None
 
@@ -110,7 +109,7 @@ async def test_the_collector_reads_the_frozen_count_once_not_every_tick(
 @pytest.fixture
 def tuned() -> Iterator[list[tuple[int, int]]]:
     """`tune_gc()` for one test, every collection noted as (generation, objects collected);
-    the process's collector as it was afterwards."""
+    tests/conftest.py's `untuned_gc` gives the process's collector back afterwards."""
     seen: list[tuple[int, int]] = []
 
     def note(phase: str, info: dict[str, Any]) -> None:
@@ -124,9 +123,6 @@ def tuned() -> Iterator[list[tuple[int, int]]]:
         yield seen
     finally:
         gc.callbacks.remove(note)
-        gc.unfreeze()
-        gc.enable()
-        engine_module._tuned = False
 
 
 async def test_an_engine_collects_nothing_while_it_works_and_sweeps_at_rest(
