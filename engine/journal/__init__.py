@@ -1,9 +1,11 @@
-"""The durable journal: every event, in one global order, and every idempotency record.
+"""The durable journal: every event, in one global order, every idempotency record, and every
+rate limiter's take.
 
 Plan:
 - `interface.py` says what a journal is, whatever stores it: the records (`Row`,
-  `RequestRecord`, `Batch`), the read side (`JournalReader`: scan a range by seq or time, read
-  a stream, look up a request, list records, aggregate figures) and the writer (`Journal`:
+  `RequestRecord`, `Take`, `Batch`), the read side (`JournalReader`: scan a range by seq or
+  time, read a stream, look up a request or a limiter's latest take, list records, aggregate
+  figures) and the writer (`Journal`:
   append a batch atomically and durably, set a damaged tail aside, rewrite payloads for an
   erasure and record it done). The guarantees are in its docstrings.
 - `sqlite.py` is the backend (one SQLite file per data dir, WAL, group commit's one fsync per
@@ -33,6 +35,7 @@ from engine.journal.interface import (
     RequestRecord,
     Row,
     TailRepair,
+    Take,
     Totals,
     checksum,
     verify,
@@ -83,6 +86,7 @@ __all__ = [
     "RequestRecord",
     "Row",
     "TailRepair",
+    "Take",
     "Totals",
     "append_process",
     "checksum",

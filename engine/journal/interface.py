@@ -6,6 +6,9 @@ sequence number (the `ts` of the wire), `(stream, version)` is unique, `crc` is 
 payload so a damaged row is detected on read rather than trusted. An idempotency record
 `(session_id, request_id) -> result, seq, at` is written in the same transaction as the events
 of its mutation; its `seq` is the mutation's last event (or the position its batch committed at).
+A take `(seq, limiter, at, window_start, count, milli_tokens)` is a rate limiter's state after one
+take, written in the same transaction as the batch of the command that took it (the engine keeps
+its limiters in memory; a limiter's latest take is what it starts from when loaded again).
 
 Every backend passes the contract suite in tests/journal/. The journal stores payloads as bytes
 and never decodes them: it imports nothing of the engine (the codec that makes payloads from
@@ -41,24 +44,45 @@ class RequestRecord(NamedTuple):
     at: int
 
 
+class Take(NamedTuple):
+    """A rate limiter's state after one take (engine's limiters), journaled with the batch of the
+    command that took it. The journal stores and checks it and never interprets the numbers."""
+
+    #: The command's position: the seq of its last event, or, for a command that wrote no event,
+    #: the last seq durable when its batch committed (never above the batch's last row).
+    #: Non-decreasing within a batch (and so, batch after batch, in append order).
+    seq: int
+    #: The limiter's name, e.g. "ratelimit/rl_0123abcd..." (any non-empty str).
+    limiter: str
+    #: When it was taken (ms).
+    at: int
+    window_start: int
+    count: int  # type: ignore[assignment]  # (the field hides `tuple.count`, unused on a take)
+    milli_tokens: int
+
+
 @attrs.frozen(kw_only=True)
 class Batch:
-    """What one transaction writes: event rows (already numbered) and idempotency records."""
+    """What one transaction writes: event rows (already numbered), idempotency records and
+    rate limiters' takes (any of them may be empty)."""
 
     rows: Sequence[Row]
     requests: Sequence[RequestRecord]
+    takes: Sequence[Take] = ()
 
 
 @attrs.frozen(kw_only=True)
 class TailRepair:
     """What `Journal.repair_tail` set aside: rows from `first_seq` on (a damaged or missing
-    row there) and the idempotency records that pointed at them, kept apart for an operator."""
+    row there), and the idempotency records and takes that pointed at them (`seq >=
+    first_seq`), kept apart for an operator."""
 
     first_seq: int
     last_seq: int
     rows: int
     requests: int
     reason: str
+    takes: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -88,7 +112,8 @@ Grouping = Literal["type", "kind", "stream"]
 
 
 class DamagedRow(Exception):
-    """A journal row failed its checksum or could not be read."""
+    """A journal row (or take: `stream` is then its limiter) failed its checksum or could not
+    be read."""
 
     def __init__(self, seq: int, stream: str, reason: str) -> None:
         super().__init__(f"journal row seq={seq} stream={stream}: {reason}")
@@ -120,7 +145,8 @@ class JournalReader(Protocol):
     """Read-only access to a journal. Use one reader from one thread at a time; open another
     for another thread. Each call sees every batch committed before it began (never part of a
     batch), unless inside `consistent()`. Rows and records are returned as stored: only
-    `read_stream` verifies checksums, the others leave that to the caller. Any call raises
+    `read_stream` verifies checksums, the others leave that to the caller. A `Take` carries no
+    checksum, so the reads of takes (`read_take`, `takes`) verify theirs. Any call raises
     `JournalReadError` if the stored journal cannot be read."""
 
     def close(self) -> None: ...
@@ -189,6 +215,24 @@ class JournalReader(Protocol):
         `(session_id, request_id)`, read `chunk` at a time."""
         ...
 
+    def read_take(self, limiter: str) -> Take | None:
+        """The limiter's latest take (the one appended last; None if it has none), whatever
+        the backend's lookups have caught up with; its checksum verified (raises `DamagedRow`
+        if it fails)."""
+        ...
+
+    def takes(
+        self, *, after_seq: int = 0, until_seq: int | None = None, chunk: int = 20_000
+    ) -> Iterator[Take]:
+        """The takes with `after_seq < seq <= until_seq` (no upper bound if None), in append
+        order, read `chunk` at a time (as `scan`: memory does not grow with the journal),
+        checksums verified (raises `DamagedRow` on the first that fails)."""
+        ...
+
+    def limiters(self) -> Iterator[str]:
+        """Every limiter with at least one take, each once (in no particular order)."""
+        ...
+
     def totals(self) -> Totals:
         """Row count, payload bytes, seq and time bounds and distinct streams."""
         ...
@@ -216,24 +260,26 @@ class Journal(JournalReader, Protocol):
         ...
 
     def index_tail(self) -> int:
-        """Bring the journal's lookups (a stream's rows, a request's record) up to date with
-        some of what is committed, off the commit path (a backend whose `append` keeps them
-        current returns 0). Returns how far it moved (0: up to date). From one thread at a
-        time, beside `append`."""
+        """Bring the journal's lookups (a stream's rows, a request's record, a limiter's latest
+        take) up to date with some of what is committed, off the commit path (a backend whose
+        `append` keeps them current returns 0). Returns how far it moved (0: up to date). From
+        one thread at a time, beside `append`."""
         ...
 
     def append(self, batch: Batch) -> None:
-        """Write the batch in one transaction and make it durable before returning, or write
-        nothing and raise. Raises if a row's seq or `(stream, version)` is taken, or a
-        request record's `(session_id, request_id)` is: nothing of the batch is then
-        written. The caller numbers the rows (consecutive seqs after `last_seq()`)."""
+        """Write the batch (rows, records and takes) in one transaction and make it durable
+        before returning, or write nothing and raise. Raises if a row's seq or `(stream,
+        version)` is taken, or a request record's `(session_id, request_id)` is: nothing of
+        the batch is then written. The caller numbers the rows (consecutive seqs after
+        `last_seq()`) and gives each take its seq (see `Take.seq`)."""
         ...
 
     def repair_tail(self, window: int = ...) -> TailRepair | None:
         """Check the last `window` rows (checksums, and seqs without a gap); if one is damaged
-        or missing, set it and every row after it aside (with the idempotency records naming
-        them), so the journal ends at the last good commit, and say what was set aside (None
-        if the tail is sound). What is set aside is kept for an operator, never dropped."""
+        or missing, set it and every row after it aside (with the idempotency records and the
+        takes naming them), so the journal ends at the last good commit, and say what was set
+        aside (None if the tail is sound). What is set aside is kept for an operator, never
+        dropped."""
         ...
 
     def holds_records(self, *, ignoring_kinds: tuple[str, ...] = ()) -> bool:

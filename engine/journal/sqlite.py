@@ -1,23 +1,27 @@
 """The SQLite journal: one database file per data dir (`journal.db`, WAL), holding the rows
-(`events`), the idempotency records (`requests`), the erasures done (`erasures_done`) and the
-format (`meta`); `quarantine` and `quarantine_requests` appear when a damaged tail is set aside.
-Beside it, `streams.db` is the derived index: which seqs hold each stream's versions, and which
-record holds each `(session_id, request_id)`. This module is the only one that knows these
-tables.
+(`events`), the idempotency records (`requests`), the rate limiters' takes (`takes`), the
+erasures done (`erasures_done`) and the format (`meta`); `quarantine`, `quarantine_requests`
+and `quarantine_takes` appear when a damaged tail is set aside. Beside it, `streams.db` is the
+derived index: which seqs hold each stream's versions, which record holds each `(session_id,
+request_id)`, and which take is each limiter's latest. This module is the only one that knows
+these tables.
 
 The commit path only appends: rows in `seq` order (`seq` is the rowid: each batch goes to the end
-of the table), idempotency records in commit order (`rid`, their rowid), so a commit dirties a
-few pages whatever the journal's size. Lookups are served by the index, kept off the commit path
-(format 3; format 1 had a unique `(stream, version)` index on `events` and format 2 still kept
-`requests` under a primary key `(session_id, request_id)`, a B-tree each batch scattered into;
-either is converted when opened for writing, see `_convert`):
+of the table), idempotency records and takes in commit order (`rid`, their rowid), so a commit
+dirties a few pages whatever the journal's size. Lookups are served by the index, kept off the
+commit path (format 4; format 1 had a unique `(stream, version)` index on `events`, format 2
+still kept `requests` under a primary key `(session_id, request_id)`, a B-tree each batch
+scattered into, and format 3 had no `takes` (a limiter's takes were rows of its stream); each is
+converted when opened for writing, see `_convert`):
 - `stream_index(stream, version, seq)` in `streams.db`, with `indexed.seq` the position up to
-  which it holds every row, and `request_index(session_id, request_id, rid)`, with
-  `requests_indexed.rid` its own position. `index_tail` copies the rows and records after those
-  positions into them, in SQL, in one transaction of `streams.db` on a connection of its own
-  (the engine runs it in a worker thread every `INDEX_SECONDS`); it writes only
+  which it holds every row, `request_index(session_id, request_id, rid)`, with
+  `requests_indexed.rid` its own position, and `take_index(limiter, rid)`, each limiter's
+  latest take up to `takes_indexed.rid`. `index_tail` copies the rows, records and takes after
+  those positions into them, in SQL, in one transaction of `streams.db` on a connection of its
+  own (the engine runs it in a worker thread every `INDEX_SECONDS`); it writes only
   `streams.db`, so it never holds the journal's write lock. It inserts in key order (the
-  rows sorted by `(stream, version)`, the records by their key), so that the B-tree's pages
+  rows sorted by `(stream, version)`, the records by their key, the takes by limiter, each
+  limiter's highest rid among them replacing the one it held), so that the B-tree's pages
   are visited in order once each, not as the rows' random streams fall.
 - a read of one stream (`read_stream`) takes its indexed rows by seq plus the rows after
   `indexed.seq` (the unindexed tail, a short range scan), in one statement, so it sees every
@@ -26,13 +30,18 @@ either is converted when opened for writing, see `_convert`):
   derived data: it is never trusted over the journal). The reads of records (`lookup_request`,
   `last_request_id`, `sessions`, `requests`) do the same with the request index and the records
   after `requests_indexed.rid`: each record the index names is read from `requests` by rid and
-  must carry the key the index gave it, else the read scans `requests` instead.
+  must carry the key the index gave it, else the read scans `requests` instead. `read_take`
+  takes the take the index names and the limiter's latest after `takes_indexed.rid`, in one
+  statement, the higher rid winning; a take the index names must be that limiter's, else the
+  read scans `takes` (from its end). A take's `crc` (`take_checksum`, over its six fields) is
+  computed by `append`, on the writer's side, and verified by every read of takes.
 - `streams.db` is written with `synchronous=OFF`: everything in it can be derived again from the
   journal. At open it is checked against the journal (each position must hold the row or record
   the index says it holds) and each part rebuilt from scratch if it is missing, unreadable or
-  disagrees (a `streams.db` of format 2, without the request index, gets one built). A reader
-  (`open_reader`) uses what of it is sound and scans for the rest; it never writes, so it reads
-  a format-2 journal as it is (there `requests` still has its key, which the scans then use).
+  disagrees (a `streams.db` of format 2, without the request index, gets one built, one of
+  format 3 a take index). A reader (`open_reader`) uses what of it is sound and scans for the
+  rest; it never writes, so it reads a format-2 journal as it is (there `requests` still has its
+  key, which the scans then use), and a journal of format 3 or before as one without takes.
 - "No version written twice" is checked by `append` before it writes: each stream's first
   version in a batch must follow the highest version the journal holds for it (indexed or in
   the tail), and versions within a batch must ascend; otherwise the batch writes nothing and raises
@@ -55,7 +64,11 @@ either is converted when opened for writing, see `_convert`):
 
 Guarantees beyond `engine.journal.interface`:
 - `append` is one `BEGIN IMMEDIATE` transaction; with `synchronous=FULL` the batch is durable
-  across power loss when it returns. Rows go in as multi-row INSERTs (see `append`).
+  across power loss when it returns. Rows, records and takes go in as multi-row INSERTs (see
+  `append`). Takes are not checked against anything: each is appended as given.
+- `repair_tail` sets aside, with the rows from the first bad seq on, the records and the takes
+  whose `seq` is at or past it (a batch's takes name seqs of that batch or before it, so those
+  of a batch set aside go with it). It checks no take itself.
 - A `SqliteJournal` holds two connections: the writer (one thread at a time: the group commit
   moves `append` to a worker thread) and a reader for the event loop. WAL lets both proceed
   at once; `reader()` opens a further read-only connection (`mode=ro`, `query_only`) for
@@ -74,8 +87,10 @@ import hashlib
 import logging
 import os
 import sqlite3
+import struct
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -84,12 +99,14 @@ from typing import Any
 
 from engine.journal.interface import (
     Batch,
+    DamagedRow,
     GroupCount,
     Grouping,
     JournalReadError,
     RequestRecord,
     Row,
     TailRepair,
+    Take,
     Totals,
     checksum,
     verify,
@@ -98,7 +115,7 @@ from engine.journal.lock import lock_data_dir
 
 log = logging.getLogger("turnstile.journal")
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 JOURNAL_FILE = "journal.db"
 #: The stream index beside the journal (derived from it; see the module docstring).
 INDEX_FILE = "streams.db"
@@ -111,8 +128,18 @@ _REQUESTS_TABLE = (
     " result BLOB NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL)"
 )
 
+#: `takes` since format 4: appended in commit order, its rowid named (`rid`) so that nothing
+#: renumbers the takes the take index points at; no other key.
+_TAKES_TABLE = (
+    "(rid INTEGER PRIMARY KEY, seq INTEGER NOT NULL, limiter TEXT NOT NULL, at INTEGER NOT NULL,"
+    " window_start INTEGER NOT NULL, count INTEGER NOT NULL, milli_tokens INTEGER NOT NULL,"
+    " crc INTEGER NOT NULL)"
+)
+
 _COLUMNS = "seq, stream, version, type, schema, payload, at, crc"
 _REQUEST_COLUMNS = "session_id, request_id, result, seq, at"
+#: A take's fields (`Take`'s order) and its checksum.
+_TAKE_COLUMNS = "seq, limiter, at, window_start, count, milli_tokens, crc"
 #: The most rows of one multi-row INSERT (SQLite allows 32,766 bound values per statement; 8
 #: per row). Every size of these statements is a power of two (`_pieces`), so that a connection
 #: keeps at most a dozen of each kind prepared: its cache of prepared statements (128) would
@@ -131,6 +158,8 @@ _TAIL_KEYS = 100_000
 TAIL_WINDOW = 10_000
 #: And 5 per idempotency record.
 _REQUESTS_PER_INSERT = 4_096
+#: And 7 per take.
+_TAKES_PER_INSERT = 4_096
 #: Multi-row INSERT statements made so far, by (table, rows).
 _INSERT_SQL: dict[tuple[str, int], str] = {}
 _GROUP_COLUMN: dict[str, str] = {
@@ -138,6 +167,19 @@ _GROUP_COLUMN: dict[str, str] = {
     "kind": "substr(stream, 1, instr(stream || '/', '/') - 1)",
     "stream": "stream",
 }
+
+
+#: A take's numbers as `take_checksum` reads them: seq, at, window_start, count, milli_tokens.
+_TAKE_NUMBERS = struct.Struct("<5q")
+
+
+def take_checksum(take: Take) -> int:
+    """A take's `crc`: CRC-32 of its five numbers (little-endian 64-bit: seq, at, window_start,
+    count, milli_tokens) followed by its limiter in UTF-8. Raises for a number SQLite could
+    not store (not an int, or past 64 bits)."""
+    seq, limiter, at, window_start, count, milli_tokens = take
+    numbers = _TAKE_NUMBERS.pack(seq, at, window_start, count, milli_tokens)
+    return zlib.crc32(limiter.encode(), zlib.crc32(numbers))
 
 
 def _pieces(count: int, largest: int) -> Iterator[tuple[int, int]]:
@@ -214,6 +256,15 @@ def _create_index_schema(conn: sqlite3.Connection, schema: str = "main") -> None
         " (id INTEGER PRIMARY KEY CHECK (id = 0), rid INTEGER NOT NULL)"
     )
     conn.execute(f"INSERT OR IGNORE INTO {schema}.requests_indexed VALUES (0, 0)")
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {schema}.take_index (limiter TEXT PRIMARY KEY,"
+        " rid INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {schema}.takes_indexed"
+        " (id INTEGER PRIMARY KEY CHECK (id = 0), rid INTEGER NOT NULL)"
+    )
+    conn.execute(f"INSERT OR IGNORE INTO {schema}.takes_indexed VALUES (0, 0)")
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -243,11 +294,12 @@ def create_schema(conn: sqlite3.Connection) -> None:
             )
         if "requests" not in tables:
             conn.execute(f"CREATE TABLE requests {_REQUESTS_TABLE}")
-        if "meta" not in tables:
+        if "meta" not in tables:  # a new journal (an older one has its tables already)
+            conn.execute(f"CREATE TABLE IF NOT EXISTS takes {_TAKES_TABLE}")
             db.table("meta").create({"key": str, "value": str}, pk="key")
             db.table("meta").insert({"key": "format", "value": str(FORMAT_VERSION)})
     found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-    if found is not None and int(found[0]) in (1, 2):
+    if found is not None and int(found[0]) in (1, 2, 3):
         return  # converted by `SqliteJournal.open` (`_convert`); a reader reads it as it is
     if found is None or int(found[0]) != FORMAT_VERSION:
         raise RuntimeError(f"journal format {found} is not {FORMAT_VERSION}")
@@ -262,7 +314,13 @@ class SqliteReader:
     """`JournalReader` over one SQLite connection (see `engine.journal.interface`)."""
 
     def __init__(
-        self, path: Path, conn: sqlite3.Connection, *, indexed: bool, requests_indexed: bool
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        *,
+        indexed: bool,
+        requests_indexed: bool,
+        takes_indexed: bool,
     ) -> None:
         self.path = path
         self._conn = conn
@@ -270,6 +328,10 @@ class SqliteReader:
         self._indexed = indexed
         #: The request index is attached in `idx` too (without it, record reads scan).
         self._requests_indexed = requests_indexed
+        #: And the take index (without it, take reads scan).
+        self._takes_indexed = takes_indexed
+        #: The journal has its `takes` table (format 4); False until seen (`_has_takes`).
+        self._takes_table = False
 
     def close(self) -> None:
         self._conn.close()
@@ -430,6 +492,63 @@ class SqliteReader:
                 return
             last = records[-1][:2]
 
+    def _has_takes(self) -> bool:
+        """Whether the journal has `takes`: one of format 3 or before, read as it is, has none
+        (until a writer converts it: looked for again by each read of takes until then)."""
+        if not self._takes_table:
+            self._takes_table = bool(
+                self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'takes'")
+            )
+        return self._takes_table
+
+    def read_take(self, limiter: str) -> Take | None:
+        if not self._has_takes():
+            return None
+        # Indexed, each row: the rid the index names (or the tail's own) and the take there.
+        found = self._query(
+            _TAKE_INDEXED_SQL if self._takes_indexed else _TAKE_SCAN_SQL, (limiter,)
+        )
+        if any(raw[2] != limiter for raw in found):  # another limiter's take, or none
+            log.error("the take index disagrees with the journal on %s; scanning", limiter)
+            found = self._query(_TAKE_SCAN_SQL, (limiter,))
+        if not found:
+            return None
+        return _checked_take(max(found, key=lambda raw: int(raw[0]))[1:])
+
+    def takes(
+        self, *, after_seq: int = 0, until_seq: int | None = None, chunk: int = 20_000
+    ) -> Iterator[Take]:
+        if not self._has_takes():
+            return
+        # Chunks by rid (the append order), each after the last rid yielded.
+        bounds = (after_seq, _MAX_SEQ if until_seq is None else until_seq, int(chunk))
+        cursor = 0
+        while True:
+            found = self._query(_TAKES_SQL, (cursor, *bounds))
+            for raw in found:
+                yield _checked_take(raw[1:])
+            if len(found) < chunk:
+                return
+            cursor = found[-1][0]
+
+    def limiters(self) -> Iterator[str]:
+        if not self._has_takes():
+            return
+        # Indexed: a walk of the take index's key order, then the tail's other limiters.
+        sql = (
+            "SELECT limiter FROM idx.take_index UNION ALL"
+            " SELECT DISTINCT limiter FROM takes t"
+            " WHERE rid > (SELECT rid FROM idx.takes_indexed) AND NOT EXISTS"
+            " (SELECT 1 FROM idx.take_index i WHERE i.limiter = t.limiter)"
+            if self._takes_indexed
+            else "SELECT DISTINCT limiter FROM takes"
+        )
+        try:
+            for (limiter,) in self._conn.execute(sql):
+                yield limiter
+        except sqlite3.DatabaseError as exc:
+            raise JournalReadError(f"{self.path.name}: {exc}") from exc
+
     def totals(self) -> Totals:
         [(events, payload, first_seq, last_seq, first_at, last_at, streams)] = self._query(
             "SELECT count(*), coalesce(sum(length(payload)), 0), min(seq), max(seq),"
@@ -545,6 +664,37 @@ _REQUESTS_SQL = {
 }
 
 
+_TAKE_ROW = f"rid, {_TAKE_COLUMNS}"
+#: A limiter's latest take, in one statement: the take the take index names (by rid; its columns
+#: NULL if there is none), and the limiter's latest in the unindexed tail (a scan back from the
+#: end to the index's position). Each row: a rid, then the take there (`_TAKE_COLUMNS`), which
+#: must be the limiter's; the higher rid wins.
+_TAKE_INDEXED_SQL = (
+    f"SELECT i.rid, {', '.join(f't.{c.strip()}' for c in _TAKE_COLUMNS.split(','))}"
+    " FROM idx.take_index i LEFT JOIN takes t ON t.rid = i.rid WHERE i.limiter = ?1"
+    f" UNION ALL SELECT * FROM (SELECT {_TAKE_ROW} FROM takes"
+    " WHERE rid > (SELECT rid FROM idx.takes_indexed) AND limiter = ?1 ORDER BY rid DESC LIMIT 1)"
+)
+#: The same without the index: a scan back from the end of `takes`.
+_TAKE_SCAN_SQL = f"SELECT {_TAKE_ROW} FROM takes WHERE limiter = ?1 ORDER BY rid DESC LIMIT 1"
+#: One chunk of `SqliteReader.takes`: after rid ?1, with `?2 < seq <= ?3`, the first ?4.
+_TAKES_SQL = (
+    f"SELECT {_TAKE_ROW} FROM takes WHERE rid > ?1 AND seq > ?2 AND seq <= ?3 ORDER BY rid LIMIT ?4"
+)
+
+
+def _checked_take(raw: Sequence[Any]) -> Take:
+    """The `Take` of a stored take's columns (`_TAKE_COLUMNS`), its checksum verified."""
+    take = Take._make(raw[:6])
+    try:
+        sound = take_checksum(take) == raw[6]
+    except (struct.error, AttributeError):  # a column not of its type: damaged as well
+        sound = False
+    if not sound:
+        raise DamagedRow(take.seq, str(take.limiter), "take checksum mismatch")
+    return take
+
+
 def _records_agree(found: list[Any], last: tuple[str, int] | None) -> bool:
     """Does each row's key (the index's) match its record's, in ascending key order?"""
     for raw in found:
@@ -590,6 +740,24 @@ def _request_index_is_sound(conn: sqlite3.Connection) -> bool:
         return False
 
 
+def _take_index_is_sound(conn: sqlite3.Connection) -> bool:
+    """Does the attached take index describe this journal's takes (as `_index_is_sound`: the
+    take at its position must be there, and be its limiter's latest in the index)? False if
+    there is no take index, or no `takes`."""
+    try:
+        [(position,)] = conn.execute("SELECT rid FROM idx.takes_indexed").fetchall()
+        if position == 0:
+            return not conn.execute("SELECT 1 FROM idx.take_index LIMIT 1").fetchall()
+        found = conn.execute(
+            "SELECT i.rid FROM takes t LEFT JOIN idx.take_index i ON i.limiter = t.limiter"
+            " WHERE t.rid = ?",
+            (position,),
+        ).fetchall()
+        return bool(found) and found[0][0] == position
+    except sqlite3.DatabaseError:
+        return False
+
+
 def open_reader(data_dir: Path) -> SqliteReader:
     """A read-only reader of the journal in `data_dir`; nothing is written to the database.
     Raises `FileNotFoundError` if there is no journal, `JournalReadError` if it cannot be
@@ -605,16 +773,23 @@ def open_reader(data_dir: Path) -> SqliteReader:
 
 def _open_reader(path: Path) -> SqliteReader:
     conn = _connect_ro(path)
-    indexed = requests_indexed = False
+    indexed = requests_indexed = takes_indexed = False
     try:
         if _attach_index(conn, path, read_only=True):
             indexed = _index_is_sound(conn)
             requests_indexed = _request_index_is_sound(conn)
-            if not (indexed or requests_indexed):
+            takes_indexed = _take_index_is_sound(conn)
+            if not (indexed or requests_indexed or takes_indexed):
                 conn.execute("DETACH DATABASE idx")
     except sqlite3.DatabaseError:
-        indexed = requests_indexed = False  # an index it cannot read: scan instead
-    return SqliteReader(path, conn, indexed=indexed, requests_indexed=requests_indexed)
+        indexed = requests_indexed = takes_indexed = False  # an index it cannot read: scan
+    return SqliteReader(
+        path,
+        conn,
+        indexed=indexed,
+        requests_indexed=requests_indexed,
+        takes_indexed=takes_indexed,
+    )
 
 
 class SqliteJournal(SqliteReader):
@@ -628,7 +803,7 @@ class SqliteJournal(SqliteReader):
         reader: sqlite3.Connection,
         indexer: sqlite3.Connection,
     ):
-        super().__init__(path, reader, indexed=True, requests_indexed=True)
+        super().__init__(path, reader, indexed=True, requests_indexed=True, takes_indexed=True)
         self._writer = writer
         #: The stream index's own connection (`streams.db` as main, the journal read-only).
         self._indexer = indexer
@@ -678,16 +853,20 @@ class SqliteJournal(SqliteReader):
         _attach_index(writer, path, read_only=True)
         found = _format(writer)
         if found != FORMAT_VERSION:
-            # The records get new rids: the request index forgets its own first (a crash in
-            # between leaves it empty, or the journal unconverted: done again at the next open).
-            _reset_index(indexer, streams=False)
+            # The records of format 1 or 2 get new rids: the request index forgets its own
+            # first, and the take index anything it holds (a crash in between leaves them
+            # empty, or the journal unconverted: done again at the next open).
+            _reset_index(indexer, streams=False, requests=found in (1, 2))
             _convert(writer, found)
         if not _index_is_sound(writer):
             log.warning("the stream index does not match the journal: rebuilding it")
-            _reset_index(indexer)
+            _reset_index(indexer, takes=False)
         if not _request_index_is_sound(writer):
             log.warning("the request index does not match the journal: rebuilding it")
-            _reset_index(indexer, streams=False)
+            _reset_index(indexer, streams=False, takes=False)
+        if not _take_index_is_sound(writer):
+            log.warning("the take index does not match the journal: rebuilding it")
+            _reset_index(indexer, streams=False, requests=False)
         reader = _connect(path, synchronous=synchronous)
         _attach_index(reader, path, read_only=True)
         journal = cls(path, writer, reader, indexer)
@@ -731,10 +910,12 @@ class SqliteJournal(SqliteReader):
     # -- the stream index (one thread at a time, beside the writer) -----------------------
 
     def index_tail(self, max_rows: int = 200_000) -> int:
-        """Copy up to `max_rows` committed rows after the stream index's position into it, and
-        up to `max_rows` records after the request index's position into that, and move both
-        positions past them, in one transaction of `streams.db` (never the journal's write
-        lock). Returns how many seqs and rids it moved over (0: up to date)."""
+        """Copy up to `max_rows` committed rows after the stream index's position into it, up
+        to `max_rows` records after the request index's position into that, and up to
+        `max_rows` takes after the take index's position into that (each limiter's latest of
+        them), and move the three positions past them, in one transaction of `streams.db`
+        (never the journal's write lock). Returns how many seqs and rids it moved over (0: up
+        to date)."""
         with self._indexing:
             return self._index_tail(max_rows)
 
@@ -765,6 +946,18 @@ class SqliteJournal(SqliteReader):
                     (rposition, runtil),
                 )
                 conn.execute("UPDATE requests_indexed SET rid = ?", (runtil,))
+            [(tposition,)] = conn.execute("SELECT rid FROM takes_indexed").fetchall()
+            [(tend,)] = conn.execute("SELECT max(rid) FROM j.takes").fetchall()
+            tuntil = min(int(tend or 0), tposition + max_rows)
+            if tuntil > tposition:
+                # A limiter's latest take of the range replaces what the index held for it
+                # (an older take: the range follows the position).
+                conn.execute(
+                    "INSERT OR REPLACE INTO take_index SELECT limiter, max(rid) FROM j.takes"
+                    " WHERE rid > ? AND rid <= ? GROUP BY limiter ORDER BY limiter",
+                    (tposition, tuntil),
+                )
+                conn.execute("UPDATE takes_indexed SET rid = ?", (tuntil,))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -772,7 +965,8 @@ class SqliteJournal(SqliteReader):
             raise
         self._index_position = max(position, until)
         self._request_position = max(rposition, runtil)
-        return int(max(0, until - position) + max(0, runtil - rposition))
+        moved = max(0, until - position) + max(0, runtil - rposition) + max(0, tuntil - tposition)
+        return int(moved)
 
     def unindexed(self) -> int:
         """Rows committed after the stream index's position (the tail reads scan)."""
@@ -785,6 +979,19 @@ class SqliteJournal(SqliteReader):
             "SELECT count(*) FROM requests WHERE rowid > (SELECT rid FROM idx.requests_indexed)"
         )
         return int(count)
+
+    def unindexed_takes(self) -> int:
+        """Takes committed after the take index's position (`read_take` scans them)."""
+        [(count,)] = self._query(
+            "SELECT count(*) FROM takes WHERE rid > (SELECT rid FROM idx.takes_indexed)"
+        )
+        return int(count)
+
+    def last_take_rid(self) -> int:
+        """The rid of the take appended last (0 if none): each append of `n` takes moves it by
+        `n` (what the writer process's parent judges a takes-only batch by)."""
+        [(rid,)] = self._query("SELECT max(rid) FROM takes")
+        return int(rid or 0)
 
     # -- writing (one thread at a time) -------------------------------------------------
 
@@ -814,6 +1021,13 @@ class SqliteJournal(SqliteReader):
                     [v for r in part for v in r],
                 )
                 last_rid = inserted.lastrowid or 0
+            takes = batch.takes
+            for start, size in _pieces(len(takes), _TAKES_PER_INSERT):
+                values: list[object] = []
+                for take in takes[start : start + size]:
+                    values += take
+                    values.append(take_checksum(take))  # (the writer's time, not the loop's)
+                conn.execute(_insert_sql("takes", _TAKE_COLUMNS, size), values)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -835,7 +1049,7 @@ class SqliteJournal(SqliteReader):
 
     def repair_tail(self, window: int = TAIL_WINDOW) -> TailRepair | None:
         """See `Journal.repair_tail`. The rows set aside go to the `quarantine` table, their
-        idempotency records to `quarantine_requests`.
+        idempotency records to `quarantine_requests`, their takes to `quarantine_takes`.
 
         A torn write inside SQLite never reaches here (its WAL checksums drop an unfinished
         commit); this catches what SQLite cannot see: a payload whose bytes changed on disk."""
@@ -869,6 +1083,9 @@ class SqliteJournal(SqliteReader):
                 "CREATE TABLE IF NOT EXISTS quarantine_requests AS"
                 f" SELECT {_REQUEST_COLUMNS} FROM requests WHERE 0"
             )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS quarantine_takes AS SELECT * FROM takes WHERE 0"
+            )
             rows = conn.execute(
                 "INSERT INTO quarantine SELECT * FROM events WHERE seq >= ?", (first,)
             ).rowcount
@@ -877,8 +1094,12 @@ class SqliteJournal(SqliteReader):
                 f" SELECT {_REQUEST_COLUMNS} FROM requests WHERE seq >= ?",
                 (first,),
             ).rowcount
+            takes = conn.execute(
+                "INSERT INTO quarantine_takes SELECT * FROM takes WHERE seq >= ?", (first,)
+            ).rowcount
             conn.execute("DELETE FROM events WHERE seq >= ?", (first,))
             conn.execute("DELETE FROM requests WHERE seq >= ?", (first,))
+            conn.execute("DELETE FROM takes WHERE seq >= ?", (first,))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -886,7 +1107,12 @@ class SqliteJournal(SqliteReader):
             raise
         self._catch_up()
         return TailRepair(
-            first_seq=first, last_seq=end, rows=rows, requests=requests, reason=reason
+            first_seq=first,
+            last_seq=end,
+            rows=rows,
+            requests=requests,
+            reason=reason,
+            takes=takes,
         )
 
     # -- reading ------------------------------------------------------------------------
@@ -988,6 +1214,7 @@ def _open_indexer(journal_path: Path) -> sqlite3.Connection:
             _create_index_schema(conn)
             conn.execute("SELECT count(*) FROM indexed").fetchall()
             conn.execute("SELECT count(*) FROM requests_indexed").fetchall()
+            conn.execute("SELECT count(*) FROM takes_indexed").fetchall()
             conn.execute("ATTACH DATABASE ? AS j", (journal_path.resolve().as_uri() + "?mode=ro",))
             return conn
         except sqlite3.DatabaseError:
@@ -1004,15 +1231,22 @@ def _open_indexer(journal_path: Path) -> sqlite3.Connection:
     raise AssertionError("unreachable")
 
 
-def _reset_index(indexer: sqlite3.Connection, *, streams: bool = True) -> None:
-    """Empty the request index (and the stream index, if `streams`): rebuilt by `index_tail`."""
+def _reset_index(
+    indexer: sqlite3.Connection, *, streams: bool = True, requests: bool = True, takes: bool = True
+) -> None:
+    """Empty the stream index, the request index and the take index (those asked for), each
+    back at position 0, in one transaction: rebuilt by `index_tail`."""
     indexer.execute("BEGIN IMMEDIATE")
     try:
         if streams:
             indexer.execute("DELETE FROM stream_index")
             indexer.execute("UPDATE indexed SET seq = 0")
-        indexer.execute("DELETE FROM request_index")
-        indexer.execute("UPDATE requests_indexed SET rid = 0")
+        if requests:
+            indexer.execute("DELETE FROM request_index")
+            indexer.execute("UPDATE requests_indexed SET rid = 0")
+        if takes:
+            indexer.execute("DELETE FROM take_index")
+            indexer.execute("UPDATE takes_indexed SET rid = 0")
         indexer.execute("COMMIT")
     except BaseException:
         if indexer.in_transaction:
@@ -1021,23 +1255,26 @@ def _reset_index(indexer: sqlite3.Connection, *, streams: bool = True) -> None:
 
 
 def _convert(writer: sqlite3.Connection, found: int) -> None:
-    """Convert a journal of format 1 or 2 to this one, in one transaction: format 1's unique
-    `(stream, version)` index dropped; `requests` written again without its primary key, in
-    the order its records were committed (their rowids), the table then renamed in place of
-    the old one. The indexes are built after, by `index_tail`."""
-    if found not in (1, 2):
+    """Convert a journal of format 1, 2 or 3 to this one, in one transaction: format 1's unique
+    `(stream, version)` index dropped; format 1's or 2's `requests` written again without its
+    primary key, in the order its records were committed (their rowids), the table then renamed
+    in place of the old one; `takes` created, empty (a limiter's takes before it stay rows of
+    its stream). The indexes are built after, by `index_tail`."""
+    if found not in (1, 2, 3):
         raise RuntimeError(f"journal format {found} is not {FORMAT_VERSION}")
     writer.execute("BEGIN IMMEDIATE")
     try:
-        writer.execute(f"DROP INDEX IF EXISTS {_FORMAT_1_INDEX}")
-        writer.execute("DROP TABLE IF EXISTS requests_format_3")  # (none: a rollback left none)
-        writer.execute(f"CREATE TABLE requests_format_3 {_REQUESTS_TABLE}")
-        writer.execute(
-            f"INSERT INTO requests_format_3 ({_REQUEST_COLUMNS})"
-            f" SELECT {_REQUEST_COLUMNS} FROM requests ORDER BY rowid"
-        )
-        writer.execute("DROP TABLE requests")
-        writer.execute("ALTER TABLE requests_format_3 RENAME TO requests")
+        if found in (1, 2):
+            writer.execute(f"DROP INDEX IF EXISTS {_FORMAT_1_INDEX}")
+            writer.execute("DROP TABLE IF EXISTS requests_format_3")  # (a rollback left none)
+            writer.execute(f"CREATE TABLE requests_format_3 {_REQUESTS_TABLE}")
+            writer.execute(
+                f"INSERT INTO requests_format_3 ({_REQUEST_COLUMNS})"
+                f" SELECT {_REQUEST_COLUMNS} FROM requests ORDER BY rowid"
+            )
+            writer.execute("DROP TABLE requests")
+            writer.execute("ALTER TABLE requests_format_3 RENAME TO requests")
+        writer.execute(f"CREATE TABLE IF NOT EXISTS takes {_TAKES_TABLE}")
         writer.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT_VERSION),))
         writer.execute("COMMIT")
     except BaseException:
@@ -1179,4 +1416,5 @@ __all__ = [
     "SqliteReader",
     "create_schema",
     "open_reader",
+    "take_checksum",
 ]

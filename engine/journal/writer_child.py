@@ -3,8 +3,8 @@ and the parent's side): the frames both sides speak, and the child's loop. Impor
 the SQLite journal needs, so that a child starts fast.
 
 Frames are a 4-byte little-endian length and a `marshal` body: a batch as the sequence number it
-must follow and its rows' and records' values in one flat list each (built at C speed on the
-parent's loop), an answer as None or `(class name, errno, message)`. The child writes a batch
+must follow and its rows', records' and takes' values in one flat list each (built at C speed on
+the parent's loop), an answer as None or `(class name, errno, message)`. The child writes a batch
 only if the journal ends where the batch says it follows: so of two batches in flight, the
 second is refused when the first was not written (it was decided on top of it).
 """
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.journal.interface import Batch, RequestRecord, Row
+from engine.journal.interface import Batch, RequestRecord, Row, Take
 from engine.journal.sqlite import SqliteJournal
 
 HEADER = struct.Struct("<I")
@@ -41,17 +41,25 @@ class AppendFailed(Exception):
 
 def encode_batch(batch: Batch, after_seq: int) -> bytes:
     """The frame of `batch`, to be written only if the journal then ends at `after_seq`."""
-    body = marshal.dumps((after_seq, list(_chain(batch.rows)), list(_chain(batch.requests))))
+    body = marshal.dumps(
+        (
+            after_seq,
+            list(_chain(batch.rows)),
+            list(_chain(batch.requests)),
+            list(_chain(batch.takes)),
+        )
+    )
     return HEADER.pack(len(body)) + body
 
 
 def decode_batch(body: bytes) -> tuple[int, Batch]:
-    after_seq, flat_rows, flat_requests = marshal.loads(body)
+    after_seq, flat_rows, flat_requests, flat_takes = marshal.loads(body)
     rows = [Row._make(flat_rows[i : i + 8]) for i in range(0, len(flat_rows), 8)]
     requests = [
         RequestRecord._make(flat_requests[i : i + 5]) for i in range(0, len(flat_requests), 5)
     ]
-    return after_seq, Batch(rows=rows, requests=requests)
+    takes = [Take._make(flat_takes[i : i + 6]) for i in range(0, len(flat_takes), 6)]
+    return after_seq, Batch(rows=rows, requests=requests, takes=takes)
 
 
 def encode_answer(error: BaseException | None) -> bytes:

@@ -33,8 +33,12 @@ Plan:
   (it was decided on top of it); the group commit has refused its commands with the first's.
 - Frames: engine/journal/writer_child.py.
 - If the child ends without answering (killed, crashed), each batch it owed is judged from the
-  journal once the child is gone: committed if its last row (or record) is there, else
-  nothing of it was written (one transaction). The next batch starts a new child.
+  journal once the child is gone: committed if its last row (or record) is there, or, for a
+  batch of takes only, if the journal holds as many takes more than the batches answered
+  before it left (`_take_rid`, the last take rid they left: the child answers a batch before
+  it reads the next, so only the oldest unanswered one can have been written, its takes at
+  the rids after that); else nothing of it was written (one transaction). The next batch
+  starts a new child.
 - The child indexes nothing on its own beyond what `append` does past `_TAIL_KEYS`; it reads
   the index's positions (which the parent's catch-up moves) every `POSITIONS_EVERY` rows, so
   its memory of the tail is pruned as the parent's would be.
@@ -133,6 +137,10 @@ class AppendProcess:
         self.started = 0
         #: When `answered()` last read the pipe (perf_counter).
         self._polled = 0.0
+        #: The journal's last take rid after every batch answered (or judged) so far: read as
+        #: the first child starts (the parent appends nothing itself from then on), then moved
+        #: by each committed batch's takes.
+        self._take_rid = 0
 
     def start(self) -> None:
         """Start the child now (else the first `send` does), so that it is ready by then."""
@@ -147,6 +155,8 @@ class AppendProcess:
         lock = self._journal.lock_fd
         if lock is None:
             raise RuntimeError("the journal is not open for writing")
+        if not self.started:
+            self._take_rid = self._journal.last_take_rid()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
         proc = subprocess.Popen(
@@ -249,6 +259,7 @@ class AppendProcess:
         error = error_of(answer)
         if error is not None:
             raise error
+        self._take_rid += len(sent.batch.takes)
 
     async def wait_answer(self) -> None:
         """Wait until the oldest batch's answer is in or its child has ended, writing what is
@@ -296,6 +307,7 @@ class AppendProcess:
             await trio.to_thread.run_sync(child.proc.wait, abandon_on_cancel=True)
             if self._committed(sent.batch):
                 log.error("the journal writer ended after committing a batch; restarting")
+                self._take_rid += len(sent.batch.takes)
                 return
             raise AppendFailed(
                 f"the journal writer ended (exit status {child.proc.returncode}) before"
@@ -306,11 +318,15 @@ class AppendProcess:
             self._discard_ended()
 
     def _committed(self, batch: Batch) -> bool:
+        """Whether `batch`, the oldest unanswered one of a child that ended, was written (see
+        the module docstring)."""
         if batch.rows:
             return self._journal.last_seq() >= batch.rows[-1].seq
         if batch.requests:
             last = batch.requests[-1]
             return self._journal.lookup_request(last.session_id, last.request_id) is not None
+        if batch.takes:
+            return self._journal.last_take_rid() >= self._take_rid + len(batch.takes)
         return True
 
     def _discard_ended(self) -> None:

@@ -1,5 +1,6 @@
 """The journal backends the contract suite runs on, each with what only a test needs of it:
-a way to damage a stored row the way a disk does (bytes changed under a valid-looking row).
+a way to damage a stored row or take the way a disk does (bytes changed under a valid-looking
+checksum).
 
 A new backend adds a class here and a name to `BACKENDS`; tests/journal/test_contract.py then
 holds it to everything the SQLite journal is held to.
@@ -26,6 +27,11 @@ class Backend(Protocol):
         """Change the stored payload of row `seq` and nothing else (its checksum stays)."""
         ...
 
+    def damage_take(self, data_dir: Path, limiter: str) -> None:
+        """Change the `count` of the limiter's latest stored take and nothing else (its
+        checksum stays)."""
+        ...
+
     def stored_bytes(self, data_dir: Path) -> bytes:
         """Everything the backend keeps on disk for this journal, concatenated."""
         ...
@@ -49,6 +55,17 @@ class Sqlite:
         try:
             conn.execute(
                 "UPDATE events SET payload = CAST(payload || X'20' AS BLOB) WHERE seq = ?", (seq,)
+            )
+        finally:
+            conn.close()
+
+    def damage_take(self, data_dir: Path, limiter: str) -> None:
+        conn = sqlite3.connect(data_dir / JOURNAL_FILE, isolation_level=None)
+        try:
+            conn.execute(
+                "UPDATE takes SET count = count + 1"
+                " WHERE rid = (SELECT max(rid) FROM takes WHERE limiter = ?)",
+                (limiter,),
             )
         finally:
             conn.close()

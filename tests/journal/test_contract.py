@@ -17,9 +17,11 @@ from engine.journal import (
     DamagedRow,
     GroupCount,
     Journal,
+    JournalReader,
     JournalReadError,
     RequestRecord,
     Row,
+    Take,
     checksum,
     verify,
 )
@@ -47,8 +49,63 @@ def record(session: str, request: int, seq: int, result: bytes = b'{"ok":true}')
     return RequestRecord(session, request, result, seq, T0 + seq * 1_000)
 
 
-def batch(*rows: Row, requests: tuple[RequestRecord, ...] = ()) -> Batch:
-    return Batch(rows=rows, requests=requests)
+def take(seq: int, limiter: str, count: int) -> Take:
+    """A take of `limiter` at `seq`, its `count`-th of the window (the numbers are the
+    engine's: the journal only keeps them)."""
+    return Take(seq, limiter, T0 + seq * 1_000 + count, T0, count, 10_000 - 1_000 * count)
+
+
+def batch(
+    *rows: Row, requests: tuple[RequestRecord, ...] = (), takes: tuple[Take, ...] = ()
+) -> Batch:
+    return Batch(rows=rows, requests=requests, takes=takes)
+
+
+RL_A, RL_B, RL_C = "ratelimit/rl_a", "ratelimit/rl_b", "ratelimit/rl_c"
+
+
+def seed_takes(journal: Journal) -> list[Take]:
+    """`seed`'s journal and three batches with takes after it: rows and takes, then takes only
+    (at the last durable seq). `RL_A` is taken in each of them, `RL_B` in the first and last."""
+    seed(journal)
+    takes = [
+        take(8, RL_A, 1),
+        take(8, RL_B, 1),
+        take(9, RL_C, 1),
+        take(10, RL_A, 2),
+        take(10, RL_B, 2),
+        take(10, RL_A, 3),
+    ]
+    journal.append(batch(row(8, "counter/c_b", 3), takes=tuple(takes[:2])))
+    journal.append(batch(row(9, "job/j_2", 1), row(10, "job/j_3", 1), takes=tuple(takes[2:4])))
+    journal.append(batch(takes=tuple(takes[4:])))
+    return takes
+
+
+def take_reads(reader: JournalReader) -> object:
+    """What `reader` says of the takes (each read of the contract)."""
+    return (
+        [reader.read_take(limiter) for limiter in (RL_A, RL_B, RL_C, "ratelimit/rl_none")],
+        [list(reader.takes(chunk=chunk)) for chunk in (1, 2, 5, 20_000)],
+        list(reader.takes(after_seq=8)),
+        list(reader.takes(after_seq=8, until_seq=9)),
+        list(reader.takes(until_seq=8, chunk=1)),
+        list(reader.takes(after_seq=10)),
+        sorted(reader.limiters()),
+    )
+
+
+def expected_take_reads(takes: list[Take]) -> object:
+    latest = {t.limiter: t for t in takes}
+    return (
+        [latest.get(limiter) for limiter in (RL_A, RL_B, RL_C, "ratelimit/rl_none")],
+        [takes] * 4,
+        [t for t in takes if t.seq > 8],
+        [t for t in takes if 8 < t.seq <= 9],
+        [t for t in takes if t.seq <= 8],
+        [t for t in takes if t.seq > 10],
+        sorted(latest),
+    )
 
 
 def seed(journal: Journal) -> list[Row]:
@@ -145,6 +202,92 @@ def test_everything_is_there_after_reopening(
         assert again.last_seq() == 8
     finally:
         again.close()
+
+
+# -- takes ----------------------------------------------------------------------------------
+
+
+def test_an_empty_journal_has_no_takes(journal: Journal) -> None:
+    seed(journal)
+    assert journal.read_take(RL_A) is None
+    assert list(journal.takes()) == []
+    assert list(journal.limiters()) == []
+
+
+def test_takes_come_back_each_limiters_latest_and_all_in_append_order(journal: Journal) -> None:
+    takes = seed_takes(journal)
+    assert journal.read_take(RL_A) == take(10, RL_A, 3)  # the third batch's (of takes only)
+    assert journal.read_take(RL_C) == take(9, RL_C, 1)
+    in_tail = take_reads(journal)
+    while journal.index_tail():  # (the backend's lookups caught up, if it has any)
+        pass
+    assert take_reads(journal) == in_tail == expected_take_reads(takes)
+    assert journal.last_seq() == 10  # takes are not rows
+    assert [r.seq for r in journal.scan(after_seq=7)] == [8, 9, 10]
+    later = [take(11, RL_B, 3), take(11, "ratelimit/rl_d", 1)]
+    journal.append(batch(row(11, "counter/c_c", 1), takes=tuple(later)))
+    assert take_reads(journal) == expected_take_reads(takes + later)
+    assert sorted(journal.limiters()) == [RL_A, RL_B, RL_C, "ratelimit/rl_d"]  # each once
+
+
+def test_takes_are_read_back_after_reopening_and_by_a_reader(
+    journal_backend: Backend, journal: Journal, data_dir: Path
+) -> None:
+    reader = journal_backend.open_reader(data_dir)
+    try:
+        assert reader.read_take(RL_A) is None
+        takes = seed_takes(journal)
+        assert take_reads(reader) == expected_take_reads(takes)
+        journal.close()
+        again = journal_backend.open(data_dir)
+        try:
+            assert take_reads(again) == expected_take_reads(takes)
+            again.append(batch(takes=(take(10, RL_A, 4),)))
+            assert reader.read_take(RL_A) == again.read_take(RL_A) == take(10, RL_A, 4)
+        finally:
+            again.close()
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(batch(row(11, "counter/c_a", 4)), id="stream-version-taken"),
+        pytest.param(batch(row(10, "counter/c_z", 1)), id="seq-taken"),
+        pytest.param(batch(requests=(record("s1", 1, 10),)), id="request-recorded"),
+    ],
+)
+def test_a_failing_batch_writes_none_of_its_takes(journal: Journal, bad: Batch) -> None:
+    takes = seed_takes(journal)
+    failing = Batch(
+        rows=bad.rows,
+        requests=bad.requests,
+        takes=[take(10, RL_A, 9), take(10, "ratelimit/rl_new", 1)],
+    )
+    with pytest.raises(Exception):  # noqa: B017 - each backend raises its own error
+        journal.append(failing)
+    assert take_reads(journal) == expected_take_reads(takes)
+    assert journal.read_take("ratelimit/rl_new") is None
+
+
+def test_read_take_detects_a_damaged_take(
+    journal_backend: Backend, journal: Journal, data_dir: Path
+) -> None:
+    seed_takes(journal)
+    journal_backend.damage_take(data_dir, RL_B)
+    with pytest.raises(DamagedRow) as raised:
+        journal.read_take(RL_B)
+    assert (raised.value.seq, raised.value.stream) == (10, RL_B)
+    assert "take checksum" in str(raised.value)
+    assert journal.read_take(RL_A) == take(10, RL_A, 3)  # the others are read as ever
+    assert list(journal.takes(until_seq=9)) == [
+        take(8, RL_A, 1),
+        take(8, RL_B, 1),
+        take(9, RL_C, 1),
+    ]
+    with pytest.raises(DamagedRow):
+        list(journal.takes())
 
 
 # -- scan -----------------------------------------------------------------------------------
@@ -476,6 +619,29 @@ def test_a_damaged_tail_is_set_aside_with_the_records_naming_it(
     journal.append(batch(row(5, "counter/c_a", 3)))  # writing goes on from the good end
     assert journal.last_seq() == 5
     assert journal.repair_tail() is None
+
+
+def test_a_damaged_tail_is_set_aside_with_the_takes_naming_it(
+    journal_backend: Backend, journal: Journal, data_dir: Path
+) -> None:
+    rows = [row(seq, f"counter/c_{seq % 2}", (seq + 1) // 2) for seq in range(1, 8)]
+    kept = [take(2, RL_A, 1), take(3, RL_B, 1)]
+    journal.append(batch(*rows[:2], takes=(kept[0],)))
+    journal.append(batch(*rows[2:5], takes=(kept[1], take(5, RL_A, 2))))
+    journal.append(batch(takes=(take(5, RL_B, 2), take(5, RL_C, 1))))  # takes only, at seq 5
+    journal.append(batch(*rows[5:], takes=(take(7, RL_A, 3),)))
+    while journal.index_tail():  # (lookups that hold the takes about to be set aside)
+        pass
+    journal_backend.damage_payload(data_dir, 5)
+    repair = journal.repair_tail()
+    assert repair is not None
+    assert (repair.first_seq, repair.rows, repair.requests, repair.takes) == (5, 3, 0, 4)
+    assert list(journal.takes()) == kept
+    assert [journal.read_take(limiter) for limiter in (RL_A, RL_B, RL_C)] == [*kept, None]
+    assert sorted(journal.limiters()) == [RL_A, RL_B]
+    journal.append(batch(row(5, "counter/c_1", 3), takes=(take(5, RL_C, 1),)))
+    assert journal.read_take(RL_C) == take(5, RL_C, 1)
+    assert list(journal.takes()) == [*kept, take(5, RL_C, 1)]
 
 
 def test_a_damaged_row_outside_the_window_is_left_for_the_reader(

@@ -10,7 +10,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ("engine", "snapshots", "tools")
 OWNER = ROOT / "engine" / "journal"
-TABLES = ("events", "requests", "erasures_done", "quarantine", "quarantine_requests")
+TABLES = (
+    "events",
+    "requests",
+    "takes",
+    "erasures_done",
+    "quarantine",
+    "quarantine_requests",
+    "quarantine_takes",
+)
 SQL_ON_TABLE = re.compile(
     r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
     rf"({'|'.join(TABLES)})\b"
@@ -24,6 +32,7 @@ def sql_on_journal_tables(text: str) -> list[str]:
 def test_the_pattern_catches_sql_on_the_journal_tables() -> None:
     assert sql_on_journal_tables('conn.execute("SELECT max(seq) FROM events")') == ["FROM events"]
     assert sql_on_journal_tables('"INSERT INTO requests (session_id) VALUES (?)"')
+    assert sql_on_journal_tables('"SELECT limiter FROM takes WHERE rid > ?"')
     assert sql_on_journal_tables('"UPDATE events SET payload = ?"')
     assert sql_on_journal_tables('"CREATE TABLE IF NOT EXISTS erasures_done (stream TEXT)"')
     assert not sql_on_journal_tables('"SELECT version FROM states WHERE stream = ?"')

@@ -1,4 +1,4 @@
-"""The SQLite journal's request index (engine/journal/sqlite.py, format 3): idempotency records
+"""The SQLite journal's request index (engine/journal/sqlite.py, format 3 on): idempotency records
 are appended in commit order and looked up through `streams.db`'s `request_index` plus the
 unindexed tail; every read of records agrees whether they are indexed or not; a key recorded
 twice is refused from the tail and from the index; the index is derived data, rebuilt when it is
@@ -241,7 +241,7 @@ def test_a_format_2_journal_is_read_as_it_is_and_converted_when_opened(tmp_path:
         journal.close()
     conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
     try:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("4",)
         on_requests = "SELECT name FROM sqlite_master WHERE tbl_name = 'requests' AND type = ?"
         assert conn.execute(on_requests, ("index",)).fetchall() == []  # no key: rowids only
         stored = conn.execute("SELECT * FROM requests ORDER BY rowid").fetchall()

@@ -1,7 +1,9 @@
 """The SQLite journal's stream index (engine/journal/sqlite.py): reads of a stream are the same
 whether its rows are indexed or still in the unindexed tail; the index is derived data, rebuilt
 when it is missing, damaged or describes another journal, and never trusted over the journal;
-a format-1 journal (unique `(stream, version)` index on `events`) is converted when opened."""
+a format-1 journal (unique `(stream, version)` index on `events`) is converted when opened.
+The same of the take index (each limiter's latest take) and of a format-3 journal (no
+`takes`), which a reader reads as one without takes."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.journal import Batch, JournalLocked, Row, checksum
+from engine.journal import Batch, DamagedRow, JournalLocked, RequestRecord, Row, Take, checksum
 from engine.journal import sqlite as sqlite_journal
 from engine.journal.sqlite import INDEX_FILE, JOURNAL_FILE, SqliteJournal, open_reader
 
@@ -149,7 +151,7 @@ def test_a_reader_without_an_index_scans(tmp_path: Path) -> None:
 
 def test_a_format_1_journal_is_converted_when_opened(tmp_path: Path) -> None:
     """Format 1 kept a unique (stream, version) index on `events`; opening one for writing
-    builds the stream index, drops that index and records format 3; every read agrees."""
+    builds the stream index, drops that index and records format 4; every read agrees."""
     conn = sqlite3.connect(tmp_path / JOURNAL_FILE, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(
@@ -177,7 +179,7 @@ def test_a_format_1_journal_is_converted_when_opened(tmp_path: Path) -> None:
         journal.close()
     conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
     try:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("4",)
         indexes = [
             name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         ]
@@ -242,3 +244,341 @@ def test_multi_row_statements_come_in_few_sizes(count: int, largest: int) -> Non
     assert [start for start, _ in pieces] == starts[:-1] and starts[-1] == count
     assert all(size & (size - 1) == 0 and size <= largest for _, size in pieces)
     assert len({size for _, size in pieces}) <= largest.bit_length()
+
+
+# -- the take index -------------------------------------------------------------------------
+
+
+def take(seq: int, limiter: str, count: int) -> Take:
+    return Take(seq, limiter, 1_000 + seq, 1_000, count, 5_000 - count)
+
+
+def fill_takes(journal: SqliteJournal, start: int, count: int, limiters: int = 7) -> list[Take]:
+    """`count` takes from the `start`-th on, round-robin over `limiters` limiters (counting up
+    per limiter from what the journal holds), in batches of ten: one row and ten takes at its
+    seq, then ten takes only (at the last seq), in turn."""
+    takes: list[Take] = []
+    seq = journal.last_seq()
+    counts: dict[str, int] = {}
+    for first in range(start, start + count, 10):
+        with_row = (first // 10) % 2 == 0
+        seq += with_row
+        part: list[Take] = []
+        for k in range(first, min(first + 10, start + count)):
+            limiter = f"ratelimit/rl_{k % limiters}"
+            if limiter not in counts:
+                held = journal.read_take(limiter)
+                counts[limiter] = held.count if held else 0
+            counts[limiter] += 1
+            part.append(take(seq, limiter, counts[limiter]))
+        rows = [row(seq, f"counter/t_{seq}", 1)] if with_row else []
+        journal.append(Batch(rows=rows, requests=[], takes=part))
+        takes += part
+    return takes
+
+
+def take_reads(reader: sqlite_journal.SqliteReader, limiters: int = 9) -> object:
+    return (
+        [reader.read_take(f"ratelimit/rl_{k}") for k in range(limiters)],
+        list(reader.takes(chunk=7)),
+        sorted(reader.limiters()),
+    )
+
+
+def expected_takes(takes: list[Take], limiters: int = 9) -> object:
+    latest = {t.limiter: t for t in takes}
+    return (
+        [latest.get(f"ratelimit/rl_{k}") for k in range(limiters)],
+        takes,
+        sorted(latest),
+    )
+
+
+def index_all(journal: SqliteJournal) -> None:
+    while journal.index_tail():
+        pass
+
+
+def test_take_reads_agree_whether_takes_are_indexed_or_in_the_tail(tmp_path: Path) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    try:
+        takes = fill_takes(journal, 0, 100)  # 5 rows
+        assert journal.unindexed_takes() == 100
+        in_tail = take_reads(journal)
+        assert journal.index_tail(max_rows=3) == 3 + 3  # 3 seqs and 3 takes
+        assert journal.index_tail(max_rows=60) == 2 + 60
+        assert journal.unindexed_takes() == 37
+        half = take_reads(journal)  # rl_0..6 in the index, and again in the tail
+        assert journal.index_tail() == 37
+        assert journal.index_tail() == 0  # up to date
+        indexed = take_reads(journal)
+        assert in_tail == half == indexed == expected_takes(takes)
+        takes += fill_takes(journal, 100, 13, limiters=9)  # a tail after the indexed ones
+        both = take_reads(journal)
+        reader = journal.reader()
+        try:
+            from_reader = take_reads(reader)
+        finally:
+            reader.close()
+        assert both == from_reader == expected_takes(takes)
+    finally:
+        journal.close()
+    journal = SqliteJournal.open(tmp_path)  # the tail indexed at open
+    try:
+        assert journal.unindexed_takes() == 0
+        assert take_reads(journal) == expected_takes(takes)
+    finally:
+        journal.close()
+
+
+def test_takes_go_in_pieces_of_few_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of many takes is written in multi-row statements of power-of-two sizes."""
+    monkeypatch.setattr(sqlite_journal, "_TAKES_PER_INSERT", 8)
+    journal = SqliteJournal.open(tmp_path)
+    try:
+        takes = [take(0, f"ratelimit/rl_{k % 5}", k) for k in range(37)]
+        journal.append(Batch(rows=[], requests=[], takes=takes))
+        assert list(journal.takes(after_seq=-1)) == takes  # (at seq 0: nothing durable yet)
+        assert journal.last_take_rid() == 37
+        sizes = {n for (table, n) in sqlite_journal._INSERT_SQL if table == "takes"}
+        assert sizes <= {1, 2, 4, 8} and 8 in sizes
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("damage", ["other-limiter", "missing", "tail"])
+def test_a_take_index_that_lies_is_not_believed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    """Damage after the open-time check: the index names a take of another limiter, one that
+    is not there, or one past its own position (another limiter's, in the tail): `read_take`
+    reads the journal instead, and answers as if the index were sound."""
+    journal = SqliteJournal.open(tmp_path)
+    try:
+        takes = fill_takes(journal, 0, 40)
+        index_all(journal)
+        if damage == "tail":
+            takes += fill_takes(journal, 40, 5)  # rl_5, rl_6, rl_0, rl_1, rl_2 in the tail
+        conn = sqlite3.connect(tmp_path / INDEX_FILE)
+        if damage == "other-limiter":
+            conn.execute("UPDATE take_index SET rid = rid - 1 WHERE limiter = 'ratelimit/rl_2'")
+        elif damage == "missing":
+            conn.execute("UPDATE take_index SET rid = 1000 WHERE limiter = 'ratelimit/rl_2'")
+        else:
+            conn.execute("UPDATE take_index SET rid = 43 WHERE limiter = 'ratelimit/rl_3'")
+        conn.commit()
+        conn.close()
+        assert take_reads(journal) == expected_takes(takes)
+        assert "take index disagrees" in caplog.text
+    finally:
+        journal.close()
+
+
+def test_a_stored_take_of_the_wrong_type_is_damaged(tmp_path: Path) -> None:
+    """A column holding a value of another type (SQLite stores what it is given) fails the
+    checksum as changed bytes do."""
+    journal = SqliteJournal.open(tmp_path)
+    try:
+        takes = fill_takes(journal, 0, 10)  # rids 1..10: rl_0..rl_6, then rl_0..rl_2 again
+        conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
+        conn.execute("UPDATE takes SET milli_tokens = 'many' WHERE rid = 10")
+        conn.commit()
+        conn.close()
+        with pytest.raises(DamagedRow, match="take checksum mismatch"):
+            journal.read_take("ratelimit/rl_2")
+        conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
+        conn.execute("UPDATE takes SET milli_tokens = ? WHERE rid = 10", (takes[9].milli_tokens,))
+        conn.execute("UPDATE takes SET limiter = CAST(limiter AS BLOB) WHERE rid = 5")
+        conn.commit()
+        conn.close()
+        assert journal.read_take("ratelimit/rl_2") == takes[9]
+        with pytest.raises(DamagedRow, match="take checksum mismatch"):
+            list(journal.takes())
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "format-3", "other-journal", "garbage"])
+def test_a_missing_or_wrong_take_index_is_rebuilt_at_open(tmp_path: Path, damage: str) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    takes = fill_takes(journal, 0, 50)
+    index_all(journal)
+    journal.close()
+    index = tmp_path / INDEX_FILE
+    for suffix in ("-wal", "-shm"):
+        index.with_name(index.name + suffix).unlink(missing_ok=True)
+    if damage == "deleted":
+        index.unlink()
+    elif damage == "garbage":
+        index.write_bytes(b"not a database at all" * 100)
+    else:
+        conn = sqlite3.connect(index)
+        if damage == "format-3":  # a stream index and a request index, no take index
+            conn.execute("DROP TABLE take_index")
+            conn.execute("DROP TABLE takes_indexed")
+        else:  # an index of another journal: same limiters, other takes
+            conn.execute("UPDATE take_index SET rid = rid + 1")
+        conn.commit()
+        conn.close()
+    reader = open_reader(tmp_path)  # before the writer rebuilds it: it scans instead
+    try:
+        assert take_reads(reader) == expected_takes(takes)
+    finally:
+        reader.close()
+    journal = SqliteJournal.open(tmp_path)
+    try:
+        assert journal.unindexed_takes() == 0
+        assert take_reads(journal) == expected_takes(takes)
+        conn = sqlite3.connect(index)
+        try:  # (rebuilt: each limiter's latest take)
+            held = dict(conn.execute("SELECT limiter, rid FROM take_index").fetchall())
+            assert held == {t.limiter: rid for rid, t in enumerate(takes, 1)}
+        finally:
+            conn.close()
+    finally:
+        journal.close()
+
+
+def test_a_tail_set_aside_keeps_its_takes_for_an_operator(tmp_path: Path) -> None:
+    journal = SqliteJournal.open(tmp_path)
+    try:
+        takes = fill_takes(journal, 0, 60)  # rows 1..3; takes at seqs 1 to 3
+        index_all(journal)
+        conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
+        conn.execute("UPDATE events SET payload = CAST(payload || X'20' AS BLOB) WHERE seq = 2")
+        conn.commit()
+        conn.close()
+        repair = journal.repair_tail()
+        assert repair is not None and (repair.first_seq, repair.rows) == (2, 2)
+        aside = [t for t in takes if t.seq >= 2]
+        assert repair.takes == len(aside) == 40
+        conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
+        try:
+            stored = conn.execute("SELECT * FROM quarantine_takes ORDER BY rid").fetchall()
+        finally:
+            conn.close()
+        assert [Take(*raw[1:7]) for raw in stored] == aside
+        assert [raw[7] for raw in stored] == [sqlite_journal.take_checksum(t) for t in aside]
+        kept = [t for t in takes if t.seq < 2]
+        assert take_reads(journal) == expected_takes(kept)
+        again = fill_takes(journal, 60, 10)
+        index_all(journal)
+        assert take_reads(journal) == expected_takes(kept + again)
+    finally:
+        journal.close()
+
+
+def build_format_3(data_dir: Path) -> tuple[list[Row], list[RequestRecord]]:
+    """A journal as format 3 wrote it: `events`, `requests` in commit order under `rid`, no
+    `takes` (a limiter's takes were rows of its stream), and its `streams.db` (a stream index
+    and a request index, both up to date, no take index)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(data_dir / JOURNAL_FILE, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER"
+        " NOT NULL, type TEXT NOT NULL, schema INTEGER NOT NULL, payload BLOB NOT NULL,"
+        " at INTEGER NOT NULL, crc INTEGER NOT NULL)"
+    )
+    conn.execute(
+        "CREATE TABLE requests (rid INTEGER PRIMARY KEY, session_id TEXT NOT NULL,"
+        " request_id INTEGER NOT NULL, result BLOB NOT NULL, seq INTEGER NOT NULL,"
+        " at INTEGER NOT NULL)"
+    )
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('format', '3')")
+    rows = [row(seq, f"ratelimit/rl_{seq % 3}", (seq - 1) // 3 + 1) for seq in range(1, 31)]
+    conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    records = [RequestRecord(f"s{seq % 2}", seq, b"{}", seq, 1_000 + seq) for seq in range(1, 31)]
+    conn.executemany(
+        "INSERT INTO requests (session_id, request_id, result, seq, at) VALUES (?, ?, ?, ?, ?)",
+        records,
+    )
+    conn.close()
+    index = sqlite3.connect(data_dir / INDEX_FILE, isolation_level=None)
+    index.execute(
+        "CREATE TABLE stream_index (stream TEXT NOT NULL, version INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL, PRIMARY KEY (stream, version)) WITHOUT ROWID"
+    )
+    index.execute(
+        "CREATE TABLE indexed (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL)"
+    )
+    index.execute(
+        "CREATE TABLE request_index (session_id TEXT NOT NULL, request_id INTEGER NOT NULL,"
+        " rid INTEGER NOT NULL, PRIMARY KEY (session_id, request_id)) WITHOUT ROWID"
+    )
+    index.execute(
+        "CREATE TABLE requests_indexed (id INTEGER PRIMARY KEY CHECK (id = 0),"
+        " rid INTEGER NOT NULL)"
+    )
+    index.executemany(
+        "INSERT INTO stream_index VALUES (?, ?, ?)", [(r.stream, r.version, r.seq) for r in rows]
+    )
+    index.execute("INSERT INTO indexed VALUES (0, 30)")
+    index.executemany(
+        "INSERT INTO request_index VALUES (?, ?, ?)",
+        [(r.session_id, r.request_id, rid) for rid, r in enumerate(records, 1)],
+    )
+    index.execute("INSERT INTO requests_indexed VALUES (0, 30)")
+    index.close()
+    return rows, records
+
+
+def test_a_format_3_journal_is_read_without_takes_and_converted_when_opened(
+    tmp_path: Path,
+) -> None:
+    rows, records = build_format_3(tmp_path)
+    reader = open_reader(tmp_path)  # read-only: it cannot convert, and reads format 3
+    try:
+        assert reader.read_take("ratelimit/rl_1") is None
+        assert list(reader.takes()) == [] and list(reader.limiters()) == []
+        assert reader.read_stream("ratelimit/rl_1") == by_stream(rows, "ratelimit/rl_1")
+        assert reader.lookup_request("s1", 7) == records[6]
+        conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
+        try:
+            assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("3",)
+        finally:
+            conn.close()
+        journal = SqliteJournal.open(tmp_path)
+        try:
+            assert journal.unindexed() == journal.unindexed_requests() == 0
+            assert journal.read_take("ratelimit/rl_1") is None
+            assert journal.read_stream("ratelimit/rl_1") == by_stream(rows, "ratelimit/rl_1")
+            assert journal.lookup_request("s0", 30) == records[29]
+            takes = [take(30, "ratelimit/rl_1", 11), take(31, "ratelimit/rl_2", 11)]
+            journal.append(Batch(rows=[row(31, "counter/c_1", 1)], requests=[], takes=takes))
+            assert journal.read_take("ratelimit/rl_2") == takes[1]
+            index_all(journal)
+            assert sorted(journal.limiters()) == ["ratelimit/rl_1", "ratelimit/rl_2"]
+            # The reader opened before the conversion sees the takes once there are some.
+            assert reader.read_take("ratelimit/rl_1") == takes[0]
+            assert list(reader.takes(after_seq=30)) == takes[1:]
+        finally:
+            journal.close()
+    finally:
+        reader.close()
+    conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() == ("4",)
+        columns = [c[1] for c in conn.execute("PRAGMA table_info(takes)").fetchall()]
+        assert columns == [
+            "rid",
+            "seq",
+            "limiter",
+            "at",
+            "window_start",
+            "count",
+            "milli_tokens",
+            "crc",
+        ]
+        on_takes = "SELECT name FROM sqlite_master WHERE tbl_name = 'takes' AND type = 'index'"
+        assert conn.execute(on_takes).fetchall() == []  # rowids only
+        stored = conn.execute("SELECT rid, session_id, request_id FROM requests").fetchall()
+        assert stored == [(rid, r.session_id, r.request_id) for rid, r in enumerate(records, 1)]
+    finally:
+        conn.close()
+    reader = open_reader(tmp_path)
+    try:
+        assert take_reads(reader, 3) == expected_takes(takes, 3)
+    finally:
+        reader.close()

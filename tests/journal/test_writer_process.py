@@ -2,11 +2,13 @@
 child appends is what the parent sent, byte for byte; its refusals come back as the same errors;
 of two batches in flight the second is written only after the first; a child gone before
 committing refuses what it was sent and the next batch starts a new one; the data dir stays
-locked while the child lives; closing ends it."""
+locked while the child lives; closing ends it; a batch of takes only is judged committed or not
+from the journal's takes when its child ends unanswered."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import signal
 import sqlite3
@@ -16,10 +18,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.journal import Batch, JournalLocked, RequestRecord, Row, checksum
+from engine.journal import Batch, JournalLocked, RequestRecord, Row, Take, checksum
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.writer_child import (
     AppendFailed,
@@ -28,11 +31,15 @@ from engine.journal.writer_child import (
     encode_batch,
     error_of,
 )
-from engine.journal.writer_process import AppendProcess
+from engine.journal.writer_process import _F_SETPIPE_SZ, AppendProcess
 
 
 def row(seq: int, stream: str, version: int, payload: bytes = b'{"n":1}') -> Row:
     return Row(seq, stream, version, "Noted", 1, payload, 1_000 + seq, checksum(payload))
+
+
+def take(seq: int, limiter: str, count: int) -> Take:
+    return Take(seq, limiter, 1_000 + seq, 1_000, count, 3_000 - 1_000 * count)
 
 
 def body(frame: bytes) -> bytes:
@@ -48,18 +55,22 @@ _rows = st.lists(
 _records = st.lists(
     st.builds(RequestRecord, _text, _int, st.binary(max_size=20), _int, _int), max_size=10
 )
+_takes = st.lists(st.builds(Take, _int, _text, _int, _int, _int, _int), max_size=10)
 
 
 @settings(max_examples=200, deadline=None)
-@given(_rows, _records)
+@given(_rows, _records, _takes)
 def test_a_batch_reaches_the_child_as_it_was_sent(
-    rows: list[Row], records: list[RequestRecord]
+    rows: list[Row], records: list[RequestRecord], takes: list[Take]
 ) -> None:
-    after, decoded = decode_batch(body(encode_batch(Batch(rows=rows, requests=records), 7)))
+    sent = Batch(rows=rows, requests=records, takes=takes)
+    after, decoded = decode_batch(body(encode_batch(sent, 7)))
     assert after == 7
     assert list(decoded.rows) == rows
     assert list(decoded.requests) == records
+    assert list(decoded.takes) == takes
     assert all(type(r) is Row for r in decoded.rows)
+    assert all(type(t) is Take for t in decoded.takes)
 
 
 def test_an_answer_carries_the_childs_error_as_its_own_class() -> None:
@@ -267,3 +278,87 @@ async def test_an_answer_in_is_taken_without_waiting_and_a_dead_child_is_left_to
         with pytest.raises(AppendFailed, match="before committing"):
             await appender.reply()
         assert journal.last_seq() == 2
+
+
+async def test_the_child_appends_takes_with_their_batch(tmp_path: Path) -> None:
+    async with open_writer(tmp_path) as (journal, appender):
+        first = Batch(
+            rows=[row(1, "c/a", 1)], requests=[], takes=[take(1, "rl/a", 1), take(1, "rl/b", 1)]
+        )
+        await appended(appender, first, 0)
+        await appended(appender, Batch(rows=[], requests=[], takes=[take(1, "rl/a", 2)]), 1)
+        assert journal.read_take("rl/a") == take(1, "rl/a", 2)
+        assert journal.read_take("rl/b") == take(1, "rl/b", 1)
+        assert list(journal.takes()) == [*first.takes, take(1, "rl/a", 2)]
+        # A refused batch writes none of its takes.
+        refused = Batch(rows=[row(2, "c/a", 1)], requests=[], takes=[take(2, "rl/a", 3)])
+        with pytest.raises(sqlite3.IntegrityError, match="already written"):
+            await appended(appender, refused, 1)
+        assert journal.read_take("rl/a") == take(1, "rl/a", 2)
+        assert journal.last_take_rid() == 3
+
+
+async def test_a_batch_of_takes_only_lost_with_its_child_is_refused(tmp_path: Path) -> None:
+    async with open_writer(tmp_path) as (journal, appender):
+        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=[], takes=[]), 0)
+        await appended(appender, Batch(rows=[], requests=[], takes=[take(1, "rl/a", 1)]), 1)
+        pid = appender.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # it cannot read what is sent ...
+        lost = Batch(rows=[], requests=[], takes=[take(1, "rl/a", 2)])
+        appender.send(lost, 1)
+        os.kill(pid, signal.SIGKILL)  # it ends without having read it
+        with pytest.raises(AppendFailed, match="before committing"):
+            await appender.reply()
+        assert journal.read_take("rl/a") == take(1, "rl/a", 1)
+        await appended(appender, lost, 1)  # a new child takes it
+        assert journal.read_take("rl/a") == take(1, "rl/a", 2)
+        assert appender.started == 2
+
+
+async def test_a_batch_of_takes_only_committed_by_a_child_that_ended_unanswered_is_committed(
+    tmp_path: Path,
+) -> None:
+    """The child commits a batch and cannot answer it (its answer pipe is full: the parent
+    reads nothing meanwhile), then ends: that batch is judged committed, the one sent after
+    it (never read) is not, and every batch before it was answered."""
+    journal = SqliteJournal.open(tmp_path)
+    appender = AppendProcess(journal, "NORMAL")  # (the child's appends: no fsync each)
+    try:
+        await appended(appender, Batch(rows=[], requests=[], takes=[take(0, "rl/x", 1)]), 0)
+        child = appender._child
+        assert child is not None and appender.pid is not None
+        try:
+            room = fcntl.fcntl(child.stdout, _F_SETPIPE_SZ, 4096)
+        except OSError:
+            pytest.skip("the answer pipe cannot be shrunk here")
+        answered = room // len(encode_answer(None))  # the answers the pipe holds unread
+        batches = [
+            Batch(rows=[], requests=[], takes=[take(0, f"rl/{n % 5}", n), take(0, "rl/x", n)])
+            for n in range(answered + 2)
+        ]
+        for batch in batches:
+            appender.send(batch, 0)
+        stuck = 1 + 2 * (answered + 1)  # its last take's rid: committed, the answer not sent
+        for _ in range(3_000):
+            if journal.last_take_rid() >= stuck:
+                break
+            await trio.sleep(0.01)
+        await trio.sleep(0.05)
+        assert journal.last_take_rid() == stuck  # (and the child is stuck in its answer)
+        os.kill(appender.pid, signal.SIGKILL)
+        for _ in range(answered):
+            await appender.reply()
+        await appender.reply()  # no answer: judged from the journal, committed
+        with pytest.raises(AppendFailed, match="before committing"):
+            await appender.reply()  # never read
+        assert journal.read_take("rl/x") == take(0, "rl/x", answered)
+        # Writing goes on with a new child, and the count of takes still holds.
+        last = Batch(rows=[], requests=[], takes=[take(0, "rl/x", answered + 7)])
+        await appended(appender, last, 0)
+        assert appender.started == 2
+        assert journal.read_take("rl/x") == take(0, "rl/x", answered + 7)
+        assert appender._take_rid == journal.last_take_rid()  # (the next judgement's base)
+    finally:
+        await appender.aclose()
+        journal.close()
