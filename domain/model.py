@@ -9,10 +9,10 @@ fresh tokens from the caller.
 
 Plan of one step:
 1. a `Decision` on the command's own aggregate, at the given state and version;
-2. a rate-limited command takes one unit from its limiter aggregate first
-   (`domain.ratelimit.take`, on the limiter's state from `reach`: one event, built without a
-   `Decision` of its own; `RateLimited` if none is left). Limiters are the engine's: a handler
-   cannot co-decide on one;
+2. a rate-limited command takes one unit from its limiter first (`domain.ratelimit.take`, on
+   the limiter's state from `limiters`: the state after it, no event and no `Decision`;
+   `RateLimited` if none is left). Limiters are the engine's: a handler cannot co-decide on
+   one;
 3. the handler runs; `Decision.co_decide` reaches another aggregate through `reach`, once per
    aggregate (asking twice gives the same decision; a malformed id is `NotFound`; the command's
    own aggregate is refused);
@@ -45,7 +45,7 @@ from domain.core import (
 from domain.errors import NotFound
 from domain.identity import Identity
 from domain.ids import is_root_id
-from domain.ratelimit import RATE_LIMITER, RateLimit, limiter_id, take
+from domain.ratelimit import RATE_LIMITER, LimiterState, RateLimit, Taken, limiter_id, take
 from domain.scheduling import CronJob
 
 __all__ = [
@@ -136,8 +136,7 @@ Reach = Callable[[Aggregate[Any], str], tuple[Any, int]]
 
 
 class Part(Protocol):
-    """What a command commits on one other aggregate: a co-decision (a `Decision`) or a rate
-    limiter's take (`domain.ratelimit.Taken`)."""
+    """What a command commits on one other aggregate: a co-decision (a `Decision`)."""
 
     @property
     def stream(self) -> str: ...
@@ -157,17 +156,24 @@ class Part(Protocol):
 class Decided(Generic[S]):
     """A command decided and not yet committed.
 
-    `value` is the handler's reply, `decision` the part on the command's own aggregate, and
-    `others` the parts on other aggregates (the limiter's take first, then co-decisions in the
-    order first reached). The parts with events are committed together, `others` before
-    `decision`, or none is."""
+    `value` is the handler's reply, `decision` the part on the command's own aggregate,
+    `others` the parts on other aggregates (co-decisions, in the order first reached) and
+    `taken` the rate limiter's take (None without a rate limit). The take and the parts with
+    events are committed together, `others` before `decision`, or none is."""
 
-    __slots__ = ("decision", "others", "value")
+    __slots__ = ("decision", "others", "taken", "value")
 
-    def __init__(self, value: Any, decision: Decision[S], others: tuple[Part, ...]) -> None:
+    def __init__(
+        self,
+        value: Any,
+        decision: Decision[S],
+        others: tuple[Part, ...],
+        taken: Taken | None = None,
+    ) -> None:
         self.value = value
         self.decision = decision
         self.others = others
+        self.taken = taken
 
 
 class _Parts:
@@ -246,16 +252,19 @@ def decide(
     tokens: Callable[[], str],
     reach: Reach | None = None,
     rate_limit: RateLimit | None = None,
+    limiters: Callable[[str], LimiterState] | None = None,
     check_invariants: bool = False,
     committed: Callable[[], View] | None = None,
 ) -> Decided[S]:
     """Decide `handle(decision, args)` on `stream` (at `state`, `version`), as the engine does.
 
-    Without `reach` the handler cannot co-decide (`Decision.co_decide` raises RuntimeError) and
-    a `rate_limit` is refused with ValueError. Raises whatever the handler, the rate limit, a
-    `reach` or an invariant check raises; nothing is changed anywhere then, since every state
-    here is a new value. Pure: the same arguments give the same decision. `committed` is what
-    `Decision.committed_view` answers (the engine's committed read models)."""
+    Without `reach` the handler cannot co-decide (`Decision.co_decide` raises RuntimeError);
+    without `limiters` (a limiter stream's current state: `LimiterState()` if never taken) a
+    `rate_limit` is refused with ValueError. Raises whatever the handler, the rate limit,
+    `reach`, `limiters` or an invariant check raises; nothing is changed anywhere then, since
+    every state here is a new value. Pure: the same arguments give the same decision.
+    `committed` is what `Decision.committed_view` answers (the engine's committed read
+    models)."""
     parts = None if reach is None else _Parts(stream, reach, now, identity, tokens, committed)
     decision = Decision(
         stream=stream,
@@ -269,14 +278,13 @@ def decide(
         co_decided=None if parts is None else parts.co_decided,
         committed=committed,
     )
-    taken: tuple[Part, ...] = ()
+    taken = None
     if rate_limit is not None:
-        if reach is None:
-            raise ValueError("a rate-limited command needs `reach` to take from its limiter")
+        if limiters is None:
+            raise ValueError("a rate-limited command needs `limiters` to take from its limiter")
         key = rate_limit.key(args, identity)  # may refuse the caller
         limiter = RATE_LIMITER.stream_of(limiter_id(rate_limit.name, key))
-        limiter_state, limiter_version = reach(RATE_LIMITER, limiter)
-        taken = (take(rate_limit, limiter, limiter_state, limiter_version, now),)
+        taken = Taken(limiter, take(rate_limit, limiters(limiter), now))
     value = handle(decision, args)
     found = None if parts is None else parts.found
     if check_invariants:
@@ -288,5 +296,5 @@ def decide(
             if check is not None:
                 check(other_part.state)
     if not found:
-        return Decided(value, decision, taken)
-    return Decided(value, decision, taken + tuple([known[1] for known in found.values()]))
+        return Decided(value, decision, (), taken)
+    return Decided(value, decision, tuple([known[1] for known in found.values()]), taken)

@@ -1,4 +1,4 @@
-"""Rate limits as data: a policy per limit name, one small aggregate per (limit, key).
+"""Rate limits as data: a policy per limit name, one small state per (limit, key).
 
 Two policies, as Convex's rate limiter offers them:
 - `FixedWindow(rate, period_ms)`: at most `rate` takes in each window of `period_ms`, windows
@@ -6,10 +6,16 @@ Two policies, as Convex's rate limiter offers them:
 - `TokenBucket(rate, period_ms, capacity)`: `rate` tokens refill per `period_ms`, up to
   `capacity`; a take needs one whole token.
 
-A take that fits emits `RateLimitTaken` (so the count survives restarts: it is in the journal);
-one that does not raises `RateLimited` with `retryAfter` in ms and emits nothing. The engine
-runs the take, durably, before the limited mutation, and refuses the mutation if the take fails
-for any reason (fail closed).
+A take that fits gives the limiter's next `LimiterState`; one that does not raises `RateLimited`
+with `retryAfter` in ms and changes nothing. The engine runs the take before the limited
+mutation, in the same step, refuses the mutation if the take fails for any reason (fail closed),
+and journals the state after the take with the mutation's batch (engine/limiters.py), so the
+count survives restarts. A take's state is whole: the limiter's state is its last take, with
+nothing to fold.
+
+Journals written before takes were records of their own hold them as `RateLimitTaken` events
+on the limiter's stream (`RATE_LIMITER`, kind `ratelimit`): the engine folds such a stream
+(`evolve`) when that limiter is first used, and they replay as any other stream.
 """
 
 from __future__ import annotations
@@ -64,6 +70,9 @@ class LimiterState:
 
 @attrs.frozen(kw_only=True)
 class RateLimitTaken(Event):
+    """A take as journals before takes were records of their own hold it (see the module
+    docstring): the limiter's state after it."""
+
     window_start: int
     count: int
     milli_tokens: int
@@ -82,22 +91,19 @@ def evolve(state: LimiterState, event: Event) -> LimiterState:
 
 
 class Taken:
-    """One take: the limiter's part of a command, its `RateLimitTaken` and the state after it
-    (`evolve` of the two), committed with the command and before its own events."""
+    """One take: the limiter's part of a command, the limiter `stream` and its `state` after the
+    take, committed with the command or not at all."""
 
-    __slots__ = ("events", "state", "stream", "version")
+    __slots__ = ("state", "stream")
 
-    def __init__(self, event: RateLimitTaken, state: LimiterState) -> None:
-        self.stream = event.stream
-        self.version = event.version
-        self.events = (event,)
+    def __init__(self, stream: str, state: LimiterState) -> None:
+        self.stream = stream
         self.state = state
 
 
-def take(limit: RateLimit, stream: str, state: LimiterState, version: int, now: int) -> Taken:
-    """Take one unit of `limit` at `now` from the limiter `stream` (at `state`, `version`), or
-    raise `RateLimited` (nothing taken). Built directly rather than through a `Decision`: a
-    take is one event, decided on every limited command."""
+def take(limit: RateLimit, state: LimiterState, now: int) -> LimiterState:
+    """Take one unit of `limit` at `now` from a limiter at `state`: its state after the take,
+    or raise `RateLimited` (nothing taken)."""
     policy = limit.policy
     if isinstance(policy, FixedWindow):
         window_start, count = state.window_start, state.count
@@ -116,23 +122,24 @@ def take(limit: RateLimit, stream: str, state: LimiterState, version: int, now: 
             wait = -(-missing * policy.period_ms // (policy.rate * 1000))
             raise RateLimited(limit.message, retry_after_ms=wait)
         window_start, count, milli_tokens = 0, 0, tokens - 1000
-    event = RateLimitTaken(
-        stream=stream,
-        version=version + 1,
-        at=now,
+    return LimiterState(
         window_start=window_start,
         count=count,
         milli_tokens=milli_tokens,
+        updated_at=now,
+        started=True,
     )
-    return Taken(event, evolve(state, event))
 
 
 def limiter_id(limit_name: str, key: str) -> str:
-    """The limiter aggregate's id for one key of one limit (ids are `[a-z0-9]`, so hashed)."""
+    """The limiter's id for one key of one limit (ids are `[a-z0-9]`, so hashed): its stream is
+    `RATE_LIMITER.stream_of(limiter_id(...))`, the name its takes are journaled under."""
     digest = hashlib.blake2b(f"{limit_name}\x1f{key}".encode(), digest_size=12).hexdigest()
     return f"rl_{digest}"
 
 
+#: The limiters' aggregate kind: the streams of `RateLimitTaken` in older journals, and the
+#: names of limiters (never decided on through a `Decision`).
 RATE_LIMITER = Aggregate(
     kind="ratelimit",
     id_prefix="rl",

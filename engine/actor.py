@@ -34,8 +34,9 @@ import trio
 from domain.errors import Internal, Overloaded, TurnstileError
 from domain.identity import ADMIN, Identity
 from domain.model import Aggregate, Decision, Event, View, decide
-from domain.ratelimit import RateLimit
+from domain.ratelimit import RateLimit, Taken
 from engine import refusals
+from engine.limiters import Limiters
 
 log = logging.getLogger("turnstile.actor")
 
@@ -163,9 +164,10 @@ SUPERSEDED: Any = _Superseded()
 class Submission:
     """One decided command on its way to the journal.
 
-    `companions` are other actors' parts of the same command (a rate limiter's take, the
-    co-decisions of `Decision.co_decide`): they are written in the same transaction, before the
-    main events, so all land or none does.
+    `companions` are other actors' parts of the same command (the co-decisions of
+    `Decision.co_decide`) and `take` its rate limiter's take (engine/limiters.py): they are
+    written in the same transaction, the companions' events before the main ones, so all land
+    or none does.
 
     `state` is the actor's working state once this command is decided: its committed state
     when the batch holding it is durable. It is `SUPERSEDED` once a later submission of the
@@ -182,13 +184,19 @@ class Submission:
     decided_at: int
     ts: int = 0
     companions: tuple[Submission, ...] = ()
+    take: Taken | None = None
 
 
 class ActorHost(Protocol):
     def now_ms(self) -> int: ...
     def resident(self, aggregate: Aggregate[Any], stream: str) -> Actor:
-        """The resident actor of `stream` (loaded on first use), for a co-decision or a
-        rate limiter's take inside another actor's step; may raise a `TurnstileError`."""
+        """The resident actor of `stream` (loaded on first use), for a co-decision inside
+        another actor's step; may raise a `TurnstileError`."""
+        ...
+
+    @property
+    def limiters(self) -> Limiters:
+        """The rate limiters a command takes from (engine/limiters.py)."""
         ...
 
     def new_token(self) -> str: ...
@@ -264,14 +272,15 @@ class Actor:
 
     def decide(self, command: Command) -> None:
         """Decide one command with the domain's one decide step (`domain.model.decide`), on the
-        working states: a rate-limited command takes its unit from the limiter actor, and a
+        working states: a rate-limited command takes its unit from its limiter, and a
         handler may decide on other aggregates (`Decision.co_decide`), all within the same
-        synchronous step (no checkpoint: nothing can interleave). The other actors' parts are
-        kept only if the command itself is accepted, so a refused command spends nothing and
-        changes nothing anywhere."""
+        synchronous step (no checkpoint: nothing can interleave). The take and the other
+        actors' parts are kept only if the command itself is accepted, so a refused command
+        spends nothing and changes nothing anywhere."""
         host = self.host
         now = host.now_ms()
         reached: dict[str, Actor] = {}
+        limit = command.rate_limit
         try:
             decided = decide(
                 self.aggregate,
@@ -284,7 +293,8 @@ class Actor:
                 now=now,
                 tokens=host.new_token,
                 reach=functools.partial(_reach, host, reached),
-                rate_limit=command.rate_limit,
+                rate_limit=limit,
+                limiters=None if limit is None else host.limiters.state,
                 check_invariants=host.checks_invariants,
                 committed=host.committed_view,
             )
@@ -322,6 +332,7 @@ class Actor:
             request=command.request,
             decided_at=now,
             companions=tuple(companions),
+            take=decided.taken,
         )
         try:
             host.submit(submission)
@@ -333,6 +344,8 @@ class Actor:
                 Internal("The server could not save this change, so nothing was changed.")
             )
             return
+        if decided.taken is not None:
+            host.limiters.accept(decided.taken)
         for companion in companions:
             companion.actor._accept_state(companion.state, companion.version)
         self._accept_state(decision.state, decision.version)

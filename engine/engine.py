@@ -41,6 +41,7 @@ from domain.errors import Internal, InvalidArgs, NotFound, Overloaded, Turnstile
 from domain.identity import ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
 from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, Projection, View
+from domain.ratelimit import RATE_LIMITER, LimiterState
 from domain.storage import STORED_FILES, FileDeleted, StoredFile
 from engine import codec, erasure, refusals
 from engine.actor import SUPERSEDED, SYSTEM, Actor, Command, Reply, RequestKey, Submission
@@ -58,6 +59,7 @@ from engine.journal import (
 from engine.journal.writer_process import AppendProcess
 from engine.journal_filter import JournalFilter
 from engine.journal_filter import build as build_filter
+from engine.limiters import Limiters
 from engine.readmodels import ReadModels, refold
 from engine.registry import ENGINE_MODULE, Registry
 from engine.scheduled import ScheduledFunctions, SchedulingView
@@ -71,7 +73,8 @@ log = logging.getLogger("turnstile.engine")
 
 
 def _list_streams(reader: JournalReader) -> Iterable[str]:
-    return reader.streams()
+    """What `Engine._written` holds: the streams with rows, and the limiters with takes."""
+    return itertools.chain(reader.streams(), reader.limiters())
 
 
 def _list_sessions(reader: JournalReader) -> Iterable[str]:
@@ -264,6 +267,8 @@ class Engine:
         #: Aggregate kinds whose state rows in `_snapshot` are of another state version.
         self._stale_kinds: frozenset[str] = frozenset()
         self._actors: OrderedDict[str, Actor] = OrderedDict()
+        #: The rate limiters in use (engine/limiters.py), as many at most as actors.
+        self.limiters = Limiters(self._load_limiter, config.max_resident_actors)
         #: Housekeeping sweeps so far: an actor's `last_used` is this count when it was last
         #: used (a counter, not the clock, since every command uses two actors).
         self._sweeps = 0
@@ -272,7 +277,8 @@ class Engine:
         self.work = 0
         #: Mutation specs by the name a caller gave (a name resolves to the same spec forever).
         self._mutation_specs: dict[str, Any] = {}
-        #: Streams the journal may hold: spares the read of a stream never written.
+        #: Streams (and rate limiters) the journal may hold: spares the read of one never
+        #: written.
         self._written = JournalFilter()
         #: Sessions that may have idempotency records (engine/journal_filter.py), and the highest
         #: request id known committed per session seen since start: a request above it cannot
@@ -600,6 +606,28 @@ class Engine:
             log.error("cannot load %s: %s", stream, exc)
             raise Internal("A stored record is damaged; the operator has been told.") from None
 
+    def _load_limiter(self, stream: str) -> LimiterState:
+        """A rate limiter's committed state from disk: its last take (none to read for a
+        limiter never taken), or, for a limiter of a journal from before takes were records of
+        their own, its stream's `RateLimitTaken` rows folded."""
+        if not self._written.might_hold(stream):
+            return RATE_LIMITER.initial
+        try:
+            found = self.journal.read_take(stream)
+        except DamagedRow as exc:
+            log.error("cannot load %s: %s", stream, exc)
+            raise Internal("A stored record is damaged; the operator has been told.") from None
+        if found is not None:
+            return LimiterState(
+                window_start=found.window_start,
+                count=found.count,
+                milli_tokens=found.milli_tokens,
+                updated_at=found.at,
+                started=True,
+            )
+        state: LimiterState = self._load(RATE_LIMITER, stream)[0]
+        return state
+
     def _activate(self, aggregate: Aggregate[Any], stream: str, state: Any, version: int) -> Actor:
         actor = Actor(
             host=self,
@@ -681,10 +709,14 @@ class Engine:
         armed = self._timers.armed
         events = 0
         erasures: list[tuple[str, int]] = []
+        limiters = self.limiters
         for submission in _with_companions(batch):
             actor = submission.actor
             if not actor.committed_version and submission.events:
                 self._written.add(actor.stream)  # its first rows: readable from now on
+            taken = submission.take
+            if taken is not None and limiters.committed(taken):
+                self._written.add(taken.stream)  # its first take: read from now on
             if submission.request is not None:
                 session_id, request_id = submission.request
                 self._recorded.add(session_id)  # its record: found from now on
@@ -742,6 +774,8 @@ class Engine:
         self.stats["write_failures"] += 1
         for submission in _with_companions(submissions):
             submission.actor.reset_to_committed()
+            if submission.take is not None:
+                self.limiters.reset(submission.take.stream)
         for submission in submissions:
             submission.reply.fail(refusal)
 

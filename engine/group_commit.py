@@ -49,7 +49,8 @@ commits: on a hot stream that is most of a batch.
 
 A submission's `ts` is the sequence number of its last event, or, for a command that emitted
 nothing, the last sequence number durable when its batch committed (never less than any state it
-could have read).
+could have read). A rate-limited submission's take (`Submission.take`) goes in the same batch
+as a record of its own (`engine.journal.Take`, the limiter's state after it) at that `ts`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ import trio.lowlevel
 from domain.model import Event
 from engine import codec
 from engine.actor import SUPERSEDED, Submission
-from engine.journal import Batch, Journal, RequestRecord, Row, checksum
+from engine.journal import Batch, Journal, RequestRecord, Row, Take, checksum
 
 log = logging.getLogger("turnstile.commit")
 
@@ -156,6 +157,7 @@ class GroupCommit:
         self._queue: list[Submission] = []
         self._rows: list[Row] = []
         self._requests: list[RequestRecord] = []
+        self._takes: list[Take] = []
         #: The last sequence number given to a queued row, and the last of a batch taken.
         self._numbered = journal.last_seq()
         self._taken = self._numbered
@@ -189,6 +191,21 @@ class GroupCommit:
         self._rows += encoded
         if record is not None:
             self._requests.append(record)
+        taken = submission.take
+        if taken is not None:
+            state = taken.state
+            self._takes.append(
+                _new_take(
+                    (
+                        last,
+                        taken.stream,
+                        state.updated_at,
+                        state.window_start,
+                        state.count,
+                        state.milli_tokens,
+                    )
+                )
+            )
         if self._idle.is_set():
             self._idle = trio.Event()
         if self._starts_early and self._has_room() and len(queue) >= self._cut:
@@ -260,23 +277,27 @@ class GroupCommit:
         """Take the next batch from the queue."""
         count = len(self._queue)
         if count <= self._max_batch:
-            good, rows, requests = self._queue, self._rows, self._requests
-            self._queue, self._rows, self._requests = [], [], []
-        else:  # (rare: a burst past `max_batch`) the rows and records of the first `count`
+            good, rows, requests, takes = self._queue, self._rows, self._requests, self._takes
+            self._queue, self._rows, self._requests, self._takes = [], [], [], []
+        else:  # (rare: a burst past `max_batch`) the rows, records, takes of the first `count`
             count = self._max_batch
             good = self._queue[:count]
             row_end = sum(_row_count(s) for s in good)
             request_end = sum(s.request is not None for s in good)
+            take_end = sum(s.take is not None for s in good)
             rows, requests = self._rows[:row_end], self._requests[:request_end]
+            takes = self._takes[:take_end]
             del self._queue[:count], self._rows[:row_end], self._requests[:request_end]
+            del self._takes[:take_end]
         self._cut = max(self._min_cut, count // 2)
         _release_superseded(good)
         after, self._taken = self._taken, good[-1].ts
-        return _Prepared(good, Batch(rows=rows, requests=requests), good[-1].ts, after)
+        batch = Batch(rows=rows, requests=requests, takes=takes)
+        return _Prepared(good, batch, good[-1].ts, after)
 
     def _drop_queued(self) -> None:
         """Forget what is queued; numbering goes on after what is durable."""
-        self._queue, self._rows, self._requests = [], [], []
+        self._queue, self._rows, self._requests, self._takes = [], [], [], []
         self._numbered = self._taken = self.last_seq
 
     def _start(self, prepared: _Prepared) -> None:
@@ -412,6 +433,7 @@ def _timed_append(journal: Journal, prepared: _Prepared) -> None:
 #: Python-level `__new__` a NamedTuple's runs (a frame per row on the commit path).
 _new_row = functools.partial(tuple.__new__, Row)
 _new_record = functools.partial(tuple.__new__, RequestRecord)
+_new_take = functools.partial(tuple.__new__, Take)
 
 
 def rows_of(events: Iterable[Event], seq: int) -> list[Row]:
@@ -473,7 +495,8 @@ def _row_count(submission: Submission) -> int:
 
 def _encode(submission: Submission, seq: int) -> tuple[list[Row], RequestRecord | None, int]:
     """The journal rows of `submission` numbered after `seq`, its request record (if it has a
-    request id), and its last sequence number. Raises if a value cannot be encoded."""
+    request id), and its last sequence number (its rate limiter's take, if any, is journaled
+    at it). Raises if a value cannot be encoded."""
     events = submission.events
     for companion in reversed(submission.companions):
         events = companion.events + events

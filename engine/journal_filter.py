@@ -1,9 +1,10 @@
 """Bloom filters of what the journal holds, sparing the event loop a SQLite read when the answer
 is certainly "nothing": the engine keeps two.
 
-- Streams written: activating an actor reads its stream (snapshot row + rows after it). For a
-  stream with no rows that read finds nothing, and on a busy server most activations are of such
-  streams (each new user's rate limiter, each record just created).
+- Streams written (and rate limiters taken): activating an actor reads its stream (snapshot row
+  + rows after it), loading a limiter its last take. For one never written that read finds
+  nothing, and on a busy server most activations are of such (each new user's rate limiter, each
+  record just created).
 - Sessions with idempotency records: a mutation carrying `(session_id, request_id)` looks up
   whether that request already committed. Only a re-sent request (after a reconnect) can find
   one, so for a session that never had a record committed the lookup is skipped.

@@ -253,10 +253,11 @@ def config_line(engine: Any) -> str:
 
 
 class Synth:
-    """Real domain events of a join workload, shaped exactly as the engine journals them: every
-    join is `RateLimitTaken` on the user's limiter stream (written first, same transaction),
-    `WaitingListJoined`, and `OfferMade` while the event has free seats; versions consistent
-    per stream; payloads from the engine's codec."""
+    """Real domain events of a join workload, shaped as the engine journaled them before its
+    rate-limit takes were records of their own (the baseline's rows stay those, so that ratios
+    compare across commits): every join is `RateLimitTaken` on the user's limiter stream
+    (written first, same transaction), `WaitingListJoined`, and `OfferMade` while the event has
+    free seats; versions consistent per stream; payloads from the engine's codec."""
 
     def __init__(self, at: int) -> None:
         self.at = at
@@ -1443,10 +1444,11 @@ when `mutation()` returned; each join is for a user never seen before, so none i
 1. Many events: `--quick` shrinks it; the full run creates 1,000 events (100 seats each), then
    2,000 closed-loop client tasks each join a random event as a fresh user. After a warm-up, the
    window counts commands started and acknowledged inside it. "Rows/s" is what reached the
-   journal: a join writes `RateLimitTaken` (the per-user join limit, on the user's limiter
-   stream), `WaitingListJoined`, and `OfferMade` while seats remain. There are 100,000 seats
-   in all, so at 10,000 joins/s they run out within the window: its later joins write two
-   rows and make no offer (no state fold for it, no timer). The rows per command show the mix,
+   journal's events: a join writes `WaitingListJoined`, and `OfferMade` while seats remain,
+   and beside them its take of the per-user join limit (a record of its own, not a row:
+   engine/limiters.py). There are 100,000 seats in all, so at 10,000 joins/s they run out
+   within the window: its later joins write one row and make no offer (no state fold for it,
+   no timer). The rows per command show the mix,
    and a faster tree makes more of its window's joins cheap ones, which widens an A/B's gap in
    this case (`lab.opcount`, whose joins all make an offer, counts the same work in each tree).
    "CPU per command": `time.thread_time()` of the event-loop thread and `time.process_time()` of the

@@ -1,7 +1,7 @@
 """Rate limits in the decide step (domain/ratelimit.py, domain/model.py): both policies take and
-refuse as declared, a take's state is what folding its event gives (so recovery, which folds
-the journal, ends where the engine did), a refused command takes nothing, and a handler
-cannot co-decide on a limiter."""
+refuse as declared, a take's state is what folding the same take as an older journal's event
+gives (so a limiter read from either form ends where the engine did), a refused command takes
+nothing, and a handler cannot co-decide on a limiter."""
 
 from __future__ import annotations
 
@@ -40,15 +40,22 @@ def run(policy: FixedWindow | TokenBucket, times: list[int]) -> list[int | None]
     state, version, outcomes = RATE_LIMITER.initial, 0, []
     for now in times:
         try:
-            taken = take(limit(policy), STREAM, state, version, now)
+            after = take(limit(policy), state, now)
         except RateLimited as refused:
             outcomes.append(refused.data()["retryAfter"])
             continue
-        (event,) = taken.events
-        assert isinstance(event, RateLimitTaken)
-        assert (event.stream, event.version, event.at) == (STREAM, version + 1, now)
-        assert taken.state == evolve(state, event)
-        state, version = taken.state, taken.version
+        assert (after.updated_at, after.started) == (now, True)
+        # The same take as an older journal holds it folds to the same state.
+        event = RateLimitTaken(
+            stream=STREAM,
+            version=version + 1,
+            at=now,
+            window_start=after.window_start,
+            count=after.count,
+            milli_tokens=after.milli_tokens,
+        )
+        assert evolve(state, event) == after
+        state, version = after, version + 1
         outcomes.append(None)
     return outcomes
 
@@ -104,9 +111,15 @@ def handler(d: Decision[Any], args: Any) -> str:
     return "done"
 
 
-def decide_limited(state: LimiterState, version: int, handle: Any = handler) -> Any:
+def decide_limited(state: LimiterState, handle: Any = handler) -> Any:
     own = Aggregate(kind="thing", id_prefix="th", state_type=int, initial=0, evolve=lambda s, e: s)
-    return decide(
+    asked = []
+
+    def limiters(stream: str) -> LimiterState:
+        asked.append(stream)
+        return state
+
+    decided = decide(
         own,
         "thing/th_1",
         0,
@@ -116,17 +129,40 @@ def decide_limited(state: LimiterState, version: int, handle: Any = handler) -> 
         identity=Identity(subject="ann"),
         now=5_000,
         tokens=lambda: "t",
-        reach=lambda aggregate, stream: (state, version),
+        reach=lambda aggregate, stream: (0, 0),
         rate_limit=limit(FixedWindow(rate=1, period_ms=MINUTE)),
+        limiters=limiters,
+    )
+    assert asked == [STREAM]
+    return decided
+
+
+def test_the_take_is_a_part_of_a_limited_command() -> None:
+    decided = decide_limited(LimiterState())
+    assert decided.value == "done"
+    assert decided.others == ()
+    assert decided.taken.stream == STREAM
+    assert decided.taken.state == LimiterState(
+        window_start=5_000, count=1, updated_at=5_000, started=True
     )
 
 
-def test_the_take_is_the_first_part_of_a_limited_command() -> None:
-    decided = decide_limited(LimiterState(), 0)
-    assert decided.value == "done"
-    (part,) = decided.others
-    assert (part.stream, part.version) == (STREAM, 1)
-    assert part.state == LimiterState(window_start=5_000, count=1, updated_at=5_000, started=True)
+def test_a_limited_command_needs_its_limiters() -> None:
+    own = Aggregate(kind="thing", id_prefix="th", state_type=int, initial=0, evolve=lambda s, e: s)
+    with pytest.raises(ValueError, match="needs `limiters`"):
+        decide(
+            own,
+            "thing/th_1",
+            0,
+            0,
+            handler,
+            "ann",
+            identity=Identity(subject="ann"),
+            now=5_000,
+            tokens=lambda: "t",
+            reach=lambda aggregate, stream: (0, 0),
+            rate_limit=limit(FixedWindow(rate=1, period_ms=MINUTE)),
+        )
 
 
 def test_a_spent_limit_refuses_before_the_handler_runs() -> None:
@@ -137,7 +173,7 @@ def test_a_spent_limit_refuses_before_the_handler_runs() -> None:
 
     spent = LimiterState(window_start=4_000, count=1, updated_at=4_000, started=True)
     with pytest.raises(RateLimited):
-        decide_limited(spent, 1, handle)
+        decide_limited(spent, handle)
     assert ran == []
 
 
@@ -146,4 +182,4 @@ def test_a_handler_cannot_co_decide_on_a_limiter() -> None:
         d.co_decide(RATE_LIMITER, limiter_id("join", "ann"))
 
     with pytest.raises(ValueError, match="rate limiters are the engine's"):
-        decide_limited(LimiterState(), 0, handle)
+        decide_limited(LimiterState(), handle)

@@ -11,8 +11,8 @@ in the middle of writing a snapshot (`KILLS` says how many of each). So every ru
 something and died where it was meant to, however busy the machine. Then the engine recovers
 in-process and is held to every acknowledged line: the journal is sound, each acknowledged
 mutation's events are there, a repeat of its request returns the original `(value, ts)`
-without executing again, and every stream (events and rate limiters) keeps its invariants and
-equals the fold of its own rows.
+without executing again, every stream keeps its invariants and equals the fold of its own rows,
+and every join's rate-limit take is journaled with it.
 
 Set TURNSTILE_CRASH_SEED to repeat a failing run's choices (kill points, workload); where an
 unparked kill lands among the child's commits stays up to the scheduler.
@@ -166,8 +166,8 @@ async def check_survivors(engine: Engine, acks: list[Ack]) -> list[str]:
             f"{last_seq} to {engine.journal.last_seq()}"
         )
 
-    # Every stream, the rate limiters' too: invariants, and recovery (snapshot + tail, loaded
-    # lazily) equals the fold of the stream's own rows from nothing.
+    # Every stream: invariants, and recovery (snapshot + tail, loaded lazily) equals the fold of
+    # the stream's own rows from nothing.
     for stream in sorted({stream for stream, _ in rows.values()}):
         aggregate = engine.registry.aggregate_of(stream)
         state = engine.committed_state(aggregate, stream.partition("/")[2])
@@ -180,10 +180,22 @@ async def check_survivors(engine: Engine, acks: list[Ack]) -> list[str]:
         if folded != state:
             problems.append(f"{stream}: the committed state is not the fold of its journal rows")
 
-    # A join's rate-limit take is written in its transaction, just before its events.
-    for seq, (stream, type_) in rows.items():
-        if type_ == "WaitingListJoined" and rows.get(seq - 1, ("", ""))[1] != "RateLimitTaken":
-            problems.append(f"the join at seq {seq} on {stream} has no rate-limit take before it")
+    # A join's rate-limit take is written in its transaction, at the seq of its last event:
+    # one take per join, each at a row of an event's stream, and each limiter recovered (from
+    # its last take) as it was taken.
+    takes = list(engine.journal.takes())
+    joins = sum(type_ == "WaitingListJoined" for _, type_ in rows.values())
+    if len(takes) != joins:
+        problems.append(f"{len(takes)} rate-limit takes journaled for {joins} joins")
+    latest = {}
+    for take in takes:
+        latest[take.limiter] = take
+        if not rows.get(take.seq, ("", ""))[0].startswith("event/"):
+            problems.append(f"the take of {take.limiter} at seq {take.seq} follows no join")
+    for limiter, take in latest.items():
+        state = engine.limiters.state(limiter)
+        if (state.count, state.updated_at) != (take.count, take.at):
+            problems.append(f"{limiter}: recovered as {state}, not as its last take {take}")
     return problems
 
 

@@ -92,7 +92,7 @@ async def test_follow_picks_up_rows_a_running_engine_appends(tmp_path: Path) -> 
         assert report.ok and report.last_seq == t.engine.committed_seq
         assert [s.status for s in report.snapshots] == ["matches"]
     assert [line["seq"] for line in sink.lines] == list(range(1, t.engine.committed_seq + 1))
-    assert [line["type"] for line in sink.lines][-2:] == ["RateLimitTaken", "WaitingListJoined"]
+    assert [line["type"] for line in sink.lines][-2:] == ["OfferMade", "WaitingListJoined"]
     assert sink.lines[-1]["payload"]["userId"] == "bob"
     [done] = summary
     assert (done.ended_by, done.exported, done.last_seq) == (

@@ -42,7 +42,7 @@ def test_stats_count_types_kinds_streams_and_rate(
     assert stats["streams"] == len({row[1] for row in rows})
     assert stats["byType"] == expected_counts(rows, lambda row: row[3])
     assert stats["byStreamKind"] == expected_counts(rows, lambda row: row[1].split("/")[0])
-    assert {k["name"] for k in stats["byStreamKind"]} == {"event", "ratelimit", "job"}
+    assert {k["name"] for k in stats["byStreamKind"]} == {"event", "job"}
     assert stats["biggestStreams"] == expected_counts(rows, lambda row: row[1])[:10]
     # 42 minutes of history: one-minute buckets, each counted, empty ones included.
     assert stats["bucketMinutes"] == 1
