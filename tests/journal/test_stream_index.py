@@ -334,6 +334,7 @@ def test_take_reads_agree_whether_takes_are_indexed_or_in_the_tail(tmp_path: Pat
 def test_takes_go_in_pieces_of_few_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch of many takes is written in multi-row statements of power-of-two sizes."""
     monkeypatch.setattr(sqlite_journal, "_TAKES_PER_INSERT", 8)
+    monkeypatch.setattr(sqlite_journal, "_INSERT_SQL", {})  # (other tests' statements)
     journal = SqliteJournal.open(tmp_path)
     try:
         takes = [take(0, f"ratelimit/rl_{k % 5}", k) for k in range(37)]
