@@ -78,14 +78,25 @@ class RateLimitTaken(Event):
     milli_tokens: int
 
 
+def taken_state(*, at: int, window_start: int, count: int, milli_tokens: int) -> LimiterState:
+    """The limiter's state after a take at `at` that left these counts (a take's state is
+    whole: nothing before it matters)."""
+    return LimiterState(
+        window_start=window_start,
+        count=count,
+        milli_tokens=milli_tokens,
+        updated_at=at,
+        started=True,
+    )
+
+
 def evolve(state: LimiterState, event: Event) -> LimiterState:
     if isinstance(event, RateLimitTaken):
-        return LimiterState(
+        return taken_state(
+            at=event.at,
             window_start=event.window_start,
             count=event.count,
             milli_tokens=event.milli_tokens,
-            updated_at=event.at,
-            started=True,
         )
     raise TypeError(f"not a rate-limit event: {type(event).__name__}")
 

@@ -41,7 +41,7 @@ from domain.errors import Internal, InvalidArgs, NotFound, Overloaded, Turnstile
 from domain.identity import ANONYMOUS, Identity
 from domain.ids import is_root_id, root_id
 from domain.model import EVENT_TYPES, Aggregate, Decision, Erasure, Module, Projection, View
-from domain.ratelimit import RATE_LIMITER, LimiterState
+from domain.ratelimit import RATE_LIMITER, LimiterState, taken_state
 from domain.storage import STORED_FILES, FileDeleted, StoredFile
 from engine import codec, erasure, refusals
 from engine.actor import SUPERSEDED, SYSTEM, Actor, Command, Reply, RequestKey, Submission
@@ -618,12 +618,11 @@ class Engine:
             log.error("cannot load %s: %s", stream, exc)
             raise Internal("A stored record is damaged; the operator has been told.") from None
         if found is not None:
-            return LimiterState(
+            return taken_state(
+                at=found.at,
                 window_start=found.window_start,
                 count=found.count,
                 milli_tokens=found.milli_tokens,
-                updated_at=found.at,
-                started=True,
             )
         state: LimiterState = self._load(RATE_LIMITER, stream)[0]
         return state

@@ -111,7 +111,9 @@ def handler(d: Decision[Any], args: Any) -> str:
     return "done"
 
 
-def decide_limited(state: LimiterState, handle: Any = handler) -> Any:
+def decide_limited(state: LimiterState, handle: Any = handler, *, limited: bool = True) -> Any:
+    """A limited command decided on a limiter at `state` (without `limiters` if not
+    `limited`)."""
     own = Aggregate(kind="thing", id_prefix="th", state_type=int, initial=0, evolve=lambda s, e: s)
     asked = []
 
@@ -131,7 +133,7 @@ def decide_limited(state: LimiterState, handle: Any = handler) -> Any:
         tokens=lambda: "t",
         reach=lambda aggregate, stream: (0, 0),
         rate_limit=limit(FixedWindow(rate=1, period_ms=MINUTE)),
-        limiters=limiters,
+        limiters=limiters if limited else None,
     )
     assert asked == [STREAM]
     return decided
@@ -148,21 +150,8 @@ def test_the_take_is_a_part_of_a_limited_command() -> None:
 
 
 def test_a_limited_command_needs_its_limiters() -> None:
-    own = Aggregate(kind="thing", id_prefix="th", state_type=int, initial=0, evolve=lambda s, e: s)
     with pytest.raises(ValueError, match="needs `limiters`"):
-        decide(
-            own,
-            "thing/th_1",
-            0,
-            0,
-            handler,
-            "ann",
-            identity=Identity(subject="ann"),
-            now=5_000,
-            tokens=lambda: "t",
-            reach=lambda aggregate, stream: (0, 0),
-            rate_limit=limit(FixedWindow(rate=1, period_ms=MINUTE)),
-        )
+        decide_limited(LimiterState(), limited=False)
 
 
 def test_a_spent_limit_refuses_before_the_handler_runs() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from engine.journal import Journal, JournalReader
-from engine.journal.sqlite import JOURNAL_FILE, SqliteJournal, open_reader
+from engine.journal.sqlite import INDEX_FILE, JOURNAL_FILE, SqliteJournal, open_reader
 
 
 class Backend(Protocol):
@@ -88,3 +88,19 @@ class Sqlite:
 
 
 BACKENDS: dict[str, Backend] = {"sqlite": Sqlite()}
+
+
+def damage_index(data_dir: Path, damage: str) -> sqlite3.Connection | None:
+    """Damage a closed journal's `streams.db`: "deleted" removes it, "garbage" overwrites it
+    with bytes that are no database (None returned for both); any other `damage` returns a
+    connection to it for the caller to change and close (its WAL files gone either way)."""
+    index = data_dir / INDEX_FILE
+    for suffix in ("-wal", "-shm"):
+        index.with_name(index.name + suffix).unlink(missing_ok=True)
+    if damage == "deleted":
+        index.unlink()
+        return None
+    if damage == "garbage":
+        index.write_bytes(b"not a database at all" * 100)
+        return None
+    return sqlite3.connect(index)

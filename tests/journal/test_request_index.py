@@ -15,6 +15,7 @@ import pytest
 from engine.journal import Batch, RequestRecord, Row, checksum
 from engine.journal import sqlite as sqlite_journal
 from engine.journal.sqlite import INDEX_FILE, JOURNAL_FILE, SqliteJournal, open_reader
+from tests.journal.backends import damage_index
 
 
 def row(seq: int, stream: str, version: int) -> Row:
@@ -261,15 +262,8 @@ def test_a_missing_or_wrong_request_index_is_rebuilt_at_open(tmp_path: Path, dam
     records = fill(journal, 1, 40)
     index_all(journal)
     journal.close()
-    index = tmp_path / INDEX_FILE
-    for suffix in ("-wal", "-shm"):
-        index.with_name(index.name + suffix).unlink(missing_ok=True)
-    if damage == "deleted":
-        index.unlink()
-    elif damage == "garbage":
-        index.write_bytes(b"not a database at all" * 100)
-    else:
-        conn = sqlite3.connect(index)
+    conn = damage_index(tmp_path, damage)
+    if conn is not None:
         if damage == "format-2":  # a stream index without the request index
             conn.execute("DROP TABLE request_index")
             conn.execute("DROP TABLE requests_indexed")

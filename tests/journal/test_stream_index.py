@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from engine.journal import Batch, DamagedRow, JournalLocked, RequestRecord, Row, Take, checksum
 from engine.journal import sqlite as sqlite_journal
 from engine.journal.sqlite import INDEX_FILE, JOURNAL_FILE, SqliteJournal, open_reader
+from tests.journal.backends import damage_index
 
 
 def row(seq: int, stream: str, version: int) -> Row:
@@ -92,15 +93,8 @@ def test_a_missing_or_wrong_index_is_rebuilt_at_open(tmp_path: Path, damage: str
     while journal.index_tail():
         pass
     journal.close()
-    index = tmp_path / INDEX_FILE
-    for suffix in ("-wal", "-shm"):
-        index.with_name(index.name + suffix).unlink(missing_ok=True)
-    if damage == "deleted":
-        index.unlink()
-    elif damage == "garbage":
-        index.write_bytes(b"not a database at all" * 100)
-    else:  # an index of another journal: same streams, other seqs
-        conn = sqlite3.connect(index)
+    conn = damage_index(tmp_path, damage)
+    if conn is not None:  # an index of another journal: same streams, other seqs
         conn.execute("UPDATE stream_index SET seq = seq + 1000")
         conn.commit()
         conn.close()
@@ -405,15 +399,8 @@ def test_a_missing_or_wrong_take_index_is_rebuilt_at_open(tmp_path: Path, damage
     takes = fill_takes(journal, 0, 50)
     index_all(journal)
     journal.close()
-    index = tmp_path / INDEX_FILE
-    for suffix in ("-wal", "-shm"):
-        index.with_name(index.name + suffix).unlink(missing_ok=True)
-    if damage == "deleted":
-        index.unlink()
-    elif damage == "garbage":
-        index.write_bytes(b"not a database at all" * 100)
-    else:
-        conn = sqlite3.connect(index)
+    conn = damage_index(tmp_path, damage)
+    if conn is not None:
         if damage == "format-3":  # a stream index and a request index, no take index
             conn.execute("DROP TABLE take_index")
             conn.execute("DROP TABLE takes_indexed")
@@ -430,7 +417,7 @@ def test_a_missing_or_wrong_take_index_is_rebuilt_at_open(tmp_path: Path, damage
     try:
         assert journal.unindexed_takes() == 0
         assert take_reads(journal) == expected_takes(takes)
-        conn = sqlite3.connect(index)
+        conn = sqlite3.connect(tmp_path / INDEX_FILE)
         try:  # (rebuilt: each limiter's latest take)
             held = dict(conn.execute("SELECT limiter, rid FROM take_index").fetchall())
             assert held == {t.limiter: rid for rid, t in enumerate(takes, 1)}
