@@ -114,6 +114,11 @@ class Metrics:
             "Aggregate actors held in memory.",
             registry=self.registry,
         )
+        self.resident_limiters = Gauge(
+            "turnstile_resident_limiters",
+            "Rate limiters held in memory (at most max_resident_actors).",
+            registry=self.registry,
+        )
         #: Open WebSocket sync sessions (the server counts them around each session).
         self.ws_sessions = Gauge(
             "turnstile_websocket_sessions",
@@ -197,6 +202,7 @@ class Metrics:
         """Read the engine's gauges at scrape time."""
         self.journal_seq.set_function(lambda: float(engine.committed_seq))
         self.resident_actors.set_function(lambda: float(engine.resident_actors()))
+        self.resident_limiters.set_function(lambda: float(len(engine.limiters)))
         self.stored_bytes.set_function(
             lambda: float(sum(record.size for record in engine.stored_files().values()))
         )

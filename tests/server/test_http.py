@@ -74,6 +74,7 @@ async def test_metrics_count_calls_and_read_engine_gauges(live: LiveServer) -> N
     assert "turnstile_function_seconds_bucket" in text
     assert f"turnstile_journal_seq {float(live.engine.committed_seq)}" in text
     assert f"turnstile_resident_actors {float(live.engine.resident_actors())}" in text
+    assert f"turnstile_resident_limiters {float(len(live.engine.limiters))}" in text
     assert "turnstile_websocket_sessions 0.0" in text
     assert "turnstile_sync_sessions_due 0.0" in text
     assert 'python_gc_collections_total{generation="2"}' in text
