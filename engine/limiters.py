@@ -19,32 +19,67 @@ Plan:
 - Bounded: past `capacity` limiters, idle ones (no take in flight: their last take is durable)
   are dropped, oldest first, down to 95% of it, in one pass; a dropped one is loaded again on
   its next use.
+- An idle limiter is held as its state packed in `bytes` (`_packed`), which the garbage
+  collector does not track, and a limiter never taken as the shared `LimiterState()`: only
+  one with a take in flight is an object (`Limiter`, working and committed state). A
+  collector's sweep walks each tracked object alive and not frozen (engine/collector.py), and a
+  limiter per new user was two of the nine such objects a join left (`Limiter`/`Actor` and its
+  `LimiterState`).
 """
 
 from __future__ import annotations
 
 import itertools
+import struct
 from collections.abc import Callable
 
-from domain.ratelimit import LimiterState, Taken
+from domain.ratelimit import LimiterState, Taken, taken_state
+
+#: An idle limiter's state, packed: window_start, count, milli_tokens, updated_at.
+_PACKING = struct.Struct("<4q")
 
 
 class Limiter:
-    """One limiter in memory."""
+    """A limiter with takes in flight."""
 
     __slots__ = ("committed", "in_flight", "working")
 
-    def __init__(self, state: LimiterState) -> None:
-        self.working = self.committed = state
+    def __init__(self, committed: LimiterState, working: LimiterState) -> None:
+        self.committed = committed
+        self.working = working
         #: Takes accepted and not yet committed (or failed).
-        self.in_flight = 0
+        self.in_flight = 1
+
+
+#: What the table holds for a limiter: one with takes in flight, an idle one packed, or an idle
+#: one's state as it is (never taken: the shared initial state; or one too large to pack).
+_Held = Limiter | bytes | LimiterState
+
+
+def _packed(state: LimiterState) -> bytes | LimiterState:
+    """An idle limiter's state as the table holds it."""
+    if not state.started:
+        return state
+    try:
+        return _PACKING.pack(state.window_start, state.count, state.milli_tokens, state.updated_at)
+    except struct.error:  # (a number past 64 bits: kept as it is)
+        return state
+
+
+def _state(held: bytes | LimiterState) -> LimiterState:
+    if isinstance(held, LimiterState):
+        return held
+    window_start, count, milli_tokens, updated_at = _PACKING.unpack(held)
+    return taken_state(
+        at=updated_at, window_start=window_start, count=count, milli_tokens=milli_tokens
+    )
 
 
 class Limiters:
     def __init__(self, load: Callable[[str], LimiterState], capacity: int) -> None:
         self._load = load
         self._capacity = max(1, capacity)
-        self._table: dict[str, Limiter] = {}
+        self._table: dict[str, _Held] = {}
         #: Limiters dropped to stay within `capacity` (for the engine's stats).
         self.dropped = 0
 
@@ -54,33 +89,44 @@ class Limiters:
     def state(self, stream: str) -> LimiterState:
         """The working state of the limiter `stream`, loaded on first use (may raise what
         `load` raises: nothing is kept then)."""
-        limiter = self._table.get(stream)
-        if limiter is None:
-            limiter = self._table[stream] = Limiter(self._load(stream))
+        held = self._table.get(stream)
+        if held is None:
+            state = self._load(stream)
+            self._table[stream] = _packed(state)
             if len(self._table) > self._capacity:
                 self._drop_idle(keep=stream)
-        return limiter.working
+            return state
+        if isinstance(held, Limiter):
+            return held.working
+        return _state(held)
 
     def accept(self, taken: Taken) -> None:
         """The command of `taken` is accepted: its state is the limiter's working state."""
-        limiter = self._table[taken.stream]
-        limiter.working = taken.state
-        limiter.in_flight += 1
+        table = self._table
+        held = table[taken.stream]
+        if isinstance(held, Limiter):
+            held.working = taken.state
+            held.in_flight += 1
+        else:
+            table[taken.stream] = Limiter(_state(held), taken.state)
 
     def committed(self, taken: Taken) -> bool:
         """The batch holding `taken` is durable. True if it was the limiter's first take (the
         limiter is in the journal from now on)."""
         limiter = self._table[taken.stream]
+        assert isinstance(limiter, Limiter)
         first = not limiter.committed.started
         limiter.committed = taken.state
         limiter.in_flight -= 1
+        if not limiter.in_flight:  # (every take accepted is durable: working is this state)
+            self._table[taken.stream] = _packed(taken.state)
         return first
 
     def reset(self, stream: str) -> None:
         """A batch holding a take of `stream` failed: decide again from the committed state."""
-        limiter = self._table[stream]
-        limiter.working = limiter.committed
-        limiter.in_flight = 0
+        held = self._table[stream]
+        if isinstance(held, Limiter):  # (else reset already by another take of the batch)
+            self._table[stream] = _packed(held.committed)
 
     def _drop_idle(self, *, keep: str) -> None:
         table = self._table
@@ -89,7 +135,7 @@ class Limiters:
         for stream in candidates:
             if excess <= 0:
                 break
-            if stream != keep and not table[stream].in_flight:
+            if stream != keep and type(table[stream]) is not Limiter:
                 del table[stream]
                 self.dropped += 1
                 excess -= 1

@@ -6,6 +6,7 @@ older journal (its takes as `RateLimitTaken` rows) is folded from its stream."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,21 @@ def test_past_capacity_only_idle_limiters_are_dropped_and_loaded_again() -> None
     loads.clear()
     assert limiters.state("s0") == stored["s0"]  # dropped: read back as it was committed
     assert loads == ["s0"]
+
+
+def test_an_idle_limiter_holds_nothing_the_collector_walks() -> None:
+    """(The collector's sweeps walk every tracked object alive and not frozen: an idle limiter
+    is its state packed in bytes, which it does not track, and unpacks to the same state.)"""
+    limiters = Limiters(lambda stream: LimiterState(), capacity=10)
+    big = Taken("b", LimiterState(count=2**70, updated_at=3, started=True))
+    for take in (taken("a", 7), big):
+        limiters.state(take.stream)
+        limiters.accept(take)
+        assert gc.is_tracked(limiters._table[take.stream])  # in flight: an object
+        limiters.committed(take)
+    assert not gc.is_tracked(limiters._table["a"])
+    assert limiters.state("a") == taken("a", 7).state
+    assert limiters.state("b") == big.state  # (past 64 bits: kept as it is)
 
 
 async def test_each_join_journals_its_take_as_a_record_of_its_own(
