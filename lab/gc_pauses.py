@@ -9,8 +9,13 @@ new objects), the objects the collector tracks and the frozen ones at the end (a
 `gc.get_freeze_count()` took to count those: it walks them), then the pause of one collection
 (`gc.collect()`: what the next sweep would walk, everything since the last one), and the
 cyclic garbage an accepted and a refused join and a refused query leave (collections with the
-collector disabled, over 1,000 of each). Pauses are wall time on a shared machine; the object
-counts are what makes them long or short. Nothing here asserts.
+collector disabled, over 1,000 of each). Before the load, the objects a join leaves tracked
+(what a sweep walks, since nothing frees them before it): after a warm-up of `KEPT_WARM_UP`
+joins per task, everything frozen, the tracked objects left by `KEPT_JOINS` joins per task (1,280
+joins), per join and by type; the touched events' current states are among them (a few Maps,
+nodes and an `EventQueueState` per event, replaced at its next join), so the figure is for
+comparing trees, not a constant per join. Pauses are wall time on a shared machine; the object counts are what makes
+them long or short. Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,9 @@ import trio
 from lab.bench import JOIN, create_events, engine_modules
 
 TASKS = 64
+#: Joins per task before the objects a join leaves are counted, and joins per task counted.
+KEPT_WARM_UP = 50
+KEPT_JOINS = 20
 
 
 class Pauses:
@@ -75,20 +84,34 @@ async def load(joins: int) -> dict[str, Any]:
                     return False
                 return True
 
-            async def client(index: int, n: int) -> None:
+            async def client(index: int, n: int, tag: str) -> None:
                 rng = random.Random(index)
                 for k in range(n):
-                    await join(f"u{index}-{k}", events[rng.randrange(len(events))])
+                    await join(f"{tag}{index}-{k}", events[rng.randrange(len(events))])
 
+            async def joining(n: int, tag: str) -> None:
+                async with trio.open_nursery() as nursery:
+                    for index in range(TASKS):
+                        nursery.start_soon(client, index, n, tag)
+                await engine.wait_idle()
+
+            await joining(KEPT_WARM_UP, "w")
+            gc.collect()
+            gc.freeze()
+            await joining(KEPT_JOINS, "k")
+            left = gc.get_objects()  # (tracked and not frozen)
+            kept = len(left) / (KEPT_JOINS * TASKS)
+            kinds = Counter(type(o).__qualname__ for o in left).most_common(8)
+            del left
             pauses = Pauses()
             gc.callbacks.append(pauses)
             started = time.perf_counter()
-            async with trio.open_nursery() as nursery:
-                for index in range(TASKS):
-                    nursery.start_soon(client, index, joins // TASKS)
+            await joining(joins // TASKS, "u")
             seconds = time.perf_counter() - started
             gc.callbacks.remove(pauses)
             result: dict[str, Any] = {
+                "kept_per_join": kept,
+                "kept_kinds": [(name, n / (KEPT_JOINS * TASKS)) for name, n in kinds],
                 "joins_per_s": joins // TASKS * TASKS / seconds,
                 "collections": pauses.counts,
                 "longest_ms": pauses.longest,
@@ -151,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f" {r['cyclic_per_accepted']:g}, refused {r['cyclic_per_refused']:g} objects; per refused"
         f" query {r['cyclic_per_refused_query']:g}"
     )
+    kinds = ", ".join(f"{n:.2f} {name}" for name, n in r["kept_kinds"])
+    print(f"tracked objects a join leaves for a sweep: {r['kept_per_join']:.2f} ({kinds})")
 
 
 if __name__ == "__main__":

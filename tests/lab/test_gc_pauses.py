@@ -15,6 +15,8 @@ def test_a_small_load_reports_every_figure_and_no_cyclic_garbage_per_join() -> N
     result = trio.run(load, TASKS * 4)
     assert gc.isenabled()  # given back as it was found
     assert set(result) == {
+        "kept_per_join",
+        "kept_kinds",
         "joins_per_s",
         "collections",
         "longest_ms",
@@ -29,6 +31,8 @@ def test_a_small_load_reports_every_figure_and_no_cyclic_garbage_per_join() -> N
         "cyclic_per_refused_query",
     }
     assert result["tracked"] > 0  # the engine's heap as the load left it
+    assert result["kept_per_join"] > 0  # (each join keeps its waiting-list entry at least)
+    assert "WaitingListEntry" in dict(result["kept_kinds"])
     assert result["cyclic_per_accepted"] == 0
     assert result["cyclic_per_refused"] == 0
     assert result["cyclic_per_refused_query"] == 0
