@@ -14,8 +14,8 @@ collector disabled, over 1,000 of each). Before the load, the objects a join lea
 joins per task, everything frozen, the tracked objects left by `KEPT_JOINS` joins per task (1,280
 joins), per join and by type; the touched events' current states are among them (a few Maps,
 nodes and an `EventQueueState` per event, replaced at its next join), so the figure is for
-comparing trees, not a constant per join. Pauses are wall time on a shared machine; the object counts are what makes
-them long or short. Nothing here asserts.
+comparing trees, not a constant per join. Pauses are wall time on a shared machine; the object
+counts are what makes them long or short. Nothing here asserts.
 """
 
 from __future__ import annotations
