@@ -989,8 +989,14 @@ class SqliteJournal(SqliteReader):
 
     def last_take_rid(self) -> int:
         """The rid of the take appended last (0 if none): each append of `n` takes moves it by
-        `n` (what the writer process's parent judges a takes-only batch by)."""
+        `n` (part of the journal's end as the writer process checks it)."""
         [(rid,)] = self._query("SELECT max(rid) FROM takes")
+        return int(rid or 0)
+
+    def last_request_rid(self) -> int:
+        """The rid of the idempotency record appended last (0 if none): each append of `n`
+        records moves it by `n`, as `last_take_rid`."""
+        [(rid,)] = self._query("SELECT max(rowid) FROM requests")
         return int(rid or 0)
 
     # -- writing (one thread at a time) -------------------------------------------------

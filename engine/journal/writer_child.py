@@ -3,10 +3,20 @@ and the parent's side): the frames both sides speak, and the child's loop. Impor
 the SQLite journal needs, so that a child starts fast.
 
 Frames are a 4-byte little-endian length and a `marshal` body: a batch as the sequence number it
-must follow and its rows', records' and takes' values in one flat list each (built at C speed on
-the parent's loop), an answer as None or `(class name, errno, message)`. The child writes a batch
-only if the journal ends where the batch says it follows: so of two batches in flight, the
-second is refused when the first was not written (it was decided on top of it).
+must follow (`after_seq`, the group commit's), the journal position it must follow (`Position`,
+the parent's count) and its rows', records' and takes' values in one flat list each (built at C
+speed on the parent's loop), an answer as None or `(class name, errno, message)`.
+
+A position is where the journal ends: its last seq, the rid of its last idempotency record and
+the rid of its last take. Every append that writes anything moves it (a batch of records or
+takes only moves no seq, but it moves a rid), by exactly the batch's rows, records and takes.
+The child writes a batch only if the journal ends exactly at that position and at `after_seq`:
+so of two batches in flight, the second is refused when the first was not written (it was
+decided on top of it). It reads the position as it starts and moves its own copy after each
+append it makes (the only writer). A batch with nothing to write (commands that wrote no event,
+no record and no take) moves nothing: where it follows is checked as for any, but then there is
+no transaction to make, so it cannot fail, and so never leaves the batch behind it (which
+follows the same position) to be written on top of a failure.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from engine.journal.interface import Batch, RequestRecord, Row, Take
 from engine.journal.sqlite import SqliteJournal
 
 HEADER = struct.Struct("<I")
+#: Where the journal ends: (last seq, last idempotency record's rid, last take's rid).
+Position = tuple[int, int, int]
 #: Rows appended between two reads of the index's positions.
 POSITIONS_EVERY = 20_000
 _PR_SET_PDEATHSIG = 1
@@ -39,11 +51,26 @@ class AppendFailed(Exception):
     ended without committing the batch."""
 
 
-def encode_batch(batch: Batch, after_seq: int) -> bytes:
-    """The frame of `batch`, to be written only if the journal then ends at `after_seq`."""
+def position_of(journal: SqliteJournal) -> Position:
+    """Where `journal` ends (see the module docstring)."""
+    return journal.last_seq(), journal.last_request_rid(), journal.last_take_rid()
+
+
+def position_after(position: Position, batch: Batch) -> Position:
+    """Where the journal ends once `batch` is appended to a journal that ends at `position`."""
+    seq, request_rid, take_rid = position
+    if batch.rows:
+        seq = batch.rows[-1].seq
+    return seq, request_rid + len(batch.requests), take_rid + len(batch.takes)
+
+
+def encode_batch(batch: Batch, after_seq: int, follows: Position) -> bytes:
+    """The frame of `batch`, to be written only if the journal then ends at `after_seq` and at
+    `follows`."""
     body = marshal.dumps(
         (
             after_seq,
+            follows,
             list(_chain(batch.rows)),
             list(_chain(batch.requests)),
             list(_chain(batch.takes)),
@@ -52,14 +79,14 @@ def encode_batch(batch: Batch, after_seq: int) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def decode_batch(body: bytes) -> tuple[int, Batch]:
-    after_seq, flat_rows, flat_requests, flat_takes = marshal.loads(body)
+def decode_batch(body: bytes) -> tuple[int, Position, Batch]:
+    after_seq, follows, flat_rows, flat_requests, flat_takes = marshal.loads(body)
     rows = [Row._make(flat_rows[i : i + 8]) for i in range(0, len(flat_rows), 8)]
     requests = [
         RequestRecord._make(flat_requests[i : i + 5]) for i in range(0, len(flat_requests), 5)
     ]
     takes = [Take._make(flat_takes[i : i + 6]) for i in range(0, len(flat_takes), 6)]
-    return after_seq, Batch(rows=rows, requests=requests, takes=takes)
+    return after_seq, follows, Batch(rows=rows, requests=requests, takes=takes)
 
 
 def encode_answer(error: BaseException | None) -> bytes:
@@ -114,7 +141,7 @@ def serve(data_dir: Path, synchronous: str, lock: int, inp: int = 0, out: int = 
     """The child's loop: append each batch read from `inp`, answer on `out`, until `inp`
     ends. `lock` is the data dir's lock, held by the parent and kept open here."""
     journal = SqliteJournal._open(data_dir, synchronous)
-    ends_at = journal.last_seq()
+    ends_at = position_of(journal)
     rows_since = 0
     try:
         while True:
@@ -125,18 +152,18 @@ def serve(data_dir: Path, synchronous: str, lock: int, inp: int = 0, out: int = 
             body = _read_exactly(inp, size)
             if body is None:
                 return
-            after_seq, batch = decode_batch(body)
+            after_seq, follows, batch = decode_batch(body)
             error: BaseException | None = None
-            if after_seq != ends_at:  # decided on top of a batch that was not written
+            if follows != ends_at or after_seq != ends_at[0]:
+                # Decided on top of a batch that was not written.
                 error = AppendFailed(
-                    f"it follows seq {after_seq} and the journal ends at {ends_at}: a batch"
-                    " before it was not written, so it is not either"
+                    f"it follows {_text(follows)} (seq {after_seq}) and the journal ends at"
+                    f" {_text(ends_at)}: a batch before it was not written, so it is not either"
                 )
-            else:
+            elif batch.rows or batch.requests or batch.takes:  # (else nothing to write)
                 try:
                     journal.append(batch)
-                    if batch.rows:
-                        ends_at = batch.rows[-1].seq
+                    ends_at = position_after(ends_at, batch)
                 except Exception as exc:
                     error = exc
             rows_since += len(batch.rows)
@@ -149,6 +176,11 @@ def serve(data_dir: Path, synchronous: str, lock: int, inp: int = 0, out: int = 
     finally:
         journal.close()
         os.close(lock)
+
+
+def _text(position: Position) -> str:
+    seq, request_rid, take_rid = position
+    return f"seq {seq}, record {request_rid}, take {take_rid}"
 
 
 def main(argv: list[str]) -> None:

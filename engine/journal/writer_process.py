@@ -28,17 +28,32 @@ Plan:
   are only ever answered by `reply()`.
 - Two batches may be in flight (the group commit's `DEPTH_PROCESS`), so that the child goes on
   to the next batch as soon as one is durable instead of waiting for the loop to read its
-  answer. Each batch says which sequence number it follows, and the child writes it only if the
-  journal ends there: the second of two is refused, unwritten, when the first was not written
-  (it was decided on top of it); the group commit has refused its commands with the first's.
+  answer. The second of two is refused, unwritten, when the first was not written (it was
+  decided on top of it; the group commit has refused its commands with the first's). So each
+  batch says where the journal must end for it to be written: the sequence number it follows
+  (`after_seq`, the group commit's) and the journal's position (writer_child.py: last seq,
+  last record rid, last take rid; a batch of records or takes only moves a rid, not the seq).
+  The parent counts the position itself: read from the journal before the first batch, moved
+  by each batch handed over (`_expected`). Once a failure is answered (`reply` raises), every
+  batch still out is doomed (`_Sent.doomed`): each follows a position past the journal's end,
+  so the child refuses it, and the position is read again before the next batch is handed
+  over (nothing still out can be written meanwhile), so that batch follows the actual end.
+  A batch with nothing to write moves no position, so no position can tell that it failed:
+  the child never fails one (writer_child.py), and the parent refuses a batch itself, unsent,
+  while a batch before it that is not doomed is already known refused (it could not be handed
+  over, or its child ended: `_settle`). `after_seq` is the group commit's own count of the
+  seq: it agrees with the position's (both start from the journal and start again from it
+  after a failure), and is checked too, so that a disagreement refuses rather than writes.
 - Frames: engine/journal/writer_child.py.
-- If the child ends without answering (killed, crashed), each batch it owed is judged from the
-  journal once the child is gone: committed if its last row (or record) is there, or, for a
-  batch of takes only, if the journal holds as many takes more than the batches answered
-  before it left (`_take_rid`, the last take rid they left: the child answers a batch before
-  it reads the next, so only the oldest unanswered one can have been written, its takes at
-  the rids after that); else nothing of it was written (one transaction). The next batch
-  starts a new child.
+- If the child ends without answering (killed, crashed), each batch it owed is judged at once
+  (`_settle`), before any other child is started, so from the journal as that child left it:
+  by its answer if that is in the pipe, else committed if the journal ends exactly where the
+  batch would have left it (`follows` moved by the batch), else nothing of it was written (one
+  transaction). Exact: the child answers a batch before it reads the next, so only the oldest
+  unanswered one can have been written, and a batch not written leaves the journal short of
+  that end (a batch with nothing to write counts as committed if all before it were). The
+  next `send` sees the child ended, judges its batches then if `reply` has not, and starts a
+  new child (unless it refuses the batch, as above).
 - The child indexes nothing on its own beyond what `append` does past `_TAIL_KEYS`; it reads
   the index's positions (which the parent's catch-up moves) every `POSITIONS_EVERY` rows, so
   its memory of the tail is pruned as the parent's would be.
@@ -68,7 +83,15 @@ import trio
 
 from engine.journal.interface import Batch
 from engine.journal.sqlite import SqliteJournal
-from engine.journal.writer_child import HEADER, AppendFailed, encode_batch, error_of
+from engine.journal.writer_child import (
+    HEADER,
+    AppendFailed,
+    Position,
+    encode_batch,
+    error_of,
+    position_after,
+    position_of,
+)
 
 log = logging.getLogger("turnstile.journal")
 
@@ -94,13 +117,17 @@ _CHILD = "import sys; from engine.journal.writer_child import main; main(sys.arg
 class _Child:
     """One writer child and the parent's ends of its pipes."""
 
-    __slots__ = ("proc", "received", "unsent")
+    __slots__ = ("ended", "proc", "received", "settled", "unsent")
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         #: Frames not yet taken by the pipe, and answer bytes read but not yet a whole answer.
         self.unsent = bytearray()
         self.received = bytearray()
+        #: Known to have ended: its answers are left to `_settle`.
+        self.ended = False
+        #: Every batch it was sent is judged (`_settle`), and its pipes are closed.
+        self.settled = False
 
     @property
     def stdin(self) -> int:
@@ -114,12 +141,28 @@ class _Child:
 
 
 class _Sent:
-    __slots__ = ("batch", "child", "failed")
+    """A batch sent, until its answer is taken."""
 
-    def __init__(self, batch: Batch, child: _Child | None, failed: Exception | None) -> None:
+    __slots__ = ("batch", "child", "doomed", "error", "follows", "judged")
+
+    def __init__(self, batch: Batch) -> None:
         self.batch = batch
-        self.child = child  # None: it could not be handed to any (`failed` says why)
-        self.failed = failed
+        #: The child it was handed to (None: refused without one, `error` says why), and the
+        #: journal position it must follow there.
+        self.child: _Child | None = None
+        self.follows: Position = (0, 0, 0)
+        #: Its outcome, when known otherwise than by its child's answer: refused without being
+        #: handed over, or judged from the journal after its child ended (`error` None:
+        #: committed).
+        self.judged = False
+        self.error: BaseException | None = None
+        #: A batch before it failed while it was out: it was decided on top of that one (the
+        #: group commit refuses it with it), so it is refused too.
+        self.doomed = False
+
+    def judge(self, error: BaseException | None) -> None:
+        self.judged = True
+        self.error = error
 
 
 class AppendProcess:
@@ -131,16 +174,14 @@ class AppendProcess:
         self._child: _Child | None = None
         #: Batches sent and not yet answered, oldest first.
         self._outstanding: collections.deque[_Sent] = collections.deque()
-        #: Children that ended, until no batch waits on them.
-        self._ended: list[_Child] = []
         #: Children started so far (1 normally; more after a child ended).
         self.started = 0
         #: When `answered()` last read the pipe (perf_counter).
         self._polled = 0.0
-        #: The journal's last take rid after every batch answered (or judged) so far: read as
-        #: the first child starts (the parent appends nothing itself from then on), then moved
-        #: by each committed batch's takes.
-        self._take_rid = 0
+        #: Where the journal ends once every batch handed over is written: read before the
+        #: first batch and before the first one sent after a failure was answered (None until
+        #: then), moved by each batch handed over.
+        self._expected: Position | None = None
 
     def start(self) -> None:
         """Start the child now (else the first `send` does), so that it is ready by then."""
@@ -151,12 +192,10 @@ class AppendProcess:
     def pid(self) -> int | None:
         return None if self._child is None else self._child.proc.pid
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> _Child:
         lock = self._journal.lock_fd
         if lock is None:
             raise RuntimeError("the journal is not open for writing")
-        if not self.started:
-            self._take_rid = self._journal.last_take_rid()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
         proc = subprocess.Popen(
@@ -179,30 +218,37 @@ class AppendProcess:
         for pipe in (proc.stdin, proc.stdout):
             os.set_blocking(pipe.fileno(), False)
         _widen(proc.stdin.fileno())
-        self._child = _Child(proc)
+        self._child = child = _Child(proc)
         self.started += 1
+        return child
 
     def send(self, batch: Batch, after_seq: int) -> None:
         """Hand `batch` to the child without blocking (see the module docstring), to be
-        written only if the journal then ends at `after_seq`; a `reply()` follows for each
-        `send`, in order. Never raises: a batch that cannot be handed over is refused by its
-        `reply()`."""
+        written only if the journal then ends at `after_seq` and where the batches sent before
+        it leave it; a `reply()` follows for each `send`, in order. Never raises: a batch that
+        cannot be handed over is refused by its `reply()`."""
         child = self._child
-        if child is not None and child.proc.poll() is not None:
-            # It ended: what it owed is judged by `reply`; a new child takes this batch.
-            self._ended.append(child)
+        if child is not None and (child.settled or child.proc.poll() is not None):
+            # It ended: what it owed is judged now, before a new child can write anything.
+            self._settle(child)
             self._child = child = None
-            self._discard_ended()
-        if child is None:
-            try:
-                self._spawn()
-            except Exception as exc:
-                self._outstanding.append(_Sent(batch, None, exc))
-                return
-            child = self._child
-            assert child is not None
-        self._outstanding.append(_Sent(batch, child, None))
-        frame = encode_batch(batch, after_seq)
+        sent = _Sent(batch)
+        self._outstanding.append(sent)
+        if any(before.error is not None and not before.doomed for before in self._outstanding):
+            # A batch before it is refused, and this one was decided on top of it.
+            sent.judge(AppendFailed("a batch before it was not written, so it is not either"))
+            return
+        try:
+            if self._expected is None:
+                self._expected = position_of(self._journal)
+            if child is None:
+                child = self._spawn()
+        except Exception as exc:
+            sent.judge(AppendFailed(f"the journal writer could not be started: {exc!r}"))
+            return
+        sent.child, sent.follows = child, self._expected
+        self._expected = position_after(self._expected, batch)
+        frame = encode_batch(batch, after_seq, sent.follows)
         if child.unsent:  # behind what the pipe has not taken yet
             child.unsent += frame
             return
@@ -228,8 +274,11 @@ class AppendProcess:
         (`reply()` judges what it owed)."""
         if not self._outstanding:
             return False
-        child = self._outstanding[0].child
-        if child is None or child is not self._child or child.unsent:
+        sent = self._outstanding[0]
+        child = sent.child
+        if sent.judged or child is None or child.ended or child is not self._child:
+            return False
+        if child.unsent:
             return False
         received = child.received
         if _whole_answer(received):
@@ -251,30 +300,43 @@ class AppendProcess:
         """Once the oldest batch's answer is in (`answered()`, or `wait_answer()` returned
         with it): that answer, as `reply()` gives it."""
         sent = self._outstanding.popleft()
-        try:
+        if sent.judged:
+            error = sent.error
+        else:
             assert sent.child is not None
-            answer = _take_answer(sent.child.received)
-        finally:
-            self._discard_ended()
-        error = error_of(answer)
+            error = error_of(_take_answer(sent.child.received))
         if error is not None:
+            self._refused(sent)
             raise error
-        self._take_rid += len(sent.batch.takes)
+
+    def _refused(self, sent: _Sent) -> None:
+        """`sent` (taken from `_outstanding`) was not written. Unless it was doomed, every
+        batch still out was decided on top of it, so is doomed: each follows a position past
+        where the journal ends, or is refused here (`send`). The journal's end is read again
+        before the next batch is handed over (until then nothing out can be written)."""
+        if sent.doomed:
+            return
+        for later in self._outstanding:
+            later.doomed = True
+        self._expected = None
 
     async def wait_answer(self) -> None:
         """Wait until the oldest batch's answer is in or its child has ended, writing what is
         left of the batch meanwhile; consumes nothing (`reply()` or `take_answer()` does)."""
         while self._outstanding:
-            child = self._outstanding[0].child
-            if child is None or _whole_answer(child.received):
+            sent = self._outstanding[0]
+            child = sent.child
+            if sent.judged or child is None or child.ended or _whole_answer(child.received):
                 return
-            if child.unsent:
-                try:
+            try:
+                if child.unsent:
                     await _write_unsent(child)
-                except BrokenPipeError:  # gone: `reply()` judges
-                    return
+                    continue
+                await trio.lowlevel.wait_readable(child.stdout)
+            except BrokenPipeError:  # gone: `reply()` judges
+                return
+            except trio.ClosedResourceError:  # judged meanwhile (`_settle`): look again
                 continue
-            await trio.lowlevel.wait_readable(child.stdout)
             try:
                 data = os.read(child.stdout, 65536)
             except BlockingIOError:
@@ -290,62 +352,62 @@ class AppendProcess:
             raise RuntimeError("no batch was sent")
         try:
             await self.wait_answer()
+            sent = self._outstanding[0]
+            child = sent.child
+            if not sent.judged and child is not None and not _whole_answer(child.received):
+                # No answer is coming: the child ended (`answered()` takes nothing from it
+                # meanwhile). What it owed is judged once it is gone.
+                child.ended = True
+                child.unsent.clear()
+                await trio.to_thread.run_sync(child.proc.wait, abandon_on_cancel=True)
+                self._settle(child)
         except BaseException:  # (an error of the pipe: this batch is refused with it)
-            self._outstanding.popleft()
-            self._discard_ended()
+            self._refused(self._outstanding.popleft())
             raise
-        sent = self._outstanding[0]  # (no await since: nothing else took it)
-        child = sent.child
-        if child is not None and _whole_answer(child.received):
-            self.take_answer()
+        self.take_answer()
+
+    def _settle(self, child: _Child) -> None:
+        """Judge every batch that `child`, which ended, was sent and has not been answered
+        for: by its answer if that is in the pipe, else from the journal (see the module
+        docstring); then close its pipes. Called before any other child is started, so the
+        journal ends where `child` left it."""
+        if child.settled:
             return
-        # No answer is coming: the child could not be started, or it ended.
-        try:
-            if child is None:
-                raise AppendFailed(f"the journal writer could not be started: {sent.failed!r}")
-            child.unsent.clear()
-            await trio.to_thread.run_sync(child.proc.wait, abandon_on_cancel=True)
-            if self._committed(sent.batch):
+        child.ended = child.settled = True
+        received = child.received
+        with contextlib.suppress(OSError):  # (BlockingIOError: nothing more)
+            while data := os.read(child.stdout, 65536):
+                received += data
+        end: Position | BaseException | None = None
+        for sent in self._outstanding:
+            if sent.child is not child or sent.judged:
+                continue
+            if _whole_answer(received):
+                sent.judge(error_of(_take_answer(received)))
+                continue
+            if end is None:
+                try:
+                    end = position_of(self._journal)
+                except Exception as exc:
+                    end = exc
+            if isinstance(end, BaseException):
+                sent.judge(AppendFailed(f"the journal writer ended and the journal fails: {end!r}"))
+            elif end == position_after(sent.follows, sent.batch):
                 log.error("the journal writer ended after committing a batch; restarting")
-                self._take_rid += len(sent.batch.takes)
-                return
-            raise AppendFailed(
-                f"the journal writer ended (exit status {child.proc.returncode}) before"
-                " committing the batch"
-            )
-        finally:
-            self._outstanding.popleft()
-            self._discard_ended()
-
-    def _committed(self, batch: Batch) -> bool:
-        """Whether `batch`, the oldest unanswered one of a child that ended, was written (see
-        the module docstring)."""
-        if batch.rows:
-            return self._journal.last_seq() >= batch.rows[-1].seq
-        if batch.requests:
-            last = batch.requests[-1]
-            return self._journal.lookup_request(last.session_id, last.request_id) is not None
-        if batch.takes:
-            return self._journal.last_take_rid() >= self._take_rid + len(batch.takes)
-        return True
-
-    def _discard_ended(self) -> None:
-        """Close the pipes of ended children that no batch waits on any more."""
-        if not self._ended:
-            return
-        waited = {id(sent.child) for sent in self._outstanding}
-        for child in list(self._ended):
-            if id(child) not in waited:
-                self._ended.remove(child)
-                _discard(child.proc)
+                sent.judge(None)
+            else:
+                sent.judge(
+                    AppendFailed(
+                        f"the journal writer ended (exit status {child.proc.returncode})"
+                        " before committing the batch"
+                    )
+                )
+        _discard(child.proc)
 
     async def aclose(self) -> None:
         """Close the pipe and wait for the child to end (after the append it is in, if any);
         past `CLOSE_SECONDS`, kill it."""
         child, self._child = self._child, None
-        for ended in self._ended:
-            _discard(ended.proc)
-        self._ended.clear()
         if child is None:
             return
         proc = child.proc
@@ -401,8 +463,11 @@ def _widen(fd: int) -> None:
 
 
 def _discard(proc: subprocess.Popen[bytes]) -> None:
-    """Close the parent's ends of an ended child's pipes."""
+    """Close the parent's ends of an ended child's pipes. A task waiting on one (`wait_answer`
+    for a batch that `_settle` judged meanwhile) is woken first, with `ClosedResourceError`:
+    a descriptor closed under a waiter would leave it waiting for good."""
     for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
+        if pipe is not None and not pipe.closed:
+            trio.lowlevel.notify_closing(pipe.fileno())
             with contextlib.suppress(OSError):
                 pipe.close()

@@ -1,9 +1,11 @@
 """The journal's writer process (engine/journal/writer_process.py, writer_child.py): what the
 child appends is what the parent sent, byte for byte; its refusals come back as the same errors;
-of two batches in flight the second is written only after the first; a child gone before
-committing refuses what it was sent and the next batch starts a new one; the data dir stays
-locked while the child lives; closing ends it; a batch of takes only is judged committed or not
-from the journal's takes when its child ends unanswered."""
+of two batches in flight the second is written only after the first, also when neither moves the
+seq (records or takes only, or nothing to write), and also when the first is lost with its
+child or could not be handed to one; a child gone before committing refuses what it was sent and
+the next batch starts a new one; the data dir stays locked while the child lives; closing ends
+it; a batch of takes only is judged committed or not from the journal's takes when its child
+ends unanswered."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import fcntl
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +34,7 @@ from engine.journal.writer_child import (
     encode_answer,
     encode_batch,
     error_of,
+    position_of,
 )
 from engine.journal.writer_process import _F_SETPIPE_SZ, AppendProcess
 
@@ -64,8 +69,8 @@ def test_a_batch_reaches_the_child_as_it_was_sent(
     rows: list[Row], records: list[RequestRecord], takes: list[Take]
 ) -> None:
     sent = Batch(rows=rows, requests=records, takes=takes)
-    after, decoded = decode_batch(body(encode_batch(sent, 7)))
-    assert after == 7
+    after, follows, decoded = decode_batch(body(encode_batch(sent, 7, (7, 3, 9))))
+    assert after == 7 and follows == (7, 3, 9)
     assert list(decoded.rows) == rows
     assert list(decoded.requests) == records
     assert list(decoded.takes) == takes
@@ -154,10 +159,9 @@ async def test_a_child_gone_before_committing_refuses_its_batch_and_the_next_sta
         with pytest.raises(AppendFailed, match="before committing"):
             await appender.reply()
         assert journal.last_seq() == 1
-        assert not appender._committed(lost)
         await appended(appender, lost, 1)  # a new child takes it
         assert appender.started == 2 and appender.pid != pid
-        assert journal.last_seq() == 2 and appender._committed(lost)
+        assert journal.last_seq() == 2
 
 
 async def test_the_data_dir_stays_locked_while_the_child_lives_and_closing_ends_it(
@@ -358,7 +362,182 @@ async def test_a_batch_of_takes_only_committed_by_a_child_that_ended_unanswered_
         await appended(appender, last, 0)
         assert appender.started == 2
         assert journal.read_take("rl/x") == take(0, "rl/x", answered + 7)
-        assert appender._take_rid == journal.last_take_rid()  # (the next judgement's base)
+        assert appender._expected == position_of(journal)  # (what the next batch follows)
     finally:
         await appender.aclose()
         journal.close()
+
+
+def record(request_id: int, seq: int) -> RequestRecord:
+    return RequestRecord("s", request_id, b'"ok"', seq, 1_000 + seq)
+
+
+#: A take the child's append refuses (a number past 64 bits: `take_checksum` raises).
+UNSTORABLE = Take(1, "rl/a", 1_000, 1_000, 2**64, 0)
+
+
+async def test_of_two_batches_of_records_only_in_flight_the_second_is_refused_with_the_first(
+    tmp_path: Path,
+) -> None:
+    """Neither moves the seq: only the count of records says the first was not written."""
+    async with open_writer(tmp_path) as (journal, appender):
+        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=[record(1, 1)]), 0)
+        appender.send(Batch(rows=[], requests=[record(2, 1), record(1, 1)]), 1)  # 1 again
+        appender.send(Batch(rows=[], requests=[record(3, 1)]), 1)
+        with pytest.raises(sqlite3.IntegrityError, match="already recorded"):
+            await appender.reply()
+        with pytest.raises(AppendFailed, match="a batch before it was not written"):
+            await appender.reply()
+        assert journal.lookup_request("s", 2) is None and journal.lookup_request("s", 3) is None
+        assert journal.last_request_rid() == 1
+        # Sent once the failure is answered: written.
+        await appended(appender, Batch(rows=[], requests=[record(3, 1)]), 1)
+        assert journal.lookup_request("s", 3) == record(3, 1)
+        assert journal.last_request_rid() == 2 and appender.started == 1
+
+
+async def test_of_two_batches_of_takes_only_in_flight_the_second_is_refused_with_the_first(
+    tmp_path: Path,
+) -> None:
+    """Neither moves the seq: only the count of takes says the first was not written."""
+    async with open_writer(tmp_path) as (journal, appender):
+        first = Batch(rows=[row(1, "c/a", 1)], requests=[], takes=[take(1, "rl/a", 1)])
+        await appended(appender, first, 0)
+        appender.send(Batch(rows=[], requests=[], takes=[take(1, "rl/a", 2), UNSTORABLE]), 1)
+        appender.send(Batch(rows=[], requests=[], takes=[take(1, "rl/b", 1)]), 1)
+        with pytest.raises(AppendFailed, match="out of range"):
+            await appender.reply()
+        with pytest.raises(AppendFailed, match="a batch before it was not written"):
+            await appender.reply()
+        assert list(journal.takes()) == [take(1, "rl/a", 1)] and journal.read_take("rl/b") is None
+        # Sent once the failure is answered: written.
+        await appended(appender, Batch(rows=[], requests=[], takes=[take(1, "rl/b", 1)]), 1)
+        assert list(journal.takes()) == [take(1, "rl/a", 1), take(1, "rl/b", 1)]
+        assert journal.last_take_rid() == 2 and appender.started == 1
+
+
+async def test_a_batch_with_nothing_to_write_behind_a_failed_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Nothing of the journal would say it was written: where it follows says it is not."""
+    async with open_writer(tmp_path) as (journal, appender):
+        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=[record(1, 1)]), 0)
+        appender.send(Batch(rows=[], requests=[record(1, 1)]), 1)  # already recorded
+        appender.send(Batch(rows=[], requests=[]), 1)
+        with pytest.raises(sqlite3.IntegrityError, match="already recorded"):
+            await appender.reply()
+        with pytest.raises(AppendFailed, match="a batch before it was not written"):
+            await appender.reply()
+        await appended(appender, Batch(rows=[], requests=[]), 1)
+        await appended(appender, Batch(rows=[], requests=[record(2, 1)]), 1)
+        assert journal.last_request_rid() == 2 and appender.started == 1
+
+
+async def test_a_batch_with_nothing_to_write_cannot_fail(tmp_path: Path) -> None:
+    """The child writes nothing for it (here another connection holds the journal's write
+    lock, which any transaction would wait for and fail on): had it failed, the batch in
+    flight behind it, which follows the same position, would have been written."""
+    async with open_writer(tmp_path) as (journal, appender):
+        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=[]), 0)
+        blocker = sqlite3.connect(journal.path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            await appended(appender, Batch(rows=[], requests=[]), 1)
+        finally:
+            blocker.close()
+        await appended(appender, Batch(rows=[row(2, "c/a", 2)], requests=[]), 1)
+        assert journal.last_seq() == 2 and appender.started == 1
+
+
+async def _ended(appender: AppendProcess) -> None:
+    """Kill the child and wait until it is gone (reaped: the next `send` sees it ended)."""
+    child = appender._child
+    assert child is not None
+    child.proc.kill()
+    await trio.to_thread.run_sync(child.proc.wait)
+
+
+@pytest.mark.parametrize("kind", ["records", "takes"])
+async def test_a_batch_sent_to_a_new_child_behind_one_its_dead_child_never_read_is_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    """The first batch is lost with its child; the second, sent before the first is answered
+    (the group commit has decided it on top of the first), is not written by the next child,
+    and a batch sent once the loss is answered is."""
+
+    def batch(n: int) -> Batch:
+        if kind == "records":
+            return Batch(rows=[], requests=[record(n, 1)])
+        return Batch(rows=[], requests=[], takes=[take(1, f"rl/{n}", 1)])
+
+    async with open_writer(tmp_path) as (journal, appender):
+        pid = await stopped_child(appender)  # it cannot read what is sent ...
+        appender.send(batch(1), 1)
+        await _ended(appender)  # ... and ends without having read it
+        appender.send(batch(2), 1)
+        with pytest.raises(AppendFailed, match="before committing"):
+            await appender.reply()
+        with pytest.raises(AppendFailed, match="a batch before it was not written"):
+            await appender.reply()
+        assert journal.last_request_rid() == 0 and journal.last_take_rid() == 0
+        await appended(appender, batch(2), 1)
+        assert appender.pid != pid
+        if kind == "records":
+            assert journal.lookup_request("s", 1) is None
+            assert journal.lookup_request("s", 2) == record(2, 1)
+        else:
+            assert list(journal.takes()) == [take(1, "rl/2", 1)]
+
+
+async def test_a_batch_sent_behind_one_no_child_could_be_started_for_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch has nothing to write, so no journal position tells the next child that
+    it failed: the parent refuses the second itself."""
+
+    def no_child(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    async with open_writer(tmp_path) as (journal, appender):
+        with monkeypatch.context() as patched:
+            patched.setattr(subprocess, "Popen", no_child)
+            appender.send(Batch(rows=[], requests=[]), 0)
+        appender.send(Batch(rows=[row(1, "c/a", 1)], requests=[]), 0)
+        with pytest.raises(AppendFailed, match="could not be started"):
+            await appender.reply()
+        with pytest.raises(AppendFailed, match="a batch before it was not written"):
+            await appender.reply()
+        assert journal.last_seq() == 0
+        await appended(appender, Batch(rows=[row(1, "c/a", 1)], requests=[]), 0)
+        assert journal.last_seq() == 1 and appender.started == 1
+
+
+async def test_a_task_waiting_on_a_child_judged_meanwhile_is_woken(tmp_path: Path) -> None:
+    """The answers task waits on the child's pipe; the child ends and the next `send` judges
+    what it owed and closes its pipes before that task runs again: it is woken, not left
+    waiting on a closed pipe."""
+    async with open_writer(tmp_path) as (journal, appender):
+        await stopped_child(appender)  # it cannot answer what is sent
+        appender.send(Batch(rows=[row(2, "c/a", 2)], requests=()), 1)
+        woken = trio.Event()
+
+        async def answers() -> None:
+            await appender.wait_answer()
+            woken.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answers)
+            await trio.testing.wait_all_tasks_blocked()  # waiting on the pipe
+            child = appender._child
+            assert child is not None
+            child.proc.kill()
+            child.proc.wait()  # (no checkpoint since: the waiting task has not run)
+            appender.send(Batch(rows=[row(3, "c/a", 3)], requests=()), 2)
+            await trio.testing.wait_all_tasks_blocked()
+            assert woken.is_set()
+        with pytest.raises(AppendFailed, match="before committing"):
+            await appender.reply()
+        with pytest.raises(AppendFailed, match="a batch before it was not written"):
+            await appender.reply()
+        await appended(appender, Batch(rows=[row(2, "c/a", 2)], requests=()), 1)
+        assert journal.last_seq() == 2 and appender.started == 2
