@@ -1255,8 +1255,8 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         "",
         f"{many['rows_per_s'] / base_rate:.3f}x baseline; "
         f"{many['rows_per_batch']:,.0f} rows/batch, {many['batches_per_s']:,.1f} commits/s; "
-        f"{many['rows_per_s'] / many['cmds_per_s']:.2f} rows per command (3 with an offer, 2"
-        " once the seats are gone)",
+        f"{many['rows_per_s'] / many['cmds_per_s']:.2f} rows per command (2 with an offer, 1"
+        " once the seats are gone; the rate limit's take a record beside them)",
     )
     add(
         "   CPU per command, case 1 (event loop / whole server, writer process included)",
