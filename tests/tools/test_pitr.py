@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import trio.testing
 
+from engine.journal import open_reader
 from engine.testing import open_harness, user
 from tests.tools import damage
 from tests.tools.cli import replay, replay_json
@@ -44,6 +45,14 @@ async def test_a_copy_serves_exactly_the_state_at_its_seq(
     # the journal, its index and its writer lock (an empty file)
     assert sorted(p.name for p in into.iterdir()) == ["journal.db", "journal.lock", "streams.db"]
     assert verify(into).ok
+    # The rate limits' takes up to the cut came along too (each join took one).
+    source, copied = open_reader(reference.data_dir), open_reader(into)
+    try:
+        assert list(copied.takes()) == list(source.takes(until_seq=reference.cut_seq))
+        assert copy.takes == len(list(copied.takes())) > 0
+    finally:
+        source.close()
+        copied.close()
 
     async with open_harness(into) as t:
         assert t.engine.committed_seq == reference.cut_seq

@@ -1,8 +1,9 @@
 """`turnstile replay DATA_DIR --until-seq N | --until-time T --into NEW_DIR`: point-in-time
 recovery into a new data dir that `turnstile serve` starts from.
 
-The copy holds the journal rows with seq <= N and the idempotency records with seq <= N
-(a record's seq is its command's last event, so every recorded command is whole), written
+The copy holds the journal rows with seq <= N, the idempotency records with seq <= N (a
+record's seq is its command's last event, so every recorded command is whole) and the rate
+limiters' takes with seq <= N (likewise: a take is at its command's position), written
 through `engine.journal` (read with a `JournalReader`, written with `Journal.append`) into a
 fresh journal, and the bytes of every stored file recorded at N (`domain.storage`; one deleted
 since, its bytes gone, is noted in the report). No snapshot is copied: the
@@ -28,7 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -36,7 +37,7 @@ from domain.model import Module
 from domain.storage import STORED_FILES, FileDeleted, FileStored, StoredFile
 from engine import codec
 from engine.files import FileStore
-from engine.journal import Batch, JournalReader, RequestRecord, Row, open_journal
+from engine.journal import Batch, JournalReader, Row, open_journal
 from tools.replay.checks import RowChecks, span
 from tools.replay.findings import Finding, Findings
 from tools.replay.progress import ProgressFactory, quiet
@@ -44,6 +45,7 @@ from tools.replay.source import journal_path, load_registry, read_journal
 from tools.replay.times import format_time
 
 _ROWS_PER_BATCH = 4_000
+T = TypeVar("T")
 
 
 class RecoveryRefused(Exception):
@@ -58,6 +60,7 @@ class RecoveryCopy:
     until_ms: int | None
     rows: int
     requests: int
+    takes: int
     streams: int
     last_at: int | None
     findings: tuple[Finding, ...]
@@ -76,6 +79,7 @@ class RecoveryCopy:
             "untilTime": None if self.until_ms is None else format_time(self.until_ms),
             "rows": self.rows,
             "requests": self.requests,
+            "takes": self.takes,
             "streams": self.streams,
             "lastAt": self.last_at,
             "findings": [finding.as_json() for finding in self.findings],
@@ -154,7 +158,7 @@ def _copy(
     findings = Findings()
     checks = RowChecks(load_registry(modules), findings)
     notes: list[str] = []
-    copied = requests = 0
+    copied = requests = takes = 0
     last_at: int | None = None
     journal = open_journal(staging)
     try:
@@ -183,6 +187,10 @@ def _copy(
                 for chunk in _chunks(reader.requests(until_seq=target)):
                     journal.append(Batch(rows=(), requests=chunk))
                     requests += len(chunk)
+                # (from seq 0: a take of a command that wrote nothing on an empty journal)
+                for taken in _chunks(reader.takes(after_seq=-1, until_seq=target)):
+                    journal.append(Batch(rows=(), requests=(), takes=taken))
+                    takes += len(taken)
                 bar.update(target)
     finally:
         journal.close()
@@ -203,6 +211,7 @@ def _copy(
         until_ms=until_ms,
         rows=copied if not findings else 0,
         requests=requests,
+        takes=takes,
         streams=len(checks.versions),
         last_at=last_at,
         findings=tuple(findings.items),
@@ -234,9 +243,9 @@ def _copy_files(
     return attrs.evolve(report, notes=tuple(notes))
 
 
-def _chunks(records: Iterator[RequestRecord], size: int = 5_000) -> Iterator[list[RequestRecord]]:
-    """The records in lists of at most `size` (one append each)."""
-    chunk: list[RequestRecord] = []
+def _chunks(records: Iterator[T], size: int = 5_000) -> Iterator[list[T]]:
+    """The records (or takes) in lists of at most `size` (one append each)."""
+    chunk: list[T] = []
     for record in records:
         chunk.append(record)
         if len(chunk) >= size:

@@ -108,7 +108,7 @@ def render_copy(copy: RecoveryCopy) -> str:
         out.append(f"into       {copy.into}")
         out.append(
             f"copied     {copy.rows:,} rows ({copy.streams:,} streams, last decided {last}),"
-            f" {copy.requests:,} idempotency records"
+            f" {copy.requests:,} idempotency records, {copy.takes:,} rate-limit takes"
         )
     else:
         out.append("findings")
