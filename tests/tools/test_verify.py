@@ -87,6 +87,25 @@ def test_a_truncated_tail_behind_a_newer_snapshot_is_reported(
     assert {f["kind"] for f in document["findings"]} == {"tail-missing"}
 
 
+def test_rate_limit_takes_past_the_end_are_evidence_of_a_lost_tail(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A join's take is written in its transaction, at its last event's seq: with the rows of
+    the last join (and all after it) gone, the take still names them."""
+    journal = damage.journal(data_dir)
+    [(taken,)] = damage.execute(journal, "SELECT max(seq) FROM takes")
+    [(kind,)] = damage.execute(journal, "SELECT type FROM events WHERE seq = ?", (taken,))
+    end = taken - (2 if kind == "OfferMade" else 1)  # before the join's first event
+    damage.execute(journal, "DELETE FROM events WHERE seq > ?", (end,))
+    status, document = replay_json(capsys, data_dir, "--verify")
+    assert status == 1
+    messages = [f["message"] for f in document["findings"] if f["kind"] == "tail-missing"]
+    assert any(
+        f"rate-limit take(s) name seqs up to {taken}, past the journal's end at seq {end}" in m
+        for m in messages
+    ), messages
+
+
 def test_rows_missing_in_the_middle_are_a_gap_with_its_range(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -174,16 +174,17 @@ def _check_files(data_dir: Path, fold: Fold, findings: Findings, notes: list[str
 
 
 def _tail_evidence(journal: JournalReader, last: int, findings: Findings) -> None:
-    """Idempotency records are written in the same transaction as their events: one that names
-    a seq past the journal's end means rows were lost from the end."""
-    count = highest = 0
-    for record in journal.requests(after_seq=last):
-        count += 1
-        highest = max(highest, record.seq)
-    if count:
-        findings.add(
-            "tail-missing",
-            f"{count} idempotency record(s) name seqs up to {highest}, past the journal's end "
-            f"at seq {last}: rows {span(last + 1, highest)} are missing",
-            seq=last + 1,
-        )
+    """Idempotency records and rate-limit takes are written in the same transaction as their
+    events: one that names a seq past the journal's end means rows were lost from the end."""
+    for what, seqs in (
+        ("idempotency record", [record.seq for record in journal.requests(after_seq=last)]),
+        ("rate-limit take", [take.seq for take in journal.takes(after_seq=last)]),
+    ):
+        if seqs:
+            highest = max(seqs)
+            findings.add(
+                "tail-missing",
+                f"{len(seqs)} {what}(s) name seqs up to {highest}, past the journal's end "
+                f"at seq {last}: rows {span(last + 1, highest)} are missing",
+                seq=last + 1,
+            )
