@@ -106,6 +106,21 @@ def test_rate_limit_takes_past_the_end_are_evidence_of_a_lost_tail(
     ), messages
 
 
+def test_a_damaged_take_past_the_end_is_a_finding_not_a_crash(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = damage.journal(data_dir)
+    [(taken,)] = damage.execute(journal, "SELECT max(seq) FROM takes")
+    damage.execute(journal, "UPDATE takes SET count = count + 1 WHERE seq = ?", (taken,))
+    damage.execute(journal, "DELETE FROM events WHERE seq >= ?", (taken,))
+    status, document = replay_json(capsys, data_dir, "--verify")
+    assert status == 1
+    assert any(
+        f["kind"] == "unreadable" and "rate-limit take" in f["message"]
+        for f in document["findings"]
+    ), document["findings"]
+
+
 def test_rows_missing_in_the_middle_are_a_gap_with_its_range(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

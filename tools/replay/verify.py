@@ -30,7 +30,7 @@ import attrs
 from domain.model import Module
 from domain.storage import STORED_FILES
 from engine.files import FileStore
-from engine.journal import JournalReader, JournalReadError
+from engine.journal import DamagedRow, JournalReader, JournalReadError
 from snapshots import list_files, snapshot_dir
 from tools.replay.checks import RowChecks, span
 from tools.replay.findings import Finding, Findings
@@ -176,9 +176,14 @@ def _check_files(data_dir: Path, fold: Fold, findings: Findings, notes: list[str
 def _tail_evidence(journal: JournalReader, last: int, findings: Findings) -> None:
     """Idempotency records and rate-limit takes are written in the same transaction as their
     events: one that names a seq past the journal's end means rows were lost from the end."""
+    try:
+        taken = [take.seq for take in journal.takes(after_seq=last)]
+    except DamagedRow as exc:
+        findings.add("unreadable", f"a rate-limit take past the journal's end: {exc}", seq=exc.seq)
+        taken = []
     for what, seqs in (
         ("idempotency record", [record.seq for record in journal.requests(after_seq=last)]),
-        ("rate-limit take", [take.seq for take in journal.takes(after_seq=last)]),
+        ("rate-limit take", taken),
     ):
         if seqs:
             highest = max(seqs)
