@@ -133,13 +133,7 @@ def take(limit: RateLimit, state: LimiterState, now: int) -> LimiterState:
             wait = -(-missing * policy.period_ms // (policy.rate * 1000))
             raise RateLimited(limit.message, retry_after_ms=wait)
         window_start, count, milli_tokens = 0, 0, tokens - 1000
-    return LimiterState(
-        window_start=window_start,
-        count=count,
-        milli_tokens=milli_tokens,
-        updated_at=now,
-        started=True,
-    )
+    return taken_state(at=now, window_start=window_start, count=count, milli_tokens=milli_tokens)
 
 
 def limiter_id(limit_name: str, key: str) -> str:

@@ -184,28 +184,15 @@ class GroupCommit:
     def submit(self, submission: Submission) -> None:
         """Queue `submission` for the next batch. Raises (queueing nothing) if its change
         cannot be encoded: its command is then refused, and its actor must not accept it."""
-        encoded, record, last = _encode(submission, self._numbered)
+        encoded, record, take, last = _encode(submission, self._numbered)
         self._numbered = submission.ts = last
         queue = self._queue
         queue.append(submission)
         self._rows += encoded
         if record is not None:
             self._requests.append(record)
-        taken = submission.take
-        if taken is not None:
-            state = taken.state
-            self._takes.append(
-                _new_take(
-                    (
-                        last,
-                        taken.stream,
-                        state.updated_at,
-                        state.window_start,
-                        state.count,
-                        state.milli_tokens,
-                    )
-                )
-            )
+        if take is not None:
+            self._takes.append(take)
         if self._idle.is_set():
             self._idle = trio.Event()
         if self._starts_early and self._has_room() and len(queue) >= self._cut:
@@ -493,10 +480,12 @@ def _row_count(submission: Submission) -> int:
     return len(submission.events) + sum(len(c.events) for c in submission.companions)
 
 
-def _encode(submission: Submission, seq: int) -> tuple[list[Row], RequestRecord | None, int]:
+def _encode(
+    submission: Submission, seq: int
+) -> tuple[list[Row], RequestRecord | None, Take | None, int]:
     """The journal rows of `submission` numbered after `seq`, its request record (if it has a
-    request id), and its last sequence number (its rate limiter's take, if any, is journaled
-    at it). Raises if a value cannot be encoded."""
+    request id), its rate limiter's take (if it has one: journaled at its last sequence
+    number), and that last sequence number. Raises if a value cannot be encoded."""
     events = submission.events
     for companion in reversed(submission.companions):
         events = companion.events + events
@@ -508,4 +497,15 @@ def _encode(submission: Submission, seq: int) -> tuple[list[Row], RequestRecord 
         record = _new_record(
             (session_id, request_id, codec.dumps(submission.value), seq, submission.decided_at)
         )
-    return rows, record, seq
+    take = None
+    taken = submission.take
+    if taken is not None:
+        state = taken.state
+        at, window_start, count, tokens = (
+            state.updated_at,
+            state.window_start,
+            state.count,
+            state.milli_tokens,
+        )
+        take = _new_take((seq, taken.stream, at, window_start, count, tokens))
+    return rows, record, take, seq

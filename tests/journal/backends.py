@@ -104,3 +104,11 @@ def damage_index(data_dir: Path, damage: str) -> sqlite3.Connection | None:
         index.write_bytes(b"not a database at all" * 100)
         return None
     return sqlite3.connect(index)
+
+
+#: `events` as journals of formats 1 to 3 created it (tests of their conversion build one).
+OLD_EVENTS_TABLE = (
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER"
+    " NOT NULL, type TEXT NOT NULL, schema INTEGER NOT NULL, payload BLOB NOT NULL,"
+    " at INTEGER NOT NULL, crc INTEGER NOT NULL)"
+)

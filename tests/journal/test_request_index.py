@@ -15,7 +15,7 @@ import pytest
 from engine.journal import Batch, RequestRecord, Row, checksum
 from engine.journal import sqlite as sqlite_journal
 from engine.journal.sqlite import INDEX_FILE, JOURNAL_FILE, SqliteJournal, open_reader
-from tests.journal.backends import damage_index
+from tests.journal.backends import OLD_EVENTS_TABLE, damage_index
 
 
 def row(seq: int, stream: str, version: int) -> Row:
@@ -180,11 +180,7 @@ def build_format_2(data_dir: Path) -> list[RequestRecord]:
     data_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(data_dir / JOURNAL_FILE, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(
-        "CREATE TABLE events (seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER"
-        " NOT NULL, type TEXT NOT NULL, schema INTEGER NOT NULL, payload BLOB NOT NULL,"
-        " at INTEGER NOT NULL, crc INTEGER NOT NULL)"
-    )
+    conn.execute(OLD_EVENTS_TABLE)
     conn.execute(
         "CREATE TABLE requests (session_id TEXT, request_id INTEGER, result BLOB NOT NULL,"
         " seq INTEGER NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (session_id, request_id))"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from engine.journal import Batch, DamagedRow, JournalLocked, RequestRecord, Row, Take, checksum
 from engine.journal import sqlite as sqlite_journal
 from engine.journal.sqlite import INDEX_FILE, JOURNAL_FILE, SqliteJournal, open_reader
-from tests.journal.backends import damage_index
+from tests.journal.backends import OLD_EVENTS_TABLE, damage_index
 
 
 def row(seq: int, stream: str, version: int) -> Row:
@@ -148,11 +148,7 @@ def test_a_format_1_journal_is_converted_when_opened(tmp_path: Path) -> None:
     builds the stream index, drops that index and records format 4; every read agrees."""
     conn = sqlite3.connect(tmp_path / JOURNAL_FILE, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(
-        "CREATE TABLE events (seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER"
-        " NOT NULL, type TEXT NOT NULL, schema INTEGER NOT NULL, payload BLOB NOT NULL,"
-        " at INTEGER NOT NULL, crc INTEGER NOT NULL)"
-    )
+    conn.execute(OLD_EVENTS_TABLE)
     conn.execute("CREATE UNIQUE INDEX idx_events_stream_version ON events (stream, version)")
     conn.execute(
         "CREATE TABLE requests (session_id TEXT, request_id INTEGER, result BLOB NOT NULL,"
@@ -463,11 +459,7 @@ def build_format_3(data_dir: Path) -> tuple[list[Row], list[RequestRecord]]:
     data_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(data_dir / JOURNAL_FILE, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(
-        "CREATE TABLE events (seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER"
-        " NOT NULL, type TEXT NOT NULL, schema INTEGER NOT NULL, payload BLOB NOT NULL,"
-        " at INTEGER NOT NULL, crc INTEGER NOT NULL)"
-    )
+    conn.execute(OLD_EVENTS_TABLE)
     conn.execute(
         "CREATE TABLE requests (rid INTEGER PRIMARY KEY, session_id TEXT NOT NULL,"
         " request_id INTEGER NOT NULL, result BLOB NOT NULL, seq INTEGER NOT NULL,"
