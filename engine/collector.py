@@ -36,6 +36,16 @@ Plan (`Collector.due`, a pure function of the readings, decides; `Collector.run`
   less deallocations): a heap of bounded size, what is freed as much as what is made, reaches
   it rarely. The same sweeps bound cyclic garbage (an app's, a library's) under such a load.
 
+A load sweep is a collection of generation 1, not 2. Between sweeps everything older is frozen
+and the collector is off, so generation 1 holds all that is new and both find the same garbage;
+but a collection of the oldest generation also untracks every dict it walks whose keys and
+values are all untracked (`untrack_dicts`), and a dict so untracked is tracked again, as new,
+by the next insert of a tracked value: a large table keyed by tuples (the armed timers, keyed
+`(stream, key)`, whose tuples the collector untracks) was walked whole by every load sweep,
+37,000 entries of it in case 1 of `python -m lab.bench`, where a generation-1 sweep leaves it
+frozen. It also keeps the interpreter's free lists, which only a collection of the oldest
+generation clears. Sweeps at rest and full sweeps stay collections of generation 2.
+
 The frozen count is not read on every tick: `gc.get_freeze_count()` walks the whole frozen
 list, object by object across the heap (188 ms for the 1.2 million frozen at the end of
 `python -m lab.gc_pauses`, a pause every tick until this was kept). It is counted when the
@@ -98,7 +108,7 @@ class Collector:
             gc.unfreeze()
             self._full_at, self._worked_since_full = now, False
         new = gc.get_count()[0]
-        found = gc.collect()
+        found = gc.collect(1 if kind == "load" else 2)  # (see the module docstring)
         gc.freeze()
         frozen = gc.get_freeze_count() if kind == "full" else frozen + max(0, new - found)
         log.info(

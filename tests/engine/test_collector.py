@@ -7,6 +7,7 @@ with collections counted by `gc.callbacks`."""
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,36 @@ async def test_the_collector_reads_the_frozen_count_once_not_every_tick(
     with trio.move_on_after(100 * TICK_SECONDS):
         await Collector(now=trio.current_time()).run(lambda: next(work))
     assert len(freeze_counts) == 1
+
+
+class _Cycle:
+    me: Any = None
+
+
+def test_a_load_sweep_leaves_a_table_of_untracked_keys_frozen_and_finds_cycles() -> None:
+    # The armed timers' shape: a large dict keyed by tuples of strings. A collection of the
+    # oldest generation untracks those tuples and then the dict, so the next insert tracks the
+    # dict again as new and every later sweep walked all of it; a load sweep must leave it
+    # frozen, and still find the garbage among what is new.
+    gc.collect()
+    gc.disable()
+    table = {(f"event/{n}", "offer"): n for n in range(5_000)}
+    try:
+        Collector(now=0.0).sweep("load", 1.0, frozen=0)
+        assert gc.is_tracked(table)
+        table[("event/new", "offer")] = 1  # a tracked key, as each offer adds
+        garbage = _Cycle()
+        garbage.me = garbage
+        gone = weakref.ref(garbage)
+        del garbage
+        young = gc.get_objects(0)
+        assert not any(obj is table for obj in young)  # still frozen: not walked again
+        del young
+        Collector(now=0.0).sweep("load", 2.0, frozen=0)
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+        gc.enable()
 
 
 @pytest.fixture
