@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import attrs
@@ -50,9 +50,12 @@ class Reply:
     """The outcome of one command, resolved exactly once; any number of tasks may wait on it.
 
     Waiters park on trio's low-level primitives directly (no `trio.Event` per command): the
-    commit of a batch reschedules each caller once."""
+    commit of a batch reschedules each caller once. The first waiter (almost always the only
+    one: the caller) is kept in a slot of its own, and the reply itself is its abort function,
+    so that waiting allocates nothing of its own (each command in flight is walked by a sweep
+    of the collector, engine/collector.py); later waiters go in a list."""
 
-    __slots__ = ("_callbacks", "_waiters", "done", "error", "on_done", "ts", "value")
+    __slots__ = ("_callbacks", "_more", "_waiter", "done", "error", "on_done", "ts", "value")
 
     def __init__(self) -> None:
         self.done = False
@@ -61,7 +64,8 @@ class Reply:
         self.error: TurnstileError | None = None
         #: Called once, when the outcome is known (before any waiter wakes).
         self.on_done: Callable[[], None] | None = None
-        self._waiters: list[trio.lowlevel.Task] | None = None
+        self._waiter: trio.lowlevel.Task | None = None
+        self._more: list[trio.lowlevel.Task] | None = None
         self._callbacks: list[Callable[[], None]] | None = None
 
     @property
@@ -96,27 +100,47 @@ class Reply:
         if callbacks:
             for callback in callbacks:
                 _call(callback)
-        waiters, self._waiters = self._waiters, None
-        if waiters:
-            reschedule = trio.lowlevel.reschedule
-            for task in waiters:
+        reschedule = trio.lowlevel.reschedule
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            reschedule(waiter)
+        more, self._more = self._more, None
+        if more:
+            for task in more:
                 reschedule(task)
 
-    async def wait(self) -> tuple[Any, int]:
-        """The value and ts, or raise the refusal. A checkpoint, like every trio wait:
-        cancellable while the outcome is unknown (the command itself goes on)."""
+    def parked(self) -> Awaitable[Any]:
+        """What the current task awaits for the outcome (a checkpoint, like every trio wait:
+        cancellable while the outcome is unknown; the command itself goes on); `result()`
+        then gives it. Not a coroutine of its own: one object less per command in flight."""
         if self.done:
-            await trio.lowlevel.checkpoint()
-        else:
-            task = trio.lowlevel.current_task()
-            waiters = self._waiters
-            if waiters is None:
-                waiters = self._waiters = []
-            waiters.append(task)
-            await trio.lowlevel.wait_task_rescheduled(functools.partial(_abort_wait, waiters, task))
+            return trio.lowlevel.checkpoint()  # noqa: ASYNC105 (awaited by the caller)
+        task = trio.lowlevel.current_task()
+        if self._waiter is None:
+            self._waiter = task
+            return trio.lowlevel.wait_task_rescheduled(self)  # noqa: ASYNC105
+        more = self._more
+        if more is None:
+            more = self._more = []
+        more.append(task)
+        abort = functools.partial(_abort_wait, more, task)
+        return trio.lowlevel.wait_task_rescheduled(abort)  # noqa: ASYNC105
+
+    def __call__(self, _: Any) -> trio.lowlevel.Abort:
+        """The first waiter's abort function (see `parked`): it stops waiting."""
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def result(self) -> tuple[Any, int]:
+        """The value and ts of a resolved reply, or raise (a copy of) its refusal."""
         if self.error is not None:
             raise refusals.fresh(self.error)
         return self.value, self.ts
+
+    async def wait(self) -> tuple[Any, int]:
+        """The value and ts, or raise the refusal (`parked`, then `result`)."""
+        await self.parked()
+        return self.result()
 
 
 def _reach(

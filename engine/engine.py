@@ -354,7 +354,8 @@ class Engine:
         original result and `ts` without executing again (also after a restart); a repeat of a
         request still in flight waits for it. Raises a `TurnstileError` on refusal."""
         reply = self._begin(name, args, identity, session_id, request_id)
-        value, ts = await reply.wait()
+        await reply.parked()
+        value, ts = reply.result()
         return Outcome(value, ts)
 
     def begin_mutation(
