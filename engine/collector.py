@@ -24,10 +24,13 @@ Plan (`Collector.due`, a pure function of the readings, decides; `Collector.run`
   the frozen ones, so the next walks none of them;
 - at rest again after `FULL_SWEEP_SECONDS` with work since the last full sweep: a full one,
   `gc.unfreeze()` first, for a cycle among frozen objects (one that was alive when frozen);
-- under a load that never rests, once `LOAD_SWEEP_OBJECTS` (20,000) objects are new: a sweep
+- under a load that never rests, once `LOAD_SWEEP_OBJECTS` (10,000) objects are new: a sweep
   anyway. It walks what is alive and unfrozen, not the frozen heap, so its pause does not grow
-  with the heap: `python -m lab.gc_pauses` (600,000 joins, never resting) gives 74 sweeps,
-  median 91 ms, longest 129 ms, where a sweep once the new objects were as many as the frozen
+  with the heap: `python -m lab.gc_pauses` (600,000 joins, never resting) gave 74 sweeps,
+  median 91 ms, longest 129 ms at 20,000 objects and a tick of 0.5 s (since the generation-1
+  sweeps below, and at 10,000 and 0.25 s: 140 sweeps, median 30 ms, longest 59 ms; the sweeps
+  are at most one per tick, so the tick bounds them as much as the threshold), where a sweep
+  once the new objects were as many as the frozen
   ones (the rule before) gave one of 1,076 ms and left 1.1 million objects, 1.4 s of walking,
   for the next; each such pause is twice the last. The price: a small sweep also walks objects
   that would have died before a later one (objects that live seconds, frozen and then freed),
@@ -65,12 +68,12 @@ import trio
 
 log = logging.getLogger("turnstile.collector")
 
-TICK_SECONDS = 0.5
+TICK_SECONDS = 0.25
 IDLE_SECONDS = 2.0
 SWEEP_MIN_OBJECTS = 10_000
 SWEEP_GROWTH = 0.25
 FULL_SWEEP_SECONDS = 3_600.0
-LOAD_SWEEP_OBJECTS = 20_000
+LOAD_SWEEP_OBJECTS = 10_000
 
 Sweep = Literal["rest", "full", "load"]
 

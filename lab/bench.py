@@ -1226,9 +1226,11 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
 
     def gc_line(case: str, gc_res: dict[str, Any], acked: int) -> None:
         counts, longest = gc_res["collections"], gc_res["max_ms"]
-        full_max = longest[2]
-        if counts[2] == 0:
-            mark = "met (no generation-2 collection in the window)"
+        # Any generation: a load sweep of the collector is a collection of generation 1 of all
+        # that is not frozen (engine/collector.py), a pause as long as a full one would be.
+        full_max = max(longest)
+        if not any(counts):
+            mark = "met (no collection in the window)"
         elif full_max <= AIM_GC_PAUSE_MS:
             mark = "met"
         else:
@@ -1237,7 +1239,7 @@ def build_table(res: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         add(
             f"   GC in case {case}: collections gen 0/1/2, max pause per gen",
             f"{'/'.join(str(n) for n in counts)}; {' / '.join(f'{m:,.1f}' for m in longest)} ms",
-            f"gen 2 <= {AIM_GC_PAUSE_MS:,.0f} ms",
+            f"each <= {AIM_GC_PAUSE_MS:,.0f} ms",
             f"{mark}; GC {per_cmd:,.1f} us per command "
             f"({sum(gc_res['total_ms']):,.0f} ms in the window); most CPU one took per gen "
             f"{' / '.join(f'{m:,.1f}' for m in gc_res.get('max_cpu_ms', [0.0] * 3))} ms",
@@ -1501,10 +1503,10 @@ when `mutation()` returned; each join is for a user never seen before, so none i
    interpreter as well). Shown: collections per generation, the longest pause per generation,
    all GC time divided by the commands acknowledged, and the most `thread_time` one collection
    took per generation (below its pause when the OS or the other thread took the core). Aim:
-   no full (generation 2) collection pausing more than 50 ms; with `tune_gc()` automatic
-   collection is off and the collector of engine/collector.py sweeps at rest, and under a
-   load that never rests once per 20,000 new objects: the window holds those sweeps, and the
-   line shows their pauses.
+   no collection pausing more than 50 ms; with `tune_gc()` automatic collection is off and the
+   collector of engine/collector.py sweeps at rest, and under a load that never rests once per
+   10,000 new objects (a collection of generation 1: everything older is frozen): the window
+   holds those sweeps, and the line shows their pauses.
 8. WebSocket: `lab.ws_bench.measure()` in its own subprocess, with shorter phases (1 s warm-up
    and 3 s counted each): `events:joinWaitingList` through a server on 127.0.0.1 by 100 clients
    of `engine.client.open_client`, each one mutation at a time, held by a child process so

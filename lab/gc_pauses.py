@@ -2,20 +2,20 @@
 
 The engine in-process over 1,000 events with `engine.tune_gc()` applied as `turnstile serve`
 applies it, 64 tasks each joining with users never seen before (`--joins` in all, in a child
-process of its own): every collection during the load per generation (count, longest pause,
-the median of all and how many took over 50 ms, from a `gc.callbacks` hook: with `tune_gc`'s
-collector, engine/collector.py, only its sweeps under a load that never rests, one per 20,000
-new objects), the objects the collector tracks and the frozen ones at the end (and how long
-`gc.get_freeze_count()` took to count those: it walks them), then the pause of one collection
-(`gc.collect()`: what the next sweep would walk, everything since the last one), and the
-cyclic garbage an accepted and a refused join and a refused query leave (collections with the
-collector disabled, over 1,000 of each). Before the load, the objects a join leaves tracked
-(what a sweep walks, since nothing frees them before it): after a warm-up of `KEPT_WARM_UP`
-joins per task, everything frozen, the tracked objects left by `KEPT_JOINS` joins per task (1,280
-joins), per join and by type; the touched events' current states are among them (a few Maps,
-nodes and an `EventQueueState` per event, replaced at its next join), so the figure is for
-comparing trees, not a constant per join. Pauses are wall time on a shared machine; the object
-counts are what makes them long or short. Nothing here asserts.
+process of its own): every collection during the load per generation (count, longest pause, the
+median of all and how many took over 50 ms, from a `gc.callbacks` hook: with `tune_gc`'s
+collector, engine/collector.py, only its sweeps under a load that never rests, one per 10,000
+new objects, collections of generation 1), the objects the collector tracks and the frozen ones
+at the end (and how long `gc.get_freeze_count()` took to count those: it walks them), then the
+pause of one collection (`gc.collect()`: what the next sweep would walk, everything since the
+last one), and the cyclic garbage an accepted and a refused join and a refused query leave
+(collections with the collector disabled, over 1,000 of each). Before the load, the objects a
+join leaves tracked (what a sweep walks, since nothing frees them before it): after a warm-up
+of `KEPT_WARM_UP` joins per task, everything frozen, the tracked objects left by `KEPT_JOINS`
+joins per task (1,280 joins), per join and by type; the touched events' current states are
+among them (a few Maps, nodes and an `EventQueueState` per event, replaced at its next join),
+so the figure is for comparing trees, not a constant per join. Pauses are wall time on a shared
+machine; the object counts are what makes them long or short. Nothing here asserts.
 """
 
 from __future__ import annotations

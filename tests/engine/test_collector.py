@@ -35,11 +35,14 @@ def test_nothing_is_swept_while_the_engine_works() -> None:
         assert c.due(tick * 0.5, work=tick, new=LOAD_SWEEP_OBJECTS - 1, frozen=10) is None
 
 
-def test_what_is_new_is_swept_once_the_engine_rests() -> None:
+def test_what_is_new_is_swept_once_the_engine_rests(monkeypatch: pytest.MonkeyPatch) -> None:
+    # (a rest minimum below the load threshold: what is new is too little to sweep under load)
+    monkeypatch.setattr(collector_module, "SWEEP_MIN_OBJECTS", LOAD_SWEEP_OBJECTS // 2)
+    new = LOAD_SWEEP_OBJECTS - 1
     c = Collector(now=0.0)
-    assert c.due(0.5, work=7, new=15_000, frozen=40_000) is None  # working
-    assert c.due(0.5 + IDLE_SECONDS / 2, work=7, new=15_000, frozen=40_000) is None
-    assert c.due(0.5 + IDLE_SECONDS, work=7, new=15_000, frozen=40_000) == "rest"
+    assert c.due(0.5, work=7, new=new, frozen=20_000) is None  # working
+    assert c.due(0.5 + IDLE_SECONDS / 2, work=7, new=new, frozen=20_000) is None
+    assert c.due(0.5 + IDLE_SECONDS, work=7, new=new, frozen=20_000) == "rest"
 
 
 def test_at_rest_little_that_is_new_waits() -> None:
