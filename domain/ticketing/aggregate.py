@@ -15,4 +15,6 @@ EVENT_QUEUE: Aggregate[EventQueueState] = Aggregate(
     evolve=evolve,
     on_timer=on_timer,
     check_invariants=check_invariants,
+    # 2: `offer_blocks` holds bit masks (it held tuples of join numbers)
+    state_version=2,
 )

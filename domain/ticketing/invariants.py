@@ -18,10 +18,10 @@ from collections import Counter
 
 from domain.ticketing.state import (
     HELD_TICKET_STATUSES,
-    OFFER_BLOCK,
     OPEN_ENTRY_STATUSES,
     OPEN_QUEUE_STATUSES,
     EventQueueState,
+    offer_bit,
     queue_entry_id,
     ticket_id,
     waiting_list_id,
@@ -114,10 +114,11 @@ def _check_waiting_list(state: EventQueueState) -> None:
         raise AssertionError(
             f"live_offers {sorted(state.live_offers)} != offered entries {sorted(offered)}"
         )
-    blocks: dict[str, list[int]] = {}
-    for number in sorted(offered.values()):
-        blocks.setdefault(str(number // OFFER_BLOCK), []).append(number)
-    if {key: list(numbers) for key, numbers in state.offer_blocks.items()} != blocks:
+    blocks: dict[str, int] = {}
+    for number in offered.values():
+        key, bit = offer_bit(number)
+        blocks[key] = blocks.get(key, 0) | bit
+    if dict(state.offer_blocks.items()) != blocks:
         raise AssertionError(f"offer_blocks do not group the offered numbers {sorted(blocks)}")
     open_users: Counter[str] = Counter()
     for user_id, ids in state.entries_by_user.items():

@@ -44,18 +44,19 @@ def waiting_position(state: EventQueueState, entry: WaitingListEntry) -> int:
 
     Offers go to the head of the line, so every offered entry joined before every waiting one:
     a waiting entry's position is O(1); other entries count the live offers ahead of them,
-    block by block (O(blocks holding offers + log OFFER_BLOCK)).
+    block by block (O(blocks holding offers)).
     """
     if entry.status == "waiting":
         return state.active_offers + (entry.number - state.waiting_head) + 1
     own = entry.number // OFFER_BLOCK
+    below = (1 << (entry.number % OFFER_BLOCK)) - 1  # the bits of the numbers before it
     ahead = 0
-    for key, numbers in state.offer_blocks.items():
+    for key, offered in state.offer_blocks.items():
         block = int(key)
         if block < own:
-            ahead += len(numbers)
+            ahead += offered.bit_count()
         elif block == own:
-            ahead += bisect_left(numbers, entry.number)
+            ahead += (offered & below).bit_count()
     return ahead + 1
 
 

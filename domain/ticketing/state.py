@@ -6,8 +6,9 @@ side by side for free. Hot-path figures are kept as counters instead of being co
 
 - `purchased_count`: valid + used tickets; `live_offers`: the offered entries (its length is the
   number of active offers). `remaining_tickets = total - purchased_count - active offers`.
-  `offer_blocks` groups the offered join numbers by `number // OFFER_BLOCK`, so an offered
-  entry's rank among the offers costs O(blocks holding offers + log OFFER_BLOCK), not O(offers).
+  `offer_blocks` groups the offered join numbers by `number // OFFER_BLOCK`, each block a bit
+  mask (an int: an offer sets or clears one bit, and the collector has nothing to walk in it),
+  so an offered entry's rank among the offers costs O(blocks holding offers), not O(offers).
 - The waiting entries are exactly the join numbers `waiting_head .. entry_count - 1`: an entry
   joins at the tail and leaves the `waiting` status only from the head (an offer), or all at once
   when the event is cancelled. So the next entry to offer and a waiting user's position are O(1).
@@ -166,8 +167,9 @@ class EventQueueState:
     waiting_head: int = 0
     #: offered entry id -> its join number.
     live_offers: immutables.Map[str, int] = attrs.field(factory=_empty)
-    #: str(number // OFFER_BLOCK) -> the offered join numbers in that block, sorted.
-    offer_blocks: immutables.Map[str, tuple[int, ...]] = attrs.field(factory=_empty)
+    #: str(number // OFFER_BLOCK) -> the offered join numbers in that block, as a bit mask: bit
+    #: `number % OFFER_BLOCK` set for each (`offer_bit`); no key for a block without offers.
+    offer_blocks: immutables.Map[str, int] = attrs.field(factory=_empty)
     tickets: immutables.Map[str, Ticket] = attrs.field(factory=_empty)
     tickets_by_user: immutables.Map[str, tuple[str, ...]] = attrs.field(factory=_empty)
     ticket_by_payment_intent: immutables.Map[str, str] = attrs.field(factory=_empty)
@@ -331,20 +333,19 @@ def _offered(state: EventQueueState, e: OfferMade) -> EventQueueState:
     )
 
 
-def _with_offer(
-    blocks: immutables.Map[str, tuple[int, ...]], number: int
-) -> immutables.Map[str, tuple[int, ...]]:
-    key = str(number // OFFER_BLOCK)
-    numbers = list(blocks.get(key, ()))
-    insort(numbers, number)
-    return blocks.set(key, tuple(numbers))
+def offer_bit(number: int) -> tuple[str, int]:
+    """The `offer_blocks` key of join number `number` and its bit in that block's mask."""
+    return str(number // OFFER_BLOCK), 1 << (number % OFFER_BLOCK)
 
 
-def _without_offer(
-    blocks: immutables.Map[str, tuple[int, ...]], number: int
-) -> immutables.Map[str, tuple[int, ...]]:
-    key = str(number // OFFER_BLOCK)
-    rest = tuple(n for n in blocks[key] if n != number)
+def _with_offer(blocks: immutables.Map[str, int], number: int) -> immutables.Map[str, int]:
+    key, bit = offer_bit(number)
+    return blocks.set(key, blocks.get(key, 0) | bit)
+
+
+def _without_offer(blocks: immutables.Map[str, int], number: int) -> immutables.Map[str, int]:
+    key, bit = offer_bit(number)
+    rest = blocks[key] & ~bit
     return blocks.set(key, rest) if rest else blocks.delete(key)
 
 
