@@ -79,8 +79,9 @@ OPEN_QUEUE_STATUSES = frozenset({"waiting", "called"})
 #: An offer lasts exactly this long (30 minutes; docs/reference/limits.md).
 OFFER_DURATION_MS = 30 * 60 * 1000
 DEFAULT_AVERAGE_SERVICE_MINUTES = 5
-#: Join numbers per `offer_blocks` bucket.
-OFFER_BLOCK = 64
+#: Join numbers per `offer_blocks` bucket: 63, so that a block's mask (bits 0-62) is within the
+#: signed 64-bit integers the journal's codec holds (snapshots store the states).
+OFFER_BLOCK = 63
 
 
 def require_transition(

@@ -850,13 +850,13 @@ def test_every_function_is_declared_once_under_its_convex_name() -> None:
 
 
 def test_positions_count_the_live_offers_ahead_across_offer_blocks() -> None:
-    # 150 seats over three blocks of join numbers (0-63, 64-127, 128-149): offers bought at
+    # 150 seats over three blocks of join numbers (0-62, 63-125, 126-149): offers bought at
     # either edge of each block leave the others ranked by the offers still ahead of them.
     w = new_world()
     event_id = create_event(w, total=150)
     names = [f"u{n}" for n in range(160)]
     entries = {name: join(w, event_id, name)["waitingListId"] for name in names}
-    bought = {0, 5, 63, 64, 100, 127, 128, 149}
+    bought = {0, 5, 62, 63, 100, 125, 126, 149}
     for n in sorted(bought):
         purchase(w, event_id, names[n], entries[names[n]])
     offered = [n for n in range(150) if n not in bought]

@@ -6,7 +6,9 @@ import attrs
 import pytest
 
 from domain.errors import InvalidArgs
+from domain.ticketing import EventQueueState
 from engine import codec
+from tests.domain.ticketing_helpers import create_event, join, new_world, state_of
 
 
 @attrs.frozen(kw_only=True)
@@ -60,3 +62,15 @@ def test_integers_the_journal_cannot_hold_are_invalid_args(value: float | int) -
 def test_integers_in_range_pass() -> None:
     assert codec.decode_args({"price": 2.0**53}, Price).price == 2**53
     assert codec.decode_args({"price": 2**63 - 1}, Price).price == 2**63 - 1
+
+
+def test_an_event_with_every_offer_bit_set_survives_a_snapshot() -> None:
+    # A full block's mask is the largest: it must stay within what the journal's codec holds.
+    w = new_world()
+    event_id = create_event(w, total=130)
+    for n in range(130):
+        join(w, event_id, f"u{n}")
+    state = state_of(w, event_id)
+    assert len(state.live_offers) == 130
+    stored = codec.encode_value(state, EventQueueState)
+    assert codec.decode_value(stored, EventQueueState) == state
