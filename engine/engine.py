@@ -1094,7 +1094,7 @@ def tune_gc() -> None:
     afterwards freezes what its recovery built and collects by the policy of
     engine/collector.py: nothing while it works (what a command, a query or a session leaves
     is freed by reference counting; no cycles), a sweep of what is new once it rests, and
-    under a load that never rests one per 20,000 new objects (`LOAD_SWEEP_OBJECTS`)."""
+    under a load that never rests one per 10,000 new objects (`LOAD_SWEEP_OBJECTS`)."""
     global _tuned
     gc.disable()
     _tuned = True
