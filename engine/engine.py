@@ -196,9 +196,8 @@ class PendingMutation:
         reply = self._reply
         if not reply.done:
             raise RuntimeError("the mutation has no outcome yet")
-        if reply.error is not None:
-            raise refusals.fresh(reply.error)
-        return Outcome(reply.value, reply.ts)
+        value, ts = reply.result()
+        return Outcome(value, ts)
 
     def add_done_callback(self, callback: Callable[[PendingMutation], None]) -> None:
         """Call `callback(self)` once the outcome is known (at once if it is), on the event
