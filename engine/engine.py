@@ -170,6 +170,11 @@ def _with_companions(batch: list[Submission]) -> list[Submission]:
     return out
 
 
+def _remove_hook(hooks: list[Callable[[], None]], hook: Callable[[], None]) -> None:
+    if hook in hooks:
+        hooks.remove(hook)
+
+
 class PendingMutation:
     """A mutation handed to its actor; `await outcome()` for its durable result."""
 
@@ -285,6 +290,8 @@ class Engine:
         self._recorded = JournalFilter()
         self._request_marks: OrderedDict[str, int] = OrderedDict()
         self._requests: dict[RequestKey, Reply] = {}
+        #: Called after each committed batch's callers are answered (`after_answers`).
+        self._after_answers: list[Callable[[], None]] = []
         #: The journal's writer process (started once recovery is done), if the config has one.
         self._appender: AppendProcess | None = (
             append_process(self.journal, config.synchronous)
@@ -419,6 +426,15 @@ class Engine:
             # refused), whoever waits for it or stops waiting.
             reply.on_done = functools.partial(self._forget_request, request, reply)
         return reply
+
+    def after_answers(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Call `hook()` after each committed batch, once every caller of the batch has its
+        outcome (their callbacks have run), synchronously on the event loop: e.g. to write the
+        answers those callbacks queued, at the same cut, without waiting for another task's
+        turn. It must not block; one that raises is logged. Returns the function that removes
+        it."""
+        self._after_answers.append(hook)
+        return functools.partial(_remove_hook, self._after_answers, hook)
 
     def _request_mark(self, session_id: str) -> int:
         """The highest request id of `session_id` that may have a record."""
@@ -746,6 +762,11 @@ class Engine:
         self._seq_advanced = trio.Event()
         for submission in batch:
             submission.reply.resolve(submission.value, submission.ts)
+        for hook in self._after_answers:
+            try:
+                hook()
+            except Exception:
+                log.exception("a hook after a batch's answers failed")
         self._events_since_snapshot += events
         if self._written.wants_rebuild or self._recorded.wants_rebuild:
             self._rebuild_filters()

@@ -400,6 +400,8 @@ async def serve(
     await engine.run_internal(ORIGIN, ORIGIN_ID, set_origin, origin)
     server = HttpServer(ctx)
     restore_dispatch = ActionDispatch.install(ctx.actions)
+    # The answers of each batch are written as soon as they are known (engine/sync/fanout.py).
+    detach_fanout = engine.after_answers(ctx.fanout.flush_urgent)
     try:
         async with trio.open_nursery() as writers:
             writers.start_soon(ctx.fanout.run)
@@ -428,6 +430,7 @@ async def serve(
             # The connections are over (their nursery has exited): nothing is left to write.
             writers.cancel_scope.cancel()
     finally:
+        detach_fanout()
         restore_dispatch()  # scheduled actions wait for the next server
         with trio.CancelScope(shield=True):
             await ctx.actions.aclose()  # the actions' outbound connections

@@ -8,12 +8,13 @@ Plan (docs/engine.md, "Live queries" and "Fan-out to sync clients"):
   (`PendingMutation.add_done_callback`), which runs in the engine's commit processing after
   `committed_seq` covers the write, and marks the session urgent.
 - Writing is the server's one fan-out loop (`engine/sync/fanout.py`): any change marks the
-  session due, and the loop calls `flush()`, which builds the finished MutationResponses, then
-  at most one Transition, from the session's current state without awaiting in between, so
-  every result in it is at one journal position `ts = engine.committed_seq`, which is at or past
-  every response just sent (read-your-writes: Convex's client resolves a mutation on the first
-  Transition after its response that reaches its `ts`). The frames go to the connection's
-  `Sender` (`engine/sync/sender.py`; the server's `Outbox`) without a wait.
+  session due, and the loop calls `flush()` (a session with answers: the engine's hook right
+  after the batch that answered them, `Fanout.flush_urgent`), which builds the finished
+  MutationResponses, then at most one Transition, from the session's current state without
+  awaiting in between, so every result in it is at one journal position
+  `ts = engine.committed_seq`, which is at or past every response just sent (read-your-writes:
+  Convex's client resolves a mutation on the first Transition after its response that reaches
+  its `ts`). The frames go to the connection's `Sender` (`engine/sync/sender.py`; the server's `Outbox`) without a wait.
 - While the socket holds unsent bytes, `flush()` writes nothing more; the session's *keeper*
   task drains the socket and marks the session due again. Each query holds one pending result
   (the newest), so a client that reads slowly gets fewer, newer Transitions and the session's
@@ -262,6 +263,7 @@ class SyncSession:
     async def run(self) -> None:
         """Serve until the client leaves or breaks the protocol. Raises `DropConnection` when
         the client stopped reading or never said Connect."""
+        detach = self.engine.after_answers(self.fanout.flush_urgent) if self._own_fanout else None
         try:
             async with trio.open_nursery() as nursery:
                 if self._own_fanout:
@@ -275,6 +277,8 @@ class SyncSession:
                 finally:
                     nursery.cancel_scope.cancel()
         finally:
+            if detach is not None:
+                detach()
             self._release()
         if self._unanswered:
             # Mutations in flight outlive the connection (the engine goes on executing them;

@@ -345,8 +345,9 @@ async def test_a_change_that_cannot_be_encoded_is_refused_before_anything_builds
     begin("after", "counters:add", {"counterId": bad, "amount": 2})
     for i, cid in enumerate(others[1:]):
         begin(f"other{i}", "counters:add", {"counterId": cid, "amount": 1})
-    begin("transfer", "counters:transfer", {"counterId": others[0], "toCounterId": bad,
-                                            "amount": 1})
+    begin(
+        "transfer", "counters:transfer", {"counterId": others[0], "toCounterId": bad, "amount": 1}
+    )
     await trio.testing.wait_all_tasks_blocked()
     gate.set()
     outcomes: dict[str, object] = {}
@@ -355,8 +356,14 @@ async def test_a_change_that_cannot_be_encoded_is_refused_before_anything_builds
             outcomes[key] = (await pending.outcome()).value
         except TurnstileError as error:
             outcomes[key] = error.code
-    assert outcomes == {"first": 1, "bad": "Internal", "after": 7, "other0": 1, "other1": 1,
-                        "transfer": 0}
+    assert outcomes == {
+        "first": 1,
+        "bad": "Internal",
+        "after": 7,
+        "other0": 1,
+        "other1": 1,
+        "transfer": 0,
+    }
     expected = {bad: 8, others[0]: 0, others[1]: 1, others[2]: 1}
 
     async def totals() -> dict[str, int]:
@@ -367,3 +374,33 @@ async def test_a_change_that_cannot_be_encoded_is_refused_before_anything_builds
     assert await totals() == expected
     await h.restart()
     assert await totals() == expected
+
+
+async def test_after_answers_hooks_run_once_per_batch_after_every_caller_is_answered(
+    h: EngineHarness, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    cid = await h.mutation("counters:create", {"label": "a"})
+    engine = h.engine
+    pending = [
+        engine.begin_mutation("counters:add", {"counterId": cid, "amount": 1}, h.admin)
+        for _ in range(3)
+    ]
+    seen: list[tuple[bool, ...]] = []
+
+    def failing() -> None:
+        raise RuntimeError("a broken hook")
+
+    remove_failing = engine.after_answers(failing)
+    remove = engine.after_answers(lambda: seen.append(tuple(p.done for p in pending)))
+    with caplog.at_level("ERROR", logger="turnstile.engine"):
+        for p in pending:
+            await p.outcome()
+    # One batch: the hook ran once, with all three answered already; a hook that raised was
+    # logged and stopped neither the next hook nor the callers.
+    assert seen == [(True, True, True)]
+    assert "a hook after a batch's answers failed" in caplog.text
+    remove()
+    remove_failing()
+    remove()  # (removing twice is harmless)
+    await h.mutation("counters:add", {"counterId": cid, "amount": 1})
+    assert seen == [(True, True, True)]

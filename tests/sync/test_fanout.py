@@ -225,3 +225,48 @@ async def test_a_failing_flush_abandons_that_session_only(
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], RuntimeError)
     assert str(record.exc_info[1]) == "bad cannot write"
+
+
+def test_flush_urgent_writes_the_urgent_sessions_at_once_and_leaves_the_due_ones() -> None:
+    log: list[str] = []
+    a, b, c = sessions(log, "a", "b", "c")
+    fanout = Fanout()
+    fanout.mark(a)
+    fanout.mark(b, urgent=True)
+    fanout.mark(c, urgent=True)
+    fanout.mark(a, urgent=True)  # due and urgent: flushed once, as urgent
+    fanout.flush_urgent()  # no task runs it: called as the engine's hook after answers is
+    assert log == ["b", "c", "a"]
+    assert fanout.flushes == 3 and fanout.waiting == 0
+    fanout.mark(b)
+    fanout.flush_urgent()
+    assert log == ["b", "c", "a"] and fanout.waiting == 1  # a due session waits for the loop
+
+
+async def test_flush_urgent_stops_after_one_slice_and_the_loop_takes_the_rest() -> None:
+    log: list[str] = []
+    # Each flush advances the clock by one: a slice of 3 is three flushes.
+    fanout = Fanout(slice_seconds=3, clock=lambda: len(log))
+    for session in sessions(log, *"abcdefg"):
+        fanout.mark(session, urgent=True)
+    fanout.flush_urgent()
+    assert log == list("abc") and fanout.waiting == 4
+    async with running(fanout):
+        await trio.testing.wait_all_tasks_blocked()
+    assert log == list("abcdefg") and fanout.waiting == 0
+
+
+def test_a_failing_flush_in_flush_urgent_ends_only_its_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log: list[str] = []
+    bad = FakeSession("bad", log, fails=True)
+    good = FakeSession("good", log)
+    fanout = Fanout()
+    fanout.mark(bad, urgent=True)
+    fanout.mark(good, urgent=True)
+    with caplog.at_level(logging.ERROR, logger="turnstile.sync"):
+        fanout.flush_urgent()
+    assert log == ["bad", "good"]
+    assert bad.abandoned == [ABANDON_REASON] and good.abandoned == []
+    assert "writing to a sync session failed" in caplog.text

@@ -250,3 +250,75 @@ async def test_the_engine_goes_on_with_a_mutation_its_session_left(h: EngineHarn
         ws.disconnect()
     assert ended == [session]
     assert (await h.query("events:get", {"eventId": event_id}))["name"] == "Renamed"
+
+
+class RecordingSender:
+    """A `Sender` that takes every frame at once and notes, for each, whether it was written
+    inside the engine's commit processing (`inside` is set by the test around it)."""
+
+    def __init__(self, responses: int) -> None:
+        self.inside = False
+        self.frames: list[tuple[dict[str, Any], bool]] = []
+        self.pending = False
+        self.broken = False
+        self._responses = responses
+        #: Set once `responses` MutationResponses are written.
+        self.answered = trio.Event()
+
+    def write_texts(self, payloads: list[bytes]) -> None:
+        import orjson
+
+        self.frames.extend((orjson.loads(payload), self.inside) for payload in payloads)
+        if len(self.responses()) >= self._responses:
+            self.answered.set()
+
+    def responses(self) -> list[tuple[int, dict[str, Any]]]:
+        """(index in `frames`, frame) of each MutationResponse written."""
+        return [(i, f) for i, (f, _) in enumerate(self.frames) if f["type"] == "MutationResponse"]
+
+    async def drain(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+async def test_answers_are_written_in_the_commit_processing_that_made_them_durable(
+    h: EngineHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No other task's turn between a batch's outcome and its MutationResponses: they, and the
+    Transition reaching their ts, are written by the engine's hook after the batch's answers
+    (`Engine.after_answers` -> `Fanout.flush_urgent`), at the cut the batch left."""
+    event_id = await h.mutation("events:create", dict(ORG_ARGS, totalTickets=500))
+    sender = RecordingSender(responses=5)
+    committed = h.engine._on_committed
+
+    def on_committed(batch: Any, last_seq: int) -> None:
+        sender.inside = True
+        try:
+            committed(batch, last_seq)
+        finally:
+            sender.inside = False
+
+    monkeypatch.setattr(h.engine, "_on_committed", on_committed)
+    monkeypatch.setattr(h.engine._commit, "_on_committed", on_committed)
+    ws = FakeWebSocket()
+    session = SyncSession(ws.connection, StubServer(h.engine), limits=limits(), outbox=sender)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session.run)
+        for message in (
+            {"type": "Connect", "sessionId": "s", "connectionCount": 0, "clientTs": 0},
+            {"type": "Authenticate", "tokenType": "Admin", "value": "admin-key", "baseVersion": 0},
+        ):
+            await ws.send(message)
+        for i in range(5):
+            await ws.send(
+                mutation(i, "events:joinWaitingList", {"eventId": event_id, "userId": f"u{i}"})
+            )
+        await sender.answered.wait()
+        ws.disconnect()
+    responses = sender.responses()
+    assert [f["requestId"] for _, f in responses] == list(range(5))
+    for at, response in responses:
+        assert sender.frames[at][1], f"response {response['requestId']} written outside the commit"
+        # The Transition that reaches its ts follows it in the same write.
+        after = [f for f, _ in sender.frames[at + 1 :] if f["type"] == "Transition"]
+        assert after and decode_ts(after[0]["endVersion"]["ts"]) >= decode_ts(response["ts"])
+        assert sender.frames[sender.frames.index((after[0], True))][1]
