@@ -14,7 +14,8 @@ Plan (docs/engine.md, "Live queries" and "Fan-out to sync clients"):
   awaiting in between, so every result in it is at one journal position
   `ts = engine.committed_seq`, which is at or past every response just sent (read-your-writes:
   Convex's client resolves a mutation on the first Transition after its response that reaches
-  its `ts`). The frames go to the connection's `Sender` (`engine/sync/sender.py`; the server's `Outbox`) without a wait.
+  its `ts`). The frames go to the connection's `Sender` (`engine/sync/sender.py`; the
+  server's `Outbox`) without a wait.
 - While the socket holds unsent bytes, `flush()` writes nothing more; the session's *keeper*
   task drains the socket and marks the session due again. Each query holds one pending result
   (the newest), so a client that reads slowly gets fewer, newer Transitions and the session's
